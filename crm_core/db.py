@@ -1,0 +1,366 @@
+"""The one place SQL runs: connection, schema, migrations, parameter binding.
+
+Every value reaches DuckDB as a bound parameter (``?`` or ``$name``).
+Identifiers never come from user input directly: they pass an allowlist
+(see :func:`quote_ident`) before they are quoted.
+
+The store is an embedded DuckDB file: ``data/crm.duckdb`` by default,
+``CRM_DB`` in the environment or ``--db`` on the command line to choose another.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+DEFAULT_DB = Path(__file__).resolve().parent.parent / "data" / "crm.duckdb"
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
+def default_db_path() -> Path:
+    """Where the store lives: ``$CRM_DB`` or ``data/crm.duckdb``."""
+    env = os.environ.get("CRM_DB")
+    return Path(env) if env else DEFAULT_DB
+
+
+def quote_ident(name: str, allowed: Sequence[str] | None = None) -> str:
+    """Quote an identifier after checking it against an allowlist.
+
+    Parameters
+    ----------
+    name : str
+        The column or table name.
+    allowed : sequence of str, optional
+        Names that may be used here. When given, anything else is refused.
+
+    Raises
+    ------
+    ValueError
+        If the name is not allowed or is not a plain identifier.
+    """
+    if allowed is not None and name not in allowed:
+        raise ValueError(f"identifier not allowed here: {name!r}")
+    if not _IDENT.match(name):
+        raise ValueError(f"not a plain identifier: {name!r}")
+    return '"' + name + '"'
+
+
+# SQL macros used by the importers; pure functions of their arguments.
+# Amounts: NFKC-equivalent digit folding, then drop currency signs, commas,
+# spaces and the apostrophe Shopify puts before numbers; △/▲ mean minus.
+_MACROS = [
+    r"""
+    CREATE OR REPLACE MACRO crm_fold(s) AS
+      translate(trim(s),
+        '０１２３４５６７８９．，－＋：／　−ー',
+        '0123456789.,-+:/ --')
+    """,
+    r"""
+    CREATE OR REPLACE MACRO crm_amount(s) AS
+      TRY_CAST(
+        regexp_replace(
+          regexp_replace(crm_fold(s), '^[△▲]', '-'),
+          '[¥￥円,\s]|^''', '', 'g')
+        AS DECIMAL(18, 2))
+    """,
+    r"""
+    CREATE OR REPLACE MACRO crm_int(s) AS
+      TRY_CAST(regexp_replace(crm_fold(s), '[,\s回個点]|^''', '', 'g') AS BIGINT)
+    """,
+    # Local date-time (JST) in several shapes, with an optional UTC offset
+    # (+0900, +09:00, Z) that is converted to JST.
+    r"""
+    CREATE OR REPLACE MACRO crm_local_ts(s) AS
+      try_strptime(
+        regexp_replace(regexp_replace(crm_fold(s), 'T', ' '), '(\.\d+)?\s*(Z|[+-]\d\d:?\d\d)$', ''),
+        ['%Y-%m-%d %H:%M:%S', '%Y/%m/%d %H:%M:%S', '%Y-%m-%d %H:%M', '%Y/%m/%d %H:%M',
+         '%Y-%m-%d', '%Y/%m/%d', '%Y%m%d'])
+    """,
+    r"""
+    CREATE OR REPLACE MACRO crm_offset_minutes(s) AS
+      CASE
+        WHEN regexp_matches(crm_fold(s), 'Z$') THEN 0
+        WHEN regexp_matches(crm_fold(s), '[+-]\d\d:?\d\d$') THEN
+          (CASE WHEN regexp_extract(crm_fold(s), '([+-])(\d\d):?(\d\d)$', 1) = '-' THEN -1 ELSE 1 END)
+          * (CAST(regexp_extract(crm_fold(s), '([+-])(\d\d):?(\d\d)$', 2) AS INTEGER) * 60
+             + CAST(regexp_extract(crm_fold(s), '([+-])(\d\d):?(\d\d)$', 3) AS INTEGER))
+        ELSE 540
+      END
+    """,
+    r"""
+    CREATE OR REPLACE MACRO crm_ts_jst(s) AS
+      crm_local_ts(s) + to_minutes(CAST(540 - crm_offset_minutes(s) AS BIGINT))
+    """,
+    r"""
+    CREATE OR REPLACE MACRO crm_digits(s) AS
+      NULLIF(regexp_replace(crm_fold(s), '[^0-9]', '', 'g'), '')
+    """,
+    r"""
+    CREATE OR REPLACE MACRO crm_bool(s) AS
+      CASE
+        WHEN s IS NULL OR trim(s) = '' THEN NULL
+        WHEN lower(trim(s)) IN ('1', 'yes', 'true', 'y', 'subscribed', 'はい', '希望する', '受け取る', 'する', '○')
+          THEN TRUE
+        ELSE FALSE
+      END
+    """,
+]
+
+MIGRATIONS: list[str] = [
+    # 1: the core store
+    """
+    CREATE SEQUENCE IF NOT EXISTS import_seq START 1;
+    CREATE TABLE IF NOT EXISTS imports (
+        import_id        INTEGER,
+        file_name        VARCHAR,
+        sha256           VARCHAR,
+        format           VARCHAR,
+        encoding         VARCHAR,
+        rows_read        BIGINT,
+        orders_added     BIGINT,
+        orders_updated   BIGINT,
+        orders_unchanged BIGINT,
+        lines            BIGINT,
+        rows_rejected    BIGINT,
+        identity_key     VARCHAR,
+        imported_at      TIMESTAMP
+    );
+    CREATE TABLE IF NOT EXISTS orders (
+        order_id         VARCHAR NOT NULL,
+        source           VARCHAR NOT NULL,
+        customer_id      VARCHAR,
+        ordered_at       TIMESTAMP,
+        status           VARCHAR,
+        cancelled        BOOLEAN,
+        total_amount     DECIMAL(18, 2),
+        item_amount      DECIMAL(18, 2),
+        shipping_fee     DECIMAL(18, 2),
+        discount_amount  DECIMAL(18, 2),
+        points_used      DECIMAL(18, 2),
+        refunded_amount  DECIMAL(18, 2),
+        coupon_code      VARCHAR,
+        payment_method   VARCHAR,
+        prefecture       VARCHAR,
+        subscription_id  VARCHAR,
+        subscription_seq INTEGER,
+        buyer_name       VARCHAR,
+        buyer_name_kana  VARCHAR,
+        email            VARCHAR,
+        phone            VARCHAR,
+        postcode         VARCHAR,
+        gender           VARCHAR,
+        birthday         DATE,
+        email_opt_in     BOOLEAN,
+        content_hash     VARCHAR,
+        import_id        INTEGER
+    );
+    CREATE TABLE IF NOT EXISTS order_lines (
+        source       VARCHAR NOT NULL,
+        order_id     VARCHAR NOT NULL,
+        line_no      INTEGER NOT NULL,
+        product_id   VARCHAR,
+        sku          VARCHAR,
+        product_name VARCHAR,
+        category     VARCHAR,
+        unit_price   DECIMAL(18, 2),
+        quantity     INTEGER,
+        line_amount  DECIMAL(18, 2)
+    );
+    CREATE TABLE IF NOT EXISTS contacts (
+        source        VARCHAR,
+        email         VARCHAR,
+        phone         VARCHAR,
+        name          VARCHAR,
+        email_opt_in  BOOLEAN,
+        sms_opt_in    BOOLEAN,
+        line_user_id  VARCHAR,
+        birthday      DATE,
+        gender        VARCHAR,
+        prefecture    VARCHAR,
+        tags          VARCHAR,
+        import_id     INTEGER
+    );
+    CREATE TABLE IF NOT EXISTS products (
+        product_id     VARCHAR,
+        product_name   VARCHAR,
+        category       VARCHAR,
+        import_id      INTEGER
+    );
+    CREATE TABLE IF NOT EXISTS customers (
+        customer_id     VARCHAR,
+        source          VARCHAR,
+        name            VARCHAR,
+        name_kana       VARCHAR,
+        email           VARCHAR,
+        phone           VARCHAR,
+        gender          VARCHAR,
+        birthday        DATE,
+        prefecture      VARCHAR,
+        email_opt_in    BOOLEAN,
+        line_user_id    VARCHAR,
+        tags            VARCHAR,
+        orders_merged   BIGINT,
+        first_seen_at   TIMESTAMP
+    );
+    CREATE TABLE IF NOT EXISTS import_rejects (
+        import_id   INTEGER,
+        file_name   VARCHAR,
+        row_no      BIGINT,
+        order_id    VARCHAR,
+        reason      VARCHAR
+    );
+    CREATE TABLE IF NOT EXISTS column_mappings (
+        name        VARCHAR,
+        kind        VARCHAR,
+        mapping     JSON,
+        saved_at    TIMESTAMP
+    );
+    CREATE TABLE IF NOT EXISTS settings (
+        key   VARCHAR,
+        value JSON
+    );
+    """,
+]
+
+
+class Store:
+    """An open CRM store (a DuckDB database file).
+
+    Use one :class:`Store` per process; call :meth:`cursor` (or the helpers,
+    which do) from each thread.  Streamlit keeps one store per server through
+    ``st.cache_resource`` and every query gets its own cursor.
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        The database file; ``":memory:"`` for a throwaway store.  Defaults to
+        :func:`default_db_path`.
+    """
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = str(path if path is not None else default_db_path())
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._con = duckdb.connect(self.path)
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._migrate()
+
+    # -- connection -------------------------------------------------------
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A cursor for this thread (created on first use, then reused)."""
+        cur = getattr(self._local, "cur", None)
+        if cur is None:
+            with self._lock:
+                cur = self._con.cursor()
+            self._local.cur = cur
+        return cur
+
+    def close(self) -> None:
+        """Close the database file."""
+        self._con.close()
+
+    def _migrate(self) -> None:
+        con = self._con
+        con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER)")
+        row = con.execute("SELECT max(version) FROM schema_version").fetchone()
+        current = row[0] or 0
+        for number, script in enumerate(MIGRATIONS, start=1):
+            if number <= current:
+                continue
+            con.execute("BEGIN TRANSACTION")
+            try:
+                con.execute(script)
+                con.execute("INSERT INTO schema_version VALUES (?)", [number])
+                con.execute("COMMIT")
+            except Exception:
+                con.execute("ROLLBACK")
+                raise
+        for macro in _MACROS:
+            con.execute(macro)
+
+    # -- queries ----------------------------------------------------------
+    def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None):
+        """Run one statement with bound parameters on this thread's cursor."""
+        return self.cursor().execute(sql, params or [])
+
+    def fetchone(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None):
+        """First row of a query, or None."""
+        return self.execute(sql, params).fetchone()
+
+    def fetchall(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> list[tuple]:
+        """All rows of a query."""
+        return self.execute(sql, params).fetchall()
+
+    def scalar(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> Any:
+        """The single value of a one-row, one-column query."""
+        row = self.fetchone(sql, params)
+        return None if row is None else row[0]
+
+    def df(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> pd.DataFrame:
+        """A query's result as a pandas DataFrame (only for rows a page shows)."""
+        return self.execute(sql, params).df()
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Run a block atomically: everything commits, or nothing does."""
+        cur = self.cursor()
+        cur.execute("BEGIN TRANSACTION")
+        try:
+            yield cur
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+        cur.execute("COMMIT")
+
+    # -- settings ---------------------------------------------------------
+    def get_setting(self, key: str, default: Any = None) -> Any:
+        """A JSON setting stored in the store."""
+        import json
+
+        row = self.fetchone("SELECT value FROM settings WHERE key = ?", [key])
+        return default if row is None else json.loads(row[0])
+
+    def set_setting(self, key: str, value: Any) -> None:
+        """Store a JSON setting (never a secret)."""
+        import json
+
+        with self.transaction() as cur:
+            cur.execute("DELETE FROM settings WHERE key = ?", [key])
+            cur.execute("INSERT INTO settings VALUES (?, ?)", [key, json.dumps(value, ensure_ascii=False)])
+
+    def table_count(self, table: str) -> int:
+        """Row count of one of the store's own tables."""
+        name = quote_ident(table, TABLES)
+        return int(self.scalar("SELECT count(*) FROM " + name))  # noqa: S608 - allowlisted identifier
+
+    def is_empty(self) -> bool:
+        """True when no order has been imported yet."""
+        return self.table_count("orders") == 0
+
+    def clear_data(self) -> None:
+        """Remove all imported shop data (keeps settings and saved mappings)."""
+        with self.transaction() as cur:
+            for table in DATA_TABLES:
+                cur.execute("DELETE FROM " + quote_ident(table, DATA_TABLES))  # noqa: S608
+
+
+DATA_TABLES = (
+    "orders",
+    "order_lines",
+    "customers",
+    "contacts",
+    "products",
+    "imports",
+    "import_rejects",
+)
+TABLES = DATA_TABLES + ("column_mappings", "settings", "schema_version")

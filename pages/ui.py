@@ -1,0 +1,118 @@
+"""Shared UI helpers for the pages: the store, formatting, error display.
+
+Pages stay thin: read widgets, call ``crm_core``, render with these helpers.
+Session-state keys used across pages are initialised in ``app.py``
+(see ``SESSION_DEFAULTS`` there); page-local keys carry the page's prefix.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import pandas as pd
+import streamlit as st
+
+from crm_core.db import Store, default_db_path
+from crm_core.errors import InputError
+
+log = logging.getLogger("crm_console")
+T = TypeVar("T")
+
+
+@st.cache_resource(show_spinner=False)
+def _open_store(path: str) -> Store:
+    return Store(path)
+
+
+def store() -> Store:
+    """The server's store (one DuckDB connection; a cursor per thread)."""
+    return _open_store(str(default_db_path()))
+
+
+def data_version() -> int:
+    """A number that changes whenever an import or rebuild changes the data.
+
+    Use it as an argument of ``st.cache_data`` functions so cached results
+    are keyed by the data they were computed from.
+    """
+    return int(store().scalar("SELECT coalesce(max(import_id), 0) FROM imports") or 0)
+
+
+def run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Call into ``crm_core``; show an ``InputError`` in Japanese and stop.
+
+    Unexpected errors are logged (without customer data) and shown as a
+    short Japanese apology instead of a traceback.
+    """
+    try:
+        return fn(*args, **kwargs)
+    except InputError as exc:
+        st.error(exc.message, icon="⚠️")
+        st.stop()
+    except Exception:  # noqa: BLE001 - the last line of defence for the UI
+        log.exception("unexpected error in %s", getattr(fn, "__name__", fn))
+        st.error(
+            "予期しないエラーが発生しました。入力内容を確認して、もう一度お試しください。"
+            "解決しない場合は管理者にお問い合わせください。",
+            icon="🚨",
+        )
+        st.stop()
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def yen(value: Any) -> str:
+    """¥1,234 style (no decimals), or an em dash for missing values."""
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return "—"
+    return f"¥{round(float(value)):,}"
+
+
+def count(value: Any, unit: str = "") -> str:
+    """1,234人 style."""
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return "—"
+    return f"{int(value):,}{unit}"
+
+
+def pct(value: Any, digits: int = 1) -> str:
+    """12.3% style from a ratio (0.123)."""
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return "—"
+    return f"{float(value) * 100:.{digits}f}%"
+
+
+def jdate(value: Any) -> str:
+    """2026年11月22日 style."""
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return "—"
+    if isinstance(value, str):
+        value = dt.date.fromisoformat(value[:10])
+    return f"{value.year}年{value.month}月{value.day}日"
+
+
+def csv_bytes(df: pd.DataFrame, encoding: str = "utf-8-sig") -> bytes:
+    """A DataFrame as CSV that Excel opens (UTF-8 with BOM by default)."""
+    from crm_core.export import to_csv_bytes
+
+    return to_csv_bytes(df, encoding=encoding)
+
+
+def empty_state(message: str) -> None:
+    """An explanatory empty state (never a blank chart)."""
+    st.info(message, icon="ℹ️")
+
+
+def require_data() -> Store:
+    """The store, or an explanation and a stop when nothing is imported yet."""
+    s = store()
+    if s.is_empty():
+        empty_state(
+            "まだ注文データがありません。「データ取込」ページで楽天RMSやShopifyの注文CSVを"
+            "アップロードするか、サンプルショップを読み込んでください。"
+        )
+        st.page_link("pages/import_data.py", label="データ取込へ", icon="📥")
+        st.stop()
+    return s
