@@ -104,6 +104,28 @@ _MACROS = [
     CREATE OR REPLACE MACRO crm_digits(s) AS
       NULLIF(regexp_replace(crm_fold(s), '[^0-9]', '', 'g'), '')
     """,
+    # Customer identity from the configured key (see crm_core.customers).
+    r"""
+    CREATE OR REPLACE MACRO crm_identity(key_kind, source, customer_key, email, phone, name, postcode) AS
+      CASE
+        WHEN customer_key IS NOT NULL THEN 'K:' || source || ':' || customer_key
+        WHEN key_kind = 'phone' AND phone IS NOT NULL THEN 'P:' || phone
+        WHEN key_kind = 'name_phone' AND name IS NOT NULL AND phone IS NOT NULL
+          THEN 'NP:' || replace(replace(name, ' ', ''), '　', '') || '|' || phone
+        WHEN key_kind = 'name_postcode' AND name IS NOT NULL AND postcode IS NOT NULL
+          THEN 'NZ:' || replace(replace(name, ' ', ''), '　', '') || '|' || postcode
+        WHEN key_kind IN ('email', 'phone', 'name_phone', 'name_postcode') AND email IS NOT NULL
+          THEN 'E:' || lower(trim(email))
+        WHEN phone IS NOT NULL THEN 'P:' || phone
+        ELSE NULL
+      END
+    """,
+    r"""
+    CREATE OR REPLACE MACRO crm_customer_id(key_kind, source, customer_key, email, phone, name, postcode, order_id) AS
+      coalesce(
+        'C' || substr(md5(crm_identity(key_kind, source, customer_key, email, phone, name, postcode)), 1, 12),
+        'X' || substr(md5(source || ':' || order_id), 1, 12))
+    """,
     r"""
     CREATE OR REPLACE MACRO crm_bool(s) AS
       CASE
@@ -160,6 +182,7 @@ MIGRATIONS: list[str] = [
         gender           VARCHAR,
         birthday         DATE,
         email_opt_in     BOOLEAN,
+        customer_key     VARCHAR,
         content_hash     VARCHAR,
         import_id        INTEGER
     );

@@ -1,0 +1,714 @@
+"""Import export files into the store: detect, decode, normalise, validate, upsert.
+
+The whole batch runs in one transaction: a file that cannot be imported
+leaves the store exactly as it was.  Orders are keyed by (source, order_id);
+a content hash per order makes re-imports idempotent (the same file again
+adds and updates nothing) and overlapping files add only what is new and
+update what changed.  Rows with unparseable dates or amounts are rejected
+with their row number and reason (all rows of that order, so an order is
+never stored half), and the rest is imported.
+
+All normalisation runs in DuckDB SQL over a staging table; Python only
+streams the file (cp932 -> UTF-8) and builds statements from the fixed
+field lists in :mod:`crm_core.ingest.formats` (identifiers never come from
+the file: CSV columns are read under generated names ``c0, c1, ...``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from crm_core.customers import IDENTITY_KEYS, identity_key_setting, rebuild_customers
+from crm_core.db import Store, quote_ident
+from crm_core.errors import InputError
+from crm_core.ingest import formats as F
+from crm_core.ingest.reader import ENCODING_LABELS, RawFile, prepare, remove_quietly
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[float, str], None]
+
+
+@dataclass
+class FileReport:
+    """What one file did to the store."""
+
+    file_name: str
+    format: str
+    format_label: str
+    kind: str
+    encoding: str
+    rows_read: int = 0
+    orders_added: int = 0
+    orders_updated: int = 0
+    orders_unchanged: int = 0
+    lines: int = 0
+    rows_rejected: int = 0
+    contacts: int = 0
+    products: int = 0
+    already_imported: bool = False
+    import_id: int | None = None
+
+
+@dataclass
+class ImportReport:
+    """The result of one import batch (one or more files)."""
+
+    files: list[FileReport] = field(default_factory=list)
+    customers: int = 0
+    orders_merged: int = 0
+    customers_without_key: int = 0
+    identity_key: str = "email"
+    rejects: list[dict] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def total(self, name: str) -> int:
+        """Sum of a counter over the files."""
+        return sum(getattr(f, name) for f in self.files)
+
+    def to_dict(self) -> dict:
+        """JSON-ready summary (the command line prints this)."""
+        return {
+            "orders_added": self.total("orders_added"),
+            "orders_updated": self.total("orders_updated"),
+            "orders_unchanged": self.total("orders_unchanged"),
+            "lines": self.total("lines"),
+            "rows_read": self.total("rows_read"),
+            "rows_rejected": self.total("rows_rejected"),
+            "contacts": self.total("contacts"),
+            "products": self.total("products"),
+            "customers": self.customers,
+            "orders_merged": self.orders_merged,
+            "customers_without_key": self.customers_without_key,
+            "identity_key": self.identity_key,
+            "errors": self.errors,
+            "warnings": self.warnings,
+            "files": [asdict(f) for f in self.files],
+        }
+
+
+@dataclass
+class _Plan:
+    raw: RawFile
+    display_name: str
+    fmt_key: str
+    fmt_label: str
+    kind: str
+    source: str
+    columns: dict[str, int]
+
+
+def import_files(
+    store: Store,
+    paths: Sequence[str | Path],
+    fmt: str = "auto",
+    mapping: dict[str, str] | None = None,
+    kind: str | None = None,
+    identity_key: str | None = None,
+    display_names: Sequence[str] | None = None,
+    progress: Progress | None = None,
+    rebuild_model: bool = True,
+) -> ImportReport:
+    """Import one or more export files atomically.
+
+    Parameters
+    ----------
+    store : Store
+        The open store.
+    paths : sequence of path
+        Files to import (Rakuten current / legacy, Shopify orders /
+        customers, or generic CSV with ``mapping``).
+    fmt : {"auto", "rakuten", "rakuten_legacy", "shopify", "shopify_customers", "generic"}
+        Force a format, or detect from the header (``auto``).
+    mapping : dict, optional
+        ``{csv header: field}`` for generic files (fields of
+        :data:`crm_core.ingest.formats.KIND_FIELDS`).
+    kind : {"orders", "contacts", "products"}, optional
+        What a generic file holds; guessed from the mapping when omitted.
+    identity_key : {"email", "phone", "name_phone", "name_postcode"}, optional
+        How orders are merged into customers; defaults to the stored setting.
+    display_names : sequence of str, optional
+        Names to show for the files (the uploaded names in the UI).
+    progress : callable, optional
+        ``progress(fraction, japanese_message)`` during long work.
+    rebuild_model : bool
+        Rebuild the customer model after the import (default True).
+
+    Returns
+    -------
+    ImportReport
+
+    Raises
+    ------
+    InputError
+        When a file cannot be imported; the store is then unchanged.
+    """
+    if not paths:
+        raise InputError("取り込むファイルを選んでください。", "no files")
+    key = identity_key or identity_key_setting(store)
+    if key not in IDENTITY_KEYS:
+        raise InputError(f"顧客の識別キー「{key}」は使えません。", f"bad identity key {key}")
+    names = list(display_names) if display_names else [Path(p).name for p in paths]
+    report = ImportReport(identity_key=key)
+
+    def say(frac: float, text: str) -> None:
+        if progress:
+            progress(min(max(frac, 0.0), 1.0), text)
+
+    with tempfile.TemporaryDirectory(prefix="crm-import-") as workdir:
+        plans: list[_Plan] = []
+        n = len(paths)
+        for i, (path, name) in enumerate(zip(paths, names, strict=True)):
+            say(i / n * 0.3, f"「{name}」を読み込んでいます…")
+            try:
+                raw = prepare(path, workdir, lambda f, i=i: say((i + f) / n * 0.3, f"「{name}」を読み込んでいます…"))
+            except InputError as exc:
+                raise InputError(_named(name, exc.message), exc.detail) from None
+            plans.append(_plan(raw, name, fmt, mapping, kind))
+
+        cur = store.cursor()
+        cur.execute("BEGIN TRANSACTION")
+        try:
+            for i, plan in enumerate(plans):
+                say(0.3 + i / n * 0.55, f"「{plan.display_name}」を取り込んでいます（{F.KIND_LABELS[plan.kind]}）…")
+                report.files.append(_import_one(cur, plan, key, report))
+            say(0.88, "顧客データを更新しています…")
+            stats = rebuild_customers(cur)
+            report.customers = stats["customers"]
+            report.orders_merged = stats["orders_merged"]
+            report.customers_without_key = stats["customers_without_key"]
+            cur.execute("COMMIT")
+        except InputError:
+            cur.execute("ROLLBACK")
+            raise
+        except duckdb.Error as exc:
+            cur.execute("ROLLBACK")
+            raise InputError(
+                "ファイルの形式が崩れているため取り込めませんでした（列の数が行によって違う、引用符が閉じていない等）。"
+                f"詳細: {_short_duckdb_message(exc)}",
+                f"duckdb error: {type(exc).__name__}",
+            ) from None
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+        finally:
+            for plan in plans:
+                if plan.raw.utf8_path != plan.raw.original:
+                    remove_quietly(plan.raw.utf8_path)
+            _drop_temp(cur)
+
+    if report.total("rows_rejected"):
+        report.warnings.append(
+            f"{report.total('rows_rejected'):,}行は日付や金額を読めなかったため取り込んでいません。"
+            "「取り込めなかった行」で行番号と理由を確認できます。"
+        )
+    if report.customers_without_key:
+        report.warnings.append(
+            f"{report.customers_without_key:,}件の注文は識別キー（メールアドレス・電話番号など）が空のため、"
+            "注文ごとに別の顧客として扱いました。"
+        )
+    if rebuild_model and any(f.kind == "orders" or f.kind == "contacts" for f in report.files):
+        say(0.92, "顧客分析（RFM・予測）を更新しています…")
+        _rebuild_model(store, report)
+    say(1.0, "取り込みが完了しました。")
+    return report
+
+
+def _rebuild_model(store: Store, report: ImportReport) -> None:
+    """Rebuild derived tables (customer model, recommendations) after an import."""
+    from crm_core import pipeline
+
+    try:
+        report.warnings.extend(pipeline.after_import(store))
+    except InputError as exc:
+        report.warnings.append(exc.message)
+
+
+def _named(name: str, message: str) -> str:
+    return message if name in message else f"「{name}」: {message}"
+
+
+def _short_duckdb_message(exc: Exception) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    line = re.search(r"[Ll]ine:? ?(\d+)", str(exc))
+    if line:
+        return f"{int(line.group(1)):,}行目付近"
+    return text[:120]
+
+
+def _plan(raw: RawFile, name: str, fmt: str, mapping: dict[str, str] | None, kind: str | None) -> _Plan:
+    """Decide how to read one file (format, kind, column positions)."""
+    headers = raw.headers
+    if fmt == "generic" or mapping:
+        return _generic_plan(raw, name, mapping or {}, kind)
+    if fmt == "auto":
+        known = F.detect_format(headers)
+        if known is None:
+            raise InputError(
+                f"「{name}」は楽天RMS・Shopifyの注文エクスポートとして認識できませんでした。"
+                "その他のシステムのCSVは「汎用CSV」を選び、列の対応を指定して取り込んでください。",
+                "format not detected",
+            )
+    elif fmt in F.FORMATS_BY_KEY:
+        known = F.FORMATS_BY_KEY[fmt]
+    else:
+        raise InputError(f"形式「{fmt}」には対応していません。", f"unknown format {fmt}")
+    columns = F.resolve_columns(known, headers)
+    _check_required(name, known.kind, columns, lambda fld: known.aliases.get(fld, (fld,))[0])
+    return _Plan(raw, name, known.key, known.label, known.kind, known.source, columns)
+
+
+def _generic_plan(raw: RawFile, name: str, mapping: dict[str, str], kind: str | None) -> _Plan:
+    headers = raw.headers
+    if not mapping:
+        raise InputError(
+            f"「{name}」: 汎用CSVは、どの列が何を表すか（列の対応）を指定してください。", "generic without mapping"
+        )
+    fields = set(mapping.values())
+    kind = kind or ("orders" if "order_id" in fields else "products" if "category" in fields and "email" not in fields else "contacts")
+    if kind not in F.KIND_FIELDS:
+        raise InputError(f"データの種類「{kind}」には対応していません。", f"unknown kind {kind}")
+    allowed = F.KIND_FIELDS[kind]
+    norm_pos = {F.normalize_header(h): i for i, h in reversed(list(enumerate(headers)))}
+    exact_pos = {h: i for i, h in reversed(list(enumerate(headers)))}
+    columns: dict[str, int] = {}
+    for header, fld in mapping.items():
+        if fld in ("", None, "ignore"):
+            continue
+        if fld not in allowed:
+            raise InputError(
+                f"「{fld}」は{F.KIND_LABELS[kind]}の項目ではありません。使える項目: {', '.join(allowed)}",
+                f"field {fld!r} not allowed for {kind}",
+            )
+        pos = exact_pos.get(header, norm_pos.get(F.normalize_header(header)))
+        if pos is None:
+            raise InputError(f"「{name}」に列「{header}」がありません。列名を確認してください。", "mapped column missing")
+        if fld in columns:
+            raise InputError(f"項目「{allowed[fld]}」に複数の列が割り当てられています。", f"duplicate field {fld}")
+        columns[fld] = pos
+    _check_required(name, kind, columns, lambda fld: allowed[fld])
+    return _Plan(raw, name, "generic", f"汎用CSV（{F.KIND_LABELS[kind]}）", kind, "generic", columns)
+
+
+def _check_required(name: str, kind: str, columns: dict[str, int], label: Callable[[str], str]) -> None:
+    for alternatives in F.REQUIRED[kind]:
+        if not any(a in columns for a in alternatives):
+            wanted = "」または「".join(label(a) for a in alternatives)
+            raise InputError(
+                f"「{name}」に必須の列「{wanted}」が見つかりません。エクスポートの設定で、この列を含めてください。",
+                f"missing required column for {alternatives}",
+            )
+
+
+# --------------------------------------------------------------------------
+# staging
+# --------------------------------------------------------------------------
+
+
+def _stage(cur: duckdb.DuckDBPyConnection, plan: _Plan, fields: Sequence[str]) -> int:
+    """Read the file into TEMP table ``stage`` with one VARCHAR column per field."""
+    _drop_temp(cur)
+    ncols = max(len(plan.raw.headers), max(plan.columns.values(), default=0) + 1)
+    names = [f"c{i}" for i in range(ncols)]
+    select = ", ".join(
+        f"{quote_ident(names[plan.columns[f]])} AS {quote_ident(f)}" if f in plan.columns else f"NULL::VARCHAR AS {quote_ident(f)}"
+        for f in fields
+    )
+    sql = (
+        "CREATE TEMP TABLE stage AS SELECT "
+        + select
+        + " FROM read_csv($path, header = false, skip = 1, all_varchar = true, names = $names,"
+        " delim = ',', quote = '\"', escape = '\"', null_padding = true, max_line_size = 10000000)"
+    )
+    cur.execute(sql, {"path": str(plan.raw.utf8_path), "names": names})
+    return int(cur.execute("SELECT count(*) FROM stage").fetchone()[0])
+
+
+def _drop_temp(cur: duckdb.DuckDBPyConnection) -> None:
+    for table in ("stage", "st", "st_good", "bad_orders", "o1", "new_orders", "new_lines", "diff", "status_codes", "pref_names"):
+        cur.execute("DROP TABLE IF EXISTS temp." + quote_ident(table))
+
+
+def _clean(fld: str) -> str:
+    col = quote_ident(fld)
+    return f"NULLIF(trim({col}), '')"
+
+
+# --------------------------------------------------------------------------
+# orders
+# --------------------------------------------------------------------------
+
+
+def _import_one(cur: duckdb.DuckDBPyConnection, plan: _Plan, key: str, report: ImportReport) -> FileReport:
+    fr = FileReport(
+        file_name=plan.display_name,
+        format=plan.fmt_key,
+        format_label=plan.fmt_label,
+        kind=plan.kind,
+        encoding=ENCODING_LABELS.get(plan.raw.encoding, plan.raw.encoding),
+    )
+    previous = cur.execute(
+        "SELECT import_id FROM imports WHERE sha256 = ? AND format = ? ORDER BY import_id DESC LIMIT 1",
+        [plan.raw.sha256, plan.fmt_key],
+    ).fetchone()
+    fr.already_imported = previous is not None
+    import_id = int(cur.execute("SELECT nextval('import_seq')").fetchone()[0])
+    if plan.kind == "orders":
+        _import_orders(cur, plan, key, import_id, fr, report)
+        changed = fr.orders_added + fr.orders_updated > 0 or fr.rows_rejected > 0
+    elif plan.kind == "contacts":
+        changed = _import_contacts(cur, plan, import_id, fr)
+    else:
+        changed = _import_products(cur, plan, import_id, fr)
+    if changed or not fr.already_imported:
+        cur.execute(
+            "INSERT INTO imports VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                import_id,
+                plan.display_name,
+                plan.raw.sha256,
+                plan.fmt_key,
+                plan.raw.encoding,
+                fr.rows_read,
+                fr.orders_added,
+                fr.orders_updated,
+                fr.orders_unchanged,
+                fr.lines,
+                fr.rows_rejected,
+                key,
+                dt.datetime.now(),
+            ],
+        )
+        fr.import_id = import_id
+    return fr
+
+
+_ORDER_STAGE_FIELDS = ("order_id",) + F.ORDER_LEVEL + F.LINE_LEVEL
+
+
+def _import_orders(
+    cur: duckdb.DuckDBPyConnection, plan: _Plan, key: str, import_id: int, fr: FileReport, report: ImportReport
+) -> None:
+    fields = _ORDER_STAGE_FIELDS
+    fr.rows_read = _stage(cur, plan, fields)
+    if fr.rows_read == 0:
+        raise InputError(f"「{plan.display_name}」にはデータ行がありません（見出し行だけです）。", "no data rows")
+
+    cur.execute("CREATE TEMP TABLE status_codes (code VARCHAR, label VARCHAR)")
+    cur.executemany("INSERT INTO status_codes VALUES (?, ?)", list(F.RAKUTEN_STATUS.items()))
+    cur.execute("CREATE TEMP TABLE pref_names (code VARCHAR, label VARCHAR)")
+    cur.executemany(
+        "INSERT INTO pref_names VALUES (?, ?)",
+        list(F.PREFECTURES_EN.items()) + list(F.PREFECTURE_CODES.items()),
+    )
+
+    text_fields = [f for f in fields if f not in F.AMOUNT_FIELDS + F.INT_FIELDS + ("ordered_at", "birthday")]
+    parsed = [f"{_clean(f)} AS {quote_ident(f)}" for f in text_fields]
+    parsed += [f"{_clean(f)} AS {quote_ident(f + '_raw')}" for f in F.AMOUNT_FIELDS + F.INT_FIELDS + ("ordered_at", "birthday")]
+    parsed += [f"crm_amount({_clean(f)}) AS {quote_ident(f)}" for f in F.AMOUNT_FIELDS]
+    parsed += [f"crm_int({_clean(f)}) AS {quote_ident(f)}" for f in F.INT_FIELDS]
+    parsed.append(f"crm_ts_jst({_clean('ordered_at')}) AS ordered_at")
+    parsed.append(f"CAST(crm_local_ts({_clean('birthday')}) AS DATE) AS birthday")
+
+    # One reason per problem; labels are the Japanese field names from formats.py.
+    checks = ["CASE WHEN order_id IS NULL THEN '注文番号が空です' END"]
+    checks.append(
+        "CASE WHEN ordered_at_raw IS NOT NULL AND ordered_at IS NULL "
+        "THEN '注文日時「' || left(ordered_at_raw, 40) || '」を日時として読めません' END"
+    )
+    params: list[str] = []
+    for f in F.AMOUNT_FIELDS + F.INT_FIELDS:
+        raw = quote_ident(f + "_raw")
+        val = quote_ident(f)
+        kind_word = "数" if f in F.INT_FIELDS else "金額"
+        checks.append(
+            f"CASE WHEN {raw} IS NOT NULL AND {val} IS NULL "
+            f"THEN ? || '「' || left({raw}, 40) || '」を{kind_word}として読めません' END"
+        )
+        params.append(F.ORDER_FIELDS[f])
+    cur.execute(
+        "CREATE TEMP TABLE st AS SELECT *, NULLIF(concat_ws('; ', "
+        + ", ".join(checks)
+        + "), '') AS reason FROM (SELECT rowid + 2 AS row_no, "
+        + ", ".join(parsed)
+        + " FROM stage)",
+        params,
+    )
+    # Orders with any bad row, or with no order date at all, are rejected whole.
+    cur.execute(
+        """
+        CREATE TEMP TABLE bad_orders AS
+        SELECT order_id,
+               bool_or(reason IS NOT NULL) AS has_bad_row,
+               max(ordered_at) IS NULL AS no_date
+        FROM st WHERE order_id IS NOT NULL
+        GROUP BY order_id
+        HAVING bool_or(reason IS NOT NULL) OR max(ordered_at) IS NULL
+        """
+    )
+    cur.execute(
+        """
+        INSERT INTO import_rejects
+        SELECT ?, ?, st.row_no, st.order_id,
+               coalesce(st.reason,
+                        CASE WHEN b.no_date THEN '注文日時がありません'
+                             ELSE '同じ注文の別の行に不備があるため、この注文は取り込んでいません' END)
+        FROM st LEFT JOIN bad_orders b USING (order_id)
+        WHERE st.order_id IS NULL OR b.order_id IS NOT NULL
+        """,
+        [import_id, plan.display_name],
+    )
+    rejected = cur.execute(
+        "SELECT count(*) FROM st LEFT JOIN bad_orders b USING (order_id) WHERE st.order_id IS NULL OR b.order_id IS NOT NULL"
+    ).fetchone()[0]
+    fr.rows_rejected = int(rejected)
+    if fr.rows_rejected:
+        rows = cur.execute(
+            "SELECT file_name, row_no, order_id, reason FROM import_rejects WHERE import_id = ? ORDER BY row_no LIMIT 10000",
+            [import_id],
+        ).fetchall()
+        report.rejects.extend({"file": r[0], "row": r[1], "order_id": r[2], "reason": r[3]} for r in rows)
+    if fr.rows_rejected == fr.rows_read:
+        raise InputError(
+            f"「{plan.display_name}」のすべての行（{fr.rows_read:,}行）で日付や金額を読めませんでした。"
+            f"最初の問題: {report.rejects[0]['reason'] if report.rejects else '不明'}。"
+            "正しい注文データのファイルか確認してください。",
+            "every row rejected",
+        )
+    cur.execute(
+        "CREATE TEMP TABLE st_good AS SELECT st.* FROM st ANTI JOIN bad_orders b USING (order_id) WHERE st.order_id IS NOT NULL"
+    )
+    cur.execute("DROP TABLE bad_orders")
+
+    # Order level: first non-empty value in file order (Shopify fills only the first row).
+    first = ", ".join(f"arg_min({quote_ident(f)}, row_no) AS {quote_ident(f)}" for f in F.ORDER_LEVEL)
+    cur.execute(
+        "CREATE TEMP TABLE o1 AS SELECT order_id, min(row_no) AS first_row, " + first + " FROM st_good GROUP BY order_id"
+    )
+    dedupe = (
+        "QUALIFY row_number() OVER (PARTITION BY order_id, line_key ORDER BY row_no) = 1"
+        if "line_key" in plan.columns
+        else ""
+    )
+    cur.execute(
+        """
+        CREATE TEMP TABLE new_lines AS
+        SELECT order_id,
+               CAST(row_number() OVER (PARTITION BY order_id ORDER BY row_no) AS INTEGER) AS line_no,
+               coalesce(product_id, product_id_alt, sku, product_name) AS product_id,
+               sku, product_name, category, unit_price,
+               CAST(coalesce(quantity, 1) AS INTEGER) AS quantity,
+               coalesce(line_amount, unit_price * coalesce(quantity, 1)) AS line_amount
+        FROM (SELECT * FROM st_good WHERE coalesce(product_id, product_id_alt, sku, product_name) IS NOT NULL """
+        + dedupe
+        + ")"
+    )
+    cur.execute(
+        """
+        CREATE TEMP TABLE new_orders AS
+        WITH l AS (
+            SELECT order_id, sum(line_amount) AS line_sum,
+                   string_agg(concat_ws('|', product_id, sku, product_name, category, unit_price, quantity, line_amount),
+                              '#' ORDER BY line_no) AS line_sig
+            FROM new_lines GROUP BY order_id
+        ), o AS (
+            SELECT o1.*,
+                   coalesce(sc.label, o1.status) AS status_label,
+                   coalesce(NULLIF(concat_ws(' ', o1.last_name, o1.first_name), ''), o1.buyer_name) AS name_full,
+                   NULLIF(concat_ws(' ', o1.last_name_kana, o1.first_name_kana), '') AS kana_full,
+                   coalesce(crm_digits(o1.phone), crm_digits(concat(o1.phone1, o1.phone2, o1.phone3))) AS phone_digits,
+                   coalesce(crm_digits(o1.postcode), crm_digits(concat(o1.postcode1, o1.postcode2))) AS postcode_digits,
+                   l.line_sum, l.line_sig
+            FROM o1
+            LEFT JOIN l USING (order_id)
+            LEFT JOIN status_codes sc ON sc.code = o1.status
+        )
+        SELECT
+            order_id,
+            ? AS source,
+            crm_customer_id(?, ?, customer_key, email, phone_digits, name_full, postcode_digits, order_id) AS customer_id,
+            ordered_at,
+            status_label AS status,
+            coalesce(crm_bool(cancelled_flag), FALSE)
+              OR coalesce(status_label LIKE '%キャンセル%', FALSE)
+              OR coalesce(lower(status) LIKE '%cancel%', FALSE)
+              OR coalesce(lower(financial_status) IN ('refunded', 'voided'), FALSE)
+              OR cancelled_at IS NOT NULL AS cancelled,
+            coalesce(total_amount, item_amount + coalesce(shipping_fee, 0), line_sum + coalesce(shipping_fee, 0)) AS total_amount,
+            coalesce(item_amount, line_sum) AS item_amount,
+            shipping_fee, discount_amount, points_used, refunded_amount, coupon_code, payment_method,
+            coalesce(pn.label, pc.label, o.prefecture) AS prefecture,
+            subscription_id, CAST(subscription_seq AS INTEGER) AS subscription_seq,
+            name_full AS buyer_name, kana_full AS buyer_name_kana,
+            email, phone_digits AS phone, postcode_digits AS postcode,
+            CASE WHEN lower(gender) IN ('男', '男性', 'male', 'm', '1') THEN '男性'
+                 WHEN lower(gender) IN ('女', '女性', 'female', 'f', '2') THEN '女性'
+                 WHEN gender IS NULL THEN NULL ELSE 'その他' END AS gender,
+            birthday,
+            crm_bool(email_opt_in) AS email_opt_in,
+            customer_key,
+            md5(concat_ws('|', ordered_at, status, cancelled_flag, cancelled_at, financial_status, total_amount,
+                          item_amount, shipping_fee, discount_amount, points_used, refunded_amount, coupon_code,
+                          payment_method, o.prefecture, subscription_id, subscription_seq, customer_key, name_full,
+                          kana_full, email, phone_digits, postcode_digits, gender, birthday, email_opt_in)
+                || '#' || coalesce(line_sig, '')) AS content_hash,
+            ? AS import_id
+        FROM o
+        LEFT JOIN pref_names pn ON pn.code = regexp_replace(lower(o.prefecture), '[- ](ken|to|fu|prefecture)$', '')
+        LEFT JOIN pref_names pc ON pc.code = lower(o.prefecture)
+        """,
+        [plan.source, key, plan.source, import_id],
+    )
+    cur.execute("DROP TABLE o1")
+    cur.execute(
+        """
+        CREATE TEMP TABLE diff AS
+        SELECT n.order_id, n.content_hash, e.content_hash AS old_hash
+        FROM new_orders n
+        LEFT JOIN (SELECT order_id, content_hash FROM orders WHERE source = ?) e USING (order_id)
+        """,
+        [plan.source],
+    )
+    added, updated, unchanged = cur.execute(
+        """
+        SELECT count(*) FILTER (WHERE old_hash IS NULL),
+               count(*) FILTER (WHERE old_hash IS NOT NULL AND old_hash <> content_hash),
+               count(*) FILTER (WHERE old_hash = content_hash)
+        FROM diff
+        """
+    ).fetchone()
+    fr.orders_added, fr.orders_updated, fr.orders_unchanged = int(added), int(updated), int(unchanged)
+    if updated:
+        for table in ("order_lines", "orders"):
+            cur.execute(
+                "DELETE FROM "
+                + quote_ident(table)
+                + " WHERE source = ? AND order_id IN (SELECT order_id FROM diff WHERE old_hash <> content_hash)",
+                [plan.source],
+            )
+    changed = "SELECT order_id FROM diff WHERE old_hash IS NULL OR old_hash <> content_hash"
+    cur.execute(
+        """
+        INSERT INTO orders BY NAME
+        SELECT * FROM new_orders WHERE order_id IN ("""
+        + changed
+        + ")"
+    )
+    cur.execute(
+        """
+        INSERT INTO order_lines BY NAME
+        SELECT ? AS source, * FROM new_lines WHERE order_id IN ("""
+        + changed
+        + ")",
+        [plan.source],
+    )
+    fr.lines = int(cur.execute("SELECT count(*) FROM new_lines").fetchone()[0])
+
+
+# --------------------------------------------------------------------------
+# contacts and products
+# --------------------------------------------------------------------------
+
+_CONTACT_STAGE_FIELDS = tuple(F.CONTACT_FIELDS)
+
+
+def _import_contacts(cur: duckdb.DuckDBPyConnection, plan: _Plan, import_id: int, fr: FileReport) -> bool:
+    fr.rows_read = _stage(cur, plan, _CONTACT_STAGE_FIELDS)
+    cur.execute(
+        f"""
+        CREATE TEMP TABLE st AS
+        SELECT ? AS source,
+               lower({_clean('email')}) AS email,
+               crm_digits({_clean('phone')}) AS phone,
+               coalesce(NULLIF(concat_ws(' ', {_clean('last_name')}, {_clean('first_name')}), ''), {_clean('buyer_name')}) AS name,
+               crm_bool({_clean('email_opt_in')}) AS email_opt_in,
+               crm_bool({_clean('sms_opt_in')}) AS sms_opt_in,
+               regexp_replace({_clean('line_user_id')}, '^''', '') AS line_user_id,
+               CAST(crm_local_ts({_clean('birthday')}) AS DATE) AS birthday,
+               CASE WHEN lower({_clean('gender')}) IN ('男', '男性', 'male', 'm') THEN '男性'
+                    WHEN lower({_clean('gender')}) IN ('女', '女性', 'female', 'f') THEN '女性'
+                    WHEN {_clean('gender')} IS NULL THEN NULL ELSE 'その他' END AS gender,
+               {_clean('prefecture')} AS prefecture,
+               {_clean('tags')} AS tags,
+               ? AS import_id
+        FROM stage
+        WHERE {_clean('email')} IS NOT NULL OR crm_digits({_clean('phone')}) IS NOT NULL
+        """,  # noqa: S608 - identifiers from quote_ident over fixed field names
+        [plan.source, import_id],
+    )
+    fr.contacts = int(cur.execute("SELECT count(*) FROM st").fetchone()[0])
+    fr.rows_rejected = fr.rows_read - fr.contacts
+    same = cur.execute(
+        """
+        SELECT count(*) FROM st s
+        WHERE EXISTS (SELECT 1 FROM contacts c WHERE c.source = s.source
+                      AND c.email IS NOT DISTINCT FROM s.email AND c.phone IS NOT DISTINCT FROM s.phone
+                      AND c.name IS NOT DISTINCT FROM s.name AND c.email_opt_in IS NOT DISTINCT FROM s.email_opt_in
+                      AND c.sms_opt_in IS NOT DISTINCT FROM s.sms_opt_in AND c.line_user_id IS NOT DISTINCT FROM s.line_user_id
+                      AND c.birthday IS NOT DISTINCT FROM s.birthday AND c.gender IS NOT DISTINCT FROM s.gender
+                      AND c.prefecture IS NOT DISTINCT FROM s.prefecture AND c.tags IS NOT DISTINCT FROM s.tags)
+        """
+    ).fetchone()[0]
+    if same == fr.contacts:
+        return False
+    cur.execute(
+        """
+        DELETE FROM contacts c
+        WHERE c.source = ? AND (
+            (c.email IS NOT NULL AND c.email IN (SELECT email FROM st WHERE email IS NOT NULL))
+            OR (c.email IS NULL AND c.phone IN (SELECT phone FROM st WHERE email IS NULL AND phone IS NOT NULL)))
+        """,
+        [plan.source],
+    )
+    cur.execute("INSERT INTO contacts BY NAME SELECT * FROM st")
+    return True
+
+
+def _import_products(cur: duckdb.DuckDBPyConnection, plan: _Plan, import_id: int, fr: FileReport) -> bool:
+    fr.rows_read = _stage(cur, plan, tuple(F.PRODUCT_FIELDS))
+    cur.execute(
+        f"""
+        CREATE TEMP TABLE st AS
+        SELECT {_clean('product_id')} AS product_id,
+               arg_min({_clean('product_name')}, rowid) AS product_name,
+               arg_min({_clean('category')}, rowid) AS category,
+               ? AS import_id
+        FROM stage WHERE {_clean('product_id')} IS NOT NULL
+        GROUP BY 1
+        """,  # noqa: S608 - identifiers from quote_ident over fixed field names
+        [import_id],
+    )
+    fr.products = int(cur.execute("SELECT count(*) FROM st").fetchone()[0])
+    fr.rows_rejected = fr.rows_read - int(
+        cur.execute(f"SELECT count(*) FROM stage WHERE {_clean('product_id')} IS NOT NULL").fetchone()[0]  # noqa: S608
+    )
+    same = cur.execute(
+        """
+        SELECT count(*) FROM st s JOIN products p USING (product_id)
+        WHERE p.product_name IS NOT DISTINCT FROM s.product_name AND p.category IS NOT DISTINCT FROM s.category
+        """
+    ).fetchone()[0]
+    if same == fr.products:
+        return False
+    cur.execute("DELETE FROM products WHERE product_id IN (SELECT product_id FROM st)")
+    cur.execute("INSERT INTO products BY NAME SELECT * FROM st")
+    return True
+
+
+def rejects_table(store: Store, import_id: int | None = None) -> list[dict]:
+    """Rejected rows of one import (or all), for download."""
+    rows = store.fetchall(
+        "SELECT import_id, file_name, row_no, order_id, reason FROM import_rejects "
+        "WHERE ? IS NULL OR import_id = ? ORDER BY import_id, row_no",
+        [import_id, import_id],
+    )
+    return [dict(zip(("import_id", "file_name", "row_no", "order_id", "reason"), r, strict=True)) for r in rows]

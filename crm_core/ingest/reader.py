@@ -1,0 +1,171 @@
+"""Reading raw export files: encoding detection, streaming transcoding, header.
+
+DuckDB reads UTF-8 only (the ``encodings`` extension would be downloaded at
+run time), so cp932 files are transcoded to UTF-8 in a streaming pass:
+bounded memory whatever the file size.  The same pass computes the file's
+SHA-256 for idempotent re-imports.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+import io
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from crm_core.errors import InputError
+
+CHUNK = 8 * 1024 * 1024
+SNIFF = 256 * 1024
+
+ENCODING_LABELS = {"utf-8": "UTF-8", "utf-8-sig": "UTF-8 (BOM付き)", "cp932": "Shift_JIS (cp932)"}
+
+
+@dataclass
+class RawFile:
+    """A file ready for DuckDB: UTF-8 on disk, with what we learned reading it."""
+
+    original: Path
+    utf8_path: Path
+    encoding: str
+    sha256: str
+    headers: list[str]
+    size: int
+
+
+def sniff_encoding(sample: bytes) -> str:
+    """Guess the encoding of the first bytes of a file.
+
+    Returns ``utf-8-sig`` (BOM), ``utf-8`` or ``cp932`` (never ``shift_jis``,
+    which cannot decode ①, ㈱, 髙 ...).
+
+    Raises
+    ------
+    InputError
+        If neither UTF-8 nor cp932 can decode the sample.
+    """
+    if sample.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if b"\x00" in sample[:4096]:
+        raise InputError(
+            "テキスト形式のCSVではないようです（バイナリファイルまたはUTF-16です）。"
+            "Excelで開いている場合は「CSV（コンマ区切り）」で保存し直してください。",
+            "NUL byte in sample",
+        )
+    for encoding in ("utf-8", "cp932"):
+        decoder = codecs.getincrementaldecoder(encoding)()
+        try:
+            decoder.decode(sample, final=False)
+            return encoding
+        except UnicodeDecodeError:
+            continue
+    raise InputError(
+        "文字コードを判別できませんでした。楽天RMSのCSV（Shift_JIS）またはUTF-8のCSVを選んでください。",
+        "neither utf-8 nor cp932 decodes the sample",
+    )
+
+
+def read_header(first_text: str) -> list[str]:
+    """The first CSV record of a decoded text sample."""
+    reader = csv.reader(io.StringIO(first_text))
+    try:
+        header = next(reader)
+    except (StopIteration, csv.Error):
+        header = []
+    return [h.strip() for h in header]
+
+
+def prepare(
+    path: str | Path,
+    workdir: str | Path,
+    progress: Callable[[float], None] | None = None,
+) -> RawFile:
+    """Decode ``path`` to a UTF-8 copy in ``workdir`` (or use it as is).
+
+    Parameters
+    ----------
+    path : path
+        The uploaded or given export file.
+    workdir : path
+        A private temporary folder for the UTF-8 copy.
+    progress : callable, optional
+        Called with the fraction of bytes processed.
+
+    Raises
+    ------
+    InputError
+        Empty file, no header, or bytes that the detected encoding cannot
+        decode (with the approximate line).
+    """
+    path = Path(path)
+    size = path.stat().st_size
+    if size == 0:
+        raise InputError(f"「{path.name}」は空のファイルです。", "empty file")
+    with open(path, "rb") as fh:
+        sample = fh.read(SNIFF)
+    encoding = sniff_encoding(sample)
+    text_sample = sample.decode(encoding, errors="ignore")
+    headers = read_header(text_sample)
+    if not any(headers):
+        raise InputError(f"「{path.name}」に見出し行がありません。", "no header")
+
+    digest = hashlib.sha256()
+    if encoding in ("utf-8", "utf-8-sig"):
+        # Stream once for the hash and a strict UTF-8 check; DuckDB reads the file itself.
+        decoder = codecs.getincrementaldecoder("utf-8")()
+        lines = 0
+        done = 0
+        with open(path, "rb") as fh:
+            while chunk := fh.read(CHUNK):
+                digest.update(chunk)
+                try:
+                    decoder.decode(chunk, final=False)
+                except UnicodeDecodeError as exc:
+                    raise _decode_error(path, encoding, lines + chunk[: exc.start].count(b"\n") + 1) from None
+                lines += chunk.count(b"\n")
+                done += len(chunk)
+                if progress:
+                    progress(done / size)
+        return RawFile(path, path, encoding, digest.hexdigest(), headers, size)
+
+    out_path = Path(workdir) / (path.stem + ".utf8.csv")
+    decoder = codecs.getincrementaldecoder(encoding)()
+    lines = 0
+    done = 0
+    with open(path, "rb") as src, open(out_path, "w", encoding="utf-8", newline="") as dst:
+        while chunk := src.read(CHUNK):
+            digest.update(chunk)
+            try:
+                dst.write(decoder.decode(chunk, final=False))
+            except UnicodeDecodeError as exc:
+                raise _decode_error(path, encoding, lines + chunk[: exc.start].count(b"\n") + 1) from None
+            lines += chunk.count(b"\n")
+            done += len(chunk)
+            if progress:
+                progress(done / size)
+        try:
+            dst.write(decoder.decode(b"", final=True))
+        except UnicodeDecodeError:
+            raise _decode_error(path, encoding, lines + 1) from None
+    return RawFile(path, out_path, encoding, digest.hexdigest(), headers, size)
+
+
+def _decode_error(path: Path, encoding: str, line: int) -> InputError:
+    label = ENCODING_LABELS.get(encoding, encoding)
+    return InputError(
+        f"「{path.name}」の{line:,}行目付近に、{label}として読めない文字があります。"
+        "ファイルが途中で壊れていないか、別の文字コードで保存されていないか確認してください。",
+        f"decode error as {encoding} near line {line}",
+    )
+
+
+def remove_quietly(path: Path) -> None:
+    """Delete a temporary file if it exists."""
+    try:
+        os.remove(path)
+    except OSError:
+        pass
