@@ -188,7 +188,7 @@ RAKUTEN = ExportFormat(
     kind="orders",
     source="rakuten",
     first_cell=normalize_header("注文番号"),
-    signature=_n("注文番号", "ステータス", "注文日時"),
+    signature=_n("注文番号", "ステータス"),
     aliases={
         "order_id": _n("注文番号"),
         "status": _n("ステータス"),
@@ -230,7 +230,7 @@ RAKUTEN_LEGACY = ExportFormat(
     kind="orders",
     source="rakuten",
     first_cell=normalize_header("受注番号"),
-    signature=_n("受注番号", "受注ステータス", "注文日時"),
+    signature=_n("受注番号", "受注ステータス"),
     aliases={
         "order_id": _n("受注番号"),
         "status": _n("受注ステータス"),
@@ -269,7 +269,7 @@ SHOPIFY = ExportFormat(
     label="Shopify 注文エクスポート",
     kind="orders",
     source="shopify",
-    signature=_n("Name", "Created at", "Lineitem name"),
+    signature=_n("Name", "Lineitem name"),
     aliases={
         "order_id": _n("Name"),
         "ordered_at": _n("Created at"),

@@ -438,7 +438,7 @@ def _import_orders(
     cur.execute(
         "CREATE TEMP TABLE st AS SELECT *, NULLIF(concat_ws('; ', "
         + ", ".join(checks)
-        + "), '') AS reason FROM (SELECT rowid + 2 AS row_no, "
+        + "), '') AS reason FROM (SELECT rowid - (SELECT min(rowid) FROM stage) + 2 AS row_no, "
         + ", ".join(parsed)
         + " FROM stage)",
         params,

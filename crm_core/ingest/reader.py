@@ -56,13 +56,19 @@ def sniff_encoding(sample: bytes) -> str:
             "Excelで開いている場合は「CSV（コンマ区切り）」で保存し直してください。",
             "NUL byte in sample",
         )
+    valid_prefix: dict[str, int] = {}
     for encoding in ("utf-8", "cp932"):
         decoder = codecs.getincrementaldecoder(encoding)()
         try:
             decoder.decode(sample, final=False)
             return encoding
-        except UnicodeDecodeError:
-            continue
+        except UnicodeDecodeError as exc:
+            valid_prefix[encoding] = exc.start
+    # A file that decodes well past its header and then hits a bad byte is that
+    # encoding with damage: the streaming pass reports the line.
+    encoding, prefix = max(valid_prefix.items(), key=lambda kv: kv[1])
+    if b"\n" in sample[:prefix]:
+        return encoding
     raise InputError(
         "文字コードを判別できませんでした。楽天RMSのCSV（Shift_JIS）またはUTF-8のCSVを選んでください。",
         "neither utf-8 nor cp932 decodes the sample",

@@ -1,0 +1,108 @@
+"""CRM marketing console — entry point: navigation, shared sidebar, session defaults.
+
+Run with ``streamlit run app.py``.  Pages live in ``pages/`` and are
+registered explicitly with ``st.navigation`` (the order and Japanese titles
+below are the menu).  On first start with an empty store the fictional
+sample shop is loaded so every page has something to show
+(``CRM_NO_SAMPLE=1`` turns that off).
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+
+import streamlit as st
+
+from pages import ui
+
+st.set_page_config(page_title="リピートCRMコンソール", page_icon="🛍️", layout="wide")
+
+# Session state shared by pages (page-local keys carry the page's prefix).
+SESSION_DEFAULTS: dict[str, object] = {
+    "signed_in": False,  # True after the optional password gate
+}
+for key, value in SESSION_DEFAULTS.items():
+    st.session_state.setdefault(key, value)
+
+
+def _secret(name: str) -> str | None:
+    try:
+        value = st.secrets.get(name)
+    except Exception:  # noqa: BLE001 - no secrets.toml is a normal state
+        value = None
+    return value or os.environ.get(name)
+
+
+def sign_in_gate() -> None:
+    """Ask for the console password when ``CRM_PASSWORD`` is configured."""
+    password = _secret("CRM_PASSWORD")
+    if not password or st.session_state["signed_in"]:
+        return
+    st.title("リピートCRMコンソール")
+    entered = st.text_input("パスワード", type="password", help="管理者から共有されたパスワードを入力してください。")
+    if entered:
+        if hmac.compare_digest(entered.encode(), password.encode()):
+            st.session_state["signed_in"] = True
+            st.rerun()
+        st.error("パスワードが違います。")
+    st.stop()
+
+
+def ensure_sample() -> None:
+    """Load the sample shop on the very first start (empty store, never dismissed)."""
+    if os.environ.get("CRM_NO_SAMPLE") == "1":
+        return
+    store = ui.store()
+    if not store.is_empty() or store.get_setting("sample_dismissed", False) or store.get_setting("sample_loaded", False):
+        return
+    from crm_core.sample_shop import load_sample
+
+    with st.status("はじめての起動です。サンプルショップのデータを準備しています…", expanded=True) as status:
+        bar = st.progress(0.0)
+        ui.run(load_sample, store, progress=lambda f, t: bar.progress(f, text=t))
+        status.update(label="サンプルショップを読み込みました。", state="complete", expanded=False)
+
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+# Menu: section -> (file, Japanese title, icon).  The first page is the default.
+MENU: dict[str, list[tuple[str, str, str]]] = {
+    "": [("pages/home.py", "ホーム", "🏠")],
+    "データ": [("pages/import_data.py", "データ取込", "📥")],
+    "分析": [("pages/analytics.py", "顧客分析", "📊")],
+}
+
+
+def build_pages() -> dict[str, list[st.Page]]:
+    """``st.navigation`` input from :data:`MENU`."""
+    pages: dict[str, list[st.Page]] = {}
+    first = True
+    for section, entries in MENU.items():
+        for path, title, icon in entries:
+            if not os.path.exists(os.path.join(HERE, path)):
+                continue  # a page still being built is simply not in the menu
+            pages.setdefault(section, []).append(st.Page(path, title=title, icon=icon, default=first))
+            first = False
+    return pages
+
+
+def sidebar() -> None:
+    store = ui.store()
+    with st.sidebar:
+        if store.is_empty():
+            st.caption("データ未登録")
+            return
+        customers, orders, last = store.fetchone(
+            "SELECT (SELECT count(*) FROM customers), (SELECT count(*) FROM orders), (SELECT max(ordered_at) FROM orders)"
+        )
+        st.caption(f"顧客 {customers:,}人 ・ 注文 {orders:,}件")
+        st.caption(f"最終注文日 {ui.jdate(last)}")
+        if store.get_setting("sample_loaded", False):
+            st.caption("🧪 サンプルショップのデータを表示中")
+
+
+sign_in_gate()
+page = st.navigation(build_pages())
+ensure_sample()
+sidebar()
+page.run()

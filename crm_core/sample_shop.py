@@ -1,0 +1,51 @@
+"""Load the bundled fictional sample shop into a store (first start, demos, tests)."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+
+from crm_core.db import Store
+from crm_core.ingest.importer import ImportReport, import_files
+
+PRODUCT_MAPPING = {"商品管理番号": "product_id", "商品名": "product_name", "カテゴリ": "category"}
+CONTACT_MAPPING = {
+    "メールアドレス": "email",
+    "電話番号": "phone",
+    "LINEユーザーID": "line_user_id",
+    "誕生日": "birthday",
+    "メルマガ希望": "email_opt_in",
+}
+DEFAULT_CUSTOMERS = 1500
+
+
+def load_sample(
+    store: Store,
+    customers: int = DEFAULT_CUSTOMERS,
+    seed: int = 7,
+    progress: Callable[[float, str], None] | None = None,
+) -> ImportReport:
+    """Generate the sample shop's exports and import them through the real importer.
+
+    The product master and the LINE-friend list go in first (generic CSV with
+    saved mappings), then the Rakuten cp932 and Shopify order exports.
+    """
+    from crm_core.sample import generate_sample
+
+    def say(frac: float, text: str) -> None:
+        if progress:
+            progress(frac, text)
+
+    with tempfile.TemporaryDirectory(prefix="crm-sample-") as tmp:
+        say(0.0, "サンプルショップのデータを作成しています…")
+        paths = generate_sample(tmp, customers=customers, seed=seed)
+        say(0.3, "商品マスタと連絡先リストを取り込んでいます…")
+        import_files(store, [paths["products"]], mapping=PRODUCT_MAPPING, kind="products", rebuild_model=False)
+        import_files(store, [paths["contacts"]], mapping=CONTACT_MAPPING, kind="contacts", rebuild_model=False)
+        report = import_files(
+            store,
+            [paths["rakuten_orders"], paths["shopify_orders"]],
+            progress=lambda f, t: say(0.4 + 0.6 * f, t),
+        )
+    store.set_setting("sample_loaded", True)
+    return report
