@@ -66,10 +66,13 @@ def ensure_sample() -> None:
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 # Menu: section -> (file, Japanese title, icon).  The first page is the default.
+# Page scripts live in sub-folders of pages/: Streamlit treats *.py files directly
+# in pages/ as "v1" pages that a first request could open without this shell
+# (skipping the password gate and the sidebar), so none are placed there.
 MENU: dict[str, list[tuple[str, str, str]]] = {
-    "": [("pages/home.py", "ホーム", "🏠")],
-    "データ": [("pages/import_data.py", "データ取込", "📥")],
-    "分析": [("pages/analytics.py", "顧客分析", "📊")],
+    "": [("pages/start/home.py", "ホーム", "🏠")],
+    "データ": [("pages/data/import_data.py", "データ取込", "📥")],
+    "分析": [("pages/analysis/analytics.py", "顧客分析", "📊")],
 }
 
 

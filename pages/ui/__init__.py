@@ -113,6 +113,6 @@ def require_data() -> Store:
             "まだ注文データがありません。「データ取込」ページで楽天RMSやShopifyの注文CSVを"
             "アップロードするか、サンプルショップを読み込んでください。"
         )
-        st.page_link("pages/import_data.py", label="データ取込へ", icon="📥")
+        st.page_link("pages/data/import_data.py", label="データ取込へ", icon="📥")
         st.stop()
     return s

@@ -26,8 +26,8 @@ c[2].metric("90日以上購入のない顧客", ui.count(ov["dormant_90d"], "人
 c[3].metric("キャンセル率", ui.pct(ov["cancel_rate"]))
 
 st.subheader("次にすること")
-st.page_link("pages/import_data.py", label="最新の注文CSVを取り込む", icon="📥")
-st.page_link("pages/analytics.py", label="RFM・F2転換・コホートを見る", icon="📊")
+st.page_link("pages/data/import_data.py", label="最新の注文CSVを取り込む", icon="📥")
+st.page_link("pages/analysis/analytics.py", label="RFM・F2転換・コホートを見る", icon="📊")
 if store.get_setting("sample_loaded", False):
     st.info(
         "いま表示しているのは架空のサンプルショップです。ご自身のデータを使うには「データ取込」で"

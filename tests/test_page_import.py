@@ -1,0 +1,83 @@
+"""AppTest for the app shell, home and import pages (uploads themselves are covered in tests/e2e)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from crm_core.db import Store
+from crm_core.ingest.importer import import_files
+from tests import fixtures as fx
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture()
+def db(tmp_path, monkeypatch):
+    path = tmp_path / "crm.duckdb"
+    monkeypatch.setenv("CRM_DB", str(path))
+    monkeypatch.setenv("CRM_NO_SAMPLE", "1")
+    return path
+
+
+def _app() -> AppTest:
+    return AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+
+
+def test_empty_store_home_explains_what_to_do(db):
+    at = _app().run()
+    assert not at.exception
+    assert any("まだ注文データがありません" in i.value for i in at.info)
+
+
+def test_import_page_empty_history(db):
+    at = _app()
+    at.run()
+    at.switch_page("pages/data/import_data.py").run()
+    assert not at.exception
+    assert at.title[0].value == "📥 データ取込"
+    assert any("まだ取り込んだファイルはありません" in i.value for i in at.info)
+
+
+def test_home_and_import_history_with_data(db, tmp_path):
+    store = Store(db)
+    import_files(store, [fx.rakuten_current(tmp_path / "r.csv")], rebuild_model=False)
+    store.close()
+    at = _app().run()
+    assert not at.exception
+    labels = {m.label: m.value for m in at.metric}
+    assert labels["顧客数"] == "2人"
+    assert labels["注文数"] == "2件"  # the cancelled order is not counted
+    at.switch_page("pages/data/import_data.py").run()
+    assert not at.exception
+    history = at.dataframe[0].value
+    assert list(history["ファイル"]) == ["r.csv"]
+    assert int(history["追加"].iloc[0]) == 3
+
+
+def test_clear_data_needs_confirmation(db, tmp_path):
+    store = Store(db)
+    import_files(store, [fx.rakuten_current(tmp_path / "r.csv")], rebuild_model=False)
+    store.close()
+    at = _app()
+    at.run()
+    at.switch_page("pages/data/import_data.py").run()
+    clear = next(b for b in at.button if b.label == "すべてのデータを削除")
+    assert clear.disabled
+    next(c for c in at.checkbox if "確認しました" in c.label).check().run()
+    next(b for b in at.button if b.label == "すべてのデータを削除").click().run()
+    assert not at.exception
+    assert any("まだ取り込んだファイルはありません" in i.value for i in at.info)
+
+
+def test_password_gate(db, monkeypatch):
+    monkeypatch.setenv("CRM_PASSWORD", "s3cret")
+    at = _app().run()
+    assert at.text_input[0].label == "パスワード"
+    at.text_input[0].input("wrong").run()
+    assert any("パスワードが違います" in e.value for e in at.error)
+    at.text_input[0].input("s3cret").run()
+    assert not at.exception
+    assert not at.error
