@@ -170,7 +170,7 @@ def import_files(
         for i, (path, name) in enumerate(zip(paths, names, strict=True)):
             say(i / n * 0.3, f"「{name}」を読み込んでいます…")
             try:
-                raw = prepare(path, workdir, lambda f, i=i: say((i + f) / n * 0.3, f"「{name}」を読み込んでいます…"))
+                raw = prepare(path, workdir, lambda f, i=i, name=name: say((i + f) / n * 0.3, f"「{name}」を読み込んでいます…"))
             except InputError as exc:
                 raise InputError(_named(name, exc.message), exc.detail) from None
             plans.append(_plan(raw, name, fmt, mapping, kind))
@@ -324,7 +324,7 @@ def _stage(cur: duckdb.DuckDBPyConnection, plan: _Plan, fields: Sequence[str]) -
         for f in fields
     )
     sql = (
-        "CREATE TEMP TABLE stage AS SELECT "
+        "CREATE TEMP TABLE stage AS SELECT "  # noqa: S608 - identifiers are quote_ident() over fixed field lists; values are bound
         + select
         + " FROM read_csv($path, header = false, skip = 1, all_varchar = true, names = $names,"
         " delim = ',', quote = '\"', escape = '\"', null_padding = true, max_line_size = 10000000)"
@@ -394,6 +394,21 @@ def _import_one(cur: duckdb.DuckDBPyConnection, plan: _Plan, key: str, report: I
 
 _ORDER_STAGE_FIELDS = ("order_id",) + F.ORDER_LEVEL + F.LINE_LEVEL
 
+_NEW_LINES_SELECT = """
+    CREATE TEMP TABLE new_lines AS
+    SELECT order_id,
+           CAST(row_number() OVER (PARTITION BY order_id ORDER BY row_no) AS INTEGER) AS line_no,
+           coalesce(product_id, product_id_alt, sku, product_name) AS product_id,
+           sku, product_name, category, unit_price,
+           CAST(coalesce(quantity, 1) AS INTEGER) AS quantity,
+           coalesce(line_amount, unit_price * coalesce(quantity, 1)) AS line_amount
+    FROM (SELECT * FROM st_good WHERE coalesce(product_id, product_id_alt, sku, product_name) IS NOT NULL
+"""
+_NEW_LINES = _NEW_LINES_SELECT + ")"
+_NEW_LINES_DEDUPED = (
+    _NEW_LINES_SELECT + " QUALIFY row_number() OVER (PARTITION BY order_id, line_key ORDER BY row_no) = 1)"
+)
+
 
 def _import_orders(
     cur: duckdb.DuckDBPyConnection, plan: _Plan, key: str, import_id: int, fr: FileReport, report: ImportReport
@@ -436,7 +451,7 @@ def _import_orders(
         )
         params.append(F.ORDER_FIELDS[f])
     cur.execute(
-        "CREATE TEMP TABLE st AS SELECT *, NULLIF(concat_ws('; ', "
+        "CREATE TEMP TABLE st AS SELECT *, NULLIF(concat_ws('; ', "  # noqa: S608 - identifiers are quote_ident() over fixed field lists; values are bound
         + ", ".join(checks)
         + "), '') AS reason FROM (SELECT rowid - (SELECT min(rowid) FROM stage) + 2 AS row_no, "
         + ", ".join(parsed)
@@ -492,26 +507,11 @@ def _import_orders(
     # Order level: first non-empty value in file order (Shopify fills only the first row).
     first = ", ".join(f"arg_min({quote_ident(f)}, row_no) AS {quote_ident(f)}" for f in F.ORDER_LEVEL)
     cur.execute(
-        "CREATE TEMP TABLE o1 AS SELECT order_id, min(row_no) AS first_row, " + first + " FROM st_good GROUP BY order_id"
+        "CREATE TEMP TABLE o1 AS SELECT order_id, min(row_no) AS first_row, " + first + " FROM st_good GROUP BY order_id"  # noqa: S608 - identifiers are quote_ident() over fixed field lists; values are bound
     )
-    dedupe = (
-        "QUALIFY row_number() OVER (PARTITION BY order_id, line_key ORDER BY row_no) = 1"
-        if "line_key" in plan.columns
-        else ""
-    )
-    cur.execute(
-        """
-        CREATE TEMP TABLE new_lines AS
-        SELECT order_id,
-               CAST(row_number() OVER (PARTITION BY order_id ORDER BY row_no) AS INTEGER) AS line_no,
-               coalesce(product_id, product_id_alt, sku, product_name) AS product_id,
-               sku, product_name, category, unit_price,
-               CAST(coalesce(quantity, 1) AS INTEGER) AS quantity,
-               coalesce(line_amount, unit_price * coalesce(quantity, 1)) AS line_amount
-        FROM (SELECT * FROM st_good WHERE coalesce(product_id, product_id_alt, sku, product_name) IS NOT NULL """
-        + dedupe
-        + ")"
-    )
+    # Rakuten's line grain is (order, 商品明細ID): a line repeated in the file is kept once.
+    dedupe = "line_key" in plan.columns
+    cur.execute(_NEW_LINES_DEDUPED if dedupe else _NEW_LINES)
     cur.execute(
         """
         CREATE TEMP TABLE new_orders AS
@@ -590,25 +590,24 @@ def _import_orders(
     if updated:
         for table in ("order_lines", "orders"):
             cur.execute(
-                "DELETE FROM "
+                "DELETE FROM "  # noqa: S608 - identifiers are quote_ident() over fixed field lists; values are bound
                 + quote_ident(table)
                 + " WHERE source = ? AND order_id IN (SELECT order_id FROM diff WHERE old_hash <> content_hash)",
                 [plan.source],
             )
-    changed = "SELECT order_id FROM diff WHERE old_hash IS NULL OR old_hash <> content_hash"
     cur.execute(
         """
         INSERT INTO orders BY NAME
-        SELECT * FROM new_orders WHERE order_id IN ("""
-        + changed
-        + ")"
+        SELECT * FROM new_orders
+        WHERE order_id IN (SELECT order_id FROM diff WHERE old_hash IS NULL OR old_hash <> content_hash)
+        """
     )
     cur.execute(
         """
         INSERT INTO order_lines BY NAME
-        SELECT ? AS source, * FROM new_lines WHERE order_id IN ("""
-        + changed
-        + ")",
+        SELECT ? AS source, * FROM new_lines
+        WHERE order_id IN (SELECT order_id FROM diff WHERE old_hash IS NULL OR old_hash <> content_hash)
+        """,
         [plan.source],
     )
     fr.lines = int(cur.execute("SELECT count(*) FROM new_lines").fetchone()[0])

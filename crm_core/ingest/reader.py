@@ -9,6 +9,7 @@ SHA-256 for idempotent re-imports.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import hashlib
 import io
@@ -171,7 +172,5 @@ def _decode_error(path: Path, encoding: str, line: int) -> InputError:
 
 def remove_quietly(path: Path) -> None:
     """Delete a temporary file if it exists."""
-    try:
+    with contextlib.suppress(OSError):
         os.remove(path)
-    except OSError:
-        pass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from pathlib import Path
 
 from tests import fixtures as fx
 from tests.e2e.conftest import goto, shot, wait_idle
@@ -33,7 +34,7 @@ def test_upload_rakuten_cp932_and_see_report(server, page, tmp_path):
 
     with page.expect_download() as info:
         page.get_by_role("button", name="取り込めなかった行をダウンロード（CSV）").click()
-    data = open(info.value.path(), "rb").read()
+    data = Path(info.value.path()).read_bytes()
     assert data.startswith(b"\xef\xbb\xbf")  # UTF-8 with BOM: Excel opens it
     table = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
     assert [(t["行番号"], t["注文番号"]) for t in table] == [("5", "111111-20250305-0000003")]
@@ -48,7 +49,7 @@ def test_upload_rakuten_cp932_and_see_report(server, page, tmp_path):
 
 def test_same_file_again_says_nothing_changed(server, page, tmp_path):
     path = fx.rakuten_current(tmp_path / "r.csv")
-    for attempt in range(2):
+    for _ in range(2):
         goto(page, server, "/import_data")
         page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(str(path))
         page.get_by_role("button", name="1件のファイルを取り込む").click()
