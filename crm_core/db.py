@@ -55,6 +55,8 @@ def quote_ident(name: str, allowed: Sequence[str] | None = None) -> str:
 
 
 # SQL macros used by the importers; pure functions of their arguments.
+# Each parser tries a plain cast first (the common case skips the regular
+# expressions: COALESCE evaluates later branches only where earlier ones gave NULL).
 # Amounts: NFKC-equivalent digit folding, then drop currency signs, commas,
 # spaces and the apostrophe Shopify puts before numbers; △/▲ mean minus.
 _MACROS = [
@@ -66,15 +68,19 @@ _MACROS = [
     """,
     r"""
     CREATE OR REPLACE MACRO crm_amount(s) AS
-      TRY_CAST(
-        regexp_replace(
-          regexp_replace(crm_fold(s), '^[△▲]', '-'),
-          '[¥￥円,\s]|^''', '', 'g')
-        AS DECIMAL(18, 2))
+      coalesce(
+        TRY_CAST(s AS DECIMAL(18, 2)),
+        TRY_CAST(
+          regexp_replace(
+            regexp_replace(crm_fold(s), '^[△▲]', '-'),
+            '[¥￥円,\s]|^''', '', 'g')
+          AS DECIMAL(18, 2)))
     """,
     r"""
     CREATE OR REPLACE MACRO crm_int(s) AS
-      TRY_CAST(regexp_replace(crm_fold(s), '[,\s回個点]|^''', '', 'g') AS BIGINT)
+      coalesce(
+        TRY_CAST(s AS BIGINT),
+        TRY_CAST(regexp_replace(crm_fold(s), '[,\s回個点]|^''', '', 'g') AS BIGINT))
     """,
     # Local date-time (JST) in several shapes, with an optional UTC offset
     # (+0900, +09:00, Z) that is converted to JST.
@@ -98,7 +104,9 @@ _MACROS = [
     """,
     r"""
     CREATE OR REPLACE MACRO crm_ts_jst(s) AS
-      crm_local_ts(s) + to_minutes(CAST(540 - crm_offset_minutes(s) AS BIGINT))
+      coalesce(
+        try_strptime(s, '%Y-%m-%d %H:%M:%S'),
+        crm_local_ts(s) + to_minutes(CAST(540 - crm_offset_minutes(s) AS BIGINT)))
     """,
     r"""
     CREATE OR REPLACE MACRO crm_digits(s) AS

@@ -105,6 +105,7 @@ class _Plan:
     kind: str
     source: str
     columns: dict[str, int]
+    rows: int = 0
 
 
 def import_files(
@@ -176,10 +177,18 @@ def import_files(
             plans.append(_plan(raw, name, fmt, mapping, kind))
 
         cur = store.cursor()
+        _drop_temp(cur, len(plans))
+        # Read every file into its staging table first: a file DuckDB cannot parse
+        # fails here, before anything in the store is touched.
+        for i, plan in enumerate(plans):
+            say(0.3 + i / n * 0.2, f"「{plan.display_name}」を解析しています…")
+            plan.rows = _stage(cur, plan, _STAGE_FIELDS[plan.kind], f"stage_{i}")
         cur.execute("BEGIN TRANSACTION")
         try:
             for i, plan in enumerate(plans):
-                say(0.3 + i / n * 0.55, f"「{plan.display_name}」を取り込んでいます（{F.KIND_LABELS[plan.kind]}）…")
+                say(0.5 + i / n * 0.35, f"「{plan.display_name}」を取り込んでいます（{F.KIND_LABELS[plan.kind]}）…")
+                _drop_temp(cur)  # the previous file's working tables
+                cur.execute("ALTER TABLE " + quote_ident(f"stage_{i}") + " RENAME TO stage")
                 report.files.append(_import_one(cur, plan, key, report))
             say(0.88, "顧客データを更新しています…")
             stats = rebuild_customers(cur)
@@ -190,13 +199,6 @@ def import_files(
         except InputError:
             cur.execute("ROLLBACK")
             raise
-        except duckdb.Error as exc:
-            cur.execute("ROLLBACK")
-            raise InputError(
-                "ファイルの形式が崩れているため取り込めませんでした（列の数が行によって違う、引用符が閉じていない等）。"
-                f"詳細: {_short_duckdb_message(exc)}",
-                f"duckdb error: {type(exc).__name__}",
-            ) from None
         except BaseException:
             cur.execute("ROLLBACK")
             raise
@@ -204,7 +206,7 @@ def import_files(
             for plan in plans:
                 if plan.raw.utf8_path != plan.raw.original:
                     remove_quietly(plan.raw.utf8_path)
-            _drop_temp(cur)
+            _drop_temp(cur, len(plans))
 
     if report.total("rows_rejected"):
         report.warnings.append(
@@ -238,11 +240,10 @@ def _named(name: str, message: str) -> str:
 
 
 def _short_duckdb_message(exc: Exception) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     line = re.search(r"[Ll]ine:? ?(\d+)", str(exc))
     if line:
         return f"{int(line.group(1)):,}行目付近"
-    return text[:120]
+    return "ファイルの内容"
 
 
 def _plan(raw: RawFile, name: str, fmt: str, mapping: dict[str, str] | None, kind: str | None) -> _Plan:
@@ -314,27 +315,47 @@ def _check_required(name: str, kind: str, columns: dict[str, int], label: Callab
 # --------------------------------------------------------------------------
 
 
-def _stage(cur: duckdb.DuckDBPyConnection, plan: _Plan, fields: Sequence[str]) -> int:
-    """Read the file into TEMP table ``stage`` with one VARCHAR column per field."""
-    _drop_temp(cur)
+def _stage(cur: duckdb.DuckDBPyConnection, plan: _Plan, fields: Sequence[str], table: str) -> int:
+    """Read the file into TEMP ``table`` with one VARCHAR column per canonical field.
+
+    The fast path reads in parallel and expects every row to have the header's
+    number of columns; if DuckDB refuses the file, a second, single-threaded
+    pass pads short rows (some tools drop trailing empty columns).  A file
+    neither pass can read raises :class:`InputError` naming the line.
+    """
     ncols = max(len(plan.raw.headers), max(plan.columns.values(), default=0) + 1)
     names = [f"c{i}" for i in range(ncols)]
     select = ", ".join(
         f"{quote_ident(names[plan.columns[f]])} AS {quote_ident(f)}" if f in plan.columns else f"NULL::VARCHAR AS {quote_ident(f)}"
         for f in fields
     )
-    sql = (
-        "CREATE TEMP TABLE stage AS SELECT "  # noqa: S608 - identifiers are quote_ident() over fixed field lists; values are bound
-        + select
-        + " FROM read_csv($path, header = false, skip = 1, all_varchar = true, names = $names,"
-        " delim = ',', quote = '\"', escape = '\"', null_padding = true, max_line_size = 10000000)"
+    target = quote_ident(table)
+    last_error: Exception | None = None
+    for options in (_CSV_FAST, _CSV_PADDED):
+        try:
+            cur.execute(
+                "CREATE OR REPLACE TEMP TABLE " + target + " AS SELECT " + select  # noqa: S608 - quote_ident() identifiers only
+                + " FROM read_csv($path, header = false, skip = 1, all_varchar = true, names = $names,"
+                " delim = ',', quote = '\"', escape = '\"', max_line_size = 10000000, " + options + ")",
+                {"path": str(plan.raw.utf8_path), "names": names},
+            )
+            return int(cur.execute("SELECT count(*) FROM " + target).fetchone()[0])  # noqa: S608
+        except duckdb.Error as exc:
+            last_error = exc
+    raise InputError(
+        f"「{plan.display_name}」の形式が崩れているため取り込めませんでした（列の数が行によって違う、引用符が閉じていない等）。"
+        f"{_short_duckdb_message(last_error)}を確認してください。",
+        f"duckdb could not parse the CSV: {type(last_error).__name__}",
     )
-    cur.execute(sql, {"path": str(plan.raw.utf8_path), "names": names})
-    return int(cur.execute("SELECT count(*) FROM stage").fetchone()[0])
 
 
-def _drop_temp(cur: duckdb.DuckDBPyConnection) -> None:
-    for table in ("stage", "st", "st_good", "bad_orders", "o1", "new_orders", "new_lines", "diff", "status_codes", "pref_names"):
+_CSV_FAST = "parallel = true, null_padding = false"
+_CSV_PADDED = "parallel = false, null_padding = true"
+_TEMP_TABLES = ("stage", "st", "st_good", "bad_orders", "o1", "new_orders", "new_lines", "diff", "status_codes", "pref_names")
+
+
+def _drop_temp(cur: duckdb.DuckDBPyConnection, staged: int = 0) -> None:
+    for table in _TEMP_TABLES + tuple(f"stage_{i}" for i in range(staged)):
         cur.execute("DROP TABLE IF EXISTS temp." + quote_ident(table))
 
 
@@ -394,6 +415,12 @@ def _import_one(cur: duckdb.DuckDBPyConnection, plan: _Plan, key: str, report: I
 
 _ORDER_STAGE_FIELDS = ("order_id",) + F.ORDER_LEVEL + F.LINE_LEVEL
 
+_STAGE_FIELDS = {
+    "orders": _ORDER_STAGE_FIELDS,
+    "contacts": tuple(F.CONTACT_FIELDS),
+    "products": tuple(F.PRODUCT_FIELDS),
+}
+
 _NEW_LINES_SELECT = """
     CREATE TEMP TABLE new_lines AS
     SELECT order_id,
@@ -414,7 +441,7 @@ def _import_orders(
     cur: duckdb.DuckDBPyConnection, plan: _Plan, key: str, import_id: int, fr: FileReport, report: ImportReport
 ) -> None:
     fields = _ORDER_STAGE_FIELDS
-    fr.rows_read = _stage(cur, plan, fields)
+    fr.rows_read = plan.rows
     if fr.rows_read == 0:
         raise InputError(f"「{plan.display_name}」にはデータ行がありません（見出し行だけです）。", "no data rows")
 
@@ -517,8 +544,7 @@ def _import_orders(
         CREATE TEMP TABLE new_orders AS
         WITH l AS (
             SELECT order_id, sum(line_amount) AS line_sum,
-                   string_agg(concat_ws('|', product_id, sku, product_name, category, unit_price, quantity, line_amount),
-                              '#' ORDER BY line_no) AS line_sig
+                   bit_xor(hash(line_no, product_id, sku, product_name, category, unit_price, quantity, line_amount)) AS line_sig
             FROM new_lines GROUP BY order_id
         ), o AS (
             SELECT o1.*,
@@ -556,11 +582,12 @@ def _import_orders(
             birthday,
             crm_bool(email_opt_in) AS email_opt_in,
             customer_key,
-            md5(concat_ws('|', ordered_at, status, cancelled_flag, cancelled_at, financial_status, total_amount,
-                          item_amount, shipping_fee, discount_amount, points_used, refunded_amount, coupon_code,
-                          payment_method, o.prefecture, subscription_id, subscription_seq, customer_key, name_full,
-                          kana_full, email, phone_digits, postcode_digits, gender, birthday, email_opt_in)
-                || '#' || coalesce(line_sig, '')) AS content_hash,
+            -- change detection only (not security): a 64-bit hash of every stored field and line
+            CAST(hash(ordered_at, status, cancelled_flag, cancelled_at, financial_status, total_amount,
+                      item_amount, shipping_fee, discount_amount, points_used, refunded_amount, coupon_code,
+                      payment_method, o.prefecture, subscription_id, subscription_seq, customer_key, name_full,
+                      kana_full, email, phone_digits, postcode_digits, gender, birthday, email_opt_in, line_sig)
+                 AS VARCHAR) AS content_hash,
             ? AS import_id
         FROM o
         LEFT JOIN pref_names pn ON pn.code = regexp_replace(lower(o.prefecture), '[- ](ken|to|fu|prefecture)$', '')
@@ -617,11 +644,10 @@ def _import_orders(
 # contacts and products
 # --------------------------------------------------------------------------
 
-_CONTACT_STAGE_FIELDS = tuple(F.CONTACT_FIELDS)
 
 
 def _import_contacts(cur: duckdb.DuckDBPyConnection, plan: _Plan, import_id: int, fr: FileReport) -> bool:
-    fr.rows_read = _stage(cur, plan, _CONTACT_STAGE_FIELDS)
+    fr.rows_read = plan.rows
     cur.execute(
         f"""
         CREATE TEMP TABLE st AS
@@ -673,7 +699,7 @@ def _import_contacts(cur: duckdb.DuckDBPyConnection, plan: _Plan, import_id: int
 
 
 def _import_products(cur: duckdb.DuckDBPyConnection, plan: _Plan, import_id: int, fr: FileReport) -> bool:
-    fr.rows_read = _stage(cur, plan, tuple(F.PRODUCT_FIELDS))
+    fr.rows_read = plan.rows
     cur.execute(
         f"""
         CREATE TEMP TABLE st AS
