@@ -281,7 +281,10 @@ class Store:
         self.path = str(path if path is not None else default_db_path())
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._con = duckdb.connect(self.path)
+        # A bounded buffer pool keeps big imports within a laptop's memory
+        # (DuckDB spills to a temp folder beside the database file instead).
+        config = {"memory_limit": os.environ.get("CRM_DB_MEMORY_LIMIT", "1536MB")}
+        self._con = duckdb.connect(self.path, config=config)
         self._lock = threading.Lock()
         self._local = threading.local()
         self._migrate()
