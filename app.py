@@ -73,6 +73,11 @@ MENU: dict[str, list[tuple[str, str, str]]] = {
     "": [("pages/start/home.py", "ホーム", "🏠")],
     "データ": [("pages/data/import_data.py", "データ取込", "📥")],
     "分析": [("pages/analysis/analytics.py", "顧客分析", "📊")],
+    "施策": [
+        ("pages/audience/segments.py", "セグメント", "🎯"),
+        ("pages/messages/messages.py", "メッセージ・クーポン", "✉️"),
+    ],
+    "設定": [("pages/settings/settings.py", "送信設定", "⚙️")],
 }
 
 
