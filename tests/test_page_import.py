@@ -81,3 +81,20 @@ def test_password_gate(db, monkeypatch):
     at.text_input[0].input("s3cret").run()
     assert not at.exception
     assert not at.error
+
+
+def test_unexpected_errors_are_logged_without_their_message(caplog):
+    """A crash shows a Japanese apology; the log names the place but never the message (it may hold customer data)."""
+    from pages import ui
+
+    customer = {"name": "髙橋 ①子", "phone": "090-1111-2222"}
+
+    def boom():
+        raise ValueError(customer["name"] + customer["phone"])
+
+    try:
+        ui.run(boom)
+    except BaseException:  # noqa: BLE001 - st.stop() outside a script run
+        pass
+    assert "unexpected ValueError in boom" in caplog.text
+    assert "髙橋" not in caplog.text and "090-1111-2222" not in caplog.text

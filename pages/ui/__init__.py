@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import traceback
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -52,8 +53,14 @@ def run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     except InputError as exc:
         st.error(exc.message, icon="⚠️")
         st.stop()
-    except Exception:  # noqa: BLE001 - the last line of defence for the UI
-        log.exception("unexpected error in %s", getattr(fn, "__name__", fn))
+    except Exception as exc:  # noqa: BLE001 - the last line of defence for the UI
+        # Log where it failed, not the message: messages can quote customer data.
+        log.error(
+            "unexpected %s in %s\n%s",
+            type(exc).__name__,
+            getattr(fn, "__name__", fn),
+            "".join(traceback.format_tb(exc.__traceback__)),
+        )
         st.error(
             "予期しないエラーが発生しました。入力内容を確認して、もう一度お試しください。"
             "解決しない場合は管理者にお問い合わせください。",
