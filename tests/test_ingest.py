@@ -123,7 +123,8 @@ def test_shopify_orders_first_row_fields_and_jst(store, tmp_path, bom):
         True,
     )
     assert store.scalar("SELECT count(*) FROM order_lines WHERE order_id = '#1001'") == 2
-    assert store.scalar("SELECT cancelled FROM orders WHERE order_id = '#1002'") is True
+    assert store.fetchone("SELECT cancelled, status FROM orders WHERE order_id = '#1002'") == (True, "返金済")
+    assert store.scalar("SELECT status FROM orders WHERE order_id = '#1001'") == "支払済"
 
 
 def test_shopify_customers_export_adds_opt_in_and_tags(store, tmp_path):

@@ -418,6 +418,19 @@ RAKUTEN_STATUS = {
     "900": "キャンセル確定",
 }
 
+# Shopify financial statuses shown in Japanese (cancellation is decided separately).
+SHOPIFY_STATUS = {
+    "paid": "支払済",
+    "pending": "保留中",
+    "authorized": "オーソリ済",
+    "partially_paid": "一部支払済",
+    "partially_refunded": "一部返金",
+    "refunded": "返金済",
+    "voided": "無効",
+    "expired": "期限切れ",
+}
+STATUS_LABELS = {**RAKUTEN_STATUS, **SHOPIFY_STATUS}
+
 PREFECTURES_EN = {
     "hokkaido": "北海道", "aomori": "青森県", "iwate": "岩手県", "miyagi": "宮城県", "akita": "秋田県",
     "yamagata": "山形県", "fukushima": "福島県", "ibaraki": "茨城県", "tochigi": "栃木県", "gunma": "群馬県",

@@ -446,7 +446,7 @@ def _import_orders(
         raise InputError(f"「{plan.display_name}」にはデータ行がありません（見出し行だけです）。", "no data rows")
 
     cur.execute("CREATE TEMP TABLE status_codes (code VARCHAR, label VARCHAR)")
-    cur.executemany("INSERT INTO status_codes VALUES (?, ?)", list(F.RAKUTEN_STATUS.items()))
+    cur.executemany("INSERT INTO status_codes VALUES (?, ?)", list(F.STATUS_LABELS.items()))
     cur.execute("CREATE TEMP TABLE pref_names (code VARCHAR, label VARCHAR)")
     cur.executemany(
         "INSERT INTO pref_names VALUES (?, ?)",
@@ -556,7 +556,7 @@ def _import_orders(
                    l.line_sum, l.line_sig
             FROM o1
             LEFT JOIN l USING (order_id)
-            LEFT JOIN status_codes sc ON sc.code = o1.status
+            LEFT JOIN status_codes sc ON sc.code = lower(o1.status)
         )
         SELECT
             order_id,
