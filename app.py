@@ -76,6 +76,7 @@ MENU: dict[str, list[tuple[str, str, str]]] = {
     "施策": [
         ("pages/audience/segments.py", "セグメント", "🎯"),
         ("pages/messages/messages.py", "メッセージ・クーポン", "✉️"),
+        ("pages/plan/calendar.py", "販促カレンダー", "📅"),
     ],
     "設定": [("pages/settings/settings.py", "送信設定", "⚙️")],
 }
