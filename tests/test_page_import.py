@@ -49,7 +49,7 @@ def test_home_and_import_history_with_data(db, tmp_path):
     at = _app().run()
     assert not at.exception
     labels = {m.label: m.value for m in at.metric}
-    assert labels["顧客数"] == "2人"
+    assert labels["顧客数"] == "1人"  # 山﨑 ㈱花子 only has a cancelled order
     assert labels["注文数"] == "2件"  # the cancelled order is not counted
     at.switch_page("pages/data/import_data.py").run()
     assert not at.exception
