@@ -1,0 +1,60 @@
+"""A local SMTP server (aiosmtpd) that keeps every message it receives.
+
+Optionally requires a login (``username`` / ``password``; plain-text AUTH is
+allowed without TLS because it only listens on localhost).  Messages are kept
+as parsed :class:`email.message.EmailMessage` objects in :attr:`SmtpSink.messages`.
+"""
+
+from __future__ import annotations
+
+import socket
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class _Handler:
+    def __init__(self, sink: SmtpSink) -> None:
+        self.sink = sink
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd hook name
+        msg = message_from_bytes(envelope.original_content or envelope.content, policy=policy.default)
+        self.sink.envelopes.append({"mail_from": envelope.mail_from, "rcpt_tos": list(envelope.rcpt_tos), "raw": envelope.content})
+        self.sink.messages.append(msg)  # type: ignore[arg-type]
+        return "250 Message accepted for delivery"
+
+
+class SmtpSink:
+    """``with SmtpSink() as smtp: ...`` — a running local SMTP server on ``smtp.port``."""
+
+    def __init__(self, username: str = "", password: str = "") -> None:
+        self.port = _free_port()
+        self.host = "127.0.0.1"
+        self.messages: list[EmailMessage] = []
+        self.envelopes: list[dict[str, Any]] = []
+        self.username = username
+        self.password = password
+        kwargs: dict[str, Any] = {}
+        if username:
+            kwargs = {"authenticator": self._authenticate, "auth_required": True, "auth_require_tls": False}
+        self._controller = Controller(_Handler(self), hostname=self.host, port=self.port, **kwargs)
+
+    def _authenticate(self, server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:
+        ok = isinstance(auth_data, LoginPassword) and auth_data.login.decode() == self.username and auth_data.password.decode() == self.password
+        return AuthResult(success=ok, handled=False)
+
+    def __enter__(self) -> SmtpSink:
+        self._controller.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._controller.stop()
