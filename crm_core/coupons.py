@@ -222,6 +222,16 @@ def code_for(store: Store, coupon: Coupon, customer_id: str) -> str:
     return store.scalar("SELECT code FROM coupon_codes WHERE coupon_id = ? AND customer_id = ?", [coupon.coupon_id, customer_id]) or ""
 
 
+def placeholder_values(store: Store, coupon: Coupon, customer_id: str) -> dict[str, str]:
+    """``coupon_code, coupon_value, coupon_expiry, coupon_min_purchase`` for one customer (see ``crm_core.templates``)."""
+    return {
+        "coupon_code": code_for(store, coupon, customer_id),
+        "coupon_value": coupon.discount_label(),
+        "coupon_expiry": coupon.expiry_label(),
+        "coupon_min_purchase": coupon.condition_label(),
+    }
+
+
 def export_codes(store: Store, coupon_id: str) -> pd.DataFrame:
     """Unique codes with their customers, for registering in RMS or Shopify.
 
@@ -273,6 +283,13 @@ def past_redemption_rate(store: Store, min_issued: int = 30) -> float | None:
     if not issued or issued < min_issued:
         return None
     return used / issued
+
+
+def average_order_value(store: Store) -> float:
+    """Mean order value of the customer model (``revenue / orders``), 0 without data."""
+    if not store.scalar("SELECT count(*) FROM information_schema.tables WHERE table_name = 'customer_model'"):
+        return 0.0
+    return float(store.scalar("SELECT coalesce(sum(revenue) / nullif(sum(orders), 0), 0) FROM customer_model") or 0)
 
 
 def estimate_cost(

@@ -785,17 +785,17 @@ def render(template: Template, context: Mapping[str, str], channel: str, campaig
 
 def render_for_customer(
     store: Store,
-    template_key: str,
+    template: str | Template,
     customer_id: str,
     channel: str,
     campaign: Campaign | None = None,
 ) -> Rendered:
-    """Load the template, the customer and the shop profile, then :func:`render`."""
-    template = get_template(store, template_key)
+    """Load the template (by key, or use the one given), the customer and the shop profile, then :func:`render`."""
+    tpl = get_template(store, template) if isinstance(template, str) else template
     customer = customer_fields(store, customer_id)
     campaign = campaign or Campaign()
-    ctx = build_context(customer, campaign, shop_profile(store), channel, template.key)
-    return render(template, ctx, channel, campaign.utm_campaign or template.key)
+    ctx = build_context(customer, campaign, shop_profile(store), channel, tpl.key)
+    return render(tpl, ctx, channel, campaign.utm_campaign or tpl.key)
 
 
 # -- picking customers for the preview ---------------------------------------------------
@@ -837,6 +837,16 @@ def preview_customers(store: Store, segment: str = "all", limit: int = 50) -> li
     cur = store.execute(sql, [int(limit)])
     cols = [d[0] for d in cur.description]
     return [dict(zip(cols, r)) for r in cur.fetchall()]
+
+
+def segment_customer_ids(store: Store, segment: str = "all") -> list[str]:
+    """Every customer id of a preview filter (for issuing unique coupon codes)."""
+    if segment not in _FILTER_SQL:
+        raise InputError("お客様の絞り込みを選び直してください。", f"unknown filter {segment!r}")
+    if not _has_table(store, "customer_model"):
+        return []
+    sql = "SELECT customer_id FROM customer_model WHERE " + _FILTER_SQL[segment] + " ORDER BY customer_id"  # noqa: S608 - fixed fragments
+    return [r[0] for r in store.fetchall(sql)]
 
 
 def template_names(templates: Iterable[Template]) -> list[dict[str, str]]:

@@ -1,0 +1,320 @@
+"""メッセージ・クーポン: templates, per-customer previews, compliance checks, one-click test sends, coupons."""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+from dataclasses import fields, replace
+
+import streamlit as st
+import streamlit.components.v1 as components
+
+from crm_core import compliance, coupons, sends
+from crm_core import templates as T
+from crm_core.templates import utf16_len
+from pages import ui
+
+store = ui.store()
+settings = sends.load_settings(st.secrets)
+
+st.title("✉️ メッセージ・クーポン")
+st.write(
+    "テンプレートを選び、実際のお客様に届く内容をLINE・メールの画面で確認できます。"
+    "法令や楽天の規約に触れる表現はチェック結果に表示されます。「テスト送信」で自分のLINEやメールに送って確かめられます。"
+)
+
+tab_message, tab_coupon = st.tabs(["メッセージ", "クーポン"])
+
+
+# -- small view helpers (everything interpolated is html.escape'd) -----------------------------
+def _e(text: object) -> str:
+    return html.escape(str(text or ""), quote=True)
+
+
+def phone_html(messages: list[dict], account: str) -> str:
+    """A LINE-like phone screen: speech bubbles and Flex cards."""
+    items = []
+    for msg in messages:
+        if msg.get("type") == "text":
+            items.append(
+                '<div style="display:flex;gap:6px;align-items:flex-start;margin:8px 0;">'
+                '<div style="width:28px;height:28px;border-radius:50%;background:#06C755;flex:none;"></div>'
+                '<div style="background:#fff;border-radius:14px;padding:8px 11px;max-width:78%;font-size:13px;'
+                'line-height:1.5;color:#111;white-space:pre-wrap;word-break:break-word;">' + _e(msg.get("text")) + "</div></div>"
+            )
+        elif msg.get("type") == "flex":
+            bubble = msg.get("contents", {})
+            card = ['<div style="background:#fff;border-radius:14px;overflow:hidden;margin:8px 0 8px 34px;max-width:78%;">']
+            hero = bubble.get("hero")
+            if hero:
+                card.append(f'<img src="{_e(hero.get("url"))}" alt="" style="width:100%;display:block;aspect-ratio:20/13;object-fit:cover;background:#ddd;">')
+            card.append('<div style="padding:10px 12px;">')
+            for comp in (bubble.get("body") or {}).get("contents", []):
+                weight = "bold" if comp.get("weight") == "bold" else "normal"
+                color = _e(comp.get("color") or "#111")
+                size = {"lg": "16px", "md": "14px", "sm": "12px"}.get(comp.get("size"), "13px")
+                card.append(f'<div style="font-weight:{weight};color:{color};font-size:{size};margin-top:4px;white-space:pre-wrap;">{_e(comp.get("text"))}</div>')
+            card.append("</div>")
+            for comp in (bubble.get("footer") or {}).get("contents", []):
+                action = comp.get("action", {})
+                card.append(
+                    '<div style="padding:0 12px 12px;"><div style="background:#06C755;color:#fff;text-align:center;border-radius:6px;'
+                    f'padding:8px;font-size:13px;" title="{_e(action.get("uri"))}">{_e(action.get("label"))}</div></div>'
+                )
+            card.append("</div>")
+            items.append("".join(card))
+    return (
+        '<div data-testid="msg-phone" style="width:330px;border:10px solid #222;border-radius:28px;overflow:hidden;'
+        'font-family:sans-serif;background:#8CABD9;">'
+        f'<div style="background:#273246;color:#fff;padding:10px 14px;font-size:14px;font-weight:bold;">{_e(account)}</div>'
+        f'<div style="padding:6px 10px 14px;min-height:320px;">{"".join(items)}</div></div>'
+    )
+
+
+def inbox_html(sender: str, subject: str, preheader: str) -> str:
+    """One inbox row: sender, subject and the preheader in grey."""
+    return (
+        '<div data-testid="msg-inbox" style="border:1px solid #ddd;border-radius:8px;padding:10px 14px;font-family:sans-serif;background:#fff;">'
+        f'<div style="font-weight:bold;font-size:14px;color:#111;">{_e(sender)}</div>'
+        f'<div style="font-size:14px;color:#111;">{_e(subject)}</div>'
+        f'<div style="font-size:13px;color:#777;white-space:nowrap;overflow:hidden;text-overflow:ellipsis;">{_e(preheader)}</div></div>'
+    )
+
+
+def show_findings(findings: list[compliance.Finding]) -> None:
+    st.markdown("**チェック結果**")
+    if not findings:
+        st.success("問題は見つかりませんでした。", icon="✅")
+        return
+    for f in findings:
+        box = st.error if f.severity == compliance.ERROR else st.warning
+        box(f"**{compliance.SEVERITY_LABELS[f.severity]}**: {f.message}\n\n対処: {f.fix}", icon="⚠️")
+
+
+def preview(customer_id: str) -> None:
+    """The right-hand side: preview, counters, checks and the test send."""
+    campaign_values = {k: v for k, v in values.items() if v}
+    if picked:
+        coupon = next(c for c in all_coupons if c.coupon_id == picked)
+        campaign_values.update(ui.run(coupons.placeholder_values, store, coupon, customer_id))
+    campaign = T.Campaign(**campaign_values)
+    rendered = ui.run(T.render_for_customer, store, edited, customer_id, channel, campaign)
+    profile = T.shop_profile(store)
+    customer = ui.run(T.customer_fields, store, customer_id)
+    findings = compliance.lint(rendered, profile, encoding=encoding, customer=customer)
+
+    if channel == "line":
+        st.html(phone_html(rendered.line_messages, profile.shop_name or "LINE公式アカウント"))
+        counts = [f"{i}個目 {utf16_len(m['text']):,} / 5,000文字" for i, m in enumerate(rendered.line_messages, 1) if m["type"] == "text"]
+        st.caption(f"吹き出し {len(rendered.line_messages)} / 5個 ・ " + " ・ ".join(counts))
+        with st.expander("LINEに送る内容（JSON）"):
+            st.json(rendered.line_messages, expanded=False)
+    elif channel in ("email", "rmail"):
+        sender_name = profile.sender_name or profile.shop_name or "（送信者名未設定）"
+        st.html(inbox_html(sender_name, rendered.subject, rendered.preheader))
+        st.caption(f"件名 {len(rendered.subject)}文字（スマートフォンでは30文字前後まで表示）・ プリヘッダー {len(rendered.preheader)}文字 ・ 本文 {len(rendered.text):,}文字")
+        view_html, view_text = st.tabs(["HTML", "テキスト"])
+        with view_html:
+            components.html(rendered.html, height=560, scrolling=True)
+        with view_text:
+            st.text(rendered.text)
+        if channel == "rmail":
+            st.download_button("R-Mail用HTMLをダウンロード", rendered.html.encode("utf-8"), file_name=f"rmail_{tpl.key}.html",
+                               mime="text/html", key="msg_rmail_html")
+    else:
+        st.text(rendered.text or "（このテンプレートには同梱物の文面がありません）")
+        st.caption(f"{len(rendered.text):,}文字")
+
+    show_findings(findings)
+
+    if channel in sends.SEND_CHANNELS:
+        st.divider()
+        st.markdown("**テスト送信**")
+        recipients = sends.test_recipients(store, settings, channel)
+        missing = sends.channel_ready(settings, channel)
+        if missing:
+            st.warning(missing, icon="⚙️")
+        if not recipients:
+            st.info("テスト送信先が登録されていません。「送信設定」ページで自分のLINEユーザーIDやメールアドレスを登録してください。", icon="ℹ️")
+            st.page_link("pages/settings/settings.py", label="送信設定へ", icon="⚙️")
+        else:
+            labels = {r["address"]: (f"{r['label']}（{r['address']}）" if r["label"] else r["address"]) for r in recipients}
+            to = st.selectbox("送信先（テスト送信先だけ選べます）", list(labels), format_func=labels.get, key=f"msg_to_{channel}")
+            if st.button("テスト送信", key="msg_send", type="primary", disabled=bool(missing)):
+                with st.spinner("送信しています…"):
+                    result = ui.run(sends.test_send, store, settings, channel=channel, recipient=to, template_key=tpl.key,
+                                    customer_id=customer_id, campaign=campaign, actor="console", encoding=encoding)
+                if result.ok:
+                    st.success(f"{result.message} 送信先: {to}" + (f"（リクエストID: {result.request_id}）" if result.request_id else ""), icon="✅")
+                else:
+                    st.error(result.message, icon="🚫")
+            st.caption("テスト送信では、いま表示しているお客様向けの内容（編集中の場合は保存済みの内容）を送ります。件名には【テスト】が付きます。")
+
+
+# -- message tab -------------------------------------------------------------------------------
+with tab_message:
+    templates = ui.run(T.list_templates, store)
+    by_key = {t.key: t for t in templates}
+    left, right = st.columns([5, 6], gap="large")
+
+    with left:
+        if flash := st.session_state.pop("msg_flash", None):
+            st.success(flash, icon="✅")
+        key = st.selectbox("テンプレート", list(by_key), format_func=lambda k: by_key[k].label + ("（編集済み）" if by_key[k].edited else ""),
+                           key="msg_template")
+        tpl = by_key[key]
+        if tpl.description:
+            st.caption(tpl.description)
+        channel = st.radio("チャネル", list(T.CHANNEL_LABELS), format_func=T.CHANNEL_LABELS.get, horizontal=True, key="msg_channel")
+        segment = st.selectbox("プレビューするお客様", list(T.PREVIEW_FILTERS), format_func=T.PREVIEW_FILTERS.get, key="msg_filter",
+                               help="セグメント機能ができるまでは、簡単な絞り込みからお客様を選べます。")
+        people = ui.run(T.preview_customers, store, segment, 200)
+        customer_id = None
+        if people:
+            ids = [p["customer_id"] for p in people]
+            names = {p["customer_id"]: f"{p['name'] or '（氏名なし）'}（{p['customer_id']}）" for p in people}
+            if st.session_state.get("msg_customer") not in ids:
+                st.session_state["msg_customer"] = ids[0]
+
+            def _step(delta: int, ids: list[str] = ids) -> None:
+                i = ids.index(st.session_state["msg_customer"])
+                st.session_state["msg_customer"] = ids[(i + delta) % len(ids)]
+
+            customer_id = st.selectbox("お客様", ids, format_func=names.get, key="msg_customer")
+            b1, b2, b3 = st.columns([1, 1, 2])
+            b1.button("◀ 前", key="msg_prev", on_click=_step, args=(-1,), width="stretch")
+            b2.button("次 ▶", key="msg_next", on_click=_step, args=(1,), width="stretch")
+            b3.caption(f"{ids.index(customer_id) + 1} / {len(ids)}人目")
+        else:
+            ui.empty_state("この条件に当てはまるお客様がいません（または顧客モデルがまだありません）。")
+
+        with st.expander("キャンペーンの設定（クーポン・セール・リンク）", expanded=False):
+            all_coupons = ui.run(coupons.list_coupons, store)
+            coupon_labels = {c.coupon_id: f"{c.name}（{c.discount_label()}）" for c in all_coupons}
+            picked = st.selectbox("クーポン", ["", *coupon_labels], format_func=lambda c: coupon_labels.get(c, "（使わない・手入力）"), key="msg_coupon")
+            values: dict[str, str] = {}
+            c1, c2 = st.columns(2)
+            values["utm_campaign"] = c1.text_input("キャンペーン名（utm_campaign）", key="msg_utm", placeholder=tpl.key)
+            values["sale_name"] = c2.text_input("セール名", key="msg_sale_name", placeholder="楽天スーパーSALE")
+            values["sale_start"] = c1.text_input("セール開始", key="msg_sale_start", placeholder="12月4日 20:00")
+            values["sale_end"] = c2.text_input("セール終了", key="msg_sale_end", placeholder="12月11日 01:59")
+            if not picked:
+                values["coupon_value"] = c1.text_input("クーポンの割引", key="msg_coupon_value", placeholder="10%OFF")
+                values["coupon_expiry"] = c2.text_input("クーポンの有効期限", key="msg_coupon_expiry", placeholder="12月31日 23:59まで")
+                values["coupon_code"] = c1.text_input("クーポンコード", key="msg_coupon_code")
+            values["coupon_url"] = c2.text_input("クーポン取得URL", key="msg_coupon_url", placeholder="https://coupon.rakuten.co.jp/...")
+            values["points"] = c1.text_input("失効予定ポイント", key="msg_points")
+            values["points_expire_on"] = c2.text_input("ポイントの有効期限", key="msg_points_expire")
+            values["tracking_url"] = c1.text_input("配送状況の確認URL", key="msg_tracking")
+            values["review_url"] = c2.text_input("レビュー投稿URL", key="msg_review")
+            values["image_url"] = st.text_input("カード画像のURL（https）", key="msg_image")
+            encoding = st.radio("メールの文字コード", list(compliance.EMAIL_ENCODINGS), horizontal=True, key="msg_encoding",
+                                format_func=lambda e: {"utf-8": "UTF-8（推奨）", "iso-2022-jp": "ISO-2022-JP（古い携帯向け）"}[e])
+
+        with st.expander("テンプレートを編集", expanded=False):
+            st.caption("差し込み項目は {{ name }} のように書きます。LINEは「---」だけの行で吹き出しを分けられます。")
+            parts = {
+                "line": [("line_text", "LINE本文")],
+                "email": [("email_subject", "件名"), ("email_preheader", "プリヘッダー（件名の後に表示される一文）"),
+                          ("email_body", "本文"), ("email_footer", "フッター（送信者情報・配信停止）")],
+                "rmail": [("email_subject", "件名"), ("email_body", "本文"), ("rmail_footer", "フッター")],
+                "insert": [("insert_text", "同梱物の文面")],
+            }[channel]
+            edits: dict[str, str] = {}
+            for name, label in parts:
+                edits[name] = st.text_area(label, getattr(tpl, name), key=f"msg_edit_{tpl.key}_{name}",
+                                           height=68 if name in ("email_subject", "email_preheader") else 220)
+            card_edits = {}
+            if channel == "line" and tpl.card is not None:
+                st.markdown("**カード**")
+                for f in fields(T.Card):
+                    card_edits[f.name] = st.text_input(f"カード: {f.name}", getattr(tpl.card, f.name), key=f"msg_edit_{tpl.key}_card_{f.name}")
+            edited = replace(tpl, **edits, card=replace(tpl.card, **card_edits) if tpl.card and card_edits else tpl.card)
+            s1, s2 = st.columns(2)
+            if s1.button("テンプレートを保存", key="msg_save_template", type="primary"):
+                ui.run(T.save_template, store, edited)
+                st.session_state["msg_flash"] = "テンプレートを保存しました。"
+                st.rerun()
+            if tpl.edited and s2.button("最初の内容に戻す", key="msg_reset_template"):
+                ui.run(T.reset_template, store, tpl.key)
+                for name, _ in parts:
+                    st.session_state.pop(f"msg_edit_{tpl.key}_{name}", None)
+                st.rerun()
+            with st.popover("使える差し込み項目"):
+                st.dataframe(
+                    [{"項目": "{{ " + p.key + " }}", "内容": p.label, "例": p.example, "空のとき": p.fallback or "（空欄）"} for p in T.PLACEHOLDERS.values()],
+                    hide_index=True,
+                )
+
+    with right:
+        if customer_id is None:
+            st.caption("お客様を選ぶと、ここにプレビューが表示されます。")
+        else:
+            preview(customer_id)
+
+
+# -- coupon tab ------------------------------------------------------------------------------------
+with tab_coupon:
+    st.subheader("新しいクーポン")
+    with st.form("cpn_new"):
+        c1, c2, c3 = st.columns(3)
+        name = c1.text_input("クーポン名", key="cpn_name", placeholder="誕生日クーポン")
+        kind = c2.selectbox("割引の種類", list(coupons.KINDS), format_func=coupons.KINDS.get, key="cpn_kind")
+        value = c3.number_input("割引（%または円。送料無料は0）", min_value=0.0, value=10.0, step=1.0, key="cpn_value")
+        min_purchase = c1.number_input("利用条件（最低購入金額・円）", min_value=0, value=0, step=500, key="cpn_min")
+        today = dt.date.today()
+        valid_from = c2.date_input("開始日", today, key="cpn_from")
+        valid_to = c3.date_input("終了日（23:59まで）", today + dt.timedelta(days=30), key="cpn_to")
+        mode = c1.radio("コード", list(coupons.CODE_MODES), format_func=coupons.CODE_MODES.get, key="cpn_mode", horizontal=True)
+        shared_code = c2.text_input("共通コード（全員共通のとき）", key="cpn_shared")
+        target = c3.selectbox("対象", list(T.PREVIEW_FILTERS), format_func=T.PREVIEW_FILTERS.get, key="cpn_segment")
+        channel_for = c1.selectbox("配信チャネル", ["line", "email", "rmail"], format_func=T.CHANNEL_LABELS.get, key="cpn_channel")
+        if st.form_submit_button("クーポンを作成", type="primary"):
+            new = coupons.Coupon(
+                name=name, kind=kind, value=value, min_purchase=min_purchase,
+                valid_from=dt.datetime.combine(valid_from, dt.time(0, 0)), valid_to=dt.datetime.combine(valid_to, dt.time(23, 59)),
+                code_mode=mode, shared_code=shared_code, segment=target, channel=channel_for,
+            )
+            ui.run(coupons.create_coupon, store, new)
+            st.success(f"クーポン「{new.name}」を作成しました。")
+
+    all_coupons = ui.run(coupons.list_coupons, store)
+    st.subheader("クーポン一覧")
+    if not all_coupons:
+        ui.empty_state("まだクーポンはありません。上のフォームから作成してください。")
+        st.stop()
+    st.dataframe(
+        [{"クーポン名": c.name, "割引": c.discount_label(), "利用条件": c.condition_label() or "なし", "有効期限": c.expiry_label(),
+          "コード": c.shared_code if c.code_mode == "shared" else "お客様ごと", "対象": T.PREVIEW_FILTERS.get(c.segment, c.segment),
+          "チャネル": T.CHANNEL_LABELS.get(c.channel, c.channel)} for c in all_coupons],
+        hide_index=True, width="stretch",
+    )
+    by_id = {c.coupon_id: c for c in all_coupons}
+    cid = st.selectbox("クーポンを選ぶ", list(by_id), format_func=lambda c: by_id[c].name, key="cpn_pick")
+    coupon = by_id[cid]
+    audience = ui.run(T.segment_customer_ids, store, coupon.segment if coupon.segment in T.PREVIEW_FILTERS else "all")
+
+    st.markdown("**費用の見積もり**")
+    e1, e2, e3 = st.columns(3)
+    aov = e1.number_input("平均購入単価（円）", min_value=0, value=int(ui.run(coupons.average_order_value, store)), step=100, key="cpn_aov")
+    margin = e2.number_input("利益率（%）", min_value=0, max_value=100, value=30, key="cpn_margin")
+    rate = e3.number_input("想定利用率（%）", min_value=0.0, max_value=100.0, value=5.0, step=0.5, key="cpn_rate",
+                           help="過去に発行したお客様ごとのコードの利用実績が十分にあるときは、その実績を使います。")
+    est = ui.run(coupons.estimate_cost, store, coupon, len(audience), average_order_value=aov, margin=margin / 100, redemption_rate=rate / 100)
+    m = st.columns(5)
+    m[0].metric("対象のお客様", ui.count(est.recipients, "人"))
+    m[1].metric("想定利用数", ui.count(round(est.redemptions), "件"), help=f"利用率 {ui.pct(est.redemption_rate)}（{est.rate_source}）")
+    m[2].metric("割引コスト", ui.yen(est.discount_cost))
+    m[3].metric("利用注文の粗利", ui.yen(est.gross_profit))
+    m[4].metric("差し引き", ui.yen(est.net))
+
+    if coupon.code_mode == "unique":
+        st.markdown("**お客様ごとのコード**")
+        if st.button(f"対象のお客様{len(audience):,}人にコードを発行", key="cpn_issue"):
+            issued = ui.run(coupons.issue_unique_codes, store, cid, audience)
+            st.success(f"{issued:,}件のコードを発行しました（発行済みのお客様には新しく発行しません）。")
+        codes = ui.run(coupons.export_codes, store, cid)
+        st.caption(f"発行済み {len(codes):,}件。RMSやShopifyへの登録用にダウンロードできます。")
+        if len(codes):
+            st.download_button("コード一覧をダウンロード（CSV）", ui.csv_bytes(codes), file_name=f"クーポンコード_{coupon.name}.csv",
+                               mime="text/csv", key="cpn_download")
