@@ -85,7 +85,7 @@ PLACEHOLDERS: dict[str, Placeholder] = {
         _P("points", "ポイント数", "キャンペーン", "ポイント", "500"),
         _P("points_expire_on", "ポイントの有効期限", "キャンペーン", "まもなく", "2026年12月31日"),
         _P("coupon_code", "クーポンコード", "クーポン", "", "AB3K7MPQRT"),
-        _P("coupon_value", "クーポンの割引", "クーポン", "特別クーポン", "10%OFF"),
+        _P("coupon_value", "クーポンの割引", "クーポン", "特別", "10%OFF"),
         _P("coupon_expiry", "クーポンの有効期限", "クーポン", "期間限定", "2026年12月31日 23:59"),
         _P("coupon_min_purchase", "クーポンの利用条件", "クーポン", "", "¥3,000以上のお買い物で"),
         _P("coupon_url", "クーポン取得ページのURL", "クーポン", "", "https://coupon.rakuten.co.jp/getCoupon?..."),

@@ -1,0 +1,79 @@
+"""Preview a customer's message in the browser, press 「テスト送信」, and check the local LINE and SMTP servers got it."""
+
+from __future__ import annotations
+
+import pytest
+
+from crm_core.db import Store
+from tests.e2e.conftest import Server, goto, shot, wait_idle
+from tests.servers.customers import LINE_USER, seed_customers
+from tests.servers.line_mock import LineMock
+from tests.servers.smtp_sink import SmtpSink
+
+TOKEN = "e2e-token-123"
+ME = "marketer@example.jp"
+
+
+@pytest.fixture()
+def servers(tmp_path):
+    seed_customers(Store(tmp_path / "crm.duckdb")).close()
+    with LineMock(TOKEN) as line, SmtpSink() as smtp:
+        env = {
+            "LINE_CHANNEL_ACCESS_TOKEN": TOKEN,
+            "LINE_API_BASE_URL": line.url,
+            "SMTP_HOST": smtp.host,
+            "SMTP_PORT": str(smtp.port),
+            "SMTP_FROM": "shop@natural.example.jp",
+            "SMTP_STARTTLS": "false",
+            "CRM_TEST_RECIPIENTS": f"{LINE_USER},{ME}",
+        }
+        srv = Server(tmp_path, env=env)
+        try:
+            yield srv, line, smtp
+        finally:
+            srv.stop()
+
+
+def test_preview_and_one_click_test_send(servers, page):
+    server, line, smtp = servers
+    goto(page, server, "/messages")
+    page.get_by_role("heading", name="✉️ メッセージ・クーポン").wait_for()
+
+    phone = page.locator("[data-testid='msg-phone']")
+    phone.wait_for()
+    assert "髙橋 ①子様、このたびはナチュラルコスメ本舗ではじめてのお買い物" in phone.inner_text()
+    page.get_by_text("吹き出し 3 / 5個").wait_for()
+    page.get_by_text("問題は見つかりませんでした。").wait_for()
+    shot(page, "messages_line_preview")
+
+    page.get_by_role("button", name="テスト送信").click()
+    page.get_by_text("LINEでテスト送信しました").wait_for(timeout=60_000)
+    wait_idle(page)
+    assert len(line.pushes) == 1 and line.errors == []
+    push = line.pushes[0]
+    assert push["body"]["to"] == LINE_USER and push["authorization"] == f"Bearer {TOKEN}"
+    assert push["body"]["messages"][0]["text"].startswith("髙橋 ①子様、このたびは")
+    assert push["body"]["messages"][-1]["type"] == "flex"
+    shot(page, "messages_line_sent")
+
+    # the same customer by e-mail
+    page.locator("[data-testid='stRadio']").filter(has_text="チャネル").get_by_text("メール", exact=True).click()
+    wait_idle(page)
+    page.locator("[data-testid='msg-inbox']").wait_for()
+    page.get_by_role("button", name="テスト送信").click()
+    page.get_by_text("メールでテスト送信しました").wait_for(timeout=60_000)
+    wait_idle(page)
+    assert len(smtp.messages) == 1
+    msg = smtp.messages[0]
+    assert smtp.envelopes[0]["rcpt_tos"] == [ME]
+    assert msg["Subject"] == "【テスト】【ナチュラルコスメ本舗】はじめてのご注文ありがとうございます｜次回使える特別クーポン"
+    assert "髙橋 ①子様" in msg.get_body(("plain",)).get_content()
+    assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    shot(page, "messages_email_sent")
+
+    # the send log on the settings page shows both attempts without the token
+    goto(page, server, "/settings")
+    page.get_by_role("heading", name="送信履歴").wait_for()
+    page.get_by_text("✅ 設定済み").first.wait_for(state="attached")
+    assert TOKEN not in page.content()
+    shot(page, "settings_after_test_sends")
