@@ -799,54 +799,69 @@ def render_for_customer(
 
 
 # -- picking customers for the preview ---------------------------------------------------
-PREVIEW_FILTERS: dict[str, str] = {
-    "all": "すべてのお客様",
-    "line": "LINE友だち（LINEユーザーIDあり）",
-    "email": "メール配信に同意したお客様",
-    "first": "購入1回のお客様",
-    "repeat": "購入2回以上のお客様",
-    "dormant": "最終購入から180日以上のお客様",
+# The one place the message page couples to segments (issue 4, crm_core.segments):
+# a choice is "all", a few channel filters, "preset:<key>" or "saved:<segment_id>".
+_BASIC_RULES: dict[str, tuple[str, dict[str, Any]]] = {
+    "all": ("すべてのお客様", {"all": []}),
+    "line": ("LINE連携ありのお客様", {"all": [{"field": "has_line", "op": "is_true"}]}),
+    "email": ("メール配信に同意したお客様", {"all": [{"field": "email_opt_in", "op": "is_true"}]}),
 }
-_FILTER_SQL: dict[str, str] = {
-    "all": "TRUE",
-    "line": "line_user_id IS NOT NULL AND line_user_id <> ''",
-    "email": "email_opt_in AND email IS NOT NULL",
-    "first": "orders = 1",
-    "repeat": "orders >= 2",
-    "dormant": "recency_days >= 180",
-}
+PREVIEW_FILTERS: dict[str, str] = {k: v[0] for k, v in _BASIC_RULES.items()}
+"""Choices that exist without any saved segment (see :func:`segment_choices` for all)."""
+
+
+def segment_choices(store: Store | None) -> dict[str, str]:
+    """Segments to preview or target: basic filters, the segment presets and saved segments, with Japanese names."""
+    from crm_core import segment_library, segments
+
+    out = dict(PREVIEW_FILTERS)
+    out.update({f"preset:{p.key}": p.name for p in segments.PRESETS})
+    if store is not None:
+        out.update({f"saved:{s['segment_id']}": f"保存済み: {s['name']}" for s in segment_library.list_segments(store)})
+    return out
+
+
+def segment_rule(store: Store, choice: str) -> dict[str, Any]:
+    """The segment rule (JSON) of a choice from :func:`segment_choices`."""
+    from crm_core import segment_library, segments
+
+    if choice in _BASIC_RULES:
+        return _BASIC_RULES[choice][1]
+    kind, _, ref = (choice or "").partition(":")
+    if kind == "preset":
+        return segments.preset_rule(ref)
+    if kind == "saved" and ref.isdigit():
+        return segment_library.get_segment(store, int(ref))["rule"]
+    raise InputError("プレビューするお客様（セグメント）を選び直してください。", f"unknown segment choice {choice!r}")
 
 
 def preview_customers(store: Store, segment: str = "all", limit: int = 50) -> list[dict[str, Any]]:
-    """Customers to step through in the preview: ``customer_id, name, rank, orders``.
+    """Customers of a segment to step through in the preview: ``customer_id, name, rank, orders``.
 
-    This is the one place the message page couples to segments: until the
-    segment builder's API (issue 4, ``crm_core.segments``) is wired in, it
-    offers a few fixed filters (:data:`PREVIEW_FILTERS`) on ``customer_model``,
-    most recent buyers first.
+    Uses :func:`crm_core.segments.sample` (highest lifetime revenue first);
+    an empty list when there is no customer model yet.
     """
-    if segment not in _FILTER_SQL:
-        raise InputError("プレビューするお客様の絞り込みを選び直してください。", f"unknown filter {segment!r}")
+    from crm_core import segments
+
+    rule = segment_rule(store, segment)
     if not _has_table(store, "customer_model"):
         return []
-    sql = (
-        "SELECT customer_id, name, rank, orders FROM customer_model WHERE "  # noqa: S608 - fixed fragments from _FILTER_SQL
-        + _FILTER_SQL[segment]
-        + " ORDER BY last_order_at DESC NULLS LAST, customer_id LIMIT ?"
-    )
-    cur = store.execute(sql, [int(limit)])
-    cols = [d[0] for d in cur.description]
-    return [dict(zip(cols, r)) for r in cur.fetchall()]
+    df = segments.sample(store, rule, limit=limit, columns=("customer_id", "name", "rank", "orders"))
+    return [
+        {k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}
+        for row in df.astype(object).to_dict("records")
+    ]
 
 
 def segment_customer_ids(store: Store, segment: str = "all") -> list[str]:
-    """Every customer id of a preview filter (for issuing unique coupon codes)."""
-    if segment not in _FILTER_SQL:
-        raise InputError("お客様の絞り込みを選び直してください。", f"unknown filter {segment!r}")
+    """Every customer id of a segment (for issuing unique coupon codes)."""
+    from crm_core import segments
+
+    rule = segment_rule(store, segment)
     if not _has_table(store, "customer_model"):
         return []
-    sql = "SELECT customer_id FROM customer_model WHERE " + _FILTER_SQL[segment] + " ORDER BY customer_id"  # noqa: S608 - fixed fragments
-    return [r[0] for r in store.fetchall(sql)]
+    df = segments.sample(store, rule, limit=10**9, columns=("customer_id",))
+    return sorted(str(c) for c in df["customer_id"])
 
 
 def template_names(templates: Iterable[Template]) -> list[dict[str, str]]:

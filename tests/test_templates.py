@@ -259,10 +259,18 @@ def test_save_refuses_broken_templates(store):
         T.get_template(store, "nope")
 
 
-def test_preview_customers_filters(store):
-    assert [c["customer_id"] for c in T.preview_customers(store, "all")] == ["C001", "C002", "C003"]
+def test_preview_customers_from_segments(store):
+    from crm_core import segment_library
+
+    assert [c["customer_id"] for c in T.preview_customers(store, "all")] == ["C001", "C002", "C003"]  # by revenue
     assert [c["customer_id"] for c in T.preview_customers(store, "line")] == ["C001", "C003"]
-    assert [c["customer_id"] for c in T.preview_customers(store, "repeat")] == ["C001"]
+    assert [c["customer_id"] for c in T.preview_customers(store, "email")] == ["C001", "C003"]
+    assert [c["customer_id"] for c in T.preview_customers(store, "preset:dormant_180")] == ["C002"]
+    sid = segment_library.save_segment(store, "リピーター", {"all": [{"field": "orders", "op": "gte", "value": 2}]})
+    choices = T.segment_choices(store)
+    assert choices[f"saved:{sid}"] == "保存済み: リピーター" and "preset:birthday" in choices
+    assert [c["customer_id"] for c in T.preview_customers(store, f"saved:{sid}")] == ["C001"]
+    assert T.segment_customer_ids(store, "line") == ["C001", "C003"]
     assert T.preview_customers(Store(":memory:")) == []
     with pytest.raises(InputError):
         T.preview_customers(store, "'; DROP TABLE customer_model; --")

@@ -166,8 +166,9 @@ with tab_message:
         if tpl.description:
             st.caption(tpl.description)
         channel = st.radio("チャネル", list(T.CHANNEL_LABELS), format_func=T.CHANNEL_LABELS.get, horizontal=True, key="msg_channel")
-        segment = st.selectbox("プレビューするお客様", list(T.PREVIEW_FILTERS), format_func=T.PREVIEW_FILTERS.get, key="msg_filter",
-                               help="セグメント機能ができるまでは、簡単な絞り込みからお客様を選べます。")
+        choices = ui.run(T.segment_choices, store)
+        segment = st.selectbox("プレビューするお客様（セグメント）", list(choices), format_func=choices.get, key="msg_filter",
+                               help="「セグメント」ページで保存したセグメントも選べます。購入金額の多い順に表示します。")
         people = ui.run(T.preview_customers, store, segment, 200)
         customer_id = None
         if people:
@@ -267,7 +268,8 @@ with tab_coupon:
         valid_to = c3.date_input("終了日（23:59まで）", today + dt.timedelta(days=30), key="cpn_to")
         mode = c1.radio("コード", list(coupons.CODE_MODES), format_func=coupons.CODE_MODES.get, key="cpn_mode", horizontal=True)
         shared_code = c2.text_input("共通コード（全員共通のとき）", key="cpn_shared")
-        target = c3.selectbox("対象", list(T.PREVIEW_FILTERS), format_func=T.PREVIEW_FILTERS.get, key="cpn_segment")
+        choices = ui.run(T.segment_choices, store)
+        target = c3.selectbox("対象（セグメント）", list(choices), format_func=choices.get, key="cpn_segment")
         channel_for = c1.selectbox("配信チャネル", ["line", "email", "rmail"], format_func=T.CHANNEL_LABELS.get, key="cpn_channel")
         if st.form_submit_button("クーポンを作成", type="primary"):
             new = coupons.Coupon(
@@ -285,14 +287,14 @@ with tab_coupon:
         st.stop()
     st.dataframe(
         [{"クーポン名": c.name, "割引": c.discount_label(), "利用条件": c.condition_label() or "なし", "有効期限": c.expiry_label(),
-          "コード": c.shared_code if c.code_mode == "shared" else "お客様ごと", "対象": T.PREVIEW_FILTERS.get(c.segment, c.segment),
+          "コード": c.shared_code if c.code_mode == "shared" else "お客様ごと", "対象": choices.get(c.segment, c.segment),
           "チャネル": T.CHANNEL_LABELS.get(c.channel, c.channel)} for c in all_coupons],
         hide_index=True, width="stretch",
     )
     by_id = {c.coupon_id: c for c in all_coupons}
     cid = st.selectbox("クーポンを選ぶ", list(by_id), format_func=lambda c: by_id[c].name, key="cpn_pick")
     coupon = by_id[cid]
-    audience = ui.run(T.segment_customer_ids, store, coupon.segment if coupon.segment in T.PREVIEW_FILTERS else "all")
+    audience = ui.run(T.segment_customer_ids, store, coupon.segment if coupon.segment in choices else "all")
 
     st.markdown("**費用の見積もり**")
     e1, e2, e3 = st.columns(3)
