@@ -108,6 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = with_db(sub.add_parser("rekey", help="change the customer identity key and re-merge orders"))
     p.add_argument("key", choices=["email", "phone", "name_phone", "name_postcode"])
     p.set_defaults(func=cmd_rekey)
+
+    # Each later stage of the pipeline registers its own commands.
+    from crm_core import calendar, segments, sends
+
+    for module in (segments, sends, calendar):
+        module.add_commands(sub)
     return parser
 
 
