@@ -31,7 +31,7 @@ from crm_core.channels.email import EMAIL_RE, EmailSender
 from crm_core.channels.line import USER_ID_RE, LineSender
 from crm_core.db import Store, default_db_path
 from crm_core.errors import InputError
-from crm_core.templates import Campaign, render_for_customer, shop_profile
+from crm_core.templates import Campaign, Template, render_for_customer, shop_profile
 
 SEND_CHANNELS = ("line", "email")
 
@@ -247,7 +247,7 @@ def test_send(
     *,
     channel: str,
     recipient: str,
-    template_key: str,
+    template_key: str | Template,
     customer_id: str,
     campaign: Campaign | None = None,
     actor: str = "console",
@@ -256,7 +256,9 @@ def test_send(
 ) -> SendResult:
     """Render a template for a customer and send it to one test recipient.
 
-    The recipient must be on the test-recipient list for that channel;
+    ``template_key`` is a template's key, or a :class:`Template` (the page
+    sends what the marketer sees, unsaved edits included).  The recipient
+    must be on the test-recipient list for that channel;
     otherwise the send is refused before anything leaves.  Every attempt
     (refused, unconfigured, sent or failed) is logged.
 
@@ -268,9 +270,11 @@ def test_send(
     if channel not in SEND_CHANNELS:
         raise InputError("テスト送信のチャネルは LINE かメールを選んでください。", f"bad channel {channel!r}")
     recipient = (recipient or "").strip()
+    template = template_key
+    key = template.key if isinstance(template, Template) else template
 
     def done(result: SendResult) -> SendResult:
-        log_attempt(store, actor=actor, channel=channel, template_key=template_key, customer_id=customer_id,
+        log_attempt(store, actor=actor, channel=channel, template_key=key, customer_id=customer_id,
                     recipient=recipient, result=result)
         return result
 
@@ -282,7 +286,7 @@ def test_send(
     if missing:
         return done(SendResult(False, NOT_CONFIGURED, missing, error_code="not_configured"))
     try:
-        rendered = render_for_customer(store, template_key, customer_id, channel, campaign)
+        rendered = render_for_customer(store, template, customer_id, channel, campaign)
     except InputError as exc:
         done(SendResult(False, INVALID, exc.message, error_code="render_error"))
         raise

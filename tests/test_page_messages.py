@@ -213,3 +213,17 @@ def test_settings_page_recipients_and_shop_profile(db):
 
     assert shop_profile(s).shop_address == "〒100-0001 東京都千代田区1-1"
     s.close()
+
+
+def test_test_send_sends_the_unsaved_edit_shown(db, monkeypatch):
+    s = Store(db)
+    add_test_recipient(s, LINE_USER)
+    s.close()
+    with LineMock(TOKEN) as line:
+        monkeypatch.setenv("LINE_CHANNEL_ACCESS_TOKEN", TOKEN)
+        monkeypatch.setenv("LINE_API_BASE_URL", line.url)
+        at = _messages()
+        at.selectbox(key="msg_template").set_value("review").run()
+        at.text_area(key="msg_edit_review_line_text").set_value("{{ name }}、編集中の文面です").run()
+        at.button(key="msg_send").click().run()
+    assert line.pushes[0]["body"]["messages"][0]["text"] == "髙橋 ①子様、編集中の文面です"

@@ -142,13 +142,13 @@ def preview(customer_id: str) -> None:
             to = st.selectbox("送信先（テスト送信先だけ選べます）", list(labels), format_func=labels.get, key=f"msg_to_{channel}")
             if st.button("テスト送信", key="msg_send", type="primary", disabled=bool(missing)):
                 with st.spinner("送信しています…"):
-                    result = ui.run(sends.test_send, store, settings, channel=channel, recipient=to, template_key=tpl.key,
+                    result = ui.run(sends.test_send, store, settings, channel=channel, recipient=to, template_key=edited,
                                     customer_id=customer_id, campaign=campaign, actor="console", encoding=encoding)
                 if result.ok:
                     st.success(f"{result.message} 送信先: {to}" + (f"（リクエストID: {result.request_id}）" if result.request_id else ""), icon="✅")
                 else:
                     st.error(result.message, icon="🚫")
-            st.caption("テスト送信では、いま表示しているお客様向けの内容（編集中の場合は保存済みの内容）を送ります。件名には【テスト】が付きます。")
+            st.caption("テスト送信では、いま表示しているお客様向けの内容（保存前の編集も含む）を送ります。メールの件名には【テスト】が付きます。")
 
 
 # -- message tab -------------------------------------------------------------------------------
