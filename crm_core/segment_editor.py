@@ -198,9 +198,15 @@ def change_op(cond: dict[str, Any], op_key: str, as_of: dt.date | None = None,
     new = {"field": cond["field"], "op": op_key}
     shape = OPERATORS[op_key].value
     if shape != "none":
-        new["value"] = (
-            copy.deepcopy(cond.get("value")) if shape == old_shape else default_value(cond["field"], op_key, as_of, choices)
-        )
+        value = cond.get("value")
+        if shape == old_shape:
+            new["value"] = copy.deepcopy(value)
+        elif old_shape == "scalar" and shape == "list" and value not in (None, ""):
+            new["value"] = [value]
+        elif old_shape == "list" and shape == "scalar" and isinstance(value, list) and value:
+            new["value"] = value[0]
+        else:
+            new["value"] = default_value(cond["field"], op_key, as_of, choices)
     if "window" in cond:
         new["window"] = copy.deepcopy(cond["window"])
     return new

@@ -55,7 +55,7 @@ def ensure_tables(store: Store) -> None:
 def _now() -> dt.datetime:
     from zoneinfo import ZoneInfo
 
-    return dt.datetime.now(ZoneInfo("Asia/Tokyo")).replace(tzinfo=None, microsecond=0)
+    return dt.datetime.now(ZoneInfo("Asia/Tokyo")).replace(tzinfo=None)
 
 
 def check_name(name: Any) -> str:
