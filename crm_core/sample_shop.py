@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from crm_core.db import Store
 from crm_core.ingest.importer import ImportReport, import_files
+from crm_core.templates import SETTING_SHOP, ShopProfile, save_shop_profile
 
 PRODUCT_MAPPING = {"商品管理番号": "product_id", "商品名": "product_name", "カテゴリ": "category"}
 CONTACT_MAPPING = {
@@ -17,6 +18,16 @@ CONTACT_MAPPING = {
     "メルマガ希望": "email_opt_in",
 }
 DEFAULT_CUSTOMERS = 1500
+SAMPLE_SHOP = ShopProfile(
+    shop_name="ことのはコスメ 楽天市場店（サンプル）",
+    sender_name="株式会社ことのは（架空の会社）",
+    shop_address="〒100-0000 東京都千代田区サンプル町1-2-3",
+    shop_contact="support@example.jp（平日10:00〜17:00）",
+    shop_url="https://www.rakuten.co.jp/kotonoha-sample/",
+    unsubscribe_url="https://www.rakuten.co.jp/kotonoha-sample/mailmagazine/",
+    product_url_pattern="https://item.rakuten.co.jp/kotonoha-sample/{product_id}/",
+    platform="rakuten",
+)
 
 
 def load_sample(
@@ -47,5 +58,8 @@ def load_sample(
             [paths["rakuten_orders"], paths["shopify_orders"]],
             progress=lambda f, t: say(0.4 + 0.6 * f, t),
         )
+    if not store.get_setting(SETTING_SHOP):
+        # Fictional sender details so the sample's e-mail previews pass the 特定電子メール法 checks.
+        save_shop_profile(store, SAMPLE_SHOP)
     store.set_setting("sample_loaded", True)
     return report
