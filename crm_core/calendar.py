@@ -631,7 +631,8 @@ def _event_frame(evts: pd.DataFrame) -> pd.DataFrame:
     df["end_x"] = df.ends_at + pd.Timedelta(seconds=1)
     df["day_mid"] = df.starts_at.dt.normalize() + pd.Timedelta(hours=12)
     df["pattern"] = df.status == "pattern"
-    return df
+    keep = ["kind", "lane", "種類", "状態", "期間", "エントリー", "出典", "名前", "starts_at", "end_x", "day_mid", "pattern"]
+    return df[keep]
 
 
 def calendar_chart(evts: pd.DataFrame, hol: pd.DataFrame, sends: pd.DataFrame | None, start: dt.date, end: dt.date,
@@ -678,7 +679,7 @@ def calendar_chart(evts: pd.DataFrame, hol: pd.DataFrame, sends: pd.DataFrame | 
         event_layers: list[alt.Chart] = []
         bands = df[df.kind.isin(BAND_KINDS)].assign(
             短縮=lambda b: [_short_name(k, n, (e - s).total_seconds() / 86400, (end - start).days + 1)
-                          for k, n, s, e in zip(b.kind, b.name, b.starts_at, b.end_x)])
+                          for k, n, s, e in zip(b.kind, b.名前, b.starts_at, b.end_x)]).drop(columns=["day_mid"])
         if not bands.empty:
             event_layers.append(alt.Chart(bands).mark_bar(height=24, cornerRadius=3).encode(
                 x=alt.X("starts_at:T", scale=x_scale, axis=x_axis), x2="end_x:T", y=y, color=color,
@@ -688,7 +689,7 @@ def calendar_chart(evts: pd.DataFrame, hol: pd.DataFrame, sends: pd.DataFrame | 
                 tooltip=tooltip))
             event_layers.append(alt.Chart(bands).mark_text(align="left", dx=3, fontSize=10, color="#222222").encode(
                 x=alt.X("starts_at:T", scale=x_scale), y=y, text="短縮:N", tooltip=tooltip))
-        points = df[df.kind.isin(POINT_KINDS)]
+        points = df[df.kind.isin(POINT_KINDS)].drop(columns=["starts_at", "end_x"])
         if not points.empty:
             event_layers.append(alt.Chart(points).mark_circle(size=60, opacity=0.9).encode(
                 x=alt.X("day_mid:T", scale=x_scale), y=y, color=color, tooltip=tooltip))
@@ -697,15 +698,15 @@ def calendar_chart(evts: pd.DataFrame, hol: pd.DataFrame, sends: pd.DataFrame | 
 
     if not hol.empty:
         h = hol.assign(day_mid=hol.date + pd.Timedelta(hours=12), lane=LANE_HOLIDAY,
-                       日付=[format_date(d) for d in hol.date], 祝日=hol.name)
+                       日付=[format_date(d) for d in hol.date], 祝日=hol.name).drop(columns=["name"])
         layers.append(alt.Chart(h).mark_text(fontSize=10, color="#C8463D", angle=0).encode(
             x=alt.X("day_mid:T", scale=x_scale), y=y, text="祝日:N", tooltip=["祝日:N", "日付:N"]))
         layers.append(alt.Chart(h).mark_rule(color="#C8463D", opacity=0.25).encode(x=alt.X("date:T", scale=x_scale)))
 
     if not sends.empty:
-        s = sends.assign(lane=LANE_SENDS, 日時=[format_datetime(t) for t in sends.send_at],
-                         チャネル=sends.channel_label, 配信=sends.label, テンプレート=sends.template,
-                         対象=sends.get("recipients_text", pd.Series("—", index=sends.index)))
+        s = pd.DataFrame({"send_at": sends.send_at, "lane": LANE_SENDS, "日時": [format_datetime(t) for t in sends.send_at],
+                          "チャネル": sends.channel_label, "配信": sends.label, "テンプレート": sends.template,
+                          "対象": sends.get("recipients_text", pd.Series("—", index=sends.index))})
         domain = [c for c in CHANNEL_COLORS if c in set(s.チャネル)] + sorted(set(s.チャネル) - set(CHANNEL_COLORS))
         layers.append(alt.Chart(s).mark_point(filled=True, size=160, shape="diamond", stroke="white", strokeWidth=1).encode(
             x=alt.X("send_at:T", scale=x_scale), y=y,
@@ -734,7 +735,8 @@ def _short_name(kind: str, name: str, days: float, span_days: int) -> str:
 def sales_overlay_chart(daily: pd.DataFrame, evts: pd.DataFrame, width: int | str = "container") -> alt.LayerChart | None:
     """Daily revenue of a past range with that range's sale periods drawn behind it.
 
-    Returns None when the range has no revenue at all.
+    Returns None when the range has no revenue at all.  (Streamlit fits the whole
+    chart, title and legend included, into the given height.)
     """
     if daily.empty or float(daily.revenue.sum()) == 0:
         return None
@@ -759,7 +761,7 @@ def sales_overlay_chart(daily: pd.DataFrame, evts: pd.DataFrame, width: int | st
         y=alt.Y("revenue:Q", title="売上（円）", axis=alt.Axis(labelExpr="'¥' + format(datum.value, ',.0f')")),
         y2=alt.datum(0),
         tooltip=["日付:N", "売上:N", "注文数:N"]).transform_calculate(date_end="datum.date + 86400000 * 0.85"))
-    return alt.layer(*layers).properties(width=width, height=220,
+    return alt.layer(*layers).properties(width=width, height=360,
                                          title=f"日別売上（{format_date(start)} 〜 {format_date(end)}）と楽天・自社イベント")
 
 

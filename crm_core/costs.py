@@ -361,7 +361,7 @@ def load_chart(costs: pd.DataFrame, plan: LinePlan | str) -> alt.LayerChart | No
         y="limit:Q", strokeDash=alt.condition("datum.dash", alt.value([6, 4]), alt.value([1, 0])), tooltip=["text:N"])
     text = alt.Chart(lim).mark_text(align="left", baseline="bottom", dx=4, dy=-2, color="#C8463D", fontSize=11).encode(
         y="limit:Q", x=alt.value(0), text="text:N")
-    return alt.layer(bars, rule, text).properties(height=300, width="container", title="月別の配信メッセージ数とLINEプランの無料枠")
+    return alt.layer(bars, rule, text).properties(height=420, width="container", title="月別の配信メッセージ数とLINEプランの無料枠")
 
 
 def cost_summary(costs: pd.DataFrame, plan: LinePlan | str) -> dict[str, Any]:

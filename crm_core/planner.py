@@ -259,8 +259,10 @@ e-mail never Rakuten's relay addresses (FACTS.md §5)."""
 def segment_json(segment: Any) -> str | None:
     """A send's audience as stored: JSON text, or None for "everyone reachable on the channel".
 
-    The JSON is a segment rule of :mod:`crm_core.segments` (``{"all": [...]}``)
-    or ``{"name": "...", "rule": {...}}`` (a named rule, e.g. a preset).
+    The JSON is a segment rule of :mod:`crm_core.segments` (``{"all": [...]}``),
+    ``{"name": "...", "rule": {...}}`` (a named rule, e.g. a preset) or
+    ``{"segment_id": N, "name": "..."}`` (a saved segment of
+    :mod:`crm_core.segment_library`, followed when it is edited).
     """
     if segment is None or segment == "" or (isinstance(segment, float) and pd.isna(segment)):
         return None
@@ -284,9 +286,23 @@ def _segment_obj(segment: Any) -> dict | None:
     return None if text is None else json.loads(text)
 
 
-def _rule_of(obj: dict | None) -> dict | None:
+def saved_segment(segment_id: int, name: str) -> dict[str, Any]:
+    """A reference to a saved segment (its current rule is used at counting time)."""
+    return {"segment_id": int(segment_id), "name": str(name)}
+
+
+def _rule_of(store: Store | None, obj: dict | None) -> dict | None:
     if obj is None:
         return None
+    if "segment_id" in obj:
+        from crm_core import segment_library
+
+        if store is None:
+            raise InputError("保存済みセグメントを読むにはデータベースが必要です。", "saved segment without store")
+        try:
+            return segment_library.get_segment(store, int(obj["segment_id"]))["rule"]
+        except (TypeError, ValueError):
+            raise InputError("保存済みセグメントの指定を読めません。", "bad segment_id") from None
     return obj["rule"] if isinstance(obj.get("rule"), dict) else obj
 
 
@@ -301,7 +317,7 @@ def audience_sql(store: Store, segment: Any, channel: str) -> tuple[str, dict[st
     from crm_core import segments
 
     check_channel(channel)
-    rule = _rule_of(_segment_obj(segment))
+    rule = _rule_of(store, _segment_obj(segment))
     where, params = ("TRUE", {}) if rule is None else (lambda c: (c.where, c.params))(segments.compile_rule(store, rule))
     sql = f"SELECT cm.customer_id FROM customer_model AS cm WHERE ({CHANNEL_REACH[channel]}) AND ({where})"  # noqa: S608 - fixed fragments, values bound
     return sql, params
@@ -329,10 +345,17 @@ def segment_text(segment: Any, channel: str | None = None, store: Store | None =
     reach = f"{CHANNELS[channel]}で届くお客様" if channel in CHANNELS else "お客様"
     if obj is None:
         return f"全員（{reach}）"
+    if "segment_id" in obj and store is not None:
+        from crm_core import segment_library
+
+        try:
+            return f"{segment_library.get_segment(store, int(obj['segment_id']))['name']}（{reach}）"
+        except (InputError, TypeError, ValueError):
+            return f"削除されたセグメント「{obj.get('name', '')}」（{reach}）"
     if isinstance(obj.get("name"), str) and obj["name"].strip():
         return f"{obj['name'].strip()}（{reach}）"
     try:
-        return f"{segments.describe(_rule_of(obj), store)}（{reach}）"
+        return f"{segments.describe(_rule_of(store, obj), store)}（{reach}）"
     except InputError:
         return f"読めない条件（{reach}）"
 
@@ -565,7 +588,9 @@ class FrequencyReport:
         Per send, in time order: ``send_id, send_at, channel, audience`` (segment ∩
         channel reach), ``over_limit`` (customers for whom this send would be more than
         N messages in the 7 days ending with it), ``excluded`` (of those, left out
-        because the send excludes conflicts), ``recipients`` (``audience - excluded``).
+        because the send excludes conflicts), ``recipients`` (``audience - excluded``),
+        ``problem`` (a Japanese reason when the audience could not be read, e.g. a
+        deleted saved segment; the send then counts 0).
     weeks : DataFrame
         ``week_start`` (Monday), ``customers`` (distinct customers over the limit
         in a send of that week), ``sends`` (sends with such customers).
@@ -602,13 +627,13 @@ def send_counts(store: Store, sends: pd.DataFrame, limit: int | None = None) -> 
         N; the stored setting (:func:`max_per_week`) by default.
     """
     limit = max_per_week(store) if limit is None else int(limit)
-    cols = ["send_id", "send_at", "channel", "audience", "over_limit", "excluded", "recipients"]
+    cols = ["send_id", "send_at", "channel", "audience", "over_limit", "excluded", "recipients", "problem"]
     week_cols = ["week_start", "customers", "sends"]
     if sends is None or sends.empty:
         return FrequencyReport(pd.DataFrame(columns=cols), pd.DataFrame(columns=week_cols), 0, limit, model_ready(store))
     order = sends.assign(at_=pd.to_datetime(sends.send_at)).sort_values(["at_", "send_id"], kind="stable")
     if not model_ready(store):
-        out = order[["send_id", "send_at", "channel"]].assign(audience=0, over_limit=0, excluded=0, recipients=0)
+        out = order[["send_id", "send_at", "channel"]].assign(audience=0, over_limit=0, excluded=0, recipients=0, problem="")
         return FrequencyReport(out.reset_index(drop=True), pd.DataFrame(columns=week_cols), 0, limit, False)
     cur = store.cursor()
     cur.execute("CREATE OR REPLACE TEMP TABLE cal_fc_recv (customer_id VARCHAR, sent_at TIMESTAMP)")
@@ -617,8 +642,14 @@ def send_counts(store: Store, sends: pd.DataFrame, limit: int | None = None) -> 
     try:
         for s in order.itertuples(index=False):
             at = pd.Timestamp(s.at_).to_pydatetime()
-            exclude = bool(getattr(s, "exclude_conflicts", False)) if not pd.isna(getattr(s, "exclude_conflicts", False)) else False
-            sql, params = audience_sql(store, getattr(s, "segment", None), s.channel)
+            flag = getattr(s, "exclude_conflicts", False)
+            exclude = False if flag is None or pd.isna(flag) else bool(flag)
+            try:
+                sql, params = audience_sql(store, getattr(s, "segment", None), s.channel)
+            except InputError as exc:  # e.g. a deleted saved segment: this send reaches nobody, say why
+                rows.append({"send_id": s.send_id, "send_at": s.at_, "channel": s.channel, "audience": 0,
+                             "over_limit": 0, "excluded": 0, "recipients": 0, "problem": exc.message})
+                continue
             cur.execute(
                 f"""
                 CREATE OR REPLACE TEMP TABLE cal_fc_cur AS
@@ -639,7 +670,8 @@ def send_counts(store: Store, sends: pd.DataFrame, limit: int | None = None) -> 
                 cur.execute("INSERT INTO cal_fc_recv SELECT customer_id, ? FROM cal_fc_cur", [at])
             excluded = over if exclude else 0
             rows.append({"send_id": s.send_id, "send_at": s.at_, "channel": s.channel, "audience": int(audience),
-                         "over_limit": int(over), "excluded": int(excluded), "recipients": int(audience - excluded)})
+                         "over_limit": int(over), "excluded": int(excluded), "recipients": int(audience - excluded),
+                         "problem": ""})
         weeks = cur.execute(
             """
             SELECT CAST(date_trunc('week', sent_at) AS DATE) AS week_start,
@@ -657,7 +689,7 @@ def send_counts(store: Store, sends: pd.DataFrame, limit: int | None = None) -> 
 
 def with_counts(sends: pd.DataFrame, report: FrequencyReport) -> pd.DataFrame:
     """``sends`` joined with the counts of :func:`send_counts` (``audience, over_limit, excluded, recipients``)."""
-    counts = report.sends[["send_id", "audience", "over_limit", "excluded", "recipients"]]
+    counts = report.sends[["send_id", "audience", "over_limit", "excluded", "recipients", "problem"]]
     return sends.merge(counts, on="send_id", how="left")
 
 
@@ -768,14 +800,17 @@ def send_warnings(sends: pd.DataFrame, now: dt.datetime | None = None) -> list[s
     return out
 
 
-def segment_choices() -> list[tuple[str, str | None]]:
-    """Audiences the page offers: everyone reachable, then the segment builder's presets.
+def segment_choices(store: Store | None = None) -> list[tuple[str, str | None]]:
+    """Audiences the page offers: everyone reachable, the saved segments, then the segment builder's presets.
 
     Returns ``(label, segment JSON or None)`` pairs.
     """
-    from crm_core import segments
+    from crm_core import segment_library, segments
 
     out: list[tuple[str, str | None]] = [("全員（チャネルで届くお客様すべて）", None)]
+    if store is not None:
+        for seg in segment_library.list_segments(store):
+            out.append((f"保存済み: {seg['name']}", segment_json(saved_segment(seg["segment_id"], seg["name"]))))
     for p in segments.PRESETS:
-        out.append((p.name, segment_json(named_segment(p.name, p.rule))))
+        out.append((f"プリセット: {p.name}", segment_json(named_segment(p.name, p.rule))))
     return out

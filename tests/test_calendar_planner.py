@@ -316,6 +316,25 @@ def test_segment_choices_include_presets():
     choices = planner.segment_choices()
     assert choices[0][1] is None
     labels = [label for label, _ in choices]
-    assert "休眠（90日以上購入なし）" in labels
-    stored = dict(choices)["休眠（90日以上購入なし）"]
+    assert "プリセット: 休眠（90日以上購入なし）" in labels
+    stored = dict(choices)["プリセット: 休眠（90日以上購入なし）"]
     assert json.loads(stored)["rule"] == {"all": [{"field": "recency_days", "op": "gte", "value": 90}]}
+
+
+def test_saved_segments_are_followed_and_a_deleted_one_counts_zero(store):
+    from crm_core import segment_library
+
+    _model(store)
+    sid = segment_library.save_segment(store, "長期休眠", {"all": [{"field": "recency_days", "op": "gte", "value": 150}]})
+    label, ref = next(c for c in planner.segment_choices(store) if c[0] == "保存済み: 長期休眠")
+    assert planner.recipients(store, ref, "line") == 1  # C1 (200 days)
+    assert planner.segment_text(ref, "line", store) == "長期休眠（LINEで届くお客様）"
+    # the plan follows an edit of the saved segment
+    segment_library.save_segment(store, "長期休眠", {"all": [{"field": "recency_days", "op": "gte", "value": 100}]}, segment_id=sid)
+    assert planner.recipients(store, ref, "line") == 2
+    pid = planner.save_plan(store, "休眠向け", [{"send_at": "2026-06-01 12:00", "template": "winback"}], segment=ref)
+    segment_library.delete_segment(store, sid)
+    report = planner.send_counts(store, planner.planned_sends(store, plan_id=pid), limit=2)
+    row = report.sends.iloc[0]
+    assert row.recipients == 0 and "見つかりません" in row.problem
+    assert planner.segment_text(ref, "line", store).startswith("削除されたセグメント「長期休眠」")

@@ -1,0 +1,54 @@
+"""The sale calendar in a real browser: a saved plan on the timeline, last year's sales, the cost chart (screenshots)."""
+
+from __future__ import annotations
+
+import pytest
+
+from crm_core.db import Store
+from crm_core.sample_shop import load_sample
+from tests.e2e.conftest import Server, goto, shot, wait_idle
+
+CHART = "[data-testid='stVegaLiteChart']"
+
+
+@pytest.fixture()
+def sample_server(tmp_path):
+    store = Store(tmp_path / "crm.duckdb")
+    load_sample(store, customers=300)
+    store.close()
+    srv = Server(tmp_path)
+    yield srv
+    srv.stop()
+
+
+def test_calendar_page_with_a_saved_plan(sample_server, page):
+    goto(page, sample_server, "/calendar")
+    main = page.locator("[data-testid='stMain']")
+    main.get_by_text("📅 販促カレンダー").wait_for()
+    page.locator(f"{CHART} canvas, {CHART} svg").first.wait_for()
+
+    main.get_by_role("tab", name="キャンペーン計画").click()
+    main.get_by_text("提案された配信").wait_for()
+    main.get_by_role("button", name="この計画を保存").click()
+    wait_idle(page)
+    main.get_by_text("を保存しました。").first.wait_for()
+
+    # the planned sends now sit on the timeline (◆ in the 配信予定 lane) next to the events
+    main.get_by_role("tab", name="カレンダー").click()
+    page.locator(f"{CHART} canvas, {CHART} svg").first.wait_for()
+    main.get_by_text("昨年の同じ時期の売上とイベント").wait_for()
+    assert main.locator(CHART).count() >= 2  # the calendar and last year's sales
+    page.wait_for_timeout(500)
+    shot(page, "calendar_view")
+    main.locator(CHART).nth(1).scroll_into_view_if_needed()
+    page.wait_for_timeout(300)
+    shot(page, "calendar_last_year_sales")
+
+    main.get_by_role("tab", name="キャンペーン計画").click()
+    main.get_by_text("保存した計画").wait_for()
+    shot(page, "calendar_plan")
+
+    main.get_by_role("tab", name="配信数と費用").click()
+    main.get_by_text("LINE公式アカウントのプラン").wait_for()
+    page.wait_for_timeout(500)
+    shot(page, "calendar_cost")

@@ -1,0 +1,141 @@
+"""AppTest for the 販促カレンダー page (charts and downloads are covered in tests/e2e)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from crm_core import planner
+from crm_core.db import Store
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGE = "pages/plan/calendar.py"
+
+
+@pytest.fixture(scope="module")
+def sample_db(tmp_path_factory):
+    """A small sample shop (300 customers) built once, copied for each test."""
+    from crm_core.sample_shop import load_sample
+
+    path = tmp_path_factory.mktemp("calendar_sample") / "crm.duckdb"
+    store = Store(path)
+    load_sample(store, customers=300)
+    store.close()
+    return path
+
+
+@pytest.fixture()
+def empty_db(tmp_path, monkeypatch):
+    path = tmp_path / "crm.duckdb"
+    monkeypatch.setenv("CRM_DB", str(path))
+    monkeypatch.setenv("CRM_NO_SAMPLE", "1")
+    return path
+
+
+@pytest.fixture()
+def db(sample_db, tmp_path, monkeypatch):
+    path = tmp_path / "crm.duckdb"
+    shutil.copy(sample_db, path)
+    monkeypatch.setenv("CRM_DB", str(path))
+    monkeypatch.setenv("CRM_NO_SAMPLE", "1")
+    return path
+
+
+def _page() -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.run()
+    at.switch_page(PAGE).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _button(at: AppTest, label: str):
+    return next(b for b in at.button if b.label == label)
+
+
+def _texts(at: AppTest) -> str:
+    parts = [m.value for m in (*at.success, *at.info, *at.warning, *at.error, *at.caption, *at.markdown)]
+    return "\n".join(str(p) for p in parts)
+
+
+def test_empty_store_explains_and_still_shows_the_calendar(empty_db):
+    at = _page()
+    assert at.title[0].value == "📅 販促カレンダー"
+    assert [t.label for t in at.tabs] == ["カレンダー", "イベント", "キャンペーン計画", "配信数と費用", "配信頻度", "書き出し"]
+    text = _texts(at)
+    assert "注文データを取り込むと、昨年の同じ時期の日別売上" in text
+    assert "この期間に保存された配信予定はありません。" in text
+    # the events table lists Rakuten events even without shop data
+    events = next(d.value for d in at.dataframe if "イベント名" in d.value.columns)
+    assert {"種類", "イベント名", "開始", "終了", "状態", "出典"} <= set(events.columns)
+    assert events["開始"].str.match(r"^\d{4}年\d{1,2}月\d{1,2}日\([月火水木金土日]\) \d\d:\d\d$").all()
+
+
+def test_propose_and_save_a_plan_with_recipient_counts(db):
+    at = _page()
+    assert at.selectbox(key="cal_plan_event").value.startswith(("super_sale-", "marathon-", "user-"))
+    _button(at, "この計画を保存").click().run()
+    assert not at.exception
+    assert any("を保存しました。" in s.value for s in at.success)
+    store = Store(db)
+    sends = planner.planned_sends(store)
+    store.close()
+    assert len(sends) >= 3 and set(sends.channel) == {"line"}
+    plan = next(d.value for d in at.dataframe if "配信数" in d.value.columns)
+    assert (plan["対象者数"] > 0).all()
+    assert plan["チャネル"].eq("LINE").all()
+
+
+def test_line_presale_one_click(db):
+    at = _page()
+    at.slider(key="cal_presale_days").set_value(10).run()
+    _button(at, "LINE友だち先行セールを作成").click().run()
+    assert not at.exception
+    assert any("LINE友だち先行セール（10日前から）" in s.value for s in at.success)
+
+
+def test_add_confirm_and_hide_events(db):
+    at = _page()
+    at.text_input(key="cal_add_name").input("秋の新作発売")
+    _button(at, "イベントを追加").click().run()
+    assert not at.exception
+    assert any("「秋の新作発売」を追加しました。" in s.value for s in at.success)
+
+    event_id = at.selectbox(key="cal_edit_event").value
+    _button(at, "RMSで確認した日程として確定").click().run()
+    assert not at.exception
+    assert any("を確定にしました。" in s.value for s in at.success)
+    _button(at, "同梱カレンダーの値に戻す").click().run()
+    assert any("同梱カレンダーの値に戻しました。" in s.value for s in at.success)
+    at.selectbox(key="cal_edit_event").set_value(event_id).run()
+    _button(at, "カレンダーから外す").click().run()
+    assert any("非表示にしました" in s.value for s in at.success)
+    assert any(e.label.startswith("非表示にしたイベント") for e in at.expander)
+
+
+def test_cost_tab_warns_when_the_plan_cannot_send(db):
+    at = _page()
+    _button(at, "この計画を保存").click().run()
+    at.selectbox(key="cal_line_plan").set_value("communication").run()
+    assert not at.exception
+    warnings = [w.value for w in at.warning]
+    assert any("コミュニケーションプランは月200通までで、追加メッセージは送れません" in w for w in warnings), warnings
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["LINEプラン月額（税抜）"] == "¥0"
+    assert metrics["プランの上限で送れない通数"] != "0通"
+
+
+def test_frequency_limit_and_counts(db):
+    at = _page()
+    _button(at, "この計画を保存").click().run()
+    at.radio(key="cal_plan_channel").set_value("rmail").run()
+    _button(at, "この計画を保存").click().run()
+    at.number_input(key="cal_limit").set_value(1).run()
+    assert not at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["7日間で上限を超えるお客様"] != "0人"
+    freq = next(d.value for d in at.dataframe if "上限を超えるお客様" in d.value.columns)
+    assert freq["週（月曜から）"].str.contains("年").all()
