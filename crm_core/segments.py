@@ -845,12 +845,11 @@ def summary(store: Store, rule: Any, as_of: dt.date | None = None) -> dict[str, 
     """
     c = compile_rule(store, rule, as_of)
     sql = (
-        "SELECT count(*), coalesce(sum(revenue), 0), count(*) FILTER (WHERE hit), "  # noqa: S608 - generated
-        "coalesce(sum(revenue) FILTER (WHERE hit), 0), "
-        "count(*) FILTER (WHERE hit AND email_opt_in IS TRUE AND coalesce(trim(email), '') <> ''), "
-        "count(*) FILTER (WHERE hit AND has_line IS TRUE), max(as_of) "
-        "FROM (SELECT cm.revenue, cm.email_opt_in, cm.email, cm.has_line, cm.as_of, coalesce((" + c.where + "), FALSE) AS hit "
-        "FROM customer_model AS cm)"
+        "SELECT (SELECT count(*) FROM customer_model), (SELECT coalesce(sum(revenue), 0) FROM customer_model), "  # noqa: S608
+        "count(*), coalesce(sum(cm.revenue), 0), "
+        "count(*) FILTER (WHERE cm.email_opt_in IS TRUE AND coalesce(trim(cm.email), '') <> ''), "
+        "count(*) FILTER (WHERE cm.has_line IS TRUE), (SELECT max(as_of) FROM customer_model) "
+        "FROM customer_model AS cm WHERE " + c.where
     )
     total, total_rev, n, rev, email, line, model_as_of = _run(store, sql, c.params, c.rule)[0]
     total_rev, rev = float(total_rev), float(rev)

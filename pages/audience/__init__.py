@@ -244,7 +244,7 @@ class Editor:
         if cond.get("field") not in FIELDS:
             cond = E.new_condition(as_of=self.as_of)
         with st.container(border=True):
-            c1, c2, c3, c4 = st.columns([3, 2.4, 3.6, 1.2])
+            c1, c2, c3, c4 = st.columns([2.8, 2.2, 3.2, 1.8])
             field_key = c1.selectbox(
                 "項目", FIELD_KEYS, index=FIELD_KEYS.index(cond["field"]),
                 format_func=lambda key: f"{FIELDS[key].group}｜{field_label(key)}", key=self.key(path, "field"),
