@@ -151,6 +151,13 @@ def template_options(store: Store | None = None) -> list[str]:
     return [t.key for t in tpl.list_templates(store)]
 
 
+def template_labels(store: Store | None = None) -> dict[str, str]:
+    """Template key → Japanese label, for every template."""
+    from crm_core import templates as tpl
+
+    return {t.key: t.label for t in tpl.list_templates(store)}
+
+
 def template_label(key: str, store: Store | None = None) -> str:
     """A template's Japanese label (the key itself when unknown)."""
     from crm_core import templates as tpl
@@ -716,9 +723,7 @@ def plan_table(sends: pd.DataFrame, store: Store | None = None) -> pd.DataFrame:
     def num(col: str) -> Iterable[Any]:
         return sends[col] if col in sends.columns else [None] * len(sends)
 
-    from crm_core import templates as tpl
-
-    labels = {t.key: t.label for t in tpl.list_templates(store)}
+    labels = template_labels(store)
 
     return pd.DataFrame({
         "キャンペーン": sends.get("plan_name", pd.Series([""] * len(sends))),
@@ -740,28 +745,38 @@ def plan_table(sends: pd.DataFrame, store: Store | None = None) -> pd.DataFrame:
 # The page's editable table of sends
 # --------------------------------------------------------------------------
 
-EDITOR_COLUMNS = ("配信", "日付", "時刻", "チャネル", "テンプレート", "クーポン", "phase")
+EDITOR_COLUMNS = ("配信", "日付", "時刻", "チャネル", "テンプレート", "クーポン", "phase", "send_id", "exclude_conflicts")
+"""The page's editable send table; the last three columns are kept hidden and carried through."""
 
 
 def to_editor(sends: pd.DataFrame) -> pd.DataFrame:
-    """Sends (``label, send_at, channel, template, coupon, phase``) as the page's editable table.
-
-    Columns :data:`EDITOR_COLUMNS`; ``日付`` a date, ``時刻`` a time, ``チャネル`` the Japanese label.
-    """
-    at = pd.to_datetime(sends.send_at) if not sends.empty else pd.Series(dtype="datetime64[us]")
+    """Sends (``label, send_at, channel, template, coupon, phase`` and, when stored, ``send_id,
+    exclude_conflicts``) as the page's editable table (:data:`EDITOR_COLUMNS`; ``日付`` a date,
+    ``時刻`` a time, ``チャネル`` the Japanese label)."""
+    if sends.empty:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in EDITOR_COLUMNS})
+    at = pd.to_datetime(sends.send_at)
+    n = len(sends)
     return pd.DataFrame({
-        "配信": sends.label.astype(str) if not sends.empty else pd.Series(dtype=str),
+        "配信": sends.label.astype(str).to_numpy(),
         "日付": [t.date() for t in at],
         "時刻": [t.time() for t in at],
-        "チャネル": sends.channel.map(CHANNELS) if not sends.empty else pd.Series(dtype=str),
-        "テンプレート": sends.template.astype(str) if not sends.empty else pd.Series(dtype=str),
-        "クーポン": sends.coupon.fillna("").astype(str) if not sends.empty else pd.Series(dtype=str),
-        "phase": sends.phase.astype(str) if not sends.empty else pd.Series(dtype=str),
+        "チャネル": sends.channel.map(CHANNELS).to_numpy(),
+        "テンプレート": sends.template.astype(str).to_numpy(),
+        "クーポン": sends.coupon.fillna("").astype(str).to_numpy(),
+        "phase": sends.phase.astype(str).to_numpy(),
+        "send_id": sends.send_id.astype(str).to_numpy() if "send_id" in sends else [None] * n,
+        "exclude_conflicts": sends.exclude_conflicts.astype(bool).to_numpy() if "exclude_conflicts" in sends else [False] * n,
     }, columns=list(EDITOR_COLUMNS))
 
 
+def _blank(value: Any) -> bool:
+    return value is None or (not isinstance(value, str) and pd.isna(value)) or value == ""
+
+
 def from_editor(table: pd.DataFrame, segment: Any = None) -> pd.DataFrame:
-    """The page's edited table back as sends (``phase, label, send_at, channel, template, coupon, segment``).
+    """The page's edited table back as sends (``phase, label, send_at, channel, template, coupon,
+    segment, send_id, exclude_conflicts``).
 
     Rows without a date are dropped; a row without a time gets 12:00.  Raises
     an :class:`InputError` for an unknown channel.
@@ -770,11 +785,11 @@ def from_editor(table: pd.DataFrame, segment: Any = None) -> pd.DataFrame:
     rows = []
     for r in table.to_dict(orient="records"):
         day = r.get("日付")
-        if day is None or (not isinstance(day, str) and pd.isna(day)):
+        if _blank(day):
             continue
         day = pd.Timestamp(day).date()
         t = r.get("時刻")
-        if t is None or (not isinstance(t, str) and pd.isna(t)):
+        if _blank(t):
             t = dt.time(12, 0)
         elif isinstance(t, str):
             t = dt.time.fromisoformat(t)
@@ -783,8 +798,11 @@ def from_editor(table: pd.DataFrame, segment: Any = None) -> pd.DataFrame:
         phase = str(phase) if isinstance(phase, str) and phase in PHASE_LABELS else "custom"
         rows.append({"phase": phase, "label": str(r.get("配信") or PHASE_LABELS[phase]), "send_at": dt.datetime.combine(day, t),
                      "channel": check_channel(channel), "template": str(r.get("テンプレート") or ""),
-                     "coupon": str(r.get("クーポン") or ""), "segment": segment_json(segment)})
-    return pd.DataFrame(rows, columns=["phase", "label", "send_at", "channel", "template", "coupon", "segment"])
+                     "coupon": str(r.get("クーポン") or ""), "segment": segment_json(segment),
+                     "send_id": None if _blank(r.get("send_id")) else str(r["send_id"]),
+                     "exclude_conflicts": False if _blank(r.get("exclude_conflicts")) else bool(r["exclude_conflicts"])})
+    return pd.DataFrame(rows, columns=["phase", "label", "send_at", "channel", "template", "coupon", "segment", "send_id",
+                                       "exclude_conflicts"])
 
 
 def send_warnings(sends: pd.DataFrame, now: dt.datetime | None = None) -> list[str]:

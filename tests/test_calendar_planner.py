@@ -151,6 +151,22 @@ def test_save_plan_rejects_bad_input(store, name, rows, message):
     assert planner.list_plans(store).empty
 
 
+def test_editing_a_stored_plan_keeps_send_ids_and_exclusions(store):
+    pid = planner.save_plan(store, "x", planner.propose_phases(cal.get_event(None, JUNE_SS)), channel="line")
+    sends = planner.planned_sends(store, plan_id=pid)
+    planner.set_exclude_conflicts(store, sends.send_id.iloc[1], True)
+    table = planner.to_editor(planner.planned_sends(store, plan_id=pid))
+    table.loc[0, "時刻"] = dt.time(12, 30)
+    table = table.drop(index=3)  # no last-day message after all
+    plan = planner.get_plan(store, pid)
+    planner.save_plan(store, plan["name"], planner.from_editor(table, plan["segment"]), event_id=plan["event_id"],
+                      channel=plan["channel"], plan_id=pid)
+    again = planner.planned_sends(store, plan_id=pid)
+    assert list(again.send_id) == list(sends.send_id[:3])
+    assert list(again.exclude_conflicts) == [False, True, False]
+    assert again.send_at.iloc[0] == pd.Timestamp("2026-05-21 12:30")
+
+
 def test_line_presale_one_click_adds_an_event_and_a_plan(store):
     pid = planner.add_line_presale(store, JUNE_SS, days_before=10)
     sends = planner.planned_sends(store, plan_id=pid)
@@ -167,8 +183,9 @@ def test_editor_round_trip():
     table = planner.to_editor(proposal)
     assert list(table.columns) == list(planner.EDITOR_COLUMNS)
     assert table["チャネル"].iloc[0] == "LINE" and table["日付"].iloc[0] == dt.date(2026, 5, 21)
-    table.loc[len(table)] = ["おまけ", dt.date(2026, 6, 7), None, "R-Mail", "sale_notice", "", None]
+    table.loc[len(table)] = ["おまけ", dt.date(2026, 6, 7), None, "R-Mail", "sale_notice", "", None, None, False]
     back = planner.from_editor(table)
+    assert back.send_id.isna().all() and not back.exclude_conflicts.any()
     assert list(back.phase) == ["announce", "coupon_eve", "start", "last_day", "custom"]
     assert back.send_at.iloc[-1] == pd.Timestamp("2026-06-07 12:00") and back.channel.iloc[-1] == "rmail"
     notes = planner.send_warnings(back.assign(send_at=back.send_at.where(back.phase != "start", pd.Timestamp("2026-06-04 20:00"))),

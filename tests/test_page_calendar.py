@@ -139,3 +139,17 @@ def test_frequency_limit_and_counts(db):
     assert metrics["7日間で上限を超えるお客様"] != "0人"
     freq = next(d.value for d in at.dataframe if "上限を超えるお客様" in d.value.columns)
     assert freq["週（月曜から）"].str.contains("年").all()
+
+
+def test_edit_and_delete_a_stored_plan(db):
+    at = _page()
+    _button(at, "この計画を保存").click().run()
+    before = next(d.value for d in at.dataframe if "配信数" in d.value.columns)
+    _button(at, "この計画の変更を保存").click().run()
+    assert not at.exception
+    assert any("の変更を保存しました。" in s.value for s in at.success)
+    after = next(d.value for d in at.dataframe if "配信数" in d.value.columns)
+    assert list(after["配信日時"]) == list(before["配信日時"])
+    _button(at, "この計画を削除").click().run()
+    assert any("を削除しました。" in s.value for s in at.success)
+    assert any("この期間に保存された配信予定はありません。" in i.value for i in at.info)

@@ -47,6 +47,21 @@ counted = planner.with_counts(history, report)
 sends = counted[counted.send_at >= pd.Timestamp(start)].reset_index(drop=True)
 shown_events = events if show_points else events[~events.kind.isin(cal.POINT_KINDS)]
 
+
+
+def editor_config(store) -> dict:
+    """Column widgets of the editable send tables."""
+    labels = ui.run(planner.template_labels, store)
+    keys = list(labels)
+    return {
+        "日付": st.column_config.DateColumn("日付", format="YYYY/MM/DD", required=True),
+        "時刻": st.column_config.TimeColumn("時刻", format="HH:mm", step=dt.timedelta(minutes=15)),
+        "チャネル": st.column_config.SelectboxColumn("チャネル", options=list(planner.CHANNELS.values()), required=True),
+        "テンプレート": st.column_config.SelectboxColumn("テンプレート", options=keys, required=True,
+                                                     format_func=lambda k: labels.get(k, k)),
+    }
+
+
 tab_view, tab_events, tab_plan, tab_cost, tab_freq, tab_export = st.tabs(
     ["カレンダー", "イベント", "キャンペーン計画", "配信数と費用", "配信頻度", "書き出し"]
 )
@@ -204,18 +219,10 @@ with tab_plan:
             st.session_state["cal_proposal"] = planner.to_editor(proposal)
             st.session_state["cal_proposal_rev"] = st.session_state.get("cal_proposal_rev", 0) + 1
         st.markdown("**提案された配信**（日時・テンプレート・クーポンは自由に変更できます。行の追加・削除もできます）")
-        template_keys = ui.run(planner.template_options, store)
-        tpl_labels = {k: planner.template_label(k, store) for k in template_keys}
         edited = st.data_editor(
             st.session_state["cal_proposal"], hide_index=True, width="stretch", num_rows="dynamic",
             column_order=["配信", "日付", "時刻", "チャネル", "テンプレート", "クーポン"],
-            column_config={
-                "日付": st.column_config.DateColumn("日付", format="YYYY/MM/DD", required=True),
-                "時刻": st.column_config.TimeColumn("時刻", format="HH:mm", step=dt.timedelta(minutes=15)),
-                "チャネル": st.column_config.SelectboxColumn("チャネル", options=list(planner.CHANNELS.values()), required=True),
-                "テンプレート": st.column_config.SelectboxColumn("テンプレート", options=template_keys, required=True,
-                                                             format_func=lambda k: tpl_labels.get(k, k)),
-            },
+            column_config=editor_config(store),
             key=f"cal_proposal_editor_{st.session_state['cal_proposal_rev']}",
         )
         draft = ui.run(planner.from_editor, edited, segment)
@@ -251,12 +258,27 @@ with tab_plan:
         st.dataframe(planner.plan_table(sends, store), hide_index=True, width="stretch")
         plans = ui.run(planner.list_plans, store)
         plans = plans[plans.plan_id.isin(set(sends.plan_id))]
-        d1, d2 = st.columns([3, 1])
-        doomed = d1.selectbox("削除する計画", list(plans.plan_id), format_func=dict(zip(plans.plan_id, plans.name)).get,
-                              key="cal_plan_delete_pick")
-        if d2.button("計画を削除", key="cal_plan_delete"):
-            ui.run(planner.delete_plan, store, doomed)
-            st.session_state["cal_flash"] = "計画を削除しました。"
+        picked = st.selectbox("編集する計画", list(plans.plan_id), format_func=dict(zip(plans.plan_id, plans.name)).get,
+                              key="cal_plan_pick")
+        plan = plans[plans.plan_id == picked].iloc[0]
+        st.caption(f"対象: {planner.segment_text(plan.segment, plan.channel, store)}")
+        stored = planner.to_editor(ui.run(planner.planned_sends, store, plan_id=picked))
+        changed = st.data_editor(
+            stored, hide_index=True, width="stretch", num_rows="dynamic",
+            column_order=["配信", "日付", "時刻", "チャネル", "テンプレート", "クーポン"],
+            column_config=editor_config(store),
+            key=f"cal_stored_editor_{picked}",
+        )
+        s1, s2 = st.columns(2)
+        if s1.button("この計画の変更を保存", key="cal_plan_update"):
+            ui.run(planner.save_plan, store, plan["name"], ui.run(planner.from_editor, changed, plan.segment),
+                   event_id=plan.event_id, channel=plan.channel, segment=plan.segment, coupon=plan.coupon,
+                   note=plan.note or "", plan_id=picked)
+            st.session_state["cal_flash"] = f"キャンペーン「{plan['name']}」の変更を保存しました。"
+            st.rerun()
+        if s2.button("この計画を削除", key="cal_plan_delete"):
+            ui.run(planner.delete_plan, store, picked)
+            st.session_state["cal_flash"] = f"キャンペーン「{plan['name']}」を削除しました。"
             st.rerun()
 
 # -- message load and cost -------------------------------------------------------
