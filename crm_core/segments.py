@@ -381,10 +381,11 @@ class Compiled:
 class _Context:
     """What conditions may need from the store, fetched at most once and only when needed."""
 
-    def __init__(self, store: Store | None, as_of: dt.date | None) -> None:
+    def __init__(self, store: Store | None, as_of: dt.date | None, sentence_only: bool = False) -> None:
         self.store = store
         self._as_of = as_of
         self._names: dict[str, str] = {}
+        self.sentence_only = sentence_only  # only product names are looked up
 
     def as_of(self) -> dt.date:
         if self._as_of is None:
@@ -412,13 +413,13 @@ class _Context:
 
     def non_null(self, column: str) -> int:
         """Customers with a value in a customer_model column (0 without a store)."""
-        if self.store is None:
+        if self.store is None or self.sentence_only:
             return 0
         sql = "SELECT count(" + quote_ident(column, COLUMNS) + ") FROM customer_model"  # noqa: S608 - allowlisted
         return int(_run(self.store, sql, {}, None)[0][0])
 
     def sale_windows(self, kinds: list[str]) -> tuple[list[dt.datetime], list[dt.datetime]]:
-        if self.store is None:
+        if self.store is None or self.sentence_only:
             return [], []
         if _has_table(self.store, "sale_events"):
             rows = self.store.fetchall(
@@ -479,23 +480,28 @@ class _Compiler:
     # -- nodes --------------------------------------------------------------
     def node(self, x: dict[str, Any], negated: bool) -> tuple[str, str] | None:
         """(sql, sentence) of a node, or None for an empty group."""
+        out = self._node(x, negated)
+        return None if out is None else out[:2]
+
+    def _node(self, x: dict[str, Any], negated: bool) -> tuple[str, str, bool] | None:
+        """(sql, sentence, several parts joined) of a node, or None for an empty group."""
         if "not" in x:
-            inner = self.node(x["not"], True)
+            inner = self._node(x["not"], True)
             if inner is None:
                 return None
-            return f"NOT ({inner[0]})", f"（{inner[1]}）に該当しない"
+            return f"NOT ({inner[0]})", f"（{inner[1]}）に該当しない", False
         if "all" in x or "any" in x:
             mode = "all" if "all" in x else "any"
-            parts = [p for p in (self.node(c, negated) for c in x[mode]) if p is not None]
+            parts = [p for p in (self._node(c, negated) for c in x[mode]) if p is not None]
             if not parts:
                 return None
             if len(parts) == 1:
                 return parts[0]
             joiner, word = (" AND ", " かつ ") if mode == "all" else (" OR ", " または ")
-            sql = joiner.join(f"({s})" for s, _ in parts)
-            sentence = word.join(_group_text(x[mode][i], t) for i, (_, t) in enumerate(parts))
-            return sql, sentence
-        return self.condition(x, negated)
+            sql = joiner.join(f"({s})" for s, _, _ in parts)
+            sentence = word.join(f"（{t}）" if joined else t for _, t, joined in parts)
+            return sql, sentence, True
+        return (*self.condition(x, negated), False)
 
     def condition(self, c: dict[str, Any], negated: bool) -> tuple[str, str]:
         f = FIELDS[c["field"]]
@@ -707,26 +713,6 @@ def _window_words(window: dict[str, Any] | None) -> tuple[str, str, str]:
     return span + "に", span + "の", span + "の"
 
 
-def _group_text(node: dict[str, Any], text: str) -> str:
-    """Parenthesise a nested group that has several parts."""
-    mode = "all" if "all" in node else "any" if "any" in node else None
-    if mode and sum(1 for _ in _non_empty(node[mode])) > 1:
-        return f"（{text}）"
-    return text
-
-
-def _non_empty(children: Iterable[dict[str, Any]]) -> Iterable[dict[str, Any]]:
-    for c in children:
-        if "all" in c or "any" in c:
-            if any(True for _ in _non_empty(c.get("all", c.get("any", [])))):
-                yield c
-        elif "not" in c:
-            if any(True for _ in _non_empty([c["not"]])):
-                yield c
-        else:
-            yield c
-
-
 def compile_rule(store: Store | None, rule: Any, as_of: dt.date | None = None, prefix: str = "p") -> Compiled:
     """Validate a rule and build its SQL, parameters and sentence.
 
@@ -758,7 +744,7 @@ def compile_rule(store: Store | None, rule: Any, as_of: dt.date | None = None, p
 def describe(rule: Any, store: Store | None = None) -> str:
     """The Japanese sentence of a rule (「最終購入から90日以上 かつ 購入回数2回以上」)."""
     clean = validate(rule)
-    compiler = _Compiler(_Context(store, dt.date(1970, 1, 1)))
+    compiler = _Compiler(_Context(store, dt.date(1970, 1, 1), sentence_only=True))
     out = compiler.node(clean, False)
     return ALL_CUSTOMERS if out is None else out[1]
 

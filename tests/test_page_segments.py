@@ -278,3 +278,14 @@ def test_empty_store_explains(tmp_path, monkeypatch):
     monkeypatch.setenv("CRM_NO_SAMPLE", "1")
     at = open_page()
     assert any("まだ注文データがありません" in i.value for i in at.info)
+
+
+def test_a_saved_rule_that_no_longer_validates_is_flagged(db):
+    store = Store(db)
+    L.save_segment(store, "東京", {"all": [{"field": "prefecture", "op": "eq", "value": "東京都"}]})
+    store.execute("UPDATE segments SET rule = '{\"all\": [{\"field\": \"retired_field\", \"op\": \"eq\", \"value\": 1}]}'")
+    store.close()
+    at = open_page()
+    at.radio(key="seg_section").set_value("📂 保存済みセグメント").run()
+    assert not at.exception
+    assert table(at, "名前")["条件"].iloc[0].startswith("⚠️ 条件1：「retired_field」という項目はありません")

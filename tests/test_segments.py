@@ -343,6 +343,9 @@ SENTENCES = [
     ("gap", c("gap_to_next_rank", "lte", 5000), "次のランクまであと5,000円以下"),
     ("code-label", c("first_source", "eq", "rakuten"), "初回購入の販路が「楽天市場」"),
     ("empty", {"all": []}, "すべての顧客"),
+    ("empty-groups-skipped", {"all": [{"any": []}, c("orders", "gte", 2),
+                                      {"any": [c("orders", "eq", 1), c("age", "lt", 30)]}, {"not": {"all": []}}]},
+     "購入回数2回以上 かつ （購入回数が1回 または 年齢30歳未満）"),
     ("many", c("prefecture", "in", ["北海道", "青森県", "岩手県", "宮城県", "秋田県", "山形県", "福島県"]),
      "都道府県が「北海道」「青森県」「岩手県」「宮城県」「秋田県」ほか2件のいずれか"),
 ]

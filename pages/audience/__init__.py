@@ -98,7 +98,7 @@ def start_panel(saved: list[dict[str, Any]]) -> None:
             c1.caption(S.PRESETS_BY_KEY[preset_key].why)
         if c2.button("プリセットを開く", key="seg_open_preset", disabled=preset_key is None):
             p = S.PRESETS_BY_KEY[preset_key]
-            open_rule(S.preset_rule(p.key), p.name, None, f"プリセット「{p.name}」を開きました。条件は自由に変更できます。")
+            open_rule(ui.run(S.preset_rule, p.key), p.name, None, f"プリセット「{p.name}」を開きました。条件は自由に変更できます。")
         if c3.button("条件をすべてクリア", key="seg_new"):
             open_rule(E.empty_rule())
         if saved:
@@ -384,6 +384,12 @@ def save_panel(store: Store, rule: dict[str, Any], valid: bool) -> None:
         st.caption("条件を直すと保存できます。")
 
 
+def describe_saved(store: Store, rule: Any) -> str:
+    """The sentence of a saved rule, or why it can no longer be used (it never stops the page)."""
+    problem = S.check(rule)
+    return f"⚠️ {problem}" if problem else ui.run(S.describe, rule, store)
+
+
 def saved_panel(store: Store, saved: list[dict[str, Any]]) -> None:
     """The saved segments: sizes, rename, duplicate, delete, size history."""
     ss = st.session_state
@@ -392,7 +398,7 @@ def saved_panel(store: Store, saved: list[dict[str, Any]]) -> None:
         return
     overview = pd.DataFrame(
         [{"名前": s["name"], "人数（最新）": s["customers"], "計測日時": s["measured_at"], "更新日時": s["updated_at"],
-          "条件": ui.run(S.describe, s["rule"], store)} for s in saved]
+          "条件": describe_saved(store, s["rule"])} for s in saved]
     )
     st.dataframe(overview, hide_index=True, width="stretch", key="seg_saved_table")
     by_id = {s["segment_id"]: s for s in saved}
