@@ -15,24 +15,19 @@ log = logging.getLogger(__name__)
 
 
 def after_import(store: Store) -> list[str]:
-    """Rebuild the customer model and recommendations; return Japanese warnings."""
+    """Rebuild the customer model, recommendations and saved-segment sizes; return Japanese warnings."""
     warnings: list[str] = []
     if store.is_empty():
         return warnings
-    try:
-        from crm_core import model
-    except ImportError:  # the model module is optional while it is being built
-        return warnings
+    from crm_core import model
+
     try:
         report = model.rebuild(store)
         warnings.extend(getattr(report, "warnings", []) or [])
     except InputError as exc:
         warnings.append(exc.message)
-    try:
-        from crm_core import basket
-    except ImportError:
-        return warnings
-    build = getattr(basket, "build_recommendations", None)
-    if build is not None:
-        build(store)
+    from crm_core import basket, segment_library
+
+    basket.build_recommendations(store)
+    segment_library.measure_all(store)  # size history of saved segments
     return warnings

@@ -16,10 +16,12 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import urllib3
-from linebot.v3.messaging import ApiClient, ApiException, Configuration, MessagingApi, PushMessageRequest
+
+if TYPE_CHECKING:  # the SDK is imported when a message is sent: it takes seconds to import
+    from linebot.v3.messaging import Configuration
 
 from crm_core.channels import FAILED, INVALID, SENT, SendResult
 from crm_core.templates import Rendered
@@ -144,6 +146,8 @@ class LineSender:
         return f"LineSender(base_url={self.base_url!r})"
 
     def _configuration(self) -> Configuration:
+        from linebot.v3.messaging import Configuration
+
         config = Configuration(access_token=self._token, host=self.base_url)
         config.debug = False
         return config
@@ -159,6 +163,8 @@ class LineSender:
 
     def push(self, to: str, messages: list[Mapping[str, Any]]) -> SendResult:
         """One logical push: one retry key for every attempt, identical body."""
+        from linebot.v3.messaging import ApiClient, ApiException, MessagingApi, PushMessageRequest
+
         try:
             request = PushMessageRequest.from_dict({"to": to, "messages": [dict(m) for m in messages]})
         except (ValueError, TypeError) as exc:
