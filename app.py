@@ -77,6 +77,7 @@ MENU: dict[str, list[tuple[str, str, str]]] = {
         ("pages/audience/segments.py", "セグメント", "🎯"),
         ("pages/messages/messages.py", "メッセージ・クーポン", "✉️"),
         ("pages/plan/calendar.py", "販促カレンダー", "📅"),
+        ("pages/results/results.py", "施策の効果", "📈"),
     ],
     "設定": [("pages/settings/settings.py", "送信設定", "⚙️")],
 }
