@@ -382,10 +382,23 @@ class Store:
         return self.table_count("orders") == 0
 
     def clear_data(self) -> None:
-        """Remove all imported shop data (keeps settings and saved mappings)."""
+        """Remove all imported shop data and everything derived from it.
+
+        Keeps settings, saved column mappings, saved segment rules, templates,
+        coupons' definitions and the test-send log.  Derived tables (the
+        customer model, recommendations) are dropped; tables of later stages
+        that hold customer ids are emptied when they exist.
+        """
         with self.transaction() as cur:
             for table in DATA_TABLES:
                 cur.execute("DELETE FROM " + quote_ident(table, DATA_TABLES))  # noqa: S608
+            existing = {r[0] for r in cur.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+            for table in DERIVED_TABLES:
+                if table in existing:
+                    cur.execute("DROP TABLE " + quote_ident(table, DERIVED_TABLES))
+            for table in CUSTOMER_LINKED_TABLES:
+                if table in existing:
+                    cur.execute("DELETE FROM " + quote_ident(table, CUSTOMER_LINKED_TABLES))  # noqa: S608
 
 
 DATA_TABLES = (
@@ -398,3 +411,12 @@ DATA_TABLES = (
     "import_rejects",
 )
 TABLES = DATA_TABLES + ("column_mappings", "settings", "schema_version")
+# Rebuilt from the data after every import.
+DERIVED_TABLES = ("customer_model", "customer_model_meta", "customer_recommendations", "sale_events")
+# Tables of later stages that refer to customers (emptied with the data, if present).
+CUSTOMER_LINKED_TABLES = (
+    "segment_sizes",
+    "coupon_codes",
+    "campaign_recipients",
+    "campaigns",
+)

@@ -312,3 +312,17 @@ def test_row_numbers_hold_deep_in_a_large_file(store, tmp_path):
     _imp(store, fx.rakuten_current(tmp_path / "big.csv", rows, full_header=False))
     assert [(r["row_no"], r["order_id"]) for r in rejects_table(store)] == [(43_212, "o-43210")]
     assert store.scalar("SELECT count(*) FROM orders") == 59_999
+
+
+def test_clear_data_removes_derived_customer_tables(store, tmp_path):
+    from crm_core.pipeline import after_import
+
+    rows = [{**fx.rakuten_rows()[0], "注文番号": f"o-{i}", "商品明細ID": f"L{i}"} for i in range(3)]
+    _imp(store, fx.rakuten_current(tmp_path / "r.csv", rows))
+    after_import(store)
+    tables = {r[0] for r in store.fetchall("SELECT table_name FROM information_schema.tables")}
+    assert "customer_model" in tables
+    store.clear_data()
+    tables = {r[0] for r in store.fetchall("SELECT table_name FROM information_schema.tables")}
+    assert "customer_model" not in tables and "customer_recommendations" not in tables
+    assert store.is_empty() and store.table_count("customers") == 0
