@@ -102,8 +102,9 @@ def sidebar() -> None:
         if store.is_empty():
             st.caption("データ未登録")
             return
+        # the same definitions as the home page: non-cancelled orders only
         customers, orders, last = store.fetchone(
-            "SELECT (SELECT count(*) FROM customers), (SELECT count(*) FROM orders), (SELECT max(ordered_at) FROM orders)"
+            "SELECT count(DISTINCT customer_id), count(*), max(ordered_at) FROM orders WHERE NOT cancelled"
         )
         st.caption(f"顧客 {customers:,}人 ・ 注文 {orders:,}件")
         st.caption(f"最終注文日 {ui.jdate(last)}")

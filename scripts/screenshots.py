@@ -48,6 +48,7 @@ def main() -> int:
                 page.set_default_timeout(120_000)
                 for path, name in PAGES:
                     goto(page, server, path)
+                    page.wait_for_timeout(4000)  # let Vega draw the charts
                     page.screenshot(path=str(args.out / f"{name}.png"), full_page=False)
                     print("saved", name)
                 # the import report, with one unreadable row
