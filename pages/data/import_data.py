@@ -146,6 +146,7 @@ if uploads:
                 display_names=[up.name for up in ready],
                 progress=lambda f, t: bar.progress(f, text=t),
             )
+        bar.empty()
         st.session_state["imp_last_report"] = report.to_dict()
         st.session_state["imp_last_rejects"] = report.rejects
         store.set_setting("sample_dismissed", True)
@@ -162,7 +163,11 @@ if report:
     c[1].metric("更新された注文", ui.count(report["orders_updated"], "件"))
     c[2].metric("変更なし", ui.count(report["orders_unchanged"], "件"))
     c[3].metric("商品明細", ui.count(report["lines"], "行"))
-    c[4].metric("顧客数（全体）", ui.count(report["customers"], "人"))
+    c[4].metric(
+        "登録顧客数",
+        ui.count(report["customers"], "人"),
+        help="取り込んだすべての注文のお客様の数です（キャンセルした注文だけのお客様も含みます）。",
+    )
     c[5].metric("取り込めなかった行", ui.count(report["rows_rejected"], "行"))
     st.caption(
         f"顧客の識別キー: {IDENTITY_KEYS.get(report['identity_key'], report['identity_key'])} ／ "
