@@ -210,10 +210,29 @@ def _median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
-def _time(store: Store, sql: str, params: dict) -> float:
-    start = time.perf_counter()
-    store.execute(sql, params)
-    return time.perf_counter() - start
+class _Clock:
+    """Wall and process CPU seconds (DuckDB's threads run inside this process)."""
+
+    def __init__(self) -> None:
+        self.wall: list[float] = []
+        self.cpu: list[float] = []
+
+    def run(self, fn, *args):
+        wall, cpu = time.perf_counter(), time.process_time()
+        result = fn(*args)
+        self.wall.append(time.perf_counter() - wall)
+        self.cpu.append(time.process_time() - cpu)
+        return result
+
+    @property
+    def medians(self) -> tuple[float, float]:
+        return _median(self.wall), _median(self.cpu)
+
+
+def _peak_rss_gb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024
 
 
 def _lifetimes_python(explicit: str | None) -> tuple[str | None, str]:
@@ -264,17 +283,13 @@ def main(argv: list[str] | None = None) -> None:
     minimal_params = {"as_of": as_of, "end_ts": end_ts}
     same_params = {**pieces, "as_of": as_of, "end_ts": end_ts, "start12": as_of - timedelta(days=364)}
 
-    t_min, t_same, t_agg, t_full = [], [], [], []
+    c_min, c_same, c_agg, c_full = _Clock(), _Clock(), _Clock(), _Clock()
     reports = []
     for _ in range(args.runs):  # interleaved, so load changes hit every variant alike
-        t_min.append(_time(store, PLAIN_MINIMAL, minimal_params))
-        t_same.append(_time(store, PLAIN_SAME, same_params))
-        start = time.perf_counter()
-        model.aggregate_orders(store, as_of)
-        t_agg.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        reports.append(model.rebuild(store, as_of))
-        t_full.append(time.perf_counter() - start)
+        c_min.run(store.execute, PLAIN_MINIMAL, minimal_params)
+        c_same.run(store.execute, PLAIN_SAME, same_params)
+        c_agg.run(model.aggregate_orders, store, as_of)
+        reports.append(c_full.run(model.rebuild, store, as_of))
     check = store.fetchone(
         """SELECT (SELECT count(*) FROM plain_minimal), (SELECT count(*) FROM customer_model),
                   (SELECT sum(revenue) FROM plain_minimal), (SELECT sum(revenue) FROM customer_model),
@@ -289,12 +304,15 @@ def main(argv: list[str] | None = None) -> None:
     store.execute("DROP TABLE IF EXISTS temp.main.plain_minimal")
     store.execute("DROP TABLE IF EXISTS temp.main.plain_same")
 
-    a1, a2, b, c = _median(t_min), _median(t_same), _median(t_agg), _median(t_full)
-    print(f"\nas_of {as_of}; customers {check[1]:,}; medians of {args.runs} runs (load avg {os.getloadavg()[0]:.1f})")
-    print(f"(a1) plain DuckDB, orders/revenue/first/last/recency : {a1:7.3f} s")
-    print(f"(a2) plain DuckDB, the same aggregates as (b)        : {a2:7.3f} s")
-    print(f"(b)  model.aggregate_orders                          : {b:7.3f} s   b/a2 = {b / a2:.2f}x   b/a1 = {b / a1:.2f}x")
-    print(f"(c)  model.rebuild (incl. BG/NBD + Gamma-Gamma)      : {c:7.3f} s   c/a1 = {c / a1:.2f}x")
+    (a1, a1c), (a2, a2c), (b, bc), (c, cc) = c_min.medians, c_same.medians, c_agg.medians, c_full.medians
+    print(f"\nas_of {as_of}; customers {check[1]:,}; medians of {args.runs} runs; "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; wall s (process CPU s)")
+    print(f"(a1) plain DuckDB, orders/revenue/first/last/recency : {a1:7.2f} ({a1c:6.2f})")
+    print(f"(a2) plain DuckDB, the same aggregates as (b)        : {a2:7.2f} ({a2c:6.2f})")
+    print(f"(b)  model.aggregate_orders                          : {b:7.2f} ({bc:6.2f})   "
+          f"b/a2 = {b / a2:.2f}x ({bc / a2c:.2f}x CPU)   b/a1 = {b / a1:.2f}x ({bc / a1c:.2f}x CPU)")
+    print(f"(c)  model.rebuild (incl. BG/NBD + Gamma-Gamma)      : {c:7.2f} ({cc:6.2f})   "
+          f"c/a1 = {c / a1:.2f}x ({cc / a1c:.2f}x CPU)")
     steps = {k: _median([r.seconds.get(k, 0.0) for r in reports]) for k in reports[-1].seconds}
     print("     rebuild steps: " + ", ".join(f"{k} {v:.2f}s" for k, v in steps.items()))
     print(f"     fit on {reports[-1].fit_customers:,} customers; BG/NBD {reports[-1].bg_params}")
@@ -305,6 +323,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.no_lifetimes:
         py, note = None, "skipped (--no-lifetimes)"
     if py is None:
+        print(f"     peak RSS of this process {_peak_rss_gb():.1f} GB")
         print(f"(d)  lifetimes: not run: {note}")
         return
     parquet = Path(tmp.name) / "transactions.parquet"
@@ -322,6 +341,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"(d)  lifetimes ({note}) failed: {proc.stderr.strip().splitlines()[-1:]}")
         return
     res = json.loads(proc.stdout.strip().splitlines()[-1])
+    print(f"     peak RSS of this process {_peak_rss_gb():.1f} GB")
     d = _median(res["times"])
     print(f"(d)  lifetimes summary_data_from_transaction_data     : {d:7.3f} s   "
           f"({len(res['times'])} run(s); {note})")
