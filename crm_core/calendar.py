@@ -663,7 +663,8 @@ def calendar_chart(evts: pd.DataFrame, hol: pd.DataFrame, sends: pd.DataFrame | 
     y = alt.Y("lane:N", title=None, scale=alt.Scale(domain=list(LANES)), axis=alt.Axis(labelFontSize=12, labelLimit=120))
     layers: list[alt.Chart] = []
 
-    off = _day_off_frame(start, end, hol)
+    long_range = (end - start).days > 100
+    off = _day_off_frame(start, end, hol) if not long_range else pd.DataFrame()
     if not off.empty:
         layers.append(alt.Chart(off).mark_rect(color="#F4F4F4").encode(
             x=alt.X("from:T", scale=x_scale, axis=x_axis), x2="to:T"))
@@ -681,13 +682,13 @@ def calendar_chart(evts: pd.DataFrame, hol: pd.DataFrame, sends: pd.DataFrame | 
             短縮=lambda b: [_short_name(k, n, (e - s).total_seconds() / 86400, (end - start).days + 1)
                           for k, n, s, e in zip(b.kind, b.名前, b.starts_at, b.end_x)]).drop(columns=["day_mid"])
         if not bands.empty:
-            event_layers.append(alt.Chart(bands).mark_bar(height=24, cornerRadius=3).encode(
+            event_layers.append(alt.Chart(bands).mark_bar(height=24, cornerRadius=3, clip=True).encode(
                 x=alt.X("starts_at:T", scale=x_scale, axis=x_axis), x2="end_x:T", y=y, color=color,
                 opacity=alt.condition("datum.pattern", alt.value(0.55), alt.value(0.95)),
                 strokeDash=alt.condition("datum.pattern", alt.value([4, 3]), alt.value([1, 0])),
                 stroke=alt.value("#333333"), strokeWidth=alt.condition("datum.pattern", alt.value(1), alt.value(0)),
                 tooltip=tooltip))
-            event_layers.append(alt.Chart(bands).mark_text(align="left", dx=3, fontSize=10, color="#222222").encode(
+            event_layers.append(alt.Chart(bands).mark_text(align="left", dx=3, fontSize=10, color="#222222", clip=True).encode(
                 x=alt.X("starts_at:T", scale=x_scale), y=y, text="短縮:N", tooltip=tooltip))
         points = df[df.kind.isin(POINT_KINDS)].drop(columns=["starts_at", "end_x"])
         if not points.empty:
@@ -699,8 +700,12 @@ def calendar_chart(evts: pd.DataFrame, hol: pd.DataFrame, sends: pd.DataFrame | 
     if not hol.empty:
         h = hol.assign(day_mid=hol.date + pd.Timedelta(hours=12), lane=LANE_HOLIDAY,
                        日付=[format_date(d) for d in hol.date], 祝日=hol.name).drop(columns=["name"])
-        layers.append(alt.Chart(h).mark_text(fontSize=10, color="#C8463D", angle=0).encode(
-            x=alt.X("day_mid:T", scale=x_scale), y=y, text="祝日:N", tooltip=["祝日:N", "日付:N"]))
+        if long_range:  # a year of holiday names would overlap: a mark each, the name in the tooltip
+            layers.append(alt.Chart(h).mark_tick(color="#C8463D", thickness=2, size=14).encode(
+                x=alt.X("day_mid:T", scale=x_scale), y=y, tooltip=["祝日:N", "日付:N"]))
+        else:
+            layers.append(alt.Chart(h).mark_text(fontSize=10, color="#C8463D", angle=0).encode(
+                x=alt.X("day_mid:T", scale=x_scale), y=y, text="祝日:N", tooltip=["祝日:N", "日付:N"]))
         layers.append(alt.Chart(h).mark_rule(color="#C8463D", opacity=0.25).encode(x=alt.X("date:T", scale=x_scale)))
 
     if not sends.empty:
@@ -712,7 +717,7 @@ def calendar_chart(evts: pd.DataFrame, hol: pd.DataFrame, sends: pd.DataFrame | 
             x=alt.X("send_at:T", scale=x_scale), y=y,
             color=alt.Color("チャネル:N", title="配信チャネル",
                             scale=alt.Scale(domain=domain, range=[CHANNEL_COLORS.get(c, "#555555") for c in domain]),
-                            legend=alt.Legend(orient="bottom")),
+                            legend=alt.Legend(orient="bottom", symbolType="diamond", symbolSize=120)),
             tooltip=["配信:N", "日時:N", "チャネル:N", "テンプレート:N", "対象:N"]))
 
     chart = alt.layer(*layers).resolve_scale(color="independent")
@@ -749,7 +754,7 @@ def sales_overlay_chart(daily: pd.DataFrame, evts: pd.DataFrame, width: int | st
     if not bands.empty:
         b = _event_frame(bands)
         kinds = [k for k in KIND_LABELS if k in set(b.kind)]
-        layers.append(alt.Chart(b).mark_rect(opacity=0.18).encode(
+        layers.append(alt.Chart(b).mark_rect(opacity=0.18, clip=True).encode(
             x=alt.X("starts_at:T", scale=x_scale, axis=x_axis), x2="end_x:T",
             color=alt.Color("種類:N", title="イベント", scale=alt.Scale(domain=[KIND_LABELS[k] for k in kinds],
                                                                      range=[KIND_COLORS[k] for k in kinds]),
