@@ -40,7 +40,7 @@ from typing import Any
 import pandas as pd
 
 from crm_core import calendar as cal
-from crm_core.db import Store, quote_ident
+from crm_core.db import Store
 from crm_core.errors import InputError
 
 CHANNELS = {"line": "LINE", "rmail": "R-Mail", "shopify_email": "Shopify Email", "email": "メール"}
@@ -313,21 +313,28 @@ def _rule_of(store: Store | None, obj: dict | None) -> dict | None:
     return obj["rule"] if isinstance(obj.get("rule"), dict) else obj
 
 
-def audience_sql(store: Store, segment: Any, channel: str) -> tuple[str, dict[str, Any]]:
-    """SQL (with named parameters ``$p…``) selecting ``customer_id`` of a send's audience.
+def audience_condition(store: Store, segment: Any, channel: str, prefix: str = "p") -> tuple[str, dict[str, Any]]:
+    """A boolean SQL expression over ``customer_model AS cm``: "this customer is in the send's audience".
 
-    The audience is the customers of ``customer_model`` that match the
-    segment (compiled by :func:`crm_core.segments.compile_rule`) and that the
-    channel can reach (:data:`CHANNEL_REACH`).  This is the single place where
-    the planner turns a segment into customers.
+    The audience is the customers that match the segment (compiled by
+    :func:`crm_core.segments.compile_rule`, values bound as ``$<prefix>N``)
+    and that the channel can reach (:data:`CHANNEL_REACH`).  This is the
+    single place where the planner turns a segment into customers.
     """
     from crm_core import segments
 
     check_channel(channel)
     rule = _rule_of(store, _segment_obj(segment))
-    where, params = ("TRUE", {}) if rule is None else (lambda c: (c.where, c.params))(segments.compile_rule(store, rule))
-    sql = f"SELECT cm.customer_id FROM customer_model AS cm WHERE ({CHANNEL_REACH[channel]}) AND ({where})"  # noqa: S608 - fixed fragments, values bound
-    return sql, params
+    if rule is None:
+        return f"({CHANNEL_REACH[channel]})", {}
+    compiled = segments.compile_rule(store, rule, prefix=prefix)
+    return f"({CHANNEL_REACH[channel]}) AND ({compiled.where})", compiled.params
+
+
+def audience_sql(store: Store, segment: Any, channel: str) -> tuple[str, dict[str, Any]]:
+    """SQL (with named parameters) selecting ``customer_id`` of a send's audience (see :func:`audience_condition`)."""
+    cond, params = audience_condition(store, segment, channel)
+    return f"SELECT cm.customer_id FROM customer_model AS cm WHERE {cond}", params  # noqa: S608 - fixed fragments, values bound
 
 
 def model_ready(store: Store) -> bool:
@@ -626,6 +633,12 @@ def send_counts(store: Store, sends: pd.DataFrame, limit: int | None = None) -> 
     ``exclude_conflicts`` leaves those customers out, so they do not count for
     later windows either.
 
+    How: one scan of ``customer_model`` gives, per customer, the pattern of
+    sends they are in (a string of 0/1, one character per send) and DuckDB
+    counts the customers per pattern.  Customers with the same pattern receive
+    exactly the same messages, so the sequential rule above runs once per
+    distinct pattern (a few hundred at most) in Python, weighted by its count.
+
     Parameters
     ----------
     sends : DataFrame
@@ -638,60 +651,64 @@ def send_counts(store: Store, sends: pd.DataFrame, limit: int | None = None) -> 
     week_cols = ["week_start", "customers", "sends"]
     if sends is None or sends.empty:
         return FrequencyReport(pd.DataFrame(columns=cols), pd.DataFrame(columns=week_cols), 0, limit, model_ready(store))
-    order = sends.assign(at_=pd.to_datetime(sends.send_at)).sort_values(["at_", "send_id"], kind="stable")
+    order = (sends.assign(at_=pd.to_datetime(sends.send_at)).sort_values(["at_", "send_id"], kind="stable")
+             .reset_index(drop=True))
     if not model_ready(store):
         out = order[["send_id", "send_at", "channel"]].assign(audience=0, over_limit=0, excluded=0, recipients=0, problem="")
-        return FrequencyReport(out.reset_index(drop=True), pd.DataFrame(columns=week_cols), 0, limit, False)
-    cur = store.cursor()
-    cur.execute("CREATE OR REPLACE TEMP TABLE cal_fc_recv (customer_id VARCHAR, sent_at TIMESTAMP)")
-    cur.execute("CREATE OR REPLACE TEMP TABLE cal_fc_over (send_id VARCHAR, sent_at TIMESTAMP, customer_id VARCHAR)")
-    rows = []
-    try:
-        for s in order.itertuples(index=False):
-            at = pd.Timestamp(s.at_).to_pydatetime()
-            flag = getattr(s, "exclude_conflicts", False)
-            exclude = False if flag is None or pd.isna(flag) else bool(flag)
-            try:
-                sql, params = audience_sql(store, getattr(s, "segment", None), s.channel)
-            except InputError as exc:  # e.g. a deleted saved segment: this send reaches nobody, say why
-                rows.append({"send_id": s.send_id, "send_at": s.at_, "channel": s.channel, "audience": 0,
-                             "over_limit": 0, "excluded": 0, "recipients": 0, "problem": exc.message})
-                continue
-            cur.execute(
-                f"""
-                CREATE OR REPLACE TEMP TABLE cal_fc_cur AS
-                SELECT a.customer_id, coalesce(p.n, 0) + 1 AS n
-                FROM (SELECT DISTINCT customer_id FROM ({sql})) AS a
-                LEFT JOIN (SELECT customer_id, count(*) AS n FROM cal_fc_recv
-                           WHERE sent_at > $cal_win_lo AND sent_at <= $cal_win_hi GROUP BY customer_id) AS p
-                  ON p.customer_id = a.customer_id
-                """,  # noqa: S608 - audience_sql: fixed fragments, values bound
-                {**params, "cal_win_lo": at - WINDOW, "cal_win_hi": at},
-            )
-            audience, over = cur.execute(
-                "SELECT count(*), count(*) FILTER (WHERE n > ?) FROM cal_fc_cur", [limit]).fetchone()
-            cur.execute("INSERT INTO cal_fc_over SELECT ?, ?, customer_id FROM cal_fc_cur WHERE n > ?", [s.send_id, at, limit])
-            if exclude:
-                cur.execute("INSERT INTO cal_fc_recv SELECT customer_id, ? FROM cal_fc_cur WHERE n <= ?", [at, limit])
-            else:
-                cur.execute("INSERT INTO cal_fc_recv SELECT customer_id, ? FROM cal_fc_cur", [at])
-            excluded = over if exclude else 0
-            rows.append({"send_id": s.send_id, "send_at": s.at_, "channel": s.channel, "audience": int(audience),
-                         "over_limit": int(over), "excluded": int(excluded), "recipients": int(audience - excluded),
-                         "problem": ""})
-        weeks = cur.execute(
-            """
-            SELECT CAST(date_trunc('week', sent_at) AS DATE) AS week_start,
-                   count(DISTINCT customer_id) AS customers, count(DISTINCT send_id) AS sends
-            FROM cal_fc_over GROUP BY 1 ORDER BY 1
-            """
-        ).df()
-        total = int(cur.execute("SELECT count(DISTINCT customer_id) FROM cal_fc_over").fetchone()[0])
-    finally:
-        for t in ("cal_fc_recv", "cal_fc_over", "cal_fc_cur"):
-            cur.execute("DROP TABLE IF EXISTS " + quote_ident(t))
-    weeks["week_start"] = pd.to_datetime(weeks["week_start"])
-    return FrequencyReport(pd.DataFrame(rows, columns=cols), weeks, total, limit, True)
+        return FrequencyReport(out, pd.DataFrame(columns=week_cols), 0, limit, False)
+
+    times = [pd.Timestamp(t).to_pydatetime() for t in order.at_]
+    excludes = [False if f is None or pd.isna(f) else bool(f) for f in order.get("exclude_conflicts", [False] * len(order))]
+    problems = [""] * len(order)
+    bits, params = [], {}
+    for k, s in enumerate(order.itertuples(index=False)):
+        try:
+            cond, p = audience_condition(store, getattr(s, "segment", None), s.channel, prefix=f"s{k}_")
+        except InputError as exc:  # e.g. a deleted saved segment: this send reaches nobody, say why
+            problems[k] = exc.message
+            cond, p = "FALSE", {}
+        bits.append(f"CASE WHEN coalesce({cond}, FALSE) THEN '1' ELSE '0' END")
+        params.update(p)
+    sql = (f"SELECT pattern, count(*) AS n FROM (SELECT concat({', '.join(bits)}) AS pattern "  # noqa: S608 - fixed fragments, values bound
+           "FROM customer_model AS cm) GROUP BY pattern")
+    patterns = store.execute(sql, params).fetchall()
+
+    n_sends = len(order)
+    audience, over, excluded = [0] * n_sends, [0] * n_sends, [0] * n_sends
+    week_customers: dict[dt.date, int] = {}
+    week_sends: dict[dt.date, set[int]] = {}
+    total = 0
+    for pattern, count in patterns:
+        members = [k for k in range(n_sends) if pattern[k] == "1"]
+        received: list[dt.datetime] = []
+        over_here: list[int] = []
+        for k in members:
+            at = times[k]
+            n = 1 + sum(1 for r in received if at - WINDOW < r <= at)
+            audience[k] += count
+            if n > limit:
+                over[k] += count
+                over_here.append(k)
+                if excludes[k]:
+                    excluded[k] += count
+                    continue
+            received.append(at)
+        if over_here:
+            total += count
+            for week in {(times[k] - dt.timedelta(days=times[k].weekday())).date() for k in over_here}:
+                week_customers[week] = week_customers.get(week, 0) + count
+            for k in over_here:
+                week_sends.setdefault((times[k] - dt.timedelta(days=times[k].weekday())).date(), set()).add(k)
+    out = pd.DataFrame({
+        "send_id": order.send_id, "send_at": order.at_, "channel": order.channel, "audience": audience,
+        "over_limit": over, "excluded": excluded, "recipients": [a - e for a, e in zip(audience, excluded)],
+        "problem": problems,
+    }, columns=cols)
+    weeks = pd.DataFrame(
+        [{"week_start": pd.Timestamp(w), "customers": c, "sends": len(week_sends[w])} for w, c in sorted(week_customers.items())],
+        columns=week_cols,
+    )
+    return FrequencyReport(out, weeks, total, limit, True)
 
 
 def with_counts(sends: pd.DataFrame, report: FrequencyReport) -> pd.DataFrame:
