@@ -355,3 +355,56 @@ def test_saved_segments_are_followed_and_a_deleted_one_counts_zero(store):
     row = report.sends.iloc[0]
     assert row.recipients == 0 and "見つかりません" in row.problem
     assert planner.segment_text(ref, "line", store).startswith("削除されたセグメント「長期休眠」")
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_frequency_counts_match_a_per_customer_simulation(store, seed):
+    """The pattern-grouped computation equals a plain customer-by-customer walk on random plans."""
+    import random
+
+    rng = random.Random(seed)
+    customers = [(f"K{i}", rng.random() < 0.5, rng.random() < 0.6, rng.choice(["rakuten", "shopify"]), rng.randrange(400))
+                 for i in range(120)]
+    store.execute("CREATE TABLE customer_model (customer_id VARCHAR, has_line BOOLEAN, email_opt_in BOOLEAN, first_source VARCHAR, "
+                  "recency_days INTEGER, email VARCHAR, revenue DOUBLE, as_of DATE)")
+    for c in customers:
+        store.execute("INSERT INTO customer_model VALUES (?, ?, ?, ?, ?, 'x@example.jp', 1.0, DATE '2026-05-31')", list(c))
+    base = pd.Timestamp("2026-06-01 12:00")
+    rows = []
+    for k in range(10):
+        cut = rng.choice([None, 60, 180])
+        rows.append((f"S{k:02d}", str(base + pd.Timedelta(hours=rng.randrange(0, 24 * 20, 6))), rng.choice(list(planner.CHANNELS)),
+                     None if cut is None else json.dumps({"all": [{"field": "recency_days", "op": "gte", "value": cut}]}),
+                     rng.random() < 0.4))
+    sends = _sends(*rows)
+    limit = rng.choice([1, 2, 3])
+    report = planner.send_counts(store, sends, limit=limit)
+
+    reach = {
+        "line": lambda c: c[1],
+        "rmail": lambda c: c[2] and c[3] == "rakuten",
+        "shopify_email": lambda c: c[2] and c[3] == "shopify",
+        "email": lambda c: c[2] and c[3] != "rakuten",
+    }
+    order = sends.sort_values(["send_at", "send_id"]).to_dict("records")
+    expected = {s["send_id"]: {"audience": 0, "over_limit": 0, "excluded": 0} for s in order}
+    over_customers = set()
+    for c in customers:
+        got: list[pd.Timestamp] = []
+        for s in order:
+            seg = json.loads(s["segment"]) if isinstance(s["segment"], str) else None
+            if not reach[s["channel"]](c) or (seg and c[4] < seg["all"][0]["value"]):
+                continue
+            e = expected[s["send_id"]]
+            e["audience"] += 1
+            n = 1 + sum(1 for r in got if s["send_at"] - pd.Timedelta(days=7) < r <= s["send_at"])
+            if n > limit:
+                e["over_limit"] += 1
+                over_customers.add(c[0])
+                if s["exclude_conflicts"]:
+                    e["excluded"] += 1
+                    continue
+            got.append(s["send_at"])
+    got_counts = report.sends.set_index("send_id")[["audience", "over_limit", "excluded"]].to_dict("index")
+    assert got_counts == expected
+    assert report.customers == len(over_customers)
