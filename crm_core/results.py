@@ -31,7 +31,8 @@ Costs
     (:func:`message_rate`); R-Mail ¥1; own e-mail ¥0 unless the campaign
     states a cost per message; plus coupon discounts on redeemed orders and
     the campaign's fixed cost.  ROI = (incremental revenue − cost) / cost;
-    CPO = cost / attributed orders.
+    CPO = cost / attributed orders.  ROI is given with the range from the
+    incremental revenue's interval, and not at all when the comparison is too small.
 """
 
 from __future__ import annotations
@@ -323,7 +324,9 @@ def campaign_report(store: Store, campaign_id: int) -> dict[str, Any]:
         "fixed_cost": fixed, "total_cost": total,
         "cpo": total / orders if orders else None,
         "roas": revenue / total if total else None,
-        "roi": (incremental - total) / total if total and incremental is not None and not math.isnan(incremental) else None,
+        "roi": _roi(incremental, total, lift),
+        "roi_low": _roi(lift["incremental_revenue_low"], total, lift) if lift else None,
+        "roi_high": _roi(lift["incremental_revenue_high"], total, lift) if lift else None,
         "incremental_cpo": total / lift["incremental_buyers"] if lift and lift["incremental_buyers"] and lift["incremental_buyers"] > 0 else None,
     }
     notes = [LAST_TOUCH_NOTE]
@@ -338,6 +341,13 @@ def campaign_report(store: Store, campaign_id: int) -> dict[str, Any]:
     campaign = {k: (v.isoformat() if isinstance(v, (dt.datetime, pd.Timestamp)) else v) for k, v in camp.items()}
     return {"campaign": campaign, "groups": groups, "lift": lift, "ab": ab, "cost": cost,
             "with_results": with_results, "notes": notes}
+
+
+def _roi(incremental: float | None, total: float, lift: dict[str, Any] | None) -> float | None:
+    """(incremental revenue − cost) / cost; None without a cost, a holdout or enough data."""
+    if not total or incremental is None or lift is None or lift["too_small"] or math.isnan(incremental):
+        return None
+    return (incremental - total) / total
 
 
 def ab_test(treat: pd.DataFrame, variants: list[str]) -> dict[str, Any]:

@@ -1,0 +1,273 @@
+"""施策の効果: campaign list, one campaign's results against its holdout, A/B, cost; freeze a send; import result files.
+
+Logic lives in :mod:`crm_core.campaigns`, :mod:`crm_core.results` and
+:mod:`crm_core.result_charts`; session keys carry the ``res_`` prefix.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import pandas as pd
+import streamlit as st
+
+from crm_core import campaigns as C
+from crm_core import result_charts as RC
+from crm_core import results as R
+from crm_core import segment_library as L
+from crm_core import segments as S
+from pages import ui
+
+st.title("📈 施策の効果")
+st.caption("LINE・メール・R-Mailの施策ごとに、送ったお客様と「送らなかったお客様（比較用グループ）」の購入を比べて、"
+           "施策が本当に売上を上乗せしたかを確かめます。")
+st.caption(f"ℹ️ 送信から決めた日数（標準7日）以内の、キャンセルを除く注文を施策の成果として数えます。{R.LAST_TOUCH_NOTE}。")
+
+store = ui.require_data()
+ui.run(C.ensure_tables, store)
+
+
+def _num(value, fmt: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    return fmt.format(value)
+
+
+# -- list -------------------------------------------------------------------------------------
+summaries = ui.run(R.campaign_summaries, store)
+st.subheader("施策一覧")
+if summaries.empty:
+    ui.empty_state("まだ施策の記録がありません。下の「施策を記録する」で、配信したセグメントと送信日時を登録すると、"
+                   "その後の注文から効果を集計します（配信前に登録すると、比較用に送らないお客様を自動で選びます）。")
+else:
+    view = pd.DataFrame({
+        "No.": summaries["campaign_id"],
+        "施策名": summaries["name"],
+        "チャネル": summaries["channel"],
+        "送信日時": pd.to_datetime(summaries["sent_at"]).dt.strftime("%Y/%m/%d %H:%M"),
+        "対象者数": summaries["recipients"],
+        "購入者数": summaries["buyers"],
+        "購入率": summaries["conversion"] * 100,
+        "購入率の差（pt）": summaries["lift"].astype(float) * 100,
+        "判定": summaries["verdict"],
+        "売上（円）": summaries["revenue"].round(0),
+        "売上の推移": summaries["trend"],
+    })
+    st.dataframe(
+        view, hide_index=True, width="stretch",
+        column_config={
+            "購入率": st.column_config.NumberColumn(format="%.1f%%"),
+            "購入率の差（pt）": st.column_config.NumberColumn(format="%+.1f", help="配信したグループ − 送らないグループ（ポイント）"),
+            "売上（円）": st.column_config.NumberColumn(format="¥%d"),
+            "売上の推移": st.column_config.AreaChartColumn("売上の推移（送信7日前〜）", width="medium"),
+        },
+    )
+    st.caption(RC.CAPTIONS["list"] + "「購入率」と「売上」は配信したグループの数字です。")
+    st.download_button("施策一覧をダウンロード（CSV）", ui.csv_bytes(view.drop(columns=["売上の推移"])),
+                       file_name="施策一覧.csv", mime="text/csv", key="res_list_download")
+
+# -- detail ------------------------------------------------------------------------------------
+if not summaries.empty:
+    st.divider()
+    labels = {f"No.{r.campaign_id} {r.name}（{pd.Timestamp(r.sent_at):%Y/%m/%d}・{r.channel}）": int(r.campaign_id)
+              for r in summaries.itertuples()}
+    cid = labels[st.selectbox("詳しく見る施策", list(labels), key="res_campaign")]
+    report = ui.run(R.campaign_report, store, cid)
+    camp, treat, lift, cost = report["campaign"], report["groups"][0], report["lift"], report["cost"]
+    st.subheader(camp["name"])
+    st.caption(f"{C.CHANNELS.get(camp['channel'], camp['channel'])}・送信 {pd.Timestamp(camp['sent_at']):%Y年%m月%d日 %H:%M}"
+               f"・集計期間 {camp['attribution_days']}日・送らないグループ {camp['holdout_share']:.0%}"
+               + (f"・クーポン {camp['coupon_code']}" if camp.get("coupon_code") else "")
+               + ("・送信済みとして記録" if camp.get("marked_only") else ""))
+
+    if lift is None:
+        st.info(R.VERDICT_NO_HOLDOUT + "。送らないグループがないため、施策がなくても買っていた人との区別がつきません。", icon="ℹ️")
+    elif lift["verdict"] == R.VERDICT_YES:
+        st.success(f"**{lift['verdict']}** — 購入率が {lift['conversion_diff'] * 100:+.1f}ポイント"
+                   f"（95%信頼区間 {lift['conversion_low'] * 100:+.1f}〜{lift['conversion_high'] * 100:+.1f}ポイント、p={lift['conversion_p']:.3f}）。"
+                   f"施策による上乗せは約{max(lift['incremental_buyers'], 0):.0f}人・{ui.yen(lift['incremental_revenue'])}と推定されます。", icon="✅")
+    elif lift["verdict"] == R.VERDICT_SMALL:
+        st.warning(f"**{lift['verdict']}** — 送らないグループが{report['groups'][1]['recipients']}人、購入者が合計"
+                   f"{treat['buyers'] + report['groups'][1]['buyers']}人です。各グループ{R.MIN_GROUP}人以上・購入者{R.MIN_BUYERS}人以上で判定します。"
+                   "次回は送らないグループの割合を増やすか、対象を広げてください。", icon="⚠️")
+    elif lift["verdict"] == R.VERDICT_NEGATIVE:
+        st.error(f"**{lift['verdict']}** — 送らなかったお客様の方が多く購入しています（差 {lift['conversion_diff'] * 100:+.1f}ポイント、p={lift['conversion_p']:.3f}）。", icon="🔻")
+    else:
+        st.info(f"**{lift['verdict']}** — 購入率の差は {lift['conversion_diff'] * 100:+.1f}ポイントですが、95%信頼区間"
+                f"（{lift['conversion_low'] * 100:+.1f}〜{lift['conversion_high'] * 100:+.1f}ポイント）が0をまたいでいます（p={lift['conversion_p']:.3f}）。", icon="ℹ️")
+
+    c = st.columns(6)
+    c[0].metric("配信した人数", ui.count(treat["recipients"], "人"))
+    c[1].metric("購入者", ui.count(treat["buyers"], "人"), help="集計期間内に1回以上購入した人")
+    c[2].metric("購入率", ui.pct(treat["conversion"]),
+                delta=None if lift is None else f"{lift['conversion_diff'] * 100:+.1f}pt（送らないグループ比）")
+    c[3].metric("売上", ui.yen(treat["revenue"]), help=f"注文 {treat['orders']:,}件")
+    c[4].metric("1人あたり売上", ui.yen(treat["revenue_per_recipient"]))
+    c[5].metric("上乗せ売上（推定）", "—" if lift is None else ui.yen(lift["incremental_revenue"]),
+                help=None if lift is None else f"95%信頼区間 {ui.yen(lift['incremental_revenue_low'])}〜{ui.yen(lift['incremental_revenue_high'])}")
+    c = st.columns(6)
+    c[0].metric("到達率", ui.pct(treat["delivery_rate"]))
+    c[1].metric("開封率", ui.pct(treat["open_rate"]), help="到達した人のうち開封した人")
+    c[2].metric("クリック率", ui.pct(treat["click_rate"]), help="到達した人のうちクリックした人")
+    c[3].metric("費用", ui.yen(cost["total_cost"]),
+                help=f"配信 {ui.yen(cost['message_cost'])}（{cost['messages']:,}通×¥{cost['rate']:g}）＋クーポン値引き {ui.yen(cost['coupon_cost'])}＋その他 {ui.yen(cost['fixed_cost'])}")
+    c[4].metric("CPO（1注文あたり費用）", ui.yen(cost["cpo"]))
+    roi_help = None
+    if cost["roi"] is not None:
+        roi_help = f"上乗せ売上の95%信頼区間から見た範囲: {cost['roi_low']:.0%}〜{cost['roi_high']:.0%}"
+    c[5].metric("ROI（上乗せ売上ベース）", "—" if cost["roi"] is None else f"{cost['roi']:.0%}", help=roi_help or "送らないグループとの比較ができるときに表示します。")
+
+    for note in report["notes"][1:]:
+        st.caption("※ " + note)
+
+    if lift is not None:
+        st.markdown("**配信したグループ − 送らないグループ（購入率の差）**")
+        chart = RC.lift_chart(lift)
+        if chart is not None:
+            st.altair_chart(chart, width="stretch")
+        st.caption(RC.CAPTIONS["lift"])
+        with st.expander("検定の詳細"):
+            st.markdown(f"- {R.CONVERSION_TEST}\n- {R.REVENUE_TEST}")
+            st.dataframe(pd.DataFrame([
+                {"指標": "購入率の差", "差": _num(lift["conversion_diff"] * 100, "{:+.2f}pt"),
+                 "95%信頼区間": f"{lift['conversion_low'] * 100:+.2f}〜{lift['conversion_high'] * 100:+.2f}pt",
+                 "p値": _num(lift["conversion_p"], "{:.4f}"), "判定": lift["verdict"]},
+                {"指標": "1人あたり売上の差", "差": _num(lift["rpr_diff"], "{:+,.1f}円"),
+                 "95%信頼区間": f"{_num(lift['rpr_low'], '{:+,.1f}')}〜{_num(lift['rpr_high'], '{:+,.1f}')}円",
+                 "p値": _num(lift["rpr_p"], "{:.4f}"), "判定": lift["revenue_verdict"]},
+            ]), hide_index=True, width="stretch")
+
+    left, right = st.columns(2)
+    with left:
+        st.markdown("**送信日前後の売上（ショップ全体）**")
+        daily = ui.run(R.daily_sales, store, cid)
+        chart = RC.daily_sales_chart(daily)
+        if chart is None:
+            ui.empty_state("この期間の注文はありません。")
+        else:
+            st.altair_chart(chart, width="stretch")
+        st.caption(RC.CAPTIONS["daily"])
+    with right:
+        st.markdown("**1人あたり累計売上：配信 vs 送らないグループ**")
+        cum = ui.run(R.cumulative_revenue, store, cid)
+        chart = RC.cumulative_chart(cum)
+        if chart is None:
+            ui.empty_state("比較するグループがありません。")
+        else:
+            st.altair_chart(chart, width="stretch")
+        st.caption(RC.CAPTIONS["cumulative"])
+
+    left, right = st.columns(2)
+    with left:
+        st.markdown("**到達 → 開封 → クリック → 購入**")
+        chart = RC.funnel_chart(R.funnel(report))
+        if chart is None:
+            ui.empty_state("配信結果（到達・開封・クリック）のファイルが取り込まれると表示されます（下の「配信結果を取り込む」）。")
+        else:
+            st.altair_chart(chart, width="stretch")
+        st.caption(RC.CAPTIONS["funnel"])
+    with right:
+        st.markdown("**パターン別の購入率（A/Bテスト）**")
+        ab = report["ab"]
+        rows = list(ab["variants"]) if ab else [{"variant": "配信", "conversion": treat["conversion"],
+                                                  "low": R.wilson_interval(treat["buyers"], treat["recipients"])[0],
+                                                  "high": R.wilson_interval(treat["buyers"], treat["recipients"])[1],
+                                                  "recipients": treat["recipients"], "buyers": treat["buyers"]}]
+        if lift is not None:
+            hold = report["groups"][1]
+            lo, hi = R.wilson_interval(hold["buyers"], hold["recipients"])
+            rows.append({"variant": "送らないグループ", "conversion": hold["conversion"], "low": lo, "high": hi,
+                         "recipients": hold["recipients"], "buyers": hold["buyers"]})
+        chart = RC.variant_chart(rows)
+        if chart is not None:
+            st.altair_chart(chart, width="stretch")
+        if ab:
+            (st.warning if ab["too_small"] else st.success if ab["winner"] else st.info)(
+                ab["message"] + ("" if ab["too_small"] else f" パターン{ab['leader']}が本当に良い確率：{ab['prob_leader_better']:.0%}"))
+            st.caption(ab["test"])
+        else:
+            st.caption("この施策はA/Bテストではありません（パターンは1つ）。")
+        st.caption(RC.CAPTIONS["variants"])
+
+    groups = R.groups_frame(report)
+    st.markdown("**グループ別の集計**")
+    st.dataframe(groups, hide_index=True, width="stretch",
+                 column_config={k: st.column_config.NumberColumn(format="percent") for k in ("開封率", "クリック率", "購入率")})
+    d1, d2 = st.columns(2)
+    d1.download_button("グループ別の集計をダウンロード（CSV）", ui.csv_bytes(groups), file_name=f"施策{cid}_集計.csv",
+                       mime="text/csv", key="res_groups_download")
+    rec = ui.run(R.recipient_table, store, cid)
+    rec_view = rec.rename(columns={"customer_id": "顧客ID", "variant": "パターン", "holdout": "送らないグループ", "has_result": "配信結果あり",
+                                   "delivered": "到達", "opened": "開封", "clicked": "クリック", "orders": "注文数", "revenue": "売上（円）",
+                                   "coupon_orders": "クーポン利用注文", "discount": "クーポン値引き（円）"})
+    d2.download_button("お客様ごとの結果をダウンロード（CSV）", ui.csv_bytes(rec_view), file_name=f"施策{cid}_お客様別.csv",
+                       mime="text/csv", key="res_recipients_download")
+
+    # -- result file import --------------------------------------------------------------------
+    with st.expander("配信結果（到達・開封・クリック）を取り込む"):
+        st.caption("LINEやメール配信ツールから書き出した、お客様ごとの配信結果CSVを取り込みます。"
+                   "顧客ID・メールアドレス・LINEユーザーIDのどれか1列と、到達・開封・クリックの列（1/0、はい/いいえ など）を対応付けてください。")
+        up = st.file_uploader("配信結果CSV", type=["csv", "txt"], key="res_upload")
+        if up is not None:
+            frame = ui.run(C.read_result_csv, up.getvalue())
+            guess = C.suggest_mapping(list(frame.columns))
+            options = ["", *C.RESULT_FIELDS]
+            mapping = {}
+            cols = st.columns(min(len(frame.columns), 4) or 1)
+            for i, col in enumerate(frame.columns):
+                pick = cols[i % len(cols)].selectbox(
+                    f"列「{col}」", options, index=options.index(guess.get(col, "")),
+                    format_func=lambda k: C.RESULT_FIELDS.get(k, "（使わない）"), key=f"res_map_{cid}_{i}")
+                mapping[col] = pick
+            st.dataframe(frame.head(5), hide_index=True, width="stretch")
+            if st.button("取り込む", type="primary", key="res_import"):
+                out = ui.run(C.import_results, store, cid, frame, mapping, file_name=up.name)
+                st.success(f"{out['rows']:,}行を読み、{out['matched']:,}人の配信結果を保存しました"
+                           + (f"（この施策の対象ではないID {out['unmatched']:,}件は除きました）" if out["unmatched"] else "") + "。")
+
+# -- freeze a new campaign -----------------------------------------------------------------------
+st.divider()
+with st.expander("施策を記録する（配信対象を確定）", expanded=summaries.empty):
+    st.caption("配信する直前に記録すると、対象のお客様から比較用の「送らないグループ」を抽選で選びます（抽選は施策番号と顧客IDから決まり、"
+               "後から変わりません）。送らないグループのお客様には配信しないでください。"
+               "R-Mailなどコンソールの外で送った配信は「送信済みとして記録」にチェックを入れてください。")
+    saved = ui.run(L.list_segments, store)
+    sources = {f"saved:{s['segment_id']}": f"保存済み：{s['name']}" for s in saved}
+    sources |= {f"preset:{p.key}": f"おすすめ：{p.name}" for p in S.PRESETS}
+    sources["all"] = "すべてのお客様"
+    with st.form("res_freeze_form"):
+        name = st.text_input("施策名", key="res_new_name", placeholder="例: 11月 休眠掘り起こしクーポン")
+        c1, c2, c3 = st.columns(3)
+        channel = c1.selectbox("チャネル", list(C.CHANNELS), format_func=C.CHANNELS.get, key="res_new_channel")
+        day = c2.date_input("送信日", value=dt.date.today(), key="res_new_day")
+        time_ = c3.time_input("送信時刻", value=dt.time(12, 0), key="res_new_time")
+        source = st.selectbox("配信対象（セグメント）", list(sources), format_func=sources.get, key="res_new_source")
+        c1, c2, c3 = st.columns(3)
+        holdout = c1.slider("送らないグループの割合", 0, 50, 10, step=5, format="%d%%", key="res_new_holdout",
+                            help="10%なら、対象の10%のお客様には送らずに比較に使います。0%だと効果の判定はできません。")
+        days = c2.number_input("効果を数える日数", 1, 60, C.DEFAULT_ATTRIBUTION_DAYS, key="res_new_days")
+        variants = c3.text_input("A/Bテストのパターン（カンマ区切り）", "A", key="res_new_variants", help="例: A,B")
+        c1, c2 = st.columns(2)
+        coupon = c1.text_input("クーポンコード（任意）", key="res_new_coupon")
+        fixed = c2.number_input("その他の費用（円・任意）", 0, 10_000_000, 0, step=1000, key="res_new_fixed")
+        marked = st.checkbox("送信済みとして記録（コンソールの外で送った配信）", key="res_new_marked")
+        submitted = st.form_submit_button("配信対象を確定して記録", type="primary")
+    if submitted:
+        if source.startswith("saved:"):
+            rule = ui.run(L.get_segment, store, int(source.split(":", 1)[1]))["rule"]
+        elif source.startswith("preset:"):
+            rule = ui.run(S.preset_rule, source.split(":", 1)[1])
+        else:
+            rule = {"all": []}
+        new_id = ui.run(
+            C.freeze_campaign, store, name, channel, dt.datetime.combine(day, time_), rule=rule,
+            holdout_share=holdout / 100, attribution_days=int(days), variants=[v.strip() for v in variants.split(",")],
+            coupon_code=coupon, fixed_cost=float(fixed), marked_only=marked,
+        )
+        rec = C.recipients(store, new_id)
+        st.success(f"施策 No.{new_id} を記録しました：対象 {len(rec):,}人のうち、送らないグループ {int(rec['holdout'].sum()):,}人。"
+                   "配信には「送らないグループ」を除いたお客様を使ってください。")
+        hold_out = rec[~rec["holdout"]].rename(columns={"customer_id": "顧客ID", "variant": "パターン"})[["顧客ID", "パターン"]]
+        st.download_button("配信するお客様の一覧（CSV）", ui.csv_bytes(hold_out), file_name=f"施策{new_id}_配信対象.csv",
+                           mime="text/csv", key="res_new_download")
