@@ -918,8 +918,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
         _out({"event": _records(pd.DataFrame([event]))[0], "phases": _records(phases)})
         return 0
     sys.stdout.write(f"{event['name']}（{format_period(event['starts_at'], event['ends_at'])}）\n")
+    labels = planner.template_labels(store)
     for p in phases.itertuples(index=False):
-        sys.stdout.write(f"{p.label}\t{format_datetime(p.send_at)}\t{p.channel}\t{p.template}\n")
+        sys.stdout.write(f"{p.label}\t{format_datetime(p.send_at)}\t{planner.CHANNELS[p.channel]}\t"
+                         f"{labels.get(p.template, p.template)}（{p.template}）\n")
     return 0
 
 
