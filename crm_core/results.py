@@ -511,7 +511,10 @@ def groups_frame(report: dict[str, Any]) -> pd.DataFrame:
             "1人あたり売上（円）": round(g["revenue_per_recipient"], 1) if not math.isnan(g["revenue_per_recipient"]) else None,
             "クーポン利用注文": g["coupon_orders"],
         })
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    for col in ("到達数", "開封率", "クリック率"):
+        out[col] = pd.to_numeric(out[col], errors="coerce")  # missing results show as blanks, not "None"
+    return out
 
 
 def report_text(report: dict[str, Any]) -> str:

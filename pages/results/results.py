@@ -44,15 +44,15 @@ else:
     view = pd.DataFrame({
         "No.": summaries["campaign_id"],
         "施策名": summaries["name"],
-        "チャネル": summaries["channel"],
         "送信日時": pd.to_datetime(summaries["sent_at"]).dt.strftime("%Y/%m/%d %H:%M"),
+        "売上の推移": summaries["trend"],
+        "判定": summaries["verdict"],
         "対象者数": summaries["recipients"],
         "購入者数": summaries["buyers"],
         "購入率": summaries["conversion"] * 100,
         "購入率の差（pt）": summaries["lift"].astype(float) * 100,
-        "判定": summaries["verdict"],
         "売上（円）": summaries["revenue"].round(0),
-        "売上の推移": summaries["trend"],
+        "チャネル": summaries["channel"],
     })
     st.dataframe(
         view, hide_index=True, width="stretch",
@@ -60,7 +60,9 @@ else:
             "購入率": st.column_config.NumberColumn(format="%.1f%%"),
             "購入率の差（pt）": st.column_config.NumberColumn(format="%+.1f", help="配信したグループ − 送らないグループ（ポイント）"),
             "売上（円）": st.column_config.NumberColumn(format="¥%d"),
-            "売上の推移": st.column_config.AreaChartColumn("売上の推移（送信7日前〜）", width="medium"),
+            "No.": st.column_config.NumberColumn(width="small"),
+            "売上の推移": st.column_config.AreaChartColumn("売上の推移（送信7日前〜）", width="small"),
+            "判定": st.column_config.TextColumn(width="medium"),
         },
     )
     st.caption(RC.CAPTIONS["list"] + "「購入率」と「売上」は配信したグループの数字です。")
@@ -168,7 +170,7 @@ if not summaries.empty:
             st.altair_chart(chart, width="stretch")
         st.caption(RC.CAPTIONS["funnel"])
     with right:
-        st.markdown("**パターン別の購入率（A/Bテスト）**")
+        st.markdown("**グループ・パターン別の購入率（A/Bテスト）**")
         ab = report["ab"]
         rows = list(ab["variants"]) if ab else [{"variant": "配信", "conversion": treat["conversion"],
                                                   "low": R.wilson_interval(treat["buyers"], treat["recipients"])[0],
