@@ -158,3 +158,25 @@ def test_cli_freeze_and_results(tmp_path, capsys):
     args = parser.parse_args(["results", "--campaign", str(cid), "--db", str(store_path)])
     assert args.func(args) == 0
     assert "ラストタッチ" in capsys.readouterr().out
+
+
+HOSTILE = ["'; DROP TABLE orders; --", '" OR 1=1 --', "=cmd|' /C calc'!A0", "Robert'); DELETE FROM campaigns;--", "\x00\u202e"]
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_hostile_strings_are_data(text):
+    store, cid = _store_with_customers()
+    before = store.table_count("orders")
+    new = C.freeze_campaign(store, "x" + text, "email", SENT, customer_ids=[text, "C1"], coupon_code=text, template=text)
+    camp = C.get_campaign(store, new)
+    assert camp["name"] == "x" + text and camp["coupon_code"] == text.strip()
+    assert text in set(C.recipients(store, new)["customer_id"])
+    frame = pd.DataFrame({text: [text, "C1"], "flag": ["1", text]})
+    out = C.import_results(store, new, frame, {text: "customer_id", "flag": "clicked"})
+    assert out["matched"] == 2
+    with pytest.raises(InputError):
+        C.import_results(store, new, frame, {text: "customer_id", "flag": text})
+    from crm_core import results as R
+
+    assert R.campaign_report(store, new)["groups"][0]["recipients"] == 2
+    assert store.table_count("orders") == before and store.scalar("SELECT count(*) FROM campaigns") == 2

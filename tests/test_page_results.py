@@ -76,6 +76,7 @@ def test_no_campaigns_then_freeze_from_preset(tmp_path, monkeypatch):
     at.button[-1].click().run()  # the form's submit button
     assert not at.exception, at.exception
     assert "施策 No.1 を記録しました" in texts(at)
+    assert len(at.dataframe) >= 2  # the list now shows the new campaign
     store = Store(path)
     camp = C.get_campaign(store, 1)
     assert camp["name"] == "テスト施策" and camp["holdout_share"] == 0.2 and camp["rule"] == {"all": []}
@@ -111,3 +112,21 @@ def test_each_sample_campaign_renders(sample_db, tmp_path, monkeypatch):
         if "A/B" in option:
             assert "パターン" in body
     assert R.VERDICT_YES in seen
+
+
+def test_campaign_without_holdout_and_delete(tmp_path, monkeypatch):
+    path = tmp_path / "crm.duckdb"
+    store = Store(path)
+    fill_store(store)
+    ids = [r[0] for r in store.fetchall("SELECT customer_id FROM customer_model")]
+    C.freeze_campaign(store, "比較なし", "rmail", "2025-01-01 20:00", customer_ids=ids, holdout_share=0.0, marked_only=True)
+    store.close()
+    monkeypatch.setenv("CRM_DB", str(path))
+    monkeypatch.setenv("CRM_NO_SAMPLE", "1")
+    at = open_page()
+    assert R.VERDICT_NO_HOLDOUT in texts(at)
+    assert "送信済みとして記録" in texts(at)
+    at.checkbox(key="res_confirm_delete_1").check().run()
+    at.button(key="res_delete").click().run()
+    assert not at.exception, at.exception
+    assert "まだ施策の記録がありません" in texts(at)

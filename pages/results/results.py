@@ -228,9 +228,17 @@ if not summaries.empty:
                 st.success(f"{out['rows']:,}行を読み、{out['matched']:,}人の配信結果を保存しました"
                            + (f"（この施策の対象ではないID {out['unmatched']:,}件は除きました）" if out["unmatched"] else "") + "。")
 
+    with st.expander("この施策の記録を削除"):
+        st.caption("記録した対象者・配信結果を削除します（注文データは消えません）。削除した施策は元に戻せません。")
+        sure = st.checkbox("削除することを確認しました", key=f"res_confirm_delete_{cid}")
+        if st.button("削除", disabled=not sure, key="res_delete"):
+            ui.run(C.delete_campaign, store, cid)
+            st.session_state.pop("res_frozen", None)
+            st.rerun()
+
 # -- freeze a new campaign -----------------------------------------------------------------------
 st.divider()
-with st.expander("施策を記録する（配信対象を確定）", expanded=summaries.empty):
+with st.expander("施策を記録する（配信対象を確定）", expanded=summaries.empty or bool(st.session_state.get("res_frozen"))):
     st.caption("配信する直前に記録すると、対象のお客様から比較用の「送らないグループ」を抽選で選びます（抽選は施策番号と顧客IDから決まり、"
                "後から変わりません）。送らないグループのお客様には配信しないでください。"
                "R-Mailなどコンソールの外で送った配信は「送信済みとして記録」にチェックを入れてください。")
@@ -267,9 +275,14 @@ with st.expander("施策を記録する（配信対象を確定）", expanded=su
             holdout_share=holdout / 100, attribution_days=int(days), variants=[v.strip() for v in variants.split(",")],
             coupon_code=coupon, fixed_cost=float(fixed), marked_only=marked,
         )
-        rec = C.recipients(store, new_id)
-        st.success(f"施策 No.{new_id} を記録しました：対象 {len(rec):,}人のうち、送らないグループ {int(rec['holdout'].sum()):,}人。"
-                   "配信には「送らないグループ」を除いたお客様を使ってください。")
-        hold_out = rec[~rec["holdout"]].rename(columns={"customer_id": "顧客ID", "variant": "パターン"})[["顧客ID", "パターン"]]
-        st.download_button("配信するお客様の一覧（CSV）", ui.csv_bytes(hold_out), file_name=f"施策{new_id}_配信対象.csv",
-                           mime="text/csv", key="res_new_download")
+        st.session_state["res_frozen"] = new_id
+        st.rerun()  # the list and the detail above show the new campaign
+    frozen = st.session_state.get("res_frozen")
+    if frozen:
+        rec = ui.run(C.recipients, store, frozen)
+        if len(rec):
+            st.success(f"施策 No.{frozen} を記録しました：対象 {len(rec):,}人のうち、送らないグループ {int(rec['holdout'].sum()):,}人。"
+                       "配信には「送らないグループ」を除いたお客様を使ってください。")
+            send_to = rec[~rec["holdout"]].rename(columns={"customer_id": "顧客ID", "variant": "パターン"})[["顧客ID", "パターン"]]
+            st.download_button("配信するお客様の一覧（CSV）", ui.csv_bytes(send_to), file_name=f"施策{frozen}_配信対象.csv",
+                               mime="text/csv", key="res_new_download")
