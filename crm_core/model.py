@@ -30,7 +30,8 @@ behaviour
     window, from :mod:`crm_core.events`, the first order fell in),
     ``first_source`` (source of the first order), ``last_product_id,
     last_product_name, last_category`` (the line of the last order with the
-    largest amount, ties by line number), ``subscription_status`` ('継続中' if
+    largest amount, ties by line number; of two orders in the same second
+    the later imported one counts as last), ``subscription_status`` ('継続中' if
     any of the customer's subscriptions had a delivery within 1.5 cycles
     before ``as_of``, else '解約'; NULL without subscription orders; the cycle is
     the mean interval between that subscription's deliveries, 30 days with
@@ -54,6 +55,17 @@ BG/NBD inputs follow FACTS.md §8: ``x`` = purchase days - 1 (several orders on
 one day count once), ``t_x`` = days from the first to the last purchase day,
 ``T`` = days from the first purchase day to ``as_of``; Gamma-Gamma uses the
 mean spend of the repeat purchase days (day totals, first day excluded).
+The fits use at most :data:`FIT_SAMPLE_MAX` customers (a fixed hash sample);
+predictions cover everyone.
+
+How it runs: one transaction (a consistent snapshot; the old table stays until
+the new one commits) of temp-table steps — ``aggregate`` (one hash aggregation
+over ``orders``, sale windows attached by a hash join on the day, purchase days
+counted with a per-customer day bitmap), ``orders`` (last product),
+``subscriptions``, ``predict`` (numpy, once per distinct ``(x, t_x, T)``),
+``scores`` (narrow window sorts) and ``table`` (one ``CREATE OR REPLACE``).
+The other tables written are ``customer_model_meta`` (as_of, build time, the
+report as JSON).  :func:`crm_core.events.sync_events` owns ``sale_events``.
 """
 
 from __future__ import annotations
