@@ -351,12 +351,20 @@ def _stage(cur: duckdb.DuckDBPyConnection, plan: _Plan, fields: Sequence[str], t
 
 _CSV_FAST = "parallel = true, null_padding = false"
 _CSV_PADDED = "parallel = false, null_padding = true"
-_TEMP_TABLES = ("stage", "st", "st_good", "bad_orders", "o1", "new_orders", "new_lines", "diff", "status_codes", "pref_names")
+_TEMP_VIEWS = ("st_ok", "st_rows")
+_TEMP_TABLES = ("stage", "st", "bad_orders", "o1", "new_orders", "new_lines", "diff", "status_codes", "pref_names")
 
 
 def _drop_temp(cur: duckdb.DuckDBPyConnection, staged: int = 0) -> None:
+    for view in _TEMP_VIEWS:
+        cur.execute("DROP VIEW IF EXISTS temp." + quote_ident(view))
     for table in _TEMP_TABLES + tuple(f"stage_{i}" for i in range(staged)):
         cur.execute("DROP TABLE IF EXISTS temp." + quote_ident(table))
+
+
+def _text_literal(text: str) -> str:
+    """A constant of ours as a SQL string literal (for views, which take no parameters)."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _clean(fld: str) -> str:
@@ -429,7 +437,7 @@ _NEW_LINES_SELECT = """
            sku, product_name, category, unit_price,
            CAST(coalesce(quantity, 1) AS INTEGER) AS quantity,
            coalesce(line_amount, unit_price * coalesce(quantity, 1)) AS line_amount
-    FROM (SELECT * FROM st_good WHERE coalesce(product_id, product_id_alt, sku, product_name) IS NOT NULL
+    FROM (SELECT * FROM st_ok WHERE coalesce(product_id, product_id_alt, sku, product_name) IS NOT NULL
 """
 _NEW_LINES = _NEW_LINES_SELECT + ")"
 _NEW_LINES_DEDUPED = (
@@ -467,23 +475,23 @@ def _import_orders(
         "CASE WHEN ordered_at_raw IS NOT NULL AND ordered_at IS NULL "
         "THEN '注文日時「' || left(ordered_at_raw, 40) || '」を日時として読めません' END"
     )
-    params: list[str] = []
     for f in F.AMOUNT_FIELDS + F.INT_FIELDS:
         raw = quote_ident(f + "_raw")
         val = quote_ident(f)
         kind_word = "数" if f in F.INT_FIELDS else "金額"
         checks.append(
             f"CASE WHEN {raw} IS NOT NULL AND {val} IS NULL "
-            f"THEN ? || '「' || left({raw}, 40) || '」を{kind_word}として読めません' END"
+            f"THEN {_text_literal(F.ORDER_FIELDS[f])} || '「' || left({raw}, 40) || '」を{kind_word}として読めません' END"
         )
-        params.append(F.ORDER_FIELDS[f])
+    # A view, not a table: parsing is cheap and re-running it beats writing (and
+    # spilling) a second copy of millions of rows.  Views take no bound parameters,
+    # so the labels above are our own constants written as escaped SQL literals.
     cur.execute(
-        "CREATE TEMP TABLE st AS SELECT *, NULLIF(concat_ws('; ', "  # noqa: S608 - identifiers are quote_ident() over fixed field lists; values are bound
+        "CREATE TEMP VIEW st_rows AS SELECT *, NULLIF(concat_ws('; ', "  # noqa: S608 - identifiers are quote_ident() over fixed field lists; no user values
         + ", ".join(checks)
         + "), '') AS reason FROM (SELECT rowid - (SELECT min(rowid) FROM stage) + 2 AS row_no, "
         + ", ".join(parsed)
-        + " FROM stage)",
-        params,
+        + " FROM stage)"
     )
     # Orders with any bad row, or with no order date at all, are rejected whole.
     cur.execute(
@@ -492,7 +500,7 @@ def _import_orders(
         SELECT order_id,
                bool_or(reason IS NOT NULL) AS has_bad_row,
                max(ordered_at) IS NULL AS no_date
-        FROM st WHERE order_id IS NOT NULL
+        FROM st_rows WHERE order_id IS NOT NULL
         GROUP BY order_id
         HAVING bool_or(reason IS NOT NULL) OR max(ordered_at) IS NULL
         """
@@ -504,13 +512,13 @@ def _import_orders(
                coalesce(st.reason,
                         CASE WHEN b.no_date THEN '注文日時がありません'
                              ELSE '同じ注文の別の行に不備があるため、この注文は取り込んでいません' END)
-        FROM st LEFT JOIN bad_orders b USING (order_id)
+        FROM st_rows st LEFT JOIN bad_orders b USING (order_id)
         WHERE st.order_id IS NULL OR b.order_id IS NOT NULL
         """,
         [import_id, plan.display_name],
     )
     rejected = cur.execute(
-        "SELECT count(*) FROM st LEFT JOIN bad_orders b USING (order_id) WHERE st.order_id IS NULL OR b.order_id IS NOT NULL"
+        "SELECT count(*) FROM st_rows st LEFT JOIN bad_orders b USING (order_id) WHERE st.order_id IS NULL OR b.order_id IS NOT NULL"
     ).fetchone()[0]
     fr.rows_rejected = int(rejected)
     if fr.rows_rejected:
@@ -527,14 +535,13 @@ def _import_orders(
             "every row rejected",
         )
     cur.execute(
-        "CREATE TEMP TABLE st_good AS SELECT st.* FROM st ANTI JOIN bad_orders b USING (order_id) WHERE st.order_id IS NOT NULL"
+        "CREATE TEMP VIEW st_ok AS SELECT r.* FROM st_rows r ANTI JOIN bad_orders b USING (order_id) WHERE r.order_id IS NOT NULL"
     )
-    cur.execute("DROP TABLE bad_orders")
 
     # Order level: first non-empty value in file order (Shopify fills only the first row).
     first = ", ".join(f"arg_min({quote_ident(f)}, row_no) AS {quote_ident(f)}" for f in F.ORDER_LEVEL)
     cur.execute(
-        "CREATE TEMP TABLE o1 AS SELECT order_id, min(row_no) AS first_row, " + first + " FROM st_good GROUP BY order_id"  # noqa: S608 - identifiers are quote_ident() over fixed field lists; values are bound
+        "CREATE TEMP TABLE o1 AS SELECT order_id, min(row_no) AS first_row, " + first + " FROM st_ok GROUP BY order_id"  # noqa: S608 - identifiers are quote_ident() over fixed field lists; values are bound
     )
     # Rakuten's line grain is (order, 商品明細ID): a line repeated in the file is kept once.
     dedupe = "line_key" in plan.columns
