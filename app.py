@@ -79,7 +79,10 @@ MENU: dict[str, list[tuple[str, str, str]]] = {
         ("pages/plan/calendar.py", "販促カレンダー", "📅"),
         ("pages/results/results.py", "施策の効果", "📈"),
     ],
-    "設定": [("pages/settings/settings.py", "送信設定", "⚙️")],
+    "設定": [
+        ("pages/settings/settings.py", "送信設定", "⚙️"),
+        ("pages/settings/model_settings.py", "RFM・ランクの基準", "🧮"),
+    ],
 }
 
 

@@ -1,0 +1,128 @@
+"""RFM・ランクの基準: edit the RFM scoring, the segment grid and the loyalty ranks, then rebuild."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from crm_core import model
+from pages import ui
+
+st.title("🧮 RFM・ランクの基準")
+st.write(
+    "お客様をRFMスコア（最終購入の新しさ・購入回数・購入金額を1〜5点で評価）でグループ分けする基準と、"
+    "会員ランクの基準をショップに合わせて変更できます。保存すると、すべてのお客様のスコア・セグメント・ランクを計算し直します。"
+)
+store = ui.require_data()
+
+DIMS = {
+    "r": ("R：最終購入からの日数", "日以内", "5点・4点・3点・2点になる最大の日数（これを超えると1点）"),
+    "f": ("F：購入回数", "回以上", "2点・3点・4点・5点になる最小の回数"),
+    "m": ("M：累計購入金額", "円以上", "2点・3点・4点・5点になる最小の金額"),
+}
+EXAMPLES = {"r": [30, 90, 180, 365], "f": [2, 3, 5, 8], "m": [5000, 15000, 30000, 60000]}
+
+st.subheader("スコアの付け方")
+current = model.rfm_thresholds(store)
+new_thresholds: dict[str, object] = {}
+for dim, (label, unit, help_text) in DIMS.items():
+    value = current[dim]
+    mode = st.radio(
+        label,
+        ["quintile", "fixed"],
+        index=0 if value == model.QUINTILE else 1,
+        format_func=lambda m: "自動（お客様を5等分）" if m == "quintile" else "しきい値を指定",
+        horizontal=True,
+        key=f"ms_mode_{dim}",
+    )
+    if mode == "quintile":
+        new_thresholds[dim] = model.QUINTILE
+        continue
+    start = value if isinstance(value, list) else EXAMPLES[dim]
+    cols = st.columns(4)
+    points = (5, 4, 3, 2) if dim == "r" else (2, 3, 4, 5)
+    new_thresholds[dim] = [
+        int(cols[i].number_input(f"{p}点: {unit}", min_value=0, value=int(start[i]), step=1, key=f"ms_{dim}_{i}"))
+        for i, p in enumerate(points)
+    ]
+    st.caption(help_text)
+
+st.subheader("RFMセグメント")
+st.caption(
+    "上の行から順に判定し、最初に当てはまったセグメント名がお客様に付きます。どれにも当てはまらないお客様は「その他」になります。"
+    "行を追加・削除できます（スコアは1〜5）。"
+)
+segments = pd.DataFrame(model.rfm_segments(store))
+segments = segments[[c for c in ["name", "r_min", "r_max", "f_min", "f_max", "m_min", "m_max", "description"] if c in segments]]
+edited_segments = st.data_editor(
+    segments,
+    num_rows="dynamic",
+    hide_index=True,
+    width="stretch",
+    column_config={
+        "name": st.column_config.TextColumn("セグメント名", required=True, max_chars=30),
+        "r_min": st.column_config.NumberColumn("R下限", min_value=1, max_value=5, step=1, default=1),
+        "r_max": st.column_config.NumberColumn("R上限", min_value=1, max_value=5, step=1, default=5),
+        "f_min": st.column_config.NumberColumn("F下限", min_value=1, max_value=5, step=1, default=1),
+        "f_max": st.column_config.NumberColumn("F上限", min_value=1, max_value=5, step=1, default=5),
+        "m_min": st.column_config.NumberColumn("M下限", min_value=1, max_value=5, step=1, default=1),
+        "m_max": st.column_config.NumberColumn("M上限", min_value=1, max_value=5, step=1, default=5),
+        "description": st.column_config.TextColumn("説明"),
+    },
+    key="ms_segments",
+)
+
+st.subheader("会員ランク")
+st.caption("直近12か月（365日）の購入金額で決まります。一番下のランクは0円から始めてください。")
+ranks = pd.DataFrame(model.rank_thresholds(store))
+edited_ranks = st.data_editor(
+    ranks,
+    num_rows="dynamic",
+    hide_index=True,
+    width="stretch",
+    column_config={
+        "name": st.column_config.TextColumn("ランク名", required=True, max_chars=20),
+        "min_revenue_12m": st.column_config.NumberColumn("12か月の購入金額（円以上）", min_value=0, step=1000, format="¥%d"),
+    },
+    key="ms_ranks",
+)
+
+
+def _records(df: pd.DataFrame) -> list[dict]:
+    rows = []
+    for record in df.dropna(how="all").to_dict("records"):
+        rows.append({k: (int(v) if isinstance(v, float) and v.is_integer() else v) for k, v in record.items() if not pd.isna(v)})
+    return rows
+
+
+col1, col2 = st.columns([1, 1])
+if col1.button("保存して計算し直す", type="primary", key="ms_save"):
+    ui.run(model.set_rfm_thresholds, store, new_thresholds)
+    ui.run(model.set_rfm_segments, store, _records(edited_segments))
+    ui.run(model.set_rank_thresholds, store, _records(edited_ranks))
+    with st.spinner("お客様のスコア・セグメント・ランクを計算し直しています…"):
+        ui.run(model.rebuild, store)
+    st.success("基準を保存し、顧客データを計算し直しました。")
+if col2.button("初期設定に戻す", key="ms_reset"):
+    ui.run(model.set_rfm_thresholds, store, model.DEFAULT_RFM_THRESHOLDS)
+    ui.run(model.set_rfm_segments, store, model.DEFAULT_RFM_SEGMENTS)
+    ui.run(model.set_rank_thresholds, store, model.DEFAULT_RANK_THRESHOLDS)
+    with st.spinner("初期設定で計算し直しています…"):
+        ui.run(model.rebuild, store)
+    for key in [k for k in st.session_state if str(k).startswith("ms_")]:
+        del st.session_state[key]
+    st.rerun()
+
+st.subheader("現在の人数")
+if store.scalar("SELECT count(*) FROM information_schema.tables WHERE table_name = 'customer_model'") == 0:
+    ui.empty_state("顧客モデルがまだ計算されていません。「保存して計算し直す」を押してください。")
+    st.stop()
+sizes = store.df(
+    "SELECT rfm_segment AS セグメント, count(*) AS 人数, sum(revenue) AS 累計売上 FROM customer_model GROUP BY 1 ORDER BY 2 DESC"
+)
+ranks_now = store.df(
+    "SELECT rank AS ランク, count(*) AS 人数 FROM customer_model GROUP BY 1 ORDER BY min(revenue_12m) DESC"
+)
+c1, c2 = st.columns(2)
+c1.dataframe(sizes, hide_index=True, width="stretch", column_config={"累計売上": st.column_config.NumberColumn(format="¥%d")})
+c2.dataframe(ranks_now, hide_index=True, width="stretch")

@@ -1,0 +1,89 @@
+"""AppTest for the RFM / rank settings page: edits are validated, stored and rebuild the model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from crm_core import model
+from crm_core.db import Store
+from crm_core.sample_shop import load_sample
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGE = "pages/settings/model_settings.py"
+
+
+@pytest.fixture(scope="module")
+def sample_db(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ms") / "crm.duckdb"
+    store = Store(path)
+    load_sample(store, customers=300)
+    store.close()
+    return path
+
+
+@pytest.fixture()
+def db(sample_db, tmp_path, monkeypatch):
+    path = tmp_path / "crm.duckdb"
+    path.write_bytes(sample_db.read_bytes())
+    monkeypatch.setenv("CRM_DB", str(path))
+    monkeypatch.setenv("CRM_NO_SAMPLE", "1")
+    return path
+
+
+def _open() -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.run()
+    at.switch_page(PAGE).run()
+    assert not at.exception
+    return at
+
+
+def _setting(path: Path, getter):
+    from pages import ui
+
+    ui._open_store.clear()  # the page's cached connection holds the file
+    store = Store(path)
+    try:
+        return getter(store)
+    finally:
+        store.close()
+
+
+def _cancelled_only(path: Path) -> int:
+    return _setting(
+        path,
+        lambda s: s.scalar(
+            "SELECT count(*) FROM customers WHERE customer_id NOT IN (SELECT customer_id FROM orders WHERE NOT cancelled)"
+        ),
+    )
+
+
+def test_page_shows_current_rules_and_sizes(db):
+    at = _open()
+    assert at.title[0].value == "🧮 RFM・ランクの基準"
+    sizes = next(d.value for d in at.dataframe if "セグメント" in d.value.columns)
+    assert sizes["人数"].sum() == 300 - _cancelled_only(db)
+
+
+def test_switching_f_to_quintiles_is_saved_and_rebuilds(db):
+    at = _open()
+    radio = next(r for r in at.radio if r.label == "F：購入回数")
+    radio.set_value("quintile").run()
+    next(b for b in at.button if b.label == "保存して計算し直す").click().run()
+    assert not at.exception
+    assert any("計算し直しました" in s.value for s in at.success)
+    assert _setting(db, model.rfm_thresholds)["f"] == model.QUINTILE
+
+
+def test_fixed_recency_thresholds_must_ascend(db):
+    at = _open()
+    next(r for r in at.radio if r.label == "R：最終購入からの日数").set_value("fixed").run()
+    inputs = [n for n in at.number_input if n.key.startswith("ms_r_")]
+    inputs[0].set_value(400).run()  # 5点: 400日以内 > 4点の90日 -> not ascending
+    next(b for b in at.button if b.label == "保存して計算し直す").click().run()
+    assert not at.exception
+    assert at.error  # a Japanese message, no traceback
+    assert _setting(db, model.rfm_thresholds)["r"] == model.QUINTILE  # unchanged
