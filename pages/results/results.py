@@ -28,6 +28,23 @@ store = ui.require_data()
 ui.run(C.ensure_tables, store)
 
 
+def _version() -> tuple:
+    """Changes whenever orders, campaigns or imported results change (the cache key)."""
+    return (store.path, ui.data_version(), *store.fetchone(
+        "SELECT (SELECT count(*) FROM orders), (SELECT count(*) FROM campaigns), (SELECT max(created_at) FROM campaigns), "
+        "(SELECT count(*) FROM campaign_events), (SELECT max(imported_at) FROM campaign_events)"))
+
+
+@st.cache_data(ttl=600, max_entries=8, show_spinner="施策の結果を集計しています…")
+def _summaries(version: tuple) -> pd.DataFrame:
+    return R.campaign_summaries(store)
+
+
+@st.cache_data(ttl=600, max_entries=32, show_spinner="施策の結果を集計しています…")
+def _report(version: tuple, campaign_id: int) -> dict:
+    return R.campaign_report(store, campaign_id)
+
+
 def _num(value, fmt: str) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
@@ -35,7 +52,8 @@ def _num(value, fmt: str) -> str:
 
 
 # -- list -------------------------------------------------------------------------------------
-summaries = ui.run(R.campaign_summaries, store)
+version = _version()
+summaries = ui.run(_summaries, version)
 st.subheader("施策一覧")
 if summaries.empty:
     ui.empty_state("まだ施策の記録がありません。下の「施策を記録する」で、配信したセグメントと送信日時を登録すると、"
@@ -75,7 +93,7 @@ if not summaries.empty:
     labels = {f"No.{r.campaign_id} {r.name}（{pd.Timestamp(r.sent_at):%Y/%m/%d}・{r.channel}）": int(r.campaign_id)
               for r in summaries.itertuples()}
     cid = labels[st.selectbox("詳しく見る施策", list(labels), key="res_campaign")]
-    report = ui.run(R.campaign_report, store, cid)
+    report = ui.run(_report, version, cid)
     camp, treat, lift, cost = report["campaign"], report["groups"][0], report["lift"], report["cost"]
     st.subheader(camp["name"])
     st.caption(f"{C.CHANNELS.get(camp['channel'], camp['channel'])}・送信 {pd.Timestamp(camp['sent_at']):%Y年%m月%d日 %H:%M}"
