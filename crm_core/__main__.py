@@ -110,9 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_rekey)
 
     # Each later stage of the pipeline registers its own commands.
-    from crm_core import calendar, segments, sends
+    from crm_core import calendar, campaigns, segments, sends
 
-    for module in (segments, sends, calendar):
+    for module in (segments, sends, calendar, campaigns):
         module.add_commands(sub)
     return parser
 

@@ -417,6 +417,7 @@ DERIVED_TABLES = ("customer_model", "customer_model_meta", "customer_recommendat
 CUSTOMER_LINKED_TABLES = (
     "segment_sizes",
     "coupon_codes",
+    "campaign_events",
     "campaign_recipients",
     "campaigns",
 )

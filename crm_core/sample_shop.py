@@ -39,7 +39,9 @@ def load_sample(
     """Generate the sample shop's exports and import them through the real importer.
 
     The product master and the LINE-friend list go in first (generic CSV with
-    saved mappings), then the Rakuten cp932 and Shopify order exports.
+    saved mappings), then the Rakuten cp932 and Shopify order exports; last,
+    a few past campaigns with per-recipient results (see
+    :mod:`crm_core.sample_campaigns`) so the results page has something to show.
     """
     from crm_core.sample import generate_sample
 
@@ -58,6 +60,10 @@ def load_sample(
             [paths["rakuten_orders"], paths["shopify_orders"]],
             progress=lambda f, t: say(0.4 + 0.6 * f, t),
         )
+    say(0.95, "過去の施策の結果を作成しています…")
+    from crm_core.sample_campaigns import load_sample_campaigns
+
+    load_sample_campaigns(store, seed=seed)
     if not store.get_setting(SETTING_SHOP):
         # Fictional sender details so the sample's e-mail previews pass the 特定電子メール法 checks.
         save_shop_profile(store, SAMPLE_SHOP)
