@@ -326,3 +326,40 @@ def test_clear_data_removes_derived_customer_tables(store, tmp_path):
     tables = {r[0] for r in store.fetchall("SELECT table_name FROM information_schema.tables")}
     assert "customer_model" not in tables and "customer_recommendations" not in tables
     assert store.is_empty() and store.table_count("customers") == 0
+
+
+def test_parallel_transcoding_matches_single_pass(store, tmp_path, monkeypatch):
+    """Big cp932 files are split at record boundaries (never inside a quoted newline) across processes."""
+    from crm_core.ingest import reader
+
+    base = fx.rakuten_rows()[0]
+    rows = [
+        {**base, "注文番号": f"o-{i}", "商品明細ID": f"L{i}", "注文者姓": "髙橋" if i % 2 else "山﨑",
+         "商品名": "化粧水\r\n～しっとり～\r\n" * (i % 3) + "①"}
+        for i in range(3000)
+    ]
+    path = fx.rakuten_current(tmp_path / "r.csv", rows, full_header=False)
+    single = Store(":memory:")
+    import_files(single, [path], rebuild_model=False)
+    monkeypatch.setattr(reader, "PARALLEL_MIN", 1024)
+    raw = reader.prepare(path, tmp_path)
+    assert len(raw.parts) > 1 and raw.skip == 0
+    _imp(store, path)
+    query = "SELECT order_id, buyer_name, line_no, product_name FROM orders JOIN order_lines USING (source, order_id) ORDER BY ALL"
+    assert store.fetchall(query) == single.fetchall(query)
+    assert store.scalar("SELECT count(*) FROM orders") == 3000
+
+
+def test_parallel_transcoding_reports_the_bad_line(store, tmp_path, monkeypatch):
+    from crm_core.ingest import reader
+
+    base = fx.rakuten_rows()[0]
+    rows = [{**base, "注文番号": f"o-{i}", "商品明細ID": f"L{i}"} for i in range(2000)]
+    path = fx.rakuten_current(tmp_path / "r.csv", rows, full_header=False)
+    data = path.read_bytes()
+    cut = data.index(b'"o-1500"')
+    path.write_bytes(data[:cut] + b"\x81\x7f" + data[cut:])
+    monkeypatch.setattr(reader, "PARALLEL_MIN", 1024)
+    with pytest.raises(InputError, match="1,502行目付近"):  # o-1500 is on line 1,502 (header = line 1)
+        _imp(store, path)
+    assert store.is_empty()

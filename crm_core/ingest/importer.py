@@ -204,8 +204,8 @@ def import_files(
             raise
         finally:
             for plan in plans:
-                if plan.raw.utf8_path != plan.raw.original:
-                    remove_quietly(plan.raw.utf8_path)
+                for part in plan.raw.temporary:
+                    remove_quietly(part)
             _drop_temp(cur, len(plans))
 
     if report.total("rows_rejected"):
@@ -335,9 +335,9 @@ def _stage(cur: duckdb.DuckDBPyConnection, plan: _Plan, fields: Sequence[str], t
         try:
             cur.execute(
                 "CREATE OR REPLACE TEMP TABLE " + target + " AS SELECT " + select  # noqa: S608 - quote_ident() identifiers only
-                + " FROM read_csv($path, header = false, skip = 1, all_varchar = true, names = $names,"
+                + " FROM read_csv($paths, header = false, skip = $skip, all_varchar = true, names = $names,"
                 " delim = ',', quote = '\"', escape = '\"', max_line_size = 10000000, " + options + ")",
-                {"path": str(plan.raw.utf8_path), "names": names},
+                {"paths": [str(p) for p in plan.raw.parts], "skip": plan.raw.skip, "names": names},
             )
             return int(cur.execute("SELECT count(*) FROM " + target).fetchone()[0])  # noqa: S608
         except duckdb.Error as exc:

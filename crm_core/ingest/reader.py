@@ -9,10 +9,12 @@ SHA-256 for idempotent re-imports.
 from __future__ import annotations
 
 import codecs
+import concurrent.futures
 import contextlib
 import csv
 import hashlib
 import io
+import multiprocessing
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,16 +28,30 @@ SNIFF = 256 * 1024
 ENCODING_LABELS = {"utf-8": "UTF-8", "utf-8-sig": "UTF-8 (BOM付き)", "cp932": "Shift_JIS (cp932)"}
 
 
+PARALLEL_MIN = 64 * 1024 * 1024  # files at least this big are transcoded by several processes
+
+
 @dataclass
 class RawFile:
-    """A file ready for DuckDB: UTF-8 on disk, with what we learned reading it."""
+    """A file ready for DuckDB: UTF-8 on disk, with what we learned reading it.
+
+    ``parts`` are the UTF-8 files DuckDB reads, in order; ``skip`` is the number
+    of lines to skip at the start of each (1 when the first part still holds
+    the header line, 0 when the header was left out while transcoding).
+    """
 
     original: Path
-    utf8_path: Path
+    parts: list[Path]
+    skip: int
     encoding: str
     sha256: str
     headers: list[str]
     size: int
+
+    @property
+    def temporary(self) -> list[Path]:
+        """The parts we wrote (never the user's own file)."""
+        return [p for p in self.parts if p != self.original]
 
 
 def sniff_encoding(sample: bytes) -> str:
@@ -137,7 +153,10 @@ def prepare(
                 done += len(chunk)
                 if progress:
                     progress(done / size)
-        return RawFile(path, path, encoding, digest.hexdigest(), headers, size)
+        return RawFile(path, [path], 1, encoding, digest.hexdigest(), headers, size)
+
+    if size >= PARALLEL_MIN and (os.cpu_count() or 1) > 1:
+        return _transcode_parallel(path, Path(workdir), encoding, headers, size, progress)
 
     out_path = Path(workdir) / (path.stem + ".utf8.csv")
     decoder = codecs.getincrementaldecoder(encoding)()
@@ -158,7 +177,112 @@ def prepare(
             dst.write(decoder.decode(b"", final=True))
         except UnicodeDecodeError:
             raise _decode_error(path, encoding, lines + 1) from None
-    return RawFile(path, out_path, encoding, digest.hexdigest(), headers, size)
+    return RawFile(path, [out_path], 1, encoding, digest.hexdigest(), headers, size)
+
+
+def _transcode_parallel(
+    path: Path, workdir: Path, encoding: str, headers: list[str], size: int, progress: Callable[[float], None] | None
+) -> RawFile:
+    """Transcode a big file with one process per core.
+
+    One sequential pass hashes the file and finds split points at record
+    boundaries: a newline outside quotes.  In cp932 the bytes ``"`` and ``\\n``
+    never occur inside a double-byte character (trail bytes are 0x40-0xFC),
+    so counting quote bytes tells whether a newline ends a record.  The
+    header line is left out of the parts (``skip = 0``).
+    """
+    workers = min(os.cpu_count() or 2, 4)
+    digest, header_end, splits = _scan(path, size, workers, progress)
+    bounds = [header_end, *splits, size]
+    jobs = [
+        (str(path), start, end, str(workdir / f"{path.stem}.part{i}.utf8.csv"), encoding)
+        for i, (start, end) in enumerate(zip(bounds, bounds[1:]))
+        if end > start
+    ]
+    ctx = multiprocessing.get_context("spawn")  # never fork a threaded server
+    with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        results = list(pool.map(_decode_range, jobs))
+    for bad_offset in results:
+        if bad_offset is not None:
+            raise _decode_error(path, encoding, _count_lines(path, bad_offset) + 1)
+    if progress:
+        progress(1.0)
+    return RawFile(path, [Path(j[3]) for j in jobs], 0, encoding, digest, headers, size)
+
+
+def _scan(
+    path: Path, size: int, parts: int, progress: Callable[[float], None] | None
+) -> tuple[str, int, list[int]]:
+    """SHA-256, the end of the header record and up to ``parts - 1`` split offsets."""
+    digest = hashlib.sha256()
+    targets = [size * i // parts for i in range(1, parts)]
+    header_end: int | None = None
+    splits: list[int] = []
+    quotes = 0  # quote bytes before the current chunk
+    offset = 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(CHUNK):
+            digest.update(chunk)
+            pos = 0
+            while True:
+                want = header_end is None or (len(splits) < len(targets) and offset + len(chunk) > targets[len(splits)])
+                if not want:
+                    break
+                start = pos if header_end is None else max(pos, targets[len(splits)] - offset)
+                nl = chunk.find(b"\n", start)
+                if nl < 0:
+                    break
+                if (quotes + chunk.count(b'"', 0, nl)) % 2 == 0:
+                    if header_end is None:
+                        header_end = offset + nl + 1
+                    elif offset + nl + 1 > (splits[-1] if splits else header_end):
+                        splits.append(offset + nl + 1)
+                pos = nl + 1
+            quotes += chunk.count(b'"')
+            offset += len(chunk)
+            if progress:
+                progress(0.5 * offset / size)
+    return digest.hexdigest(), header_end or size, [s for s in splits if s < size]
+
+
+def _decode_range(job: tuple[str, int, int, str, str]) -> int | None:
+    """Decode bytes [start, end) of a file into a UTF-8 part (runs in a worker process).
+
+    Returns None, or the byte offset of the first undecodable byte.
+    """
+    src_path, start, end, out_path, encoding = job
+    decoder = codecs.getincrementaldecoder(encoding)()
+    done = start
+    with open(src_path, "rb") as src, open(out_path, "w", encoding="utf-8", newline="") as dst:
+        src.seek(start)
+        while done < end:
+            chunk = src.read(min(CHUNK, end - done))
+            if not chunk:
+                break
+            try:
+                dst.write(decoder.decode(chunk, final=False))
+            except UnicodeDecodeError as exc:
+                return done + exc.start
+            done += len(chunk)
+        try:
+            dst.write(decoder.decode(b"", final=True))
+        except UnicodeDecodeError:
+            return end - 1
+    return None
+
+
+def _count_lines(path: Path, upto: int) -> int:
+    """Newlines before byte offset ``upto`` (for error messages)."""
+    lines = 0
+    done = 0
+    with open(path, "rb") as fh:
+        while done < upto:
+            chunk = fh.read(min(CHUNK, upto - done))
+            if not chunk:
+                break
+            lines += chunk.count(b"\n")
+            done += len(chunk)
+    return lines
 
 
 def _decode_error(path: Path, encoding: str, line: int) -> InputError:
