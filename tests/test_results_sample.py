@@ -20,8 +20,8 @@ def _shop() -> Store:
 
 @pytest.fixture(scope="module")
 def shop():
-    store = _shop()
-    ids = load_sample_campaigns(store)
+    store = _shop()  # load_sample() seeds the past campaigns
+    ids = [r[0] for r in store.fetchall("SELECT campaign_id FROM campaigns ORDER BY 1")]
     return store, ids
 
 
