@@ -538,10 +538,13 @@ def _import_orders(
         "CREATE TEMP VIEW st_ok AS SELECT r.* FROM st_rows r ANTI JOIN bad_orders b USING (order_id) WHERE r.order_id IS NOT NULL"
     )
 
-    # Order level: first non-empty value in file order (Shopify fills only the first row).
-    first = ", ".join(f"arg_min({quote_ident(f)}, row_no) AS {quote_ident(f)}" for f in F.ORDER_LEVEL)
+    # Order level: the values of the order's first row.  Rakuten repeats them on
+    # every row and Shopify fills only the first one, so the first row is right
+    # for both -- and a join on it is several times cheaper than arg_min per field.
+    first = ", ".join(f"s.{quote_ident(f)}" for f in F.ORDER_LEVEL)
     cur.execute(
-        "CREATE TEMP TABLE o1 AS SELECT order_id, min(row_no) AS first_row, " + first + " FROM st_ok GROUP BY order_id"  # noqa: S608 - identifiers are quote_ident() over fixed field lists; values are bound
+        "CREATE TEMP TABLE o1 AS WITH f AS (SELECT min(row_no) AS first_row FROM st_ok GROUP BY order_id) "  # noqa: S608 - identifiers are quote_ident() over fixed field lists
+        "SELECT s.order_id, s.row_no AS first_row, " + first + " FROM st_ok s JOIN f ON s.row_no = f.first_row"
     )
     # Rakuten's line grain is (order, 商品明細ID): a line repeated in the file is kept once.
     dedupe = "line_key" in plan.columns

@@ -156,7 +156,10 @@ def prepare(
         return RawFile(path, [path], 1, encoding, digest.hexdigest(), headers, size)
 
     if size >= PARALLEL_MIN and (os.cpu_count() or 1) > 1:
-        return _transcode_parallel(path, Path(workdir), encoding, headers, size, progress)
+        try:
+            return _transcode_parallel(path, Path(workdir), encoding, headers, size, progress)
+        except (concurrent.futures.process.BrokenProcessPool, OSError):
+            pass  # no worker processes here (e.g. an unguarded __main__): one process then
 
     out_path = Path(workdir) / (path.stem + ".utf8.csv")
     decoder = codecs.getincrementaldecoder(encoding)()
