@@ -724,7 +724,7 @@ def _import_products(cur: duckdb.DuckDBPyConnection, plan: _Plan, import_id: int
     )
     fr.products = int(cur.execute("SELECT count(*) FROM st").fetchone()[0])
     fr.rows_rejected = fr.rows_read - int(
-        cur.execute(f"SELECT count(*) FROM stage WHERE {_clean('product_id')} IS NOT NULL").fetchone()[0]  # noqa: S608
+        cur.execute("SELECT count(*) FROM stage WHERE NULLIF(trim(product_id), '') IS NOT NULL").fetchone()[0]
     )
     same = cur.execute(
         """
