@@ -60,8 +60,8 @@ predictions cover everyone.
 
 How it runs: one transaction (a consistent snapshot; the old table stays until
 the new one commits) of temp-table steps — ``aggregate`` (one hash aggregation
-over ``orders``, sale windows attached by a hash join on the day, purchase days
-counted with a per-customer day bitmap), ``orders`` (last product),
+over ``orders``, sale windows attached by list lookups on the day, purchase
+days counted with a per-customer day bitmap), ``orders`` (last product),
 ``subscriptions``, ``predict`` (numpy, once per distinct ``(x, t_x, T)``),
 ``scores`` (narrow window sorts) and ``table`` (one ``CREATE OR REPLACE``).
 The other tables written are ``customer_model_meta`` (as_of, build time, the
@@ -480,15 +480,35 @@ def last_report(store: Store) -> dict[str, Any] | None:
 # ---------------------------------------------------------------------------
 
 
-def _sale_day_pieces(start: date, end: date) -> dict[str, list]:
+def sale_windows(store: Store | None, start: date, end: date,
+                 kinds: Sequence[str] = events.SALE_KINDS) -> pd.DataFrame:
+    """The calendar events of ``kinds`` overlapping ``start .. end``.
+
+    By default the スーパーSALE and お買い物マラソン windows the model labels
+    orders with; the segment builder asks for point days too.
+
+    The calendar's effective events (bundled and generated rows, the
+    marketer's corrections and own sale rows, hidden rows left out), so a
+    sale date fixed on the calendar page reaches ``acquisition_event`` and
+    ``sale_only_buyer`` at the next rebuild.  Without a store, the generated
+    Rakuten calendar (:func:`crm_core.events.rakuten_events`).
+    """
+    if store is None:
+        df = events.rakuten_events(start, end)
+    else:
+        from crm_core import calendar  # imports altair; only needed here
+
+        df = calendar.list_events(store, start, end)
+    return df[df["kind"].isin(list(kinds))].reset_index(drop=True)
+
+
+def _sale_day_pieces(start: date, end: date, store: Store | None = None) -> dict[str, list]:
     """Sale-window pieces per day: (day, from_us, to_us, code) with µs of the day.
 
     Code 1 = スーパーSALE, 2 = マラソン.  Only days touching a window appear;
-    pieces of a day are disjoint, so a hash join on the day plus a time range
-    labels each order at most once (much cheaper than an ASOF join, which
-    sorts all orders).
+    pieces of a day are disjoint (:func:`crm_core.events.sale_timeline`).
     """
-    timeline = events.sale_timeline(events.rakuten_events(start, end))
+    timeline = events.sale_timeline(sale_windows(store, start, end))
     codes = {"super_sale": 1, "marathon": 2}
     out: dict[str, list] = {"d": [], "t0": [], "t1": [], "k": []}
     day_us = 86_400_000_000
@@ -510,27 +530,61 @@ def _sale_day_pieces(start: date, end: date) -> dict[str, list]:
     return out
 
 
+def _sale_lookup(pieces: dict[str, list], first_day: date, span: int) -> tuple[str, dict[str, list]]:
+    """A CASE expression labelling an order with its sale code by list lookups.
+
+    Piece ``j`` of day ``i`` (1-based, counted from ``first_day``) is
+    ``[$sale_a{j}[i], $sale_b{j}[i])`` in µs of the day with code
+    ``$sale_k{j}[i]``; days without a piece hold empty ranges.  Reading a
+    constant list by the order's day index is vectorised and cheaper than a
+    join; the expression has as many branches as the busiest day has pieces
+    (one or two for Rakuten's calendar).  Expects the columns ``i`` (day index)
+    and ``us`` (µs since midnight).
+    """
+    days = span + 1
+    per_day: dict[int, list[tuple[int, int, int]]] = {}
+    for d, t0, t1, k in zip(pieces["d"], pieces["t0"], pieces["t1"], pieces["k"]):
+        index = (d - first_day).days
+        if 0 <= index < days:
+            per_day.setdefault(index, []).append((t0, t1, k))
+    if not per_day:
+        return "CAST(0 AS TINYINT)", {}
+    depth = max(len(v) for v in per_day.values())
+    params: dict[str, list] = {}
+    branches = []
+    for j in range(depth):
+        a, b, k = [0] * days, [0] * days, [0] * days
+        for index, items in per_day.items():
+            if j < len(items):
+                a[index], b[index], k[index] = items[j]
+        params[f"sale_a{j}"], params[f"sale_b{j}"], params[f"sale_k{j}"] = a, b, k
+        branches.append(
+            f"WHEN us >= ($sale_a{j}::BIGINT[])[i] AND us < ($sale_b{j}::BIGINT[])[i] "
+            f"THEN ($sale_k{j}::TINYINT[])[i]"
+        )
+    return "CASE " + " ".join(branches) + " ELSE CAST(0 AS TINYINT) END", params
+
+
 _AGGREGATE_SQL = """
 CREATE OR REPLACE TEMP TABLE cm_agg AS
-WITH pieces AS (
-    SELECT unnest($d::DATE[]) AS d, unnest($t0::BIGINT[]) AS t0,
-           unnest($t1::BIGINT[]) AS t1, unnest($k::TINYINT[]) AS k
+WITH f AS (
+    SELECT rowid AS row_no, customer_id, source, ordered_at, CAST(ordered_at AS DATE) AS d,
+           total_amount, coupon_code, discount_amount,
+           CAST(CAST(ordered_at AS DATE) - $d0 AS INTEGER) + 1 AS i,
+           epoch_us(ordered_at) - epoch_us(date_trunc('day', ordered_at)) AS us
+    FROM orders
+    WHERE customer_id IS NOT NULL AND ordered_at IS NOT NULL
+      AND NOT coalesce(cancelled, FALSE) AND ordered_at < $end_ts
 ),
 o AS (
-    SELECT o.rowid AS row_no, o.customer_id, o.source, o.ordered_at, CAST(o.ordered_at AS DATE) AS d,
-           coalesce(o.total_amount, 0) AS amt,
-           CAST(o.total_amount IS NULL AS INTEGER) AS amt_missing,
-           coalesce(o.coupon_code, '') <> '' OR coalesce(o.discount_amount, 0) > 0 AS coupon,
-           coalesce(p.k, 0) AS k
-    FROM orders AS o
-    LEFT JOIN pieces AS p
-      ON p.d = CAST(o.ordered_at AS DATE)
-     AND date_diff('microsecond', date_trunc('day', o.ordered_at), o.ordered_at) >= p.t0
-     AND date_diff('microsecond', date_trunc('day', o.ordered_at), o.ordered_at) < p.t1
-    WHERE o.customer_id IS NOT NULL AND o.ordered_at IS NOT NULL
-      AND NOT coalesce(o.cancelled, FALSE) AND o.ordered_at < $end_ts
+    SELECT row_no, customer_id, source, ordered_at, d,
+           coalesce(total_amount, 0) AS amt,
+           CAST(total_amount IS NULL AS INTEGER) AS amt_missing,
+           coalesce(coupon_code, '') <> '' OR coalesce(discount_amount, 0) > 0 AS coupon,
+           {sale_code} AS k
+    FROM f
 )
-SELECT row_number() OVER () AS rid, customer_id,
+SELECT customer_id,
        count(*) AS orders,
        CAST(sum(amt) AS DECIMAL(18, 2)) AS revenue,
        min(ordered_at) AS first_at, max(ordered_at) AS last_at,
@@ -548,6 +602,8 @@ SELECT row_number() OVER () AS rid, customer_id,
        sum(amt_missing) AS amt_missing
 FROM o GROUP BY customer_id
 """
+# Rows of cm_agg are keyed by the temp table's rowid ("rid" below): a window
+# row_number() over 2 M customers would cost a second in one thread.
 # Purchase days per customer: a bitmap of days is exact and several times
 # faster than count(DISTINCT); beyond ten years of history its state
 # (one bit per day per customer) grows large, so count(DISTINCT) is used.
@@ -596,14 +652,17 @@ def aggregate_orders(store: Store, as_of: date) -> int:
     """
     end_ts = datetime.combine(as_of + timedelta(days=1), datetime.min.time())
     first_day = _events_range_start(store, end_ts) or as_of
-    span = (as_of - first_day).days
-    pieces = _sale_day_pieces(first_day, as_of)
-    params: dict[str, Any] = {**pieces, "end_ts": end_ts, "start12": as_of - timedelta(days=364)}
+    span = max((as_of - first_day).days, 0)
+    sale_code, sale_params = _sale_lookup(_sale_day_pieces(first_day, as_of, store), first_day, span)
+    params: dict[str, Any] = {
+        **sale_params, "end_ts": end_ts, "start12": as_of - timedelta(days=364), "d0": first_day,
+    }
+    sql = _AGGREGATE_SQL.replace("{sale_code}", sale_code)
     if span <= BITMAP_MAX_DAYS:
-        sql = _AGGREGATE_SQL.replace("{n_days}", _DAYS_BITMAP)
-        params.update(d0=first_day, span=max(span, 1))
+        sql = sql.replace("{n_days}", _DAYS_BITMAP)
+        params["span"] = max(span, 1)
     else:
-        sql = _AGGREGATE_SQL.replace("{n_days}", _DAYS_DISTINCT)
+        sql = sql.replace("{n_days}", _DAYS_DISTINCT)
     store.execute(sql, params)
     store.execute(_FIRST_DAY_FIX_SQL)
     return int(store.scalar("SELECT count(*) FROM cm_agg"))
@@ -616,7 +675,7 @@ def aggregate_orders(store: Store, as_of: date) -> int:
 _ORDERS_SQL = """
 CREATE OR REPLACE TEMP TABLE cm_last AS
 WITH last_order AS (
-    SELECT a.rid, o.source, o.order_id
+    SELECT a.rowid AS rid, o.source, o.order_id
     FROM orders AS o
     JOIN cm_agg AS a ON o.rowid = CAST(a.last_key - ((a.last_key >> 40) << 40) AS BIGINT)
 ),
@@ -706,7 +765,7 @@ def _predict(store: Store, report: ModelReport, n_customers: int, as_of: date) -
     rate = min(1.0, FIT_SAMPLE_MAX / n_customers)
     data = store.execute(
         """
-        SELECT rid, n_days - 1 AS x, date_diff('day', first_d, last_d) AS t_x,
+        SELECT rowid AS rid, n_days - 1 AS x, date_diff('day', first_d, last_d) AS t_x,
                date_diff('day', first_d, ?) AS "T",
                CASE WHEN n_days > 1 THEN (CAST(revenue AS DOUBLE) - first_day_amt) / (n_days - 1) ELSE 0 END AS m,
                (hash(customer_id) % 1000000) < ? AS fit
@@ -829,7 +888,7 @@ def _rank_sql(p: _Params, ranks: Sequence[dict[str, Any]]) -> tuple[str, str, st
 _SCORES_SQL = """
 CREATE OR REPLACE TEMP TABLE cm_scores AS
 WITH v AS (
-    SELECT rid, date_diff('day', last_d, {as_of}) AS recency_days, orders, revenue FROM cm_agg
+    SELECT rowid AS rid, date_diff('day', last_d, {as_of}) AS recency_days, orders, revenue FROM cm_agg
 )
 SELECT rid, {r_score} AS r_score, {f_score} AS f_score, {m_score} AS m_score FROM v
 """
@@ -837,12 +896,12 @@ SELECT rid, {r_score} AS r_score, {f_score} AS f_score, {m_score} AS m_score FRO
 _FINAL_SQL = """
 CREATE OR REPLACE TABLE customer_model AS
 WITH s AS (
-    SELECT a.*, sc.r_score, sc.f_score, sc.m_score,
+    SELECT a.*, a.rowid AS rid, sc.r_score, sc.f_score, sc.m_score,
            date_diff('day', a.last_d, {as_of}) AS recency_days,
            date_diff('day', a.first_d, {as_of}) AS tenure_days,
            a.n_days - 1 AS x,
            date_diff('day', a.first_d, a.last_d) AS t_x
-    FROM cm_agg AS a JOIN cm_scores AS sc ON sc.rid = a.rid
+    FROM cm_agg AS a JOIN cm_scores AS sc ON sc.rid = a.rowid
 )
 SELECT s.customer_id,
        c.name, c.email, c.prefecture, c.gender, c.birthday,

@@ -421,20 +421,15 @@ class _Context:
     def sale_windows(self, kinds: list[str]) -> tuple[list[dt.datetime], list[dt.datetime]]:
         if self.store is None or self.sentence_only:
             return [], []
-        if _has_table(self.store, "sale_events"):
-            rows = self.store.fetchall(
-                "SELECT starts_at, ends_at FROM sale_events WHERE list_contains(CAST($k AS VARCHAR[]), kind) ORDER BY starts_at",
-                {"k": kinds},
-            )
-        else:
-            from crm_core import events
+        from crm_core import model
 
-            first = self.store.scalar("SELECT CAST(min(ordered_at) AS DATE) FROM orders")
-            if first is None:
-                return [], []
-            df = events.rakuten_events(min(first, self.as_of()), self.as_of())
-            df = df[df["kind"].isin(kinds)]
-            rows = list(zip(df["starts_at"].dt.to_pydatetime(), df["ends_at"].dt.to_pydatetime()))
+        first = self.store.scalar("SELECT CAST(min(ordered_at) AS DATE) FROM orders")
+        if first is None:
+            return [], []
+        # The calendar's effective sale windows (corrections and own sale rows
+        # included), the same the customer model labels orders with.
+        df = model.sale_windows(self.store, min(first, self.as_of()), self.as_of(), kinds)
+        rows = list(zip(df["starts_at"].dt.to_pydatetime(), df["ends_at"].dt.to_pydatetime()))
         return [r[0] for r in rows], [r[1] for r in rows]
 
 

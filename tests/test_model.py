@@ -573,3 +573,64 @@ def test_same_second_orders_pick_the_later_inserted_as_last():
     model.rebuild(store, AS_OF)
     row = model.customer_table(store).iloc[0]
     assert (row.orders, row.revenue, row.last_product_id) == (2, 3000, "P-2")
+
+
+def _first_order_label(store: Store, ordered_at: datetime, as_of: date = AS_OF) -> str:
+    add_order(store, "O1", "Q", ordered_at, 1000)
+    model.rebuild(store, as_of)
+    return model.customer_table(store).acquisition_event.tolist()[0]
+
+
+def test_calendar_corrections_reach_acquisition_event():
+    from crm_core import calendar
+
+    # The bundled 2026-06 スーパーSALE starts on the 4th at 20:00; the marketer
+    # corrects it to the 5th, so an order on the 4th at 21:00 is an ordinary one.
+    store = Store(":memory:")
+    calendar.update_event(store, "super_sale-2026-06-04", starts_at=datetime(2026, 6, 5, 20, 0))
+    assert _first_order_label(store, datetime(2026, 6, 4, 21, 0)) == "通常"
+    store = Store(":memory:")
+    calendar.update_event(store, "super_sale-2026-06-04", starts_at=datetime(2026, 6, 5, 20, 0))
+    assert _first_order_label(store, datetime(2026, 6, 5, 20, 30)) == "スーパーSALE"
+
+
+def test_hidden_and_own_sale_events_change_the_labels():
+    from crm_core import calendar
+
+    store = Store(":memory:")
+    calendar.delete_event(store, "marathon-2026-05-19")  # hides the bundled row
+    assert _first_order_label(store, datetime(2026, 5, 20, 12, 0)) == "通常"
+    store = Store(":memory:")
+    calendar.add_event(store, "super_sale", "自社で把握した特別SALE", datetime(2026, 4, 13, 0, 0),
+                       datetime(2026, 4, 14, 23, 59, 59))
+    assert _first_order_label(store, datetime(2026, 4, 14, 23, 59, 59)) == "スーパーSALE"
+
+
+@pytest.mark.parametrize(
+    "ordered_at, expected",
+    [
+        pytest.param(datetime(2026, 7, 1, 1, 59, 59), "お買い物マラソン", id="end-of-first-piece"),
+        pytest.param(datetime(2026, 7, 1, 2, 0, 0), "通常", id="between-pieces"),
+        pytest.param(datetime(2026, 7, 1, 19, 59, 59), "通常", id="before-second-piece"),
+        pytest.param(datetime(2026, 7, 1, 20, 0, 0), "スーパーSALE", id="start-of-second-piece"),
+    ],
+)
+def test_two_sale_windows_on_one_day(ordered_at, expected):
+    from crm_core import calendar
+
+    # A marathon ending at 01:59:59 and a sale starting at 20:00 on the same day:
+    # the day has two pieces, looked up one after the other.
+    store = Store(":memory:")
+    calendar.add_event(store, "marathon", "前日からのマラソン", datetime(2026, 6, 30, 20, 0), datetime(2026, 7, 1, 1, 59, 59))
+    calendar.add_event(store, "super_sale", "夜からのSALE", datetime(2026, 7, 1, 20, 0), datetime(2026, 7, 2, 1, 59, 59))
+    assert _first_order_label(store, ordered_at, as_of=date(2026, 7, 31)) == expected
+
+
+def test_sale_lookup_has_one_branch_per_piece_of_the_busiest_day():
+    first = date(2026, 7, 1)
+    pieces = {"d": [first, first, date(2026, 7, 3)], "t0": [0, 72_000_000_000, 0],
+              "t1": [7_200_000_000, 86_400_000_000, 86_400_000_000], "k": [2, 1, 2]}
+    sql, params = model._sale_lookup(pieces, first, span=3)
+    assert sql.count("WHEN") == 2
+    assert params["sale_k0"] == [2, 0, 2, 0] and params["sale_k1"] == [1, 0, 0, 0]
+    assert model._sale_lookup({"d": [], "t0": [], "t1": [], "k": []}, first, 3) == ("CAST(0 AS TINYINT)", {})

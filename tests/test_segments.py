@@ -124,11 +124,11 @@ def fill_store(store: Store, sale_events: bool = True) -> Store:
             )
     cur.executemany("INSERT INTO products VALUES (?, ?, ?, 1)", PRODUCTS)
     if sale_events:
-        cur.execute(
-            "CREATE TABLE sale_events (event_id VARCHAR, kind VARCHAR, name VARCHAR, starts_at TIMESTAMP, "
-            "ends_at TIMESTAMP, entry_starts_at TIMESTAMP, status VARCHAR, source VARCHAR)"
-        )
-        cur.executemany("INSERT INTO sale_events VALUES (?, ?, ?, ?, ?, NULL, 'confirmed', 'test')", SALE_EVENTS)
+        # The marketer's calendar: these windows as own events, on top of the bundled calendar.
+        from crm_core import calendar
+
+        for _, kind, name, starts_at, ends_at in SALE_EVENTS:
+            calendar.add_event(store, kind, name, starts_at, ends_at)
     return store
 
 
@@ -253,10 +253,13 @@ OPERATOR_CASES = [
     ("coupon-window", c("coupon_use", "used", window={"days": 30}), {"C1"}),
     ("coupon-not-used", c("coupon_use", "not_used"), ALL - {"C1", "C3"}),
     ("sale-super-sale", c("sale_order", "ordered_in", ["super_sale"]), {"C2"}),
-    ("sale-marathon-or-wonderful", c("sale_order", "ordered_in", ["marathon", "wonderful_day"]), {"C3", "C6"}),
+    # the calendar is the bundled one plus SALE_EVENTS: C3 09-15 (own marathon), C6 10-01 and C1 05-01 and
+    # C4 12-01 (ワンダフルデー), C1 09-20 and C5 08-20 (bundled marathons, the 19th 20:00 .. the 24th 01:59)
+    ("sale-marathon-or-wonderful", c("sale_order", "ordered_in", ["marathon", "wonderful_day"]),
+     {"C1", "C3", "C4", "C5", "C6"}),
     ("sale-window", c("sale_order", "ordered_in", ["super_sale"], window={"from": "2026-06-01"}), {"C2"}),
     ("sale-window-none", c("sale_order", "ordered_in", ["super_sale"], window={"days": 30}), set()),
-    ("sale-not", c("sale_order", "not_ordered_in", ["super_sale", "marathon"]), ALL - {"C2", "C3"}),
+    ("sale-not", c("sale_order", "not_ordered_in", ["super_sale", "marathon"]), ALL - {"C1", "C2", "C3", "C5"}),
     # repurchase cycle of P1: intervals 14, 15 (C6) and 30 (C1) -> median 15;
     # C6 has two intervals: own median 14.5 -> due 10-30 + 15 = 11-14; C1: 10-20 + 15 = 11-04; C3: 09-15 + 15 = 09-30
     ("due_within-14", c("reorder_due", "due_within", 14), {"C1", "C6"}),
