@@ -62,8 +62,10 @@ How it runs: one transaction (a consistent snapshot; the old table stays until
 the new one commits) of temp-table steps — ``aggregate`` (one hash aggregation
 over ``orders``, sale windows attached by list lookups on the day, purchase
 days counted with a per-customer day bitmap), ``orders`` (last product),
-``subscriptions``, ``predict`` (numpy, once per distinct ``(x, t_x, T)``),
-``scores`` (narrow window sorts) and ``table`` (one ``CREATE OR REPLACE``).
+``subscriptions``, ``predict`` (numpy: RFM scores by sorted search, and the
+BG/NBD / Gamma-Gamma fits evaluated once per distinct ``(x, t_x, T)``) and
+``table`` (one ``CREATE OR REPLACE``, the numpy columns paired with
+``cm_agg`` by a positional join).
 The other tables written are ``customer_model_meta`` (as_of, build time, the
 report as JSON).  :func:`crm_core.events.sync_events` owns ``sale_events``.
 """
@@ -205,7 +207,7 @@ FIT_SAMPLE_MAX = 300_000
 """At most this many customers (a fixed hash sample) enter the model fits."""
 SHORT_HISTORY_DAYS = 180
 
-TEMP_TABLES = ("cm_agg", "cm_last", "cm_sub", "cm_scores", "cm_pred")
+TEMP_TABLES = ("cm_agg", "cm_last", "cm_sub")
 _MAX_RULES = 50
 _MAX_NAME = 40
 _EXPORT_CHUNK_VECTORS = 100  # x 2048 rows per chunk
@@ -748,11 +750,83 @@ def _next_order_days(clv: Any, bg: Any, x: np.ndarray, tx: np.ndarray, T: np.nda
     return out
 
 
-def _predict(store: Store, report: ModelReport, n_customers: int, as_of: date) -> pa.Table | None:
-    """Fit BG/NBD and Gamma-Gamma on ``cm_agg`` and predict per customer.
+def _scores(spec: Any, values: np.ndarray, higher_is_better: bool) -> np.ndarray:
+    """RFM scores 1-5 of ``values`` for one dimension.
 
-    Returns an Arrow table keyed by ``rid`` or None when the BG/NBD fit is
+    ``"quintile"``: ``1 + 5 * (rank - 1) // n`` with SQL ``rank()`` semantics
+    (tied values share the lowest rank, so ties get one score), ranking
+    ascending when higher is better and descending otherwise.  Four
+    thresholds ``a < b < c < d``: ``>= d`` scores 5 ... ``< a`` scores 1 when
+    higher is better, ``<= a`` scores 5 ... ``> d`` scores 1 otherwise.
+    """
+    n = values.size
+    if spec == QUINTILE:
+        _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+        through = np.cumsum(counts)  # values <= each distinct value
+        below = (through - counts) if higher_is_better else (n - through)  # strictly worse values
+        rank = below[inverse.ravel()] + 1
+        return (1 + (5 * (rank - 1)) // max(n, 1)).astype(np.int32)
+    a, b, c, d = (float(v) for v in spec)
+    if higher_is_better:
+        conditions = [values >= d, values >= c, values >= b, values >= a]
+    else:
+        conditions = [values <= a, values <= b, values <= c, values <= d]
+    return np.select(conditions, [5, 4, 3, 2], 1).astype(np.int32)
+
+
+PREDICTION_COLUMNS = ("p_alive", "churn_probability_90d", "expected_orders_365d", "predicted_clv_365d", "next_days")
+
+
+def _per_customer(
+    store: Store, report: ModelReport, n_customers: int, as_of: date, thresholds: dict[str, Any]
+) -> pa.Table:
+    """RFM scores and BG/NBD + Gamma-Gamma predictions for every row of ``cm_agg``.
+
+    The rows come back in ``cm_agg``'s row order, so the final query pairs
+    them with a positional join.  Prediction columns are null when the fit is
     impossible (reason in the report).
+    """
+    rate = min(1.0, FIT_SAMPLE_MAX / max(n_customers, 1))
+    data = store.execute(
+        """
+        SELECT rowid AS rid, n_days - 1 AS x, date_diff('day', first_d, last_d) AS t_x,
+               date_diff('day', first_d, $as_of) AS "T",
+               CASE WHEN n_days > 1 THEN (CAST(revenue AS DOUBLE) - first_day_amt) / (n_days - 1) ELSE 0 END AS m,
+               (hash(customer_id) % 1000000) < $fit_per_million AS fit,
+               date_diff('day', last_d, $as_of) AS recency_days, orders, CAST(revenue AS DOUBLE) AS revenue
+        FROM cm_agg
+        """,
+        {"as_of": as_of, "fit_per_million": int(math.ceil(rate * 1_000_000))},
+    ).fetchnumpy()
+    rid = np.asarray(data["rid"], dtype=np.int64)
+    order = None if np.array_equal(rid, np.arange(rid.size)) else np.argsort(rid)
+
+    def arr(name: str, dtype: Any) -> np.ndarray:
+        values = np.asarray(data[name], dtype=dtype)
+        return values if order is None else values[order]
+
+    columns: dict[str, pa.Array] = {
+        "r_score": pa.array(_scores(thresholds["r"], arr("recency_days", np.float64), False)),
+        "f_score": pa.array(_scores(thresholds["f"], arr("orders", np.float64), True)),
+        "m_score": pa.array(_scores(thresholds["m"], arr("revenue", np.float64), True)),
+    }
+    predictions = _predict(
+        report, n_customers, arr("x", np.float64), arr("t_x", np.float64), arr("T", np.float64),
+        arr("m", np.float64), arr("fit", bool),
+    )
+    for name in PREDICTION_COLUMNS:
+        values = predictions[name] if predictions else np.full(rid.size, np.nan)
+        columns[name] = pa.array(values, mask=~np.isfinite(values), type=pa.float64())
+    return pa.table(columns)
+
+
+def _predict(
+    report: ModelReport, n_customers: int, x: np.ndarray, tx: np.ndarray, T: np.ndarray, m: np.ndarray, fit: np.ndarray,
+) -> dict[str, np.ndarray] | None:
+    """Fit BG/NBD and Gamma-Gamma on the sample ``fit`` and predict per customer.
+
+    Returns arrays named by :data:`PREDICTION_COLUMNS` (NaN = empty) or None
+    when the BG/NBD fit is impossible (reason in the report).
     """
     try:
         from crm_core import clv
@@ -762,23 +836,6 @@ def _predict(store: Store, report: ModelReport, n_customers: int, as_of: date) -
     if n_customers == 0:
         report.prediction_error = "顧客がいないため、予測はできません。"
         return None
-    rate = min(1.0, FIT_SAMPLE_MAX / n_customers)
-    data = store.execute(
-        """
-        SELECT rowid AS rid, n_days - 1 AS x, date_diff('day', first_d, last_d) AS t_x,
-               date_diff('day', first_d, ?) AS "T",
-               CASE WHEN n_days > 1 THEN (CAST(revenue AS DOUBLE) - first_day_amt) / (n_days - 1) ELSE 0 END AS m,
-               (hash(customer_id) % 1000000) < ? AS fit
-        FROM cm_agg
-        """,
-        [as_of, int(math.ceil(rate * 1_000_000))],
-    ).fetchnumpy()
-    rid = np.asarray(data["rid"], dtype=np.int64)
-    x = np.asarray(data["x"], dtype=np.float64)
-    tx = np.asarray(data["t_x"], dtype=np.float64)
-    T = np.asarray(data["T"], dtype=np.float64)
-    m = np.asarray(data["m"], dtype=np.float64)
-    fit = np.asarray(data["fit"], dtype=bool)
     report.fit_customers = int(fit.sum())
     try:
         bg = clv.fit_beta_geo(x[fit], tx[fit], T[fit])
@@ -813,49 +870,18 @@ def _predict(store: Store, report: ModelReport, n_customers: int, as_of: date) -
         clv_365 = np.round(expected_orders * clv.expected_spend(gg, x, m))
     else:
         clv_365 = np.full(x.shape, np.nan)
-
-    def col(values: np.ndarray) -> pa.Array:
-        values = np.asarray(values, dtype=np.float64)
-        return pa.array(values, mask=~np.isfinite(values))
-
-    return pa.table({
-        "rid": pa.array(rid),
-        "p_alive": col(u_alive[inverse]),
-        "churn_probability_90d": col(u_churn[inverse]),
-        "expected_orders_365d": col(expected_orders),
-        "predicted_clv_365d": col(clv_365),
-        "next_days": col(u_next[inverse]),
-    })
-
-
-_EMPTY_PRED_SQL = """
-CREATE OR REPLACE TEMP TABLE cm_pred (
-    rid BIGINT, p_alive DOUBLE, churn_probability_90d DOUBLE, expected_orders_365d DOUBLE,
-    predicted_clv_365d DOUBLE, next_days DOUBLE
-)
-"""
+    return {
+        "p_alive": u_alive[inverse],
+        "churn_probability_90d": u_churn[inverse],
+        "expected_orders_365d": expected_orders,
+        "predicted_clv_365d": clv_365,
+        "next_days": u_next[inverse],
+    }
 
 
 # ---------------------------------------------------------------------------
 # Step 4: scores, segments, ranks and the final table
 # ---------------------------------------------------------------------------
-
-
-def _score_sql(p: _Params, spec: Any, column: str, higher_is_better: bool, n: int) -> str:
-    # ``column`` is one of three constants chosen below, never user input.
-    if spec == QUINTILE:
-        order = "ASC" if higher_is_better else "DESC"
-        return f"CAST(1 + (5 * (rank() OVER (ORDER BY {column} {order}) - 1)) // {p(max(n, 1))} AS INTEGER)"
-    a, b, c, d = spec
-    if higher_is_better:
-        return (
-            f"CASE WHEN {column} >= {p(d)} THEN 5 WHEN {column} >= {p(c)} THEN 4 "
-            f"WHEN {column} >= {p(b)} THEN 3 WHEN {column} >= {p(a)} THEN 2 ELSE 1 END"
-        )
-    return (
-        f"CASE WHEN {column} <= {p(a)} THEN 5 WHEN {column} <= {p(b)} THEN 4 "
-        f"WHEN {column} <= {p(c)} THEN 3 WHEN {column} <= {p(d)} THEN 2 ELSE 1 END"
-    )
 
 
 def _segment_sql(p: _Params, rules: Sequence[dict[str, Any]]) -> str:
@@ -885,23 +911,16 @@ def _rank_sql(p: _Params, ranks: Sequence[dict[str, Any]]) -> tuple[str, str, st
     return "".join(rank) + " END", "".join(nxt) + " END", "".join(gap) + " END"
 
 
-_SCORES_SQL = """
-CREATE OR REPLACE TEMP TABLE cm_scores AS
-WITH v AS (
-    SELECT rowid AS rid, date_diff('day', last_d, {as_of}) AS recency_days, orders, revenue FROM cm_agg
-)
-SELECT rid, {r_score} AS r_score, {f_score} AS f_score, {m_score} AS m_score FROM v
-"""
-
 _FINAL_SQL = """
 CREATE OR REPLACE TABLE customer_model AS
 WITH s AS (
-    SELECT a.*, a.rowid AS rid, sc.r_score, sc.f_score, sc.m_score,
+    -- cm_per_customer holds one row per cm_agg row, in the same order
+    SELECT a.*, a.rowid AS rid, pc.*,
            date_diff('day', a.last_d, {as_of}) AS recency_days,
            date_diff('day', a.first_d, {as_of}) AS tenure_days,
            a.n_days - 1 AS x,
            date_diff('day', a.first_d, a.last_d) AS t_x
-    FROM cm_agg AS a JOIN cm_scores AS sc ON sc.rid = a.rowid
+    FROM cm_agg AS a POSITIONAL JOIN cm_per_customer AS pc
 )
 SELECT s.customer_id,
        c.name, c.email, c.prefecture, c.gender, c.birthday,
@@ -926,30 +945,18 @@ SELECT s.customer_id,
        CAST(coalesce(sub.deliveries, 0) AS BIGINT) AS subscription_deliveries,
        s.coupon AS used_coupon,
        s.orders >= 2 AND s.sale_n = s.orders AS sale_only_buyer,
-       pr.p_alive, pr.churn_probability_90d,
-       CASE WHEN pr.churn_probability_90d IS NULL THEN NULL
-            WHEN pr.churn_probability_90d < 0.33 THEN '低'
-            WHEN pr.churn_probability_90d <= 0.66 THEN '中' ELSE '高' END AS churn_risk,
-       pr.expected_orders_365d, pr.predicted_clv_365d,
-       CAST({as_of} + CAST(pr.next_days AS INTEGER) AS DATE) AS expected_next_order_date,
+       s.p_alive, s.churn_probability_90d,
+       CASE WHEN s.churn_probability_90d IS NULL THEN NULL
+            WHEN s.churn_probability_90d < 0.33 THEN '低'
+            WHEN s.churn_probability_90d <= 0.66 THEN '中' ELSE '高' END AS churn_risk,
+       s.expected_orders_365d, s.predicted_clv_365d,
+       CAST({as_of} + CAST(s.next_days AS INTEGER) AS DATE) AS expected_next_order_date,
        CAST({as_of_out} AS DATE) AS as_of
 FROM s
 LEFT JOIN customers AS c ON c.customer_id = s.customer_id
 LEFT JOIN cm_last AS l ON l.rid = s.rid
 LEFT JOIN cm_sub AS sub ON sub.customer_id = s.customer_id
-LEFT JOIN {pred} AS pr ON pr.rid = s.rid
 """
-
-
-def _scores_sql(as_of: date, n: int, thresholds: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    p = _Params()
-    sql = _SCORES_SQL.format(
-        as_of=p(as_of),
-        r_score=_score_sql(p, thresholds["r"], "recency_days", False, n),
-        f_score=_score_sql(p, thresholds["f"], "orders", True, n),
-        m_score=_score_sql(p, thresholds["m"], "revenue", True, n),
-    )
-    return sql, p.values
 
 
 def _final_sql(
@@ -957,7 +964,6 @@ def _final_sql(
     as_of_out: date | None,
     rules: list[dict[str, Any]],
     ranks: list[dict[str, Any]],
-    pred_table: str,
 ) -> tuple[str, dict[str, Any]]:
     p = _Params()
     as_of_ref = p(as_of)
@@ -969,7 +975,6 @@ def _final_sql(
         rank=rank,
         next_rank=next_rank,
         gap=gap,
-        pred=pred_table,
     )
     return sql, p.values
 
@@ -1036,18 +1041,11 @@ def rebuild(store: Store, as_of: date | datetime | str | None = None) -> ModelRe
                     },
                 )
             with timer("predict"):
-                pred = _predict(store, report, n, calc_as_of)
-                if pred is None:
-                    store.execute(_EMPTY_PRED_SQL)
-                    pred_table = "cm_pred"
-                else:
-                    cur.register("cm_pred_arrow", pred)
-                    registered = True
-                    pred_table = "cm_pred_arrow"
-            with timer("scores"):
-                store.execute(*_scores_sql(calc_as_of, n, thresholds))
+                per_customer = _per_customer(store, report, n, calc_as_of, thresholds)
+                cur.register("cm_per_customer", per_customer)
+                registered = True
             with timer("table"):
-                sql, params = _final_sql(calc_as_of, as_of, rules, ranks, pred_table)
+                sql, params = _final_sql(calc_as_of, as_of, rules, ranks)
                 _collect_warnings(store, report)
                 if report.prediction_error:
                     report.warnings.append(
@@ -1064,7 +1062,7 @@ def rebuild(store: Store, as_of: date | datetime | str | None = None) -> ModelRe
                 )
     finally:
         if registered:
-            cur.unregister("cm_pred_arrow")
+            cur.unregister("cm_per_customer")
         for temp in TEMP_TABLES:
             store.execute("DROP TABLE IF EXISTS temp.main." + temp)
     return report

@@ -634,3 +634,24 @@ def test_sale_lookup_has_one_branch_per_piece_of_the_busiest_day():
     assert sql.count("WHEN") == 2
     assert params["sale_k0"] == [2, 0, 2, 0] and params["sale_k1"] == [1, 0, 0, 0]
     assert model._sale_lookup({"d": [], "t0": [], "t1": [], "k": []}, first, 3) == ("CAST(0 AS TINYINT)", {})
+
+
+@pytest.mark.parametrize("higher_is_better", [True, False])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_numpy_quintile_scores_match_sql_rank(higher_is_better, seed):
+    # Reference: the SQL definition 1 + 5 * (rank() - 1) // n, with many ties.
+    values = np.random.default_rng(seed).integers(0, 40, size=997).astype(float)
+    order = "ASC" if higher_is_better else "DESC"
+    con = Store(":memory:")
+    con.execute("CREATE TABLE v AS SELECT unnest($v::DOUBLE[]) AS v, unnest(range(997)) AS i", {"v": values.tolist()})
+    expected = [r[0] for r in con.fetchall(
+        f"SELECT CAST(1 + (5 * (rank() OVER (ORDER BY v {order}) - 1)) // 997 AS INTEGER) AS s FROM v ORDER BY i"  # noqa: S608
+    )]
+    assert model._scores(model.QUINTILE, values, higher_is_better).tolist() == expected
+
+
+def test_threshold_scores_at_the_boundaries():
+    values = np.array([0, 1.9, 2, 3, 4.99, 5, 8, 100])
+    assert model._scores([2, 3, 5, 8], values, True).tolist() == [1, 1, 2, 3, 3, 4, 5, 5]
+    # lower is better (recency): <= a scores 5 ... > d scores 1
+    assert model._scores([30, 60, 90, 180], np.array([0, 30, 31, 90, 180, 181]), False).tolist() == [5, 5, 4, 3, 2, 1]
