@@ -153,3 +153,43 @@ def test_edit_and_delete_a_stored_plan(db):
     _button(at, "この計画を削除").click().run()
     assert any("を削除しました。" in s.value for s in at.success)
     assert any("この期間に保存された配信予定はありません。" in i.value for i in at.info)
+
+
+def _shown_event(at: AppTest, db: Path, kinds: tuple[str, ...]) -> str:
+    """The id of an event of ``kinds`` offered by the page's edit box."""
+    import datetime as dt
+
+    from crm_core import calendar as cal
+
+    box = at.selectbox(key="cal_edit_event")
+    store = Store(db)
+    today = dt.date.today()
+    evts = cal.list_events(store, today - dt.timedelta(days=400), today + dt.timedelta(days=400))
+    store.close()
+    return next(e for e, k in zip(evts.event_id, evts.kind) if k in kinds and box.format_func(e) in box.options)
+
+
+def test_changing_a_sale_window_rebuilds_the_customer_model(db):
+    at = _page()
+    box = at.selectbox(key="cal_edit_event")
+    box.set_value(_shown_event(at, db, ("super_sale", "marathon"))).run()
+    store = Store(db)
+    before = store.scalar("SELECT built_at FROM customer_model_meta")
+    store.close()
+    _button(at, "カレンダーから外す").click().run()
+    assert not at.exception
+    assert any("非表示にしました" in s.value and "顧客分析" in s.value for s in at.success)
+    store = Store(db)
+    assert store.scalar("SELECT built_at FROM customer_model_meta") > before
+    store.close()
+
+
+def test_a_point_day_change_does_not_rebuild(db):
+    at = _page()
+    at.toggle(key="cal_show_points").set_value(True).run()
+    box = at.selectbox(key="cal_edit_event")
+    box.set_value(_shown_event(at, db, ("wonderful_day", "five_zero_day"))).run()
+    _button(at, "カレンダーから外す").click().run()
+    assert not at.exception
+    assert any("非表示にしました" in s.value for s in at.success)
+    assert not any("顧客分析" in s.value for s in at.success)

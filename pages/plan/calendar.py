@@ -8,7 +8,8 @@ import pandas as pd
 import streamlit as st
 
 from crm_core import calendar as cal
-from crm_core import costs, planner
+from crm_core import costs, model, planner
+from crm_core import events as sale_events
 from pages import ui
 
 store = ui.store()
@@ -114,6 +115,21 @@ with tab_view:
                            "（1.0倍より大きいほど売れた期間）。キャンセルされた注文は含めていません。")
 
 # -- events --------------------------------------------------------------------
+
+
+def _reflect_in_model(kind: str) -> str:
+    """Re-label customers after a sale window changed; returns a sentence for the flash message.
+
+    The customer model labels each first order with the スーパーSALE or
+    お買い物マラソン it fell in, so a corrected sale date must reach it.
+    """
+    if kind not in sale_events.SALE_KINDS or store.is_empty():
+        return ""
+    with st.spinner("顧客分析（初回購入のきっかけ・セール時だけ購入するお客様）に反映しています…"):
+        ui.run(model.rebuild, store)
+    return "顧客分析（初回購入のきっかけ・セール時だけ購入するお客様）にも反映しました。"
+
+
 with tab_events:
     table = cal.events_table(shown_events)
     if table.empty:
@@ -164,7 +180,7 @@ with tab_events:
                 ui.run(cal.update_event, store, chosen, name=name, status=status,
                        starts_at=dt.datetime.combine(s_day, s_time),
                        ends_at=dt.datetime.combine(e_day, e_time) + dt.timedelta(seconds=59))
-                st.session_state["cal_flash"] = f"「{name.strip()}」を保存しました。"
+                st.session_state["cal_flash"] = f"「{name.strip()}」を保存しました。" + _reflect_in_model(ev.kind)
                 st.rerun()
         b1, b2, b3 = st.columns(3)
         if b1.button("RMSで確認した日程として確定", disabled=ev.status == "confirmed", key="cal_confirm"):
@@ -173,11 +189,12 @@ with tab_events:
             st.rerun()
         if b2.button("削除" if cal.is_user_event(chosen) else "カレンダーから外す", key="cal_delete"):
             done = ui.run(cal.delete_event, store, chosen)
-            st.session_state["cal_flash"] = f"「{ev['name']}」を" + ("削除しました。" if done == "deleted" else "非表示にしました（元に戻せます）。")
+            st.session_state["cal_flash"] = (f"「{ev['name']}」を" + ("削除しました。" if done == "deleted" else "非表示にしました（元に戻せます）。")
+                                             + _reflect_in_model(ev.kind))
             st.rerun()
         if ev.overridden and b3.button("同梱カレンダーの値に戻す", key="cal_restore"):
             ui.run(cal.restore_event, store, chosen)
-            st.session_state["cal_flash"] = "同梱カレンダーの値に戻しました。"
+            st.session_state["cal_flash"] = "同梱カレンダーの値に戻しました。" + _reflect_in_model(ev.kind)
             st.rerun()
     hidden = ui.run(cal.list_events, store, start, end, include_hidden=True)
     hidden = hidden[hidden.hidden]
@@ -188,6 +205,7 @@ with tab_events:
                 h1.write(f"{r.name}（{cal.format_period(r.starts_at, r.ends_at)}）")
                 if h2.button("元に戻す", key=f"cal_unhide_{r.event_id}"):
                     ui.run(cal.restore_event, store, r.event_id)
+                    st.session_state["cal_flash"] = f"「{r.name}」を元に戻しました。" + _reflect_in_model(r.kind)
                     st.rerun()
 
 # -- campaign plans ------------------------------------------------------------
