@@ -293,7 +293,9 @@ def campaign_report(store: Store, campaign_id: int) -> dict[str, Any]:
         variant: recipients, delivered, open / click rates, buyers,
         conversion, orders, revenue, revenue per recipient), ``lift``
         (:func:`compare` of treatment vs holdout, or None), ``ab`` (variant
-        test or None), ``cost`` and ``notes``.
+        test or None), ``variant_lifts`` (one :func:`compare` per variant
+        against the holdout, plus ``variant``; empty without a holdout or
+        with one variant), ``cost`` and ``notes``.
     """
     camp = C.get_campaign(store, campaign_id)
     rec = recipient_table(store, campaign_id)
@@ -309,6 +311,10 @@ def campaign_report(store: Store, campaign_id: int) -> dict[str, Any]:
             groups.append(_group(treat[treat["variant"] == v], f"パターン{v}", with_results))
     lift = compare(treat, control) if len(control) else None
     ab = ab_test(treat, variants) if len(variants) > 1 else None
+    variant_lifts = [
+        {"variant": v, **compare(treat[treat["variant"] == v], control)}
+        for v in variants
+    ] if len(variants) > 1 and len(control) else []
     # Cost
     sent = int(treat["delivered"].sum()) if with_results and camp["channel"] == "line" else len(treat)
     rate = message_rate(camp["channel"], camp.get("line_plan"), camp.get("cost_per_message"))
@@ -339,8 +345,8 @@ def campaign_report(store: Store, campaign_id: int) -> dict[str, Any]:
     if last_order is not None and pd.Timestamp(last_order) < pd.Timestamp(window_end):
         notes.append("集計期間がまだ終わっていません（最新の注文データより後の日が含まれます）。数字は途中経過です。")
     campaign = {k: (v.isoformat() if isinstance(v, (dt.datetime, pd.Timestamp)) else v) for k, v in camp.items()}
-    return {"campaign": campaign, "groups": groups, "lift": lift, "ab": ab, "cost": cost,
-            "with_results": with_results, "notes": notes}
+    return {"campaign": campaign, "groups": groups, "lift": lift, "ab": ab, "variant_lifts": variant_lifts,
+            "cost": cost, "with_results": with_results, "notes": notes}
 
 
 def _roi(incremental: float | None, total: float, lift: dict[str, Any] | None) -> float | None:
@@ -535,6 +541,11 @@ def report_text(report: dict[str, Any]) -> str:
         )
     if report["ab"]:
         lines.append("  A/B: " + report["ab"]["message"])
+    for v in report.get("variant_lifts", []):
+        lines.append(
+            f"  パターン{v['variant']}の効果: {v['verdict']} — 購入率の差 {v['conversion_diff']:+.2%} "
+            f"(95%信頼区間 {v['conversion_low']:+.2%}〜{v['conversion_high']:+.2%}, p={v['conversion_p']:.3f})"
+        )
     cost = report["cost"]
     lines.append(f"  費用 ¥{cost['total_cost']:,.0f} (配信 ¥{cost['message_cost']:,.0f} + クーポン ¥{cost['coupon_cost']:,.0f} + 固定 ¥{cost['fixed_cost']:,.0f})"
                  + (f" / CPO ¥{cost['cpo']:,.0f}" if cost["cpo"] else "")

@@ -112,6 +112,8 @@ def test_each_sample_campaign_renders(sample_db, tmp_path, monkeypatch):
         seen |= {v for v in (R.VERDICT_YES, R.VERDICT_NONE, R.VERDICT_SMALL, R.VERDICT_NEGATIVE) if v in body}
         if "A/B" in option:
             assert "パターン" in body
+            assert "パターンごとの効果（送らないグループと比べて）" in body  # the test has a holdout
+            assert len(at.dataframe) >= 3
     assert R.VERDICT_YES in seen
 
 

@@ -208,3 +208,41 @@ def test_summaries_series_and_tables(overlap_store):
     table = R.groups_frame(R.campaign_report(overlap_store, 1))
     assert table.loc[0, "売上（円）"] == 3500
     assert not math.isnan(R.campaign_report(overlap_store, 2)["groups"][0]["conversion"])
+
+
+def test_each_variant_is_compared_with_the_holdout():
+    # A converts like the holdout (3%), B much better (12%): only B is an effect.
+    store = Store(":memory:")
+    sent = T(2026, 6, 1, 12)
+    ids = [f"C{i:05d}" for i in range(6000)]
+    cid = C.freeze_campaign(store, "AB+holdout", "email", sent, customer_ids=ids, holdout_share=0.3,
+                            variants=["A", "B"], campaign_id=1)
+    rec = C.recipients(store, cid)
+    rng = np.random.default_rng(7)
+    p = np.select([rec["holdout"], rec["variant"] == "A", rec["variant"] == "B"], [0.03, 0.03, 0.12], 0.0)
+    buys = rng.random(len(rec)) < p
+    for i, c in enumerate(rec.loc[buys, "customer_id"]):
+        _order(store, f"O{i}", c, sent + dt.timedelta(days=1), 3000)
+    report = R.campaign_report(store, cid)
+    lifts = {v["variant"]: v for v in report["variant_lifts"]}
+    assert set(lifts) == {"A", "B"}
+    table = R.recipient_table(store, cid)
+    hold = table[table["holdout"]]
+    b0, n0 = int((hold["orders"] > 0).sum()), len(hold)
+    for name, lift in lifts.items():
+        part = table[~table["holdout"] & (table["variant"] == name)]
+        b1, n1 = int((part["orders"] > 0).sum()), len(part)
+        assert lift["conversion_diff"] == pytest.approx(b1 / n1 - b0 / n0)
+        assert (lift["conversion_low"], lift["conversion_high"]) == pytest.approx(R.newcombe_interval(b1, n1, b0, n0))
+    assert lifts["B"]["verdict"] == R.VERDICT_YES
+    assert lifts["A"]["verdict"] == R.VERDICT_NONE
+    assert "パターンBの効果: " + R.VERDICT_YES in R.report_text(report)
+
+
+def test_no_variant_lifts_without_a_holdout_or_with_one_variant():
+    store, cid = _synthetic(400, 0.1, 0.05, seed=3)  # one variant
+    assert R.campaign_report(store, cid)["variant_lifts"] == []
+    store = Store(":memory:")
+    cid = C.freeze_campaign(store, "AB", "email", T(2026, 6, 1, 12), customer_ids=[f"C{i}" for i in range(50)],
+                            holdout_share=0.0, variants=["A", "B"], campaign_id=1)
+    assert R.campaign_report(store, cid)["variant_lifts"] == []

@@ -209,11 +209,33 @@ if not summaries.empty:
         else:
             st.caption("この施策はA/Bテストではありません（パターンは1つ）。")
         st.caption(RC.CAPTIONS["variants"])
+    if report["variant_lifts"]:
+        st.markdown("**パターンごとの効果（送らないグループと比べて）**")
+        st.dataframe(pd.DataFrame([
+            {"パターン": f"パターン{v['variant']}",
+             "判定": v["verdict"],
+             "購入率": ui.pct(v["conversion_treatment"]),
+             "購入率の差": _num(v["conversion_diff"] * 100, "{:+.1f}pt"),
+             "95%信頼区間": f"{v['conversion_low'] * 100:+.1f}〜{v['conversion_high'] * 100:+.1f}pt",
+             "上乗せ売上（推定）": ui.yen(v["incremental_revenue"])}
+            for v in report["variant_lifts"]
+        ]), hide_index=True, width="stretch")
+        st.caption("各パターンを、同じ送らないグループと比べています。パターンの数が多いほど、"
+                   "偶然「効果あり」に見えるものが混じりやすくなるので、判定は全体の結果とあわせて見てください。")
 
     groups = R.groups_frame(report)
     st.markdown("**グループ別の集計**")
-    st.dataframe(groups, hide_index=True, width="stretch",
-                 column_config={k: st.column_config.NumberColumn(format="percent") for k in ("開封率", "クリック率", "購入率")})
+    # Shown as Japanese-formatted text (groups without delivery results show "—", not "None");
+    # the download keeps the numbers.
+    view = groups.copy()
+    for col in ("開封率", "クリック率", "購入率"):
+        view[col] = view[col].map(ui.pct)
+    for col, unit in (("対象者数", "人"), ("到達数", "人"), ("購入者数", "人"), ("注文数", "件"), ("クーポン利用注文", "件")):
+        view[col] = view[col].map(lambda v, u=unit: ui.count(v, u))
+    for col in ("売上（円）", "1人あたり売上（円）"):
+        view[col] = view[col].map(ui.yen)
+    st.dataframe(view.rename(columns={"売上（円）": "売上", "1人あたり売上（円）": "1人あたり売上"}),
+                 hide_index=True, width="stretch")
     d1, d2 = st.columns(2)
     d1.download_button("グループ別の集計をダウンロード（CSV）", ui.csv_bytes(groups), file_name=f"施策{cid}_集計.csv",
                        mime="text/csv", key="res_groups_download")
