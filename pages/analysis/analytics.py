@@ -47,7 +47,7 @@ NO_MODEL = (
 )
 
 
-@st.cache_data(ttl=900, max_entries=256, show_spinner=False)
+@st.cache_data(ttl=900, max_entries=256, show_spinner="集計しています…（大きなショップでは初回に数秒かかります。結果はしばらく保存されます）")
 def _cached(name: str, db: str, version: tuple, kwargs: tuple) -> Any:
     """One analysis result, keyed by store file, data version and arguments."""
     return _FUNCS[name](ui.store(), **dict(kwargs))
