@@ -363,3 +363,15 @@ def test_parallel_transcoding_reports_the_bad_line(store, tmp_path, monkeypatch)
     with pytest.raises(InputError, match="1,502行目付近"):  # o-1500 is on line 1,502 (header = line 1)
         _imp(store, path)
     assert store.is_empty()
+
+
+def test_progress_names_the_derived_steps_after_an_import(store, tmp_path):
+    rows = [{**fx.rakuten_rows()[0], "注文番号": f"o-{i}", "商品明細ID": f"L{i}"} for i in range(3)]
+    heard: list[tuple[float, str]] = []
+    import_files(store, [fx.rakuten_current(tmp_path / "r.csv", rows)], progress=lambda f, t: heard.append((f, t)))
+    texts = [t for _, t in heard]
+    steps = ["顧客分析（RFM・ランク・予測）を計算しています…", "お客様ごとのおすすめ商品を選んでいます…",
+             "保存したセグメントの人数を数えています…", "取り込みが完了しました。"]
+    assert [t for t in texts if t in steps] == steps
+    fractions = [f for f, _ in heard]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0

@@ -219,18 +219,17 @@ def import_files(
             "注文ごとに別の顧客として扱いました。"
         )
     if rebuild_model and any(f.kind == "orders" or f.kind == "contacts" for f in report.files):
-        say(0.92, "顧客分析（RFM・予測）を更新しています…")
-        _rebuild_model(store, report)
+        _rebuild_model(store, report, lambda f, text: say(0.9 + 0.1 * f, text))
     say(1.0, "取り込みが完了しました。")
     return report
 
 
-def _rebuild_model(store: Store, report: ImportReport) -> None:
+def _rebuild_model(store: Store, report: ImportReport, progress: Progress | None = None) -> None:
     """Rebuild derived tables (customer model, recommendations) after an import."""
     from crm_core import pipeline
 
     try:
-        report.warnings.extend(pipeline.after_import(store))
+        report.warnings.extend(pipeline.after_import(store, progress))
     except InputError as exc:
         report.warnings.append(exc.message)
 
