@@ -27,11 +27,11 @@ inside the event, so a window is ``starts_at <= t <= ends_at``):
   (months without a 30th simply have none), 00:00 to 23:59:59.
   Point days need an entry on the day: ``entry_starts_at`` is the start.
 
-:func:`rakuten_events` is a pure, deterministic function of its date range;
-:func:`sync_events` (re)creates the ``sale_events`` table from it.  The
-calendar issue will turn that table into a user-editable one (user rows,
-confirmations, overrides); ``event_id`` is stable for that purpose:
-``<kind>-<YYYY-MM-DD of the start>``.
+:func:`rakuten_events` is a pure, deterministic function of its date range.
+:mod:`crm_core.calendar` bundles its rows and keeps the marketer's own rows
+and corrections, keyed by the stable ``event_id``
+``<kind>-<YYYY-MM-DD of the start>``; the customer model and the segment
+builder read the result (:func:`crm_core.model.sale_windows`).
 """
 
 from __future__ import annotations
@@ -40,8 +40,6 @@ import calendar
 from datetime import date, datetime, timedelta
 
 import pandas as pd
-
-from crm_core.db import Store
 
 KINDS = ("super_sale", "marathon", "wonderful_day", "five_zero_day")
 SALE_KINDS = ("super_sale", "marathon")
@@ -211,37 +209,3 @@ def sale_timeline(events: pd.DataFrame) -> list[tuple[datetime, str | None]]:
         if label != timeline[-1][1]:
             timeline.append((b, label))
     return timeline
-
-
-def sync_events(store: Store, start: date, end: date) -> int:
-    """(Re)create the ``sale_events`` table with :func:`rakuten_events`.
-
-    Returns
-    -------
-    int
-        The number of rows written.
-    """
-    df = rakuten_events(start, end)
-    rows = [
-        (r.event_id, r.kind, r.name, r.starts_at.to_pydatetime(), r.ends_at.to_pydatetime(),
-         r.entry_starts_at.to_pydatetime(), r.status, r.source)
-        for r in df.itertuples(index=False)
-    ]
-    with store.transaction() as cur:
-        cur.execute(
-            """
-            CREATE OR REPLACE TABLE sale_events (
-                event_id        VARCHAR PRIMARY KEY,
-                kind            VARCHAR NOT NULL,
-                name            VARCHAR NOT NULL,
-                starts_at       TIMESTAMP NOT NULL,
-                ends_at         TIMESTAMP NOT NULL,
-                entry_starts_at TIMESTAMP,
-                status          VARCHAR NOT NULL,
-                source          VARCHAR
-            )
-            """
-        )
-        if rows:
-            cur.executemany("INSERT INTO sale_events VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
-    return len(rows)

@@ -67,7 +67,7 @@ BG/NBD / Gamma-Gamma fits evaluated once per distinct ``(x, t_x, T)``) and
 ``table`` (one ``CREATE OR REPLACE``, the numpy columns paired with
 ``cm_agg`` by a positional join).
 The other tables written are ``customer_model_meta`` (as_of, build time, the
-report as JSON).  :func:`crm_core.events.sync_events` owns ``sale_events``.
+report as JSON).
 """
 
 from __future__ import annotations

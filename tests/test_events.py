@@ -8,7 +8,6 @@ import pandas as pd
 import pytest
 
 from crm_core import events
-from crm_core.db import Store
 
 
 @pytest.fixture(scope="module")
@@ -146,17 +145,3 @@ def test_sale_timeline_labels(moment, label):
     assert timeline[0] == (datetime.min, None)
     current = [lab for start, lab in timeline if start <= moment][-1]
     assert current == label
-
-
-def test_sync_events_creates_and_replaces_table():
-    store = Store(":memory:")
-    n = events.sync_events(store, date(2026, 1, 1), date(2026, 12, 31))
-    expected = events.rakuten_events(date(2026, 1, 1), date(2026, 12, 31))
-    assert n == len(expected) == store.scalar("SELECT count(*) FROM sale_events")
-    row = store.fetchone(
-        "SELECT kind, name, starts_at, ends_at, status FROM sale_events WHERE event_id = ?",
-        ["super_sale-2026-06-04"],
-    )
-    assert row == ("super_sale", "楽天スーパーSALE 2026年6月", datetime(2026, 6, 4, 20), datetime(2026, 6, 11, 1, 59, 59), "pattern")
-    n2 = events.sync_events(store, date(2026, 6, 1), date(2026, 6, 30))
-    assert store.scalar("SELECT count(*) FROM sale_events") == n2 < n
