@@ -27,7 +27,8 @@ scores
     gap_to_next_rank`` (see :data:`DEFAULT_RANK_THRESHOLDS`).
 behaviour
     ``acquisition_event`` ('スーパーSALE', 'お買い物マラソン' or '通常': the sale
-    window, from :mod:`crm_core.events`, the first order fell in),
+    window of the marketer's calendar, :func:`sale_windows`, the first order
+    fell in),
     ``first_source`` (source of the first order), ``last_product_id,
     last_product_name, last_category`` (the line of the last order with the
     largest amount, ties by line number; of two orders in the same second
