@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Callable
 from typing import Any
 
 import altair as alt
@@ -270,39 +271,64 @@ def repeat_conversion_chart(df: pd.DataFrame, step: str = "f2") -> alt.Chart | N
     )
 
 
+def _binned_customers_chart(
+    df: pd.DataFrame,
+    label: Callable[[Any], str],
+    unit: str,
+    field: str,
+    title: str,
+    x_title: str,
+    label_angle: int,
+    share_title: str | None,
+    extra: dict[str, pd.Series],
+) -> alt.Chart | None:
+    """Bars of customers per bin (``bin_start``, ``bin_end``, ``customers``, ``share``).
+
+    Bins read "{start}〜{end}{unit}" or "{start}{unit}以上" for the open last
+    bin, with ``label`` formatting the bounds; ``extra`` columns (already
+    formatted) join the tooltip.
+    """
+    if _empty(df) or df["customers"].sum() == 0:
+        return None
+    labels = [
+        f"{label(s)}〜{label(e)}{unit}" if not _missing(e) else f"{label(s)}{unit}以上"
+        for s, e in zip(df["bin_start"], df["bin_end"], strict=True)
+    ]
+    data = pd.DataFrame(
+        {
+            field: labels,
+            "顧客数": df["customers"].astype(int).to_numpy(),
+            "顧客数表示": df["customers"].map(count_label).to_numpy(),
+            "割合": df["share"].map(pct_label).to_numpy(),
+            **{name: values.to_numpy() for name, values in extra.items()},
+        }
+    )
+    share = alt.Tooltip("割合:N", title=share_title) if share_title else alt.Tooltip("割合:N")
+    return (
+        alt.Chart(data, title=title)
+        .mark_bar(color=BLUE)
+        .encode(
+            x=alt.X(f"{field}:N", sort=labels, title=x_title, axis=alt.Axis(labelAngle=label_angle)),
+            y=alt.Y("顧客数:Q", title="顧客数（人）"),
+            tooltip=[
+                alt.Tooltip(f"{field}:N"),
+                alt.Tooltip("顧客数表示:N", title="顧客数"),
+                share,
+                *[alt.Tooltip(f"{name}:N") for name in extra],
+            ],
+        )
+    )
+
+
 def days_to_second_chart(df: pd.DataFrame) -> alt.Chart | None:
     """Histogram of days from the first to the second purchase.
 
     Input: :func:`crm_core.repeat.days_to_second_purchase`.
     """
-    if _empty(df) or df["customers"].sum() == 0:
-        return None
-    labels = [
-        f"{int(s)}〜{int(e)}日" if not _missing(e) else f"{int(s)}日以上"
-        for s, e in zip(df["bin_start"], df["bin_end"], strict=True)
-    ]
-    data = pd.DataFrame(
-        {
-            "日数": labels,
-            "顧客数": df["customers"].astype(int).to_numpy(),
-            "顧客数表示": df["customers"].map(count_label).to_numpy(),
-            "割合": df["share"].map(pct_label).to_numpy(),
-            "累積割合": df["cumulative_share"].map(pct_label).to_numpy(),
-        }
-    )
-    return (
-        alt.Chart(data, title="初回購入から2回目購入までの日数")
-        .mark_bar(color=BLUE)
-        .encode(
-            x=alt.X("日数:N", sort=labels, title="2回目購入までの日数", axis=alt.Axis(labelAngle=-45)),
-            y=alt.Y("顧客数:Q", title="顧客数（人）"),
-            tooltip=[
-                alt.Tooltip("日数:N"),
-                alt.Tooltip("顧客数表示:N", title="顧客数"),
-                alt.Tooltip("割合:N", title="リピーターに占める割合"),
-                alt.Tooltip("累積割合:N"),
-            ],
-        )
+    return _binned_customers_chart(
+        df, lambda v: f"{int(v)}", "日", "日数", "初回購入から2回目購入までの日数", "2回目購入までの日数", -45,
+        "リピーターに占める割合",
+        {} if _empty(df) else {"累積割合": df["cumulative_share"].map(pct_label)},
     )
 
 
@@ -474,34 +500,9 @@ def clv_distribution_chart(df: pd.DataFrame) -> alt.Chart | None:
 
     Input: :func:`crm_core.analytics.clv_distribution`.
     """
-    if _empty(df) or df["customers"].sum() == 0:
-        return None
-    labels = [
-        f"{yen_label(s)}〜{yen_label(e)}" if not _missing(e) else f"{yen_label(s)}以上"
-        for s, e in zip(df["bin_start"], df["bin_end"], strict=True)
-    ]
-    data = pd.DataFrame(
-        {
-            "予測CLV": labels,
-            "顧客数": df["customers"].astype(int).to_numpy(),
-            "顧客数表示": df["customers"].map(count_label).to_numpy(),
-            "割合": df["share"].map(pct_label).to_numpy(),
-            "予測CLV合計": df["predicted_clv"].map(yen_label).to_numpy(),
-        }
-    )
-    return (
-        alt.Chart(data, title="今後1年間の予測CLVの分布")
-        .mark_bar(color=BLUE)
-        .encode(
-            x=alt.X("予測CLV:N", sort=labels, title="予測CLV（今後365日）", axis=alt.Axis(labelAngle=-30)),
-            y=alt.Y("顧客数:Q", title="顧客数（人）"),
-            tooltip=[
-                alt.Tooltip("予測CLV:N"),
-                alt.Tooltip("顧客数表示:N", title="顧客数"),
-                alt.Tooltip("割合:N"),
-                alt.Tooltip("予測CLV合計:N"),
-            ],
-        )
+    return _binned_customers_chart(
+        df, yen_label, "", "予測CLV", "今後1年間の予測CLVの分布", "予測CLV（今後365日）", -30, None,
+        {} if _empty(df) else {"予測CLV合計": df["predicted_clv"].map(yen_label)},
     )
 
 
