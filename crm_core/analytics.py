@@ -326,15 +326,28 @@ def check_thresholds(thresholds: Sequence[tuple[str, float]]) -> list[tuple[str,
     return items
 
 
+RANK_BASES = ("revenue_12m", "orders_12m")
+"""What ranks are set by: 12-month spend (yen) or 12-month number of orders."""
+
+
+def shop_rank_basis(store: Store) -> str:
+    """``"orders_12m"`` when the shop's ranks are set by number of orders, else ``"revenue_12m"``."""
+    value = store.get_setting(RANK_SETTING, None)
+    first = value[0] if isinstance(value, list) and value and isinstance(value[0], dict) else {}
+    return "orders_12m" if "min_orders_12m" in first else "revenue_12m"
+
+
 def shop_rank_thresholds(store: Store) -> tuple[tuple[str, float], ...]:
     """The shop's ranks from the ``rank_thresholds`` setting, else :data:`RANK_THRESHOLDS`.
 
-    Returns ``(rank, minimum spend)`` pairs, highest first, the shape
-    :func:`rank_movement` takes.
+    Returns ``(rank, minimum)`` pairs, highest first, the shape
+    :func:`rank_movement` takes; the minimum is yen or a number of orders as
+    :func:`shop_rank_basis` says.
     """
     value = store.get_setting(RANK_SETTING, None)
+    key = "min_orders_12m" if shop_rank_basis(store) == "orders_12m" else "min_revenue_12m"
     try:
-        pairs = [(str(r["name"]), float(r["min_revenue_12m"])) for r in value or []]
+        pairs = [(str(r["name"]), float(r[key])) for r in value or []]
     except (TypeError, KeyError, ValueError):
         pairs = []
     pairs.sort(key=lambda p: p[1], reverse=True)
@@ -347,19 +360,21 @@ def rank_movement(
     date_to: dt.date | str,
     thresholds: Sequence[tuple[str, float]] = RANK_THRESHOLDS,
     window_days: int = 365,
+    basis: str = "revenue_12m",
 ) -> pd.DataFrame:
     """Movement of customers between loyalty ranks from one date to another.
 
     A customer's rank on a day is set by their spend (order revenue of
-    purchases) in the ``window_days`` days ending on that day (365: the
-    12-month spend ``customer_model.revenue_12m`` uses).
+    purchases; ``basis="orders_12m"``: their number of purchases) in the
+    ``window_days`` days ending on that day (365: the 12-month figures
+    ``customer_model.revenue_12m`` and ``orders_12m`` use).
 
     Parameters
     ----------
     store : Store
     date_from, date_to : date
         The two as-of days (``date_from`` <= ``date_to``).
-    thresholds : sequence of (rank, minimum spend)
+    thresholds : sequence of (rank, minimum spend or orders)
         Highest rank first, e.g. :data:`RANK_THRESHOLDS`.
     window_days : int
         Length of the spend window in days.
@@ -379,6 +394,9 @@ def rank_movement(
         raise InputError("比較の開始日が終了日より後になっています。日付を入れ替えてください。")
     if window_days < 1:
         raise InputError("集計期間（日数）は1以上を指定してください。")
+    if basis not in RANK_BASES:
+        raise InputError("ランクの基準は購入金額か購入回数を選んでください。", detail=f"basis={basis!r}")
+    measure = "revenue" if basis == "revenue_12m" else "1"  # sum(1) counts purchases
     params: dict[str, Any] = {
         "end": period_params(b)["end"],
         "end_a": period_params(a)["end"],
@@ -394,9 +412,9 @@ def rank_movement(
         per_customer AS (
             SELECT customer_id,
                    min(ordered_at) AS first_at,
-                   sum(revenue) FILTER (WHERE ordered_at >= $end_a - to_days($window) AND ordered_at < $end_a)
+                   sum(""" + measure + """) FILTER (WHERE ordered_at >= $end_a - to_days($window) AND ordered_at < $end_a)
                        AS spend_a,
-                   sum(revenue) FILTER (WHERE ordered_at >= $end - to_days($window)) AS spend_b
+                   sum(""" + measure + """) FILTER (WHERE ordered_at >= $end - to_days($window)) AS spend_b
             FROM purchases
             GROUP BY customer_id
         )

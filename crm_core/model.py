@@ -24,7 +24,7 @@ purchases (non-cancelled orders with ``ordered_at`` before ``as_of + 1 day``)
 scores
     ``r_score, f_score, m_score`` (1-5, see :func:`rfm_thresholds`),
     ``rfm_segment`` (see :data:`DEFAULT_RFM_SEGMENTS`), ``rank, next_rank,
-    gap_to_next_rank`` (see :data:`DEFAULT_RANK_THRESHOLDS`).
+    gap_to_next_rank, orders_to_next_rank`` (see :data:`DEFAULT_RANK_THRESHOLDS`).
 behaviour
     ``acquisition_event`` ('スーパーSALE', 'お買い物マラソン' or '通常': the sale
     window of the marketer's calendar, :func:`sale_windows`, the first order
@@ -99,7 +99,7 @@ COLUMNS: tuple[str, ...] = (
     "email_opt_in", "line_user_id", "has_line", "first_order_at", "last_order_at", "orders", "revenue",
     "aov", "recency_days", "tenure_days", "avg_days_between_orders", "orders_12m", "revenue_12m",
     "r_score", "f_score", "m_score", "rfm_segment", "rank", "next_rank", "gap_to_next_rank",
-    "acquisition_event", "first_source", "last_product_id", "last_product_name", "last_category",
+    "orders_to_next_rank", "acquisition_event", "first_source", "last_product_id", "last_product_name", "last_category",
     "subscription_status", "subscription_deliveries", "used_coupon", "sale_only_buyer", "p_alive",
     "churn_probability_90d", "churn_risk", "expected_orders_365d", "predicted_clv_365d",
     "expected_next_order_date", "as_of",
@@ -115,7 +115,8 @@ COLUMN_LABELS: dict[str, str] = {
     "tenure_days": "初回購入からの日数", "avg_days_between_orders": "平均購入間隔（日）",
     "orders_12m": "直近12か月の購入回数", "revenue_12m": "直近12か月の購入金額", "r_score": "Rスコア",
     "f_score": "Fスコア", "m_score": "Mスコア", "rfm_segment": "RFMセグメント", "rank": "会員ランク",
-    "next_rank": "次のランク", "gap_to_next_rank": "次のランクまでの金額", "acquisition_event": "初回購入のイベント",
+    "next_rank": "次のランク", "gap_to_next_rank": "次のランクまでの金額",
+    "orders_to_next_rank": "次のランクまでの購入回数", "acquisition_event": "初回購入のイベント",
     "first_source": "初回購入の販路", "last_product_id": "最終購入商品ID", "last_product_name": "最終購入商品名",
     "last_category": "最終購入カテゴリ", "subscription_status": "定期購入の状態",
     "subscription_deliveries": "定期お届け回数", "used_coupon": "クーポン利用あり",
@@ -197,8 +198,20 @@ DEFAULT_RANK_THRESHOLDS: list[dict[str, Any]] = [
 
 A customer gets the first rank whose ``min_revenue_12m`` the 12-month spend
 reaches; ``next_rank`` is the rank above and ``gap_to_next_rank`` the yen
-still missing (NULL at the top rank).
+still missing (NULL at the top rank).  Ranks can instead be set by the
+number of orders in the last 12 months (:data:`DEFAULT_ORDER_RANK_THRESHOLDS`,
+key ``min_orders_12m``); then ``orders_to_next_rank`` holds the orders still
+missing and ``gap_to_next_rank`` is NULL.
 """
+DEFAULT_ORDER_RANK_THRESHOLDS: list[dict[str, Any]] = [
+    {"name": "プラチナ", "min_orders_12m": 10},
+    {"name": "ゴールド", "min_orders_12m": 5},
+    {"name": "シルバー", "min_orders_12m": 2},
+    {"name": "レギュラー", "min_orders_12m": 0},
+]
+"""Loyalty ranks by the number of orders in the last 12 months, highest first."""
+RANK_KEYS = {"revenue_12m": "min_revenue_12m", "orders_12m": "min_orders_12m"}
+"""Rank basis (a ``customer_model`` column) -> the key of its minimum in a rank."""
 
 SUBSCRIPTION_GRACE_CYCLES = 1.5
 SUBSCRIPTION_DEFAULT_CYCLE_DAYS = 30
@@ -377,25 +390,37 @@ def set_rfm_segments(store: Store, rules: list[dict[str, Any]]) -> list[dict[str
     return checked
 
 
+def rank_basis(ranks: Sequence[dict[str, Any]]) -> str:
+    """``"revenue_12m"`` or ``"orders_12m"``: what checked ranks are set by."""
+    return "orders_12m" if ranks and RANK_KEYS["orders_12m"] in ranks[0] else "revenue_12m"
+
+
 def _check_ranks(ranks: Any) -> list[dict[str, Any]]:
     if not isinstance(ranks, (list, tuple)) or not ranks or len(ranks) > 20:
         raise InputError("会員ランクの定義が空か、形式が正しくありません。", "rank_thresholds must be a list of 1-20 ranks")
+    first = ranks[0] if isinstance(ranks[0], dict) else {}
+    key = RANK_KEYS["orders_12m"] if RANK_KEYS["orders_12m"] in first else RANK_KEYS["revenue_12m"]
+    by_orders = key == RANK_KEYS["orders_12m"]
     out = []
     for i, rank in enumerate(ranks, start=1):
         name = rank.get("name") if isinstance(rank, dict) else None
-        value = rank.get("min_revenue_12m") if isinstance(rank, dict) else None
+        value = rank.get(key) if isinstance(rank, dict) else None
         if not isinstance(name, str) or not name.strip() or len(name) > _MAX_NAME:
             raise InputError(f"会員ランクの{i}番目の名前は1〜{_MAX_NAME}文字で入力してください。", f"bad rank name {i}")
-        if not _is_number(value) or value < 0:
+        if by_orders and not (_is_number(value) and value >= 0 and float(value).is_integer()):
+            raise InputError(f"会員ランク「{name}」の基準回数は0以上の整数で入力してください。", f"bad rank minimum {value!r}")
+        if not by_orders and (not _is_number(value) or value < 0):
             raise InputError(f"会員ランク「{name}」の基準金額は0以上の数値で入力してください。", f"bad rank minimum {value!r}")
-        out.append({"name": name.strip(), "min_revenue_12m": value})
-    out.sort(key=lambda r: r["min_revenue_12m"], reverse=True)
+        out.append({"name": name.strip(), key: int(value) if by_orders else value})
+    out.sort(key=lambda r: r[key], reverse=True)
     names = [r["name"] for r in out]
-    mins = [r["min_revenue_12m"] for r in out]
+    mins = [r[key] for r in out]
+    what = "基準回数" if by_orders else "基準金額"
     if len(set(names)) != len(names) or len(set(mins)) != len(mins):
-        raise InputError("会員ランクの名前と基準金額は、それぞれ重複しないようにしてください。", "duplicate rank")
+        raise InputError(f"会員ランクの名前と{what}は、それぞれ重複しないようにしてください。", "duplicate rank")
     if mins[-1] != 0:
-        raise InputError("いちばん下の会員ランクの基準金額は0円にしてください。", f"lowest minimum is {mins[-1]}")
+        bottom = "0回" if by_orders else "0円"
+        raise InputError(f"いちばん下の会員ランクの{what}は{bottom}にしてください。", f"lowest minimum is {mins[-1]}")
     return out
 
 
@@ -405,29 +430,43 @@ def rank_thresholds(store: Store) -> list[dict[str, Any]]:
 
 
 def set_rank_thresholds(store: Store, ranks: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Validate and store ranks (``name``, ``min_revenue_12m``); the lowest must be 0.
+    """Validate and store ranks; the lowest must be 0.
+
+    Every rank is ``{"name", "min_revenue_12m"}`` (12-month spend in yen) or
+    every rank is ``{"name", "min_orders_12m"}`` (12-month orders, whole
+    numbers), as the first rank decides.
 
     Raises
     ------
     InputError
-        For missing names, negative or duplicate amounts, or no rank at 0 yen.
+        For missing names, negative or duplicate minimums, or no rank at 0.
     """
     checked = _check_ranks(ranks)
     store.set_setting(SETTING_RANKS, checked)
     return checked
 
 
-def rank_gap_text(rank: str | None, next_rank: str | None, gap: float | None) -> str:
+def rank_gap_text(rank: str | None, next_rank: str | None, gap: float | None, orders_gap: float | None = None) -> str:
     """The nudge shown next to a customer's rank.
+
+    ``gap`` is the yen missing (ranks by spend), ``orders_gap`` the orders
+    missing (ranks by number of orders).
 
     Examples
     --------
     >>> rank_gap_text("シルバー", "ゴールド", 3200)
     'あと¥3,200でゴールド'
+    >>> rank_gap_text("シルバー", "ゴールド", None, 2)
+    'あと2回のご購入でゴールド'
     >>> rank_gap_text("プラチナ", None, None)
     '最上位ランク（プラチナ）です'
     """
-    if next_rank is None or gap is None or (isinstance(gap, float) and math.isnan(gap)):
+    def missing(value: float | None) -> bool:
+        return value is None or (isinstance(value, float) and math.isnan(value))
+
+    if next_rank is not None and not missing(orders_gap):
+        return f"あと{max(0, math.ceil(float(orders_gap) - 1e-9)):,}回のご購入で{next_rank}"
+    if next_rank is None or missing(gap):
         return f"最上位ランク（{rank}）です" if rank else ""
     yen = max(0, math.ceil(float(gap) - 1e-9))
     return f"あと¥{yen:,}で{next_rank}"
@@ -898,18 +937,25 @@ def _segment_sql(p: _Params, rules: Sequence[dict[str, Any]]) -> str:
     return "".join(parts)
 
 
-def _rank_sql(p: _Params, ranks: Sequence[dict[str, Any]]) -> tuple[str, str, str]:
-    mins = [p(r["min_revenue_12m"]) for r in ranks]
+def _rank_sql(p: _Params, ranks: Sequence[dict[str, Any]]) -> tuple[str, str, str, str]:
+    """CASE expressions for rank, next rank, yen gap and orders gap (one of the gaps is NULL)."""
+    basis = rank_basis(ranks)
+    column, key = basis, RANK_KEYS[basis]  # a constant column name, never user input
+    typed = "BIGINT" if basis == "orders_12m" else "DECIMAL(18, 2)"
+    mins = [p(r[key]) for r in ranks]
     names = [p(r["name"]) for r in ranks]
     rank = ["CASE"]
     nxt = ["CASE"]
     gap = ["CASE"]
     for i, (lo, name) in enumerate(zip(mins, names)):
-        cond = f" WHEN revenue_12m >= CAST({lo} AS DECIMAL(18, 2))"
+        cond = f" WHEN {column} >= CAST({lo} AS {typed})"
         rank.append(f"{cond} THEN {name}")
         nxt.append(f"{cond} THEN " + (names[i - 1] if i else "NULL"))
-        gap.append(f"{cond} THEN " + (f"CAST({mins[i - 1]} AS DECIMAL(18, 2)) - revenue_12m" if i else "NULL"))
-    return "".join(rank) + " END", "".join(nxt) + " END", "".join(gap) + " END"
+        gap.append(f"{cond} THEN " + (f"CAST({mins[i - 1]} AS {typed}) - {column}" if i else "NULL"))
+    gap_sql = "".join(gap) + " END"
+    if basis == "orders_12m":
+        return "".join(rank) + " END", "".join(nxt) + " END", "NULL", gap_sql
+    return "".join(rank) + " END", "".join(nxt) + " END", gap_sql, "NULL"
 
 
 _FINAL_SQL = """
@@ -939,6 +985,7 @@ SELECT s.customer_id,
        {segment} AS rfm_segment,
        {rank} AS rank, {next_rank} AS next_rank,
        CAST({gap} AS DECIMAL(18, 2)) AS gap_to_next_rank,
+       CAST({orders_gap} AS BIGINT) AS orders_to_next_rank,
        CASE s.first_k WHEN 1 THEN 'スーパーSALE' WHEN 2 THEN 'お買い物マラソン' ELSE '通常' END AS acquisition_event,
        s.first_source, l.last_product_id, l.last_product_name, l.last_category,
        CASE WHEN sub.customer_id IS NULL THEN NULL WHEN sub.active THEN '継続中' ELSE '解約' END
@@ -968,7 +1015,7 @@ def _final_sql(
 ) -> tuple[str, dict[str, Any]]:
     p = _Params()
     as_of_ref = p(as_of)
-    rank, next_rank, gap = _rank_sql(p, ranks)
+    rank, next_rank, gap, orders_gap = _rank_sql(p, ranks)
     sql = _FINAL_SQL.format(
         as_of=as_of_ref,
         as_of_out=p(as_of_out),
@@ -976,6 +1023,7 @@ def _final_sql(
         rank=rank,
         next_rank=next_rank,
         gap=gap,
+        orders_gap=orders_gap,
     )
     return sql, p.values
 

@@ -22,7 +22,7 @@ DEFAULT_FIELD = "recency_days"
 DEFAULT_VALUES: dict[str, Any] = {
     "recency_days": 90, "orders": 2, "revenue": 10000, "aov": 5000, "tenure_days": 365,
     "avg_days_between_orders": 60, "orders_12m": 2, "revenue_12m": 10000, "orders_in_window": 2,
-    "spend_in_window": 10000, "subscription_deliveries": 3, "gap_to_next_rank": 5000, "r_score": 4,
+    "spend_in_window": 10000, "subscription_deliveries": 3, "gap_to_next_rank": 5000, "orders_to_next_rank": 1, "r_score": 4,
     "f_score": 4, "m_score": 4, "churn_probability_90d": 0.66, "p_alive": 0.5, "expected_orders_365d": 1,
     "predicted_clv_365d": 10000, "age": 30,
 }

@@ -228,6 +228,8 @@ _FIELD_ROWS: tuple[Field, ...] = (
     Field("next_rank", "次のランク", "choice", G_SCORE, column="next_rank"),
     Field("gap_to_next_rank", "次のランクまでの金額", "money", G_SCORE, phrase="次のランクまであと", column="gap_to_next_rank",
           minimum=-_MONEY, maximum=_MONEY),
+    Field("orders_to_next_rank", "次のランクまでの購入回数（回数で決まるランク）", "int", G_SCORE, unit="回",
+          phrase="次のランクまであと", column="orders_to_next_rank", minimum=0, maximum=1e6),
     Field("rfm_segment", "RFMセグメント", "choice", G_SCORE, column="rfm_segment"),
     Field("r_score", "Rスコア（最近さ）", "int", G_SCORE, phrase="Rスコア", column="r_score", minimum=1, maximum=5),
     Field("f_score", "Fスコア（頻度）", "int", G_SCORE, phrase="Fスコア", column="f_score", minimum=1, maximum=5),

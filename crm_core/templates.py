@@ -74,7 +74,7 @@ PLACEHOLDERS: dict[str, Placeholder] = {
         _P("name", "お名前（様付き）", "お客様", "お客様", "山田 花子様"),
         _P("rank", "会員ランク", "お客様", "会員", "ゴールド"),
         _P("next_rank", "次のランク", "お客様", "次のランク", "プラチナ"),
-        _P("gap_to_next_rank", "次のランクまでの金額", "お客様", "あと少し", "¥3,000"),
+        _P("gap_to_next_rank", "次のランクまでの金額（回数で決まるランクでは回数）", "お客様", "あと少し", "¥3,000"),
         _P("last_product", "前回ご購入の商品", "お客様", "ご購入いただいた商品", "薬用美白美容液 30mL"),
         _P("last_product_url", "前回ご購入の商品のURL", "お客様", "", "https://item.rakuten.co.jp/shop/p001/"),
         _P("recommended_product", "おすすめ商品", "お客様", "当店のおすすめ商品", "保湿クリーム 50g"),
@@ -506,10 +506,21 @@ def _jdate(value: Any) -> str:
     return f"{value.year}年{value.month}月{value.day}日"
 
 
+def _rank_gap(c: dict[str, Any]) -> str:
+    """「¥3,200」 for ranks by spend, 「2回のご購入」 for ranks by number of orders, else ""."""
+    yen = _yen(c.get("gap_to_next_rank"))
+    if yen:
+        return yen
+    orders = c.get("orders_to_next_rank")
+    if orders is None or orders != orders:  # NaN
+        return ""
+    return f"{int(orders):,}回のご購入"
+
+
 def customer_fields(store: Store, customer_id: str) -> dict[str, Any]:
     """The raw values of one customer used by placeholders.
 
-    Reads ``customer_model`` (name, rank, next_rank, gap_to_next_rank,
+    Reads ``customer_model`` (name, rank, next_rank, gap_to_next_rank, orders_to_next_rank,
     last_product_id, last_product_name, expected_next_order_date,
     line_user_id, email, email_opt_in) and the best row of
     ``customer_recommendations`` (product_id, product_name, reason); the
@@ -571,7 +582,7 @@ def build_context(
         "name": f"{name}様" if name else "",
         "rank": c.get("rank"),
         "next_rank": c.get("next_rank"),
-        "gap_to_next_rank": _yen(c.get("gap_to_next_rank")),
+        "gap_to_next_rank": _rank_gap(c),
         "last_product": c.get("last_product_name"),
         "last_product_url": _product_url(shop, c.get("last_product_id")),
         "recommended_product": c.get("rec_product_name"),

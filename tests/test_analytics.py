@@ -397,6 +397,24 @@ def test_rank_movement_custom_thresholds(rank_store):
     assert df.loc[(df.from_rank == "一般") & (df.to_rank == "VIP"), "share_of_from"].item() == pytest.approx(0.5)
 
 
+def test_rank_movement_by_number_of_orders(rank_store):
+    # 365-day windows: A has one purchase each for C1, C2, C4, C7 (一般); B has C2's two (常連) and
+    # one each for C3, C4; C3's first purchase comes after A (未購入).
+    df = analytics.rank_movement(rank_store, "2026-03-31", "2026-09-30", thresholds=(("常連", 2), ("一般", 0)),
+                                 basis="orders_12m")
+    nonzero = {(r.from_rank, r.to_rank): r.customers for r in df.itertuples() if r.customers}
+    assert nonzero == {("一般", "一般"): 3, ("一般", "常連"): 1, ("未購入", "一般"): 1}
+    with pytest.raises(InputError):
+        analytics.rank_movement(rank_store, "2026-03-31", "2026-09-30", basis="lifetime")
+
+
+def test_shop_rank_basis_follows_the_rank_setting(store):
+    assert analytics.shop_rank_basis(store) == "revenue_12m"
+    store.set_setting("rank_thresholds", [{"name": "常連", "min_orders_12m": 5}, {"name": "一般", "min_orders_12m": 0}])
+    assert analytics.shop_rank_basis(store) == "orders_12m"
+    assert analytics.shop_rank_thresholds(store) == (("常連", 5.0), ("一般", 0.0))
+
+
 def test_shop_rank_thresholds_come_from_the_rank_setting(store):
     assert analytics.shop_rank_thresholds(store) == analytics.RANK_THRESHOLDS
     store.set_setting("rank_thresholds", [{"name": "一般", "min_revenue_12m": 0}, {"name": "VIP", "min_revenue_12m": 30000}])

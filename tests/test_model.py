@@ -655,3 +655,38 @@ def test_threshold_scores_at_the_boundaries():
     assert model._scores([2, 3, 5, 8], values, True).tolist() == [1, 1, 2, 3, 3, 4, 5, 5]
     # lower is better (recency): <= a scores 5 ... > d scores 1
     assert model._scores([30, 60, 90, 180], np.array([0, 30, 31, 90, 180, 181]), False).tolist() == [5, 5, 4, 3, 2, 1]
+
+
+def test_ranks_by_number_of_orders():
+    store = Store(":memory:")
+    # P: 3 orders in the last 12 months, Q: 1, R: one order 400 days ago (0 in the window)
+    for i in range(3):
+        add_order(store, f"P{i}", "P", datetime(2026, 3, 1 + i, 12), 1000)
+    add_order(store, "Q0", "Q", datetime(2026, 6, 1, 12), 90000)
+    add_order(store, "R0", "R", datetime(2025, 5, 20, 12), 1000)
+    model.set_rank_thresholds(store, [{"name": "常連", "min_orders_12m": 3}, {"name": "一般", "min_orders_12m": 0},
+                                      {"name": "リピーター", "min_orders_12m": 2}])
+    assert model.rank_basis(model.rank_thresholds(store)) == "orders_12m"
+    model.rebuild(store, AS_OF)
+    t = model.customer_table(store).set_index("customer_id")
+    got = {c: (t.loc[c]["rank"], t.loc[c].next_rank, t.loc[c].orders_to_next_rank) for c in "PQR"}
+    assert got["P"][0] == "常連" and pd.isna(got["P"][1]) and pd.isna(got["P"][2])  # the top rank
+    assert got["Q"] == ("一般", "リピーター", 1)  # big spend does not count: 1 order, 2 needed
+    assert got["R"] == ("一般", "リピーター", 2)
+    assert t.gap_to_next_rank.isna().all()
+    assert model.rank_gap_text("一般", "リピーター", None, 1) == "あと1回のご購入でリピーター"
+
+
+@pytest.mark.parametrize(
+    "ranks, message",
+    [
+        ([{"name": "A", "min_orders_12m": 2.5}, {"name": "B", "min_orders_12m": 0}], "0以上の整数"),
+        ([{"name": "A", "min_orders_12m": 3}, {"name": "B", "min_orders_12m": 1}], "0回"),
+        ([{"name": "A", "min_orders_12m": 3}, {"name": "B", "min_orders_12m": 3}, {"name": "C", "min_orders_12m": 0}],
+         "基準回数"),
+    ],
+)
+def test_order_ranks_are_checked_in_japanese(ranks, message):
+    with pytest.raises(InputError) as err:
+        model.set_rank_thresholds(Store(":memory:"), ranks)
+    assert message in err.value.message

@@ -87,3 +87,21 @@ def test_fixed_recency_thresholds_must_ascend(db):
     assert not at.exception
     assert at.error  # a Japanese message, no traceback
     assert _setting(db, model.rfm_thresholds)["r"] == model.QUINTILE  # unchanged
+
+
+def test_ranks_by_number_of_orders_are_saved_and_used(db):
+    at = _open()
+    at.radio(key="ms_rank_basis").set_value("orders_12m").run()
+    assert not at.exception
+    next(b for b in at.button if b.label == "保存して計算し直す").click().run()
+    assert not at.exception
+    assert _setting(db, model.rank_thresholds) == model.DEFAULT_ORDER_RANK_THRESHOLDS
+    rows = _setting(db, lambda s: s.fetchall(
+        "SELECT orders_12m, rank, next_rank, gap_to_next_rank, orders_to_next_rank FROM customer_model"))
+    expected = {10: ("プラチナ", None), 5: ("ゴールド", "プラチナ"), 2: ("シルバー", "ゴールド"), 0: ("レギュラー", "シルバー")}
+    for orders_12m, rank, next_rank, yen_gap, orders_gap in rows:
+        floor = max(m for m in expected if orders_12m >= m)
+        assert (rank, next_rank) == expected[floor]
+        assert yen_gap is None
+        above = [m for m in expected if m > floor]
+        assert orders_gap == (min(above) - orders_12m if above else None)

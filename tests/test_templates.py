@@ -304,3 +304,15 @@ def test_cli_templates_and_render(tmp_path, capsys):
     assert set(mail) >= {"subject", "text", "html"} and "保湿クリーム 50g" in mail["subject"]
     code, out = _cli(["render", "--template", "nope", "--customer", "C001", "--db", str(db)], tmp_path, capsys)
     assert code == 2 and "テンプレート「nope」" in out.err
+
+
+@pytest.mark.parametrize(
+    "customer, expected",
+    [
+        ({"gap_to_next_rank": 3200.0, "orders_to_next_rank": None}, "¥3,200"),  # ranks by spend
+        ({"gap_to_next_rank": None, "orders_to_next_rank": 2}, "2回のご購入"),  # ranks by number of orders
+        ({"gap_to_next_rank": float("nan"), "orders_to_next_rank": float("nan")}, "あと少し"),  # top rank: fallback
+    ],
+)
+def test_rank_gap_placeholder_follows_the_rank_basis(customer, expected):
+    assert _ctx(customer)["gap_to_next_rank"] == expected

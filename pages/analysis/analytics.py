@@ -180,18 +180,22 @@ def tab_rfm() -> None:
     )
     date_to = c2.date_input("比較先の日付", value=AS_OF, max_value=AS_OF, key="ana_rank_to", format="YYYY/MM/DD")
     ranks = analytics.shop_rank_thresholds(STORE)
-    with st.expander("ランクの基準（直近365日の購入金額）"):
+    basis = analytics.shop_rank_basis(STORE)
+    by_orders = basis == "orders_12m"
+    with st.expander("ランクの基準（直近365日の" + ("購入回数" if by_orders else "購入金額") + "）"):
         cols = st.columns(max(len(ranks) - 1, 1))
         thresholds = []
         for i, (col, (name, default)) in enumerate(zip(cols, ranks[:-1], strict=False)):
-            value = col.number_input(f"{name}（円以上）", min_value=0, value=int(default), step=1000, key=f"ana_rank_{i}")
+            value = col.number_input(f"{name}（{'回' if by_orders else '円'}以上）", min_value=0, value=int(default),
+                                     step=1 if by_orders else 1000,
+                                     key=f"ana_rank_orders_{i}" if by_orders else f"ana_rank_{i}")
             thresholds.append((name, float(value)))
         thresholds.append(ranks[-1])
         st.caption(
             f"それ以外は{ranks[-1][0]}です。初期値はショップのランク設定です。ここでの変更はこの分析にだけ使われます。"
-            "基準額は上位のランクほど高くしてください。"
+            "基準は上位のランクほど高くしてください。"
         )
-    moves = compute("rank_movement", date_from=date_from, date_to=date_to, thresholds=tuple(thresholds))
+    moves = compute("rank_movement", date_from=date_from, date_to=date_to, thresholds=tuple(thresholds), basis=basis)
     summary = analytics.rank_movement_summary(moves)
     for col, row in zip(st.columns(4), summary.itertuples(index=False), strict=True):
         col.metric(row.movement, ui.count(row.customers, "人"), help=f"全体の{ui.pct(row.share)}")

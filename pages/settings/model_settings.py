@@ -73,18 +73,32 @@ edited_segments = st.data_editor(
 )
 
 st.subheader("会員ランク")
-st.caption("直近12か月（365日）の購入金額で決まります。一番下のランクは0円から始めてください。")
-ranks = pd.DataFrame(model.rank_thresholds(store))
+stored_ranks = model.rank_thresholds(store)
+BASIS_LABELS = {"revenue_12m": "購入金額（直近12か月）", "orders_12m": "購入回数（直近12か月）"}
+basis = st.radio("ランクを決める基準", list(BASIS_LABELS), format_func=BASIS_LABELS.get, horizontal=True,
+                 index=list(BASIS_LABELS).index(model.rank_basis(stored_ranks)), key="ms_rank_basis")
+by_orders = basis == "orders_12m"
+if model.rank_basis(stored_ranks) != basis:
+    # Switching the basis starts from the defaults of the other basis (yen and counts do not convert).
+    stored_ranks = model.DEFAULT_ORDER_RANK_THRESHOLDS if by_orders else model.DEFAULT_RANK_THRESHOLDS
+st.caption(
+    "直近12か月（365日）の" + ("購入回数" if by_orders else "購入金額") + "で決まります。一番下のランクは"
+    + ("0回" if by_orders else "0円") + "から始めてください。お客様ごとの「次のランクまであと○"
+    + ("回" if by_orders else "円") + "」はメッセージの差し込みとセグメントの条件に使えます。"
+)
+rank_key = model.RANK_KEYS[basis]
 edited_ranks = st.data_editor(
-    ranks,
+    pd.DataFrame(stored_ranks),
     num_rows="dynamic",
     hide_index=True,
     width="stretch",
     column_config={
         "name": st.column_config.TextColumn("ランク名", required=True, max_chars=20),
-        "min_revenue_12m": st.column_config.NumberColumn("12か月の購入金額（円以上）", min_value=0, step=1000, format="¥%d"),
+        rank_key: st.column_config.NumberColumn("12か月の購入回数（回以上）", min_value=0, step=1, format="%d回")
+        if by_orders else
+        st.column_config.NumberColumn("12か月の購入金額（円以上）", min_value=0, step=1000, format="¥%d"),
     },
-    key="ms_ranks",
+    key=f"ms_ranks_{basis}",
 )
 
 
