@@ -169,3 +169,27 @@ def test_empty_states_explain_what_is_missing(monkeypatch, bare_db, tab, phrase)
     at.run()
     assert_clean(at)
     assert phrase in texts(at)
+
+
+def test_a_rebuild_without_an_import_refreshes_the_cached_analyses(monkeypatch, tmp_path, shop_db):
+    # New RFM settings (or corrected sale dates) rebuild the model without an import;
+    # the page must not keep showing the cached figures of the previous build.
+    import shutil
+
+    from crm_core import model
+
+    db = tmp_path / "shop.duckdb"
+    shutil.copy(shop_db, db)
+    at = app(monkeypatch, db)
+    at.run()
+    assert "優良顧客" in texts(at) + str([d.value for d in at.dataframe])
+    store = Store(db)
+    rules = model.rfm_segments(store)
+    rules[0] = {**rules[0], "name": "VIP顧客"}
+    model.set_rfm_segments(store, rules)
+    model.rebuild(store)
+    store.close()
+    at.run()
+    assert_clean(at)
+    shown = " ".join(d.value.to_csv() for d in at.dataframe)
+    assert "VIP顧客" in shown and "優良顧客" not in shown

@@ -33,13 +33,20 @@ def store() -> Store:
     return _open_store(str(default_db_path()))
 
 
-def data_version() -> int:
-    """A number that changes whenever an import or rebuild changes the data.
+def data_version() -> tuple[int, str]:
+    """A key that changes whenever an import or a rebuild of the customer model changes the data.
 
     Use it as an argument of ``st.cache_data`` functions so cached results
-    are keyed by the data they were computed from.
+    are keyed by the data they were computed from.  Rebuilds without an
+    import (new RFM or rank settings, corrected sale dates) count too.
     """
-    return int(store().scalar("SELECT coalesce(max(import_id), 0) FROM imports") or 0)
+    s = store()
+    imports = int(s.scalar("SELECT coalesce(max(import_id), 0) FROM imports") or 0)
+    has_meta = s.scalar(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main' AND table_name = 'customer_model_meta'"
+    )
+    built = s.scalar("SELECT max(built_at) FROM customer_model_meta") if has_meta else None
+    return imports, str(built)
 
 
 def run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
