@@ -216,8 +216,9 @@ def rfm_segment_summary(store: Store) -> pd.DataFrame:
     Returns
     -------
     DataFrame
-        One row per segment in :data:`RFM_SEGMENTS` order (all eight, zeros
-        included; unknown labels after them): ``segment``, ``customers``,
+        One row per segment of the shop's RFM segment table (the
+        ``rfm_segments`` setting; :data:`RFM_SEGMENTS` by default) in its
+        order, zeros included, then other labels: ``segment``, ``customers``,
         ``customer_share``, ``revenue`` (lifetime), ``revenue_share``,
         ``revenue_per_customer``, ``revenue_12m``, ``revenue_12m_share``.
         Empty when there is no customer model.
@@ -244,7 +245,13 @@ def rfm_segment_summary(store: Store) -> pd.DataFrame:
         GROUP BY ALL
         """
     )
-    order = list(RFM_SEGMENTS) + sorted(set(df["segment"]) - set(RFM_SEGMENTS))
+    from crm_core import model  # the shop's segment names (the model imports no analytics)
+
+    try:
+        names = [rule["name"] for rule in model.rfm_segments(store)]
+    except InputError:  # an invalid stored setting: the model refuses it too
+        names = list(RFM_SEGMENTS)
+    order = names + sorted(set(df["segment"]) - set(names))
     df = df.set_index("segment").reindex(order).fillna(0).rename_axis("segment").reset_index()
     df["customers"] = df["customers"].astype("int64")
     df["customer_share"] = share_of_total(df["customers"])
