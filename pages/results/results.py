@@ -77,7 +77,7 @@ else:
         column_config={
             "購入率": st.column_config.NumberColumn(format="%.1f%%"),
             "購入率の差（pt）": st.column_config.NumberColumn(format="%+.1f", help="配信したグループ − 送らないグループ（ポイント）"),
-            "売上（円）": st.column_config.NumberColumn(format="¥%d"),
+            "売上（円）": st.column_config.NumberColumn(format="yen"),
             "No.": st.column_config.NumberColumn(width="small"),
             "売上の推移": st.column_config.AreaChartColumn("売上の推移（送信7日前〜）", width="small"),
             "判定": st.column_config.TextColumn(width="medium"),

@@ -96,7 +96,7 @@ edited_ranks = st.data_editor(
         "name": st.column_config.TextColumn("ランク名", required=True, max_chars=20),
         rank_key: st.column_config.NumberColumn("12か月の購入回数（回以上）", min_value=0, step=1, format="%d回")
         if by_orders else
-        st.column_config.NumberColumn("12か月の購入金額（円以上）", min_value=0, step=1000, format="¥%d"),
+        st.column_config.NumberColumn("12か月の購入金額（円以上）", min_value=0, step=1000, format="yen"),
     },
     key=f"ms_ranks_{basis}",
 )
@@ -138,5 +138,5 @@ ranks_now = store.df(
     "SELECT rank AS ランク, count(*) AS 人数 FROM customer_model GROUP BY 1 ORDER BY min(revenue_12m) DESC"
 )
 c1, c2 = st.columns(2)
-c1.dataframe(sizes, hide_index=True, width="stretch", column_config={"累計売上": st.column_config.NumberColumn(format="¥%d")})
+c1.dataframe(sizes, hide_index=True, width="stretch", column_config={"累計売上": st.column_config.NumberColumn(format="yen")})
 c2.dataframe(ranks_now, hide_index=True, width="stretch")
