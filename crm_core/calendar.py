@@ -271,7 +271,11 @@ def _now() -> dt.datetime:
 
 
 def _user_rows(store: Store) -> pd.DataFrame:
-    ensure_tables(store)
+    # Reading never creates the table (the model and segment counts read the calendar too).
+    if not store.scalar(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main' AND table_name = 'calendar_events'"
+    ):
+        return pd.DataFrame(columns=[*events.COLUMNS, "note", "hidden"])
     df = store.df(
         "SELECT event_id, kind, name, starts_at, ends_at, entry_starts_at, status, source, note, hidden "
         "FROM calendar_events ORDER BY starts_at, event_id"

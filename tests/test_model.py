@@ -690,3 +690,11 @@ def test_order_ranks_are_checked_in_japanese(ranks, message):
     with pytest.raises(InputError) as err:
         model.set_rank_thresholds(Store(":memory:"), ranks)
     assert message in err.value.message
+
+
+def test_reading_the_calendar_creates_no_table():
+    store = Store(":memory:")
+    add_order(store, "O1", "Q", datetime(2026, 6, 4, 21, 0), 1000)
+    model.rebuild(store, AS_OF)
+    assert model.customer_table(store).acquisition_event.tolist() == ["スーパーSALE"]  # the bundled calendar
+    assert not store.scalar("SELECT count(*) FROM information_schema.tables WHERE table_name = 'calendar_events'")
