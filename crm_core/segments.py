@@ -1066,8 +1066,11 @@ PRESETS: tuple[Preset, ...] = (
            {"all": [{"field": "birthday_month", "op": "this_month"}]}),
     Preset("reorder", "そろそろ買い替え（購入周期から）", "商品ごとの再購入周期から、今後14日以内に買い替え時期を迎える顧客。",
            {"all": [{"field": "reorder_due", "op": "due_within", "value": 14}]}),
-    Preset("rank_up", "ランクアップ間近（あと5,000円以内）", "次の会員ランクまであと少しの顧客。「あと〇〇円でゴールド」のご案内に。",
-           {"all": [{"field": "gap_to_next_rank", "op": "between", "value": [1, 5000]},
+    Preset("rank_up", "ランクアップ間近（あと5,000円以内／あと1回）",
+           "次の会員ランクまであと少しの顧客（金額で決まるランクはあと5,000円以内、回数で決まるランクはあと1回）。"
+           "「あと〇〇円でゴールド」のご案内に。",
+           {"all": [{"any": [{"field": "gap_to_next_rank", "op": "between", "value": [1, 5000]},
+                             {"field": "orders_to_next_rank", "op": "eq", "value": 1}]},
                     {"field": "recency_days", "op": "lte", "value": 365}]}),
     Preset("churn_risk", "離反予備軍（離反リスク高・購入2回以上）", "これまで複数回購入したのに、離反の可能性が高まっている顧客。",
            {"all": [{"field": "churn_risk", "op": "eq", "value": "高"},

@@ -597,6 +597,14 @@ def test_presets(store, key):
     assert S.preset_rule(key) != rule
 
 
+def test_rank_up_preset_covers_ranks_by_number_of_orders():
+    s = segment_store()
+    # As a shop whose ranks go by orders: no yen gaps; C3 needs one more order, C5 two.
+    s.execute("UPDATE customer_model SET gap_to_next_rank = NULL")
+    s.execute("UPDATE customer_model SET orders_to_next_rank = CASE customer_id WHEN 'C3' THEN 1 WHEN 'C5' THEN 2 END")
+    assert ids(s, S.preset_rule("rank_up")) == {"C3"}
+
+
 def test_every_preset_is_tested():
     assert set(PRESET_EXPECTED) == set(S.PRESETS_BY_KEY)
     with pytest.raises(InputError):
