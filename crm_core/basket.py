@@ -476,7 +476,17 @@ def build_recommendations(
             JOIN customer_ids i USING (ck)
             CROSS JOIN customer_total t
         ),
-        pick_ids AS (SELECT product_id FROM picks UNION SELECT because_of FROM picks),"""
+        SELECT customer_id, product_id, because_of, score, kind FROM picks
+        """
+    )
+    # Names in a second statement over the picks only: in one statement the basket
+    # tables stay in memory while every line is joined to its order for the names,
+    # and a 2 M-customer shop spills gigabytes to disk.
+    names = (
+        "WITH "  # noqa: S608 - fixed SQL fragments; values are bound parameters
+        + PRODUCT_MASTER_CTE
+        + """,
+        pick_ids AS (SELECT product_id FROM rec_picks UNION SELECT because_of FROM rec_picks),"""
         + product_names_cte("pick_ids")
         + """
         SELECT p.customer_id, p.product_id, n.product_name, CAST(p.score AS DOUBLE) AS score,
@@ -485,14 +495,18 @@ def build_recommendations(
                    WHEN 2 THEN replace($reason_together, chr(0), coalesce(b.product_name, p.because_of))
                    ELSE $reason_popular
                END AS reason
-        FROM picks p
+        FROM rec_picks p
         LEFT JOIN product_names n ON n.product_id = p.product_id
         LEFT JOIN product_names b ON b.product_id = p.because_of
         ORDER BY p.customer_id
         """
     )
     with store.transaction() as cur:
-        cur.execute("CREATE OR REPLACE TABLE customer_recommendations AS " + select, bound(select, params))
+        try:
+            cur.execute("CREATE OR REPLACE TEMP TABLE rec_picks AS " + select, bound(select, params))
+            cur.execute("CREATE OR REPLACE TABLE customer_recommendations AS " + names, bound(names, params))
+        finally:
+            cur.execute("DROP TABLE IF EXISTS temp.main.rec_picks")
         n = cur.execute("SELECT count(*) FROM customer_recommendations").fetchone()[0]
     return int(n)
 
