@@ -112,6 +112,28 @@ product_names AS (
 )"""  # noqa: S608 - ids is a CTE name written in code
 
 
+def product_name_map(store: Store, ids: Sequence[Any]) -> dict[str, str]:
+    """Names of the given product ids (see :func:`product_names_cte`); ids without a name are left out.
+
+    Run it as its own statement after a heavy analysis, on the few ids of its
+    result: inside the analysis, joining the lines to their orders for the
+    names competes for memory with the analysis' own tables.
+    """
+    wanted = [str(i) for i in dict.fromkeys(ids) if i is not None and i == i]  # i == i: not NaN
+    if not wanted:
+        return {}
+    df = query_df(
+        store,
+        "WITH "  # noqa: S608 - fixed SQL fragments; values are bound parameters
+        + PRODUCT_MASTER_CTE
+        + ", wanted_ids AS (SELECT unnest($ids::VARCHAR[]) AS product_id),"
+        + product_names_cte("wanted_ids")
+        + " SELECT product_id, product_name FROM product_names WHERE product_name IS NOT NULL",
+        {"ids": wanted},
+    )
+    return dict(zip(df["product_id"], df["product_name"]))
+
+
 _PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 
 

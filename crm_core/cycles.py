@@ -18,7 +18,7 @@ import datetime as dt
 
 import pandas as pd
 
-from crm_core.analytics import PRODUCT_MASTER_CTE, PURCHASES_CTE, period_params, product_names_cte, query_df
+from crm_core.analytics import PRODUCT_MASTER_CTE, PURCHASES_CTE, period_params, product_name_map, query_df
 from crm_core.db import Store
 from crm_core.errors import InputError
 
@@ -149,19 +149,18 @@ def repurchase_cycles(
             SELECT item, count(*) AS due_customers FROM due_dates
             WHERE due_date BETWEEN $as_of AND $as_of + $within
             GROUP BY item
-        ),
-        result_ids AS (SELECT item AS product_id FROM items),"""
-        + product_names_cte("result_ids")
-        + """
-        SELECT i.item, coalesce(n.product_name, i.item) AS item_name, i.intervals, i.buyers, i.repeat_customers,
+        )
+        SELECT i.item, i.intervals, i.buyers, i.repeat_customers,
                i.median_days, i.q1_days, i.q3_days, coalesce(d.due_customers, 0) AS due_customers
         FROM items i
         LEFT JOIN due_counts d ON d.item = i.item
-        LEFT JOIN product_names n ON n.product_id = i.item
         ORDER BY i.intervals DESC, i.item
         """,
         params,
     )
+    if level == "product" and not df.empty:  # names in a second statement (see product_name_map)
+        known = product_name_map(store, df["item"])
+        df["item_name"] = [known.get(i) or i for i in df["item"]]
     base = ["intervals", "buyers", "repeat_customers", "repeat_share", "median_days", "q1_days", "q3_days"]
     tail = ["iqr_days", "due_customers", "due_share"]
     keys = ["product_id", "product_name"] if level == "product" else ["category"]
@@ -193,20 +192,8 @@ def _with_names(store: Store, df: pd.DataFrame, level: str) -> pd.DataFrame:
         {"ids": df["customer_id"].drop_duplicates().tolist()},
     )
     out = df.merge(names, on="customer_id", how="left")
-    out["item_name"] = out["item"]
-    if level == "product":
-        products = query_df(
-            store,
-            "WITH "  # noqa: S608 - fixed SQL fragments; values are bound parameters
-            + PRODUCT_MASTER_CTE
-            + """,
-            item_ids AS (SELECT unnest($items::VARCHAR[]) AS product_id),"""
-            + product_names_cte("item_ids")
-            + " SELECT product_id, product_name FROM product_names",
-            {"items": out["item"].drop_duplicates().tolist()},
-        )
-        known = dict(zip(products["product_id"], products["product_name"]))
-        out["item_name"] = [known.get(i) or i for i in out["item"]]
+    known = product_name_map(store, out["item"]) if level == "product" else {}
+    out["item_name"] = [known.get(i) or i for i in out["item"]]
     return out
 
 
