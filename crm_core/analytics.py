@@ -192,12 +192,8 @@ def add_months(day: dt.date, months: int) -> dt.date:
 
 
 def has_table(store: Store, name: str) -> bool:
-    """True when the store has a table (or view) called ``name``."""
-    n = store.scalar(
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main' AND table_name = ?",
-        [name],
-    )
-    return bool(n)
+    """True when the store has a table (or view) called ``name`` (:meth:`Store.has_table`)."""
+    return store.has_table(name)
 
 
 def has_customer_model(store: Store) -> bool:

@@ -272,9 +272,7 @@ def _now() -> dt.datetime:
 
 def _user_rows(store: Store) -> pd.DataFrame:
     # Reading never creates the table (the model and segment counts read the calendar too).
-    if not store.scalar(
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main' AND table_name = 'calendar_events'"
-    ):
+    if not store.has_table("calendar_events"):
         return pd.DataFrame(columns=[*events.COLUMNS, "note", "hidden"])
     df = store.df(
         "SELECT event_id, kind, name, starts_at, ends_at, entry_starts_at, status, source, note, hidden "

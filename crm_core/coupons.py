@@ -238,7 +238,7 @@ def export_codes(store: Store, coupon_id: str) -> pd.DataFrame:
     Columns: クーポンコード, 顧客ID, 氏名, メールアドレス, クーポン名, 割引, 利用条件, 有効期限.
     """
     coupon = get_coupon(store, coupon_id)
-    has_model = bool(store.scalar("SELECT count(*) FROM information_schema.tables WHERE table_name = 'customer_model'"))
+    has_model = store.has_table("customer_model")
     if has_model:
         sql = ("SELECT c.code, c.customer_id, m.name, m.email FROM coupon_codes c "
                "LEFT JOIN customer_model m ON m.customer_id = c.customer_id WHERE c.coupon_id = ? ORDER BY c.customer_id")
@@ -287,7 +287,7 @@ def past_redemption_rate(store: Store, min_issued: int = 30) -> float | None:
 
 def average_order_value(store: Store) -> float:
     """Mean order value of the customer model (``revenue / orders``), 0 without data."""
-    if not store.scalar("SELECT count(*) FROM information_schema.tables WHERE table_name = 'customer_model'"):
+    if not store.has_table("customer_model"):
         return 0.0
     return float(store.scalar("SELECT coalesce(sum(revenue) / nullif(sum(orders), 0), 0) FROM customer_model") or 0)
 

@@ -372,6 +372,14 @@ class Store:
             cur.execute("DELETE FROM settings WHERE key = ?", [key])
             cur.execute("INSERT INTO settings VALUES (?, ?)", [key, json.dumps(value, ensure_ascii=False)])
 
+    def has_table(self, name: str) -> bool:
+        """True when the store file holds a table or view called ``name`` (temporary ones do not count)."""
+        return bool(self.scalar(
+            "SELECT count(*) FROM information_schema.tables "
+            "WHERE table_catalog = current_database() AND table_schema = 'main' AND table_name = ?",
+            [name],
+        ))
+
     def table_count(self, table: str) -> int:
         """Row count of one of the store's own tables."""
         name = quote_ident(table, TABLES)

@@ -498,20 +498,16 @@ def _as_date(value: date | datetime | str | None) -> date | None:
     raise InputError("基準日は日付で指定してください。", f"bad as_of {value!r}")
 
 
-def _table_exists(store: Store, name: str) -> bool:
-    return bool(store.scalar("SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND NOT temporary", [name]))
-
-
 def stored_as_of(store: Store) -> date | None:
     """The ``as_of`` of the stored ``customer_model`` (None if not built)."""
-    if not _table_exists(store, META_TABLE):
+    if not store.has_table(META_TABLE):
         return None
     return store.scalar("SELECT as_of FROM " + META_TABLE)  # noqa: S608 - constant
 
 
 def last_report(store: Store) -> dict[str, Any] | None:
     """The report of the last rebuild as a dict (None if never built)."""
-    if not _table_exists(store, META_TABLE):
+    if not store.has_table(META_TABLE):
         return None
     value = store.scalar("SELECT report FROM " + META_TABLE)  # noqa: S608 - constant
     return json.loads(value) if value else None
@@ -1156,7 +1152,7 @@ def customer_table(store: Store) -> pd.DataFrame:
     InputError
         If the table has not been built yet.
     """
-    if not _table_exists(store, TABLE):
+    if not store.has_table(TABLE):
         raise InputError("顧客テーブルがまだ作成されていません。注文データを取り込んでください。", "customer_model missing")
     return store.df("SELECT * FROM customer_model ORDER BY customer_id")
 
@@ -1208,7 +1204,7 @@ def export_customers(
     if encoding not in ENCODINGS:
         raise InputError("文字コードは utf-8-sig か cp932 を指定してください。", f"bad encoding {encoding}")
     wanted = _as_date(as_of)
-    if not _table_exists(store, TABLE) or (wanted is not None and wanted != stored_as_of(store)):
+    if not store.has_table(TABLE) or (wanted is not None and wanted != stored_as_of(store)):
         rebuild(store, wanted)
     result = store.execute(_export_select())
     rows = 0

@@ -339,8 +339,7 @@ def audience_sql(store: Store, segment: Any, channel: str) -> tuple[str, dict[st
 
 def model_ready(store: Store) -> bool:
     """True when the customer model table exists (recipient counts need it)."""
-    return bool(store.scalar(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'customer_model' AND table_schema = 'main'"))
+    return store.has_table("customer_model")
 
 
 def recipients(store: Store, segment: Any, channel: str) -> int | None:

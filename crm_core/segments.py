@@ -753,17 +753,9 @@ NO_MODEL_MESSAGE = (
 )
 
 
-def _has_table(store: Store, name: str) -> bool:
-    return bool(
-        store.scalar(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main' AND table_name = ?", [name]
-        )
-    )
-
-
 def _explain_missing(store: Store, rule: dict[str, Any] | None) -> InputError | None:
     """An InputError when the customer model is missing or lacks a column the rule uses."""
-    if not _has_table(store, TABLE):
+    if not store.has_table(TABLE):
         return InputError(NO_MODEL_MESSAGE, "customer_model missing")
     have = {r[0] for r in store.fetchall(
         "SELECT column_name FROM information_schema.columns WHERE table_schema = 'main' AND table_name = ?", [TABLE]

@@ -488,10 +488,6 @@ class Campaign:
     image_url: str = ""
 
 
-def _has_table(store: Store, name: str) -> bool:
-    return bool(store.scalar("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]))
-
-
 def _yen(value: Any) -> str:
     if value is None or value != value:  # NaN
         return ""
@@ -531,14 +527,14 @@ def customer_fields(store: Store, customer_id: str) -> dict[str, Any]:
     InputError
         If the customer model is missing or the customer is unknown.
     """
-    if not _has_table(store, "customer_model"):
+    if not store.has_table("customer_model"):
         raise InputError("顧客モデルがまだありません。「データ取込」で注文を取り込むと作成されます。", "no customer_model")
     cur = store.execute("SELECT * FROM customer_model WHERE customer_id = ?", [customer_id])
     row = cur.fetchone()
     if row is None:
         raise InputError(f"顧客ID「{customer_id}」のお客様が見つかりません。", "unknown customer")
     out = dict(zip([d[0] for d in cur.description], row))
-    if _has_table(store, "customer_recommendations"):
+    if store.has_table("customer_recommendations"):
         rec = store.fetchone(
             "SELECT product_id, product_name, reason FROM customer_recommendations WHERE customer_id = ? "
             "ORDER BY score DESC, product_id LIMIT 1",
@@ -546,7 +542,7 @@ def customer_fields(store: Store, customer_id: str) -> dict[str, Any]:
         )
         if rec:
             out["rec_product_id"], out["rec_product_name"], out["rec_reason"] = rec
-            if _has_table(store, "order_lines"):
+            if store.has_table("order_lines"):
                 out["rec_price"] = store.scalar("SELECT median(unit_price) FROM order_lines WHERE product_id = ?", [rec[0]])
     return out
 
@@ -855,7 +851,7 @@ def preview_customers(store: Store, segment: str = "all", limit: int = 50) -> li
     from crm_core import segments
 
     rule = segment_rule(store, segment)
-    if not _has_table(store, "customer_model"):
+    if not store.has_table("customer_model"):
         return []
     df = segments.sample(store, rule, limit=limit, columns=("customer_id", "name", "rank", "orders"))
     return [
@@ -869,7 +865,7 @@ def segment_customer_ids(store: Store, segment: str = "all") -> list[str]:
     from crm_core import segments
 
     rule = segment_rule(store, segment)
-    if not _has_table(store, "customer_model"):
+    if not store.has_table("customer_model"):
         return []
     df = segments.sample(store, rule, limit=10**9, columns=("customer_id",))
     return sorted(str(c) for c in df["customer_id"])

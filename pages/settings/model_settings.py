@@ -128,7 +128,7 @@ if col2.button("初期設定に戻す", key="ms_reset"):
     st.rerun()
 
 st.subheader("現在の人数")
-if store.scalar("SELECT count(*) FROM information_schema.tables WHERE table_name = 'customer_model'") == 0:
+if not store.has_table("customer_model"):
     ui.empty_state("顧客モデルがまだ計算されていません。「保存して計算し直す」を押してください。")
     st.stop()
 sizes = store.df(

@@ -42,10 +42,7 @@ def data_version() -> tuple[int, str]:
     """
     s = store()
     imports = int(s.scalar("SELECT coalesce(max(import_id), 0) FROM imports") or 0)
-    has_meta = s.scalar(
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main' AND table_name = 'customer_model_meta'"
-    )
-    built = s.scalar("SELECT max(built_at) FROM customer_model_meta") if has_meta else None
+    built = s.scalar("SELECT max(built_at) FROM customer_model_meta") if s.has_table("customer_model_meta") else None
     return imports, str(built)
 
 
