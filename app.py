@@ -56,7 +56,7 @@ def ensure_sample() -> None:
     store = ui.store()
     if not store.is_empty() or store.get_setting("sample_dismissed", False) or store.get_setting("sample_loaded", False):
         return
-    from crm_core.sample_shop import load_sample
+    from crm_core.sample.load import load_sample
 
     with st.status("はじめての起動です。サンプルショップのデータを準備しています…", expanded=True) as status:
         bar = st.progress(0.0)

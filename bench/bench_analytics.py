@@ -5,7 +5,7 @@ On the generated shop of :mod:`bench_customers` (2 M customers, 4.76 M orders,
 first view of a tab, the median wall time of a few runs and the ratio to a
 plain DuckDB floor measured in the same run: joining every order line to its
 order and counting lines per product (the scan every product analysis needs).
-Also times :func:`crm_core.basket.build_recommendations`, which runs after
+Also times :func:`crm_core.analytics.basket.build_recommendations`, which runs after
 every import.  Analyses that fail (e.g. out of DuckDB's memory limit) are
 reported, not hidden.  Usage::
 
@@ -29,8 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_customers import generate  # noqa: E402
 
-from crm_core import analytics, basket, cohorts, cycles, model, repeat, subscription  # noqa: E402
+from crm_core.analytics import basket, cohorts, cycles, repeat, subscription
+from crm_core.analytics import value as analytics  # noqa: E402
 from crm_core.db import Store  # noqa: E402
+from crm_core.model import build as model
 
 PLAIN_FLOOR = """
 SELECT l.product_id, count(*) AS n

@@ -1,4 +1,4 @@
-"""Benchmark of ``crm_core.clv`` on one million synthetic customers.
+"""Benchmark of ``crm_core.model.clv`` on one million synthetic customers.
 
 Customers are drawn (seeded) from a BG/NBD process with known parameters in
 days, acquired uniformly over two years, and their purchase times are rounded
@@ -23,7 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from crm_core import clv
+from crm_core.model import clv
 
 TRUE_BG = clv.BetaGeoParams(r=0.25, alpha=40.0, a=0.8, b=2.5)  # rates per day
 TRUE_GG = clv.GammaGammaParams(p=6.0, q=4.0, v=1500.0)  # yen

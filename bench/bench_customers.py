@@ -7,8 +7,8 @@ temporary DuckDB file, then prints the median of several runs of
     (a1: orders, revenue, first/last order, recency; a2: the same set our
     aggregate step computes, incl. purchase days, first-day spend, 12-month
     figures, sale-window labels and the last order),
-(b) our aggregate step (:func:`crm_core.model.aggregate_orders`),
-(c) the full :func:`crm_core.model.rebuild` including the BG/NBD and
+(b) our aggregate step (:func:`crm_core.model.build.aggregate_orders`),
+(c) the full :func:`crm_core.model.build.rebuild` including the BG/NBD and
     Gamma-Gamma fits and predictions,
 (e) plain DuckDB storing a copy of the finished table
     (``CREATE TABLE AS SELECT * FROM customer_model``): the floor of the
@@ -255,7 +255,7 @@ def _lifetimes_python(explicit: str | None) -> tuple[str | None, str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from crm_core import model
+    from crm_core.model import build as model
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=2_000_000)

@@ -84,7 +84,7 @@ def count_lines(path: Path) -> int:
 
 def ensure_files(workdir: Path, lines: int, seed: int) -> tuple[Path, Path, int]:
     """Generate (once) a Rakuten export with at least ``lines`` rows and its UTF-8 copy."""
-    from crm_core.sample import generate_sample
+    from crm_core.sample.generate import generate_sample
 
     calib_dir = workdir / "calibration"
     if not (calib_dir / "rakuten_orders.csv").exists():

@@ -3,11 +3,11 @@
 1. A ``customer_model`` of 2,000,000 customers generated (seeded) in DuckDB SQL
    in a temporary store; a typical segment
    (最終購入から90日以上 かつ 購入回数2回以上 かつ 都道府県が首都圏・関西)
-   counted with :func:`crm_core.segments.count` (validation, compilation,
+   counted with :func:`crm_core.audience.segments.count` (validation, compilation,
    bound parameters) against the same query written by hand in plain DuckDB,
    interleaved, median of ``--runs`` runs each, and the ratio
    (targets: at most 3x and under 100 ms).  For information also the page's
-   :func:`~crm_core.segments.summary` (size, shares, reach) and a rule with
+   :func:`~crm_core.audience.segments.summary` (size, shares, reach) and a rule with
    a NOT group.
 2. The segment page's rerun after a condition change on the sample shop
    (1,500 customers): ``AppTest`` run time after setting a condition's value,
@@ -35,7 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from crm_core import segments as S  # noqa: E402
+from crm_core.audience import segments as S  # noqa: E402
 from crm_core.db import Store  # noqa: E402
 
 AS_OF = date(2026, 10, 31)
@@ -184,7 +184,7 @@ def bench_count(customers: int, runs: int, seed: int) -> dict:
 def bench_page(runs: int) -> dict:
     from streamlit.testing.v1 import AppTest
 
-    from crm_core.sample_shop import load_sample
+    from crm_core.sample.load import load_sample
 
     tmp = tempfile.mkdtemp(prefix="crm-bench-page-")
     db = Path(tmp) / "crm.duckdb"

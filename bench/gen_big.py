@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from crm_core.sample import generate_sample  # noqa: E402
+from crm_core.sample.generate import generate_sample  # noqa: E402
 
 
 def _count_rows(path: Path, encoding: str) -> int:

@@ -112,7 +112,7 @@ _MACROS = [
     CREATE OR REPLACE MACRO crm_digits(s) AS
       NULLIF(regexp_replace(crm_fold(s), '[^0-9]', '', 'g'), '')
     """,
-    # Customer identity from the configured key (see crm_core.customers).
+    # Customer identity from the configured key (see crm_core.ingest.identity).
     r"""
     CREATE OR REPLACE MACRO crm_identity(key_kind, source, customer_key, email, phone, name, postcode) AS
       CASE

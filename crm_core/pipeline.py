@@ -25,7 +25,7 @@ def after_import(store: Store, progress: Callable[[float, str], None] | None = N
     warnings: list[str] = []
     if store.is_empty():
         return warnings
-    from crm_core import model
+    from crm_core.model import build as model
 
     def say(fraction: float, text: str) -> None:
         if progress:
@@ -37,7 +37,8 @@ def after_import(store: Store, progress: Callable[[float, str], None] | None = N
         warnings.extend(getattr(report, "warnings", []) or [])
     except InputError as exc:
         warnings.append(exc.message)
-    from crm_core import basket, segment_library
+    from crm_core.analytics import basket
+    from crm_core.audience import library as segment_library
 
     say(0.3, "お客様ごとのおすすめ商品を選んでいます…")
     basket.build_recommendations(store)

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from crm_core.db import Store  # noqa: E402
-from crm_core.sample_shop import load_sample  # noqa: E402
+from crm_core.sample.load import load_sample  # noqa: E402
 from tests import fixtures as fx  # noqa: E402
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, Server, goto  # noqa: E402
 

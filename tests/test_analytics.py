@@ -1,4 +1,4 @@
-"""Tests of crm_core.analytics (RFM views, rank movement, CLV views) and the shared
+"""Tests of crm_core.analytics.value (RFM views, rank movement, CLV views) and the shared
 fixture builders used by the other analytics tests.
 
 Fixtures are tiny and written out row by row so every expected number can be
@@ -15,7 +15,7 @@ import random
 import pandas as pd
 import pytest
 
-from crm_core import analytics
+from crm_core.analytics import value as analytics
 from crm_core.db import Store
 from crm_core.errors import InputError
 
@@ -514,7 +514,7 @@ AS_OF = dt.date(2026, 10, 31)
 
 
 def _all_analyses(store: Store) -> dict[str, pd.DataFrame]:
-    from crm_core import basket, cohorts, cycles, repeat, subscription
+    from crm_core.analytics import basket, cohorts, cycles, repeat, subscription
 
     return {
         "rank_movement": analytics.rank_movement(store, dt.date(2026, 4, 30), AS_OF),

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from crm_core import basket
+from crm_core.analytics import basket
 from crm_core.db import Store
 from tests.test_analytics import add_order, add_product, assert_table, frame, seeded_shop
 

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from crm_core import cohorts
+from crm_core.analytics import cohorts
 from crm_core.db import Store
 from tests.test_analytics import add_model, add_order, assert_table, frame
 

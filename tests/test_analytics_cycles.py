@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from crm_core import cycles
+from crm_core.analytics import cycles
 from crm_core.db import Store
 from crm_core.errors import InputError
 from tests.test_analytics import add_order, add_product, assert_table, frame

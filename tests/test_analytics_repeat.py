@@ -7,7 +7,7 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from crm_core import repeat
+from crm_core.analytics import repeat
 from crm_core.db import Store
 from tests.test_analytics import add_order, assert_table, frame
 

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from crm_core import subscription
+from crm_core.analytics import subscription
 from crm_core.db import Store
 from tests.test_analytics import add_order, assert_table, frame
 

@@ -1,4 +1,4 @@
-"""The sale-event calendar (crm_core.calendar): bundled file, user rows and overrides, holidays, ICS, CLI."""
+"""The sale-event calendar (crm_core.events.calendar): bundled file, user rows and overrides, holidays, ICS, CLI."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 from icalendar import Calendar
 
-from crm_core import calendar as cal
-from crm_core import events
 from crm_core.db import Store
 from crm_core.errors import InputError
+from crm_core.events import calendar as cal
+from crm_core.events import rakuten as events
 
 
 @pytest.fixture()
@@ -318,12 +318,12 @@ def test_cli_bad_input_raises_input_error(tmp_path, argv):
 
 
 def test_cli_through_main_exits_2_with_japanese_message(tmp_path, capsys, monkeypatch):
-    """When crm_core.__main__ registers the calendar commands, bad input exits 2 (skipped until then)."""
-    from crm_core import __main__ as cli
+    """When crm_core.cli registers the calendar commands, bad input exits 2 (skipped until then)."""
+    from crm_core import cli
 
     try:
         code = cli.main(["calendar", "events", "--from", "x", "--to", "2026-01-01", "--db", str(tmp_path / "c.duckdb")])
     except SystemExit:
-        pytest.skip("calendar commands not registered in crm_core.__main__ yet")
+        pytest.skip("calendar commands not registered in crm_core.cli yet")
     assert code == 2
     assert "日付" in capsys.readouterr().err

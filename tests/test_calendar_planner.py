@@ -1,4 +1,4 @@
-"""Campaign planner (crm_core.planner): phase proposals, stored plans, recipient counts, frequency conflicts."""
+"""Campaign planner (crm_core.planning.planner): phase proposals, stored plans, recipient counts, frequency conflicts."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import json
 import pandas as pd
 import pytest
 
-from crm_core import calendar as cal
-from crm_core import planner
 from crm_core.db import Store
 from crm_core.errors import InputError
+from crm_core.events import calendar as cal
+from crm_core.planning import planner
 
 JUNE_SS = "super_sale-2026-06-04"
 
@@ -339,7 +339,7 @@ def test_segment_choices_include_presets():
 
 
 def test_saved_segments_are_followed_and_a_deleted_one_counts_zero(store):
-    from crm_core import segment_library
+    from crm_core.audience import library as segment_library
 
     _model(store)
     sid = segment_library.save_segment(store, "長期休眠", {"all": [{"field": "recency_days", "op": "gte", "value": 150}]})

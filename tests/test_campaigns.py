@@ -9,9 +9,9 @@ import json
 import pandas as pd
 import pytest
 
-from crm_core import campaigns as C
 from crm_core.db import Store
 from crm_core.errors import InputError
+from crm_core.results import campaigns as C
 from tests.test_segments import segment_store
 
 SENT = dt.datetime(2026, 3, 1, 12, 0)
@@ -176,7 +176,7 @@ def test_hostile_strings_are_data(text):
     assert out["matched"] == 2
     with pytest.raises(InputError):
         C.import_results(store, new, frame, {text: "customer_id", "flag": text})
-    from crm_core import results as R
+    from crm_core.results import attribution as R
 
     assert R.campaign_report(store, new)["groups"][0]["recipients"] == 2
     assert store.table_count("orders") == before and store.scalar("SELECT count(*) FROM campaigns") == 2

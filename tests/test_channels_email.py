@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from crm_core import templates as T
-from crm_core.channels.email import EmailSender, build_message
 from crm_core.db import Store
-from crm_core.sends import add_test_recipient, load_settings, send_log, test_send
+from crm_core.messaging import templates as T
+from crm_core.messaging.channels.email import EmailSender, build_message
+from crm_core.messaging.sends import add_test_recipient, load_settings, send_log, test_send
 from tests.servers.customers import seed_customers, shop_profile
 from tests.servers.smtp_sink import SmtpSink
 
@@ -81,7 +81,7 @@ def test_hostile_names_stay_escaped_in_the_html_part():
 
 
 def test_iso2022jp_mail_round_trips_after_the_fix():
-    from crm_core.compliance import fix_for_iso2022jp
+    from crm_core.messaging.compliance import fix_for_iso2022jp
 
     rendered = _rendered(name="高橋 花子")
     with SmtpSink() as smtp:

@@ -8,10 +8,10 @@ import uuid
 
 import pytest
 
-from crm_core import templates as T
-from crm_core.channels.line import LineSender
 from crm_core.db import Store
-from crm_core.sends import (
+from crm_core.messaging import templates as T
+from crm_core.messaging.channels.line import LineSender
+from crm_core.messaging.sends import (
     add_test_recipient,
     load_settings,
     remove_test_recipient,
@@ -281,7 +281,7 @@ def test_settings_status_never_contains_values():
 def test_cli_test_send(line, tmp_path, monkeypatch, capsys):
     import argparse
 
-    from crm_core import sends
+    from crm_core.messaging import sends
 
     db = tmp_path / "crm.duckdb"
     s = seed_customers(Store(db))

@@ -8,7 +8,8 @@ import json
 import pandas as pd
 import pytest
 
-from crm_core import analytics, charts, cohorts, repeat, subscription
+from crm_core.analytics import charts, cohorts, repeat, subscription
+from crm_core.analytics import value as analytics
 from crm_core.db import Store
 from tests.test_analytics import seeded_shop
 

@@ -1,4 +1,4 @@
-"""Tests of ``crm_core.clv`` (BG/NBD and Gamma-Gamma).
+"""Tests of ``crm_core.model.clv`` (BG/NBD and Gamma-Gamma).
 
 References used as acceptance criteria
 --------------------------------------
@@ -37,8 +37,8 @@ import pandas as pd
 import pytest
 from scipy import integrate, optimize, special
 
-from crm_core import clv
 from crm_core.errors import InputError
+from crm_core.model import clv
 
 DATA = Path(__file__).parent / "data" / "cdnow_customers_summary_with_transactions.csv"
 
@@ -748,6 +748,6 @@ def test_simulation_matches_model_moments() -> None:
 
 
 def test_core_does_not_import_streamlit() -> None:
-    code = "import sys, crm_core.clv; sys.exit(1 if 'streamlit' in sys.modules else 0)"
+    code = "import sys, crm_core.model.clv; sys.exit(1 if 'streamlit' in sys.modules else 0)"
     root = Path(__file__).resolve().parent.parent
     assert subprocess.run([sys.executable, "-c", code], cwd=root, check=False).returncode == 0

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from crm_core import compliance as C
-from crm_core import templates as T
+from crm_core.messaging import compliance as C
+from crm_core.messaging import templates as T
 from tests.servers.customers import shop_profile
 
 

@@ -1,4 +1,4 @@
-"""Message costs (crm_core.costs): LINE plan tiers at their boundaries, R-Mail, Shopify Email, monthly load."""
+"""Message costs (crm_core.planning.costs): LINE plan tiers at their boundaries, R-Mail, Shopify Email, monthly load."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from decimal import Decimal
 import pandas as pd
 import pytest
 
-from crm_core import costs
 from crm_core.db import Store
 from crm_core.errors import InputError
+from crm_core.planning import costs
 
 # (plan, messages, sendable, blocked, extra, overage yen, total yen incl. the monthly fee)
 TIERS = [

@@ -8,9 +8,9 @@ from collections import Counter
 
 import pytest
 
-from crm_core import coupons as K
 from crm_core.db import Store
 from crm_core.errors import InputError
+from crm_core.messaging import coupons as K
 from tests.servers.customers import seed_customers
 
 

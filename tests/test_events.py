@@ -1,4 +1,4 @@
-"""Rakuten sale calendar (crm_core.events), checked against FACTS.md §6."""
+"""Rakuten sale calendar (crm_core.events.rakuten), checked against FACTS.md §6."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import date, datetime
 import pandas as pd
 import pytest
 
-from crm_core import events
+from crm_core.events import rakuten as events
 
 
 @pytest.fixture(scope="module")

@@ -289,7 +289,7 @@ def test_phone_key_merges_what_email_splits(store, tmp_path):
     rows[3] = {**rows[3], "注文者メールアドレス": "other00000@pc.fw.rakuten.ne.jp"}
     path = fx.rakuten_current(tmp_path / "r.csv", rows)
     assert _imp(store, path, identity_key="email").customers == 3
-    from crm_core.customers import rekey
+    from crm_core.ingest.identity import rekey
 
     assert rekey(store, "phone")["customers"] == 2
     assert store.get_setting("identity_key") == "phone"

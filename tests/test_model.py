@@ -1,4 +1,4 @@
-"""Customer model (crm_core.model) on tiny hand-checkable stores.
+"""Customer model (crm_core.model.build) on tiny hand-checkable stores.
 
 The main fixture has eight customers A-H, as_of 2026-06-30 (12-month window
 2025-07-01 .. 2026-06-30).  Every expected number below was worked out by hand
@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crm_core import model
 from crm_core.db import Store
 from crm_core.errors import InputError
+from crm_core.model import build as model
 
 AS_OF = date(2026, 6, 30)
 
@@ -249,7 +249,7 @@ def test_too_little_data_leaves_predictions_empty_with_reason(built):
                 "predicted_clv_365d", "expected_next_order_date"):
         assert table[col].isna().all(), col
     assert report.bg_params is None
-    assert report.prediction_error  # Japanese reason from crm_core.clv
+    assert report.prediction_error  # Japanese reason from crm_core.model.clv
     assert any(report.prediction_error in w for w in report.warnings)
     assert model.last_report(built[0])["prediction_error"] == report.prediction_error
 
@@ -523,7 +523,7 @@ def test_predictions_present_with_enough_repeat_customers(predicted):
 
 
 def test_predictions_match_the_clv_module_on_an_independent_summary(predicted):
-    from crm_core import clv
+    from crm_core.model import clv
 
     _, orders, as_of, report, table = predicted
     summary = clv.summary_from_orders(orders.customer_id, orders.ordered_at, orders.amount, as_of)
@@ -544,7 +544,7 @@ def test_predictions_match_the_clv_module_on_an_independent_summary(predicted):
 
 
 def test_expected_next_order_date_is_the_median_waiting_time(predicted):
-    from crm_core import clv
+    from crm_core.model import clv
 
     _, orders, as_of, report, table = predicted
     summary = clv.summary_from_orders(orders.customer_id, orders.ordered_at, orders.amount, as_of).loc[table.index]
@@ -582,7 +582,7 @@ def _first_order_label(store: Store, ordered_at: datetime, as_of: date = AS_OF) 
 
 
 def test_calendar_corrections_reach_acquisition_event():
-    from crm_core import calendar
+    from crm_core.events import calendar
 
     # The bundled 2026-06 スーパーSALE starts on the 4th at 20:00; the marketer
     # corrects it to the 5th, so an order on the 4th at 21:00 is an ordinary one.
@@ -595,7 +595,7 @@ def test_calendar_corrections_reach_acquisition_event():
 
 
 def test_hidden_and_own_sale_events_change_the_labels():
-    from crm_core import calendar
+    from crm_core.events import calendar
 
     store = Store(":memory:")
     calendar.delete_event(store, "marathon-2026-05-19")  # hides the bundled row
@@ -616,7 +616,7 @@ def test_hidden_and_own_sale_events_change_the_labels():
     ],
 )
 def test_two_sale_windows_on_one_day(ordered_at, expected):
-    from crm_core import calendar
+    from crm_core.events import calendar
 
     # A marathon ending at 01:59:59 and a sale starting at 20:00 on the same day:
     # the day has two pieces, looked up one after the other.

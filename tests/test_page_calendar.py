@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from crm_core import planner
 from crm_core.db import Store
+from crm_core.planning import planner
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = "pages/plan/calendar.py"
@@ -18,7 +18,7 @@ PAGE = "pages/plan/calendar.py"
 @pytest.fixture(scope="module")
 def sample_db(tmp_path_factory):
     """A small sample shop (300 customers) built once, copied for each test."""
-    from crm_core.sample_shop import load_sample
+    from crm_core.sample.load import load_sample
 
     path = tmp_path_factory.mktemp("calendar_sample") / "crm.duckdb"
     store = Store(path)
@@ -159,7 +159,7 @@ def _shown_event(at: AppTest, db: Path, kinds: tuple[str, ...]) -> str:
     """The id of an event of ``kinds`` offered by the page's edit box."""
     import datetime as dt
 
-    from crm_core import calendar as cal
+    from crm_core.events import calendar as cal
 
     box = at.selectbox(key="cal_edit_event")
     store = Store(db)

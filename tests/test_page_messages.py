@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from crm_core import coupons as K
 from crm_core.db import Store
-from crm_core.sends import add_test_recipient
+from crm_core.messaging import coupons as K
+from crm_core.messaging.sends import add_test_recipient
 from tests.servers.customers import LINE_USER, seed_customers
 from tests.servers.line_mock import LineMock
 from tests.servers.smtp_sink import SmtpSink
@@ -209,7 +209,7 @@ def test_settings_page_recipients_and_shop_profile(db):
     at.button[[b.label for b in at.button].index("保存")].click().run()
     assert any("ショップ情報を保存しました" in s.value for s in at.success)
     s = Store(db)
-    from crm_core.templates import shop_profile
+    from crm_core.messaging.templates import shop_profile
 
     assert shop_profile(s).shop_address == "〒100-0001 東京都千代田区1-1"
     s.close()

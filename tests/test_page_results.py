@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from crm_core import campaigns as C
-from crm_core import results as R
 from crm_core.db import Store
-from crm_core.sample_campaigns import load_sample_campaigns
-from crm_core.sample_shop import load_sample
+from crm_core.results import attribution as R
+from crm_core.results import campaigns as C
+from crm_core.sample.campaigns import load_sample_campaigns
+from crm_core.sample.load import load_sample
 from tests.test_segments import fill_store
 
 ROOT = Path(__file__).resolve().parents[1]

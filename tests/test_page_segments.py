@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from crm_core import segment_library as L
+from crm_core.audience import library as L
 from crm_core.db import Store
 from tests.test_segments import fill_store
 

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from crm_core import campaigns as C
-from crm_core import results as R
 from crm_core.db import Store
+from crm_core.results import attribution as R
+from crm_core.results import campaigns as C
 
 T = dt.datetime
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from crm_core import result_charts as RC
-from crm_core import results as R
 from crm_core.db import Store
-from crm_core.sample_campaigns import SAMPLE_CAMPAIGNS, load_sample_campaigns
-from crm_core.sample_shop import load_sample
+from crm_core.results import attribution as R
+from crm_core.results import charts as RC
+from crm_core.sample.campaigns import SAMPLE_CAMPAIGNS, load_sample_campaigns
+from crm_core.sample.load import load_sample
 
 
 def _shop() -> Store:

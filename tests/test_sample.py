@@ -1,4 +1,4 @@
-"""Tests of the fictional sample shop generator (crm_core.sample)."""
+"""Tests of the fictional sample shop generator (crm_core.sample.generate)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from crm_core import sample
-from crm_core.sample import generate_sample
+from crm_core.sample import generate as sample
+from crm_core.sample.generate import generate_sample
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "export_headers.json"
 

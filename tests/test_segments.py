@@ -12,10 +12,10 @@ import json
 
 import pytest
 
-from crm_core import segments as S
+from crm_core.audience import segments as S
+from crm_core.audience.fields import FIELDS, OPERATORS, operators_for
 from crm_core.db import Store
 from crm_core.errors import InputError
-from crm_core.segment_fields import FIELDS, OPERATORS, operators_for
 
 AS_OF = dt.date(2026, 10, 31)
 ALL = {"C1", "C2", "C3", "C4", "C5", "C6", "C7", "C8"}
@@ -125,7 +125,7 @@ def fill_store(store: Store, sale_events: bool = True) -> Store:
     cur.executemany("INSERT INTO products VALUES (?, ?, ?, 1)", PRODUCTS)
     if sale_events:
         # The marketer's calendar: these windows as own events, on top of the bundled calendar.
-        from crm_core import calendar
+        from crm_core.events import calendar
 
         for _, kind, name, starts_at, ends_at in SALE_EVENTS:
             calendar.add_event(store, kind, name, starts_at, ends_at)
@@ -459,7 +459,7 @@ def test_load_rule_from_json_text():
 
 
 def test_fixture_and_field_table_follow_the_customer_model_contract():
-    from crm_core import model
+    from crm_core.model import build as model
 
     assert [*COLUMNS, "as_of"] == list(model.COLUMNS)
     assert set(S.COLUMNS) <= set(model.COLUMNS)

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from crm_core import segment_editor as E
-from crm_core import segment_library as L
-from crm_core import segments as S
+from crm_core.audience import editor as E
+from crm_core.audience import library as L
+from crm_core.audience import segments as S
+from crm_core.audience.fields import FIELDS, OPERATORS
 from crm_core.db import Store
 from crm_core.errors import InputError
-from crm_core.segment_fields import FIELDS, OPERATORS
 from tests.test_segments import fill_store, segment_store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -264,13 +264,13 @@ def test_cli_export_default_encoding_is_utf8_bom(db_file, tmp_path):
 
 
 def _segment_registered() -> bool:
-    from crm_core.__main__ import build_parser
+    from crm_core.cli import build_parser
 
     commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     return "segment" in commands.choices
 
 
-@pytest.mark.skipif(not _segment_registered(), reason="crm_core.__main__ does not register the segment commands yet")
+@pytest.mark.skipif(not _segment_registered(), reason="crm_core.cli does not register the segment commands yet")
 def test_python_m_crm_core_segment(db_file, tmp_path):
     rule = tmp_path / "rule.json"
     rule.write_text(json.dumps(DORMANT), encoding="utf-8")

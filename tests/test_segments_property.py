@@ -17,9 +17,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from crm_core import segments as S
+from crm_core.audience import segments as S
+from crm_core.audience.fields import ELEMENT, FIELDS, OPERATORS, WINDOW_TYPES, operators_for
 from crm_core.errors import InputError
-from crm_core.segment_fields import ELEMENT, FIELDS, OPERATORS, WINDOW_TYPES, operators_for
 from tests.test_segments import segment_store
 
 HOSTILE = [

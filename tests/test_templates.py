@@ -7,9 +7,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from crm_core import templates as T
 from crm_core.db import Store
 from crm_core.errors import InputError
+from crm_core.messaging import templates as T
 from tests.servers.customers import seed_customers, shop_profile
 
 SCENARIOS = {
@@ -260,7 +260,7 @@ def test_save_refuses_broken_templates(store):
 
 
 def test_preview_customers_from_segments(store):
-    from crm_core import segment_library
+    from crm_core.audience import library as segment_library
 
     assert [c["customer_id"] for c in T.preview_customers(store, "all")] == ["C001", "C002", "C003"]  # by revenue
     assert [c["customer_id"] for c in T.preview_customers(store, "line")] == ["C001", "C003"]
@@ -280,7 +280,7 @@ def test_preview_customers_from_segments(store):
 def _cli(argv, tmp_path, capsys):
     import argparse
 
-    from crm_core import sends
+    from crm_core.messaging import sends
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--db")

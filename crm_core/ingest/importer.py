@@ -26,10 +26,10 @@ from pathlib import Path
 
 import duckdb
 
-from crm_core.customers import IDENTITY_KEYS, identity_key_setting, rebuild_customers
 from crm_core.db import Store, quote_ident
 from crm_core.errors import InputError
 from crm_core.ingest import formats as F
+from crm_core.ingest.identity import IDENTITY_KEYS, identity_key_setting, rebuild_customers
 from crm_core.ingest.reader import ENCODING_LABELS, RawFile, prepare, remove_quietly
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,8 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from crm_core import analytics, basket, charts, cohorts, cycles, repeat, subscription
+from crm_core.analytics import basket, charts, cohorts, cycles, repeat, subscription
+from crm_core.analytics import value as analytics
 from pages import ui
 
 TABS = ["RFM", "リピート", "コホート", "定期", "LTV・予測", "買い替え周期", "併売"]

@@ -8,7 +8,7 @@ short sequence of calls.
 
 Session state (page-local, prefix ``seg_``):
 
-``seg_rule``       the rule being edited (JSON, see :mod:`crm_core.segments`)
+``seg_rule``       the rule being edited (JSON, see :mod:`crm_core.audience.segments`)
 ``seg_rev``        revision of the editor's structure; widget keys carry it so
                    widgets are rebuilt after a structural change
 ``seg_loaded_id``  the saved segment being edited (None for a new one)
@@ -27,11 +27,11 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from crm_core import segment_editor as E
-from crm_core import segment_library as L
-from crm_core import segments as S
+from crm_core.audience import editor as E
+from crm_core.audience import library as L
+from crm_core.audience import segments as S
+from crm_core.audience.fields import DAYS_RANGE, ELEMENT, FIELDS, GROUPS, OPERATORS, WINDOW_TYPES, field_label, operators_for
 from crm_core.db import Store, default_db_path
-from crm_core.segment_fields import DAYS_RANGE, ELEMENT, FIELDS, GROUPS, OPERATORS, WINDOW_TYPES, field_label, operators_for
 from pages import ui
 
 MAX_UI_DEPTH = 3

@@ -1,15 +1,15 @@
 """セグメント: build an audience from conditions, see who matches, save, compare and export.
 
 The widgets are in :mod:`pages.audience` (session keys prefixed ``seg_``),
-the logic in :mod:`crm_core.segments` and :mod:`crm_core.segment_library`.
+the logic in :mod:`crm_core.audience.segments` and :mod:`crm_core.audience.library`.
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
-from crm_core import segment_library as L
-from crm_core import segments as S
+from crm_core.audience import library as L
+from crm_core.audience import segments as S
 from pages import audience as A
 from pages import ui
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from crm_core.customers import IDENTITY_KEYS, identity_key_setting
 from crm_core.errors import InputError
 from crm_core.ingest import formats as F
+from crm_core.ingest.identity import IDENTITY_KEYS, identity_key_setting
 from crm_core.ingest.importer import import_files, rejects_table
 from crm_core.ingest.mappings import list_mappings, save_mapping
 from crm_core.ingest.preview import preview
@@ -38,7 +38,7 @@ with st.expander("顧客の識別方法（同じお客様の注文をまとめ�
     )
     if chosen != current and st.button("このキーで顧客をまとめ直す", key="imp_rekey"):
         from crm_core import pipeline
-        from crm_core.customers import rekey
+        from crm_core.ingest.identity import rekey
 
         with st.spinner("顧客をまとめ直しています…"):
             stats = ui.run(rekey, store, chosen)
@@ -231,7 +231,7 @@ if col1.button("すべてのデータを削除", disabled=not confirm, key="imp_
     st.success("データを削除しました。")
     st.rerun()
 if col2.button("サンプルショップを読み込む", key="imp_load_sample"):
-    from crm_core.sample_shop import load_sample
+    from crm_core.sample.load import load_sample
 
     bar = st.progress(0.0)
     ui.run(load_sample, store, progress=lambda f, t: bar.progress(f, text=t))

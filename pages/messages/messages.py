@@ -9,9 +9,9 @@ from dataclasses import fields, replace
 import streamlit as st
 import streamlit.components.v1 as components
 
-from crm_core import compliance, coupons, sends
-from crm_core import templates as T
-from crm_core.templates import utf16_len
+from crm_core.messaging import compliance, coupons, sends
+from crm_core.messaging import templates as T
+from crm_core.messaging.templates import utf16_len
 from pages import ui
 
 store = ui.store()

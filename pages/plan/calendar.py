@@ -7,9 +7,10 @@ import datetime as dt
 import pandas as pd
 import streamlit as st
 
-from crm_core import calendar as cal
-from crm_core import costs, model, planner
-from crm_core import events as sale_events
+from crm_core.events import calendar as cal
+from crm_core.events import rakuten as sale_events
+from crm_core.model import build as model
+from crm_core.planning import costs, planner
 from pages import ui
 
 store = ui.store()

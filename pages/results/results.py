@@ -1,7 +1,7 @@
 """施策の効果: campaign list, one campaign's results against its holdout, A/B, cost; freeze a send; import result files.
 
-Logic lives in :mod:`crm_core.campaigns`, :mod:`crm_core.results` and
-:mod:`crm_core.result_charts`; session keys carry the ``res_`` prefix.
+Logic lives in :mod:`crm_core.results.campaigns`, :mod:`crm_core.results.attribution` and
+:mod:`crm_core.results.charts`; session keys carry the ``res_`` prefix.
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ import math
 import pandas as pd
 import streamlit as st
 
-from crm_core import campaigns as C
-from crm_core import result_charts as RC
-from crm_core import results as R
-from crm_core import segment_library as L
-from crm_core import segments as S
+from crm_core.audience import library as L
+from crm_core.audience import segments as S
+from crm_core.results import attribution as R
+from crm_core.results import campaigns as C
+from crm_core.results import charts as RC
 from pages import ui
 
 st.title("📈 施策の効果")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from crm_core import model
+from crm_core.model import build as model
 from pages import ui
 
 st.title("🧮 RFM・ランクの基準")

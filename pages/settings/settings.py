@@ -6,8 +6,8 @@ from dataclasses import asdict
 
 import streamlit as st
 
-from crm_core import sends
-from crm_core import templates as T
+from crm_core.messaging import sends
+from crm_core.messaging import templates as T
 from pages import ui
 
 store = ui.store()

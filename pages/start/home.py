@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from crm_core.overview import shop_overview
+from crm_core.analytics.overview import shop_overview
 from pages import ui
 
 st.title("🛍️ リピートCRMコンソール")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from crm_core.db import Store
-from crm_core.sample_shop import load_sample
+from crm_core.sample.load import load_sample
 from tests.e2e.conftest import Server, goto, shot, wait_idle
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from crm_core.db import Store
-from crm_core.sample_shop import load_sample
+from crm_core.sample.load import load_sample
 from tests.e2e.conftest import Server, goto, shot, wait_idle
 
 CHART = "[data-testid='stVegaLiteChart']"

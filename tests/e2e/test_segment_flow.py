@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from crm_core import segments as S
+from crm_core.audience import segments as S
 from crm_core.db import Store
-from crm_core.sample_shop import load_sample
+from crm_core.sample.load import load_sample
 from tests.e2e.conftest import Server, goto, shot, wait_idle
 
 DORMANT = {"field": "recency_days", "op": "gte", "value": 90}

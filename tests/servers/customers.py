@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from crm_core.db import Store
-from crm_core.templates import ShopProfile, save_shop_profile
+from crm_core.messaging.templates import ShopProfile, save_shop_profile
 
 LINE_USER = "U" + "0123456789abcdef" * 2
 OTHER_LINE_USER = "U" + "fedcba9876543210" * 2

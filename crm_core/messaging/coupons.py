@@ -1,0 +1,331 @@
+"""Coupons: definitions, unique codes, cost estimates and code exports.
+
+Tables (created by :func:`ensure_tables`):
+
+``coupons``
+    ``coupon_id, name, kind ('percent' | 'yen' | 'free_shipping'), value
+    (percent or yen; 0 for free shipping), min_purchase (yen), valid_from,
+    valid_to (JST timestamps), code_mode ('shared' | 'unique'), shared_code,
+    segment (what the coupon targets, free text or a segment name), channel,
+    created_at``.
+``coupon_codes``
+    ``coupon_id, code, customer_id, created_at``: one unique code per customer.
+
+Codes are drawn with :mod:`secrets` from :data:`ALPHABET`, which leaves out
+characters that are easy to confuse when read aloud, handwritten or printed
+on an insert (0/O/Q/D, 1/I/L, 2/Z, 5/S, 8/B, U/V).  A code is never issued twice:
+new codes are checked against each other and against every stored code.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import secrets
+import uuid
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+
+from crm_core.db import Store
+from crm_core.errors import InputError
+
+ALPHABET = "ACEFGHJKMNPRTWXY34679"
+"""Code characters: upper-case letters and digits without look-alikes."""
+CODE_LENGTH = 10
+KINDS = {"percent": "％割引", "yen": "円引き", "free_shipping": "送料無料"}
+CODE_MODES = {"shared": "全員共通のコード", "unique": "お客様ごとのコード"}
+DEFAULT_SHIPPING_FEE = 600
+
+
+def ensure_tables(store: Store) -> None:
+    """Create the coupon tables when missing."""
+    store.execute(
+        """CREATE TABLE IF NOT EXISTS coupons (
+            coupon_id VARCHAR PRIMARY KEY, name VARCHAR, kind VARCHAR, value DOUBLE, min_purchase DOUBLE,
+            valid_from TIMESTAMP, valid_to TIMESTAMP, code_mode VARCHAR, shared_code VARCHAR, segment VARCHAR,
+            channel VARCHAR, created_at TIMESTAMP)"""
+    )
+    store.execute(
+        "CREATE TABLE IF NOT EXISTS coupon_codes (coupon_id VARCHAR, code VARCHAR PRIMARY KEY, customer_id VARCHAR, created_at TIMESTAMP)"
+    )
+
+
+# -- codes ---------------------------------------------------------------------------
+def _draw(count: int, length: int) -> list[str]:
+    """``count`` random codes (may repeat); bytes are mapped without modulo bias."""
+    n = len(ALPHABET)
+    limit = 256 - (256 % n)  # bytes >= limit are dropped so every character is equally likely
+    table = bytes(ord(ALPHABET[b % n]) if b < limit else 0 for b in range(256))
+    drop = bytes(range(limit, 256))
+    need = count * length
+    chars = b""
+    while len(chars) < need:
+        chunk = secrets.token_bytes(int((need - len(chars)) * 256 / limit) + 64)
+        chars += chunk.translate(table, drop)
+    text = chars[:need].decode("ascii")
+    return [text[i:i + length] for i in range(0, need, length)]
+
+
+def generate_codes(count: int, *, length: int = CODE_LENGTH, prefix: str = "", existing: set[str] | None = None) -> list[str]:
+    """``count`` distinct new codes, none of them in ``existing``.
+
+    Parameters
+    ----------
+    count : int
+    length : int
+        Random characters per code (10 gives 21**10 ≈ 1.7e13 possibilities).
+    prefix : str
+        Optional fixed start (upper-case letters, digits, ``-``), e.g. ``"BD26-"``.
+    existing : set of str
+        Codes already issued.
+    """
+    if count < 0 or count > 10_000_000:
+        raise InputError("一度に作れるコードは1,000万件までです。", f"count={count}")
+    if length < 6:
+        raise InputError("コードは6文字以上にしてください。", f"length={length}")
+    prefix = (prefix or "").upper()
+    if prefix and not re.fullmatch(r"[A-Z0-9\-]{1,12}", prefix):
+        raise InputError("コードの頭につける文字は半角英数字とハイフンで12文字以内にしてください。", "bad prefix")
+    taken = set(existing or ())
+    out: list[str] = []
+    seen: set[str] = set()
+    while len(out) < count:
+        for code in _draw(count - len(out), length):
+            full = prefix + code
+            if full in seen or full in taken:
+                continue
+            seen.add(full)
+            out.append(full)
+    return out
+
+
+# -- definitions ---------------------------------------------------------------------------
+@dataclass
+class Coupon:
+    """One coupon definition (see the module docstring for the columns)."""
+
+    name: str
+    kind: str
+    value: float
+    min_purchase: float = 0
+    valid_from: dt.datetime | None = None
+    valid_to: dt.datetime | None = None
+    code_mode: str = "shared"
+    shared_code: str = ""
+    segment: str = ""
+    channel: str = "line"
+    coupon_id: str = ""
+
+    def discount_label(self) -> str:
+        """「10%OFF」「500円OFF」「送料無料」."""
+        if self.kind == "percent":
+            return f"{self.value:g}%OFF"
+        if self.kind == "yen":
+            return f"{round(self.value):,}円OFF"
+        return "送料無料"
+
+    def condition_label(self) -> str:
+        return f"¥{round(self.min_purchase):,}以上のお買い物で" if self.min_purchase else ""
+
+    def expiry_label(self) -> str:
+        if not self.valid_to:
+            return ""
+        t = self.valid_to
+        return f"{t.year}年{t.month}月{t.day}日 {t:%H:%M}まで"
+
+
+def validate(coupon: Coupon) -> None:
+    """Check a definition; raises :class:`InputError` in Japanese."""
+    if not coupon.name.strip():
+        raise InputError("クーポン名を入力してください。", "empty name")
+    if coupon.kind not in KINDS:
+        raise InputError("割引の種類は「％割引」「円引き」「送料無料」から選んでください。", f"kind={coupon.kind!r}")
+    if coupon.kind == "percent" and not 0 < coupon.value <= 100:
+        raise InputError("割引率は1〜100%の範囲で入力してください。", "percent out of range")
+    if coupon.kind == "yen" and coupon.value <= 0:
+        raise InputError("割引額は1円以上で入力してください。", "yen <= 0")
+    if coupon.kind == "yen" and coupon.min_purchase and coupon.value >= coupon.min_purchase:
+        raise InputError("割引額は利用条件（最低購入金額）より小さくしてください。", "discount >= min purchase")
+    if coupon.min_purchase < 0:
+        raise InputError("最低購入金額は0円以上で入力してください。", "negative min purchase")
+    if coupon.valid_from and coupon.valid_to and coupon.valid_to <= coupon.valid_from:
+        raise InputError("有効期限の終了は開始より後にしてください。", "valid_to <= valid_from")
+    if coupon.code_mode not in CODE_MODES:
+        raise InputError("コードの種類は「全員共通」か「お客様ごと」を選んでください。", "bad code mode")
+    if coupon.code_mode == "shared" and not re.fullmatch(r"[A-Za-z0-9\-_]{4,32}", coupon.shared_code or ""):
+        raise InputError("共通コードは半角英数字（4〜32文字）で入力してください。", "bad shared code")
+
+
+def create_coupon(store: Store, coupon: Coupon) -> str:
+    """Store a new coupon definition; returns its id."""
+    validate(coupon)
+    ensure_tables(store)
+    coupon.coupon_id = coupon.coupon_id or "CP" + uuid.uuid4().hex[:10].upper()
+    if coupon.code_mode == "shared":
+        coupon.shared_code = coupon.shared_code.upper()
+    store.execute(
+        "INSERT INTO coupons VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [coupon.coupon_id, coupon.name.strip(), coupon.kind, float(coupon.value), float(coupon.min_purchase),
+         coupon.valid_from, coupon.valid_to, coupon.code_mode, coupon.shared_code or None, coupon.segment, coupon.channel,
+         dt.datetime.now().replace(microsecond=0)],
+    )
+    return coupon.coupon_id
+
+
+def list_coupons(store: Store) -> list[Coupon]:
+    """All coupon definitions, newest first."""
+    ensure_tables(store)
+    cur = store.execute(
+        "SELECT coupon_id, name, kind, value, min_purchase, valid_from, valid_to, code_mode, shared_code, segment, channel "
+        "FROM coupons ORDER BY created_at DESC, coupon_id"
+    )
+    cols = [d[0] for d in cur.description]
+    return [Coupon(**{k: ("" if v is None and k in ("shared_code", "segment", "channel") else v) for k, v in zip(cols, r)}) for r in cur.fetchall()]
+
+
+def get_coupon(store: Store, coupon_id: str) -> Coupon:
+    for c in list_coupons(store):
+        if c.coupon_id == coupon_id:
+            return c
+    raise InputError("指定したクーポンが見つかりません。", f"unknown coupon {coupon_id!r}")
+
+
+def issue_unique_codes(store: Store, coupon_id: str, customer_ids: list[str], *, prefix: str = "") -> int:
+    """Give each customer (who has none yet) a unique code for this coupon; returns how many were issued."""
+    coupon = get_coupon(store, coupon_id)
+    if coupon.code_mode != "unique":
+        raise InputError("このクーポンは全員共通のコードです。お客様ごとのコードは作れません。", "shared coupon")
+    have = {r[0] for r in store.fetchall("SELECT customer_id FROM coupon_codes WHERE coupon_id = ?", [coupon_id])}
+    todo = list(dict.fromkeys(c for c in customer_ids if c and c not in have))
+    if not todo:
+        return 0
+    existing = {r[0] for r in store.fetchall("SELECT code FROM coupon_codes")}
+    codes = generate_codes(len(todo), prefix=prefix, existing=existing)
+    now = dt.datetime.now().replace(microsecond=0)
+    table = pa.table({"coupon_id": [coupon_id] * len(todo), "code": codes, "customer_id": todo, "created_at": [now] * len(todo)})
+    with store.transaction() as cur:
+        cur.register("new_coupon_codes", table)
+        try:
+            cur.execute("INSERT INTO coupon_codes SELECT coupon_id, code, customer_id, created_at FROM new_coupon_codes")
+        finally:
+            cur.unregister("new_coupon_codes")
+    return len(todo)
+
+
+def code_for(store: Store, coupon: Coupon, customer_id: str) -> str:
+    """The code a customer uses: the shared code, or their unique code ("" if none issued yet)."""
+    if coupon.code_mode == "shared":
+        return coupon.shared_code
+    return store.scalar("SELECT code FROM coupon_codes WHERE coupon_id = ? AND customer_id = ?", [coupon.coupon_id, customer_id]) or ""
+
+
+def placeholder_values(store: Store, coupon: Coupon, customer_id: str) -> dict[str, str]:
+    """``coupon_code, coupon_value, coupon_expiry, coupon_min_purchase`` for one customer (see ``crm_core.messaging.templates``)."""
+    return {
+        "coupon_code": code_for(store, coupon, customer_id),
+        "coupon_value": coupon.discount_label(),
+        "coupon_expiry": coupon.expiry_label(),
+        "coupon_min_purchase": coupon.condition_label(),
+    }
+
+
+def export_codes(store: Store, coupon_id: str) -> pd.DataFrame:
+    """Unique codes with their customers, for registering in RMS or Shopify.
+
+    Columns: クーポンコード, 顧客ID, 氏名, メールアドレス, クーポン名, 割引, 利用条件, 有効期限.
+    """
+    coupon = get_coupon(store, coupon_id)
+    has_model = store.has_table("customer_model")
+    if has_model:
+        sql = ("SELECT c.code, c.customer_id, m.name, m.email FROM coupon_codes c "
+               "LEFT JOIN customer_model m ON m.customer_id = c.customer_id WHERE c.coupon_id = ? ORDER BY c.customer_id")
+    else:
+        sql = "SELECT code, customer_id, NULL AS name, NULL AS email FROM coupon_codes WHERE coupon_id = ? ORDER BY customer_id"
+    df = store.df(sql, [coupon_id])
+    df.columns = ["クーポンコード", "顧客ID", "氏名", "メールアドレス"]
+    df["クーポン名"] = coupon.name
+    df["割引"] = coupon.discount_label()
+    df["利用条件"] = coupon.condition_label()
+    df["有効期限"] = coupon.expiry_label()
+    return df
+
+
+# -- cost estimate -----------------------------------------------------------------------------
+@dataclass
+class CostEstimate:
+    """What a coupon is expected to cost and bring (yen)."""
+
+    recipients: int
+    redemption_rate: float
+    rate_source: str
+    redemptions: float
+    order_value: float
+    discount_per_order: float
+    discount_cost: float
+    gross_profit: float
+    net: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def past_redemption_rate(store: Store, min_issued: int = 30) -> float | None:
+    """Share of issued unique codes that appear in orders (``orders.coupon_code``); None without enough history."""
+    ensure_tables(store)
+    row = store.fetchone(
+        "SELECT count(*), count(*) FILTER (WHERE code IN (SELECT upper(trim(coupon_code)) FROM orders "
+        "WHERE coupon_code IS NOT NULL AND NOT coalesce(cancelled, FALSE))) FROM coupon_codes"
+    )
+    issued, used = row if row else (0, 0)
+    if not issued or issued < min_issued:
+        return None
+    return used / issued
+
+
+def average_order_value(store: Store) -> float:
+    """Mean order value of the customer model (``revenue / orders``), 0 without data."""
+    if not store.has_table("customer_model"):
+        return 0.0
+    return float(store.scalar("SELECT coalesce(sum(revenue) / nullif(sum(orders), 0), 0) FROM customer_model") or 0)
+
+
+def estimate_cost(
+    store: Store | None,
+    coupon: Coupon,
+    recipients: int,
+    *,
+    average_order_value: float,
+    margin: float = 0.3,
+    redemption_rate: float = 0.05,
+    shipping_fee: float = DEFAULT_SHIPPING_FEE,
+) -> CostEstimate:
+    """Expected redemptions × discount against the gross profit of those orders.
+
+    ``redemptions = recipients × rate`` where the rate is the past redemption
+    rate of issued codes when the store has enough history
+    (:func:`past_redemption_rate`), else ``redemption_rate``.  An order is
+    worth ``max(average_order_value, min_purchase)``; the discount is
+    ``value %`` of it, ``value`` yen, or the shipping fee.  ``gross_profit =
+    redemptions × order value × margin`` and ``net = gross_profit -
+    discount_cost``.
+    """
+    if not 0 <= margin <= 1 or not 0 <= redemption_rate <= 1:
+        raise InputError("利益率と利用率は0〜100%の範囲で入力してください。", "rate out of range")
+    rate, source = redemption_rate, "入力した利用率"
+    past = past_redemption_rate(store) if store is not None else None
+    if past is not None:
+        rate, source = past, "過去のクーポン利用実績"
+    order_value = max(float(average_order_value or 0), float(coupon.min_purchase or 0))
+    if coupon.kind == "percent":
+        per = order_value * coupon.value / 100
+    elif coupon.kind == "yen":
+        per = min(float(coupon.value), order_value)
+    else:
+        per = float(shipping_fee)
+    redemptions = recipients * rate
+    cost = redemptions * per
+    profit = redemptions * order_value * margin
+    return CostEstimate(recipients, rate, source, redemptions, order_value, per, cost, profit, profit - cost)

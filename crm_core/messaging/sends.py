@@ -1,0 +1,380 @@
+"""Test sends: channel settings, the test-recipient list, the send log, the command line.
+
+Settings come from ``st.secrets`` or the environment (the caller passes them
+in; :func:`load_settings`) and are never stored in the database or shown back:
+:func:`settings_status` only says which ones are configured.  A test send goes
+only to an address on the test-recipient list (the table ``test_recipients``
+plus ``CRM_TEST_RECIPIENTS``); anything else is refused before a request
+leaves.  Every attempt is written to ``send_log`` (who, when, channel,
+template, customer, recipient, request id, outcome) without tokens or bodies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import getpass
+import json
+import os
+import sys
+import tomllib
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from crm_core.db import Store, default_db_path
+from crm_core.errors import InputError
+from crm_core.messaging.channels import INVALID, NOT_CONFIGURED, OUTCOME_LABELS, REFUSED, Sender, SendResult
+from crm_core.messaging.channels.email import EMAIL_RE, EmailSender
+from crm_core.messaging.channels.line import USER_ID_RE, LineSender
+from crm_core.messaging.templates import Campaign, Template, render_for_customer, shop_profile
+
+SEND_CHANNELS = ("line", "email")
+
+SETTING_NAMES: dict[str, str] = {
+    "LINE_CHANNEL_ACCESS_TOKEN": "LINEチャネルアクセストークン",
+    "LINE_API_BASE_URL": "LINE APIの接続先（省略時 https://api.line.me）",
+    "SMTP_HOST": "SMTPサーバー",
+    "SMTP_PORT": "SMTPポート",
+    "SMTP_USERNAME": "SMTPユーザー名",
+    "SMTP_PASSWORD": "SMTPパスワード",
+    "SMTP_FROM": "送信元メールアドレス",
+    "SMTP_STARTTLS": "STARTTLSを使う",
+    "CRM_TEST_RECIPIENTS": "テスト送信先（カンマ区切り）",
+}
+"""Settings read from secrets or the environment, with Japanese labels."""
+
+
+# -- settings ----------------------------------------------------------------------
+@dataclass
+class ChannelSettings:
+    """Credentials and endpoints for test sends (secrets are not in ``repr``)."""
+
+    line_token: str = field(default="", repr=False)
+    line_base_url: str = ""
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_username: str = ""
+    smtp_password: str = field(default="", repr=False)
+    smtp_from: str = ""
+    smtp_starttls: bool = True
+    env_recipients: list[str] = field(default_factory=list)
+    present: set[str] = field(default_factory=set)
+
+
+def _truthy(value: str) -> bool:
+    return value.strip().lower() not in ("0", "false", "no", "off", "いいえ", "")
+
+
+def load_settings(secrets: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> ChannelSettings:
+    """Settings from ``secrets`` (``st.secrets`` as a mapping) first, then the environment."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, str] = {}
+    for name in SETTING_NAMES:
+        value = None
+        if secrets is not None:
+            try:
+                value = secrets.get(name)
+            except Exception:  # noqa: BLE001 - a broken secrets file reads as "not set"
+                value = None
+        if value in (None, ""):
+            value = environ.get(name)
+        if value not in (None, ""):
+            values[name] = str(value).strip()
+    try:
+        port = int(values.get("SMTP_PORT", "587"))
+    except ValueError:
+        raise InputError("SMTP_PORT は数字（例: 587）で設定してください。", "bad SMTP_PORT") from None
+    recipients = [r.strip() for r in values.get("CRM_TEST_RECIPIENTS", "").split(",") if r.strip()]
+    return ChannelSettings(
+        line_token=values.get("LINE_CHANNEL_ACCESS_TOKEN", ""),
+        line_base_url=values.get("LINE_API_BASE_URL", ""),
+        smtp_host=values.get("SMTP_HOST", ""),
+        smtp_port=port,
+        smtp_username=values.get("SMTP_USERNAME", ""),
+        smtp_password=values.get("SMTP_PASSWORD", ""),
+        smtp_from=values.get("SMTP_FROM", ""),
+        smtp_starttls=_truthy(values.get("SMTP_STARTTLS", "true")),
+        env_recipients=recipients,
+        present=set(values),
+    )
+
+
+def secrets_file_settings(path: Path | None = None) -> dict[str, Any]:
+    """``.streamlit/secrets.toml`` as a mapping, for the command line (empty when absent)."""
+    path = path or Path(__file__).resolve().parents[2] / ".streamlit" / "secrets.toml"
+    if not path.exists():
+        return {}
+    with open(path, "rb") as fh:
+        return tomllib.load(fh)
+
+
+def settings_status(settings: ChannelSettings) -> list[dict[str, Any]]:
+    """Which settings are configured: ``name, label, configured`` (never the values)."""
+    return [{"name": n, "label": label, "configured": n in settings.present} for n, label in SETTING_NAMES.items()]
+
+
+def channel_ready(settings: ChannelSettings, channel: str) -> str | None:
+    """None when the channel can send, else a Japanese explanation of what is missing."""
+    if channel == "line" and not settings.line_token:
+        return "LINEのテスト送信には LINE_CHANNEL_ACCESS_TOKEN の設定が必要です（secrets.toml または環境変数）。"
+    if channel == "email":
+        missing = [n for n, v in (("SMTP_HOST", settings.smtp_host), ("SMTP_FROM", settings.smtp_from)) if not v]
+        if missing:
+            return f"メールのテスト送信には {'、'.join(missing)} の設定が必要です（secrets.toml または環境変数）。"
+    return None
+
+
+def make_sender(settings: ChannelSettings, channel: str, *, from_name: str = "", encoding: str = "utf-8") -> Sender:
+    """The sender for a channel from the settings."""
+    if channel == "line":
+        return LineSender(settings.line_token, settings.line_base_url or None)
+    return EmailSender(
+        settings.smtp_host, settings.smtp_port, username=settings.smtp_username, password=settings.smtp_password,
+        from_addr=settings.smtp_from, from_name=from_name, starttls=settings.smtp_starttls, encoding=encoding,
+    )
+
+
+# -- test recipients ------------------------------------------------------------------
+def ensure_tables(store: Store) -> None:
+    """Create the tables of this module when missing."""
+    store.execute(
+        "CREATE TABLE IF NOT EXISTS test_recipients (channel VARCHAR, address VARCHAR, label VARCHAR, added_at TIMESTAMP)"
+    )
+    store.execute(
+        """CREATE TABLE IF NOT EXISTS send_log (
+            attempt_id VARCHAR, sent_at TIMESTAMP, actor VARCHAR, kind VARCHAR, channel VARCHAR,
+            template_key VARCHAR, customer_id VARCHAR, recipient VARCHAR, request_id VARCHAR,
+            outcome VARCHAR, error_code VARCHAR, http_status INTEGER, attempts INTEGER)"""
+    )
+
+
+def recipient_channel(address: str) -> str | None:
+    """``"line"`` for a LINE user id, ``"email"`` for an address, else None."""
+    address = (address or "").strip()
+    if USER_ID_RE.match(address):
+        return "line"
+    if EMAIL_RE.match(address):
+        return "email"
+    return None
+
+
+def add_test_recipient(store: Store, address: str, label: str = "") -> str:
+    """Add one of the marketer's own LINE user ids or addresses; returns its channel."""
+    address = (address or "").strip()
+    channel = recipient_channel(address)
+    if channel is None:
+        raise InputError(
+            "テスト送信先は、LINEのユーザーID（Uで始まる33文字）かメールアドレスを入力してください。", "bad test recipient"
+        )
+    ensure_tables(store)
+    with store.transaction() as cur:
+        cur.execute("DELETE FROM test_recipients WHERE address = ?", [address])
+        cur.execute("INSERT INTO test_recipients VALUES (?, ?, ?, ?)", [channel, address, label.strip(), _now()])
+    return channel
+
+
+def remove_test_recipient(store: Store, address: str) -> None:
+    """Remove an address from the stored list (environment entries stay)."""
+    ensure_tables(store)
+    store.execute("DELETE FROM test_recipients WHERE address = ?", [address])
+
+
+def test_recipients(store: Store, settings: ChannelSettings | None = None, channel: str | None = None) -> list[dict[str, str]]:
+    """The allowed test recipients: ``channel, address, label, source`` ('画面' or '環境設定')."""
+    ensure_tables(store)
+    out: dict[str, dict[str, str]] = {}
+    for ch, address, label in store.fetchall("SELECT channel, address, label FROM test_recipients ORDER BY added_at, address"):
+        out[address] = {"channel": ch, "address": address, "label": label or "", "source": "画面"}
+    for address in settings.env_recipients if settings else []:
+        ch = recipient_channel(address)
+        if ch and address not in out:
+            out[address] = {"channel": ch, "address": address, "label": "", "source": "環境設定"}
+    return [r for r in out.values() if channel is None or r["channel"] == channel]
+
+
+test_recipients.__test__ = False  # not a pytest test despite the name
+
+
+# -- the send log -------------------------------------------------------------------------
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).astimezone(_JST).replace(tzinfo=None, microsecond=0)
+
+
+try:
+    from zoneinfo import ZoneInfo
+
+    _JST = ZoneInfo("Asia/Tokyo")
+except Exception:  # noqa: BLE001 - tzdata missing: fixed offset
+    _JST = dt.timezone(dt.timedelta(hours=9))
+
+
+def log_attempt(store: Store, *, actor: str, channel: str, template_key: str, customer_id: str, recipient: str,
+                result: SendResult, kind: str = "test") -> str:
+    """Write one attempt to ``send_log`` (no token, no message body); returns its id."""
+    ensure_tables(store)
+    attempt_id = uuid.uuid4().hex
+    store.execute(
+        "INSERT INTO send_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [attempt_id, _now(), actor, kind, channel, template_key, customer_id, recipient, result.request_id or None,
+         result.outcome, result.error_code or None, result.http_status, result.attempts],
+    )
+    return attempt_id
+
+
+def send_log(store: Store, limit: int = 200) -> pd.DataFrame:
+    """Recent attempts with Japanese column names (日時, 実行者, チャネル, ...)."""
+    ensure_tables(store)
+    df = store.df(
+        "SELECT sent_at, actor, channel, template_key, customer_id, recipient, outcome, error_code, request_id, attempts "
+        "FROM send_log ORDER BY sent_at DESC, attempt_id LIMIT ?",
+        [int(limit)],
+    )
+    df["outcome"] = df["outcome"].map(lambda o: OUTCOME_LABELS.get(o, o))
+    df["channel"] = df["channel"].map(lambda c: {"line": "LINE", "email": "メール"}.get(c, c))
+    df.columns = ["日時", "実行者", "チャネル", "テンプレート", "顧客ID", "送信先", "結果", "エラー", "リクエストID", "試行回数"]
+    return df
+
+
+# -- the test send -------------------------------------------------------------------------
+def test_send(
+    store: Store,
+    settings: ChannelSettings,
+    *,
+    channel: str,
+    recipient: str,
+    template_key: str | Template,
+    customer_id: str,
+    campaign: Campaign | None = None,
+    actor: str = "console",
+    encoding: str = "utf-8",
+    sender: Sender | None = None,
+) -> SendResult:
+    """Render a template for a customer and send it to one test recipient.
+
+    ``template_key`` is a template's key, or a :class:`Template` (the page
+    sends what the marketer sees, unsaved edits included).  The recipient
+    must be on the test-recipient list for that channel;
+    otherwise the send is refused before anything leaves.  Every attempt
+    (refused, unconfigured, sent or failed) is logged.
+
+    Raises
+    ------
+    InputError
+        When the channel is unknown or the template or customer cannot be rendered.
+    """
+    if channel not in SEND_CHANNELS:
+        raise InputError("テスト送信のチャネルは LINE かメールを選んでください。", f"bad channel {channel!r}")
+    recipient = (recipient or "").strip()
+    template = template_key
+    key = template.key if isinstance(template, Template) else template
+
+    def done(result: SendResult) -> SendResult:
+        log_attempt(store, actor=actor, channel=channel, template_key=key, customer_id=customer_id,
+                    recipient=recipient, result=result)
+        return result
+
+    allowed = {r["address"] for r in test_recipients(store, settings, channel)}
+    if recipient not in allowed:
+        return done(SendResult(False, REFUSED, "この宛先はテスト送信先に登録されていないため、送信しませんでした。"
+                               "「送信設定」ページでテスト送信先に登録してください。", error_code="not_test_recipient"))
+    missing = channel_ready(settings, channel) if sender is None else None
+    if missing:
+        return done(SendResult(False, NOT_CONFIGURED, missing, error_code="not_configured"))
+    try:
+        rendered = render_for_customer(store, template, customer_id, channel, campaign)
+    except InputError as exc:
+        done(SendResult(False, INVALID, exc.message, error_code="render_error"))
+        raise
+    if sender is None:
+        profile = shop_profile(store)
+        sender = make_sender(settings, channel, from_name=profile.sender_name or profile.shop_name, encoding=encoding)
+    if rendered.subject and channel == "email":
+        rendered.subject = "【テスト】" + rendered.subject
+    return done(sender.send(recipient, rendered))
+
+
+test_send.__test__ = False  # not a pytest test despite the name
+
+
+# -- command line ------------------------------------------------------------------------------
+def _print(obj: object) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")
+
+
+def _store(args: argparse.Namespace) -> Store:
+    return Store(getattr(args, "db", None) or default_db_path())
+
+
+def cmd_templates(args: argparse.Namespace) -> int:
+    from crm_core.messaging.templates import list_templates, template_names
+
+    path = getattr(args, "db", None)
+    store = Store(path) if path else (Store(default_db_path()) if default_db_path().exists() else None)
+    names = template_names(list_templates(store))
+    if args.json:
+        _print(names)
+    else:
+        for t in names:
+            sys.stdout.write(f"{t['key']}\t{t['label']}\n")
+    return 0
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    rendered = render_for_customer(_store(args), args.template, args.customer, args.channel)
+    _print(rendered.to_json())
+    return 0
+
+
+def cmd_test_send(args: argparse.Namespace) -> int:
+    settings = load_settings(secrets_file_settings())
+    try:
+        actor = getpass.getuser()
+    except Exception:  # noqa: BLE001 - no user name in some containers
+        actor = "cli"
+    result = test_send(_store(args), settings, channel=args.channel, recipient=args.to, template_key=args.template,
+                       customer_id=args.customer, actor=f"cli:{actor}")
+    _print(result.to_dict())
+    if result.ok:
+        return 0
+    sys.stderr.write(f"エラー: {result.message}\n")
+    return 2 if result.outcome in (REFUSED, NOT_CONFIGURED, INVALID) else 1
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``templates``, ``render`` and ``test-send`` on the main parser."""
+
+    def with_db(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--db", default=argparse.SUPPRESS, help="DuckDB file (default: $CRM_DB or data/crm.duckdb)")
+        return p
+
+    p = with_db(subparsers.add_parser("templates", help="list the message templates"))
+    p.add_argument("--json", action="store_true", help="print JSON (key, label, scenario)")
+    p.set_defaults(func=cmd_templates)
+
+    p = with_db(subparsers.add_parser("render", help="render a template for one customer as JSON"))
+    p.add_argument("--template", required=True)
+    p.add_argument("--customer", required=True)
+    p.add_argument("--channel", default="line", choices=["line", "email", "rmail", "insert"])
+    p.set_defaults(func=cmd_render)
+
+    p = with_db(subparsers.add_parser("test-send", help="send a rendered template to one test recipient"))
+    p.add_argument("--channel", required=True, choices=list(SEND_CHANNELS))
+    p.add_argument("--to", required=True, help="a LINE user id or an address on the test-recipient list")
+    p.add_argument("--template", required=True)
+    p.add_argument("--customer", required=True)
+    p.set_defaults(func=cmd_test_send)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run a parsed command the way ``python -m crm_core`` does (InputError → exit 2)."""
+    try:
+        return args.func(args)
+    except InputError as exc:
+        sys.stderr.write(f"エラー: {exc.message}\n")
+        _print({"errors": [exc.message]})
+        return 2

@@ -1,0 +1,1227 @@
+"""The customer model: one row per customer with RFM, ranks, events and predictions.
+
+:func:`rebuild` computes the table ``customer_model`` from the store's
+non-cancelled orders up to an ``as_of`` day and stores it; the analyses page,
+the segment builder and message templates read that table.  Heavy work stays
+in DuckDB; only small per-customer numeric arrays go to numpy for the
+BG/NBD and Gamma-Gamma fits (:mod:`crm_core.model.clv`).
+
+Columns of ``customer_model`` (the contract, :data:`COLUMNS`):
+
+profile (from ``customers``)
+    ``customer_id, name, email, prefecture, gender, birthday, age`` (full years
+    on ``as_of``), ``birthday_month`` (1-12), ``email_opt_in, line_user_id,
+    has_line``.
+purchases (non-cancelled orders with ``ordered_at`` before ``as_of + 1 day``)
+    ``first_order_at, last_order_at`` (JST timestamps), ``orders``,
+    ``revenue`` (sum of ``orders.total_amount``, once per order; an empty
+    total counts 0 and is reported), ``aov`` (revenue / orders),
+    ``recency_days`` (``as_of`` minus the last order's day), ``tenure_days``
+    (``as_of`` minus the first order's day), ``avg_days_between_orders``
+    (days from the first to the last purchase day divided by the number of
+    repeat purchase days; NULL with a single purchase day), ``orders_12m,
+    revenue_12m`` (the 365 days ending on ``as_of``).
+scores
+    ``r_score, f_score, m_score`` (1-5, see :func:`rfm_thresholds`),
+    ``rfm_segment`` (see :data:`DEFAULT_RFM_SEGMENTS`), ``rank, next_rank,
+    gap_to_next_rank, orders_to_next_rank`` (see :data:`DEFAULT_RANK_THRESHOLDS`).
+behaviour
+    ``acquisition_event`` ('スーパーSALE', 'お買い物マラソン' or '通常': the sale
+    window of the marketer's calendar, :func:`sale_windows`, the first order
+    fell in),
+    ``first_source`` (source of the first order), ``last_product_id,
+    last_product_name, last_category`` (the line of the last order with the
+    largest amount, ties by line number; of two orders in the same second
+    the later imported one counts as last), ``subscription_status`` ('継続中' if
+    any of the customer's subscriptions had a delivery within 1.5 cycles
+    before ``as_of``, else '解約'; NULL without subscription orders; the cycle is
+    the mean interval between that subscription's deliveries, 30 days with
+    only one), ``subscription_deliveries`` (delivered subscription orders,
+    at least the highest delivery number seen; 0 without), ``used_coupon``
+    (an order with a coupon code or a discount), ``sale_only_buyer`` (at least
+    two orders, all inside スーパーSALE / マラソン windows).
+predictions (NULL when the models cannot be fitted; the reason is in the report)
+    ``p_alive``, ``churn_probability_90d`` (P(no purchase in the next 90
+    days)), ``churn_risk`` ('低' < 0.33 <= '中' <= 0.66 < '高'),
+    ``expected_orders_365d`` (expected repeat purchase days in the next 365
+    days), ``predicted_clv_365d`` (that times the Gamma-Gamma expected spend,
+    yen, undiscounted), ``expected_next_order_date`` (``as_of`` + the median
+    waiting time: the first day ``d`` in 1..365 with P(no purchase within
+    ``d`` days) <= 0.5; NULL if a purchase within a year is less likely
+    than not).
+``as_of``
+    The day the table describes.
+
+BG/NBD inputs follow FACTS.md §8: ``x`` = purchase days - 1 (several orders on
+one day count once), ``t_x`` = days from the first to the last purchase day,
+``T`` = days from the first purchase day to ``as_of``; Gamma-Gamma uses the
+mean spend of the repeat purchase days (day totals, first day excluded).
+The fits use at most :data:`FIT_SAMPLE_MAX` customers (a fixed hash sample);
+predictions cover everyone.
+
+How it runs: one transaction (a consistent snapshot; the old table stays until
+the new one commits) of temp-table steps — ``aggregate`` (one hash aggregation
+over ``orders``, sale windows attached by list lookups on the day, purchase
+days counted with a per-customer day bitmap), ``orders`` (last product),
+``subscriptions``, ``predict`` (numpy: RFM scores by sorted search, and the
+BG/NBD / Gamma-Gamma fits evaluated once per distinct ``(x, t_x, T)``) and
+``table`` (one ``CREATE OR REPLACE``, the numpy columns paired with
+``cm_agg`` by a positional join).
+The other tables written are ``customer_model_meta`` (as_of, build time, the
+report as JSON).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from crm_core.db import Store
+from crm_core.errors import InputError
+from crm_core.events import rakuten as events
+
+TABLE = "customer_model"
+META_TABLE = "customer_model_meta"
+
+COLUMNS: tuple[str, ...] = (
+    "customer_id", "name", "email", "prefecture", "gender", "birthday", "age", "birthday_month",
+    "email_opt_in", "line_user_id", "has_line", "first_order_at", "last_order_at", "orders", "revenue",
+    "aov", "recency_days", "tenure_days", "avg_days_between_orders", "orders_12m", "revenue_12m",
+    "r_score", "f_score", "m_score", "rfm_segment", "rank", "next_rank", "gap_to_next_rank",
+    "orders_to_next_rank", "acquisition_event", "first_source", "last_product_id", "last_product_name", "last_category",
+    "subscription_status", "subscription_deliveries", "used_coupon", "sale_only_buyer", "p_alive",
+    "churn_probability_90d", "churn_risk", "expected_orders_365d", "predicted_clv_365d",
+    "expected_next_order_date", "as_of",
+)
+"""Columns of ``customer_model``, in table order."""
+
+COLUMN_LABELS: dict[str, str] = {
+    "customer_id": "顧客ID", "name": "氏名", "email": "メールアドレス", "prefecture": "都道府県",
+    "gender": "性別", "birthday": "誕生日", "age": "年齢", "birthday_month": "誕生月",
+    "email_opt_in": "メール配信許可", "line_user_id": "LINEユーザーID", "has_line": "LINE連携",
+    "first_order_at": "初回購入日時", "last_order_at": "最終購入日時", "orders": "購入回数",
+    "revenue": "累計購入金額", "aov": "平均購入単価", "recency_days": "最終購入からの日数",
+    "tenure_days": "初回購入からの日数", "avg_days_between_orders": "平均購入間隔（日）",
+    "orders_12m": "直近12か月の購入回数", "revenue_12m": "直近12か月の購入金額", "r_score": "Rスコア",
+    "f_score": "Fスコア", "m_score": "Mスコア", "rfm_segment": "RFMセグメント", "rank": "会員ランク",
+    "next_rank": "次のランク", "gap_to_next_rank": "次のランクまでの金額",
+    "orders_to_next_rank": "次のランクまでの購入回数", "acquisition_event": "初回購入のイベント",
+    "first_source": "初回購入の販路", "last_product_id": "最終購入商品ID", "last_product_name": "最終購入商品名",
+    "last_category": "最終購入カテゴリ", "subscription_status": "定期購入の状態",
+    "subscription_deliveries": "定期お届け回数", "used_coupon": "クーポン利用あり",
+    "sale_only_buyer": "セール時のみ購入", "p_alive": "継続確率", "churn_probability_90d": "90日離反確率",
+    "churn_risk": "離反リスク", "expected_orders_365d": "今後365日の予測購入回数",
+    "predicted_clv_365d": "今後365日の予測購入金額", "expected_next_order_date": "次回購入予測日",
+    "as_of": "基準日",
+}
+"""Japanese labels of the columns, for pages and exports."""
+
+# -- settings: RFM scores ---------------------------------------------------
+SETTING_THRESHOLDS = "rfm_thresholds"
+SETTING_SEGMENTS = "rfm_segments"
+SETTING_RANKS = "rank_thresholds"
+
+QUINTILE = "quintile"
+DEFAULT_RFM_THRESHOLDS: dict[str, Any] = {"r": QUINTILE, "f": [2, 3, 5, 8], "m": QUINTILE}
+"""How R, F and M become scores 1-5; each is ``"quintile"`` or four numbers.
+
+``"quintile"``: tie-aware quintiles.  A customer's score is
+``1 + floor(5 * k / N)`` where ``k`` is the number of customers with a
+strictly worse value (longer recency, fewer orders, lower revenue) and ``N``
+the number of customers.  Without ties these are exact quintiles; tied
+customers all get the score of the lowest of them, so e.g. all one-time
+buyers share one F score instead of being split arbitrarily by ``ntile``.
+
+Four numbers, ascending: for ``r`` the largest recency in days that still
+scores 5, 4, 3 and 2 (``[30, 90, 180, 365]``: up to 30 days -> 5, ... over
+365 -> 1); for ``f`` (orders) and ``m`` (revenue, yen) the smallest value that
+scores 2, 3, 4 and 5 (``[2, 3, 5, 8]``: one order -> 1, 2 -> 2, 3-4 -> 3,
+5-7 -> 4, 8 or more -> 5).
+
+F defaults to fixed counts because order counts are heavily tied (most
+customers buy once), so its quintiles are lopsided.
+"""
+
+DEFAULT_RFM_SEGMENTS: list[dict[str, Any]] = [
+    {"name": "優良顧客", "r_min": 4, "r_max": 5, "f_min": 4, "f_max": 5,
+     "description": "最近も購入しており、購入回数も多い最重要の顧客"},
+    {"name": "安定顧客", "r_min": 3, "r_max": 5, "f_min": 3, "f_max": 5,
+     "description": "継続して購入している顧客"},
+    {"name": "新規顧客", "r_min": 4, "r_max": 5, "f_min": 1, "f_max": 1,
+     "description": "最近はじめて購入した顧客"},
+    {"name": "育成中", "r_min": 3, "r_max": 5, "f_min": 1, "f_max": 2,
+     "description": "リピート購入を促して安定顧客に育てたい顧客"},
+    {"name": "要注意", "r_min": 2, "r_max": 2, "f_min": 3, "f_max": 5,
+     "description": "以前はよく購入していたが、最近購入が途絶えている顧客"},
+    {"name": "休眠予備軍", "r_min": 2, "r_max": 2, "f_min": 1, "f_max": 2,
+     "description": "購入の間隔が空き始めた顧客"},
+    {"name": "休眠", "r_min": 1, "r_max": 1, "f_min": 2, "f_max": 5,
+     "description": "複数回購入したが長く購入のない顧客（掘り起こしの対象）"},
+    {"name": "離反", "r_min": 1, "r_max": 1, "f_min": 1, "f_max": 1,
+     "description": "1回だけ購入し、長く戻ってきていない顧客"},
+]
+"""Default RFM segment rules: evaluated in order, the first match wins.
+
+Each rule has ``name``, ``r_min``, ``r_max``, ``f_min``, ``f_max`` (scores
+1-5, inclusive), optionally ``m_min``/``m_max`` (default 1-5) and a
+``description``.  The defaults cover the whole R x F grid::
+
+    R\\F   1        2        3        4        5
+    5     新規顧客  育成中   安定顧客  優良顧客  優良顧客
+    4     新規顧客  育成中   安定顧客  優良顧客  優良顧客
+    3     育成中    育成中   安定顧客  安定顧客  安定顧客
+    2     休眠予備軍 休眠予備軍 要注意   要注意   要注意
+    1     離反      休眠     休眠     休眠     休眠
+
+A customer no rule matches gets :data:`OTHER_SEGMENT`.
+"""
+OTHER_SEGMENT = "その他"
+
+DEFAULT_RANK_THRESHOLDS: list[dict[str, Any]] = [
+    {"name": "プラチナ", "min_revenue_12m": 50000},
+    {"name": "ゴールド", "min_revenue_12m": 20000},
+    {"name": "シルバー", "min_revenue_12m": 8000},
+    {"name": "レギュラー", "min_revenue_12m": 0},
+]
+"""Loyalty ranks by spend in the last 12 months (yen), highest first.
+
+A customer gets the first rank whose ``min_revenue_12m`` the 12-month spend
+reaches; ``next_rank`` is the rank above and ``gap_to_next_rank`` the yen
+still missing (NULL at the top rank).  Ranks can instead be set by the
+number of orders in the last 12 months (:data:`DEFAULT_ORDER_RANK_THRESHOLDS`,
+key ``min_orders_12m``); then ``orders_to_next_rank`` holds the orders still
+missing and ``gap_to_next_rank`` is NULL.
+"""
+DEFAULT_ORDER_RANK_THRESHOLDS: list[dict[str, Any]] = [
+    {"name": "プラチナ", "min_orders_12m": 10},
+    {"name": "ゴールド", "min_orders_12m": 5},
+    {"name": "シルバー", "min_orders_12m": 2},
+    {"name": "レギュラー", "min_orders_12m": 0},
+]
+"""Loyalty ranks by the number of orders in the last 12 months, highest first."""
+RANK_KEYS = {"revenue_12m": "min_revenue_12m", "orders_12m": "min_orders_12m"}
+"""Rank basis (a ``customer_model`` column) -> the key of its minimum in a rank."""
+
+SUBSCRIPTION_GRACE_CYCLES = 1.5
+SUBSCRIPTION_DEFAULT_CYCLE_DAYS = 30
+CHURN_HORIZON_DAYS = 90
+PREDICTION_HORIZON_DAYS = 365
+FIT_SAMPLE_MAX = 300_000
+"""At most this many customers (a fixed hash sample) enter the model fits."""
+SHORT_HISTORY_DAYS = 180
+
+TEMP_TABLES = ("cm_agg", "cm_last", "cm_sub")
+_MAX_RULES = 50
+_MAX_NAME = 40
+_EXPORT_CHUNK_VECTORS = 100  # x 2048 rows per chunk
+
+
+# ---------------------------------------------------------------------------
+# Report
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class ModelReport:
+    """What :func:`rebuild` did.
+
+    Attributes
+    ----------
+    customers : int
+        Rows written to ``customer_model``.
+    as_of : date or None
+        The day the table describes (None for an empty store).
+    bg_params, gg_params : dict or None
+        Fitted BG/NBD (``r, alpha, a, b``; alpha in days) and Gamma-Gamma
+        (``p, q, v``) parameters, None when not fitted.
+    fit_customers : int
+        Customers that entered the fits.
+    prediction_error : str or None
+        Japanese reason why the prediction columns are empty, if they are.
+    seconds : dict
+        Wall time per step.
+    warnings : list of str
+        Japanese notes for the marketer.
+    """
+
+    customers: int = 0
+    as_of: date | None = None
+    bg_params: dict[str, float] | None = None
+    gg_params: dict[str, float] | None = None
+    fit_customers: int = 0
+    prediction_error: str | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable copy."""
+        out = asdict(self)
+        out["as_of"] = self.as_of.isoformat() if self.as_of else None
+        return out
+
+
+class _Timer:
+    def __init__(self, seconds: dict[str, float]) -> None:
+        self.seconds = seconds
+
+    @contextmanager
+    def __call__(self, step: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[step] = round(self.seconds.get(step, 0.0) + time.perf_counter() - start, 4)
+
+
+class _Params:
+    """Collects bound parameters under generated names (``$p0``, ``$p1`` ...)."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+
+    def __call__(self, value: Any) -> str:
+        name = f"p{len(self.values)}"
+        self.values[name] = value
+        return "$" + name
+
+
+# ---------------------------------------------------------------------------
+# Settings
+# ---------------------------------------------------------------------------
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_thresholds(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise InputError("RFMスコアの基準の形式が正しくありません。", f"rfm_thresholds must be a dict, got {type(value).__name__}")
+    out: dict[str, Any] = {}
+    labels = {"r": "R（最終購入からの日数）", "f": "F（購入回数）", "m": "M（購入金額）"}
+    for key, label in labels.items():
+        spec = value.get(key, DEFAULT_RFM_THRESHOLDS[key])
+        if spec == QUINTILE:
+            out[key] = QUINTILE
+            continue
+        if not (isinstance(spec, (list, tuple)) and len(spec) == 4 and all(_is_number(v) and v >= 0 for v in spec)):
+            raise InputError(
+                f"{label}の基準は「quintile」（5等分）か、0以上の数値4つで指定してください。",
+                f"bad rfm threshold for {key}: {spec!r}",
+            )
+        if any(b <= a for a, b in zip(spec, spec[1:])):
+            raise InputError(f"{label}の基準の4つの数値は小さい順に、重複なく並べてください。", f"not ascending: {spec!r}")
+        out[key] = [float(v) if isinstance(v, float) else int(v) for v in spec]
+    return out
+
+
+def rfm_thresholds(store: Store) -> dict[str, Any]:
+    """The scoring setting ``rfm_thresholds`` (see :data:`DEFAULT_RFM_THRESHOLDS`)."""
+    return _check_thresholds(store.get_setting(SETTING_THRESHOLDS, DEFAULT_RFM_THRESHOLDS))
+
+
+def set_rfm_thresholds(store: Store, value: dict[str, Any]) -> dict[str, Any]:
+    """Validate and store the scoring setting; returns the stored value.
+
+    Raises
+    ------
+    InputError
+        If a dimension is neither ``"quintile"`` nor four ascending numbers.
+    """
+    checked = _check_thresholds(value)
+    store.set_setting(SETTING_THRESHOLDS, checked)
+    return checked
+
+
+def _check_segments(rules: Any) -> list[dict[str, Any]]:
+    if not isinstance(rules, (list, tuple)) or not rules:
+        raise InputError("RFMセグメントの定義が空か、形式が正しくありません。", "rfm_segments must be a non-empty list")
+    if len(rules) > _MAX_RULES:
+        raise InputError(f"RFMセグメントは{_MAX_RULES}個までです。", f"{len(rules)} rules")
+    out = []
+    for i, rule in enumerate(rules, start=1):
+        if not isinstance(rule, dict):
+            raise InputError(f"RFMセグメントの{i}番目の定義の形式が正しくありません。", f"rule {i} is not a dict")
+        name = rule.get("name")
+        if not isinstance(name, str) or not name.strip() or len(name) > _MAX_NAME:
+            raise InputError(f"RFMセグメントの{i}番目の名前は1〜{_MAX_NAME}文字で入力してください。", f"bad name in rule {i}")
+        checked: dict[str, Any] = {"name": name.strip()}
+        for dim in ("r", "f", "m"):
+            lo, hi = rule.get(f"{dim}_min", 1), rule.get(f"{dim}_max", 5)
+            ok = all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 5 for v in (lo, hi)) and lo <= hi
+            if not ok:
+                raise InputError(
+                    f"セグメント「{name}」の{dim.upper()}スコアの範囲は1〜5の整数で、下限≦上限にしてください。",
+                    f"bad {dim} range in rule {i}: {lo!r}..{hi!r}",
+                )
+            checked[f"{dim}_min"], checked[f"{dim}_max"] = lo, hi
+        desc = rule.get("description", "")
+        checked["description"] = desc if isinstance(desc, str) else str(desc)
+        out.append(checked)
+    return out
+
+
+def rfm_segments(store: Store) -> list[dict[str, Any]]:
+    """The segment rules ``rfm_segments`` (see :data:`DEFAULT_RFM_SEGMENTS`)."""
+    return _check_segments(store.get_setting(SETTING_SEGMENTS, DEFAULT_RFM_SEGMENTS))
+
+
+def set_rfm_segments(store: Store, rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Validate and store segment rules (evaluated in order, first match wins).
+
+    Raises
+    ------
+    InputError
+        For an empty list, a missing name or a score range outside 1-5.
+    """
+    checked = _check_segments(rules)
+    store.set_setting(SETTING_SEGMENTS, checked)
+    return checked
+
+
+def rank_basis(ranks: Sequence[dict[str, Any]]) -> str:
+    """``"revenue_12m"`` or ``"orders_12m"``: what checked ranks are set by."""
+    return "orders_12m" if ranks and RANK_KEYS["orders_12m"] in ranks[0] else "revenue_12m"
+
+
+def _check_ranks(ranks: Any) -> list[dict[str, Any]]:
+    if not isinstance(ranks, (list, tuple)) or not ranks or len(ranks) > 20:
+        raise InputError("会員ランクの定義が空か、形式が正しくありません。", "rank_thresholds must be a list of 1-20 ranks")
+    first = ranks[0] if isinstance(ranks[0], dict) else {}
+    key = RANK_KEYS["orders_12m"] if RANK_KEYS["orders_12m"] in first else RANK_KEYS["revenue_12m"]
+    by_orders = key == RANK_KEYS["orders_12m"]
+    out = []
+    for i, rank in enumerate(ranks, start=1):
+        name = rank.get("name") if isinstance(rank, dict) else None
+        value = rank.get(key) if isinstance(rank, dict) else None
+        if not isinstance(name, str) or not name.strip() or len(name) > _MAX_NAME:
+            raise InputError(f"会員ランクの{i}番目の名前は1〜{_MAX_NAME}文字で入力してください。", f"bad rank name {i}")
+        if by_orders and not (_is_number(value) and value >= 0 and float(value).is_integer()):
+            raise InputError(f"会員ランク「{name}」の基準回数は0以上の整数で入力してください。", f"bad rank minimum {value!r}")
+        if not by_orders and (not _is_number(value) or value < 0):
+            raise InputError(f"会員ランク「{name}」の基準金額は0以上の数値で入力してください。", f"bad rank minimum {value!r}")
+        out.append({"name": name.strip(), key: int(value) if by_orders else value})
+    out.sort(key=lambda r: r[key], reverse=True)
+    names = [r["name"] for r in out]
+    mins = [r[key] for r in out]
+    what = "基準回数" if by_orders else "基準金額"
+    if len(set(names)) != len(names) or len(set(mins)) != len(mins):
+        raise InputError(f"会員ランクの名前と{what}は、それぞれ重複しないようにしてください。", "duplicate rank")
+    if mins[-1] != 0:
+        bottom = "0回" if by_orders else "0円"
+        raise InputError(f"いちばん下の会員ランクの{what}は{bottom}にしてください。", f"lowest minimum is {mins[-1]}")
+    return out
+
+
+def rank_thresholds(store: Store) -> list[dict[str, Any]]:
+    """The rank setting ``rank_thresholds``, highest rank first."""
+    return _check_ranks(store.get_setting(SETTING_RANKS, DEFAULT_RANK_THRESHOLDS))
+
+
+def set_rank_thresholds(store: Store, ranks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Validate and store ranks; the lowest must be 0.
+
+    Every rank is ``{"name", "min_revenue_12m"}`` (12-month spend in yen) or
+    every rank is ``{"name", "min_orders_12m"}`` (12-month orders, whole
+    numbers), as the first rank decides.
+
+    Raises
+    ------
+    InputError
+        For missing names, negative or duplicate minimums, or no rank at 0.
+    """
+    checked = _check_ranks(ranks)
+    store.set_setting(SETTING_RANKS, checked)
+    return checked
+
+
+def rank_gap_text(rank: str | None, next_rank: str | None, gap: float | None, orders_gap: float | None = None) -> str:
+    """The nudge shown next to a customer's rank.
+
+    ``gap`` is the yen missing (ranks by spend), ``orders_gap`` the orders
+    missing (ranks by number of orders).
+
+    Examples
+    --------
+    >>> rank_gap_text("シルバー", "ゴールド", 3200)
+    'あと¥3,200でゴールド'
+    >>> rank_gap_text("シルバー", "ゴールド", None, 2)
+    'あと2回のご購入でゴールド'
+    >>> rank_gap_text("プラチナ", None, None)
+    '最上位ランク（プラチナ）です'
+    """
+    def missing(value: float | None) -> bool:
+        return value is None or (isinstance(value, float) and math.isnan(value))
+
+    if next_rank is not None and not missing(orders_gap):
+        return f"あと{max(0, math.ceil(float(orders_gap) - 1e-9)):,}回のご購入で{next_rank}"
+    if next_rank is None or missing(gap):
+        return f"最上位ランク（{rank}）です" if rank else ""
+    yen = max(0, math.ceil(float(gap) - 1e-9))
+    return f"あと¥{yen:,}で{next_rank}"
+
+
+# ---------------------------------------------------------------------------
+# Dates
+# ---------------------------------------------------------------------------
+
+_NOT_CANCELLED = "customer_id IS NOT NULL AND ordered_at IS NOT NULL AND NOT coalesce(cancelled, FALSE)"
+
+
+def as_of_default(store: Store) -> date | None:
+    """The day of the last non-cancelled order (None without orders)."""
+    value = store.scalar("SELECT CAST(max(ordered_at) AS DATE) FROM orders WHERE " + _NOT_CANCELLED)  # noqa: S608 - constant
+    return value
+
+
+def _as_date(value: date | datetime | str | None) -> date | None:
+    if value is None or (isinstance(value, date) and not isinstance(value, datetime)):
+        return value
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value.strip().replace("/", "-"))
+        except ValueError as exc:
+            raise InputError(f"基準日「{value}」を日付として読み取れません（例: 2026-06-30）。", str(exc)) from exc
+    raise InputError("基準日は日付で指定してください。", f"bad as_of {value!r}")
+
+
+def stored_as_of(store: Store) -> date | None:
+    """The ``as_of`` of the stored ``customer_model`` (None if not built)."""
+    if not store.has_table(META_TABLE):
+        return None
+    return store.scalar("SELECT as_of FROM " + META_TABLE)  # noqa: S608 - constant
+
+
+def last_report(store: Store) -> dict[str, Any] | None:
+    """The report of the last rebuild as a dict (None if never built)."""
+    if not store.has_table(META_TABLE):
+        return None
+    value = store.scalar("SELECT report FROM " + META_TABLE)  # noqa: S608 - constant
+    return json.loads(value) if value else None
+
+
+# ---------------------------------------------------------------------------
+# Step 1: per-customer aggregates
+# ---------------------------------------------------------------------------
+
+
+def sale_windows(store: Store | None, start: date, end: date,
+                 kinds: Sequence[str] = events.SALE_KINDS) -> pd.DataFrame:
+    """The calendar events of ``kinds`` overlapping ``start .. end``.
+
+    By default the スーパーSALE and お買い物マラソン windows the model labels
+    orders with; the segment builder asks for point days too.
+
+    The calendar's effective events (bundled and generated rows, the
+    marketer's corrections and own sale rows, hidden rows left out), so a
+    sale date fixed on the calendar page reaches ``acquisition_event`` and
+    ``sale_only_buyer`` at the next rebuild.  Without a store, the generated
+    Rakuten calendar (:func:`crm_core.events.rakuten.rakuten_events`).
+    """
+    if store is None:
+        df = events.rakuten_events(start, end)
+    else:
+        from crm_core.events import calendar  # imports altair; only needed here
+
+        df = calendar.list_events(store, start, end)
+    return df[df["kind"].isin(list(kinds))].reset_index(drop=True)
+
+
+def _sale_day_pieces(start: date, end: date, store: Store | None = None) -> dict[str, list]:
+    """Sale-window pieces per day: (day, from_us, to_us, code) with µs of the day.
+
+    Code 1 = スーパーSALE, 2 = マラソン.  Only days touching a window appear;
+    pieces of a day are disjoint (:func:`crm_core.events.rakuten.sale_timeline`).
+    """
+    timeline = events.sale_timeline(sale_windows(store, start, end))
+    codes = {"super_sale": 1, "marathon": 2}
+    out: dict[str, list] = {"d": [], "t0": [], "t1": [], "k": []}
+    day_us = 86_400_000_000
+    for (seg_start, label), nxt in zip(timeline, timeline[1:] + [(datetime.max, None)]):
+        if label is None:
+            continue
+        seg_end = nxt[0]
+        day = max(seg_start.date(), start)
+        while day <= end and datetime.combine(day, datetime.min.time()) < seg_end:
+            midnight = datetime.combine(day, datetime.min.time())
+            lo = max(seg_start, midnight)
+            hi = min(seg_end, midnight + timedelta(days=1))
+            if hi > lo:
+                out["d"].append(day)
+                out["t0"].append((lo - midnight) // timedelta(microseconds=1))
+                out["t1"].append(min(day_us, (hi - midnight) // timedelta(microseconds=1)))
+                out["k"].append(codes[label])
+            day += timedelta(days=1)
+    return out
+
+
+def _sale_lookup(pieces: dict[str, list], first_day: date, span: int) -> tuple[str, dict[str, list]]:
+    """A CASE expression labelling an order with its sale code by list lookups.
+
+    Piece ``j`` of day ``i`` (1-based, counted from ``first_day``) is
+    ``[$sale_a{j}[i], $sale_b{j}[i])`` in µs of the day with code
+    ``$sale_k{j}[i]``; days without a piece hold empty ranges.  Reading a
+    constant list by the order's day index is vectorised and cheaper than a
+    join; the expression has as many branches as the busiest day has pieces
+    (one or two for Rakuten's calendar).  Expects the columns ``i`` (day index)
+    and ``us`` (µs since midnight).
+    """
+    days = span + 1
+    per_day: dict[int, list[tuple[int, int, int]]] = {}
+    for d, t0, t1, k in zip(pieces["d"], pieces["t0"], pieces["t1"], pieces["k"]):
+        index = (d - first_day).days
+        if 0 <= index < days:
+            per_day.setdefault(index, []).append((t0, t1, k))
+    if not per_day:
+        return "CAST(0 AS TINYINT)", {}
+    depth = max(len(v) for v in per_day.values())
+    params: dict[str, list] = {}
+    branches = []
+    for j in range(depth):
+        a, b, k = [0] * days, [0] * days, [0] * days
+        for index, items in per_day.items():
+            if j < len(items):
+                a[index], b[index], k[index] = items[j]
+        params[f"sale_a{j}"], params[f"sale_b{j}"], params[f"sale_k{j}"] = a, b, k
+        branches.append(
+            f"WHEN us >= ($sale_a{j}::BIGINT[])[i] AND us < ($sale_b{j}::BIGINT[])[i] "
+            f"THEN ($sale_k{j}::TINYINT[])[i]"
+        )
+    return "CASE " + " ".join(branches) + " ELSE CAST(0 AS TINYINT) END", params
+
+
+_AGGREGATE_SQL = """
+CREATE OR REPLACE TEMP TABLE cm_agg AS
+WITH f AS (
+    SELECT rowid AS row_no, customer_id, source, ordered_at, CAST(ordered_at AS DATE) AS d,
+           total_amount, coupon_code, discount_amount,
+           CAST(CAST(ordered_at AS DATE) - $d0 AS INTEGER) + 1 AS i,
+           epoch_us(ordered_at) - epoch_us(date_trunc('day', ordered_at)) AS us
+    FROM orders
+    WHERE customer_id IS NOT NULL AND ordered_at IS NOT NULL
+      AND NOT coalesce(cancelled, FALSE) AND ordered_at < $end_ts
+),
+o AS (
+    SELECT row_no, customer_id, source, ordered_at, d,
+           coalesce(total_amount, 0) AS amt,
+           CAST(total_amount IS NULL AS INTEGER) AS amt_missing,
+           coalesce(coupon_code, '') <> '' OR coalesce(discount_amount, 0) > 0 AS coupon,
+           {sale_code} AS k
+    FROM f
+)
+SELECT customer_id,
+       count(*) AS orders,
+       CAST(sum(amt) AS DECIMAL(18, 2)) AS revenue,
+       min(ordered_at) AS first_at, max(ordered_at) AS last_at,
+       CAST(min(ordered_at) AS DATE) AS first_d, CAST(max(ordered_at) AS DATE) AS last_d,
+       {n_days} AS n_days,
+       CAST(arg_min(amt, ordered_at) AS DOUBLE) AS first_day_amt,
+       count(*) FILTER (WHERE d >= $start12) AS orders_12m,
+       CAST(coalesce(sum(amt) FILTER (WHERE d >= $start12), 0) AS DECIMAL(18, 2)) AS revenue_12m,
+       count(*) FILTER (WHERE k > 0) AS sale_n,
+       bool_or(coupon) AS coupon,
+       arg_min(k, ordered_at) AS first_k,
+       arg_min(source, ordered_at) AS first_source,
+       -- the last order's row id, ties broken by row id: (µs since 1970) * 2^40 + rowid
+       max((CAST(epoch_us(ordered_at) AS HUGEINT) << 40) + row_no) AS last_key,
+       sum(amt_missing) AS amt_missing
+FROM o GROUP BY customer_id
+"""
+# Rows of cm_agg are keyed by the temp table's rowid ("rid" below): a window
+# row_number() over 2 M customers would cost a second in one thread.
+# Purchase days per customer: a bitmap of days is exact and several times
+# faster than count(DISTINCT); beyond ten years of history its state
+# (one bit per day per customer) grows large, so count(DISTINCT) is used.
+_DAYS_BITMAP = "bit_count(bitstring_agg(CAST(d - $d0 AS INTEGER), 0, $span))"
+_DAYS_DISTINCT = "count(DISTINCT d)"
+BITMAP_MAX_DAYS = 3660
+
+# Spend of the first purchase day, for customers with several orders on one day
+# (the aggregate above took the first order's amount).
+_FIRST_DAY_FIX_SQL = """
+UPDATE cm_agg SET first_day_amt = f.amt
+FROM (
+    SELECT o.customer_id, CAST(sum(coalesce(o.total_amount, 0)) AS DOUBLE) AS amt
+    FROM orders AS o
+    JOIN cm_agg AS a
+      ON a.customer_id = o.customer_id AND a.orders > a.n_days
+     AND CAST(o.ordered_at AS DATE) = a.first_d
+    WHERE NOT coalesce(o.cancelled, FALSE)
+    GROUP BY o.customer_id
+) AS f
+WHERE cm_agg.customer_id = f.customer_id
+"""
+
+
+def _events_range_start(store: Store, end_ts: datetime) -> date | None:
+    return store.scalar(
+        "SELECT CAST(min(ordered_at) AS DATE) FROM orders WHERE " + _NOT_CANCELLED + " AND ordered_at < ?",  # noqa: S608
+        [end_ts],
+    )
+
+
+def aggregate_orders(store: Store, as_of: date) -> int:
+    """Step 1 of :func:`rebuild`: per-customer aggregates into the temp table ``cm_agg``.
+
+    One hash aggregation over ``orders``: non-cancelled orders before
+    ``as_of + 1 day`` are labelled with the sale window they fall in and
+    summed per customer (orders, revenue, first/last order, purchase days,
+    12-month figures, sale orders, coupon use, first source, last order).
+    A small second pass fixes the first-day spend of customers who ordered
+    several times on one day.  Exposed for the benchmark.
+
+    Returns
+    -------
+    int
+        Number of customers.
+    """
+    end_ts = datetime.combine(as_of + timedelta(days=1), datetime.min.time())
+    first_day = _events_range_start(store, end_ts) or as_of
+    span = max((as_of - first_day).days, 0)
+    sale_code, sale_params = _sale_lookup(_sale_day_pieces(first_day, as_of, store), first_day, span)
+    params: dict[str, Any] = {
+        **sale_params, "end_ts": end_ts, "start12": as_of - timedelta(days=364), "d0": first_day,
+    }
+    sql = _AGGREGATE_SQL.replace("{sale_code}", sale_code)
+    if span <= BITMAP_MAX_DAYS:
+        sql = sql.replace("{n_days}", _DAYS_BITMAP)
+        params["span"] = max(span, 1)
+    else:
+        sql = sql.replace("{n_days}", _DAYS_DISTINCT)
+    store.execute(sql, params)
+    store.execute(_FIRST_DAY_FIX_SQL)
+    return int(store.scalar("SELECT count(*) FROM cm_agg"))
+
+
+# ---------------------------------------------------------------------------
+# Step 2: last product, subscriptions
+# ---------------------------------------------------------------------------
+
+_ORDERS_SQL = """
+CREATE OR REPLACE TEMP TABLE cm_last AS
+WITH last_order AS (
+    SELECT a.rowid AS rid, o.source, o.order_id
+    FROM orders AS o
+    JOIN cm_agg AS a ON o.rowid = CAST(a.last_key - ((a.last_key >> 40) << 40) AS BIGINT)
+),
+top AS (
+    SELECT lo.rid,
+           arg_max({'product_id': l.product_id, 'product_name': l.product_name, 'category': l.category},
+                   {'amount': coalesce(l.line_amount, l.unit_price * l.quantity, 0), 'line': -l.line_no}) AS p
+    FROM last_order AS lo
+    JOIN order_lines AS l ON l.source = lo.source AND l.order_id = lo.order_id
+    GROUP BY lo.rid
+),
+prod AS (
+    SELECT product_id,
+           arg_max(product_name, coalesce(import_id, 0)) AS product_name,
+           arg_max(category, coalesce(import_id, 0)) AS category
+    FROM products WHERE product_id IS NOT NULL GROUP BY product_id
+)
+SELECT top.rid,
+       top.p.product_id AS last_product_id,
+       coalesce(top.p.product_name, prod.product_name) AS last_product_name,
+       coalesce(top.p.category, prod.category) AS last_category
+FROM top
+LEFT JOIN prod ON prod.product_id = top.p.product_id
+"""
+
+_SUBSCRIPTIONS_SQL = """
+CREATE OR REPLACE TEMP TABLE cm_sub AS
+WITH s AS (
+    SELECT customer_id, source, subscription_id,
+           count(*) AS n, max(subscription_seq) AS max_seq,
+           min(CAST(ordered_at AS DATE)) AS first_d, max(CAST(ordered_at AS DATE)) AS last_d
+    FROM orders
+    WHERE customer_id IS NOT NULL AND ordered_at IS NOT NULL AND NOT coalesce(cancelled, FALSE)
+      AND ordered_at < $end_ts AND coalesce(subscription_id, '') <> ''
+    GROUP BY customer_id, source, subscription_id
+)
+SELECT customer_id,
+       bool_or(date_diff('day', last_d, $as_of) <= $grace * CASE
+           WHEN n >= 2 AND last_d > first_d THEN date_diff('day', first_d, last_d) / (n - 1)
+           ELSE $default_cycle END) AS active,
+       sum(greatest(n, coalesce(max_seq, 0))) AS deliveries
+FROM s GROUP BY customer_id
+"""
+
+
+# ---------------------------------------------------------------------------
+# Step 3: predictions
+# ---------------------------------------------------------------------------
+
+
+def _next_order_days(clv: Any, bg: Any, x: np.ndarray, tx: np.ndarray, T: np.ndarray) -> np.ndarray:
+    """Smallest whole day d in 1..365 with P(no purchase within d days) <= 0.5, else NaN."""
+    out = np.full(x.shape, np.nan)
+    p_year = clv.prob_no_purchase(bg, float(PREDICTION_HORIZON_DAYS), x, tx, T)
+    idx = np.flatnonzero(p_year <= 0.5)
+    if idx.size == 0:
+        return out
+    lo = np.zeros(idx.size)  # P0(lo) > 0.5 (P0(0) = 1)
+    hi = np.full(idx.size, float(PREDICTION_HORIZON_DAYS))  # P0(hi) <= 0.5
+    xs, txs, Ts = x[idx], tx[idx], T[idx]
+    while True:
+        open_ = hi - lo > 1
+        if not open_.any():
+            break
+        mid = np.where(open_, np.floor((lo + hi) / 2), hi)
+        ok = clv.prob_no_purchase(bg, mid, xs, txs, Ts) <= 0.5
+        hi = np.where(open_ & ok, mid, hi)
+        lo = np.where(open_ & ~ok, mid, lo)
+    out[idx] = hi
+    return out
+
+
+def _scores(spec: Any, values: np.ndarray, higher_is_better: bool) -> np.ndarray:
+    """RFM scores 1-5 of ``values`` for one dimension.
+
+    ``"quintile"``: ``1 + 5 * (rank - 1) // n`` with SQL ``rank()`` semantics
+    (tied values share the lowest rank, so ties get one score), ranking
+    ascending when higher is better and descending otherwise.  Four
+    thresholds ``a < b < c < d``: ``>= d`` scores 5 ... ``< a`` scores 1 when
+    higher is better, ``<= a`` scores 5 ... ``> d`` scores 1 otherwise.
+    """
+    n = values.size
+    if spec == QUINTILE:
+        _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+        through = np.cumsum(counts)  # values <= each distinct value
+        below = (through - counts) if higher_is_better else (n - through)  # strictly worse values
+        rank = below[inverse.ravel()] + 1
+        return (1 + (5 * (rank - 1)) // max(n, 1)).astype(np.int32)
+    a, b, c, d = (float(v) for v in spec)
+    if higher_is_better:
+        conditions = [values >= d, values >= c, values >= b, values >= a]
+    else:
+        conditions = [values <= a, values <= b, values <= c, values <= d]
+    return np.select(conditions, [5, 4, 3, 2], 1).astype(np.int32)
+
+
+PREDICTION_COLUMNS = ("p_alive", "churn_probability_90d", "expected_orders_365d", "predicted_clv_365d", "next_days")
+
+
+def _per_customer(
+    store: Store, report: ModelReport, n_customers: int, as_of: date, thresholds: dict[str, Any]
+) -> pa.Table:
+    """RFM scores and BG/NBD + Gamma-Gamma predictions for every row of ``cm_agg``.
+
+    The rows come back in ``cm_agg``'s row order, so the final query pairs
+    them with a positional join.  Prediction columns are null when the fit is
+    impossible (reason in the report).
+    """
+    rate = min(1.0, FIT_SAMPLE_MAX / max(n_customers, 1))
+    data = store.execute(
+        """
+        SELECT rowid AS rid, n_days - 1 AS x, date_diff('day', first_d, last_d) AS t_x,
+               date_diff('day', first_d, $as_of) AS "T",
+               CASE WHEN n_days > 1 THEN (CAST(revenue AS DOUBLE) - first_day_amt) / (n_days - 1) ELSE 0 END AS m,
+               (hash(customer_id) % 1000000) < $fit_per_million AS fit,
+               date_diff('day', last_d, $as_of) AS recency_days, orders, CAST(revenue AS DOUBLE) AS revenue
+        FROM cm_agg
+        """,
+        {"as_of": as_of, "fit_per_million": int(math.ceil(rate * 1_000_000))},
+    ).fetchnumpy()
+    rid = np.asarray(data["rid"], dtype=np.int64)
+    order = None if np.array_equal(rid, np.arange(rid.size)) else np.argsort(rid)
+
+    def arr(name: str, dtype: Any) -> np.ndarray:
+        values = np.asarray(data[name], dtype=dtype)
+        return values if order is None else values[order]
+
+    columns: dict[str, pa.Array] = {
+        "r_score": pa.array(_scores(thresholds["r"], arr("recency_days", np.float64), False)),
+        "f_score": pa.array(_scores(thresholds["f"], arr("orders", np.float64), True)),
+        "m_score": pa.array(_scores(thresholds["m"], arr("revenue", np.float64), True)),
+    }
+    predictions = _predict(
+        report, n_customers, arr("x", np.float64), arr("t_x", np.float64), arr("T", np.float64),
+        arr("m", np.float64), arr("fit", bool),
+    )
+    for name in PREDICTION_COLUMNS:
+        values = predictions[name] if predictions else np.full(rid.size, np.nan)
+        columns[name] = pa.array(values, mask=~np.isfinite(values), type=pa.float64())
+    return pa.table(columns)
+
+
+def _predict(
+    report: ModelReport, n_customers: int, x: np.ndarray, tx: np.ndarray, T: np.ndarray, m: np.ndarray, fit: np.ndarray,
+) -> dict[str, np.ndarray] | None:
+    """Fit BG/NBD and Gamma-Gamma on the sample ``fit`` and predict per customer.
+
+    Returns arrays named by :data:`PREDICTION_COLUMNS` (NaN = empty) or None
+    when the BG/NBD fit is impossible (reason in the report).
+    """
+    try:
+        from crm_core.model import clv
+    except ImportError:
+        report.prediction_error = "予測モジュール（crm_core.model.clv）が利用できないため、予測列は空欄です。"
+        return None
+    if n_customers == 0:
+        report.prediction_error = "顧客がいないため、予測はできません。"
+        return None
+    report.fit_customers = int(fit.sum())
+    try:
+        bg = clv.fit_beta_geo(x[fit], tx[fit], T[fit])
+    except InputError as exc:
+        report.prediction_error = exc.message
+        return None
+    report.bg_params = {k: float(v) for k, v in asdict(bg).items()}
+    gg = None
+    try:
+        gg = clv.fit_gamma_gamma(x[fit], m[fit])
+        report.gg_params = {k: float(v) for k, v in asdict(gg).items()}
+    except InputError as exc:
+        report.warnings.append(f"予測購入金額（CLV）は計算できませんでした: {exc.message}")
+
+    # Everything except spend depends on (x, t_x, T) only: evaluate once per
+    # distinct triple (several times fewer rows than customers).
+    # x, t_x and T are whole days below 2**21, so one int64 identifies a triple.
+    key = (x.astype(np.int64) << 42) | (tx.astype(np.int64) << 21) | T.astype(np.int64)
+    uniq, inverse = np.unique(key, return_inverse=True)
+    inverse = inverse.ravel()
+    ux = (uniq >> 42).astype(np.float64)
+    utx = ((uniq >> 21) & ((1 << 21) - 1)).astype(np.float64)
+    uT = (uniq & ((1 << 21) - 1)).astype(np.float64)
+    u_alive = clv.p_alive(bg, ux, utx, uT)
+    u_churn = clv.prob_no_purchase(bg, float(CHURN_HORIZON_DAYS), ux, utx, uT)
+    u_orders = clv.expected_purchases(bg, float(PREDICTION_HORIZON_DAYS), ux, utx, uT)
+    u_next = _next_order_days(clv, bg, ux, utx, uT)
+    expected_orders = u_orders[inverse]
+    if gg is not None:
+        # Same as clv.predicted_clv (documented as expected_purchases * expected_spend),
+        # reusing the per-triple expected purchases instead of recomputing 2F1 per customer.
+        clv_365 = np.round(expected_orders * clv.expected_spend(gg, x, m))
+    else:
+        clv_365 = np.full(x.shape, np.nan)
+    return {
+        "p_alive": u_alive[inverse],
+        "churn_probability_90d": u_churn[inverse],
+        "expected_orders_365d": expected_orders,
+        "predicted_clv_365d": clv_365,
+        "next_days": u_next[inverse],
+    }
+
+
+# ---------------------------------------------------------------------------
+# Step 4: scores, segments, ranks and the final table
+# ---------------------------------------------------------------------------
+
+
+def _segment_sql(p: _Params, rules: Sequence[dict[str, Any]]) -> str:
+    parts = ["CASE"]
+    for rule in rules:
+        parts.append(
+            f" WHEN r_score BETWEEN {p(rule['r_min'])} AND {p(rule['r_max'])}"
+            f" AND f_score BETWEEN {p(rule['f_min'])} AND {p(rule['f_max'])}"
+            f" AND m_score BETWEEN {p(rule['m_min'])} AND {p(rule['m_max'])}"
+            f" THEN {p(rule['name'])}"
+        )
+    parts.append(f" ELSE {p(OTHER_SEGMENT)} END")
+    return "".join(parts)
+
+
+def _rank_sql(p: _Params, ranks: Sequence[dict[str, Any]]) -> tuple[str, str, str, str]:
+    """CASE expressions for rank, next rank, yen gap and orders gap (one of the gaps is NULL)."""
+    basis = rank_basis(ranks)
+    column, key = basis, RANK_KEYS[basis]  # a constant column name, never user input
+    typed = "BIGINT" if basis == "orders_12m" else "DECIMAL(18, 2)"
+    mins = [p(r[key]) for r in ranks]
+    names = [p(r["name"]) for r in ranks]
+    rank = ["CASE"]
+    nxt = ["CASE"]
+    gap = ["CASE"]
+    for i, (lo, name) in enumerate(zip(mins, names)):
+        cond = f" WHEN {column} >= CAST({lo} AS {typed})"
+        rank.append(f"{cond} THEN {name}")
+        nxt.append(f"{cond} THEN " + (names[i - 1] if i else "NULL"))
+        gap.append(f"{cond} THEN " + (f"CAST({mins[i - 1]} AS {typed}) - {column}" if i else "NULL"))
+    gap_sql = "".join(gap) + " END"
+    if basis == "orders_12m":
+        return "".join(rank) + " END", "".join(nxt) + " END", "NULL", gap_sql
+    return "".join(rank) + " END", "".join(nxt) + " END", gap_sql, "NULL"
+
+
+_FINAL_SQL = """
+CREATE OR REPLACE TABLE customer_model AS
+WITH s AS (
+    -- cm_per_customer holds one row per cm_agg row, in the same order
+    SELECT a.*, a.rowid AS rid, pc.*,
+           date_diff('day', a.last_d, {as_of}) AS recency_days,
+           date_diff('day', a.first_d, {as_of}) AS tenure_days,
+           a.n_days - 1 AS x,
+           date_diff('day', a.first_d, a.last_d) AS t_x
+    FROM cm_agg AS a POSITIONAL JOIN cm_per_customer AS pc
+)
+SELECT s.customer_id,
+       c.name, c.email, c.prefecture, c.gender, c.birthday,
+       CASE WHEN c.birthday <= {as_of} THEN CAST(date_sub('year', c.birthday, {as_of}) AS INTEGER) END AS age,
+       CAST(month(c.birthday) AS INTEGER) AS birthday_month,
+       c.email_opt_in, c.line_user_id,
+       coalesce(trim(c.line_user_id), '') <> '' AS has_line,
+       s.first_at AS first_order_at, s.last_at AS last_order_at,
+       s.orders, s.revenue,
+       CAST(round(s.revenue / s.orders, 2) AS DECIMAL(18, 2)) AS aov,
+       s.recency_days, s.tenure_days,
+       CASE WHEN s.x > 0 THEN round(s.t_x / s.x, 1) END AS avg_days_between_orders,
+       s.orders_12m, s.revenue_12m,
+       s.r_score, s.f_score, s.m_score,
+       {segment} AS rfm_segment,
+       {rank} AS rank, {next_rank} AS next_rank,
+       CAST({gap} AS DECIMAL(18, 2)) AS gap_to_next_rank,
+       CAST({orders_gap} AS BIGINT) AS orders_to_next_rank,
+       CASE s.first_k WHEN 1 THEN 'スーパーSALE' WHEN 2 THEN 'お買い物マラソン' ELSE '通常' END AS acquisition_event,
+       s.first_source, l.last_product_id, l.last_product_name, l.last_category,
+       CASE WHEN sub.customer_id IS NULL THEN NULL WHEN sub.active THEN '継続中' ELSE '解約' END
+           AS subscription_status,
+       CAST(coalesce(sub.deliveries, 0) AS BIGINT) AS subscription_deliveries,
+       s.coupon AS used_coupon,
+       s.orders >= 2 AND s.sale_n = s.orders AS sale_only_buyer,
+       s.p_alive, s.churn_probability_90d,
+       CASE WHEN s.churn_probability_90d IS NULL THEN NULL
+            WHEN s.churn_probability_90d < 0.33 THEN '低'
+            WHEN s.churn_probability_90d <= 0.66 THEN '中' ELSE '高' END AS churn_risk,
+       s.expected_orders_365d, s.predicted_clv_365d,
+       CAST({as_of} + CAST(s.next_days AS INTEGER) AS DATE) AS expected_next_order_date,
+       CAST({as_of_out} AS DATE) AS as_of
+FROM s
+LEFT JOIN customers AS c ON c.customer_id = s.customer_id
+LEFT JOIN cm_last AS l ON l.rid = s.rid
+LEFT JOIN cm_sub AS sub ON sub.customer_id = s.customer_id
+"""
+
+
+def _final_sql(
+    as_of: date,
+    as_of_out: date | None,
+    rules: list[dict[str, Any]],
+    ranks: list[dict[str, Any]],
+) -> tuple[str, dict[str, Any]]:
+    p = _Params()
+    as_of_ref = p(as_of)
+    rank, next_rank, gap, orders_gap = _rank_sql(p, ranks)
+    sql = _FINAL_SQL.format(
+        as_of=as_of_ref,
+        as_of_out=p(as_of_out),
+        segment=_segment_sql(p, rules),
+        rank=rank,
+        next_rank=next_rank,
+        gap=gap,
+        orders_gap=orders_gap,
+    )
+    return sql, p.values
+
+
+# ---------------------------------------------------------------------------
+# Rebuild
+# ---------------------------------------------------------------------------
+
+
+def rebuild(store: Store, as_of: date | datetime | str | None = None) -> ModelReport:
+    """Compute and store ``customer_model`` (see the module docstring for columns).
+
+    Parameters
+    ----------
+    store : Store
+        The CRM store.
+    as_of : date, optional
+        The day to describe: orders up to the end of that day (JST) count.
+        Defaults to :func:`as_of_default`, the day of the last non-cancelled
+        order.
+
+    Returns
+    -------
+    ModelReport
+        Customers, ``as_of``, fitted parameters, seconds per step, Japanese
+        warnings and, if predictions are empty, the reason.
+
+    Raises
+    ------
+    InputError
+        If a stored setting (scores, segments, ranks) is invalid.
+    """
+    report = ModelReport()
+    timer = _Timer(report.seconds)
+    with timer("settings"):
+        thresholds = rfm_thresholds(store)
+        rules = rfm_segments(store)
+        ranks = rank_thresholds(store)
+        as_of = _as_date(as_of)
+        if as_of is None:
+            as_of = as_of_default(store)
+    report.as_of = as_of
+    calc_as_of = as_of or date(1970, 1, 1)
+    end_ts = datetime.combine(calc_as_of + timedelta(days=1), datetime.min.time())
+    cur = store.cursor()
+    registered = False
+    try:
+        # One transaction: a consistent snapshot of the orders (row ids stay
+        # valid between steps) and an all-or-nothing replacement of the table.
+        with store.transaction():
+            with timer("aggregate"):
+                n = aggregate_orders(store, calc_as_of)
+            report.customers = n
+            with timer("orders"):
+                store.execute(_ORDERS_SQL)
+            with timer("subscriptions"):
+                store.execute(
+                    _SUBSCRIPTIONS_SQL,
+                    {
+                        "end_ts": end_ts,
+                        "as_of": calc_as_of,
+                        "grace": SUBSCRIPTION_GRACE_CYCLES,
+                        "default_cycle": SUBSCRIPTION_DEFAULT_CYCLE_DAYS,
+                    },
+                )
+            with timer("predict"):
+                per_customer = _per_customer(store, report, n, calc_as_of, thresholds)
+                cur.register("cm_per_customer", per_customer)
+                registered = True
+            with timer("table"):
+                sql, params = _final_sql(calc_as_of, as_of, rules, ranks)
+                _collect_warnings(store, report)
+                if report.prediction_error:
+                    report.warnings.append(
+                        f"予測列（継続確率・離反確率・予測購入など）は空欄です: {report.prediction_error}"
+                    )
+                store.execute(sql, params)
+                store.execute(
+                    "CREATE OR REPLACE TABLE customer_model_meta "
+                    "(as_of DATE, built_at TIMESTAMP, customers BIGINT, report JSON)"
+                )
+                store.execute(
+                    "INSERT INTO customer_model_meta VALUES (?, ?, ?, ?)",
+                    [as_of, _now_jst(), n, json.dumps(report.to_dict(), ensure_ascii=False)],
+                )
+    finally:
+        if registered:
+            cur.unregister("cm_per_customer")
+        for temp in TEMP_TABLES:
+            store.execute("DROP TABLE IF EXISTS temp.main." + temp)
+    return report
+
+
+def _now_jst() -> datetime:
+    from zoneinfo import ZoneInfo
+
+    return datetime.now(ZoneInfo("Asia/Tokyo")).replace(tzinfo=None)
+
+
+def _collect_warnings(store: Store, report: ModelReport) -> None:
+    if report.customers == 0:
+        report.warnings.append("集計できる注文がありません（キャンセルを除く注文がまだありません）。")
+        return
+    missing_amount, short_history = store.fetchone(
+        "SELECT sum(amt_missing), date_diff('day', min(first_d), ?) FROM cm_agg", [report.as_of]
+    )
+    if missing_amount:
+        report.warnings.append(f"合計金額が空欄の注文が{int(missing_amount):,}件あり、0円として集計しました。")
+    if short_history is not None and short_history < SHORT_HISTORY_DAYS and report.bg_params:
+        report.warnings.append(
+            f"購入履歴が{SHORT_HISTORY_DAYS}日未満のため、予測の精度は限られます。"
+        )
+    no_profile = store.scalar(
+        "SELECT count(*) FROM cm_agg a ANTI JOIN customers c ON c.customer_id = a.customer_id"
+    )
+    if no_profile:
+        report.warnings.append(f"顧客テーブルにない顧客が{int(no_profile):,}人います（氏名などは空欄です）。")
+
+
+# ---------------------------------------------------------------------------
+# Reading and exporting
+# ---------------------------------------------------------------------------
+
+
+def customer_table(store: Store) -> pd.DataFrame:
+    """The stored ``customer_model`` as a DataFrame, ordered by ``customer_id``.
+
+    Raises
+    ------
+    InputError
+        If the table has not been built yet.
+    """
+    if not store.has_table(TABLE):
+        raise InputError("顧客テーブルがまだ作成されていません。注文データを取り込んでください。", "customer_model missing")
+    return store.df("SELECT * FROM customer_model ORDER BY customer_id")
+
+
+def _export_select() -> str:
+    """SELECT of the export: timestamps as text so every chunk formats alike."""
+    cols = []
+    for name in COLUMNS:
+        if name in ("first_order_at", "last_order_at"):
+            cols.append(f"strftime({name}, '%Y-%m-%d %H:%M:%S') AS {name}")
+        elif name in ("birthday", "expected_next_order_date", "as_of"):
+            cols.append(f"CAST({name} AS VARCHAR) AS {name}")
+        else:
+            cols.append(f'"{name}"')
+    return "SELECT " + ", ".join(cols) + " FROM customer_model ORDER BY customer_id"  # noqa: S608 - constant names
+
+
+def export_customers(
+    store: Store,
+    out_path: str | Path,
+    as_of: date | datetime | str | None = None,
+    encoding: str = "utf-8-sig",
+) -> int:
+    """Write the customer table as a CSV that Excel opens.
+
+    Rebuilds first when the table is missing or ``as_of`` differs from the
+    stored one.  Cells that could start a spreadsheet formula are neutralised
+    (:func:`crm_core.export.to_csv_bytes`); written in chunks, so memory stays
+    flat on millions of customers.
+
+    Parameters
+    ----------
+    store : Store
+        The CRM store.
+    out_path : str or Path
+        The CSV file to write.
+    as_of : date, optional
+        The day to describe (default: the stored table's, else the last order day).
+    encoding : {"utf-8-sig", "cp932"}
+        UTF-8 with BOM (default) or cp932.
+
+    Returns
+    -------
+    int
+        Customers written.
+    """
+    from crm_core.export import ENCODINGS, to_csv_bytes
+
+    if encoding not in ENCODINGS:
+        raise InputError("文字コードは utf-8-sig か cp932 を指定してください。", f"bad encoding {encoding}")
+    wanted = _as_date(as_of)
+    if not store.has_table(TABLE) or (wanted is not None and wanted != stored_as_of(store)):
+        rebuild(store, wanted)
+    result = store.execute(_export_select())
+    rows = 0
+    bom = "\ufeff".encode() if encoding == "utf-8-sig" else b""
+    with open(out_path, "wb") as fh:
+        first = True
+        while True:
+            chunk = result.fetch_df_chunk(_EXPORT_CHUNK_VECTORS)
+            if chunk.empty:
+                if first:
+                    fh.write(to_csv_bytes(pd.DataFrame(columns=list(COLUMNS)), encoding))
+                break
+            data = to_csv_bytes(chunk, encoding)
+            if not first:
+                data = data[len(bom):] if bom and data.startswith(bom) else data
+                data = data.split(b"\r\n", 1)[1]
+            fh.write(data)
+            rows += len(chunk)
+            first = False
+    return rows

@@ -1,0 +1,71 @@
+"""Load the bundled fictional sample shop into a store (first start, demos, tests)."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+
+from crm_core.db import Store
+from crm_core.ingest.importer import ImportReport, import_files
+from crm_core.messaging.templates import SETTING_SHOP, ShopProfile, save_shop_profile
+
+PRODUCT_MAPPING = {"商品管理番号": "product_id", "商品名": "product_name", "カテゴリ": "category"}
+CONTACT_MAPPING = {
+    "メールアドレス": "email",
+    "電話番号": "phone",
+    "LINEユーザーID": "line_user_id",
+    "誕生日": "birthday",
+    "メルマガ希望": "email_opt_in",
+}
+DEFAULT_CUSTOMERS = 1500
+SAMPLE_SHOP = ShopProfile(
+    shop_name="ことのはコスメ 楽天市場店（サンプル）",
+    sender_name="株式会社ことのは（架空の会社）",
+    shop_address="〒100-0000 東京都千代田区サンプル町1-2-3",
+    shop_contact="support@example.jp（平日10:00〜17:00）",
+    shop_url="https://www.rakuten.co.jp/kotonoha-sample/",
+    unsubscribe_url="https://www.rakuten.co.jp/kotonoha-sample/mailmagazine/",
+    product_url_pattern="https://item.rakuten.co.jp/kotonoha-sample/{product_id}/",
+    platform="rakuten",
+)
+
+
+def load_sample(
+    store: Store,
+    customers: int = DEFAULT_CUSTOMERS,
+    seed: int = 7,
+    progress: Callable[[float, str], None] | None = None,
+) -> ImportReport:
+    """Generate the sample shop's exports and import them through the real importer.
+
+    The product master and the LINE-friend list go in first (generic CSV with
+    saved mappings), then the Rakuten cp932 and Shopify order exports; last,
+    a few past campaigns with per-recipient results (see
+    :mod:`crm_core.sample.campaigns`) so the results page has something to show.
+    """
+    from crm_core.sample.generate import generate_sample
+
+    def say(frac: float, text: str) -> None:
+        if progress:
+            progress(frac, text)
+
+    with tempfile.TemporaryDirectory(prefix="crm-sample-") as tmp:
+        say(0.0, "サンプルショップのデータを作成しています…")
+        paths = generate_sample(tmp, customers=customers, seed=seed)
+        say(0.3, "商品マスタと連絡先リストを取り込んでいます…")
+        import_files(store, [paths["products"]], mapping=PRODUCT_MAPPING, kind="products", rebuild_model=False)
+        import_files(store, [paths["contacts"]], mapping=CONTACT_MAPPING, kind="contacts", rebuild_model=False)
+        report = import_files(
+            store,
+            [paths["rakuten_orders"], paths["shopify_orders"]],
+            progress=lambda f, t: say(0.4 + 0.6 * f, t),
+        )
+    say(0.95, "過去の施策の結果を作成しています…")
+    from crm_core.sample.campaigns import load_sample_campaigns
+
+    load_sample_campaigns(store, seed=seed)
+    if not store.get_setting(SETTING_SHOP):
+        # Fictional sender details so the sample's e-mail previews pass the 特定電子メール法 checks.
+        save_shop_profile(store, SAMPLE_SHOP)
+    store.set_setting("sample_loaded", True)
+    return report
