@@ -50,7 +50,7 @@ CHILD = textwrap.dedent(
         extra["rows"] = len(df)
     elif task in ("ours", "reimport"):
         from crm_core.db import Store
-        from crm_core.ingest.importer import import_files
+        from crm_core.pipeline import import_files
         store = Store(db)
         if task == "reimport":
             import_files(store, [path], rebuild_model=False)

@@ -1,31 +1,58 @@
 """Command line: ``python -m crm_core COMMAND ...`` drives the same functions as the app.
 
-Every command prints JSON on stdout (or writes the file asked for) and exits
-non-zero with a Japanese message on stderr when the input cannot be used.
+Every command of the console lives here and calls library functions; no domain
+module imports this one.  Every command prints JSON on stdout (or writes the
+file asked for) and exits non-zero with a Japanese message on stderr when the
+input cannot be used.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import getpass
 import json
 import sys
 from pathlib import Path
+from typing import Any
+
+import pandas as pd
 
 from crm_core.db import Store, default_db_path
 from crm_core.errors import InputError
 
+DB_HELP = "DuckDB file (default: $CRM_DB or data/crm.duckdb)"
+
+
+def _clean(obj: Any) -> Any:
+    """JSON-safe copy: NaN and infinities become null."""
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, float) and (obj != obj or obj in (float("inf"), float("-inf"))):
+        return None
+    return obj
+
 
 def _print(obj: object) -> None:
-    sys.stdout.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")
+    """The one JSON printer of the command line (one object per line, Japanese kept as is)."""
+    sys.stdout.write(json.dumps(_clean(obj), ensure_ascii=False, default=str, allow_nan=False) + "\n")
 
 
 def _store(args: argparse.Namespace) -> Store:
-    return Store(args.db or default_db_path())
+    """The store named by ``--db``, else ``$CRM_DB`` or ``data/crm.duckdb``."""
+    return Store(getattr(args, "db", None) or default_db_path())
+
+
+def _with_db(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    p.add_argument("--db", default=argparse.SUPPRESS, help=DB_HELP)
+    return p
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from crm_core.ingest.importer import import_files
     from crm_core.ingest.mappings import load_mapping, parse_map_args
+    from crm_core.pipeline import import_files
 
     store = _store(args)
     mapping = parse_map_args(args.map or [])
@@ -53,8 +80,6 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_customers(args: argparse.Namespace) -> int:
-    import datetime as dt
-
     from crm_core.model import build as model
 
     as_of = dt.date.fromisoformat(args.as_of) if args.as_of else None
@@ -74,16 +99,279 @@ def cmd_rekey(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- segments -----------------------------------------------------------------------------------
+def cmd_segment_count(args: argparse.Namespace) -> int:
+    """``segment count``: print ``{"count": N, "description": "..."}``."""
+    from crm_core.audience import segments
+
+    rule = segments.read_rule_file(args.rule)
+    store = _store(args)
+    c = segments.compile_rule(store, rule)
+    _print({"count": segments.count(store, rule), "description": c.description})
+    return 0
+
+
+def cmd_segment_export(args: argparse.Namespace) -> int:
+    """``segment export``: write the CSV (and optionally the LINE id list), print a JSON report."""
+    from crm_core.audience import segments
+
+    rule = segments.read_rule_file(args.rule)
+    store = _store(args)
+    report = segments.export_csv(store, rule, args.out, encoding=args.encoding, opted_in_only=args.opted_in_only)
+    out: dict[str, Any] = {"rows": report["rows"], "out": str(args.out), "encoding": args.encoding,
+                           "description": segments.describe(rule, store)}
+    if report["unencodable"]:
+        out["warnings"] = [
+            "cp932で表せない文字を「?」に置き換えました: " + "".join(report["unencodable"][:20])
+        ]
+    if args.line_ids:
+        text = segments.line_ids_text(store, rule)
+        Path(args.line_ids).write_text(text, encoding="utf-8")
+        out["line_ids"] = text.count("\n")
+        out["line_ids_out"] = str(args.line_ids)
+    _print(out)
+    return 0
+
+
+def add_segment_commands(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``segment count`` and ``segment export``."""
+    seg = subparsers.add_parser("segment", help="count or export a segment given as a JSON rule")
+    sub = seg.add_subparsers(dest="segment_command", required=True)
+
+    def common(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--rule", required=True, type=Path, help='JSON rule file, e.g. {"all": [{"field": "recency_days", "op": "gte", "value": 90}]}')
+        return _with_db(p)
+
+    p = common(sub.add_parser("count", help='print {"count": N, "description": "..."}'))
+    p.set_defaults(func=cmd_segment_count)
+    p = common(sub.add_parser("export", help="write the segment's customers as CSV"))
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--encoding", default="utf-8-sig", choices=["utf-8-sig", "cp932"])
+    p.add_argument("--line-ids", type=Path, help="also write the LINE user ids, one per line")
+    p.add_argument("--opted-in-only", action="store_true", help="only customers who allowed e-mail")
+    p.set_defaults(func=cmd_segment_export)
+
+
+# -- messages and test sends ----------------------------------------------------------------------
+def cmd_templates(args: argparse.Namespace) -> int:
+    from crm_core.messaging.templates import list_templates, template_names
+
+    path = getattr(args, "db", None)
+    store = Store(path) if path else (Store(default_db_path()) if default_db_path().exists() else None)
+    names = template_names(list_templates(store))
+    if args.json:
+        _print(names)
+    else:
+        for t in names:
+            sys.stdout.write(f"{t['key']}\t{t['label']}\n")
+    return 0
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from crm_core.messaging.templates import render_for_customer
+
+    rendered = render_for_customer(_store(args), args.template, args.customer, args.channel)
+    _print(rendered.to_json())
+    return 0
+
+
+def cmd_test_send(args: argparse.Namespace) -> int:
+    from crm_core.messaging import sends
+    from crm_core.messaging.channels import INVALID, NOT_CONFIGURED, REFUSED
+
+    settings = sends.load_settings(sends.secrets_file_settings())
+    try:
+        actor = getpass.getuser()
+    except Exception:  # noqa: BLE001 - no user name in some containers
+        actor = "cli"
+    result = sends.test_send(_store(args), settings, channel=args.channel, recipient=args.to, template_key=args.template,
+                             customer_id=args.customer, actor=f"cli:{actor}")
+    _print(result.to_dict())
+    if result.ok:
+        return 0
+    sys.stderr.write(f"エラー: {result.message}\n")
+    return 2 if result.outcome in (REFUSED, NOT_CONFIGURED, INVALID) else 1
+
+
+def add_message_commands(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``templates``, ``render`` and ``test-send``."""
+    from crm_core.messaging.sends import SEND_CHANNELS
+
+    p = _with_db(subparsers.add_parser("templates", help="list the message templates"))
+    p.add_argument("--json", action="store_true", help="print JSON (key, label, scenario)")
+    p.set_defaults(func=cmd_templates)
+
+    p = _with_db(subparsers.add_parser("render", help="render a template for one customer as JSON"))
+    p.add_argument("--template", required=True)
+    p.add_argument("--customer", required=True)
+    p.add_argument("--channel", default="line", choices=["line", "email", "rmail", "insert"])
+    p.set_defaults(func=cmd_render)
+
+    p = _with_db(subparsers.add_parser("test-send", help="send a rendered template to one test recipient"))
+    p.add_argument("--channel", required=True, choices=list(SEND_CHANNELS))
+    p.add_argument("--to", required=True, help="a LINE user id or an address on the test-recipient list")
+    p.add_argument("--template", required=True)
+    p.add_argument("--customer", required=True)
+    p.set_defaults(func=cmd_test_send)
+
+
+# -- sale calendar and plans --------------------------------------------------------------------------
+def _range(args: argparse.Namespace) -> tuple[dt.date, dt.date]:
+    from crm_core.events.calendar import parse_date
+
+    start = parse_date(args.date_from, "--from の日付")
+    end = parse_date(args.date_to, "--to の日付")
+    if end < start:
+        raise InputError("--to の日付は --from の日付以降にしてください。", "end before start")
+    if (end - start).days > 3 * 366:
+        raise InputError("期間は3年以内で指定してください。", "range too long")
+    return start, end
+
+
+def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    from crm_core.events.calendar import is_missing
+
+    out = []
+    for row in df.to_dict(orient="records"):
+        out.append({k: (v.isoformat(sep=" ") if isinstance(v, pd.Timestamp | dt.datetime) else (None if is_missing(v) else v))
+                    for k, v in row.items()})
+    return out
+
+
+def cmd_calendar_events(args: argparse.Namespace) -> int:
+    from crm_core.events import calendar as cal
+
+    start, end = _range(args)
+    evts = cal.list_events(_store(args), start, end)
+    if args.json:
+        _print({"from": start.isoformat(), "to": end.isoformat(), "events": _records(evts)})
+        return 0
+    for ev in evts.itertuples(index=False):
+        sys.stdout.write(f"{ev.event_id}\t{cal.format_period(ev.starts_at, ev.ends_at)}\t{ev.name}\t"
+                         f"{cal.STATUS_LABELS.get(ev.status, ev.status)}\n")
+    return 0
+
+
+def cmd_calendar_plan(args: argparse.Namespace) -> int:
+    from crm_core.events import calendar as cal
+    from crm_core.planning import planner
+
+    store = _store(args)
+    event = cal.get_event(store, args.event)
+    phases = planner.propose_phases(event, channel=args.channel)
+    if args.json:
+        _print({"event": _records(pd.DataFrame([event]))[0], "phases": _records(phases)})
+        return 0
+    sys.stdout.write(f"{event['name']}（{cal.format_period(event['starts_at'], event['ends_at'])}）\n")
+    labels = planner.template_labels(store)
+    for p in phases.itertuples(index=False):
+        sys.stdout.write(f"{p.label}\t{cal.format_datetime(p.send_at)}\t{planner.CHANNELS[p.channel]}\t"
+                         f"{labels.get(p.template, p.template)}（{p.template}）\n")
+    return 0
+
+
+def cmd_calendar_ics(args: argparse.Namespace) -> int:
+    from crm_core.events import calendar as cal
+    from crm_core.planning import planner
+
+    start, end = _range(args)
+    store = _store(args)
+    evts = cal.list_events(store, start, end)
+    sends = planner.sends_for_export(store, start, end)
+    data = cal.to_ics(evts, sends)
+    Path(args.out).write_bytes(data)
+    _print({"out": str(args.out), "events": len(evts), "sends": len(sends)})
+    return 0
+
+
+def add_calendar_commands(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``calendar events | plan | ics``.
+
+    ``python -m crm_core calendar events --from DATE --to DATE [--json]``,
+    ``calendar plan --event EVENT_ID [--channel line] [--json]`` and
+    ``calendar ics --from DATE --to DATE --out FILE.ics``; each takes ``--db PATH``.
+    """
+    cal = _with_db(subparsers.add_parser("calendar", help="sale-event calendar and campaign planner"))
+    sub = cal.add_subparsers(dest="calendar_command", required=True)
+
+    p = _with_db(sub.add_parser("events", help="list events (bundled, user and overrides) in a date range"))
+    p.add_argument("--from", dest="date_from", required=True, metavar="DATE")
+    p.add_argument("--to", dest="date_to", required=True, metavar="DATE")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=cmd_calendar_events)
+
+    p = _with_db(sub.add_parser("plan", help="proposed send phases for an event"))
+    p.add_argument("--event", required=True, metavar="EVENT_ID")
+    p.add_argument("--channel", default="line", choices=["line", "rmail", "shopify_email", "email"])
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=cmd_calendar_plan)
+
+    p = _with_db(sub.add_parser("ics", help="write events and planned sends as an iCalendar (.ics) file"))
+    p.add_argument("--from", dest="date_from", required=True, metavar="DATE")
+    p.add_argument("--to", dest="date_to", required=True, metavar="DATE")
+    p.add_argument("--out", required=True, type=Path)
+    p.set_defaults(func=cmd_calendar_ics)
+
+
+# -- campaigns and results ------------------------------------------------------------------------------
+def cmd_campaign_freeze(args: argparse.Namespace) -> int:
+    """``campaign freeze``: print the new campaign id."""
+    from crm_core.audience.segments import read_rule_file
+    from crm_core.results.campaigns import freeze_campaign
+
+    rule = read_rule_file(args.rule)
+    store = _store(args)
+    cid = freeze_campaign(
+        store, args.name, args.channel, args.sent_at, rule=rule, holdout_share=args.holdout,
+        variants=[v for v in args.variants.split(",")], attribution_days=args.days, coupon_code=args.coupon or "",
+    )
+    sys.stdout.write(f"{cid}\n")
+    return 0
+
+
+def cmd_results(args: argparse.Namespace) -> int:
+    """``results``: print the campaign's metrics (text, or JSON with ``--json``)."""
+    from crm_core.results import attribution as results
+
+    store = _store(args)
+    report = results.campaign_report(store, args.campaign)
+    if args.json:
+        _print(report)
+    else:
+        sys.stdout.write(results.report_text(report) + "\n")
+    return 0
+
+
+def add_campaign_commands(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``campaign freeze`` and ``results``."""
+    from crm_core.results.campaigns import CHANNELS, DEFAULT_ATTRIBUTION_DAYS, DEFAULT_HOLDOUT
+
+    camp = subparsers.add_parser("campaign", help="freeze a campaign's recipients (holdout and A/B groups)")
+    sub = camp.add_subparsers(dest="campaign_command", required=True)
+    p = sub.add_parser("freeze", help="freeze the recipients of a send and print the campaign id")
+    p.add_argument("--name", required=True)
+    p.add_argument("--rule", required=True, type=Path, help="JSON segment rule file")
+    p.add_argument("--channel", required=True, choices=list(CHANNELS))
+    p.add_argument("--sent-at", required=True, help="JST, e.g. 2026-11-20 12:00")
+    p.add_argument("--holdout", type=float, default=DEFAULT_HOLDOUT, help="holdout share (default 0.1)")
+    p.add_argument("--variants", default="A", help="A/B variant names, e.g. A,B")
+    p.add_argument("--days", type=int, default=DEFAULT_ATTRIBUTION_DAYS, help="attribution window in days (default 7)")
+    p.add_argument("--coupon", help="coupon code used in the campaign")
+    p.add_argument("--db", default=argparse.SUPPRESS, help=DB_HELP)
+    p.set_defaults(func=cmd_campaign_freeze)
+    p = subparsers.add_parser("results", help="print a campaign's results (attribution, lift vs holdout, A/B, ROI)")
+    p.add_argument("--campaign", required=True, type=int)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--db", default=argparse.SUPPRESS, help=DB_HELP)
+    p.set_defaults(func=cmd_results)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m crm_core", description="CRM marketing console — command line")
-    parser.add_argument("--db", help="DuckDB file (default: $CRM_DB or data/crm.duckdb)")
+    parser.add_argument("--db", help=DB_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def with_db(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        p.add_argument("--db", default=argparse.SUPPRESS, help="DuckDB file (default: $CRM_DB or data/crm.duckdb)")
-        return p
-
-    p = with_db(sub.add_parser("import", help="import order / customer / product CSV files"))
+    p = _with_db(sub.add_parser("import", help="import order / customer / product CSV files"))
     p.add_argument("files", nargs="+", type=Path)
     p.add_argument("--format", default="auto", choices=["auto", "rakuten", "rakuten_legacy", "shopify", "shopify_customers", "generic"])
     p.add_argument("--map", action="append", metavar="COLUMN=field", help="column mapping for generic CSV (repeatable)")
@@ -99,29 +387,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=7)
     p.set_defaults(func=cmd_sample)
 
-    p = with_db(sub.add_parser("customers", help="write the customer table as CSV"))
+    p = _with_db(sub.add_parser("customers", help="write the customer table as CSV"))
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--as-of", help="YYYY-MM-DD (default: last order date)")
     p.add_argument("--encoding", default="utf-8-sig", choices=["utf-8-sig", "cp932"])
     p.set_defaults(func=cmd_customers)
 
-    p = with_db(sub.add_parser("rekey", help="change the customer identity key and re-merge orders"))
+    p = _with_db(sub.add_parser("rekey", help="change the customer identity key and re-merge orders"))
     p.add_argument("key", choices=["email", "phone", "name_phone", "name_postcode"])
     p.set_defaults(func=cmd_rekey)
 
-    # Each later stage of the pipeline registers its own commands.
-    from crm_core.audience import segments
-    from crm_core.events import calendar
-    from crm_core.messaging import sends
-    from crm_core.results import campaigns
-
-    for module in (segments, sends, calendar, campaigns):
-        module.add_commands(sub)
+    add_segment_commands(sub)
+    add_message_commands(sub)
+    add_calendar_commands(sub)
+    add_campaign_commands(sub)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def run_command(args: argparse.Namespace) -> int:
+    """Run a parsed command (an :class:`InputError` becomes a Japanese message and exit status 2)."""
     if not hasattr(args, "db"):
         args.db = None
     try:
@@ -130,6 +414,10 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"エラー: {exc.message}\n")
         _print({"errors": [exc.message]})
         return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_command(build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -1,21 +1,29 @@
-"""What runs after data changes: derived tables rebuilt in order.
+"""What is rebuilt after what: the one place that orders the derived tables.
 
-The importer calls :func:`after_import`; the command line and the app call
-it after changing settings that affect the model.
+The importer only imports; its callers (the command line, the import page,
+the sample loader) call :func:`import_files` here, which imports and then
+runs :func:`after_import`.  Pages and commands that change what the model is
+built from (identity key, RFM or rank settings, sale dates) call
+:func:`after_import` too, so recommendations and saved-segment sizes never go
+stale.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from crm_core.db import Store
 from crm_core.errors import InputError
+from crm_core.ingest import importer
 
 log = logging.getLogger(__name__)
 
+Progress = Callable[[float, str], None]
 
-def after_import(store: Store, progress: Callable[[float, str], None] | None = None) -> list[str]:
+
+def after_import(store: Store, progress: Progress | None = None) -> list[str]:
     """Rebuild the customer model, recommendations and saved-segment sizes; return Japanese warnings.
 
     ``progress(fraction, japanese_message)``, when given, hears the start of
@@ -45,3 +53,37 @@ def after_import(store: Store, progress: Callable[[float, str], None] | None = N
     say(0.95, "保存したセグメントの人数を数えています…")
     segment_library.measure_all(store)  # size history of saved segments
     return warnings
+
+
+def import_files(
+    store: Store,
+    paths: Sequence[str | Path],
+    *,
+    progress: Progress | None = None,
+    rebuild_model: bool = True,
+    **options,
+) -> importer.ImportReport:
+    """Import files (:func:`crm_core.ingest.importer.import_files`), then rebuild what depends on them.
+
+    ``options`` are the importer's (``fmt``, ``mapping``, ``kind``,
+    ``identity_key``, ``display_names``).  When the batch holds orders or
+    contacts and ``rebuild_model`` is true, :func:`after_import` runs in the
+    last tenth of ``progress``; its warnings join the report's.
+    """
+
+    def say(fraction: float, text: str) -> None:
+        if progress:
+            progress(min(max(fraction, 0.0), 1.0), text)
+
+    def importing(fraction: float, text: str) -> None:
+        if text != importer.DONE:  # said once, after the derived tables
+            say(fraction, text)
+
+    report = importer.import_files(store, paths, progress=importing, **options)
+    if rebuild_model and any(f.kind in ("orders", "contacts") for f in report.files):
+        try:
+            report.warnings.extend(after_import(store, lambda f, text: say(0.9 + 0.1 * f, text)))
+        except InputError as exc:
+            report.warnings.append(exc.message)
+    say(1.0, importer.DONE)
+    return report

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from icalendar import Calendar
 
+from crm_core import cli
 from crm_core.db import Store
 from crm_core.errors import InputError
 from crm_core.events import calendar as cal
@@ -273,7 +274,7 @@ def _cli(argv: list[str]) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--db")
     sub = parser.add_subparsers(dest="command", required=True)
-    cal.add_commands(sub)
+    cli.add_calendar_commands(sub)
     args = parser.parse_args(argv)
     return args.func(args)
 

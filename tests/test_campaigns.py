@@ -9,6 +9,7 @@ import json
 import pandas as pd
 import pytest
 
+from crm_core import cli
 from crm_core.db import Store
 from crm_core.errors import InputError
 from crm_core.results import campaigns as C
@@ -146,7 +147,7 @@ def test_cli_freeze_and_results(tmp_path, capsys):
     rule.write_text(json.dumps({"all": []}), encoding="utf-8")
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="command", required=True)
-    C.add_commands(sub)
+    cli.add_campaign_commands(sub)
     args = parser.parse_args(["campaign", "freeze", "--name", "CLI", "--rule", str(rule), "--channel", "email",
                               "--sent-at", "2026-03-01 12:00", "--holdout", "0.2", "--variants", "A,B", "--db", str(store_path)])
     assert args.func(args) == 0

@@ -281,6 +281,7 @@ def test_settings_status_never_contains_values():
 def test_cli_test_send(line, tmp_path, monkeypatch, capsys):
     import argparse
 
+    from crm_core import cli
     from crm_core.messaging import sends
 
     db = tmp_path / "crm.duckdb"
@@ -291,11 +292,11 @@ def test_cli_test_send(line, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("CRM_TEST_RECIPIENTS", LINE_USER)
     monkeypatch.setattr(sends, "secrets_file_settings", lambda path=None: {})
     parser = argparse.ArgumentParser()
-    sends.add_commands(parser.add_subparsers(dest="command", required=True))
+    cli.add_message_commands(parser.add_subparsers(dest="command", required=True))
     base = ["test-send", "--channel", "line", "--template", "review", "--customer", "C001", "--db", str(db)]
-    assert sends.run_command(parser.parse_args([*base, "--to", LINE_USER])) == 0
+    assert cli.run_command(parser.parse_args([*base, "--to", LINE_USER])) == 0
     assert json.loads(capsys.readouterr().out)["outcome"] == "sent"
-    assert sends.run_command(parser.parse_args([*base, "--to", OTHER_LINE_USER])) == 2
+    assert cli.run_command(parser.parse_args([*base, "--to", OTHER_LINE_USER])) == 2
     assert "テスト送信先に登録されていない" in capsys.readouterr().err
     assert len(line.pushes) == 1
 

@@ -10,7 +10,8 @@ import pytest
 
 from crm_core.db import Store
 from crm_core.errors import InputError
-from crm_core.ingest.importer import import_files, rejects_table
+from crm_core.ingest.importer import rejects_table
+from crm_core.pipeline import import_files
 from tests import fixtures as fx
 
 

@@ -9,7 +9,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from crm_core.db import Store
-from crm_core.ingest.importer import import_files
+from crm_core.pipeline import import_files
 from tests import fixtures as fx
 
 ROOT = Path(__file__).resolve().parents[1]

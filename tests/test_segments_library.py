@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from crm_core import cli
 from crm_core.audience import editor as E
 from crm_core.audience import library as L
 from crm_core.audience import segments as S
@@ -180,7 +181,7 @@ def run_cli(argv: list[str]) -> tuple[int, str, str]:
     parser = argparse.ArgumentParser(prog="python -m crm_core")
     parser.add_argument("--db")
     sub = parser.add_subparsers(dest="command", required=True)
-    S.add_commands(sub)
+    cli.add_segment_commands(sub)
     args = parser.parse_args(argv)
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):

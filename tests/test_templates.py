@@ -280,13 +280,13 @@ def test_preview_customers_from_segments(store):
 def _cli(argv, tmp_path, capsys):
     import argparse
 
-    from crm_core.messaging import sends
+    from crm_core import cli
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--db")
-    sends.add_commands(parser.add_subparsers(dest="command", required=True))
+    cli.add_message_commands(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
-    code = sends.run_command(args)
+    code = cli.run_command(args)
     return code, capsys.readouterr()
 
 

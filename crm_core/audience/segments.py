@@ -35,12 +35,10 @@ The queries (:func:`count`, :func:`summary`, :func:`sample`,
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import math
 import re
-import sys
 import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -62,7 +60,7 @@ from crm_core.audience.fields import (
     field_label,
     operators_for,
 )
-from crm_core.db import Store, default_db_path, quote_ident
+from crm_core.db import Store, quote_ident
 from crm_core.errors import InputError
 
 TABLE = "customer_model"
@@ -1108,60 +1106,3 @@ def read_rule_file(path: str | Path) -> dict[str, Any]:
     if isinstance(data, dict) and set(data) >= {"rule"} and not (set(data) & {"all", "any", "not", "field"}):
         data = data["rule"]
     return validate(data)
-
-
-def _print(obj: object) -> None:
-    sys.stdout.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")
-
-
-def _cli_store(args: argparse.Namespace) -> Store:
-    return Store(getattr(args, "db", None) or default_db_path())
-
-
-def cmd_count(args: argparse.Namespace) -> int:
-    """``segment count``: print ``{"count": N, "description": "..."}``."""
-    rule = read_rule_file(args.rule)
-    store = _cli_store(args)
-    c = compile_rule(store, rule)
-    _print({"count": count(store, rule), "description": c.description})
-    return 0
-
-
-def cmd_export(args: argparse.Namespace) -> int:
-    """``segment export``: write the CSV (and optionally the LINE id list), print a JSON report."""
-    rule = read_rule_file(args.rule)
-    store = _cli_store(args)
-    report = export_csv(store, rule, args.out, encoding=args.encoding, opted_in_only=args.opted_in_only)
-    out: dict[str, Any] = {"rows": report["rows"], "out": str(args.out), "encoding": args.encoding,
-                           "description": describe(rule, store)}
-    if report["unencodable"]:
-        out["warnings"] = [
-            "cp932で表せない文字を「?」に置き換えました: " + "".join(report["unencodable"][:20])
-        ]
-    if args.line_ids:
-        text = line_ids_text(store, rule)
-        Path(args.line_ids).write_text(text, encoding="utf-8")
-        out["line_ids"] = text.count("\n")
-        out["line_ids_out"] = str(args.line_ids)
-    _print(out)
-    return 0
-
-
-def add_commands(subparsers: argparse._SubParsersAction) -> None:
-    """Register ``segment count`` and ``segment export`` on the console's command line."""
-    seg = subparsers.add_parser("segment", help="count or export a segment given as a JSON rule")
-    sub = seg.add_subparsers(dest="segment_command", required=True)
-
-    def common(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        p.add_argument("--rule", required=True, type=Path, help='JSON rule file, e.g. {"all": [{"field": "recency_days", "op": "gte", "value": 90}]}')
-        p.add_argument("--db", default=argparse.SUPPRESS, help="DuckDB file (default: $CRM_DB or data/crm.duckdb)")
-        return p
-
-    p = common(sub.add_parser("count", help='print {"count": N, "description": "..."}'))
-    p.set_defaults(func=cmd_count)
-    p = common(sub.add_parser("export", help="write the segment's customers as CSV"))
-    p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--encoding", default="utf-8-sig", choices=["utf-8-sig", "cp932"])
-    p.add_argument("--line-ids", type=Path, help="also write the LINE user ids, one per line")
-    p.add_argument("--opted-in-only", action="store_true", help="only customers who allowed e-mail")
-    p.set_defaults(func=cmd_export)

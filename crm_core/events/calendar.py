@@ -29,10 +29,7 @@ RFC 5545 file with ``TZID=Asia/Tokyo``.  The command line
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
-import json
-import sys
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
@@ -105,7 +102,8 @@ def _to_datetime(value: Any) -> dt.datetime:
     return pd.Timestamp(value).to_pydatetime()
 
 
-def _missing(value: Any) -> bool:
+def is_missing(value: Any) -> bool:
+    """True for None, NaN, NaT and pandas NA."""
     if value is None:
         return True
     try:
@@ -116,7 +114,7 @@ def _missing(value: Any) -> bool:
 
 def format_date(value: Any) -> str:
     """2026年6月4日(木) style, or — when missing."""
-    if _missing(value):
+    if is_missing(value):
         return "—"
     d = _to_datetime(value)
     return f"{d.year}年{d.month}月{d.day}日({WEEKDAYS[d.weekday()]})"
@@ -124,7 +122,7 @@ def format_date(value: Any) -> str:
 
 def format_datetime(value: Any) -> str:
     """2026年6月4日(木) 20:00 style (JST), or — when missing."""
-    if _missing(value):
+    if is_missing(value):
         return "—"
     d = _to_datetime(value)
     return f"{format_date(d)} {d.hour:02d}:{d.minute:02d}"
@@ -397,12 +395,12 @@ def _check_event(kind: str, name: str, starts_at: Any, ends_at: Any, entry_start
         raise InputError(f"イベント名は{_MAX_NAME}文字以内にしてください。", "name too long")
     if status not in STATUSES:
         raise InputError("状態は「確定」「予測」「自社登録」のどれかにしてください。", f"bad status {status!r}")
-    if _missing(starts_at) or _missing(ends_at):
+    if is_missing(starts_at) or is_missing(ends_at):
         raise InputError("開始日時と終了日時を入力してください。", "missing time")
     s, e = _to_datetime(starts_at), _to_datetime(ends_at)
     if e <= s:
         raise InputError("終了日時は開始日時より後にしてください。", "end before start")
-    entry = None if _missing(entry_starts_at) else _to_datetime(entry_starts_at)
+    entry = None if is_missing(entry_starts_at) else _to_datetime(entry_starts_at)
     if entry is not None and entry > e:
         raise InputError("エントリー開始日時はイベント終了より前にしてください。", "entry after end")
     return kind, name, s.replace(microsecond=0), e.replace(microsecond=0), entry, status
@@ -479,7 +477,7 @@ def delete_event(store: Store, event_id: str) -> str:
         return "deleted"
     _upsert(store, current["event_id"], current["kind"], current["name"], _to_datetime(current["starts_at"]),
             _to_datetime(current["ends_at"]),
-            None if _missing(current["entry_starts_at"]) else _to_datetime(current["entry_starts_at"]),
+            None if is_missing(current["entry_starts_at"]) else _to_datetime(current["entry_starts_at"]),
             current["status"], current["source"], current["note"], True)
     return "hidden"
 
@@ -834,7 +832,7 @@ def to_ics(evts: pd.DataFrame, sends: pd.DataFrame | None = None, name: str = "�
             item.add("dtstart", _aware(ev.starts_at))
             item.add("dtend", _aware(ev.ends_at + pd.Timedelta(seconds=1)))
         lines = [f"種類: {KIND_LABELS.get(ev.kind, ev.kind)}", f"状態: {STATUS_LABELS.get(ev.status, ev.status)}"]
-        if not _missing(ev.entry_starts_at) and ev.kind not in POINT_KINDS:
+        if not is_missing(ev.entry_starts_at) and ev.kind not in POINT_KINDS:
             lines.append(f"エントリー開始: {format_datetime(ev.entry_starts_at)}")
         if ev.source:
             lines.append(f"出典: {ev.source}")
@@ -853,125 +851,16 @@ def to_ics(evts: pd.DataFrame, sends: pd.DataFrame | None = None, name: str = "�
             lines = [f"テンプレート: {s.template}"]
             for attr, label in (("plan_name", "キャンペーン"), ("segment_text", "対象"), ("coupon", "クーポン")):
                 value = getattr(s, attr, "")
-                if value and not _missing(value):
+                if value and not is_missing(value):
                     lines.append(f"{label}: {value}")
             recipients = getattr(s, "recipients", None)
-            if recipients is not None and not _missing(recipients):
+            if recipients is not None and not is_missing(recipients):
                 lines.append(f"配信数（予定）: {int(recipients):,}通")
             item.add("description", "\n".join(lines))
             item.add("categories", ["配信予定", s.channel_label])
             cal.add_component(item)
     cal.add_missing_timezones()
     return cal.to_ical()
-
-
-# --------------------------------------------------------------------------
-# Command line
-# --------------------------------------------------------------------------
-
-
-def _cli_store(args: argparse.Namespace) -> Store:
-    from crm_core.db import default_db_path
-
-    return Store(getattr(args, "db", None) or default_db_path())
-
-
-def _out(obj: object) -> None:
-    sys.stdout.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")
-
-
-def _range(args: argparse.Namespace) -> tuple[dt.date, dt.date]:
-    start = parse_date(args.date_from, "--from の日付")
-    end = parse_date(args.date_to, "--to の日付")
-    if end < start:
-        raise InputError("--to の日付は --from の日付以降にしてください。", "end before start")
-    if (end - start).days > 3 * 366:
-        raise InputError("期間は3年以内で指定してください。", "range too long")
-    return start, end
-
-
-def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
-    out = []
-    for row in df.to_dict(orient="records"):
-        out.append({k: (v.isoformat(sep=" ") if isinstance(v, pd.Timestamp | dt.datetime) else (None if _missing(v) else v))
-                    for k, v in row.items()})
-    return out
-
-
-def cmd_events(args: argparse.Namespace) -> int:
-    start, end = _range(args)
-    evts = list_events(_cli_store(args), start, end)
-    if args.json:
-        _out({"from": start.isoformat(), "to": end.isoformat(), "events": _records(evts)})
-        return 0
-    for ev in evts.itertuples(index=False):
-        sys.stdout.write(f"{ev.event_id}\t{format_period(ev.starts_at, ev.ends_at)}\t{ev.name}\t"
-                         f"{STATUS_LABELS.get(ev.status, ev.status)}\n")
-    return 0
-
-
-def cmd_plan(args: argparse.Namespace) -> int:
-    from crm_core.planning import planner
-
-    store = _cli_store(args)
-    event = get_event(store, args.event)
-    phases = planner.propose_phases(event, channel=args.channel)
-    if args.json:
-        _out({"event": _records(pd.DataFrame([event]))[0], "phases": _records(phases)})
-        return 0
-    sys.stdout.write(f"{event['name']}（{format_period(event['starts_at'], event['ends_at'])}）\n")
-    labels = planner.template_labels(store)
-    for p in phases.itertuples(index=False):
-        sys.stdout.write(f"{p.label}\t{format_datetime(p.send_at)}\t{planner.CHANNELS[p.channel]}\t"
-                         f"{labels.get(p.template, p.template)}（{p.template}）\n")
-    return 0
-
-
-def cmd_ics(args: argparse.Namespace) -> int:
-    from crm_core.planning import planner
-
-    start, end = _range(args)
-    store = _cli_store(args)
-    evts = list_events(store, start, end)
-    sends = planner.sends_for_export(store, start, end)
-    data = to_ics(evts, sends)
-    Path(args.out).write_bytes(data)
-    _out({"out": str(args.out), "events": len(evts), "sends": len(sends)})
-    return 0
-
-
-def add_commands(subparsers: Any) -> None:
-    """Register ``calendar events | plan | ics`` on the top-level sub-command parser.
-
-    ``python -m crm_core calendar events --from DATE --to DATE [--json]``,
-    ``calendar plan --event EVENT_ID [--channel line] [--json]`` and
-    ``calendar ics --from DATE --to DATE --out FILE.ics``; each takes ``--db PATH``.
-    """
-
-    def with_db(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        p.add_argument("--db", default=argparse.SUPPRESS, help="DuckDB file (default: $CRM_DB or data/crm.duckdb)")
-        return p
-
-    cal = with_db(subparsers.add_parser("calendar", help="sale-event calendar and campaign planner"))
-    sub = cal.add_subparsers(dest="calendar_command", required=True)
-
-    p = with_db(sub.add_parser("events", help="list events (bundled, user and overrides) in a date range"))
-    p.add_argument("--from", dest="date_from", required=True, metavar="DATE")
-    p.add_argument("--to", dest="date_to", required=True, metavar="DATE")
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.set_defaults(func=cmd_events)
-
-    p = with_db(sub.add_parser("plan", help="proposed send phases for an event"))
-    p.add_argument("--event", required=True, metavar="EVENT_ID")
-    p.add_argument("--channel", default="line", choices=["line", "rmail", "shopify_email", "email"])
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.set_defaults(func=cmd_plan)
-
-    p = with_db(sub.add_parser("ics", help="write events and planned sends as an iCalendar (.ics) file"))
-    p.add_argument("--from", dest="date_from", required=True, metavar="DATE")
-    p.add_argument("--to", dest="date_to", required=True, metavar="DATE")
-    p.add_argument("--out", required=True, type=Path)
-    p.set_defaults(func=cmd_ics)
 
 
 def iter_months(start: dt.date, end: dt.date) -> Iterable[tuple[int, int]]:

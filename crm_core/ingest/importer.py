@@ -35,6 +35,8 @@ from crm_core.ingest.reader import ENCODING_LABELS, RawFile, prepare, remove_qui
 log = logging.getLogger(__name__)
 
 Progress = Callable[[float, str], None]
+DONE = "取り込みが完了しました。"
+"""The last progress message of an import (the pipeline says it after the derived tables)."""
 
 
 @dataclass
@@ -117,7 +119,6 @@ def import_files(
     identity_key: str | None = None,
     display_names: Sequence[str] | None = None,
     progress: Progress | None = None,
-    rebuild_model: bool = True,
 ) -> ImportReport:
     """Import one or more export files atomically.
 
@@ -141,8 +142,6 @@ def import_files(
         Names to show for the files (the uploaded names in the UI).
     progress : callable, optional
         ``progress(fraction, japanese_message)`` during long work.
-    rebuild_model : bool
-        Rebuild the customer model after the import (default True).
 
     Returns
     -------
@@ -218,20 +217,8 @@ def import_files(
             f"{report.customers_without_key:,}件の注文は識別キー（メールアドレス・電話番号など）が空のため、"
             "注文ごとに別の顧客として扱いました。"
         )
-    if rebuild_model and any(f.kind == "orders" or f.kind == "contacts" for f in report.files):
-        _rebuild_model(store, report, lambda f, text: say(0.9 + 0.1 * f, text))
-    say(1.0, "取り込みが完了しました。")
+    say(1.0, DONE)
     return report
-
-
-def _rebuild_model(store: Store, report: ImportReport, progress: Progress | None = None) -> None:
-    """Rebuild derived tables (customer model, recommendations) after an import."""
-    from crm_core import pipeline
-
-    try:
-        report.warnings.extend(pipeline.after_import(store, progress))
-    except InputError as exc:
-        report.warnings.append(exc.message)
 
 
 def _named(name: str, message: str) -> str:

@@ -11,12 +11,8 @@ template, customer, recipient, request id, outcome) without tokens or bodies.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
-import getpass
-import json
 import os
-import sys
 import tomllib
 import uuid
 from collections.abc import Mapping
@@ -26,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from crm_core.db import Store, default_db_path
+from crm_core.db import Store
 from crm_core.errors import InputError
 from crm_core.messaging.channels import INVALID, NOT_CONFIGURED, OUTCOME_LABELS, REFUSED, Sender, SendResult
 from crm_core.messaging.channels.email import EMAIL_RE, EmailSender
@@ -299,82 +295,3 @@ def test_send(
 
 
 test_send.__test__ = False  # not a pytest test despite the name
-
-
-# -- command line ------------------------------------------------------------------------------
-def _print(obj: object) -> None:
-    sys.stdout.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")
-
-
-def _store(args: argparse.Namespace) -> Store:
-    return Store(getattr(args, "db", None) or default_db_path())
-
-
-def cmd_templates(args: argparse.Namespace) -> int:
-    from crm_core.messaging.templates import list_templates, template_names
-
-    path = getattr(args, "db", None)
-    store = Store(path) if path else (Store(default_db_path()) if default_db_path().exists() else None)
-    names = template_names(list_templates(store))
-    if args.json:
-        _print(names)
-    else:
-        for t in names:
-            sys.stdout.write(f"{t['key']}\t{t['label']}\n")
-    return 0
-
-
-def cmd_render(args: argparse.Namespace) -> int:
-    rendered = render_for_customer(_store(args), args.template, args.customer, args.channel)
-    _print(rendered.to_json())
-    return 0
-
-
-def cmd_test_send(args: argparse.Namespace) -> int:
-    settings = load_settings(secrets_file_settings())
-    try:
-        actor = getpass.getuser()
-    except Exception:  # noqa: BLE001 - no user name in some containers
-        actor = "cli"
-    result = test_send(_store(args), settings, channel=args.channel, recipient=args.to, template_key=args.template,
-                       customer_id=args.customer, actor=f"cli:{actor}")
-    _print(result.to_dict())
-    if result.ok:
-        return 0
-    sys.stderr.write(f"エラー: {result.message}\n")
-    return 2 if result.outcome in (REFUSED, NOT_CONFIGURED, INVALID) else 1
-
-
-def add_commands(subparsers: argparse._SubParsersAction) -> None:
-    """Register ``templates``, ``render`` and ``test-send`` on the main parser."""
-
-    def with_db(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        p.add_argument("--db", default=argparse.SUPPRESS, help="DuckDB file (default: $CRM_DB or data/crm.duckdb)")
-        return p
-
-    p = with_db(subparsers.add_parser("templates", help="list the message templates"))
-    p.add_argument("--json", action="store_true", help="print JSON (key, label, scenario)")
-    p.set_defaults(func=cmd_templates)
-
-    p = with_db(subparsers.add_parser("render", help="render a template for one customer as JSON"))
-    p.add_argument("--template", required=True)
-    p.add_argument("--customer", required=True)
-    p.add_argument("--channel", default="line", choices=["line", "email", "rmail", "insert"])
-    p.set_defaults(func=cmd_render)
-
-    p = with_db(subparsers.add_parser("test-send", help="send a rendered template to one test recipient"))
-    p.add_argument("--channel", required=True, choices=list(SEND_CHANNELS))
-    p.add_argument("--to", required=True, help="a LINE user id or an address on the test-recipient list")
-    p.add_argument("--template", required=True)
-    p.add_argument("--customer", required=True)
-    p.set_defaults(func=cmd_test_send)
-
-
-def run_command(args: argparse.Namespace) -> int:
-    """Run a parsed command the way ``python -m crm_core`` does (InputError → exit 2)."""
-    try:
-        return args.func(args)
-    except InputError as exc:
-        sys.stderr.write(f"エラー: {exc.message}\n")
-        _print({"errors": [exc.message]})
-        return 2

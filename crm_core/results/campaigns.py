@@ -28,19 +28,17 @@ inputs always give the same groups, and the frozen rows are never updated.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import hashlib
 import io
 import json
-import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from crm_core.db import Store, default_db_path
+from crm_core.db import Store
 from crm_core.errors import InputError
 
 CHANNELS = {"line": "LINE", "email": "メール", "rmail": "R-Mail"}
@@ -376,72 +374,3 @@ def import_results(store: Store, campaign_id: int, data: bytes | str | Path | pd
         cur.unregister("result_rows")
     unmatched = int(rows["key"].nunique()) - matched_keys
     return {"rows": n, "matched": stored, "unmatched": max(unmatched, 0)}
-
-
-# -- command line ----------------------------------------------------------------------------
-def _clean(obj: Any) -> Any:
-    """JSON-safe copy: NaN and infinities become null."""
-    if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, float) and (obj != obj or obj in (float("inf"), float("-inf"))):
-        return None
-    return obj
-
-
-def _print(obj: object) -> None:
-    sys.stdout.write(json.dumps(_clean(obj), ensure_ascii=False, default=str, allow_nan=False) + "\n")
-
-
-def _store(args: argparse.Namespace) -> Store:
-    return Store(getattr(args, "db", None) or default_db_path())
-
-
-def cmd_freeze(args: argparse.Namespace) -> int:
-    """``campaign freeze``: print the new campaign id."""
-    from crm_core.audience.segments import read_rule_file
-
-    rule = read_rule_file(args.rule)
-    store = _store(args)
-    cid = freeze_campaign(
-        store, args.name, args.channel, args.sent_at, rule=rule, holdout_share=args.holdout,
-        variants=[v for v in args.variants.split(",")], attribution_days=args.days, coupon_code=args.coupon or "",
-    )
-    sys.stdout.write(f"{cid}\n")
-    return 0
-
-
-def cmd_results(args: argparse.Namespace) -> int:
-    """``results``: print the campaign's metrics (text, or JSON with ``--json``)."""
-    from crm_core.results import attribution as results
-
-    store = _store(args)
-    report = results.campaign_report(store, args.campaign)
-    if args.json:
-        _print(report)
-    else:
-        sys.stdout.write(results.report_text(report) + "\n")
-    return 0
-
-
-def add_commands(subparsers: argparse._SubParsersAction) -> None:
-    """Register ``campaign freeze`` and ``results`` on the console's command line."""
-    camp = subparsers.add_parser("campaign", help="freeze a campaign's recipients (holdout and A/B groups)")
-    sub = camp.add_subparsers(dest="campaign_command", required=True)
-    p = sub.add_parser("freeze", help="freeze the recipients of a send and print the campaign id")
-    p.add_argument("--name", required=True)
-    p.add_argument("--rule", required=True, type=Path, help="JSON segment rule file")
-    p.add_argument("--channel", required=True, choices=list(CHANNELS))
-    p.add_argument("--sent-at", required=True, help="JST, e.g. 2026-11-20 12:00")
-    p.add_argument("--holdout", type=float, default=DEFAULT_HOLDOUT, help="holdout share (default 0.1)")
-    p.add_argument("--variants", default="A", help="A/B variant names, e.g. A,B")
-    p.add_argument("--days", type=int, default=DEFAULT_ATTRIBUTION_DAYS, help="attribution window in days (default 7)")
-    p.add_argument("--coupon", help="coupon code used in the campaign")
-    p.add_argument("--db", default=argparse.SUPPRESS, help="DuckDB file (default: $CRM_DB or data/crm.duckdb)")
-    p.set_defaults(func=cmd_freeze)
-    p = subparsers.add_parser("results", help="print a campaign's results (attribution, lift vs holdout, A/B, ROI)")
-    p.add_argument("--campaign", required=True, type=int)
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--db", default=argparse.SUPPRESS, help="DuckDB file (default: $CRM_DB or data/crm.duckdb)")
-    p.set_defaults(func=cmd_results)

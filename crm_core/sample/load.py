@@ -6,8 +6,9 @@ import tempfile
 from collections.abc import Callable
 
 from crm_core.db import Store
-from crm_core.ingest.importer import ImportReport, import_files
+from crm_core.ingest.importer import ImportReport
 from crm_core.messaging.templates import SETTING_SHOP, ShopProfile, save_shop_profile
+from crm_core.pipeline import import_files
 
 PRODUCT_MAPPING = {"商品管理番号": "product_id", "商品名": "product_name", "カテゴリ": "category"}
 CONTACT_MAPPING = {

@@ -11,9 +11,10 @@ import streamlit as st
 from crm_core.errors import InputError
 from crm_core.ingest import formats as F
 from crm_core.ingest.identity import IDENTITY_KEYS, identity_key_setting
-from crm_core.ingest.importer import import_files, rejects_table
+from crm_core.ingest.importer import rejects_table
 from crm_core.ingest.mappings import list_mappings, save_mapping
 from crm_core.ingest.preview import preview
+from crm_core.pipeline import import_files
 from pages import ui
 
 store = ui.store()
