@@ -14,6 +14,7 @@ import os
 
 import streamlit as st
 
+from crm_core.analytics import overview
 from pages import ui
 
 st.set_page_config(page_title="リピートCRMコンソール", page_icon="🛍️", layout="wide")
@@ -106,9 +107,7 @@ def sidebar() -> None:
             st.caption("データ未登録")
             return
         # the same definitions as the home page: non-cancelled orders only
-        customers, orders, last = store.fetchone(
-            "SELECT count(DISTINCT customer_id), count(*), max(ordered_at) FROM orders WHERE NOT cancelled"
-        )
+        customers, orders, last = overview.sidebar_counts(store)
         st.caption(f"顧客 {customers:,}人 ・ 注文 {orders:,}件")
         st.caption(f"最終注文日 {ui.jdate(last)}")
         if store.get_setting("sample_loaded", False):

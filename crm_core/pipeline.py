@@ -28,8 +28,23 @@ def after_import(store: Store, progress: Progress | None = None) -> list[str]:
 
     ``progress(fraction, japanese_message)``, when given, hears the start of
     each step (fractions 0 to 1 of this work); on a shop of millions of
-    customers the steps take tens of seconds.
+    customers the steps take tens of seconds.  A model that cannot be built
+    becomes a warning (the import itself succeeded).
     """
+    return _rebuild(store, progress, strict=False)
+
+
+def after_settings_change(store: Store, progress: Progress | None = None) -> list[str]:
+    """The same rebuild after the marketer changed what the model is built from.
+
+    Called by the pages that change RFM or rank settings or sale dates, so
+    recommendations and saved-segment sizes follow the model.  Here a model
+    that cannot be built raises :class:`InputError` (the page shows it).
+    """
+    return _rebuild(store, progress, strict=True)
+
+
+def _rebuild(store: Store, progress: Progress | None, strict: bool) -> list[str]:
     warnings: list[str] = []
     if store.is_empty():
         return warnings
@@ -44,6 +59,8 @@ def after_import(store: Store, progress: Progress | None = None) -> list[str]:
         report = model.rebuild(store)
         warnings.extend(getattr(report, "warnings", []) or [])
     except InputError as exc:
+        if strict:
+            raise
         warnings.append(exc.message)
     from crm_core.analytics import basket
     from crm_core.audience import library as segment_library
@@ -87,3 +104,14 @@ def import_files(
             report.warnings.append(exc.message)
     say(1.0, importer.DONE)
     return report
+
+
+def data_version(store: Store) -> tuple[int, str]:
+    """A key that changes whenever an import or a rebuild of the customer model changes the data.
+
+    Pages pass it to cached functions so results are keyed by the data they were computed
+    from; rebuilds without an import (new RFM or rank settings, corrected sale dates) count too.
+    """
+    imports = int(store.scalar("SELECT coalesce(max(import_id), 0) FROM imports") or 0)
+    built = store.scalar("SELECT max(built_at) FROM customer_model_meta") if store.has_table("customer_model_meta") else None
+    return imports, str(built)

@@ -36,3 +36,11 @@ def shop_overview(store: Store) -> dict:
     )
     keys = ("as_of", "customers", "orders", "orders_30d", "revenue_30d", "repeat_rate", "aov", "dormant_90d", "cancel_rate")
     return dict(zip(keys, row, strict=True))
+
+
+def sidebar_counts(store: Store) -> tuple[int, int, object]:
+    """Customers, orders and the last order time over non-cancelled orders (the sidebar's figures)."""
+    customers, orders, last = store.fetchone(
+        "SELECT count(DISTINCT customer_id), count(*), max(ordered_at) FROM orders WHERE NOT cancelled"
+    )
+    return customers, orders, last

@@ -14,6 +14,7 @@ import copy
 import datetime as dt
 from typing import Any
 
+from crm_core import clock
 from crm_core.audience.fields import ELEMENT, FIELDS, OPERATORS, WINDOW_TYPES, operators_for
 
 Path = tuple[int, ...]
@@ -129,7 +130,7 @@ def default_value(field_key: str, op_key: str, as_of: dt.date | None = None, cho
     f = FIELDS[field_key]
     op = OPERATORS[op_key]
     kind = ELEMENT[f.type]
-    day = (as_of or dt.date.today()).isoformat()
+    day = (as_of or clock.today()).isoformat()
     if op.value == "none":
         return None
     if op.value == "days":
@@ -143,7 +144,7 @@ def default_value(field_key: str, op_key: str, as_of: dt.date | None = None, cho
     if kind == "date":
         scalar: Any = day
     elif f.type == "month":
-        scalar = (as_of or dt.date.today()).month
+        scalar = (as_of or clock.today()).month
     elif kind in ("int", "number"):
         scalar = DEFAULT_VALUES.get(field_key, f.minimum if f.minimum is not None and f.minimum > 0 else 1)
     else:
@@ -152,7 +153,7 @@ def default_value(field_key: str, op_key: str, as_of: dt.date | None = None, cho
         return [] if kind == "str" else [scalar]
     if op.value == "pair":
         if kind == "date":
-            start = (as_of or dt.date.today()) - dt.timedelta(days=30)
+            start = (as_of or clock.today()) - dt.timedelta(days=30)
             return [start.isoformat(), day]
         if f.type == "month":
             return [scalar, min(12, scalar + 2)]

@@ -20,6 +20,7 @@ from typing import Any
 
 import pandas as pd
 
+from crm_core import clock
 from crm_core.audience import segments
 from crm_core.db import Store
 from crm_core.errors import InputError
@@ -53,9 +54,7 @@ def ensure_tables(store: Store) -> None:
 
 
 def _now() -> dt.datetime:
-    from zoneinfo import ZoneInfo
-
-    return dt.datetime.now(ZoneInfo("Asia/Tokyo")).replace(tzinfo=None)
+    return clock.now()
 
 
 def check_name(name: Any) -> str:

@@ -40,6 +40,7 @@ import altair as alt
 import jpholiday
 import pandas as pd
 
+from crm_core import clock
 from crm_core.db import Store
 from crm_core.errors import InputError
 from crm_core.events import rakuten as events
@@ -265,7 +266,7 @@ def ensure_tables(store: Store) -> None:
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(JST).replace(tzinfo=None, microsecond=0)
+    return clock.now().replace(microsecond=0)
 
 
 def _user_rows(store: Store) -> pd.DataFrame:
@@ -812,7 +813,7 @@ def to_ics(evts: pd.DataFrame, sends: pd.DataFrame | None = None, name: str = "è
     """
     from icalendar import Calendar, Event
 
-    stamp = stamp or dt.datetime.now(dt.UTC).replace(microsecond=0)
+    stamp = stamp or clock.now_utc().replace(microsecond=0)
     cal = Calendar()
     cal.add("prodid", "-//crm-console//sale-calendar//JA")
     cal.add("version", "2.0")

@@ -16,7 +16,6 @@ the file: CSV columns are read under generated names ``c0, c1, ...``).
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import re
 import tempfile
@@ -25,7 +24,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 
+from crm_core import clock
 from crm_core.db import Store, quote_ident
 from crm_core.errors import InputError
 from crm_core.ingest import formats as F
@@ -400,7 +401,7 @@ def _import_one(cur: duckdb.DuckDBPyConnection, plan: _Plan, key: str, report: I
                 fr.lines,
                 fr.rows_rejected,
                 key,
-                dt.datetime.now(),
+                clock.now(),
             ],
         )
         fr.import_id = import_id
@@ -733,3 +734,13 @@ def rejects_table(store: Store, import_id: int | None = None) -> list[dict]:
         [import_id, import_id],
     )
     return [dict(zip(("import_id", "file_name", "row_no", "order_id", "reason"), r, strict=True)) for r in rows]
+
+
+def import_history(store: Store, limit: int = 200) -> pd.DataFrame:
+    """The latest imports, newest first: ``import_id, imported_at, file_name, format, encoding, rows_read,
+    orders_added, orders_updated, orders_unchanged, rows_rejected``."""
+    return store.df(
+        "SELECT import_id, imported_at, file_name, format, encoding, rows_read, orders_added, orders_updated, "
+        "orders_unchanged, rows_rejected FROM imports ORDER BY import_id DESC LIMIT ?",
+        [int(limit)],
+    )

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 
+from crm_core import clock
 from crm_core.db import Store
 from crm_core.errors import InputError
 from crm_core.ingest.formats import KIND_FIELDS
@@ -24,7 +24,7 @@ def save_mapping(store: Store, name: str, kind: str, mapping: dict[str, str]) ->
         cur.execute("DELETE FROM column_mappings WHERE name = ?", [name])
         cur.execute(
             "INSERT INTO column_mappings VALUES (?, ?, ?, ?)",
-            [name, kind, json.dumps(mapping, ensure_ascii=False), dt.datetime.now()],
+            [name, kind, json.dumps(mapping, ensure_ascii=False), clock.now()],
         )
 
 

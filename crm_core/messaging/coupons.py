@@ -29,6 +29,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
+from crm_core import clock
 from crm_core.db import Store
 from crm_core.errors import InputError
 
@@ -170,7 +171,7 @@ def create_coupon(store: Store, coupon: Coupon) -> str:
         "INSERT INTO coupons VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [coupon.coupon_id, coupon.name.strip(), coupon.kind, float(coupon.value), float(coupon.min_purchase),
          coupon.valid_from, coupon.valid_to, coupon.code_mode, coupon.shared_code or None, coupon.segment, coupon.channel,
-         dt.datetime.now().replace(microsecond=0)],
+         clock.now().replace(microsecond=0)],
     )
     return coupon.coupon_id
 
@@ -204,7 +205,7 @@ def issue_unique_codes(store: Store, coupon_id: str, customer_ids: list[str], *,
         return 0
     existing = {r[0] for r in store.fetchall("SELECT code FROM coupon_codes")}
     codes = generate_codes(len(todo), prefix=prefix, existing=existing)
-    now = dt.datetime.now().replace(microsecond=0)
+    now = clock.now().replace(microsecond=0)
     table = pa.table({"coupon_id": [coupon_id] * len(todo), "code": codes, "customer_id": todo, "created_at": [now] * len(todo)})
     with store.transaction() as cur:
         cur.register("new_coupon_codes", table)

@@ -22,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 
+from crm_core import clock
 from crm_core.db import Store
 from crm_core.errors import InputError
 from crm_core.messaging.channels import INVALID, NOT_CONFIGURED, OUTCOME_LABELS, REFUSED, Sender, SendResult
@@ -198,15 +199,7 @@ test_recipients.__test__ = False  # not a pytest test despite the name
 
 # -- the send log -------------------------------------------------------------------------
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).astimezone(_JST).replace(tzinfo=None, microsecond=0)
-
-
-try:
-    from zoneinfo import ZoneInfo
-
-    _JST = ZoneInfo("Asia/Tokyo")
-except Exception:  # noqa: BLE001 - tzdata missing: fixed offset
-    _JST = dt.timezone(dt.timedelta(hours=9))
+    return clock.now().replace(microsecond=0)
 
 
 def log_attempt(store: Store, *, actor: str, channel: str, template_key: str, customer_id: str, recipient: str,

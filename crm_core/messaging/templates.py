@@ -43,6 +43,7 @@ from jinja2 import nodes
 from jinja2.exceptions import SecurityError, TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
 
+from crm_core import clock
 from crm_core.db import Store
 from crm_core.errors import InputError
 
@@ -415,7 +416,7 @@ def save_template(store: Store, template: Template) -> None:
         cur.execute("DELETE FROM message_templates WHERE key = ?", [template.key])
         cur.execute(
             "INSERT INTO message_templates VALUES (?, ?, ?)",
-            [template.key, json.dumps(template.to_dict(), ensure_ascii=False), dt.datetime.now().replace(microsecond=0)],
+            [template.key, json.dumps(template.to_dict(), ensure_ascii=False), clock.now().replace(microsecond=0)],
         )
 
 

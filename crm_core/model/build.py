@@ -87,6 +87,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from crm_core import clock
 from crm_core.db import Store
 from crm_core.errors import InputError
 from crm_core.events import rakuten as events
@@ -1114,9 +1115,7 @@ def rebuild(store: Store, as_of: date | datetime | str | None = None) -> ModelRe
 
 
 def _now_jst() -> datetime:
-    from zoneinfo import ZoneInfo
-
-    return datetime.now(ZoneInfo("Asia/Tokyo")).replace(tzinfo=None)
+    return clock.now()
 
 
 def _collect_warnings(store: Store, report: ModelReport) -> None:
@@ -1225,3 +1224,18 @@ def export_customers(
             rows += len(chunk)
             first = False
     return rows
+
+
+def current_sizes(store: Store) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Customers per RFM segment (with revenue) and per rank in the stored model, for the settings page.
+
+    Japanese column names: ``セグメント, 人数, 累計売上`` (largest first) and ``ランク, 人数``
+    (highest rank first).
+    """
+    sizes = store.df(
+        "SELECT rfm_segment AS セグメント, count(*) AS 人数, sum(revenue) AS 累計売上 FROM customer_model GROUP BY 1 ORDER BY 2 DESC"
+    )
+    ranks = store.df(
+        "SELECT rank AS ランク, count(*) AS 人数 FROM customer_model GROUP BY 1 ORDER BY min(revenue_12m) DESC"
+    )
+    return sizes, ranks

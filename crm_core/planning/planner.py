@@ -39,6 +39,7 @@ from typing import Any
 
 import pandas as pd
 
+from crm_core import clock
 from crm_core.db import Store
 from crm_core.errors import InputError
 from crm_core.events import calendar as cal
@@ -414,7 +415,7 @@ def ensure_tables(store: Store) -> None:
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(cal.JST).replace(tzinfo=None, microsecond=0)
+    return clock.now().replace(microsecond=0)
 
 
 def _clean_send(row: Mapping[str, Any], plan_channel: str, plan_segment: str | None, plan_coupon: str) -> dict[str, Any]:

@@ -38,6 +38,7 @@ from typing import Any
 
 import pandas as pd
 
+from crm_core import clock
 from crm_core.db import Store
 from crm_core.errors import InputError
 
@@ -202,7 +203,7 @@ def freeze_campaign(
             [campaign_id, name.strip(), channel, None if rule is None else json.dumps(rule, ensure_ascii=False),
              template, coupon_code.strip() or None, sent, int(attribution_days), float(holdout_share),
              json.dumps(names, ensure_ascii=False), line_plan, cost_per_message, float(fixed_cost or 0),
-             bool(marked_only), now or dt.datetime.now()],
+             bool(marked_only), now or clock.now()],
         )
         rows = [(campaign_id, cid, *assign(campaign_id, cid, holdout_share, names)) for cid in ids]
         frame = pd.DataFrame(rows, columns=["campaign_id", "customer_id", "variant", "holdout"])
@@ -367,10 +368,18 @@ def import_results(store: Store, campaign_id: int, data: bytes | str | Path | pd
         )
         cur.execute(
             "INSERT INTO campaign_events SELECT ?, customer_id, delivered, opened, clicked, ?, ? FROM result_matched",
-            [int(campaign_id), file_name or None, now or dt.datetime.now()],
+            [int(campaign_id), file_name or None, now or clock.now()],
         )
         stored = int(cur.execute("SELECT count(*) FROM result_matched").fetchone()[0])
         cur.execute("DROP TABLE result_matched")
         cur.unregister("result_rows")
     unmatched = int(rows["key"].nunique()) - matched_keys
     return {"rows": n, "matched": stored, "unmatched": max(unmatched, 0)}
+
+
+def results_version(store: Store) -> tuple:
+    """Changes whenever orders, campaigns or imported results change (a cache key for the results page)."""
+    return store.fetchone(
+        "SELECT (SELECT count(*) FROM orders), (SELECT count(*) FROM campaigns), (SELECT max(created_at) FROM campaigns), "
+        "(SELECT count(*) FROM campaign_events), (SELECT max(imported_at) FROM campaign_events)"
+    )

@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from crm_core import clock
 from crm_core.analytics import basket, charts, cohorts, cycles, repeat, subscription
 from crm_core.analytics import value as analytics
 from pages import ui
@@ -632,7 +633,7 @@ def tab_basket() -> None:
 
 st.title("顧客分析")
 STORE = ui.require_data()
-LATEST = analytics.latest_order_date(STORE) or dt.date.today()
+LATEST = analytics.latest_order_date(STORE) or clock.today()
 HAS_MODEL = analytics.has_customer_model(STORE)
 VERSION = (
     ui.data_version(),

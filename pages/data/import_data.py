@@ -11,7 +11,7 @@ import streamlit as st
 from crm_core.errors import InputError
 from crm_core.ingest import formats as F
 from crm_core.ingest.identity import IDENTITY_KEYS, identity_key_setting
-from crm_core.ingest.importer import rejects_table
+from crm_core.ingest.importer import import_history, rejects_table
 from crm_core.ingest.mappings import list_mappings, save_mapping
 from crm_core.ingest.preview import preview
 from crm_core.pipeline import import_files
@@ -196,10 +196,7 @@ if report:
 
 st.divider()
 st.subheader("取り込み履歴")
-history = store.df(
-    "SELECT import_id, imported_at, file_name, format, encoding, rows_read, orders_added, orders_updated, "
-    "orders_unchanged, rows_rejected FROM imports ORDER BY import_id DESC LIMIT 200"
-)
+history = import_history(store, limit=200)
 if history.empty:
     ui.empty_state("まだ取り込んだファイルはありません。")
 else:

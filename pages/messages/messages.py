@@ -9,6 +9,7 @@ from dataclasses import fields, replace
 import streamlit as st
 import streamlit.components.v1 as components
 
+from crm_core import clock
 from crm_core.messaging import compliance, coupons, sends
 from crm_core.messaging import templates as T
 from crm_core.messaging.templates import utf16_len
@@ -263,7 +264,7 @@ with tab_coupon:
         kind = c2.selectbox("割引の種類", list(coupons.KINDS), format_func=coupons.KINDS.get, key="cpn_kind")
         value = c3.number_input("割引（%または円。送料無料は0）", min_value=0.0, value=10.0, step=1.0, key="cpn_value")
         min_purchase = c1.number_input("利用条件（最低購入金額・円）", min_value=0, value=0, step=500, key="cpn_min")
-        today = dt.date.today()
+        today = clock.today()
         valid_from = c2.date_input("開始日", today, key="cpn_from")
         valid_to = c3.date_input("終了日（23:59まで）", today + dt.timedelta(days=30), key="cpn_to")
         mode = c1.radio("コード", list(coupons.CODE_MODES), format_func=coupons.CODE_MODES.get, key="cpn_mode", horizontal=True)

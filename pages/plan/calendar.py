@@ -7,16 +7,16 @@ import datetime as dt
 import pandas as pd
 import streamlit as st
 
+from crm_core import clock, pipeline
 from crm_core.events import calendar as cal
 from crm_core.events import rakuten as sale_events
-from crm_core.model import build as model
 from crm_core.planning import costs, planner
 from pages import ui
 
 store = ui.store()
 ui.run(cal.ensure_tables, store)
 ui.run(planner.ensure_tables, store)
-now = dt.datetime.now(cal.JST).replace(tzinfo=None, second=0, microsecond=0)
+now = clock.now().replace(second=0, microsecond=0)
 today = now.date()
 
 st.title("📅 販促カレンダー")
@@ -127,7 +127,7 @@ def _reflect_in_model(kind: str) -> str:
     if kind not in sale_events.SALE_KINDS or store.is_empty():
         return ""
     with st.spinner("顧客分析（初回購入のきっかけ・セール時だけ購入するお客様）に反映しています…"):
-        ui.run(model.rebuild, store)
+        ui.run(pipeline.after_settings_change, store)
     return "顧客分析（初回購入のきっかけ・セール時だけ購入するお客様）にも反映しました。"
 
 

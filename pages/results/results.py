@@ -12,6 +12,7 @@ import math
 import pandas as pd
 import streamlit as st
 
+from crm_core import clock
 from crm_core.audience import library as L
 from crm_core.audience import segments as S
 from crm_core.results import attribution as R
@@ -30,9 +31,7 @@ ui.run(C.ensure_tables, store)
 
 def _version() -> tuple:
     """Changes whenever orders, campaigns or imported results change (the cache key)."""
-    return (store.path, ui.data_version(), *store.fetchone(
-        "SELECT (SELECT count(*) FROM orders), (SELECT count(*) FROM campaigns), (SELECT max(created_at) FROM campaigns), "
-        "(SELECT count(*) FROM campaign_events), (SELECT max(imported_at) FROM campaign_events)"))
+    return (store.path, ui.data_version(), *C.results_version(store))
 
 
 @st.cache_data(ttl=600, max_entries=8, show_spinner="施策の結果を集計しています…")
@@ -290,7 +289,7 @@ with st.expander("施策を記録する（配信対象を確定）", expanded=su
         name = st.text_input("施策名", key="res_new_name", placeholder="例: 11月 休眠掘り起こしクーポン")
         c1, c2, c3 = st.columns(3)
         channel = c1.selectbox("チャネル", list(C.CHANNELS), format_func=C.CHANNELS.get, key="res_new_channel")
-        day = c2.date_input("送信日", value=dt.date.today(), key="res_new_day")
+        day = c2.date_input("送信日", value=clock.today(), key="res_new_day")
         time_ = c3.time_input("送信時刻", value=dt.time(12, 0), key="res_new_time")
         source = st.selectbox("配信対象（セグメント）", list(sources), format_func=sources.get, key="res_new_source")
         c1, c2, c3 = st.columns(3)

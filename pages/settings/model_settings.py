@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from crm_core import pipeline
 from crm_core.model import build as model
 from pages import ui
 
@@ -115,14 +116,14 @@ if col1.button("保存して計算し直す", type="primary", key="ms_save"):
     ui.run(model.set_rfm_segments, store, _records(edited_segments))
     ui.run(model.set_rank_thresholds, store, _records(edited_ranks))
     with st.spinner("お客様のスコア・セグメント・ランクを計算し直しています…"):
-        ui.run(model.rebuild, store)
+        ui.run(pipeline.after_settings_change, store)
     st.success("基準を保存し、顧客データを計算し直しました。")
 if col2.button("初期設定に戻す", key="ms_reset"):
     ui.run(model.set_rfm_thresholds, store, model.DEFAULT_RFM_THRESHOLDS)
     ui.run(model.set_rfm_segments, store, model.DEFAULT_RFM_SEGMENTS)
     ui.run(model.set_rank_thresholds, store, model.DEFAULT_RANK_THRESHOLDS)
     with st.spinner("初期設定で計算し直しています…"):
-        ui.run(model.rebuild, store)
+        ui.run(pipeline.after_settings_change, store)
     for key in [k for k in st.session_state if str(k).startswith("ms_")]:
         del st.session_state[key]
     st.rerun()
@@ -131,12 +132,7 @@ st.subheader("現在の人数")
 if not store.has_table("customer_model"):
     ui.empty_state("顧客モデルがまだ計算されていません。「保存して計算し直す」を押してください。")
     st.stop()
-sizes = store.df(
-    "SELECT rfm_segment AS セグメント, count(*) AS 人数, sum(revenue) AS 累計売上 FROM customer_model GROUP BY 1 ORDER BY 2 DESC"
-)
-ranks_now = store.df(
-    "SELECT rank AS ランク, count(*) AS 人数 FROM customer_model GROUP BY 1 ORDER BY min(revenue_12m) DESC"
-)
+sizes, ranks_now = model.current_sizes(store)
 c1, c2 = st.columns(2)
 c1.dataframe(sizes, hide_index=True, width="stretch", column_config={"累計売上": st.column_config.NumberColumn(format="yen")})
 c2.dataframe(ranks_now, hide_index=True, width="stretch")

@@ -40,10 +40,9 @@ def data_version() -> tuple[int, str]:
     are keyed by the data they were computed from.  Rebuilds without an
     import (new RFM or rank settings, corrected sale dates) count too.
     """
-    s = store()
-    imports = int(s.scalar("SELECT coalesce(max(import_id), 0) FROM imports") or 0)
-    built = s.scalar("SELECT max(built_at) FROM customer_model_meta") if s.has_table("customer_model_meta") else None
-    return imports, str(built)
+    from crm_core import pipeline
+
+    return pipeline.data_version(store())
 
 
 def run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
