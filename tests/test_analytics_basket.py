@@ -8,7 +8,7 @@ import pytest
 
 from crm_core.analytics import basket
 from crm_core.db import Store
-from tests.test_analytics import add_order, add_product, assert_table, frame, seeded_shop
+from tests.analytics_shop import add_order, add_product, assert_table, frame, seeded_shop
 
 AS_OF = dt.date(2026, 3, 31)
 X = ("PX", "商品X", None, 1000)

@@ -8,7 +8,7 @@ import pytest
 
 from crm_core.analytics import cohorts
 from crm_core.db import Store
-from tests.test_analytics import add_model, add_order, assert_table, frame
+from tests.analytics_shop import add_model, add_order, assert_table, frame
 
 AS_OF = dt.date(2026, 3, 20)
 JAN, FEB, MAR = dt.date(2026, 1, 1), dt.date(2026, 2, 1), dt.date(2026, 3, 1)

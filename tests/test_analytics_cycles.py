@@ -9,7 +9,7 @@ import pytest
 from crm_core.analytics import cycles
 from crm_core.db import Store
 from crm_core.errors import InputError
-from tests.test_analytics import add_order, add_product, assert_table, frame
+from tests.analytics_shop import add_order, add_product, assert_table, frame
 
 AS_OF = dt.date(2026, 6, 1)
 P1 = ("P1", "化粧水", "その他", 3300)  # the line says その他, the product master says スキンケア

@@ -9,7 +9,7 @@ import pytest
 
 from crm_core.analytics import repeat
 from crm_core.db import Store
-from tests.test_analytics import add_order, assert_table, frame
+from tests.analytics_shop import add_order, assert_table, frame
 
 NA = pd.NA
 AS_OF = dt.date(2026, 4, 5)

@@ -8,7 +8,7 @@ import pytest
 
 from crm_core.analytics import subscription
 from crm_core.db import Store
-from tests.test_analytics import add_order, assert_table, frame
+from tests.analytics_shop import add_order, assert_table, frame
 
 AS_OF = dt.date(2026, 6, 30)  # with 45 days of grace, deliveries after May 16 are pending
 

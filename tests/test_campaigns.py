@@ -13,7 +13,7 @@ from crm_core import cli
 from crm_core.db import Store
 from crm_core.errors import InputError
 from crm_core.results import campaigns as C
-from tests.test_segments import segment_store
+from tests.segment_shop import segment_store
 
 SENT = dt.datetime(2026, 3, 1, 12, 0)
 
@@ -139,7 +139,7 @@ def test_cli_freeze_and_results(tmp_path, capsys):
 
     store_path = tmp_path / "crm.duckdb"
     store = Store(store_path)
-    from tests.test_segments import fill_store
+    from tests.segment_shop import fill_store
 
     fill_store(store)
     store.close()

@@ -11,7 +11,7 @@ import pytest
 from crm_core.analytics import charts, cohorts, repeat, subscription
 from crm_core.analytics import value as analytics
 from crm_core.db import Store
-from tests.test_analytics import seeded_shop
+from tests.analytics_shop import seeded_shop
 
 AS_OF = dt.date(2026, 10, 31)
 

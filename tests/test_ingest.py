@@ -15,13 +15,6 @@ from crm_core.pipeline import import_files
 from tests import fixtures as fx
 
 
-@pytest.fixture()
-def store() -> Store:
-    s = Store(":memory:")
-    yield s
-    s.close()
-
-
 def _imp(store: Store, *paths: Path, **kw):
     kw.setdefault("rebuild_model", False)
     return import_files(store, list(paths), **kw)

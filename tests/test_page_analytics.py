@@ -10,7 +10,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from crm_core.db import Store
-from tests.test_analytics import add_order, seeded_shop
+from tests.analytics_shop import add_order, seeded_shop
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = str(ROOT / "pages" / "analysis" / "analytics.py")

@@ -13,7 +13,7 @@ from crm_core.results import attribution as R
 from crm_core.results import campaigns as C
 from crm_core.sample.campaigns import load_sample_campaigns
 from crm_core.sample.load import load_sample
-from tests.test_segments import fill_store
+from tests.segment_shop import fill_store
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = "pages/results/results.py"

@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from crm_core.audience import library as L
 from crm_core.db import Store
-from tests.test_segments import fill_store
+from tests.segment_shop import fill_store
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = "pages/audience/segments.py"

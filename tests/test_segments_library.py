@@ -18,7 +18,7 @@ from crm_core.audience import segments as S
 from crm_core.audience.fields import FIELDS, OPERATORS
 from crm_core.db import Store
 from crm_core.errors import InputError
-from tests.test_segments import fill_store, segment_store
+from tests.segment_shop import fill_store, segment_store
 
 ROOT = Path(__file__).resolve().parents[1]
 DORMANT = {"all": [{"field": "recency_days", "op": "gte", "value": 90}]}  # C2 C4 C7

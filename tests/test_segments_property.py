@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from crm_core.audience import segments as S
 from crm_core.audience.fields import ELEMENT, FIELDS, OPERATORS, WINDOW_TYPES, operators_for
 from crm_core.errors import InputError
-from tests.test_segments import segment_store
+from tests.segment_shop import segment_store
 
 HOSTILE = [
     "'; DROP TABLE orders; --",

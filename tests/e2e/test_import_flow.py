@@ -7,7 +7,7 @@ import io
 from pathlib import Path
 
 from tests import fixtures as fx
-from tests.e2e.conftest import goto, shot, wait_idle
+from tests.e2e.browser import goto, shot, wait_idle
 
 
 def test_upload_rakuten_cp932_and_see_report(server, page, tmp_path):

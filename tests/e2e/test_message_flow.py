@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from crm_core.db import Store
-from tests.e2e.conftest import Server, goto, shot, wait_idle
+from tests.e2e.browser import Server, goto, shot, wait_idle
 from tests.servers.customers import LINE_USER, seed_customers
 from tests.servers.line_mock import LineMock
 from tests.servers.smtp_sink import SmtpSink

@@ -7,7 +7,7 @@ import pytest
 from crm_core.db import Store
 from crm_core.sample.campaigns import load_sample_campaigns
 from crm_core.sample.load import load_sample
-from tests.e2e.conftest import Server, goto, shot, wait_idle
+from tests.e2e.browser import Server, goto, shot, wait_idle
 
 CHART = "[data-testid='stVegaLiteChart']"
 

@@ -8,7 +8,7 @@ from playwright.sync_api import expect
 from crm_core.audience import segments as S
 from crm_core.db import Store
 from crm_core.sample.load import load_sample
-from tests.e2e.conftest import Server, goto, shot, wait_idle
+from tests.e2e.browser import Server, goto, shot, wait_idle
 
 DORMANT = {"field": "recency_days", "op": "gte", "value": 90}
 REPEAT = {"field": "orders", "op": "gte", "value": 2}
