@@ -29,10 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_customers import generate  # noqa: E402
 
+from crm_core import model
 from crm_core.analytics import basket, cohorts, cycles, repeat, subscription
 from crm_core.analytics import value as analytics  # noqa: E402
 from crm_core.db import Store  # noqa: E402
-from crm_core.model import build as model
 
 PLAIN_FLOOR = """
 SELECT l.product_id, count(*) AS n

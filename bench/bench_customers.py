@@ -255,7 +255,8 @@ def _lifetimes_python(explicit: str | None) -> tuple[str | None, str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from crm_core.model import build as model
+    from crm_core import model
+    from crm_core.model import build
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=2_000_000)
@@ -282,7 +283,7 @@ def main(argv: list[str] | None = None) -> None:
     as_of = model.as_of_default(store)
     end_ts = datetime.combine(as_of + timedelta(days=1), datetime.min.time())
     first_day = store.scalar("SELECT CAST(min(ordered_at) AS DATE) FROM orders")
-    pieces = model._sale_day_pieces(first_day, as_of, store)  # same sale windows as the model
+    pieces = build._sale_day_pieces(first_day, as_of, store)  # same sale windows as the model
     minimal_params = {"as_of": as_of, "end_ts": end_ts}
     same_params = {**pieces, "as_of": as_of, "end_ts": end_ts, "start12": as_of - timedelta(days=364)}
 

@@ -80,7 +80,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_customers(args: argparse.Namespace) -> int:
-    from crm_core.model import build as model
+    from crm_core import model
 
     as_of = dt.date.fromisoformat(args.as_of) if args.as_of else None
     rows = model.export_customers(_store(args), args.out, as_of=as_of, encoding=args.encoding)

@@ -48,7 +48,7 @@ def _rebuild(store: Store, progress: Progress | None, strict: bool) -> list[str]
     warnings: list[str] = []
     if store.is_empty():
         return warnings
-    from crm_core.model import build as model
+    from crm_core import model
 
     def say(fraction: float, text: str) -> None:
         if progress:

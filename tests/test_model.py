@@ -15,9 +15,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from crm_core import model
 from crm_core.db import Store
 from crm_core.errors import InputError
-from crm_core.model import build as model
+from crm_core.model import build
+from crm_core.model import export as model_export
 
 AS_OF = date(2026, 6, 30)
 
@@ -445,7 +447,7 @@ def test_export_csv_for_excel(tmp_path, built):
 
 def test_export_in_chunks(tmp_path, monkeypatch):
     store = small_store()
-    monkeypatch.setattr(model, "_EXPORT_CHUNK_VECTORS", 1)
+    monkeypatch.setattr(model_export, "_EXPORT_CHUNK_VECTORS", 1)
     # 2,100 one-order customers -> two chunks of 2,048 + 52 rows (plus the eight of the fixture)
     store.execute(
         """
@@ -561,7 +563,7 @@ def test_count_distinct_fallback_gives_the_same_table(monkeypatch):
     store, _ = synthetic_store(n=300, seed=3)
     model.rebuild(store, date(2025, 12, 31))
     bitmap = model.customer_table(store)
-    monkeypatch.setattr(model, "BITMAP_MAX_DAYS", 0)
+    monkeypatch.setattr(build, "BITMAP_MAX_DAYS", 0)
     model.rebuild(store, date(2025, 12, 31))
     pd.testing.assert_frame_equal(bitmap, model.customer_table(store))
 
@@ -630,10 +632,10 @@ def test_sale_lookup_has_one_branch_per_piece_of_the_busiest_day():
     first = date(2026, 7, 1)
     pieces = {"d": [first, first, date(2026, 7, 3)], "t0": [0, 72_000_000_000, 0],
               "t1": [7_200_000_000, 86_400_000_000, 86_400_000_000], "k": [2, 1, 2]}
-    sql, params = model._sale_lookup(pieces, first, span=3)
+    sql, params = build._sale_lookup(pieces, first, span=3)
     assert sql.count("WHEN") == 2
     assert params["sale_k0"] == [2, 0, 2, 0] and params["sale_k1"] == [1, 0, 0, 0]
-    assert model._sale_lookup({"d": [], "t0": [], "t1": [], "k": []}, first, 3) == ("CAST(0 AS TINYINT)", {})
+    assert build._sale_lookup({"d": [], "t0": [], "t1": [], "k": []}, first, 3) == ("CAST(0 AS TINYINT)", {})
 
 
 @pytest.mark.parametrize("higher_is_better", [True, False])
@@ -647,14 +649,14 @@ def test_numpy_quintile_scores_match_sql_rank(higher_is_better, seed):
     expected = [r[0] for r in con.fetchall(
         f"SELECT CAST(1 + (5 * (rank() OVER (ORDER BY v {order}) - 1)) // 997 AS INTEGER) AS s FROM v ORDER BY i"  # noqa: S608
     )]
-    assert model._scores(model.QUINTILE, values, higher_is_better).tolist() == expected
+    assert build._scores(model.QUINTILE, values, higher_is_better).tolist() == expected
 
 
 def test_threshold_scores_at_the_boundaries():
     values = np.array([0, 1.9, 2, 3, 4.99, 5, 8, 100])
-    assert model._scores([2, 3, 5, 8], values, True).tolist() == [1, 1, 2, 3, 3, 4, 5, 5]
+    assert build._scores([2, 3, 5, 8], values, True).tolist() == [1, 1, 2, 3, 3, 4, 5, 5]
     # lower is better (recency): <= a scores 5 ... > d scores 1
-    assert model._scores([30, 60, 90, 180], np.array([0, 30, 31, 90, 180, 181]), False).tolist() == [5, 5, 4, 3, 2, 1]
+    assert build._scores([30, 60, 90, 180], np.array([0, 30, 31, 90, 180, 181]), False).tolist() == [5, 5, 4, 3, 2, 1]
 
 
 def test_ranks_by_number_of_orders():

@@ -176,7 +176,7 @@ def test_a_rebuild_without_an_import_refreshes_the_cached_analyses(monkeypatch, 
     # the page must not keep showing the cached figures of the previous build.
     import shutil
 
-    from crm_core.model import build as model
+    from crm_core import model
 
     db = tmp_path / "shop.duckdb"
     shutil.copy(shop_db, db)

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from crm_core import model
 from crm_core.db import Store
-from crm_core.model import build as model
 from crm_core.sample.load import load_sample
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -341,7 +341,7 @@ def test_load_rule_from_json_text():
 
 
 def test_fixture_and_field_table_follow_the_customer_model_contract():
-    from crm_core.model import build as model
+    from crm_core import model
 
     assert [*COLUMNS, "as_of"] == list(model.COLUMNS)
     assert set(S.COLUMNS) <= set(model.COLUMNS)

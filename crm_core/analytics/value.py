@@ -202,13 +202,10 @@ def has_customer_model(store: Store) -> bool:
 
 
 def customer_model_as_of(store: Store) -> dt.date | None:
-    """The as-of day the stored customer model was built for, or None."""
-    if not has_table(store, "customer_model"):
-        return None
-    value = store.scalar("SELECT max(as_of) FROM customer_model")
-    if value is None:
-        return None
-    return value.date() if isinstance(value, dt.datetime) else value
+    """The as-of day the stored customer model was built for, or None (:func:`crm_core.model.stored_as_of`)."""
+    from crm_core import model
+
+    return model.stored_as_of(store)
 
 
 def latest_order_date(store: Store) -> dt.date | None:
@@ -263,7 +260,7 @@ def rfm_segment_summary(store: Store) -> pd.DataFrame:
         GROUP BY ALL
         """
     )
-    from crm_core.model import build as model  # the shop's segment names (the model imports no analytics)
+    from crm_core import model  # the shop's segment names (the model imports no analytics)
 
     try:
         names = [rule["name"] for rule in model.rfm_segments(store)]

@@ -419,7 +419,7 @@ class _Context:
     def sale_windows(self, kinds: list[str]) -> tuple[list[dt.datetime], list[dt.datetime]]:
         if self.store is None or self.sentence_only:
             return [], []
-        from crm_core.model import build as model
+        from crm_core import model
 
         first = self.store.scalar("SELECT CAST(min(ordered_at) AS DATE) FROM orders")
         if first is None:
@@ -1016,12 +1016,10 @@ def field_choices(store: Store, field_key: str, limit: int = 500) -> list[tuple[
 
 
 def model_as_of(store: Store) -> dt.date | None:
-    """The ``as_of`` day of ``customer_model`` (None if it is missing or empty)."""
-    try:
-        value = store.scalar("SELECT max(as_of) FROM customer_model")
-    except duckdb.CatalogException:
-        return None
-    return _as_date(value)
+    """The ``as_of`` day of ``customer_model`` (None if it is missing or empty; :func:`crm_core.model.stored_as_of`)."""
+    from crm_core import model
+
+    return model.stored_as_of(store)
 
 
 # ---------------------------------------------------------------------------

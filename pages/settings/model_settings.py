@@ -5,8 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from crm_core import pipeline
-from crm_core.model import build as model
+from crm_core import model, pipeline
 from pages import ui
 
 st.title("🧮 RFM・ランクの基準")
