@@ -15,6 +15,7 @@ from crm_core.db import Store
 from crm_core.errors import InputError
 from crm_core.events import calendar as cal
 from crm_core.events import rakuten as events
+from crm_core.planning import calendar_views as views
 
 
 @pytest.fixture()
@@ -221,20 +222,20 @@ def test_calendar_chart_has_lanes_events_holidays_and_sends():
     start, end = dt.date(2026, 5, 1), dt.date(2026, 6, 30)
     sends = pd.DataFrame({"send_at": [pd.Timestamp("2026-05-21 18:00")], "channel_label": ["LINE"], "label": ["予告"],
                           "template": ["sale_notice"], "recipients_text": ["95通"]})
-    chart = cal.calendar_chart(cal.list_events(None, start, end), cal.holidays(start, end), sends, start, end)
+    chart = views.calendar_chart(cal.list_events(None, start, end), cal.holidays(start, end), sends, start, end)
     spec = chart.to_dict()
     text = json.dumps(spec, ensure_ascii=False)
     for needle in ("楽天スーパーSALE 2026年6月", "こどもの日", "配信予定", "予告", "2026年5月21日(木) 18:00", "#06C755"):
         assert needle in text
-    assert cal.calendar_chart(pd.DataFrame(columns=list(cal.COLUMNS)), cal.holidays(start, start), None, start, start) is None
+    assert views.calendar_chart(pd.DataFrame(columns=list(cal.COLUMNS)), cal.holidays(start, start), None, start, start) is None
 
 
 def test_sales_overlay_chart_and_empty_state(store):
     start, end = dt.date(2025, 6, 1), dt.date(2025, 6, 12)
     daily = cal.daily_sales(_orders_store(store), start, end)
-    chart = cal.sales_overlay_chart(daily, cal.list_events(None, start, end))
+    chart = views.sales_overlay_chart(daily, cal.list_events(None, start, end))
     assert "楽天スーパーSALE 2025年6月" in json.dumps(chart.to_dict(), ensure_ascii=False)
-    assert cal.sales_overlay_chart(cal.daily_sales(store, dt.date(2020, 1, 1), dt.date(2020, 1, 5)), pd.DataFrame()) is None
+    assert views.sales_overlay_chart(cal.daily_sales(store, dt.date(2020, 1, 1), dt.date(2020, 1, 5)), pd.DataFrame()) is None
 
 
 # -- ICS -------------------------------------------------------------------------------
@@ -246,7 +247,7 @@ def test_ics_parses_back_with_tokyo_times():
     sends = pd.DataFrame({"send_id": ["s1"], "send_at": [pd.Timestamp("2026-06-03 18:00")], "label": ["前日クーポン"],
                           "channel_label": ["LINE"], "template": ["sale_eve_coupon"], "plan_name": ["6月SS"],
                           "coupon": ["SS10"], "recipients": [95]})
-    data = cal.to_ics(evts, sends, stamp=dt.datetime(2026, 5, 1, tzinfo=dt.UTC))
+    data = views.to_ics(evts, sends, stamp=dt.datetime(2026, 5, 1, tzinfo=dt.UTC))
     parsed = Calendar.from_ical(data)
     assert str(parsed["version"]) == "2.0" and "販促カレンダー" in str(parsed["x-wr-calname"])
     assert [str(tz["tzid"]) for tz in parsed.walk("VTIMEZONE")] == ["Asia/Tokyo"]

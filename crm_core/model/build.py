@@ -194,7 +194,7 @@ def sale_windows(store: Store | None, start: date, end: date,
     if store is None:
         df = events.rakuten_events(start, end)
     else:
-        from crm_core.events import calendar  # imports altair; only needed here
+        from crm_core.events import calendar
 
         df = calendar.list_events(store, start, end)
     return df[df["kind"].isin(list(kinds))].reset_index(drop=True)

@@ -10,6 +10,7 @@ import streamlit as st
 from crm_core import clock, pipeline
 from crm_core.events import calendar as cal
 from crm_core.events import rakuten as sale_events
+from crm_core.planning import calendar_views as views
 from crm_core.planning import costs, planner
 from pages import ui
 
@@ -70,7 +71,7 @@ tab_view, tab_events, tab_plan, tab_cost, tab_freq, tab_export = st.tabs(
 
 # -- calendar ------------------------------------------------------------------
 with tab_view:
-    chart = cal.calendar_chart(
+    chart = views.calendar_chart(
         shown_events, hol,
         sends.assign(recipients_text=[ui.count(n, "通") for n in sends.recipients]) if not sends.empty else None,
         start, end,
@@ -96,7 +97,7 @@ with tab_view:
     else:
         daily = ui.run(cal.daily_sales, store, ly_start, ly_end)
         ly_events = ui.run(cal.list_events, store, ly_start, ly_end)
-        sales_chart = cal.sales_overlay_chart(daily, ly_events)
+        sales_chart = views.sales_overlay_chart(daily, ly_events)
         if sales_chart is None:
             ui.empty_state(f"{ui.jdate(ly_start)}〜{ui.jdate(ly_end)}の注文はありません（キャンセルを除く）。")
         else:
@@ -132,7 +133,7 @@ def _reflect_in_model(kind: str) -> str:
 
 
 with tab_events:
-    table = cal.events_table(shown_events)
+    table = views.events_table(shown_events)
     if table.empty:
         ui.empty_state("この期間のイベントはありません。")
     else:
@@ -387,13 +388,13 @@ with tab_export:
     ics_events = events if with_points else events[~events.kind.isin(cal.POINT_KINDS)]
     export_sends = sends.assign(segment_text=[planner.segment_text(s, c, store) for s, c in zip(sends.segment, sends.channel)]) \
         if not sends.empty else sends
-    st.download_button("カレンダー（ICS）をダウンロード", cal.to_ics(ics_events, export_sends),
+    st.download_button("カレンダー（ICS）をダウンロード", views.to_ics(ics_events, export_sends),
                        file_name=f"販促カレンダー_{start:%Y%m}-{end:%Y%m}.ics", mime="text/calendar", key="cal_ics_download",
                        help="Googleカレンダーや Outlook に読み込めます（時刻は日本時間）。")
     e1, e2 = st.columns(2)
     e1.download_button("配信計画（CSV）をダウンロード", ui.csv_bytes(planner.plan_table(sends, store)),
                        file_name=f"配信計画_{start:%Y%m}-{end:%Y%m}.csv", mime="text/csv", key="cal_plan_csv",
                        disabled=sends.empty)
-    e2.download_button("イベント一覧（CSV）をダウンロード", ui.csv_bytes(cal.events_table(ics_events)),
+    e2.download_button("イベント一覧（CSV）をダウンロード", ui.csv_bytes(views.events_table(ics_events)),
                        file_name=f"イベント一覧_{start:%Y%m}-{end:%Y%m}.csv", mime="text/csv", key="cal_events_csv")
 

@@ -1,0 +1,306 @@
+"""Views of the sale calendar for planning: the lane chart, sales around events, the events table, ICS export."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import altair as alt
+import pandas as pd
+
+from crm_core import clock
+from crm_core.events import rakuten as events
+from crm_core.events.calendar import (
+    BAND_KINDS,
+    JST,
+    KIND_COLORS,
+    KIND_LABELS,
+    POINT_KINDS,
+    STATUS_LABELS,
+    _to_datetime,
+    format_date,
+    format_datetime,
+    format_period,
+    is_missing,
+)
+
+# --------------------------------------------------------------------------
+# Views (Altair)
+# --------------------------------------------------------------------------
+
+LANE_SALE = "楽天イベント"
+LANE_POINT = "ポイントデー"
+LANE_OWN = "自社企画"
+LANE_HOLIDAY = "祝日"
+LANE_SENDS = "配信予定"
+LANES = (LANE_SALE, LANE_POINT, LANE_OWN, LANE_HOLIDAY, LANE_SENDS)
+CHANNEL_COLORS = {"LINE": "#06C755", "R-Mail": "#BF0000", "Shopify Email": "#5E8E3E", "メール": "#3B6FB6"}
+_DAY_AXIS = "['日','月','火','水','木','金','土'][day(datum.value)]"
+
+
+def _x_scale(start: dt.date, end: dt.date) -> alt.Scale:
+    return alt.Scale(domain=[pd.Timestamp(start).isoformat(), (pd.Timestamp(end) + pd.Timedelta(days=1)).isoformat()])
+
+
+def _x_axis(start: dt.date, end: dt.date) -> alt.Axis:
+    span = (end - start).days
+    if span <= 45:
+        return alt.Axis(title=None, format="%-m/%-d", labelExpr=f"timeFormat(datum.value, '%-m/%-d') + '(' + {_DAY_AXIS} + ')'",
+                        tickCount={"interval": "day", "step": 1 if span <= 20 else 2}, labelAngle=-45, grid=True)
+    return alt.Axis(title=None, labelExpr="timeFormat(datum.value, '%-m/%-d')", grid=True, labelAngle=0)
+
+
+def _day_off_frame(start: dt.date, end: dt.date, hol: pd.DataFrame) -> pd.DataFrame:
+    hol_days = set(hol.date.dt.date) if not hol.empty else set()
+    rows = []
+    d = start
+    while d <= end:
+        if d.weekday() >= 5 or d in hol_days:
+            rows.append({"from": pd.Timestamp(d), "to": pd.Timestamp(d) + pd.Timedelta(days=1)})
+        d += dt.timedelta(days=1)
+    return pd.DataFrame(rows, columns=["from", "to"])
+
+
+def _event_frame(evts: pd.DataFrame) -> pd.DataFrame:
+    df = evts.copy()
+    df["lane"] = [LANE_SALE if k in events.KIND_LABELS and k not in POINT_KINDS else (LANE_POINT if k in POINT_KINDS else LANE_OWN)
+                  for k in df.kind]
+    df["種類"] = df.kind.map(KIND_LABELS)
+    df["状態"] = df.status.map(STATUS_LABELS).fillna(df.status)
+    df["期間"] = [format_period(s, e) for s, e in zip(df.starts_at, df.ends_at)]
+    df["エントリー"] = [format_datetime(x) for x in df.entry_starts_at]
+    df["出典"] = df.source
+    df["名前"] = df.name
+    df["end_x"] = df.ends_at + pd.Timedelta(seconds=1)
+    df["day_mid"] = df.starts_at.dt.normalize() + pd.Timedelta(hours=12)
+    df["pattern"] = df.status == "pattern"
+    keep = ["kind", "lane", "種類", "状態", "期間", "エントリー", "出典", "名前", "starts_at", "end_x", "day_mid", "pattern"]
+    return df[keep]
+
+
+def calendar_chart(evts: pd.DataFrame, hol: pd.DataFrame, sends: pd.DataFrame | None, start: dt.date, end: dt.date,
+                   width: int | str = "container") -> alt.LayerChart | None:
+    """The calendar as a timeline: one lane per kind of entry, days on the x axis.
+
+    Parameters
+    ----------
+    evts : DataFrame
+        :func:`list_events` rows (bands: sale windows and own events; point days as marks).
+    hol : DataFrame
+        :func:`holidays` (``date, name``); weekends and holidays get a grey background.
+    sends : DataFrame or None
+        Planned sends (``send_at, channel_label, label, template, recipients_text``),
+        drawn as points coloured by channel.
+    start, end : date
+        The days shown.
+
+    Returns
+    -------
+    alt.LayerChart or None
+        None when there is nothing at all to draw.
+    """
+    sends = sends if sends is not None else pd.DataFrame()
+    if evts.empty and hol.empty and sends.empty:
+        return None
+    x_scale, x_axis = _x_scale(start, end), _x_axis(start, end)
+    y = alt.Y("lane:N", title=None, scale=alt.Scale(domain=list(LANES)), axis=alt.Axis(labelFontSize=12, labelLimit=120))
+    layers: list[alt.Chart] = []
+
+    long_range = (end - start).days > 100
+    off = _day_off_frame(start, end, hol) if not long_range else pd.DataFrame()
+    if not off.empty:
+        layers.append(alt.Chart(off).mark_rect(color="#F4F4F4").encode(
+            x=alt.X("from:T", scale=x_scale, axis=x_axis), x2="to:T"))
+
+    df = _event_frame(evts) if not evts.empty else pd.DataFrame()
+    if not df.empty:
+        kinds = [k for k in KIND_LABELS if k in set(df.kind)]
+        color = alt.Color("種類:N", title="イベント", scale=alt.Scale(domain=[KIND_LABELS[k] for k in kinds],
+                                                                   range=[KIND_COLORS[k] for k in kinds]),
+                          legend=alt.Legend(orient="bottom", columns=5))
+        tooltip = [alt.Tooltip("名前:N"), alt.Tooltip("種類:N"), alt.Tooltip("期間:N"), alt.Tooltip("エントリー:N"),
+                   alt.Tooltip("状態:N"), alt.Tooltip("出典:N")]
+        event_layers: list[alt.Chart] = []
+        bands = df[df.kind.isin(BAND_KINDS)].assign(
+            短縮=lambda b: [_short_name(k, n, (e - s).total_seconds() / 86400, (end - start).days + 1)
+                          for k, n, s, e in zip(b.kind, b.名前, b.starts_at, b.end_x)]).drop(columns=["day_mid"])
+        if not bands.empty:
+            event_layers.append(alt.Chart(bands).mark_bar(height=24, cornerRadius=3, clip=True).encode(
+                x=alt.X("starts_at:T", scale=x_scale, axis=x_axis), x2="end_x:T", y=y, color=color,
+                opacity=alt.condition("datum.pattern", alt.value(0.55), alt.value(0.95)),
+                strokeDash=alt.condition("datum.pattern", alt.value([4, 3]), alt.value([1, 0])),
+                stroke=alt.value("#333333"), strokeWidth=alt.condition("datum.pattern", alt.value(1), alt.value(0)),
+                tooltip=tooltip))
+            event_layers.append(alt.Chart(bands).mark_text(align="left", dx=3, fontSize=10, color="#222222", clip=True).encode(
+                x=alt.X("starts_at:T", scale=x_scale), y=y, text="短縮:N", tooltip=tooltip))
+        points = df[df.kind.isin(POINT_KINDS)].drop(columns=["starts_at", "end_x"])
+        if not points.empty:
+            event_layers.append(alt.Chart(points).mark_circle(size=60, opacity=0.9).encode(
+                x=alt.X("day_mid:T", scale=x_scale), y=y, color=color, tooltip=tooltip))
+        if event_layers:
+            layers.append(alt.layer(*event_layers))
+
+    if not hol.empty:
+        h = hol.assign(day_mid=hol.date + pd.Timedelta(hours=12), lane=LANE_HOLIDAY,
+                       日付=[format_date(d) for d in hol.date], 祝日=hol.name).drop(columns=["name"])
+        if long_range:  # a year of holiday names would overlap: a mark each, the name in the tooltip
+            layers.append(alt.Chart(h).mark_tick(color="#C8463D", thickness=2, size=14).encode(
+                x=alt.X("day_mid:T", scale=x_scale), y=y, tooltip=["祝日:N", "日付:N"]))
+        else:
+            layers.append(alt.Chart(h).mark_text(fontSize=10, color="#C8463D", angle=0).encode(
+                x=alt.X("day_mid:T", scale=x_scale), y=y, text="祝日:N", tooltip=["祝日:N", "日付:N"]))
+        layers.append(alt.Chart(h).mark_rule(color="#C8463D", opacity=0.25).encode(x=alt.X("date:T", scale=x_scale)))
+
+    if not sends.empty:
+        s = pd.DataFrame({"send_at": sends.send_at, "lane": LANE_SENDS, "日時": [format_datetime(t) for t in sends.send_at],
+                          "チャネル": sends.channel_label, "配信": sends.label, "テンプレート": sends.template,
+                          "対象": sends.get("recipients_text", pd.Series("—", index=sends.index))})
+        domain = [c for c in CHANNEL_COLORS if c in set(s.チャネル)] + sorted(set(s.チャネル) - set(CHANNEL_COLORS))
+        layers.append(alt.Chart(s).mark_point(filled=True, size=160, shape="diamond", stroke="white", strokeWidth=1).encode(
+            x=alt.X("send_at:T", scale=x_scale), y=y,
+            color=alt.Color("チャネル:N", title="配信チャネル",
+                            scale=alt.Scale(domain=domain, range=[CHANNEL_COLORS.get(c, "#555555") for c in domain]),
+                            legend=alt.Legend(orient="bottom", symbolType="diamond", symbolSize=120)),
+            tooltip=["配信:N", "日時:N", "チャネル:N", "テンプレート:N", "対象:N"]))
+
+    chart = alt.layer(*layers).resolve_scale(color="independent")
+    return chart.properties(width=width, height=alt.Step(36), title=f"{format_date(start)} 〜 {format_date(end)}")
+
+
+_SHORT = {"super_sale": "スーパーSALE", "marathon": "マラソン"}
+
+
+def _short_name(kind: str, name: str, days: float, span_days: int) -> str:
+    """A label that fits on a band: the full name on short ranges, a short one on long ranges."""
+    per_day = 900 / max(span_days, 1)  # rough pixels per day on a wide screen
+    room = int(days * per_day / 11)  # characters of ~11 px
+    text = name if span_days <= 35 else _SHORT.get(kind, name)
+    if room < 2:
+        return ""
+    return text if len(text) <= room else text[: max(room - 1, 1)] + "…"
+
+
+def sales_overlay_chart(daily: pd.DataFrame, evts: pd.DataFrame, width: int | str = "container") -> alt.LayerChart | None:
+    """Daily revenue of a past range with that range's sale periods drawn behind it.
+
+    Returns None when the range has no revenue at all.  (Streamlit fits the whole
+    chart, title and legend included, into the given height.)
+    """
+    if daily.empty or float(daily.revenue.sum()) == 0:
+        return None
+    start, end = daily.date.min().date(), daily.date.max().date()
+    x_scale, x_axis = _x_scale(start, end), _x_axis(start, end)
+    d = daily.assign(日付=[format_date(x) for x in daily.date], 売上=[f"¥{round(v):,}" for v in daily.revenue],
+                     注文数=[f"{n:,}件" for n in daily.orders], mid=daily.date + pd.Timedelta(hours=12))
+    layers: list[alt.Chart] = []
+    bands = evts[evts.kind.isin(BAND_KINDS)] if not evts.empty else evts
+    if not bands.empty:
+        b = _event_frame(bands)
+        kinds = [k for k in KIND_LABELS if k in set(b.kind)]
+        layers.append(alt.Chart(b).mark_rect(opacity=0.18, clip=True).encode(
+            x=alt.X("starts_at:T", scale=x_scale, axis=x_axis), x2="end_x:T",
+            color=alt.Color("種類:N", title="イベント", scale=alt.Scale(domain=[KIND_LABELS[k] for k in kinds],
+                                                                     range=[KIND_COLORS[k] for k in kinds]),
+                            legend=alt.Legend(orient="bottom")),
+            tooltip=["名前:N", "期間:N", "状態:N"]))
+    layers.append(alt.Chart(d).mark_bar(color="#3B6FB6", opacity=0.85).encode(
+        x=alt.X("date:T", scale=x_scale, axis=x_axis),
+        x2=alt.X2("date_end:T"),
+        y=alt.Y("revenue:Q", title="売上（円）", axis=alt.Axis(labelExpr="'¥' + format(datum.value, ',.0f')")),
+        y2=alt.datum(0),
+        tooltip=["日付:N", "売上:N", "注文数:N"]).transform_calculate(date_end="datum.date + 86400000 * 0.85"))
+    return alt.layer(*layers).properties(width=width, height=360,
+                                         title=f"日別売上（{format_date(start)} 〜 {format_date(end)}）と楽天・自社イベント")
+
+
+# --------------------------------------------------------------------------
+# Tables and ICS
+# --------------------------------------------------------------------------
+
+
+def events_table(evts: pd.DataFrame) -> pd.DataFrame:
+    """Events as a Japanese table for the page and CSV export."""
+    return pd.DataFrame({
+        "イベントID": evts.event_id,
+        "種類": evts.kind.map(KIND_LABELS).fillna(evts.kind),
+        "イベント名": evts.name,
+        "開始": [format_datetime(x) for x in evts.starts_at],
+        "終了": [format_datetime(x) for x in evts.ends_at],
+        "エントリー開始": [format_datetime(x) for x in evts.entry_starts_at],
+        "状態": evts.status.map(STATUS_LABELS).fillna(evts.status),
+        "出典": evts.source,
+    })
+
+
+def _aware(value: Any) -> dt.datetime:
+    return _to_datetime(value).replace(tzinfo=JST)
+
+
+def to_ics(evts: pd.DataFrame, sends: pd.DataFrame | None = None, name: str = "販促カレンダー",
+           stamp: dt.datetime | None = None) -> bytes:
+    """An RFC 5545 calendar (icalendar library) of events and planned sends, times in ``TZID=Asia/Tokyo``.
+
+    Point days become all-day events; sale windows end at ``ends_at`` + 1 s
+    (DTEND is exclusive); each planned send is a 30-minute event.
+
+    Parameters
+    ----------
+    evts : DataFrame
+        :func:`list_events` rows.
+    sends : DataFrame, optional
+        Planned sends with ``send_id, send_at, label, channel_label, template``
+        and optionally ``plan_name, coupon, recipients``.
+    stamp : datetime, optional
+        DTSTAMP (UTC); now by default.
+    """
+    from icalendar import Calendar, Event
+
+    stamp = stamp or clock.now_utc().replace(microsecond=0)
+    cal = Calendar()
+    cal.add("prodid", "-//crm-console//sale-calendar//JA")
+    cal.add("version", "2.0")
+    cal.add("calscale", "GREGORIAN")
+    cal.add("method", "PUBLISH")
+    cal.add("x-wr-calname", name)
+    cal.add("x-wr-timezone", "Asia/Tokyo")
+    for ev in evts.itertuples(index=False):
+        item = Event()
+        item.add("uid", f"{ev.event_id}@crm-console")
+        item.add("dtstamp", stamp)
+        item.add("summary", ev.name)
+        if ev.kind in POINT_KINDS:
+            item.add("dtstart", ev.starts_at.date())
+            item.add("dtend", (ev.ends_at + pd.Timedelta(seconds=1)).date())
+        else:
+            item.add("dtstart", _aware(ev.starts_at))
+            item.add("dtend", _aware(ev.ends_at + pd.Timedelta(seconds=1)))
+        lines = [f"種類: {KIND_LABELS.get(ev.kind, ev.kind)}", f"状態: {STATUS_LABELS.get(ev.status, ev.status)}"]
+        if not is_missing(ev.entry_starts_at) and ev.kind not in POINT_KINDS:
+            lines.append(f"エントリー開始: {format_datetime(ev.entry_starts_at)}")
+        if ev.source:
+            lines.append(f"出典: {ev.source}")
+        item.add("description", "\n".join(lines))
+        item.add("categories", [KIND_LABELS.get(ev.kind, ev.kind)])
+        item.add("transp", "TRANSPARENT")
+        cal.add_component(item)
+    if sends is not None:
+        for s in sends.itertuples(index=False):
+            item = Event()
+            item.add("uid", f"send-{s.send_id}@crm-console")
+            item.add("dtstamp", stamp)
+            item.add("summary", f"【{s.channel_label}】{s.label}")
+            item.add("dtstart", _aware(s.send_at))
+            item.add("dtend", _aware(s.send_at + pd.Timedelta(minutes=30)))
+            lines = [f"テンプレート: {s.template}"]
+            for attr, label in (("plan_name", "キャンペーン"), ("segment_text", "対象"), ("coupon", "クーポン")):
+                value = getattr(s, attr, "")
+                if value and not is_missing(value):
+                    lines.append(f"{label}: {value}")
+            recipients = getattr(s, "recipients", None)
+            if recipients is not None and not is_missing(recipients):
+                lines.append(f"配信数（予定）: {int(recipients):,}通")
+            item.add("description", "\n".join(lines))
+            item.add("categories", ["配信予定", s.channel_label])
+            cal.add_component(item)
+    cal.add_missing_timezones()
+    return cal.to_ical()
