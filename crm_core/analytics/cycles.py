@@ -34,7 +34,7 @@ def _check(level: str, within_days: int, min_intervals: int) -> None:
         raise InputError("日数は0以上、購入間隔の件数は1以上を指定してください。")
 
 
-def _cycles_sql(level: str) -> str:
+def cycles_sql(level: str) -> str:
     """CTEs up to ``due_dates``: one row per (customer, item) of items with a cycle.
 
     ``seq`` numbers each customer's purchase days of an item (``gap`` = days
@@ -143,7 +143,7 @@ def repurchase_cycles(
     params.update({"min_intervals": int(min_intervals), "personal_min": int(personal_min_intervals), "within": int(within_days)})
     df = query_df(
         store,
-        _cycles_sql(level)  # noqa: S608 - fixed SQL fragments; values are bound parameters
+        cycles_sql(level)  # noqa: S608 - fixed SQL fragments; values are bound parameters
         + """,
         due_counts AS (
             SELECT item, count(*) AS due_customers FROM due_dates
@@ -244,7 +244,7 @@ def due_customers(
     # only.  As one statement, a 2 M-customer shop ran out of DuckDB's memory limit.
     df = query_df(
         store,
-        _cycles_sql(level)  # noqa: S608 - fixed SQL fragments; values are bound parameters
+        cycles_sql(level)  # noqa: S608 - fixed SQL fragments; values are bound parameters
         + """
         SELECT customer_id, item, last_date AS last_purchased_on, cycle_days,
                CASE WHEN personal THEN $personal_label ELSE $item_label END AS cycle_basis,
