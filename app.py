@@ -81,6 +81,7 @@ MENU: dict[str, list[tuple[str, str, str]]] = {
         ("pages/results/results.py", "施策の効果", "📈"),
     ],
     "設定": [
+        ("pages/shop/shop_info.py", "ショップ情報", "🏪"),
         ("pages/settings/settings.py", "送信設定", "⚙️"),
         ("pages/settings/model_settings.py", "RFM・ランクの基準", "🧮"),
     ],
