@@ -9,8 +9,8 @@ import subprocess
 
 import pytest
 
-from crm_core.messaging import local_secrets, sends
 from crm_core.errors import InputError
+from crm_core.messaging import local_secrets, sends
 from tests.servers.line_mock import LineMock
 from tests.servers.smtp_sink import SmtpSink
 

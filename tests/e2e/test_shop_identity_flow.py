@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from crm_core.db import Store
-from crm_core.sample_shop import load_sample
+from crm_core.sample.load import load_sample
 from tests import fixtures as fx
 from tests.e2e.conftest import Server, goto, shot, wait_idle
 from tests.servers.smtp_sink import SmtpSink
