@@ -233,3 +233,16 @@ def test_test_mail_with_the_shops_link_and_address():
     with SmtpSink() as smtp:
         _sender(smtp, unsubscribe_mailto="stop@natural.example.jp").send(ME, _rendered())
     assert smtp.messages[0]["List-Unsubscribe"].startswith("<https://www.rakuten.co.jp/natural-cosme/mail/stop/>")
+
+
+@pytest.mark.parametrize(("declared", "post"), [("1", "List-Unsubscribe=One-Click"), ("", None)])
+def test_one_click_is_announced_only_when_the_shops_link_handles_it(store, declared, post):
+    """RFC 8058: a plain opt-out page that ignores the POST must not be announced as one-click."""
+    T.save_shop_profile(store, shop_profile(unsubscribe_one_click=declared))
+    add_test_recipient(store, ME)
+    with SmtpSink() as smtp:
+        settings = load_settings({}, {"SMTP_HOST": smtp.host, "SMTP_PORT": str(smtp.port), "SMTP_FROM": "shop@natural.example.jp"})
+        assert test_send(store, settings, channel="email", recipient=ME, template_key="review", customer_id="C001").ok
+    msg = smtp.messages[0]
+    assert msg["List-Unsubscribe"] == "<https://www.rakuten.co.jp/natural-cosme/mail/stop/>"
+    assert msg["List-Unsubscribe-Post"] == post

@@ -192,19 +192,20 @@ def channel_ready(settings: ChannelSettings, channel: str) -> str | None:
 
 
 def make_sender(settings: ChannelSettings, channel: str, *, from_name: str = "", encoding: str = "utf-8",
-                unsubscribe_mailto: str = "") -> Sender:
+                unsubscribe_mailto: str = "", one_click: bool = False) -> Sender:
     """The sender for a channel from the settings.
 
     E-mail always carries ``List-Unsubscribe``: the https opt-out link of the
     message and/or ``unsubscribe_mailto`` — the sender's own address when the
-    shop has neither.
+    shop has neither.  ``List-Unsubscribe-Post`` (one click) only when the shop says its
+    link handles it.
     """
     if channel == "line":
         return LineSender(settings.line_token, settings.line_base_url or None)
     return EmailSender(
         settings.smtp_host, settings.smtp_port, username=settings.smtp_username, password=settings.smtp_password,
         from_addr=settings.smtp_from, from_name=from_name, starttls=settings.smtp_starttls, encoding=encoding,
-        unsubscribe_mailto=unsubscribe_mailto,
+        unsubscribe_mailto=unsubscribe_mailto, one_click=one_click,
     )
 
 
@@ -363,7 +364,7 @@ def test_send(
     if sender is None:
         profile = shop_profile(store)
         sender = make_sender(settings, channel, from_name=profile.from_name(), encoding=encoding,
-                             unsubscribe_mailto=profile.unsubscribe_mailto)
+                             unsubscribe_mailto=profile.unsubscribe_mailto, one_click=profile.one_click)
     if rendered.subject and channel == "email":
         rendered.subject = "【テスト】" + rendered.subject
     return done(sender.send(recipient, rendered))

@@ -489,7 +489,9 @@ class ShopProfile:
 
     ``company_name`` is the sender's legal name (運営会社), ``sender_name`` the
     name in the inbox's From (default: the shop name).  ``unsubscribe_url``
-    (https) and/or ``unsubscribe_mailto`` (an address) receive opt-outs.
+    (https) and/or ``unsubscribe_mailto`` (an address) receive opt-outs;
+    ``unsubscribe_one_click`` ("1") says the URL itself stops mail on an RFC 8058
+    POST (only then do mails announce one-click opt-out).
     ``shop_url`` is the shop's page on Rakuten (or its own site).
     ``platform`` is ``"rakuten"`` (links must stay on Rakuten), ``"shopify"``
     or ``"own"``.  ``product_url_pattern`` turns a product id into a link,
@@ -507,6 +509,7 @@ class ShopProfile:
     shop_url: str = ""
     unsubscribe_url: str = ""
     unsubscribe_mailto: str = ""
+    unsubscribe_one_click: str = ""
     product_url_pattern: str = ""
     image_url: str = ""
     platform: str = "rakuten"
@@ -522,6 +525,11 @@ class ShopProfile:
         d = asdict(self)
         d.pop("origin", None)
         return d
+
+    @property
+    def one_click(self) -> bool:
+        """The opt-out URL accepts RFC 8058 one-click POSTs."""
+        return bool(self.unsubscribe_one_click) and self.unsubscribe_url.startswith("https://")
 
     def from_name(self) -> str:
         """The display name of the e-mail's From."""

@@ -50,6 +50,11 @@ with st.form("shop_form"):
                                               help="メールのフッターと、受信箱の「配信停止」ボタン（List-Unsubscribe）に使います。")
     values["unsubscribe_mailto"] = c2.text_input("配信停止を受け付けるメールアドレス", profile.unsubscribe_mailto, key="shop_unsubscribe_mailto",
                                                  help="URLがないときはフッターにこのアドレスを表示します。どちらもないときは、受信箱の「配信停止」は送信元アドレスに届きます。")
+    one_click = c1.checkbox("このURLはワンクリック配信停止（RFC 8058）に対応しています", bool(profile.unsubscribe_one_click),
+                            key="shop_one_click",
+                            help="受信箱の「配信停止」ボタンが押されると、このURLにPOSTが届きます。そのPOSTだけで配信停止が完了する"
+                                 "（ログインや追加の操作が要らない）URLのときだけチェックしてください。普通のお知らせページではチェックしないでください。")
+    values["unsubscribe_one_click"] = "1" if one_click else ""
     values["product_url_pattern"] = c1.text_input("商品ページのURL（{product_id} が商品番号に置き換わります）", profile.product_url_pattern,
                                                   key="shop_product_url", placeholder="https://item.rakuten.co.jp/myshop/{product_id}/")
     values["image_url"] = c2.text_input("カードの標準画像URL（https）", profile.image_url, key="shop_image_url")

@@ -106,3 +106,4 @@ def test_sample_identity_never_reaches_a_real_shops_mail(sample_server, page, tm
     assert "株式会社やまだ（やまだ商店）" in body and "〒100-0001 東京都千代田区千代田1-1" in body
     assert second["From"].addresses[0].display_name == "やまだ商店"
     assert second["List-Unsubscribe"] == "<https://www.rakuten.co.jp/yamada/stop/>"
+    assert second["List-Unsubscribe-Post"] is None  # not declared as a one-click (RFC 8058) link
