@@ -19,7 +19,8 @@ from pages import ui
 
 st.set_page_config(page_title="リピートCRMコンソール", page_icon="🛍️", layout="wide")
 
-# Session state shared by pages (page-local keys carry the page's prefix).
+# Session state shared by pages (page-local keys carry the page's prefix; "keep:<widget key>"
+# holds a widget's value across page switches, see pages/ui/session.py).
 SESSION_DEFAULTS: dict[str, object] = {
     "signed_in": False,  # True after the optional password gate
 }
