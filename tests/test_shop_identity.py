@@ -11,6 +11,8 @@ from crm_core.messaging import templates as T
 from crm_core.sample.load import SAMPLE_SHOP, load_sample, remove_sample_identity
 from tests.servers.smtp_sink import SmtpSink
 
+pytestmark = pytest.mark.slow  # loads the generated sample shop
+
 FICTION = ("ことのはコスメ", "株式会社ことのは", "サンプル町", "kotonoha-sample")
 ME = "me@example.jp"
 

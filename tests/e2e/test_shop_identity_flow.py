@@ -8,7 +8,7 @@ import pytest
 from crm_core.db import Store
 from crm_core.sample.load import load_sample
 from tests import fixtures as fx
-from tests.e2e.conftest import Server, goto, shot, wait_idle
+from tests.e2e.browser import Server, goto, shot, wait_idle
 from tests.servers.smtp_sink import SmtpSink
 
 ME = "marketer@example.jp"
