@@ -19,7 +19,8 @@ from pages import ui
 
 st.set_page_config(page_title="リピートCRMコンソール", page_icon="🛍️", layout="wide")
 
-# Session state shared by pages (page-local keys carry the page's prefix).
+# Session state shared by pages (page-local keys carry the page's prefix; "keep:<widget key>"
+# holds a widget's value across page switches, see pages/ui/session.py).
 SESSION_DEFAULTS: dict[str, object] = {
     "signed_in": False,  # True after the optional password gate
 }
@@ -81,6 +82,7 @@ MENU: dict[str, list[tuple[str, str, str]]] = {
         ("pages/results/results.py", "施策の効果", "📈"),
     ],
     "設定": [
+        ("pages/shop/shop_info.py", "ショップ情報", "🏪"),
         ("pages/settings/settings.py", "送信設定", "⚙️"),
         ("pages/settings/model_settings.py", "RFM・ランクの基準", "🧮"),
     ],

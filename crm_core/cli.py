@@ -179,12 +179,13 @@ def cmd_test_send(args: argparse.Namespace) -> int:
     from crm_core.messaging import sends
     from crm_core.messaging.channels import INVALID, NOT_CONFIGURED, REFUSED
 
-    settings = sends.load_settings(sends.secrets_file_settings())
+    store = _store(args)
+    settings = sends.console_settings(sends.secrets_file_settings(), store.path)  # plus what 送信設定 saved
     try:
         actor = getpass.getuser()
     except Exception:  # noqa: BLE001 - no user name in some containers
         actor = "cli"
-    result = sends.test_send(_store(args), settings, channel=args.channel, recipient=args.to, template_key=args.template,
+    result = sends.test_send(store, settings, channel=args.channel, recipient=args.to, template_key=args.template,
                              customer_id=args.customer, actor=f"cli:{actor}")
     _print(result.to_dict())
     if result.ok:

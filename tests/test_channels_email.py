@@ -68,7 +68,9 @@ def test_no_one_click_header_without_an_https_link():
     rendered = _rendered()
     rendered.unsubscribe_url = ""
     msg = build_message(ME, rendered, "shop@example.jp")
-    assert msg["List-Unsubscribe"] is None and msg["List-Unsubscribe-Post"] is None
+    # every marketing mail carries List-Unsubscribe: a mailto to the sender when no URL is set (issue 11 item 7)
+    assert msg["List-Unsubscribe"] == "<mailto:shop@example.jp?subject=unsubscribe>"
+    assert msg["List-Unsubscribe-Post"] is None
 
 
 def test_hostile_names_stay_escaped_in_the_html_part():
@@ -103,7 +105,7 @@ def test_login_success_and_failure():
         bad = _sender(smtp, username="user", password="wrong").send(ME, _rendered())
     assert ok.ok
     assert not bad.ok and bad.error_code == "auth_failed"
-    assert bad.message == "SMTPサーバーへのログインに失敗しました。SMTP_USERNAME と SMTP_PASSWORD を確認してください。"
+    assert bad.message == "SMTPサーバーへのログインに失敗しました。送信設定のユーザー名とパスワードを確認してください。"
     assert "wrong" not in repr(_sender(smtp, password="wrong"))
     assert len(smtp.messages) == 1
 
@@ -149,4 +151,98 @@ def test_test_send_over_smtp_with_the_test_prefix_and_log(store):
 def test_missing_smtp_settings_are_named(store):
     add_test_recipient(store, ME)
     result = test_send(store, load_settings({}, {}), channel="email", recipient=ME, template_key="rank_up", customer_id="C001")
-    assert result.outcome == "not_configured" and "SMTP_HOST、SMTP_FROM" in result.message
+    assert result.outcome == "not_configured" and "SMTPサーバーと送信元メールアドレス" in result.message
+    assert "SMTP_" not in result.message
+
+
+def test_line_break_in_a_customer_name_sends_correct_utf8_mail():
+    """A CR or U+2028 in a name used to become a wrong 'ISO-2022-JP' refusal even for UTF-8 (issue 11 item 25)."""
+    for brk in ("\r", "\u2028"):
+        with SmtpSink() as smtp:
+            result = _sender(smtp).send(ME, _rendered(key="winback", name=f"髙橋{brk}①子"))
+        assert result.ok, result.message
+        msg = smtp.messages[0]
+        assert "髙橋 ①子様" in msg["Subject"]
+        assert "髙橋 ①子様" in msg.get_body(("plain",)).get_content()
+
+
+def test_a_header_problem_is_not_reported_as_an_encoding_problem():
+    rendered = _rendered()
+    rendered.subject = "件名\r\nBcc: victim@example.jp"  # a subject built outside render()
+    with SmtpSink() as smtp:
+        result = _sender(smtp).send(ME, rendered)
+    assert not result.ok and result.error_code == "bad_header"
+    assert "ISO-2022-JP" not in result.message and "改行" in result.message
+    assert smtp.messages == []
+
+
+# -- TLS: STARTTLS when offered, implicit TLS, no password in the clear ----------------------
+def test_default_uses_starttls_when_the_server_offers_it():
+    with SmtpSink(tls="starttls") as smtp:
+        result = _sender(smtp, starttls=None, tls_context=smtp.client_context).send(ME, _rendered())
+    assert result.ok, result.message
+    assert smtp.envelopes[0]["tls"] is True
+
+
+def test_default_works_with_a_plain_local_server():
+    with SmtpSink() as smtp:
+        sender = EmailSender(smtp.host, smtp.port, from_addr="shop@example.jp")  # all defaults
+        assert sender.check().ok
+        assert sender.send(ME, _rendered()).ok
+    assert smtp.envelopes[0]["tls"] is False
+
+
+def test_implicit_tls_like_port_465():
+    with SmtpSink(tls="implicit", username="user", password="pass") as smtp:
+        sender = _sender(smtp, starttls=None, implicit_tls=True, tls_context=smtp.client_context, username="user", password="pass")
+        check = sender.check()
+        result = sender.send(ME, _rendered())
+    assert check.ok and "SSL/TLS" in check.message and "ログイン成功" in check.message
+    assert result.ok and smtp.envelopes[0]["tls"] is True
+    assert EmailSender("h", 465, from_addr="a@example.jp").implicit_tls is True
+
+
+def test_password_is_not_sent_in_the_clear_to_a_remote_server_without_starttls():
+    with SmtpSink(username="user", password="pass", host="127.0.0.2") as smtp:
+        result = _sender(smtp, starttls=None, username="user", password="pass").send(ME, _rendered())
+    assert not result.ok and result.error_code == "tls_not_offered" and smtp.messages == []
+    assert "パスワードを送りませんでした" in result.message
+
+
+def test_connection_check_explains_a_bad_login():
+    with SmtpSink(username="user", password="pass") as smtp:
+        result = _sender(smtp, username="user", password="nope").check()
+    assert not result.ok and result.error_code == "auth_failed"
+
+
+def test_every_test_mail_carries_list_unsubscribe_even_without_sender_settings(store):
+    """A store with no opt-out link or address still sends List-Unsubscribe: a mailto to the sender (issue 11 item 7)."""
+    T.save_shop_profile(store, shop_profile(unsubscribe_url="", unsubscribe_mailto=""))
+    add_test_recipient(store, ME)
+    with SmtpSink() as smtp:
+        settings = load_settings({}, {"SMTP_HOST": smtp.host, "SMTP_PORT": str(smtp.port), "SMTP_FROM": "shop@natural.example.jp"})
+        for key in ("rank_up", "review", "shipping"):
+            assert test_send(store, settings, channel="email", recipient=ME, template_key=key, customer_id="C001").ok
+    assert len(smtp.messages) == 3
+    for msg in smtp.messages:
+        assert msg["List-Unsubscribe"] == "<mailto:shop@natural.example.jp?subject=unsubscribe>"
+        assert msg["List-Unsubscribe-Post"] is None
+
+
+def test_test_mail_with_the_shops_link_and_address():
+    with SmtpSink() as smtp:
+        _sender(smtp, unsubscribe_mailto="stop@natural.example.jp").send(ME, _rendered())
+    assert smtp.messages[0]["List-Unsubscribe"].startswith("<https://www.rakuten.co.jp/natural-cosme/mail/stop/>")
+
+
+@pytest.mark.parametrize(("declared", "post"), [("1", "List-Unsubscribe=One-Click"), ("", None)])
+def test_one_click_is_announced_only_when_the_shops_link_handles_it(store, declared, post):
+    """RFC 8058: a plain opt-out page that ignores the POST must not be announced as one-click."""
+    T.save_shop_profile(store, shop_profile(unsubscribe_one_click=declared))
+    add_test_recipient(store, ME)
+    with SmtpSink() as smtp:
+        settings = load_settings({}, {"SMTP_HOST": smtp.host, "SMTP_PORT": str(smtp.port), "SMTP_FROM": "shop@natural.example.jp"})
+        assert test_send(store, settings, channel="email", recipient=ME, template_key="review", customer_id="C001").ok
+    msg = smtp.messages[0]
+    assert msg["List-Unsubscribe"] == "<https://www.rakuten.co.jp/natural-cosme/mail/stop/>"
+    assert msg["List-Unsubscribe-Post"] == post

@@ -166,7 +166,8 @@ def test_400_shows_lines_explanation(line):
 def test_401_invalid_token(line):
     result = _sender(line, token="wrong-token").send(LINE_USER, _rendered())
     assert not result.ok and result.http_status == 401 and result.error_code == "unauthorized"
-    assert "チャネルアクセストークンが無効です" in result.message and "LINE_CHANNEL_ACCESS_TOKEN" in result.message
+    assert "チャネルアクセストークンが無効です" in result.message and "「送信設定」のチャネルアクセストークン" in result.message
+    assert "LINE_CHANNEL_ACCESS_TOKEN" not in result.message  # no environment-variable names for the marketer
     assert "wrong-token" not in json.dumps(result.to_dict(), ensure_ascii=False)
     assert len(line.pushes) == 1
 
@@ -252,7 +253,8 @@ def test_env_recipients_are_allowed(line, store):
 def test_missing_token_is_explained_and_logged(line, store):
     add_test_recipient(store, LINE_USER)
     result = test_send(store, load_settings({}, {}), channel="line", recipient=LINE_USER, template_key="winback", customer_id="C001")
-    assert result.outcome == "not_configured" and "LINE_CHANNEL_ACCESS_TOKEN" in result.message
+    assert result.outcome == "not_configured" and "チャネルアクセストークンを登録" in result.message
+    assert "LINE_CHANNEL_ACCESS_TOKEN" not in result.message
     assert line.requests == [] and list(send_log(store)["結果"]) == ["未設定"]
 
 

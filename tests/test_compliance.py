@@ -51,7 +51,7 @@ def test_unset_shop_profile_is_reported():
     empty = T.ShopProfile(platform="own")
     findings = C.lint(_email("本文", shop=empty), empty)
     assert _rules(findings).count("email_display") >= 3
-    assert any("送信設定" in f.fix for f in findings)
+    assert any("ショップ情報" in f.fix for f in findings)  # the display items are entered on ショップ情報 (issue 11 item 6)
 
 
 def test_consent_warning_for_a_customer_without_opt_in():
@@ -158,8 +158,9 @@ def test_flex_limits():
 
 
 def test_presets_fit_line_limits():
+    coupon = T.Campaign(coupon_code="K7MPQRTW", coupon_value="10%OFF", coupon_expiry="2026年12月31日 23:59まで")
     for tpl in T.load_presets().values():
-        r = T.render(tpl, T.build_context({"name": "花子"}, None, shop_profile(), "line"), "line")
+        r = T.render(tpl, T.build_context({"name": "花子"}, coupon, shop_profile(), "line"), "line")
         assert C.lint(r, shop_profile()) == [], tpl.key
 
 
@@ -187,3 +188,92 @@ def test_fix_for_iso2022jp_produces_encodable_text():
     fixed = C.fix_for_iso2022jp("髙橋 ①子 ㈱ﾃｽﾄ ～ 🍎")
     fixed.encode("iso2022_jp")
     assert fixed == "高橋 (1)子 (株)テスト 〜 "
+
+
+# -- the shop's identity (issue 11 item 6) -------------------------------------------------------
+def test_sample_identity_fails_the_lint_in_every_channel():
+    sample = shop_profile(origin="sample")
+    for channel in T.CHANNELS:
+        tpl = T.load_presets()["review"]
+        r = T.render(tpl, T.build_context({"name": "花子"}, None, sample, channel), channel)
+        findings = [f for f in C.lint(r, sample) if f.rule == "shop_identity"]
+        assert [f.severity for f in findings] == [C.ERROR], channel
+        assert "サンプルショップ" in findings[0].message and "ショップ情報" in findings[0].fix
+
+
+def test_missing_identity_fails_the_lint():
+    empty = T.ShopProfile()
+    for channel in ("line", "email", "rmail"):
+        r = T.render(T.load_presets()["review"], T.build_context({}, None, empty, channel), channel)
+        assert "shop_identity" in _rules(C.lint(r, empty)), channel
+
+
+def test_company_name_is_the_legal_sender_and_a_mail_address_can_take_opt_outs():
+    shop = shop_profile(company_name="株式会社ナチュラルホールディングス", unsubscribe_url="",
+                        unsubscribe_mailto="stop@natural.example.jp")
+    r = _email("本文", shop=shop)
+    assert "株式会社ナチュラルホールディングス" in r.text and "stop@natural.example.jp" in r.text
+    assert C.lint(r, shop) == []
+    assert r.unsubscribe_url == ""  # not a link: List-Unsubscribe uses the address instead
+
+
+# -- coupons (issue 11 item 13) ----------------------------------------------------------------
+def test_coupon_message_without_a_code_fails():
+    tpl = T.load_presets()["thanks_first"]
+    for channel in ("line", "email"):
+        bare = T.render(tpl, T.build_context({"name": "花子"}, None, shop_profile(), channel), channel)
+        assert "有効期限：期間限定" in (bare.text or bare.line_messages[1]["text"])
+        findings = [f for f in C.lint(bare, shop_profile()) if f.rule == "coupon"]
+        assert [f.severity for f in findings] == [C.ERROR] and "クーポンコード" in findings[0].message, channel
+    with_code = T.render(tpl, T.build_context({"name": "花子"}, T.Campaign(coupon_code="K7MP", coupon_value="10%OFF",
+                                              coupon_expiry="12月31日まで"), shop_profile(), "email"), "email")
+    assert C.lint(with_code, shop_profile()) == []
+    # a Rakuten coupon is got through its URL: that is enough, an expiry is still expected
+    by_link = T.render(tpl, T.build_context({"name": "花子"}, T.Campaign(coupon_url="https://coupon.rakuten.co.jp/getCoupon?x=1"),
+                                            shop_profile(), "email"), "email")
+    assert [(f.rule, f.severity) for f in C.lint(by_link, shop_profile())] == [("coupon", C.WARNING)]
+
+
+def test_template_that_never_shows_the_code_fails():
+    tpl = T.Template(key="t", label="t", scenario="s", line_text="{{ coupon_value }}クーポンをどうぞ")
+    r = T.render(tpl, T.build_context({}, T.Campaign(coupon_code="K7MP", coupon_value="5%OFF"), shop_profile(), "line"), "line")
+    findings = [f for f in C.lint(r, shop_profile()) if f.rule == "coupon"]
+    assert findings and "{{ coupon_code }}" in findings[0].fix
+
+
+def test_messages_without_coupons_are_not_concerned():
+    r = T.render(T.load_presets()["review"], T.build_context({}, None, shop_profile(), "line"), "line")
+    assert "coupon" not in _rules(C.lint(r, shop_profile()))
+
+
+# -- audience fit (issue 11 item 13) ------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("key", "customer", "fits"),
+    [
+        ("thanks_first", {"orders": 35}, False),
+        ("thanks_first", {"orders": 1}, True),
+        ("thanks_repeat", {"orders": 1}, False),
+        ("winback", {"recency_days": 12}, False),
+        ("winback", {"recency_days": 200}, True),
+        ("birthday", {"birthday": None}, False),
+        ("rank_up", {"next_rank": "プラチナ"}, True),
+        ("review", {"orders": 35}, True),  # no audience declared
+        ("thanks_first", {}, True),  # unknown values are not judged
+    ],
+)
+def test_preview_warns_when_the_customer_does_not_fit(key, customer, fits):
+    coupon = T.Campaign(coupon_code="K7MP", coupon_value="10%OFF", coupon_expiry="12月31日まで")
+    r = T.render(T.load_presets()[key], T.build_context({"name": "花子"}, coupon, shop_profile(), "line"), "line")
+    findings = [f for f in C.lint(r, shop_profile(), customer=customer) if f.rule == "audience_fit"]
+    assert (findings == []) == fits
+    if not fits:
+        assert findings[0].severity == C.WARNING
+    if key == "thanks_first" and not fits:
+        assert "はじめてご購入いただいたお客様" in findings[0].message and "購入回数が35回" in findings[0].message
+
+
+def test_every_declared_fit_uses_known_fields():
+    for tpl in T.load_presets().values():
+        for cond in tpl.fit:
+            assert cond["field"] in C.FIT_FIELDS and cond["op"] in ("eq", "ne", "gte", "lte", "gt", "lt", "is_set"), tpl.key
+        assert bool(tpl.fit) == bool(tpl.fit_label), tpl.key

@@ -157,3 +157,26 @@ def test_cost_estimate_prefers_past_redemptions(store):
     est = K.estimate_cost(store, _unique(), 1000, average_order_value=5000, redemption_rate=0.5)
     assert est.rate_source == "過去のクーポン利用実績"
     assert est.redemption_rate == pytest.approx(9 / 40)  # the cancelled order does not count
+
+
+def test_a_deleted_saved_segment_refuses_issuing_instead_of_targeting_everyone(store):
+    """Issue 11 item 12: the page used to fall back to every customer when the coupon's segment was gone."""
+    from crm_core.audience import library as segment_library
+
+    seg_id = segment_library.save_segment(store, "F2未転換", {"all": [{"field": "orders", "op": "eq", "value": 1}]})
+    cid = K.create_coupon(store, _unique(segment=f"saved:{seg_id}"))
+    coupon = K.get_coupon(store, cid)
+    assert K.target_problem(store, coupon) is None
+    assert sorted(K.target_customer_ids(store, coupon)) == ["C002", "C003"]
+    segment_library.delete_segment(store, seg_id)
+    problem = K.target_problem(store, coupon)
+    assert problem and "削除されたため" in problem and "すべてのお客様に発行されることはありません" in problem
+    with pytest.raises(InputError, match="削除されたため"):
+        K.issue_for_target(store, cid)
+    assert store.scalar("SELECT count(*) FROM coupon_codes") == 0
+
+
+def test_issue_for_target_uses_the_coupons_own_segment(store):
+    cid = K.create_coupon(store, _unique(segment="line"))
+    assert K.issue_for_target(store, cid) == 2  # C001 and C003 have LINE
+    assert K.target_problem(store, K.get_coupon(store, K.create_coupon(store, _unique(segment="誕生月の人")))) is not None

@@ -316,3 +316,38 @@ def test_cli_templates_and_render(tmp_path, capsys):
 )
 def test_rank_gap_placeholder_follows_the_rank_basis(customer, expected):
     assert _ctx(customer)["gap_to_next_rank"] == expected
+
+
+# -- hardening: nesting, line breaks in data, output size (issue 11 items 25, 26) -----------
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{% if name %}" * 300 + "x" + "{% endif %}" * 300,
+        "{{ " + "(" * 2000 + "name" + ")" * 2000 + " }}",
+        "{{ " + "not " * 3000 + "name }}",
+    ],
+    ids=["nested-if", "parentheses", "not-chain"],
+)
+def test_too_deep_template_is_a_japanese_error_not_a_recursion_error(source):
+    with pytest.raises(InputError, match="入れ子"):
+        T.render_string(source, {"name": "a"})
+    with pytest.raises(InputError, match="入れ子"):
+        T.analyse(source)
+
+
+@pytest.mark.parametrize("brk", ["\r", "\n", "\r\n", "\u2028", "\u2029", "\x85", "\x0b", "\x00"])
+def test_line_breaks_in_customer_values_never_reach_the_message(brk):
+    tpl = T.load_presets()["thanks_first"]
+    r = T.render(tpl, _ctx({"name": f"山田{brk}花子"}, "email", coupon_value="10%OFF"), "email")
+    assert "山田 花子様" in r.text and "山田 花子様" in r.preheader
+    for part in (r.subject, r.preheader):
+        assert not any(c in part for c in "\r\n\u2028\u2029\x85\x0b\x00")
+
+
+def test_a_huge_value_is_cut_and_a_huge_output_is_refused():
+    ctx = _ctx({"name": "あ" * 100_000})
+    once = T.render_string("{{ name }}", ctx)
+    assert len(once) == T.MAX_VALUE_CHARS and once.endswith("…")
+    source = "{{name}}" * 2_500  # 20,000 characters of template
+    with pytest.raises(InputError, match="長すぎます"):
+        T.render_string(source, ctx)

@@ -26,6 +26,15 @@ and returns :class:`Finding` rows in Japanese.  Rules (FACTS.md §3-5):
 ``encoding``
     characters the chosen e-mail encoding (ISO-2022-JP) cannot carry,
     with a replacement for each.
+``shop_identity``
+    a marketing message (LINE, e-mail, R-Mail, insert) whose sender is the
+    fictional sample shop, or (LINE, e-mail, R-Mail) a shop with no name at all.
+``coupon``
+    a message that announces a coupon without a code or a link to get it
+    (「次回使える特別クーポン」「有効期限：期間限定」); a coupon without an expiry.
+``audience_fit``
+    the customer being previewed does not fit the template's audience
+    (``fit`` in presets.toml: the first-purchase thanks for a 35-order buyer).
 """
 
 from __future__ import annotations
@@ -39,6 +48,7 @@ from urllib.parse import urlsplit
 
 from crm_core.messaging.templates import (
     PLACEHOLDERS,
+    SAMPLE,
     Rendered,
     ShopProfile,
     find_urls,
@@ -150,29 +160,120 @@ _POSTCODE_OR_ADDRESS = re.compile(r"〒?\d{3}-?\d{4}|(都|道|府|県).+(市|区
 def _email_display(rendered: Rendered, shop: ShopProfile) -> list[Finding]:
     text = unicodedata.normalize("NFKC", rendered.text)
     out = []
-    sender = shop.sender_name or shop.shop_name
+    sender = shop.legal_name()
     if not sender or unicodedata.normalize("NFKC", sender) not in text:
         out.append(Finding("email_display", ERROR, "送信者の氏名・名称がメールに表示されていません（特定電子メール法）。",
-                           "送信設定でショップ名・事業者名を登録し、本文かフッターに {{ sender_name }} を入れてください。"))
+                           "「ショップ情報」で運営会社を登録し、本文かフッターに {{ company_name }} を入れてください。"))
     address = unicodedata.normalize("NFKC", shop.shop_address)
     shown = (address in text) if address else bool(_POSTCODE_OR_ADDRESS.search(text))
     if not shown:
         out.append(Finding("email_display", ERROR, "送信者の住所がメールに表示されていません（特定電子メール法）。",
-                           "送信設定で住所を登録し、フッターに {{ shop_address }} を入れてください。"))
-    has_optout_link = bool(shop.unsubscribe_url and shop.unsubscribe_url in rendered.text) or bool(
-        rendered.unsubscribe_url and rendered.unsubscribe_url in rendered.text
-    )
+                           "「ショップ情報」で住所を登録し、フッターに {{ shop_address }} を入れてください。"))
+    has_optout_link = any(link and link in rendered.text for link in (shop.unsubscribe_url, shop.unsubscribe_mailto, rendered.unsubscribe_url))
     if not has_optout_link:
         out.append(Finding("email_display", ERROR, "配信停止（受信拒否）の手続きができるURLやアドレスがメールにありません（特定電子メール法）。",
-                           "送信設定で配信停止のURLを登録し、フッターに {{ unsubscribe_url }} を入れてください。"))
+                           "「ショップ情報」で配信停止のURL（またはメールアドレス）を登録し、フッターに {{ unsubscribe_url }} を入れてください。"))
     if not _OPT_OUT_STATEMENT.search(text):
         out.append(Finding("email_display", ERROR, "配信停止ができる旨の記載がありません（特定電子メール法）。",
                            "配信停止のURLの直前に「配信停止をご希望の方は、下記URLから手続きできます。」のような一文を入れてください。"))
     contact = unicodedata.normalize("NFKC", shop.shop_contact)
     if not ((contact and contact in text) or (not contact and _CONTACT.search(text))):
         out.append(Finding("email_display", ERROR, "苦情・問い合わせの連絡先がメールに表示されていません（特定電子メール法）。",
-                           "送信設定でお問い合わせ先を登録し、フッターに {{ shop_contact }} を入れてください。"))
+                           "「ショップ情報」でお問い合わせ先を登録し、フッターに {{ shop_contact }} を入れてください。"))
     return out
+
+
+def _shop_identity(rendered: Rendered, shop: ShopProfile) -> list[Finding]:
+    if shop.origin == SAMPLE:
+        return [Finding("shop_identity", ERROR,
+                        "送信者の情報がサンプルショップ（架空のショップ・会社・住所）のままです。実際のお客様には送れません。",
+                        "「ショップ情報」で、ご自身のショップ名・運営会社・住所・お問い合わせ先・配信停止の方法を登録してください。")]
+    if rendered.channel != "insert" and not (shop.shop_name or shop.legal_name()):
+        return [Finding("shop_identity", ERROR, "ショップ情報（ショップ名・運営会社）が登録されていません。送信者が分からないメッセージになります。",
+                        "「ショップ情報」でショップ名と運営会社を登録してください。")]
+    return []
+
+
+_COUPON_FIELDS = {"coupon_code", "coupon_value", "coupon_expiry"}
+
+
+def _coupon(rendered: Rendered) -> list[Finding]:
+    if not rendered.used & _COUPON_FIELDS:
+        return []
+    out = []
+    if not rendered.used & {"coupon_code", "coupon_url"}:
+        out.append(Finding("coupon", ERROR,
+                           "クーポンのご案内ですが、文面にクーポンコードも受け取りページのURLもありません。お客様がクーポンを使えません。",
+                           "テンプレートに {{ coupon_code }}（楽天のクーポンなら {{ coupon_url }}）を入れてください。"))
+    elif "coupon_code" in rendered.missing | (_COUPON_FIELDS - rendered.used) and (
+        "coupon_url" in rendered.missing or "coupon_url" not in rendered.used
+    ):
+        out.append(Finding("coupon", ERROR,
+                           "クーポンのご案内ですが、クーポンコードも受け取りページのURLも入っていません。"
+                           "このままでは「特別クーポン」「有効期限：期間限定」のような、使えないクーポンの案内になります。",
+                           "「キャンペーンの設定」でクーポンを選ぶか、クーポンコード（楽天のクーポンなら取得URL）と有効期限を入力してください。"))
+    elif "coupon_expiry" in rendered.missing and "coupon_expiry" in rendered.used:
+        out.append(Finding("coupon", WARNING, "クーポンの有効期限が入っていないため「期間限定」と表示されます。",
+                           "「キャンペーンの設定」で有効期限を入力するか、有効期限のあるクーポンを選んでください。"))
+    return out
+
+
+FIT_FIELDS: dict[str, tuple[str, str]] = {
+    "orders": ("購入回数", "回"),
+    "recency_days": ("最終購入からの日数", "日"),
+    "birthday": ("誕生日", ""),
+    "next_rank": ("次の会員ランク", ""),
+    "rank": ("会員ランク", ""),
+}
+"""Customer fields a template's ``fit`` may test, with a Japanese label and unit."""
+_FIT_OPS = {
+    "eq": lambda v, x: v == x, "ne": lambda v, x: v != x, "gte": lambda v, x: v >= x, "lte": lambda v, x: v <= x,
+    "gt": lambda v, x: v > x, "lt": lambda v, x: v < x,
+}
+
+
+def _blank(value: Any) -> bool:
+    return value is None or value == "" or (isinstance(value, float) and value != value)
+
+
+def fit_problems(fit: list[Mapping[str, Any]], customer: Mapping[str, Any]) -> list[str]:
+    """Japanese descriptions of the customer values that break a template's audience conditions.
+
+    Each condition is ``{field, op, value}`` with ``op`` one of ``eq, ne, gte,
+    lte, gt, lt, is_set``; an unknown field or a customer value that is not
+    known makes no finding (it cannot be judged).
+    """
+    out = []
+    for cond in fit:
+        name, op = str(cond.get("field", "")), str(cond.get("op", ""))
+        if name not in FIT_FIELDS:
+            continue
+        label, unit = FIT_FIELDS[name]
+        value = customer.get(name)
+        if op == "is_set":
+            if _blank(value):
+                out.append(f"{label}が分かりません")
+            continue
+        if _blank(value) or op not in _FIT_OPS:
+            continue
+        try:
+            ok = _FIT_OPS[op](float(value), float(cond["value"])) if unit else _FIT_OPS[op](str(value), str(cond["value"]))
+        except (TypeError, ValueError, KeyError):
+            continue
+        if not ok:
+            shown = f"{float(value):,.0f}{unit}" if unit else str(value)
+            out.append(f"{label}が{shown}です")
+    return out
+
+
+def _audience_fit(rendered: Rendered, customer: Mapping[str, Any]) -> list[Finding]:
+    problems = fit_problems(rendered.fit, customer)
+    if not problems:
+        return []
+    who = f"「{rendered.fit_label}」向け" if rendered.fit_label else "別のお客様向け"
+    return [Finding("audience_fit", WARNING,
+                    f"このテンプレートは{who}ですが、表示中のお客様は{'、'.join(problems)}。内容が合わない可能性があります。",
+                    "このテンプレートに合うセグメントを選ぶか、このお客様に合うテンプレートを選んでください。")]
 
 
 def _rakuten_links(rendered: Rendered) -> list[Finding]:
@@ -301,13 +402,18 @@ def lint(
     encoding : {"utf-8", "iso-2022-jp"}
         The e-mail's encoding.
     customer : mapping, optional
-        The customer being previewed (``email_opt_in``).
+        The customer being previewed (``email_opt_in`` and the fields of the
+        template's audience, see :data:`FIT_FIELDS`).
     insert_text : str, optional
         Package-insert copy to check (for the ``insert`` channel the rendered
         text is used).
     """
+    findings = _shop_identity(rendered, shop) if shop is not None else []
     shop = shop or ShopProfile()
-    findings = _placeholders(rendered)
+    findings += _placeholders(rendered)
+    findings += _coupon(rendered)
+    if customer is not None:
+        findings += _audience_fit(rendered, customer)
     channel = rendered.channel
     if rakuten is None:
         rakuten = shop.platform == "rakuten"

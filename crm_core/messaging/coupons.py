@@ -194,6 +194,44 @@ def get_coupon(store: Store, coupon_id: str) -> Coupon:
     raise InputError("指定したクーポンが見つかりません。", f"unknown coupon {coupon_id!r}")
 
 
+def target_problem(store: Store, coupon: Coupon) -> str | None:
+    """None when the coupon's target segment still exists, else a Japanese explanation.
+
+    A coupon keeps the segment it was made for (``"all"``, a basic filter,
+    ``"preset:<key>"`` or ``"saved:<id>"``); when that segment was deleted its
+    codes must not silently go to every customer.
+    """
+    from crm_core.messaging.templates import segment_choices
+
+    choice = coupon.segment or "all"
+    if choice in segment_choices(store):
+        return None
+    what = "保存済みセグメント" if choice.startswith("saved:") else f"セグメント「{choice[:40]}」"
+    return (f"このクーポンの対象だった{what}は削除されたため、お客様ごとのコードは発行できません"
+            "（すべてのお客様に発行されることはありません）。対象のセグメントを選んでクーポンを作り直してください。")
+
+
+def target_customer_ids(store: Store, coupon: Coupon) -> list[str]:
+    """Every customer id of the coupon's target segment.
+
+    Raises
+    ------
+    InputError
+        When the segment no longer exists (see :func:`target_problem`).
+    """
+    from crm_core.messaging.templates import segment_customer_ids
+
+    problem = target_problem(store, coupon)
+    if problem:
+        raise InputError(problem, f"coupon {coupon.coupon_id} targets a missing segment {coupon.segment!r}")
+    return segment_customer_ids(store, coupon.segment or "all")
+
+
+def issue_for_target(store: Store, coupon_id: str, *, prefix: str = "") -> int:
+    """Issue unique codes to the coupon's own target segment (refused when that segment was deleted)."""
+    return issue_unique_codes(store, coupon_id, target_customer_ids(store, get_coupon(store, coupon_id)), prefix=prefix)
+
+
 def issue_unique_codes(store: Store, coupon_id: str, customer_ids: list[str], *, prefix: str = "") -> int:
     """Give each customer (who has none yet) a unique code for this coupon; returns how many were issued."""
     coupon = get_coupon(store, coupon_id)

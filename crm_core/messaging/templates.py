@@ -50,10 +50,17 @@ from crm_core.errors import InputError
 PRESETS_PATH = Path(__file__).resolve().parents[2] / "data" / "templates" / "presets.toml"
 TABLE = "message_templates"
 SETTING_SHOP = "message_shop_profile"
+SETTING_SAMPLE_IDENTITY = "sample_shop_identity"
+"""The fictional sample shop's identity as it was saved (to recognise it later; never real data)."""
 CHANNELS = ("line", "email", "rmail", "insert")
 CHANNEL_LABELS = {"line": "LINE", "email": "メール", "rmail": "R-Mail（楽天メルマガ）", "insert": "同梱物"}
 LINE_BUBBLE_SEPARATOR = "---"
 MAX_SOURCE_CHARS = 20_000
+MAX_VALUE_CHARS = 2_000
+"""A placeholder value is cut to this many characters (a 100 KB "name" is data gone wrong, not a name)."""
+MAX_OUTPUT_CHARS = 200_000
+"""A rendered text longer than this is refused (LINE takes 5 × 5,000; no mail needs more)."""
+_LINE_BREAKS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 
 
 # -- placeholders -------------------------------------------------------------
@@ -98,10 +105,11 @@ PLACEHOLDERS: dict[str, Placeholder] = {
         _P("image_url", "カード画像のURL", "キャンペーン", "", "https://image.rakuten.co.jp/shop/cabinet/main.jpg"),
         _P("shop_name", "ショップ名", "ショップ", "当店", "ナチュラルコスメ本舗"),
         _P("shop_url", "ショップのURL", "ショップ", "", "https://www.rakuten.co.jp/shop/"),
-        _P("sender_name", "送信者名（事業者名）", "ショップ", "", "株式会社ナチュラルコスメ"),
+        _P("sender_name", "送信者名（メールの差出人名）", "ショップ", "", "ナチュラルコスメ本舗"),
+        _P("company_name", "運営会社（送信者の名称）", "ショップ", "", "株式会社ナチュラルコスメ"),
         _P("shop_address", "送信者の住所", "ショップ", "", "〒150-0001 東京都渋谷区神宮前1-2-3"),
         _P("shop_contact", "お問い合わせ先", "ショップ", "", "support@example.jp / 03-1234-5678"),
-        _P("unsubscribe_url", "配信停止のURL", "ショップ", "", "https://example.jp/unsubscribe"),
+        _P("unsubscribe_url", "配信停止のURL（なければ受付メールアドレス）", "ショップ", "", "https://example.jp/unsubscribe"),
     ]
 }
 """The fixed list of fields a template may use, with Japanese labels and fallbacks."""
@@ -231,11 +239,27 @@ class TemplateCheck:
     problems: list[str] = field(default_factory=list)
 
 
+def one_line(value: str) -> str:
+    """A placeholder value on one line: line breaks (CR, LF, U+2028 ...) and control characters become a space.
+
+    Customer data is never allowed to add lines to a message (or a header
+    such as the subject) and is cut to :data:`MAX_VALUE_CHARS`.
+    """
+    text = _LINE_BREAKS.sub(" ", value).strip()
+    return text if len(text) <= MAX_VALUE_CHARS else text[: MAX_VALUE_CHARS - 1] + "…"
+
+
+def _too_deep() -> InputError:
+    return InputError("テンプレートの入れ子（{% if %} や括弧）が深すぎます。入れ子を減らしてください。", "template nesting too deep")
+
+
 def _parse(source: str) -> nodes.Template:
     if len(source) > MAX_SOURCE_CHARS:
         raise InputError(f"テンプレートが長すぎます（{len(source):,}文字）。{MAX_SOURCE_CHARS:,}文字以内にしてください。", "template too long")
     try:
         return _ENV.parse(source)
+    except (RecursionError, MemoryError):
+        raise _too_deep() from None
     except TemplateSyntaxError as exc:
         raise InputError(
             f"テンプレートの{exc.lineno}行目の書き方に誤りがあります。差し込み項目は {{{{ name }}}} のように、"
@@ -254,12 +278,15 @@ def analyse(source: str) -> TemplateCheck:
     """
     check = TemplateCheck()
     tree = _parse(source or "")
-    for node in tree.find_all(nodes.Node):
-        if not isinstance(node, _ALLOWED_NODES) and not (isinstance(node, nodes.Filter) and node.name in _ALLOWED_FILTERS):
-            what = node.name if isinstance(node, nodes.Filter) else type(node).__name__
-            check.problems.append(what)
-        if isinstance(node, nodes.Name):
-            check.names.add(node.name)
+    try:
+        for node in tree.find_all(nodes.Node):
+            if not isinstance(node, _ALLOWED_NODES) and not (isinstance(node, nodes.Filter) and node.name in _ALLOWED_FILTERS):
+                what = node.name if isinstance(node, nodes.Filter) else type(node).__name__
+                check.problems.append(what)
+            if isinstance(node, nodes.Name):
+                check.names.add(node.name)
+    except RecursionError:
+        raise _too_deep() from None
     check.unknown = {n for n in check.names if n not in PLACEHOLDERS}
     return check
 
@@ -267,14 +294,15 @@ def analyse(source: str) -> TemplateCheck:
 def render_string(source: str, context: Mapping[str, str]) -> str:
     """Render one template text with the placeholder values (sandboxed).
 
-    Only keys of :data:`PLACEHOLDERS` reach the template; unknown names render
-    empty.
+    Only keys of :data:`PLACEHOLDERS` reach the template, each on one line
+    (:func:`one_line`); unknown names render empty.
 
     Raises
     ------
     InputError
         For syntax errors and refused constructs (loops, calls, arithmetic,
-        attribute access ...).
+        attribute access ...), nesting too deep, or an output longer than
+        :data:`MAX_OUTPUT_CHARS`.
     """
     if not source:
         return ""
@@ -285,11 +313,23 @@ def render_string(source: str, context: Mapping[str, str]) -> str:
             "使えるのは差し込み項目 {{ 項目 }}、{% if 項目 %}…{% else %}…{% endif %}、default だけです。",
             "refused template constructs: " + ",".join(sorted(set(check.problems))),
         )
-    values = {k: str(context.get(k, "") or "") for k in PLACEHOLDERS}
+    values = {k: one_line(str(context.get(k, "") or "")) for k in PLACEHOLDERS}
+    out: list[str] = []
+    size = 0
     try:
-        return _ENV.from_string(source).render(values)
+        for chunk in _ENV.from_string(source).generate(values):
+            size += len(chunk)
+            if size > MAX_OUTPUT_CHARS:
+                raise InputError(
+                    f"差し込んだ結果が長すぎます（{MAX_OUTPUT_CHARS:,}文字を超えました）。テンプレートか差し込む内容を短くしてください。",
+                    "rendered template too long",
+                )
+            out.append(chunk)
     except SecurityError as exc:
         raise InputError("テンプレートで計算や関数の呼び出しはできません。差し込み項目だけを使ってください。", f"sandbox: {exc}") from None
+    except (RecursionError, MemoryError, SyntaxError):
+        raise _too_deep() from None
+    return "".join(out)
 
 
 # -- templates as data ------------------------------------------------------------
@@ -322,6 +362,8 @@ class Template:
     email_footer: str = ""
     rmail_footer: str = ""
     insert_text: str = ""
+    fit: list[dict[str, Any]] = field(default_factory=list)
+    fit_label: str = ""
     builtin: bool = True
     edited: bool = False
 
@@ -355,6 +397,17 @@ class Template:
         return cls(card=card_obj, builtin=builtin, **kwargs)
 
 
+def channel_texts(template: Template, channel: str) -> list[str]:
+    """The template texts a channel uses (for the placeholders a rendered message depends on)."""
+    card = [getattr(template.card, f.name) for f in fields(Card)] if template.card else []
+    if channel == "line":
+        return [template.line_text, *card]
+    if channel == "insert":
+        return [template.insert_text]
+    footer = template.email_footer if channel == "email" else template.rmail_footer
+    return [template.email_subject, template.email_preheader, template.email_body, footer, *card]
+
+
 def load_presets(path: Path | None = None) -> dict[str, Template]:
     """The preset templates from ``data/templates/presets.toml``, by key."""
     with open(path or PRESETS_PATH, "rb") as fh:
@@ -380,7 +433,10 @@ def list_templates(store: Store | None = None) -> list[Template]:
     out = []
     for key, tpl in presets.items():
         if key in saved:
-            tpl = Template.from_dict(saved.pop(key), builtin=True)
+            data = saved.pop(key)
+            data.setdefault("fit", tpl.fit)  # edits saved before templates declared their audience
+            data.setdefault("fit_label", tpl.fit_label)
+            tpl = Template.from_dict(data, builtin=True)
             tpl.edited = True
         out.append(tpl)
     out.extend(Template.from_dict(d, builtin=False) for d in saved.values())
@@ -429,44 +485,141 @@ def reset_template(store: Store, key: str) -> None:
 # -- context: shop, campaign, customer -------------------------------------------------
 @dataclass
 class ShopProfile:
-    """Who sends: shown in every e-mail (特定電子メール法) and used to build links.
+    """Who sends (ショップ情報): shown in every e-mail (特定電子メール法) and used to build links.
 
+    ``company_name`` is the sender's legal name (運営会社), ``sender_name`` the
+    name in the inbox's From (default: the shop name).  ``unsubscribe_url``
+    (https) and/or ``unsubscribe_mailto`` (an address) receive opt-outs;
+    ``unsubscribe_one_click`` ("1") says the URL itself stops mail on an RFC 8058
+    POST (only then do mails announce one-click opt-out).
+    ``shop_url`` is the shop's page on Rakuten (or its own site).
     ``platform`` is ``"rakuten"`` (links must stay on Rakuten), ``"shopify"``
     or ``"own"``.  ``product_url_pattern`` turns a product id into a link,
     e.g. ``https://item.rakuten.co.jp/myshop/{product_id}/``.
+
+    ``origin`` is not saved: :func:`shop_profile` sets it to ``"sample"`` when
+    the profile still holds the fictional sample shop's identity.
     """
 
     shop_name: str = ""
+    company_name: str = ""
     sender_name: str = ""
     shop_address: str = ""
     shop_contact: str = ""
     shop_url: str = ""
     unsubscribe_url: str = ""
     unsubscribe_mailto: str = ""
+    unsubscribe_one_click: str = ""
     product_url_pattern: str = ""
     image_url: str = ""
     platform: str = "rakuten"
+    origin: str = ""
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> ShopProfile:
-        names = {f.name for f in fields(cls)}
+        names = {f.name for f in fields(cls)} - {"origin"}
         return cls(**{k: str(v or "") for k, v in (data or {}).items() if k in names})
+
+    def to_dict(self) -> dict[str, str]:
+        """What is saved (``origin`` is derived, never saved)."""
+        d = asdict(self)
+        d.pop("origin", None)
+        return d
+
+    @property
+    def one_click(self) -> bool:
+        """The opt-out URL accepts RFC 8058 one-click POSTs."""
+        return bool(self.unsubscribe_one_click) and self.unsubscribe_url.startswith("https://")
+
+    def from_name(self) -> str:
+        """The display name of the e-mail's From."""
+        return self.sender_name or self.shop_name
+
+    def legal_name(self) -> str:
+        """The sender's name the law asks every advertising e-mail to show."""
+        return self.company_name or self.sender_name or self.shop_name
+
+    def missing(self) -> list[str]:
+        """Japanese names of the display items still empty (特定電子メール法)."""
+        out = []
+        if not self.shop_name:
+            out.append("ショップ名")
+        if not (self.company_name or self.sender_name):
+            out.append("運営会社")
+        if not self.shop_address:
+            out.append("住所")
+        if not self.shop_contact:
+            out.append("お問い合わせ先")
+        if not (self.unsubscribe_url or self.unsubscribe_mailto):
+            out.append("配信停止のURLまたはメールアドレス")
+        return out
+
+
+IDENTITY_FIELDS = ("shop_name", "company_name", "sender_name", "shop_address", "shop_contact", "shop_url",
+                   "unsubscribe_url", "unsubscribe_mailto", "product_url_pattern", "image_url")
+"""Fields that say who the shop is (checked against the sample shop's fictitious identity)."""
+SAMPLE = "sample"
+
+
+def _sample_fields(store: Store, profile: ShopProfile) -> list[str]:
+    """Fields of ``profile`` that still hold the fictional sample shop's values."""
+    sample = store.get_setting(SETTING_SAMPLE_IDENTITY) or {}
+    return [f for f in IDENTITY_FIELDS if getattr(profile, f) and getattr(profile, f) == str(sample.get(f) or "")]
 
 
 def shop_profile(store: Store) -> ShopProfile:
-    """The shop profile saved in the store's settings (never secrets)."""
-    return ShopProfile.from_dict(store.get_setting(SETTING_SHOP, {}))
+    """The shop profile saved in the store's settings (never secrets).
+
+    While the store shows the fictional sample shop, its fictitious identity
+    is returned with ``origin == "sample"`` (the lint refuses it).  Once the
+    sample is gone, fields still holding the sample's values are returned
+    empty, so 「ことのはコスメ（サンプル）」 and its made-up address never reach
+    a real shop's mail, whatever removed the sample.
+    """
+    profile = ShopProfile.from_dict(store.get_setting(SETTING_SHOP, {}))
+    leftover = _sample_fields(store, profile)
+    if leftover:
+        profile.origin = SAMPLE
+        if not store.get_setting("sample_loaded", False):
+            for name in leftover:
+                setattr(profile, name, "")
+    return profile
 
 
-def save_shop_profile(store: Store, profile: ShopProfile) -> None:
-    """Save the shop profile; links must be http(s)."""
-    for name in ("shop_url", "unsubscribe_url", "product_url_pattern", "image_url"):
+def save_shop_profile(store: Store, profile: ShopProfile, *, sample: bool = False) -> None:
+    """Save the shop profile; links must be https (or http), the opt-out address an e-mail address.
+
+    ``sample=True`` records the profile as the fictional sample shop's identity.
+    """
+    labels = {"shop_url": "ショップのURL", "unsubscribe_url": "配信停止のURL", "product_url_pattern": "商品ページのURL",
+              "image_url": "カードの標準画像URL"}
+    for name, label in labels.items():
         value = getattr(profile, name)
         if value and not re.match(r"^https?://", value):
-            raise InputError(f"「{name}」は https:// から始まるURLにしてください。", f"bad url in {name}")
+            raise InputError(f"「{label}」は https:// から始まるURLにしてください。", f"bad url in {name}")
+    if profile.unsubscribe_mailto and not re.fullmatch(r"[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+", profile.unsubscribe_mailto):
+        raise InputError("配信停止を受け付けるメールアドレスの形式が正しくありません。", "bad unsubscribe_mailto")
     if profile.platform not in ("rakuten", "shopify", "own"):
         raise InputError("販売チャネルは「楽天」「Shopify」「自社サイト」から選んでください。", "bad platform")
-    store.set_setting(SETTING_SHOP, asdict(profile))
+    cleaned = ShopProfile.from_dict({k: one_line(v) for k, v in profile.to_dict().items()})
+    store.set_setting(SETTING_SHOP, cleaned.to_dict())
+    if sample:
+        store.set_setting(SETTING_SAMPLE_IDENTITY, cleaned.to_dict())
+
+
+def forget_sample_identity(store: Store) -> bool:
+    """Remove the sample shop's fictitious values from the saved profile (when the sample is deleted).
+
+    Values the marketer entered are kept.  Returns True when something was removed.
+    """
+    profile = ShopProfile.from_dict(store.get_setting(SETTING_SHOP, {}))
+    leftover = _sample_fields(store, profile)
+    if not leftover:
+        return False
+    for name in leftover:
+        setattr(profile, name, "")
+    store.set_setting(SETTING_SHOP, profile.to_dict())
+    return True
 
 
 @dataclass
@@ -558,18 +711,25 @@ _URL_FALLBACKS = {"coupon_url": "shop_url", "review_url": "last_product_url", "l
 """Links that fall back to another link (and finally to the shop's URL)."""
 
 
+class Context(dict):
+    """Placeholder values by key (a plain ``dict`` to the renderer) and, in ``missing``, the keys that had no value."""
+
+    missing: frozenset[str] = frozenset()
+
+
 def build_context(
     customer: Mapping[str, Any] | None,
     campaign: Campaign | None = None,
     shop: ShopProfile | None = None,
     channel: str = "line",
     template_key: str = "",
-) -> dict[str, str]:
+) -> Context:
     """Placeholder values for one customer: every key of :data:`PLACEHOLDERS`.
 
-    Missing values get the field's fallback (``name`` → 「お客様」); links carry
-    the channel's UTM parameters, ``utm_campaign`` being the campaign's or the
-    template key.
+    Missing values get the field's fallback (``name`` → 「お客様」) and are
+    listed in ``Context.missing`` (a link that fell back to another link
+    counts as missing); links carry the channel's UTM parameters,
+    ``utm_campaign`` being the campaign's or the template key.
     """
     c = dict(customer or {})
     campaign = campaign or Campaign()
@@ -589,27 +749,33 @@ def build_context(
         "next_order_date": _jdate(c.get("expected_next_order_date")),
         "shop_name": shop.shop_name,
         "shop_url": shop.shop_url,
-        "sender_name": shop.sender_name or shop.shop_name,
+        "sender_name": shop.from_name(),
+        "company_name": shop.company_name or shop.sender_name,
         "shop_address": shop.shop_address,
         "shop_contact": shop.shop_contact,
-        "unsubscribe_url": shop.unsubscribe_url,
+        "unsubscribe_url": shop.unsubscribe_url or shop.unsubscribe_mailto,
         "image_url": campaign.image_url or shop.image_url,
     }
     for f in fields(Campaign):
         if f.name not in ("utm_campaign", "image_url"):
             raw[f.name] = getattr(campaign, f.name)
+    missing = frozenset(k for k in PLACEHOLDERS if not one_line(_text(raw.get(k))))
     for key, other in _URL_FALLBACKS.items():
         if not raw.get(key):
             raw[key] = raw.get(other) or shop.shop_url
     utm_campaign = campaign.utm_campaign or template_key
-    out: dict[str, str] = {}
+    out = Context()
     for key, ph in PLACEHOLDERS.items():
-        value = raw.get(key)
-        text = "" if value is None or (isinstance(value, float) and value != value) else str(value).strip()
+        text = one_line(_text(raw.get(key)))
         if key in URL_FIELDS and text and key not in ("unsubscribe_url", "image_url"):
             text = tag_links(text, channel, utm_campaign)
         out[key] = text or ph.fallback
+    out.missing = missing
     return out
+
+
+def _text(value: Any) -> str:
+    return "" if value is None or (isinstance(value, float) and value != value) else str(value)
 
 
 # -- rendering per channel ------------------------------------------------------------
@@ -631,6 +797,12 @@ class Rendered:
     html: str = ""
     unsubscribe_url: str = ""
     unknown_placeholders: set[str] = field(default_factory=set)
+    used: set[str] = field(default_factory=set)
+    """Placeholders the channel's texts use."""
+    missing: set[str] = field(default_factory=set)
+    """Used placeholders that had no value (rendered as their fallback)."""
+    fit: list[dict[str, Any]] = field(default_factory=list)
+    fit_label: str = ""
 
     def to_json(self) -> dict[str, Any] | list[dict[str, Any]]:
         """What the command line prints: LINE's messages array, or the mail parts."""
@@ -767,7 +939,11 @@ def render(template: Template, context: Mapping[str, str], channel: str, campaig
     unknown: set[str] = set()
     for text in template.texts().values():
         unknown |= analyse(text).unknown
-    out = Rendered(template_key=template.key, channel=channel, unknown_placeholders=unknown)
+    used: set[str] = set()
+    for text in channel_texts(template, channel):
+        used |= analyse(text).names & set(PLACEHOLDERS)
+    out = Rendered(template_key=template.key, channel=channel, unknown_placeholders=unknown, used=used,
+                   missing=used & set(getattr(context, "missing", ())), fit=list(template.fit), fit_label=template.fit_label)
     if channel == "line":
         text = _render(template.line_text, context, channel, campaign)
         bubbles = [b.strip("\n") for b in re.split(rf"(?m)^{re.escape(LINE_BUBBLE_SEPARATOR)}\s*$", text)]
@@ -780,14 +956,15 @@ def render(template: Template, context: Mapping[str, str], channel: str, campaig
     if channel == "insert":
         out.text = render_string(template.insert_text, context).strip("\n")
         return out
-    out.subject = _render(template.email_subject, context, channel, campaign).replace("\n", " ").strip()
-    out.preheader = _render(template.email_preheader, context, channel, campaign).replace("\n", " ").strip()
+    out.subject = _LINE_BREAKS.sub(" ", _render(template.email_subject, context, channel, campaign)).strip()
+    out.preheader = _LINE_BREAKS.sub(" ", _render(template.email_preheader, context, channel, campaign)).strip()
     body = _render(template.email_body, context, channel, campaign)
     footer = _render(template.email_footer if channel == "email" else template.rmail_footer, context, channel, campaign)
     out.text = body + ("\n\n" + footer if footer else "")
     card = _render_card(template.card, context, channel, campaign)
     out.html = text_to_html(out.subject, out.preheader, body, footer, card)
-    out.unsubscribe_url = context.get("unsubscribe_url", "") if channel == "email" else ""
+    link = context.get("unsubscribe_url", "")
+    out.unsubscribe_url = link if channel == "email" and link.startswith(("https://", "http://")) else ""
     return out
 
 

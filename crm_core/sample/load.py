@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from crm_core.db import Store
 from crm_core.ingest.importer import ImportReport
-from crm_core.messaging.templates import SETTING_SHOP, ShopProfile, save_shop_profile
+from crm_core.messaging.templates import SETTING_SHOP, ShopProfile, forget_sample_identity, save_shop_profile
 from crm_core.pipeline import import_files
 
 PRODUCT_MAPPING = {"商品管理番号": "product_id", "商品名": "product_name", "カテゴリ": "category"}
@@ -21,7 +21,8 @@ CONTACT_MAPPING = {
 DEFAULT_CUSTOMERS = 1500
 SAMPLE_SHOP = ShopProfile(
     shop_name="ことのはコスメ 楽天市場店（サンプル）",
-    sender_name="株式会社ことのは（架空の会社）",
+    company_name="株式会社ことのは（架空の会社）",
+    sender_name="ことのはコスメ（サンプル）",
     shop_address="〒100-0000 東京都千代田区サンプル町1-2-3",
     shop_contact="support@example.jp（平日10:00〜17:00）",
     shop_url="https://www.rakuten.co.jp/kotonoha-sample/",
@@ -66,7 +67,14 @@ def load_sample(
 
     load_sample_campaigns(store, seed=seed)
     if not store.get_setting(SETTING_SHOP):
-        # Fictional sender details so the sample's e-mail previews pass the 特定電子メール法 checks.
-        save_shop_profile(store, SAMPLE_SHOP)
+        # Fictional sender details so the sample's e-mails can be previewed; recorded as the sample's
+        # so that the lint refuses them and they are dropped with the sample (templates.shop_profile).
+        save_shop_profile(store, SAMPLE_SHOP, sample=True)
     store.set_setting("sample_loaded", True)
     return report
+
+
+def remove_sample_identity(store: Store) -> bool:
+    """Drop the sample shop's fictitious sender details (call when the sample data is deleted)."""
+    store.set_setting("sample_loaded", False)
+    return forget_sample_identity(store)

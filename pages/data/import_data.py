@@ -222,7 +222,9 @@ confirm = st.checkbox("取り込んだ注文・顧客データをすべて削除
 col1, col2 = st.columns(2)
 if col1.button("すべてのデータを削除", disabled=not confirm, key="imp_clear"):
     store.clear_data()
-    store.set_setting("sample_loaded", False)
+    from crm_core.sample.load import remove_sample_identity
+
+    remove_sample_identity(store)  # the sample's fictitious sender details go with it
     store.set_setting("sample_dismissed", True)
     for key in ("imp_last_report", "imp_last_rejects"):
         st.session_state.pop(key, None)

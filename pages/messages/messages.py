@@ -14,9 +14,10 @@ from crm_core.messaging import compliance, coupons, sends
 from crm_core.messaging import templates as T
 from crm_core.messaging.templates import utf16_len
 from pages import ui
+from pages.ui import session
 
 store = ui.store()
-settings = sends.load_settings(st.secrets)
+settings = sends.console_settings(st.secrets, store.path)
 
 st.title("✉️ メッセージ・クーポン")
 st.write(
@@ -127,6 +128,8 @@ def preview(customer_id: str) -> None:
         st.caption(f"{len(rendered.text):,}文字")
 
     show_findings(findings)
+    if any(f.rule in ("shop_identity", "email_display") for f in findings):
+        st.page_link("pages/shop/shop_info.py", label="ショップ情報を登録する", icon="🏪")
 
     if channel in sends.SEND_CHANNELS:
         st.divider()
@@ -135,6 +138,7 @@ def preview(customer_id: str) -> None:
         missing = sends.channel_ready(settings, channel)
         if missing:
             st.warning(missing, icon="⚙️")
+            st.page_link("pages/settings/settings.py", label="送信設定へ", icon="⚙️")
         if not recipients:
             st.info("テスト送信先が登録されていません。「送信設定」ページで自分のLINEユーザーIDやメールアドレスを登録してください。", icon="ℹ️")
             st.page_link("pages/settings/settings.py", label="送信設定へ", icon="⚙️")
@@ -161,19 +165,24 @@ with tab_message:
     with left:
         if flash := st.session_state.pop("msg_flash", None):
             st.success(flash, icon="✅")
+        # the page's choices survive a visit to 送信設定 / ショップ情報 and back (issue 11 item 14)
+        session.restore("msg_template", by_key)
         key = st.selectbox("テンプレート", list(by_key), format_func=lambda k: by_key[k].label + ("（編集済み）" if by_key[k].edited else ""),
                            key="msg_template")
         tpl = by_key[key]
         if tpl.description:
             st.caption(tpl.description)
+        session.restore("msg_channel", T.CHANNEL_LABELS)
         channel = st.radio("チャネル", list(T.CHANNEL_LABELS), format_func=T.CHANNEL_LABELS.get, horizontal=True, key="msg_channel")
         choices = ui.run(T.segment_choices, store)
+        session.restore("msg_filter", choices)
         segment = st.selectbox("プレビューするお客様（セグメント）", list(choices), format_func=choices.get, key="msg_filter",
                                help="「セグメント」ページで保存したセグメントも選べます。購入金額の多い順に表示します。")
         people = ui.run(T.preview_customers, store, segment, 200)
         customer_id = None
         if people:
             ids = [p["customer_id"] for p in people]
+            session.restore("msg_customer", ids)
             names = {p["customer_id"]: f"{p['name'] or '（氏名なし）'}（{p['customer_id']}）" for p in people}
             if st.session_state.get("msg_customer") not in ids:
                 st.session_state["msg_customer"] = ids[0]
@@ -189,6 +198,7 @@ with tab_message:
             b3.caption(f"{ids.index(customer_id) + 1} / {len(ids)}人目")
         else:
             ui.empty_state("この条件に当てはまるお客様がいません（または顧客モデルがまだありません）。")
+        session.remember("msg_template", "msg_channel", "msg_filter", "msg_customer")
 
         with st.expander("キャンペーンの設定（クーポン・セール・リンク）", expanded=False):
             all_coupons = ui.run(coupons.list_coupons, store)
@@ -288,14 +298,19 @@ with tab_coupon:
         st.stop()
     st.dataframe(
         [{"クーポン名": c.name, "割引": c.discount_label(), "利用条件": c.condition_label() or "なし", "有効期限": c.expiry_label(),
-          "コード": c.shared_code if c.code_mode == "shared" else "お客様ごと", "対象": choices.get(c.segment, c.segment),
+          "コード": c.shared_code if c.code_mode == "shared" else "お客様ごと", "対象": choices.get(c.segment or "all", "（削除されたセグメント）"),
           "チャネル": T.CHANNEL_LABELS.get(c.channel, c.channel)} for c in all_coupons],
         hide_index=True, width="stretch",
     )
     by_id = {c.coupon_id: c for c in all_coupons}
     cid = st.selectbox("クーポンを選ぶ", list(by_id), format_func=lambda c: by_id[c].name, key="cpn_pick")
     coupon = by_id[cid]
-    audience = ui.run(T.segment_customer_ids, store, coupon.segment if coupon.segment in choices else "all")
+    target_problem = ui.run(coupons.target_problem, store, coupon)
+    if target_problem:
+        st.error(target_problem, icon="🚫")
+        audience = []
+    else:
+        audience = ui.run(coupons.target_customer_ids, store, coupon)
 
     st.markdown("**費用の見積もり**")
     e1, e2, e3 = st.columns(3)
@@ -313,8 +328,8 @@ with tab_coupon:
 
     if coupon.code_mode == "unique":
         st.markdown("**お客様ごとのコード**")
-        if st.button(f"対象のお客様{len(audience):,}人にコードを発行", key="cpn_issue"):
-            issued = ui.run(coupons.issue_unique_codes, store, cid, audience)
+        if st.button(f"対象のお客様{len(audience):,}人にコードを発行", key="cpn_issue", disabled=bool(target_problem)):
+            issued = ui.run(coupons.issue_for_target, store, cid)
             st.success(f"{issued:,}件のコードを発行しました（発行済みのお客様には新しく発行しません）。")
         codes = ui.run(coupons.export_codes, store, cid)
         st.caption(f"発行済み {len(codes):,}件。RMSやShopifyへの登録用にダウンロードできます。")

@@ -1,36 +1,122 @@
-"""送信設定: which channel settings are configured, test recipients, the shop's display items, the send log."""
+"""送信設定: LINE and SMTP connection (entered here, kept outside the database), test recipients, the send log."""
 
 from __future__ import annotations
-
-from dataclasses import asdict
 
 import streamlit as st
 
 from crm_core.messaging import sends
-from crm_core.messaging import templates as T
 from pages import ui
 
 store = ui.store()
-settings = sends.load_settings(st.secrets)
+settings = sends.console_settings(st.secrets, store.path)
 
 st.title("⚙️ 送信設定")
-
-st.subheader("接続設定")
 st.write(
-    "LINEのチャネルアクセストークンやSMTPサーバーのパスワードは、`.streamlit/secrets.toml` か環境変数で設定します。"
-    "安全のため、データベースには保存せず、この画面にも値は表示しません。"
+    "テスト送信に使うLINEとメールの接続先を登録します。トークンやパスワードはデータベースには保存せず、"
+    "このパソコン（サーバー）の中の、コンソールを動かしているユーザーだけが読めるファイルに保存します。"
+    "保存した値は画面には表示しません（変えるときは新しい値を入力してください）。"
 )
-st.dataframe(
-    [{"設定名": s["name"], "内容": s["label"], "状態": "✅ 設定済み" if s["configured"] else "— 未設定"} for s in sends.settings_status(settings)],
-    hide_index=True, width="stretch",
-)
-for channel, label in (("line", "LINE"), ("email", "メール")):
-    missing = sends.channel_ready(settings, channel)
-    if missing:
-        st.caption(f"{label}: {missing}")
-    else:
-        st.caption(f"{label}: テスト送信できます。")
+st.page_link("pages/shop/shop_info.py", label="メールに表示する送信者の情報は「ショップ情報」で登録します", icon="🏪")
 
+
+def _status(names: tuple[str, ...]) -> str:
+    sources = {settings.sources.get(n) for n in names if n in settings.present}
+    if not sources:
+        return "— 未設定"
+    if sends.SERVER in sources:
+        return "✅ 設定済み（サーバーの設定ファイルで指定されています。この画面での変更は使われません）"
+    return "✅ 設定済み（この画面で登録）"
+
+
+def _fixed(name: str) -> bool:
+    """True when the server's configuration provides ``name`` (then it wins over this page)."""
+    return settings.sources.get(name) == sends.SERVER
+
+
+def _show_check(key: str) -> None:
+    if result := st.session_state.pop(key, None):
+        (st.success if result["ok"] else st.error)(result["message"], icon="✅" if result["ok"] else "🚫")
+
+
+# -- LINE ------------------------------------------------------------------------------------------
+st.subheader("LINE")
+st.caption("チャネルアクセストークン: " + _status(("LINE_CHANNEL_ACCESS_TOKEN",)))
+with st.form("set_line", clear_on_submit=True):
+    token = st.text_input(
+        "チャネルアクセストークン（長期）", type="password", key="set_line_token", disabled=_fixed("LINE_CHANNEL_ACCESS_TOKEN"),
+        placeholder="登録済みです。変えるときだけ入力してください" if settings.line_token else "",
+        help="LINE Developersコンソールで、Messaging APIのチャネルの［Messaging API設定］タブにある"
+             "［チャネルアクセストークン（長期）］で発行できます。",
+    )
+    if st.form_submit_button("保存", type="primary"):
+        if not token.strip():
+            st.warning("チャネルアクセストークンを入力してください。", icon="⚠️")
+        else:
+            ui.run(sends.save_console_settings, store.path, {"LINE_CHANNEL_ACCESS_TOKEN": token})
+            st.session_state["set_flash"] = "LINEのチャネルアクセストークンを保存しました。"
+            st.rerun()
+c1, c2 = st.columns([1, 1])
+if c1.button("LINEの接続を確認", key="set_line_check"):
+    with st.spinner("LINEに接続しています…"):
+        st.session_state["set_line_result"] = ui.run(sends.check_connection, settings, "line").to_dict()
+if settings.sources.get("LINE_CHANNEL_ACCESS_TOKEN") == sends.CONSOLE and c2.button("登録したトークンを削除", key="set_line_forget"):
+    ui.run(sends.save_console_settings, store.path, {}, ("LINE_CHANNEL_ACCESS_TOKEN",))
+    st.session_state["set_flash"] = "LINEのチャネルアクセストークンを削除しました。"
+    st.rerun()
+_show_check("set_line_result")
+with st.expander("自分のLINEユーザーIDの調べ方（テスト送信先に登録します）"):
+    st.markdown(
+        "1. [LINE Developersコンソール](https://developers.line.biz/console/)にログインし、LINE公式アカウントの"
+        "Messaging APIチャネルを開きます。\n"
+        "2. ［チャネル基本設定］タブの下のほうにある **［あなたのユーザーID］** が、あなたのLINEユーザーIDです"
+        "（「U」で始まる33文字。例: U8189cf6745fc0d808977bdb0b9f22995）。\n"
+        "3. 表示されないときは、LINE DevelopersのアカウントにLINEアカウントを連携してください"
+        "（LINEアカウントと連携していないビジネスIDでは表示されません）。\n"
+        "4. テスト送信を受け取るには、スマートフォンのLINEでそのLINE公式アカウントを友だち追加しておいてください"
+        "（［Messaging API設定］タブのQRコードから追加できます）。\n\n"
+        "LINEのユーザーIDは、友だち検索に使う「LINE ID」や表示名とは別のものです。"
+    )
+
+# -- e-mail ---------------------------------------------------------------------------------------
+st.subheader("メール（SMTPサーバー）")
+smtp_names = ("SMTP_HOST", "SMTP_PORT", "SMTP_USERNAME", "SMTP_PASSWORD", "SMTP_FROM", "SMTP_STARTTLS")
+st.caption("SMTPサーバー: " + _status(("SMTP_HOST", "SMTP_FROM")) + " ・ パスワード: " + _status(("SMTP_PASSWORD",)))
+with st.form("set_smtp"):
+    c1, c2 = st.columns([3, 1])
+    host = c1.text_input("SMTPサーバー", settings.smtp_host, key="set_smtp_host", disabled=_fixed("SMTP_HOST"),
+                         placeholder="smtp.example.jp", help="メールサービスの「送信（SMTP）サーバー」の名前です。")
+    port = c2.text_input("ポート番号", str(settings.smtp_port), key="set_smtp_port", disabled=_fixed("SMTP_PORT"),
+                         help="多くのサービスは 587（STARTTLS）です。465 は最初から暗号化（SSL/TLS）する番号です。")
+    tls_now = "auto" if settings.smtp_starttls is None else ("true" if settings.smtp_starttls else "false")
+    tls = st.selectbox("暗号化", list(sends.TLS_MODES), index=list(sends.TLS_MODES).index(tls_now), format_func=sends.TLS_MODES.get,
+                       key="set_smtp_tls", disabled=_fixed("SMTP_STARTTLS"),
+                       help="「自動」では、サーバーが対応していればSTARTTLSで暗号化します。ポート465は常にSSL/TLSです。"
+                            "暗号化できない外部のサーバーにはパスワードを送りません。")
+    c1, c2 = st.columns(2)
+    user = c1.text_input("ユーザー名（ログインが必要なとき）", settings.smtp_username, key="set_smtp_user", disabled=_fixed("SMTP_USERNAME"))
+    password = c2.text_input("パスワード", type="password", key="set_smtp_password", disabled=_fixed("SMTP_PASSWORD"),
+                             placeholder="登録済みです。変えるときだけ入力してください" if settings.smtp_password else "")
+    sender = st.text_input("送信元メールアドレス", settings.smtp_from, key="set_smtp_from", disabled=_fixed("SMTP_FROM"),
+                           placeholder="shop@example.jp")
+    if st.form_submit_button("保存", type="primary"):
+        entered = {"SMTP_HOST": host, "SMTP_PORT": port, "SMTP_STARTTLS": tls, "SMTP_USERNAME": user,
+                   "SMTP_PASSWORD": password, "SMTP_FROM": sender}
+        ui.run(sends.save_console_settings, store.path, {k: v for k, v in entered.items() if not _fixed(k)})
+        st.session_state["set_flash"] = "SMTPサーバーの設定を保存しました。"
+        st.rerun()
+c1, c2 = st.columns([1, 1])
+if c1.button("SMTPサーバーの接続を確認", key="set_smtp_check"):
+    with st.spinner("SMTPサーバーに接続しています…"):
+        st.session_state["set_smtp_result"] = ui.run(sends.check_connection, settings, "email").to_dict()
+if any(settings.sources.get(n) == sends.CONSOLE for n in smtp_names) and c2.button("登録したSMTPの設定を削除", key="set_smtp_forget"):
+    ui.run(sends.save_console_settings, store.path, {}, smtp_names)
+    st.session_state["set_flash"] = "SMTPサーバーの設定を削除しました。"
+    st.rerun()
+_show_check("set_smtp_result")
+if flash := st.session_state.pop("set_flash", None):
+    st.success(flash, icon="✅")
+
+# -- test recipients ----------------------------------------------------------------------------
 st.subheader("テスト送信先")
 st.write("テスト送信は、ここに登録した宛先（ご自身のLINEユーザーIDやメールアドレス）にだけ送られます。お客様に送られることはありません。")
 recipients = sends.test_recipients(store, settings)
@@ -43,7 +129,8 @@ else:
     ui.empty_state("まだテスト送信先がありません。下のフォームから追加してください。")
 with st.form("set_add_recipient", clear_on_submit=True):
     c1, c2 = st.columns([3, 2])
-    address = c1.text_input("LINEユーザーID（U＋32文字）またはメールアドレス", key="set_address")
+    address = c1.text_input("LINEユーザーID（U＋32文字）またはメールアドレス", key="set_address",
+                            help="自分のLINEユーザーIDの調べ方は、上の「LINE」の説明を開いてください。")
     label = c2.text_input("メモ（例: 自分のiPhone）", key="set_label")
     if st.form_submit_button("追加", type="primary"):
         channel = ui.run(sends.add_test_recipient, store, address, label)
@@ -56,30 +143,8 @@ if stored:
     if c2.button("削除", key="set_remove"):
         ui.run(sends.remove_test_recipient, store, drop)
         st.rerun()
-st.caption("環境変数・secrets.toml の CRM_TEST_RECIPIENTS（カンマ区切り）に書いた宛先も使えます（この画面からは削除できません）。")
-
-st.subheader("ショップ情報（メールの表示事項）")
-st.write("特定電子メール法により、広告メールには送信者の名称・住所・配信停止の方法・問い合わせ先の表示が必要です。テンプレートのフッターに差し込まれます。")
-profile = T.shop_profile(store)
-with st.form("set_shop"):
-    c1, c2 = st.columns(2)
-    values = asdict(profile)
-    values["shop_name"] = c1.text_input("ショップ名", profile.shop_name, key="set_shop_name")
-    values["sender_name"] = c2.text_input("送信者の名称（事業者名）", profile.sender_name, key="set_sender_name")
-    values["shop_address"] = c1.text_input("送信者の住所", profile.shop_address, key="set_shop_address")
-    values["shop_contact"] = c2.text_input("お問い合わせ先（メール・電話）", profile.shop_contact, key="set_shop_contact")
-    values["shop_url"] = c1.text_input("ショップのURL", profile.shop_url, key="set_shop_url")
-    values["unsubscribe_url"] = c2.text_input("配信停止のURL（https）", profile.unsubscribe_url, key="set_unsubscribe_url")
-    values["product_url_pattern"] = c1.text_input("商品ページのURL（{product_id} が商品番号に置き換わります）", profile.product_url_pattern,
-                                                  key="set_product_url", placeholder="https://item.rakuten.co.jp/myshop/{product_id}/")
-    values["image_url"] = c2.text_input("カードの標準画像URL（https）", profile.image_url, key="set_image_url")
-    platforms = {"rakuten": "楽天市場", "shopify": "Shopify", "own": "自社サイト"}
-    values["platform"] = c1.radio("主な販売チャネル", list(platforms), index=list(platforms).index(profile.platform),
-                                  format_func=platforms.get, horizontal=True, key="set_platform",
-                                  help="楽天市場の場合、メールのリンクが楽天のドメインだけかをチェックします。")
-    if st.form_submit_button("保存", type="primary"):
-        ui.run(T.save_shop_profile, store, T.ShopProfile(**values))
-        st.success("ショップ情報を保存しました。")
+if any(r["source"] != "画面" for r in recipients):
+    st.caption("登録元が「環境設定」の宛先は、サーバーの設定ファイルで指定されています（この画面からは削除できません）。")
 
 st.subheader("送信履歴")
 log = sends.send_log(store)

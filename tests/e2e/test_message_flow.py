@@ -43,6 +43,17 @@ def test_preview_and_one_click_test_send(servers, page):
     phone.wait_for()
     assert "髙橋 ①子様、このたびはナチュラルコスメ本舗ではじめてのお買い物" in phone.inner_text()
     page.get_by_text("吹き出し 3 / 5個").wait_for()
+    # the first-purchase thanks with no coupon chosen is not a sendable coupon, and 髙橋 has bought 3 times (issue 11 item 13)
+    page.get_by_text("クーポンコードも受け取りページのURLも入っていません").first.wait_for()
+    page.get_by_text("はじめてご購入いただいたお客様（購入回数1回）").first.wait_for()
+
+    template = page.get_by_role("combobox", name="テンプレート")
+    template.click()
+    page.keyboard.type("新商品")
+    page.get_by_role("option").filter(has_text="新商品のご案内").first.click()
+    wait_idle(page)
+    assert "髙橋 ①子様へ、ナチュラルコスメ本舗からおすすめのご案内です。" in phone.inner_text()
+    page.get_by_text("吹き出し 2 / 5個").wait_for()
     page.get_by_text("問題は見つかりませんでした。").wait_for()
     shot(page, "messages_line_preview")
 
@@ -52,7 +63,7 @@ def test_preview_and_one_click_test_send(servers, page):
     assert len(line.pushes) == 1 and line.errors == []
     push = line.pushes[0]
     assert push["body"]["to"] == LINE_USER and push["authorization"] == f"Bearer {TOKEN}"
-    assert push["body"]["messages"][0]["text"].startswith("髙橋 ①子様、このたびは")
+    assert push["body"]["messages"][0]["text"].startswith("髙橋 ①子様へ、")
     assert push["body"]["messages"][-1]["type"] == "flex"
     shot(page, "messages_line_sent")
 
@@ -66,8 +77,9 @@ def test_preview_and_one_click_test_send(servers, page):
     assert len(smtp.messages) == 1
     msg = smtp.messages[0]
     assert smtp.envelopes[0]["rcpt_tos"] == [ME]
-    assert msg["Subject"] == "【テスト】【ナチュラルコスメ本舗】はじめてのご注文ありがとうございます｜次回使える特別クーポン"
+    assert msg["Subject"] == "【テスト】【ナチュラルコスメ本舗】髙橋 ①子様におすすめ「保湿クリーム 50g」"
     assert "髙橋 ①子様" in msg.get_body(("plain",)).get_content()
+    assert msg["List-Unsubscribe"] == "<https://www.rakuten.co.jp/natural-cosme/mail/stop/>"
     assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     shot(page, "messages_email_sent")
 

@@ -55,6 +55,7 @@ def shop_profile(**overrides: str) -> ShopProfile:
         shop_contact="support@natural.example.jp",
         shop_url="https://www.rakuten.co.jp/natural-cosme/",
         unsubscribe_url="https://www.rakuten.co.jp/natural-cosme/mail/stop/",
+        unsubscribe_one_click="1",  # the fixture shop's opt-out page takes RFC 8058 POSTs
         product_url_pattern="https://item.rakuten.co.jp/natural-cosme/{product_id}/",
         image_url="https://image.rakuten.co.jp/natural-cosme/cabinet/top.jpg",
         platform="rakuten",

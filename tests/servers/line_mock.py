@@ -102,6 +102,7 @@ class LineMock:
 
     def __init__(self, token: str = "test-token", host: str = "127.0.0.1", port: int = 0) -> None:  # noqa: S107 - test token
         self.token = token
+        self.display_name = "テストショップ"
         self.requests: list[dict[str, Any]] = []
         self.errors: list[str] = []
         self._answers: deque[tuple[int, dict[str, Any], dict[str, str], bool]] = deque()
@@ -188,6 +189,9 @@ class LineMock:
             return self._json(400, {"message": "The request body has errors", "details": [{"message": e[:200], "property": ""} for e in errors]})
         if request.path == "/v2/bot/message/push":
             return self._push(record)
+        if request.path == "/v2/bot/info" and request.method == "GET":
+            return self._json(200, {"userId": "U" + "a" * 32, "basicId": "@123abcde", "displayName": self.display_name,
+                                    "chatMode": "chat", "markAsReadMode": "manual"})
         return self._json(404, {"message": "Not found (mock)"})
 
     def _push(self, record: dict[str, Any]) -> Response:

@@ -1,13 +1,17 @@
 """A local SMTP server (aiosmtpd) that keeps every message it receives.
 
 Optionally requires a login (``username`` / ``password``; plain-text AUTH is
-allowed without TLS because it only listens on localhost).  Messages are kept
+allowed without TLS because it only listens on localhost), and optionally
+speaks TLS with a test certificate authority from ``trustme``: ``tls="starttls"``
+offers STARTTLS, ``tls="implicit"`` is TLS from the first byte (like port 465).
+:attr:`SmtpSink.client_context` trusts that authority.  Messages are kept
 as parsed :class:`email.message.EmailMessage` objects in :attr:`SmtpSink.messages`.
 """
 
 from __future__ import annotations
 
 import socket
+import ssl
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from typing import Any
@@ -28,7 +32,8 @@ class _Handler:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd hook name
         msg = message_from_bytes(envelope.original_content or envelope.content, policy=policy.default)
-        self.sink.envelopes.append({"mail_from": envelope.mail_from, "rcpt_tos": list(envelope.rcpt_tos), "raw": envelope.content})
+        self.sink.envelopes.append({"mail_from": envelope.mail_from, "rcpt_tos": list(envelope.rcpt_tos), "raw": envelope.content,
+                                    "tls": server.transport.get_extra_info("ssl_object") is not None})
         self.sink.messages.append(msg)  # type: ignore[arg-type]
         return "250 Message accepted for delivery"
 
@@ -36,9 +41,9 @@ class _Handler:
 class SmtpSink:
     """``with SmtpSink() as smtp: ...`` — a running local SMTP server on ``smtp.port``."""
 
-    def __init__(self, username: str = "", password: str = "") -> None:
+    def __init__(self, username: str = "", password: str = "", *, tls: str = "", host: str = "127.0.0.1") -> None:
         self.port = _free_port()
-        self.host = "127.0.0.1"
+        self.host = host
         self.messages: list[EmailMessage] = []
         self.envelopes: list[dict[str, Any]] = []
         self.username = username
@@ -46,6 +51,16 @@ class SmtpSink:
         kwargs: dict[str, Any] = {}
         if username:
             kwargs = {"authenticator": self._authenticate, "auth_required": True, "auth_require_tls": False}
+        self.client_context: ssl.SSLContext | None = None
+        if tls:
+            import trustme
+
+            ca = trustme.CA()
+            server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ca.issue_cert(self.host).configure_cert(server_context)
+            self.client_context = ssl.create_default_context()
+            ca.configure_trust(self.client_context)
+            kwargs["tls_context" if tls == "starttls" else "ssl_context"] = server_context
         self._controller = Controller(_Handler(self), hostname=self.host, port=self.port, **kwargs)
 
     def _authenticate(self, server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:

@@ -23,7 +23,8 @@ FAILED = "failed"
 REFUSED = "refused"
 NOT_CONFIGURED = "not_configured"
 INVALID = "invalid"
-OUTCOME_LABELS = {SENT: "送信済み", FAILED: "失敗", REFUSED: "拒否（宛先が対象外）", NOT_CONFIGURED: "未設定", INVALID: "内容エラー"}
+CHECKED = "checked"
+OUTCOME_LABELS = {SENT: "送信済み", FAILED: "失敗", REFUSED: "拒否（宛先が対象外）", NOT_CONFIGURED: "未設定", INVALID: "内容エラー", CHECKED: "接続確認OK"}
 
 
 @dataclass(frozen=True)

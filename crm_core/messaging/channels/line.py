@@ -23,7 +23,7 @@ import urllib3
 if TYPE_CHECKING:  # the SDK is imported when a message is sent: it takes seconds to import
     from linebot.v3.messaging import Configuration
 
-from crm_core.messaging.channels import FAILED, INVALID, SENT, SendResult
+from crm_core.messaging.channels import CHECKED, FAILED, INVALID, SENT, SendResult
 from crm_core.messaging.templates import Rendered
 
 DEFAULT_BASE_URL = "https://api.line.me"
@@ -65,8 +65,8 @@ def explain_status(status: int, line_message: str = "") -> tuple[str, str]:
         )
     if status == 401:
         return (
-            "LINEのチャネルアクセストークンが無効です（401）。送信設定の LINE_CHANNEL_ACCESS_TOKEN に、"
-            "LINE Developersコンソールで発行したチャネルアクセストークン（長期）を設定し直してください。",
+            "LINEのチャネルアクセストークンが無効です（401）。「送信設定」のチャネルアクセストークンに、"
+            "LINE Developersコンソールで発行したチャネルアクセストークン（長期）を登録し直してください。",
             "unauthorized",
         )
     if status == 403:
@@ -161,6 +161,26 @@ class LineSender:
             return SendResult(False, INVALID, "LINEで送るメッセージが空です。", error_code="empty")
         return self.push(recipient, message.line_messages)
 
+    def check(self) -> SendResult:
+        """Ask LINE for the channel's bot info (``GET /v2/bot/info``): checks the token, sends nothing."""
+        from linebot.v3.messaging import ApiClient, ApiException, MessagingApi
+
+        try:
+            with ApiClient(self._configuration()) as client:
+                info = MessagingApi(client).get_bot_info(_request_timeout=self.timeout)
+        except ApiException as exc:
+            status = int(exc.status or 0)
+            if status == 0:
+                return SendResult(False, FAILED, "LINEのサーバーと安全に接続できませんでした。LINE APIの接続先とネットワークを確認してください。",
+                                  attempts=1, error_code="tls_error")
+            text, code = explain_status(status, _line_message(exc.body))
+            return SendResult(False, FAILED, text, http_status=status, attempts=1, error_code=code)
+        except (urllib3.exceptions.HTTPError, TimeoutError, ConnectionError) as exc:
+            return SendResult(False, FAILED, "LINEのサーバーに接続できませんでした。LINE APIの接続先とネットワークを確認してください。",
+                              attempts=1, error_code="connection_error", detail=type(exc).__name__)
+        name = info.display_name or ""
+        return SendResult(True, CHECKED, f"LINE公式アカウント「{name}」に接続できました。", http_status=200, attempts=1)
+
     def push(self, to: str, messages: list[Mapping[str, Any]]) -> SendResult:
         """One logical push: one retry key for every attempt, identical body."""
         from linebot.v3.messaging import ApiClient, ApiException, MessagingApi, PushMessageRequest
@@ -191,7 +211,7 @@ class LineSender:
                             return SendResult(True, SENT, "LINEでテスト送信しました（前回の送信がすでに受け付けられていました）。",
                                               request_id=accepted, http_status=409, attempts=attempts)
                     if status == 0:  # SSL and similar transport errors reported by the SDK
-                        last = SendResult(False, FAILED, "LINEのサーバーと安全に接続できませんでした。LINE_API_BASE_URL を確認してください。",
+                        last = SendResult(False, FAILED, "LINEのサーバーと安全に接続できませんでした。LINE APIの接続先とネットワークを確認してください。",
                                           attempts=attempts, error_code="tls_error")
                         break
                     text, code = explain_status(status, _line_message(exc.body))
@@ -205,7 +225,7 @@ class LineSender:
                     if timeout:
                         text = "LINEのサーバーから時間内に応答がありませんでした。しばらくしてからもう一度お試しください。"
                     else:
-                        text = "LINEのサーバーに接続できませんでした。LINE_API_BASE_URL とネットワークを確認してください。"
+                        text = "LINEのサーバーに接続できませんでした。LINE APIの接続先とネットワークを確認してください。"
                     last = SendResult(False, FAILED, text, attempts=attempts, error_code="timeout" if timeout else "connection_error",
                                       detail=type(exc).__name__)
                     continue
