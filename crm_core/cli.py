@@ -367,6 +367,34 @@ def add_campaign_commands(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_results)
 
 
+# -- subscriptions ---------------------------------------------------------------------------------
+def cmd_subscription_retention(args: argparse.Namespace) -> int:
+    """``subscription retention``: sBG parameters per start cohort and the projected survival."""
+    from crm_core import sbg
+
+    report = sbg.cohort_fits(_store(args), as_of=args.as_of, unit=args.unit, horizon=args.horizon, annual_discount=args.discount)
+    if args.json:
+        _print(report)
+    else:
+        sys.stdout.write(sbg.report_text(report) + "\n")
+    return 0
+
+
+def add_subscription_commands(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``subscription retention``."""
+    from crm_core import sbg
+
+    sub = subparsers.add_parser("subscription", help="subscription (定期) analyses").add_subparsers(
+        dest="subscription_command", required=True)
+    p = _with_db(sub.add_parser("retention", help="fit the sBG model per start cohort and print the projected survival"))
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--as-of", help="YYYY-MM-DD (default: last order date)")
+    p.add_argument("--unit", default="half", choices=list(sbg.COHORT_UNITS), help="start cohort unit (default half-year)")
+    p.add_argument("--horizon", type=int, default=sbg.HORIZON, help="deliveries projected (default 24)")
+    p.add_argument("--discount", type=float, default=sbg.ANNUAL_DISCOUNT, help="annual discount rate (default 0.10)")
+    p.set_defaults(func=cmd_subscription_retention)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m crm_core", description="CRM marketing console — command line")
     parser.add_argument("--db", help=DB_HELP)
@@ -402,6 +430,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_message_commands(sub)
     add_calendar_commands(sub)
     add_campaign_commands(sub)
+    add_subscription_commands(sub)
     return parser
 
 

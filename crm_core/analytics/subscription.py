@@ -196,3 +196,60 @@ def continuation_by_month(
     if started.any():  # no empty months before the first subscription
         df = df[started.cummax()]
     return df[columns].reset_index(drop=True)
+
+
+def subscription_table(store: Store, as_of: dt.date | str, grace_days: int = GRACE_DAYS) -> pd.DataFrame:
+    """One row per subscription with its deliveries and whether it may still continue.
+
+    Returns
+    -------
+    DataFrame
+        ``source, subscription_id, customer_id, first_date, last_date,
+        first_seq`` (the delivery number of the first delivery in the data;
+        above 1 when the subscription started before the data),
+        ``deliveries`` (the highest delivery number reached), ``revenue``
+        (of the deliveries in the data), ``avg_amount`` (revenue per
+        delivery), ``median_interval_days`` (between consecutive deliveries;
+        NaN with one delivery), ``active`` (the last delivery lies within
+        ``grace_days`` before ``as_of``: it may continue, so it is censored).
+        Empty without subscription orders.
+    """
+    if grace_days < 0:
+        raise InputError("猶予日数は0以上を指定してください。")
+    params = period_params(as_of)
+    params["grace"] = int(grace_days)
+    df = query_df(
+        store,
+        "WITH "  # noqa: S608 - fixed SQL fragments; values are bound parameters
+        + PURCHASES_CTE
+        + """,
+        deliveries AS (
+            SELECT source, subscription_id, customer_id, order_date, revenue,
+                   coalesce(subscription_seq,
+                            row_number() OVER (PARTITION BY source, subscription_id ORDER BY ordered_at, order_id)) AS seq,
+                   order_date - lag(order_date) OVER (PARTITION BY source, subscription_id ORDER BY ordered_at, order_id) AS gap
+            FROM purchases
+            WHERE subscription_id IS NOT NULL AND trim(subscription_id) <> ''
+        )
+        SELECT source, subscription_id, arg_min(customer_id, order_date) AS customer_id,
+               min(order_date) AS first_date, max(order_date) AS last_date,
+               min(seq) AS first_seq, max(seq) AS deliveries,
+               sum(revenue) AS revenue, sum(revenue) / count(*) AS avg_amount,
+               median(gap) AS median_interval_days,
+               max(order_date) > $as_of - $grace AS active
+        FROM deliveries
+        GROUP BY ALL
+        ORDER BY first_date, source, subscription_id
+        """,
+        params,
+    )
+    if df.empty:
+        return df
+    df["first_date"] = pd.to_datetime(df["first_date"]).dt.date
+    df["last_date"] = pd.to_datetime(df["last_date"]).dt.date
+    for col in ("first_seq", "deliveries"):
+        df[col] = df[col].astype("int64").clip(lower=1)
+    df["first_seq"] = df[["first_seq", "deliveries"]].min(axis=1)
+    df["median_interval_days"] = pd.to_numeric(df["median_interval_days"], errors="coerce").astype("float64")
+    df["active"] = df["active"].astype(bool)
+    return df
