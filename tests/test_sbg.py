@@ -142,3 +142,12 @@ def test_cli_subscription_retention(tmp_path):
     assert report["cohorts"][0]["cohort"] == sbg.ALL_COHORTS and report["cohorts"][0]["alpha"] > 0
     text = cli("subscription", "retention", db=db)
     assert text.returncode == 0 and "alpha=" in text.stdout and "到達率" in text.stdout
+
+
+def test_projection_chart():
+    from crm_core.analytics import charts
+
+    report = sbg.cohort_fits(_store_with_subscriptions(), as_of="2026-06-30")
+    spec = charts.subscription_projection_chart(report["cohorts"][0]).to_dict()
+    assert len(spec["layer"]) == 2 and "実績と予測" in str(spec)
+    assert charts.subscription_projection_chart({"fitted": False}) is None
