@@ -12,9 +12,9 @@ from statsmodels.stats.power import NormalIndPower
 from statsmodels.stats.proportion import power_proportions_2indep
 from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
 
-from crm_core import campaigns as C
-from crm_core import experiments as E
-from crm_core import results as R
+from crm_core.results import attribution as R
+from crm_core.results import campaigns as C
+from crm_core.results import experiments as E
 
 
 # -- sample-ratio mismatch -----------------------------------------------------------------------
@@ -117,7 +117,11 @@ def test_chance_to_win_from_sums_equals_arrays():
     a = E.chance_to_win_arrays(x1, x0)
     b = E.chance_to_win(6, 4200, 1200**2 + 3000**2, 5, 800, 800**2)
     assert a == pytest.approx(b)
-    assert E.chance_to_win(5, 0, 0, 5, 0, 0)["chance"] is None  # no baseline: no call
+    assert E.chance_to_win(5, 0, 0, 5, 0, 0)["chance"] is None  # nothing to compare
+    # Nobody in the control bought: no relative lift, the chance comes from the absolute difference.
+    zero = E.chance_to_win(200, 25, 25, 60, 0, 0)
+    m, v = 25 / 200, (25 - 25**2 / 200) / 199
+    assert zero["lift"] is None and zero["chance"] == pytest.approx(stats.norm.cdf(m / math.sqrt(v / 200)))
 
 
 # -- revenue capping ------------------------------------------------------------------------------

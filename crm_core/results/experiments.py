@@ -255,13 +255,21 @@ def chance_to_win(n1: int, sum1: float, sumsq1: float, n0: int, sum0: float, sum
     dict
         ``lift`` (relative, ``m1 / m0 − 1``), ``sd``, ``low``, ``high`` (the
         credible interval of the relative lift) and ``chance`` (P(lift > 0));
-        all None when the baseline mean is zero or a variance is missing.
+        with a zero baseline mean only ``chance`` (from the absolute
+        difference); all None when a variance is missing.
     """
     m1, v1 = moments(n1, sum1, sumsq1)
     m0, v0 = moments(n0, sum0, sumsq0)
     none: dict[str, float | None] = {"lift": None, "sd": None, "low": None, "high": None, "chance": None}
-    if any(math.isnan(x) for x in (m1, v1, m0, v0)) or m0 <= 0:
+    if any(math.isnan(x) for x in (m1, v1, m0, v0)):
         return none
+    if m0 <= 0:
+        # No baseline (nobody in the control bought): the relative lift is undefined; the chance comes
+        # from the absolute difference, whose flat-prior posterior is normal with variance v1/n1 + v0/n0.
+        se = math.sqrt(v1 / n1 + v0 / n0)
+        if se <= 0:
+            return none
+        return {**none, "chance": float(stats.norm.cdf((m1 - m0) / se))}
     lift = (m1 - m0) / m0
     var = v1 / (n1 * m0**2) + v0 * m1**2 / (n0 * m0**4)
     if var <= 0:
