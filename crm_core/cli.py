@@ -318,15 +318,22 @@ def add_calendar_commands(subparsers: argparse._SubParsersAction) -> None:
 def cmd_campaign_freeze(args: argparse.Namespace) -> int:
     """``campaign freeze``: print the new campaign id."""
     from crm_core.audience.segments import read_rule_file
-    from crm_core.results.campaigns import freeze_campaign
+    from crm_core.results import campaigns
 
     rule = read_rule_file(args.rule)
     store = _store(args)
-    cid = freeze_campaign(
+    cid = campaigns.freeze_campaign(
         store, args.name, args.channel, args.sent_at, rule=rule, holdout_share=args.holdout,
         variants=[v for v in args.variants.split(",")], attribution_days=args.days, coupon_code=args.coupon or "",
     )
     sys.stdout.write(f"{cid}\n")
+    # What this test can detect (on stderr, so stdout stays the id).
+    ids = campaigns.recipients(store, cid)["customer_id"].tolist()
+    hint = campaigns.detectable_effect(store, ids, args.holdout, args.days)
+    sys.stderr.write("検出できる効果: " + hint["message"] + "\n")
+    held = campaigns.global_holdout_setting(store)
+    if held["share"] > 0:
+        sys.stderr.write(f"全体の比較グループ（{held['share']:.0%}）のお客様は配信対象から除いています。\n")
     return 0
 
 
