@@ -377,26 +377,28 @@ def add_campaign_commands(subparsers: argparse._SubParsersAction) -> None:
 # -- subscriptions ---------------------------------------------------------------------------------
 def cmd_subscription_retention(args: argparse.Namespace) -> int:
     """``subscription retention``: sBG parameters per start cohort and the projected survival."""
-    from crm_core import sbg
+    from crm_core.analytics import subscription
 
-    report = sbg.cohort_fits(_store(args), as_of=args.as_of, unit=args.unit, horizon=args.horizon, annual_discount=args.discount)
+    report = subscription.retention_projection(_store(args), as_of=args.as_of, unit=args.unit, horizon=args.horizon,
+                                               annual_discount=args.discount)
     if args.json:
         _print(report)
     else:
-        sys.stdout.write(sbg.report_text(report) + "\n")
+        sys.stdout.write(subscription.retention_text(report) + "\n")
     return 0
 
 
 def add_subscription_commands(subparsers: argparse._SubParsersAction) -> None:
     """Register ``subscription retention``."""
-    from crm_core import sbg
+    from crm_core.analytics.subscription import COHORT_UNITS
+    from crm_core.model import sbg
 
     sub = subparsers.add_parser("subscription", help="subscription (定期) analyses").add_subparsers(
         dest="subscription_command", required=True)
     p = _with_db(sub.add_parser("retention", help="fit the sBG model per start cohort and print the projected survival"))
     p.add_argument("--json", action="store_true")
     p.add_argument("--as-of", help="YYYY-MM-DD (default: last order date)")
-    p.add_argument("--unit", default="half", choices=list(sbg.COHORT_UNITS), help="start cohort unit (default half-year)")
+    p.add_argument("--unit", default="half", choices=list(COHORT_UNITS), help="start cohort unit (default half-year)")
     p.add_argument("--horizon", type=int, default=sbg.HORIZON, help="deliveries projected (default 24)")
     p.add_argument("--discount", type=float, default=sbg.ANNUAL_DISCOUNT, help="annual discount rate (default 0.10)")
     p.set_defaults(func=cmd_subscription_retention)

@@ -1,4 +1,4 @@
-"""sBG subscription retention: Fader & Hardie (2007) reproduced, censoring, DERL, cohorts from the store, command line."""
+"""sBG subscription retention (crm_core.model.sbg, crm_core.analytics.subscription): Fader & Hardie (2007) reproduced, censoring, DERL, cohorts from the store, command line."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import json
 import numpy as np
 import pytest
 
-from crm_core import sbg
 from crm_core.analytics import subscription
 from crm_core.db import Store
+from crm_core.model import sbg
 from tests.test_analytics import add_order
 from tests.test_cli import cli
 
@@ -104,9 +104,9 @@ def test_subscription_table_marks_censored():
 
 def test_cohort_fits_and_values_from_the_store():
     store = _store_with_subscriptions()
-    report = sbg.cohort_fits(store, as_of="2026-06-30", unit="half")
+    report = subscription.retention_projection(store, as_of="2026-06-30", unit="half")
     pooled = report["cohorts"][0]
-    assert pooled["cohort"] == sbg.ALL_COHORTS and pooled["fitted"]
+    assert pooled["cohort"] == subscription.ALL_COHORTS and pooled["fitted"]
     subs = subscription.subscription_table(store, "2026-06-30")
     direct = sbg.fit(subs["deliveries"], subs["active"], subs["first_seq"])
     assert pooled["alpha"] == pytest.approx(direct.alpha) and pooled["beta"] == pytest.approx(direct.beta)
@@ -119,7 +119,7 @@ def test_cohort_fits_and_values_from_the_store():
     # The projection follows the observed share reaching each delivery.
     obs = pooled["observed"]
     assert abs(pooled["survival"][1] - obs[1]) < 0.08
-    values = sbg.subscriber_values(store, as_of="2026-06-30")
+    values = subscription.subscriber_values(store, as_of="2026-06-30")
     assert len(values) == int(subs["active"].sum())
     assert (values["projected_value"] > 0).all()
     longer = values.sort_values("deliveries")
@@ -139,7 +139,7 @@ def test_cli_subscription_retention(tmp_path):
     out = cli("subscription", "retention", "--json", db=db)
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)
-    assert report["cohorts"][0]["cohort"] == sbg.ALL_COHORTS and report["cohorts"][0]["alpha"] > 0
+    assert report["cohorts"][0]["cohort"] == subscription.ALL_COHORTS and report["cohorts"][0]["alpha"] > 0
     text = cli("subscription", "retention", db=db)
     assert text.returncode == 0 and "alpha=" in text.stdout and "到達率" in text.stdout
 
@@ -147,7 +147,7 @@ def test_cli_subscription_retention(tmp_path):
 def test_projection_chart():
     from crm_core.analytics import charts
 
-    report = sbg.cohort_fits(_store_with_subscriptions(), as_of="2026-06-30")
+    report = subscription.retention_projection(_store_with_subscriptions(), as_of="2026-06-30")
     spec = charts.subscription_projection_chart(report["cohorts"][0]).to_dict()
     assert len(spec["layer"]) == 2 and "実績と予測" in str(spec)
     assert charts.subscription_projection_chart({"fitted": False}) is None

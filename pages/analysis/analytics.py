@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from crm_core import clock, sbg
+from crm_core import clock
 from crm_core.analytics import basket, charts, cohorts, cycles, repeat, subscription
 from crm_core.analytics import value as analytics
 from pages import ui
@@ -37,8 +37,8 @@ _FUNCS: dict[str, Callable[..., Any]] = {
     "ltv_curves": cohorts.ltv_curves,
     "continuation_by_delivery": subscription.continuation_by_delivery,
     "continuation_by_month": subscription.continuation_by_month,
-    "sbg_cohort_fits": sbg.cohort_fits,
-    "sbg_subscriber_values": sbg.subscriber_values,
+    "retention_projection": subscription.retention_projection,
+    "subscriber_values": subscription.subscriber_values,
     "repurchase_cycles": cycles.repurchase_cycles,
     "due_customers": cycles.due_customers,
     "bought_together": basket.bought_together,
@@ -423,9 +423,9 @@ def tab_subscription() -> None:
 def subscription_projection(grace: int) -> None:
     """The sBG projection: fitted parameters per start cohort, projected survival, value per subscriber."""
     st.subheader("これからの継続の予測（sBGモデル）")
-    unit = st.selectbox("開始時期のまとめ方（コホート）", list(sbg.COHORT_UNITS), index=list(sbg.COHORT_UNITS).index("half"),
-                        format_func=sbg.COHORT_UNITS.get, key="ana_sub_unit")
-    report = compute("sbg_cohort_fits", as_of=AS_OF, grace_days=grace, unit=unit)
+    unit = st.selectbox("開始時期のまとめ方（コホート）", list(subscription.COHORT_UNITS), index=list(subscription.COHORT_UNITS).index("half"),
+                        format_func=subscription.COHORT_UNITS.get, key="ana_sub_unit")
+    report = compute("retention_projection", as_of=AS_OF, grace_days=grace, unit=unit)
     cohorts_ = report["cohorts"] if report else []
     pooled = cohorts_[0] if cohorts_ else None
     if pooled is None or not pooled["fitted"]:
@@ -465,7 +465,7 @@ def subscription_projection(grace: int) -> None:
         f"（alpha÷(alpha+beta)）。最後のお届けから{grace}日以内の定期は「まだ続くかもしれない」ものとして扱います（打ち切り）。"
         "「今後のお届け」は2回目以降に届く回数の期待値で、先の回ほど割り引いています。件数が少ない開始時期は「全体」を参考にしてください。"
     )
-    values = compute("sbg_subscriber_values", as_of=AS_OF, grace_days=grace)
+    values = compute("subscriber_values", as_of=AS_OF, grace_days=grace)
     if values is not None and not values.empty:
         st.markdown("**継続中の定期ごとの予測**")
         table(
