@@ -301,7 +301,7 @@ def test_one_bulk_buyer_is_capped():
     assert lift["capped_customers"] >= 1 and lift["revenue_cap"] < 3_000_000
     assert lift["rpr_diff_uncapped"] > lift["rpr_diff"] + 500  # uncapped, one buyer adds ¥2,000 per recipient
     assert lift["revenue_verdict"] != R.VERDICT_YES
-    assert any("頭打ち" in n for n in rep["notes"])
+    assert f"¥{lift['revenue_cap']:,.0f}（99.9パーセンタイル）で頭打ち" in R.report_text(rep)
 
 
 def test_chance_to_win_is_withheld_for_small_samples():

@@ -71,10 +71,6 @@ PRE_DAYS = 90
 LAST_TOUCH_NOTE = "複数の施策が重なる場合は、購入直前に送った施策の成果とします（ラストタッチ）"
 CONVERSION_TEST = "購入率の差：2群の比率の差のz検定（p値）とNewcombe法の95%信頼区間"
 REVENUE_TEST = "1人あたり売上の差：Welchのt検定（p値と95%信頼区間）。1人あたり売上は上位0.1%の水準（99.9パーセンタイル）で頭打ちにしてから比べます"
-CHANCE_NOTE = ("勝つ確率：事前の思い込みを入れない（一様な事前分布の）ベイズ推定で、配信した方が本当に上回っている確率です"
-               "（GrowthBookと同じ考え方）。95%以上なら「ほぼ確実に上回っている」と読めます。")
-CUPED_NOTE = (f"分散削減（CUPED）：各お客様の送信前{PRE_DAYS}日間の購入額で、もともとよく買う人・買わない人の偶然の偏りを補正した区間です。"
-              "推定する差は同じで、区間が狭くなるほど判定が確かになります。")
 VERDICT_YES = "効果あり"
 VERDICT_NEGATIVE = "逆効果の可能性あり"
 VERDICT_NONE = "効果は確認できません（差が誤差の範囲です）"
@@ -417,9 +413,6 @@ def campaign_report(store: Store, campaign_id: int) -> dict[str, Any]:
     notes = [LAST_TOUCH_NOTE]
     if srm and srm["broken"]:
         notes.append(srm["message"])
-    if lift and lift["capped_customers"]:
-        notes.append(f"1人あたり売上は上位{100 - E.CAP_PERCENTILE:.1f}%の水準（¥{lift['revenue_cap']:,.0f}）で頭打ちにして比べています"
-                     f"（{lift['capped_customers']}人が該当）。一人の大口購入で結果が左右されないようにするためです。")
     if not len(control):
         notes.append("送らないグループ（比較用）がないため、効果（上乗せ分）は計算できません。")
     if not with_results:

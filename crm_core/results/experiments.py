@@ -206,10 +206,7 @@ def detectable_effect(n: int, holdout_share: float, base_conversion: float, reve
     none_works = out["share_for_lift"] is None
     out["too_small"] = none_works or n0 < min_group or expected_buyers < min_buyers
     pct = lift * 100
-    if none_works:
-        msg = (f"対象が{n:,}人（いつもの購入率 {_pct(p)}）では、送らないグループを何%にしても、{pct:.0f}%の上乗せを見分けられません。"
-               "効果を測るには対象を広げるか、いくつかの配信をまとめて比べてください（全体の比較グループ）。")
-    elif holdout_share <= 0:
+    if holdout_share <= 0:
         msg = "送らないグループが0%なので、効果（上乗せ）は測れません。"
     else:
         if math.isnan(out["mde_conversion"]):
@@ -220,12 +217,16 @@ def detectable_effect(n: int, holdout_share: float, base_conversion: float, reve
                     + (f"、1人あたり売上で ¥{out['mde_revenue']:,.0f}（{out['mde_revenue_relative']:.0%}増）"
                        if not math.isnan(out["mde_revenue"]) and revenue_mean else "")
                     + "です（8割の確率で「効果あり」と判定できる差）")
+        msg = f"この設定（対象 {n:,}人、送らないグループ {holdout_share:.0%}＝{n0:,}人）では、{conv}。"
+    if none_works:
+        msg += (f"対象が{n:,}人（いつもの購入率 {_pct(p)}）では、送らないグループを何%にしても、購入率{pct:.0f}%増を見分けられません。"
+                "効果を測るには対象を広げるか、いくつかの配信をまとめて比べてください（全体の比較グループ）。")
+    elif holdout_share > 0:
         need = math.ceil(out["share_for_lift"] * 100)
-        msg = (f"この設定（対象 {n:,}人、送らないグループ {holdout_share:.0%}＝{n0:,}人）では、{conv}。"
-               + (f"購入率{pct:.0f}%増を見分けるには、送らないグループを{need}%以上にしてください。"
-                  if holdout_share * 100 < need else f"購入率{pct:.0f}%増は見分けられる設定です（{need}%以上で十分）。"))
-        if n0 < min_group:
-            msg += f" 送らないグループが{min_group}人未満のため、結果は「判断できません」になります。"
+        msg += (f"購入率{pct:.0f}%増を見分けるには、送らないグループを{need}%以上にしてください。"
+                if holdout_share * 100 < need else f"購入率{pct:.0f}%増は見分けられる設定です（{need}%以上で十分）。")
+    if holdout_share > 0 and n0 < min_group:
+        msg += f" 送らないグループが{min_group}人未満のため、結果は「判断できません」になります。"
     out["message"] = msg
     return out
 
