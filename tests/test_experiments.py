@@ -199,3 +199,8 @@ def test_intervals_cover_the_true_lift_95_percent():
         hits["cuped"] += c["low"] <= true_rev <= c["high"]
     for name, count in hits.items():
         assert abs(count / sims - 0.95) <= 0.02, (name, count / sims)
+
+
+def test_chance_text_never_says_certain():
+    assert E.chance_text(0.99996) == "99.9%超" and E.chance_text(0.00001) == "0.1%未満"
+    assert E.chance_text(0.62) == "62%" and E.chance_text(0.995) == "99.5%" and E.chance_text(None) == "—"

@@ -151,3 +151,13 @@ def test_projection_chart():
     spec = charts.subscription_projection_chart(report["cohorts"][0]).to_dict()
     assert len(spec["layer"]) == 2 and "実績と予測" in str(spec)
     assert charts.subscription_projection_chart({"fitted": False}) is None
+
+
+def test_homogeneous_churn_ends_at_the_geometric_limit():
+    # Every subscription stops with the same 30% chance after each delivery: no heterogeneity.
+    rng = np.random.default_rng(11)
+    k = rng.geometric(0.3, 5000)
+    f = sbg.fit(k, np.zeros(len(k), dtype=bool))
+    assert f.mean_churn == pytest.approx(0.3, abs=0.01)
+    assert f.alpha + f.beta > 1000  # the geometric limit, not a drift to overflow
+    assert sbg.survival(f.alpha, f.beta, 5) == pytest.approx(0.7**5, rel=0.05)

@@ -358,6 +358,8 @@ def _cohort_row(label: str, part: pd.DataFrame, horizon: int, annual: float, poo
     )
     if small:
         row["note"] = "定期の件数が少ないため、予測の幅は大きめです。"
+    elif f.alpha + f.beta > math.exp(sbg.LOG_KAPPA_BOUND - 0.5):
+        row["note"] = "定期ごとのやめやすさに差が見られず、毎回同じ確率でやめる形（幾何分布）になりました。"
     return row
 
 

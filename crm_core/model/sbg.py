@@ -19,7 +19,9 @@ Fit (maximum likelihood, per start cohort)
     contributes ``log S(k − 1)`` (it reached ``k``).  A subscription whose
     first delivery in the data has number ``e > 1`` started before the data
     (left-truncated) and is conditioned on reaching ``e``: ``− log S(e − 1)``.
-    ``log alpha`` and ``log beta`` are found with L-BFGS-B (SciPy).
+    The mean churn ``alpha / (alpha + beta)`` (logit) and ``1 / (alpha + beta)`` (log, bounded) are found
+    with Nelder–Mead (SciPy) from three starting points; identical subscriptions are grouped with
+    weights first.  Without heterogeneity the fit ends at the bound: a geometric model.
 
 Projection
     Survival: the share of a cohort's subscriptions that reach delivery ``n``
@@ -61,6 +63,8 @@ ANNUAL_DISCOUNT = 0.10
 """Default annual discount rate of expected remaining deliveries."""
 HORIZON = 24
 """Deliveries of the projected survival curve."""
+LOG_KAPPA_BOUND = 10.0
+"""The fit keeps alpha + beta below e**10 (beyond, the model is a plain geometric one)."""
 
 
 # -- the model --------------------------------------------------------------------------------------
@@ -142,17 +146,35 @@ def fit(deliveries: np.ndarray, active: np.ndarray, entry: np.ndarray | None = N
     if ended == 0:
         raise InputError("解約した定期がまだないため、継続の予測ができません。", "nothing ended")
 
+    # Identical subscriptions (same deliveries, status and entry) enter the likelihood once, weighted.
+    e = np.ones_like(k) if entry is None else np.asarray(entry, dtype=float)
+    keys, inverse = np.unique(np.column_stack([k, act, e]), axis=0, return_inverse=True)
+    counts = np.bincount(inverse.ravel(), weights=w)
+    uk, uact, ue = keys[:, 0], keys[:, 1].astype(bool), keys[:, 2]
+
+    # Searched as (logit of the mean churn alpha / (alpha + beta), log of 1 / (alpha + beta)): well scaled, and
+    # subscriptions that all churn alike (no heterogeneity, alpha and beta without bound) end at the lower
+    # bound of the second coordinate -- a geometric model with the same mean churn -- instead of drifting away.
+    def params(x: np.ndarray) -> tuple[float, float]:
+        mean, size = 1 / (1 + math.exp(-x[0])), math.exp(-x[1])
+        return mean * size, (1 - mean) * size
+
     def nll(x: np.ndarray) -> float:
-        return -log_likelihood(math.exp(x[0]), math.exp(x[1]), k, act, entry, w)
+        if not -LOG_KAPPA_BOUND <= x[1] <= 5 or abs(x[0]) > 30:
+            return math.inf
+        return -log_likelihood(*params(x), uk, uact, ue, counts)
 
     best = None
-    for start in ((0.0, 0.0), (-1.0, 1.0), (1.0, 2.0)):
-        res = optimize.minimize(nll, np.array(start), method="L-BFGS-B", bounds=[(-10, 10), (-10, 12)])
+    for start in ((-1.0, 0.0), (-2.0, -2.0), (0.0, 2.0)):
+        res = optimize.minimize(nll, np.array(start), method="Nelder-Mead",
+                                options={"xatol": 1e-8, "fatol": 1e-11, "maxiter": 2000})
         if best is None or res.fun < best.fun:
             best = res
     assert best is not None
-    return Fit(alpha=float(math.exp(best.x[0])), beta=float(math.exp(best.x[1])), log_likelihood=float(-best.fun),
+    alpha, beta = params(best.x)
+    return Fit(alpha=float(alpha), beta=float(beta), log_likelihood=float(-best.fun),
                subscriptions=int(w.sum()), ended=ended, converged=bool(best.success))
+
 
 
 def fit_survivors(survivors: list[float]) -> Fit:

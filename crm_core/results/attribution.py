@@ -623,9 +623,9 @@ def report_text(report: dict[str, Any]) -> str:
         lines.append(
             f"  効果: {lift['verdict']} — 購入率の差 {lift['conversion_diff']:+.2%} "
             f"(95%信頼区間 {lift['conversion_low']:+.2%}〜{lift['conversion_high']:+.2%}, p={lift['conversion_p']:.3f}"
-            + (f", 勝つ確率 {lift['chance_to_win']:.0%}" if lift.get("chance_to_win") is not None else "") + "); "
+            + (f", 勝つ確率 {E.chance_text(lift['chance_to_win'])}" if lift.get("chance_to_win") is not None else "") + "); "
             f"上乗せ売上 ¥{lift['incremental_revenue']:,.0f} (¥{lift['incremental_revenue_low']:,.0f}〜¥{lift['incremental_revenue_high']:,.0f}, p={lift['rpr_p']:.3f}"
-            + (f", 勝つ確率 {lift['chance_to_win_revenue']:.0%}" if lift.get("chance_to_win_revenue") is not None else "") + ")"
+            + (f", 勝つ確率 {E.chance_text(lift['chance_to_win_revenue'])}" if lift.get("chance_to_win_revenue") is not None else "") + ")"
         )
         if not math.isnan(lift.get("revenue_cap", math.nan)):
             lines.append(f"  売上は1人あたり¥{lift['revenue_cap']:,.0f}（{lift['revenue_cap_percentile']:g}パーセンタイル）で頭打ちにして比較"
@@ -637,7 +637,7 @@ def report_text(report: dict[str, Any]) -> str:
     if report["ab"]:
         ab = report["ab"]
         lines.append("  A/B: " + ab["message"]
-                     + (f" パターン{ab['leader']}が勝つ確率 {ab['prob_leader_better']:.0%}" if ab["prob_leader_better"] is not None else ""))
+                     + (f" パターン{ab['leader']}が勝つ確率 {E.chance_text(ab['prob_leader_better'])}" if ab["prob_leader_better"] is not None else ""))
     for v in report.get("variant_lifts", []):
         lines.append(
             f"  パターン{v['variant']}の効果: {v['verdict']} — 購入率の差 {v['conversion_diff']:+.2%} "

@@ -213,22 +213,40 @@ def detectable_effect(n: int, holdout_share: float, base_conversion: float, reve
             conv = "購入率がどれだけ上がっても見分けられません"
         else:
             conv = (f"見分けられる最小の差は、購入率で {out['mde_conversion'] * 100:.1f}ポイント"
-                    f"（いつもの購入率 {_pct(p)} の{out['mde_conversion_relative']:.0%}増）"
-                    + (f"、1人あたり売上で ¥{out['mde_revenue']:,.0f}（{out['mde_revenue_relative']:.0%}増）"
+                    f"（いつもの {_pct(p)} → {_pct(p + out['mde_conversion'])}、{_rise(out['mde_conversion_relative'])}）"
+                    + (f"、1人あたり売上で ¥{out['mde_revenue']:,.0f}（{_rise(out['mde_revenue_relative'])}）"
                        if not math.isnan(out["mde_revenue"]) and revenue_mean else "")
                     + "です（8割の確率で「効果あり」と判定できる差）")
         msg = f"この設定（対象 {n:,}人、送らないグループ {holdout_share:.0%}＝{n0:,}人）では、{conv}。"
     if none_works:
-        msg += (f"対象が{n:,}人（いつもの購入率 {_pct(p)}）では、送らないグループを何%にしても、購入率{pct:.0f}%増を見分けられません。"
+        msg += (f"この人数といつもの購入率（{_pct(p)}）では、送らないグループを何%にしても、購入率{pct:.0f}%増は見分けられません。"
                 "効果を測るには対象を広げるか、いくつかの配信をまとめて比べてください（全体の比較グループ）。")
     elif holdout_share > 0:
         need = math.ceil(out["share_for_lift"] * 100)
         msg += (f"購入率{pct:.0f}%増を見分けるには、送らないグループを{need}%以上にしてください。"
                 if holdout_share * 100 < need else f"購入率{pct:.0f}%増は見分けられる設定です（{need}%以上で十分）。")
     if holdout_share > 0 and n0 < min_group:
-        msg += f" 送らないグループが{min_group}人未満のため、結果は「判断できません」になります。"
+        msg += f"送らないグループが{min_group}人未満のため、結果は「判断できません」になります。"
     out["message"] = msg
     return out
+
+
+def chance_text(p: float | None) -> str:
+    """A chance to win for people: "99.9%超" / "0.1%未満" at the extremes (never a flat 100%), "—" when withheld."""
+    if p is None or math.isnan(p):
+        return "—"
+    if p > 0.999:
+        return "99.9%超"
+    if p < 0.001:
+        return "0.1%未満"
+    return f"{p:.0%}" if 0.01 <= p <= 0.99 else f"{p:.1%}"
+
+
+def _rise(relative: float) -> str:
+    """A relative rise in words: "35%増" or, from double on, "約2.4倍"."""
+    if relative is None or math.isnan(relative):
+        return "—"
+    return f"{relative:.0%}増" if relative < 1 else f"約{1 + relative:.1f}倍"
 
 
 def _pct(p: float) -> str:

@@ -18,6 +18,7 @@ from crm_core.audience import segments as S
 from crm_core.results import attribution as R
 from crm_core.results import campaigns as C
 from crm_core.results import charts as RC
+from crm_core.results import experiments as E
 from pages import ui
 
 st.title("📈 施策の効果")
@@ -103,7 +104,7 @@ if not summaries.empty:
     srm = report.get("srm")
     if srm and srm["broken"]:
         st.error("**比率のずれ（サンプル比率の不一致）** — " + srm["message"], icon="🚨")
-    chance = "" if lift is None or lift.get("chance_to_win") is None else f"配信した方が上回っている確率（勝つ確率）は{lift['chance_to_win']:.0%}です。"
+    chance = "" if lift is None or lift.get("chance_to_win") is None else f"配信した方が上回っている確率（勝つ確率）は{E.chance_text(lift['chance_to_win'])}です。"
     if lift is None:
         st.info(R.VERDICT_NO_HOLDOUT + "。送らないグループがないため、施策がなくても買っていた人との区別がつきません。", icon="ℹ️")
     elif lift["verdict"] == R.VERDICT_YES:
@@ -158,11 +159,11 @@ if not summaries.empty:
         rows = [
             {"指標": "購入率の差", "差": _num(lift["conversion_diff"] * 100, "{:+.2f}pt"),
              "95%信頼区間": f"{lift['conversion_low'] * 100:+.2f}〜{lift['conversion_high'] * 100:+.2f}pt",
-             "勝つ確率": _num(lift.get("chance_to_win"), "{:.0%}"),
+             "勝つ確率": E.chance_text(lift.get("chance_to_win")),
              "p値": _num(lift["conversion_p"], "{:.4f}"), "判定": lift["verdict"]},
             {"指標": "1人あたり売上の差", "差": _num(lift["rpr_diff"], "{:+,.1f}円"),
              "95%信頼区間": f"{_num(lift['rpr_low'], '{:+,.1f}')}〜{_num(lift['rpr_high'], '{:+,.1f}')}円",
-             "勝つ確率": _num(lift.get("chance_to_win_revenue"), "{:.0%}"),
+             "勝つ確率": E.chance_text(lift.get("chance_to_win_revenue")),
              "p値": _num(lift["rpr_p"], "{:.4f}"), "判定": lift["revenue_verdict"]},
         ]
         if show_cuped:
@@ -230,7 +231,7 @@ if not summaries.empty:
             st.altair_chart(chart, width="stretch")
         if ab:
             (st.warning if ab["too_small"] else st.success if ab["winner"] else st.info)(
-                ab["message"] + ("" if ab["too_small"] else f" パターン{ab['leader']}が本当に良い確率：{ab['prob_leader_better']:.0%}"))
+                ab["message"] + ("" if ab["too_small"] else f" パターン{ab['leader']}が本当に良い確率（勝つ確率）：{E.chance_text(ab['prob_leader_better'])}"))
             st.caption(ab["test"])
         else:
             st.caption("この施策はA/Bテストではありません（パターンは1つ）。")
