@@ -205,7 +205,7 @@ def test_audience_base_rates_hand_computed():
 def test_cli_freeze_prints_what_the_test_can_detect(tmp_path, capsys):
     import argparse
 
-    from tests.test_segments import fill_store
+    from tests.segment_shop import fill_store
 
     store_path = tmp_path / "crm.duckdb"
     store = Store(store_path)

@@ -184,6 +184,7 @@ def _small_shop_campaigns(sims: int, seed: int):
         yield hold, buy, y, pre, true_conv, true_rev
 
 
+@pytest.mark.slow  # 2-9 s depending on the machine's load
 def test_intervals_cover_the_true_lift_95_percent():
     sims = 3000
     hits = {"newcombe": 0, "welch": 0, "cuped": 0}

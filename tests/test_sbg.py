@@ -11,7 +11,7 @@ import pytest
 from crm_core.analytics import subscription
 from crm_core.db import Store
 from crm_core.model import sbg
-from tests.test_analytics import add_order
+from tests.analytics_shop import add_order
 from tests.test_cli import cli
 
 # Fader & Hardie (2007), "How to project customer retention", Journal of Interactive Marketing 21(1), Table 1:
@@ -126,6 +126,7 @@ def test_cohort_fits_and_values_from_the_store():
     assert longer["p_next"].is_monotonic_increasing  # survivors are the loyal ones
 
 
+@pytest.mark.slow  # two command-line subprocesses
 def test_cli_subscription_retention(tmp_path):
     db = tmp_path / "crm.duckdb"
     store = Store(db)

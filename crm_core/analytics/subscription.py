@@ -23,6 +23,7 @@ from typing import Any
 
 import pandas as pd
 
+from crm_core import clock
 from crm_core.analytics.value import PURCHASES_CTE, add_months, as_of_date, latest_order_date, period_params, query_df
 from crm_core.db import Store
 from crm_core.errors import InputError
@@ -301,7 +302,7 @@ def retention_projection(store: Store, as_of: dt.date | str | None = None, grace
     if unit not in COHORT_UNITS:
         raise InputError("コホートの単位は 月・四半期・半年・年 から選んでください。", f"bad unit {unit!r}")
     if as_of is None:
-        as_of = latest_order_date(store) or dt.date.today()
+        as_of = latest_order_date(store) or clock.today()
     grace = GRACE_DAYS if grace_days is None else int(grace_days)
     subs = subscription_table(store, as_of, grace)
     out: dict[str, Any] = {"as_of": str(as_of_date(as_of)), "unit": unit, "grace_days": grace,
@@ -379,7 +380,7 @@ def subscriber_values(store: Store, as_of: dt.date | str | None = None, grace_da
         be fitted.
     """
     if as_of is None:
-        as_of = latest_order_date(store) or dt.date.today()
+        as_of = latest_order_date(store) or clock.today()
     grace = GRACE_DAYS if grace_days is None else int(grace_days)
     subs = subscription_table(store, as_of, grace)
     columns = ["source", "subscription_id", "customer_id", "deliveries", "avg_amount", "p_next", "expected_remaining", "projected_value"]

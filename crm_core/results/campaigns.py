@@ -142,7 +142,7 @@ def set_global_holdout(store: Store, share: float, today: dt.date | None = None)
     current = global_holdout_setting(store)
     if share == current["share"]:
         return current
-    value = {"share": share, "since": (today or dt.date.today()).isoformat() if share > 0 else None}
+    value = {"share": share, "since": (today or clock.today()).isoformat() if share > 0 else None}
     store.set_setting(GLOBAL_HOLDOUT_KEY, value)
     return value
 
