@@ -319,15 +319,22 @@ def add_calendar_commands(subparsers: argparse._SubParsersAction) -> None:
 def cmd_campaign_freeze(args: argparse.Namespace) -> int:
     """``campaign freeze``: print the new campaign id."""
     from crm_core.audience.segments import read_rule_file
-    from crm_core.results.campaigns import freeze_campaign
+    from crm_core.results import campaigns
 
     rule = read_rule_file(args.rule)
     store = _store(args)
-    cid = freeze_campaign(
+    cid = campaigns.freeze_campaign(
         store, args.name, args.channel, args.sent_at, rule=rule, holdout_share=args.holdout,
         variants=[v for v in args.variants.split(",")], attribution_days=args.days, coupon_code=args.coupon or "",
     )
     sys.stdout.write(f"{cid}\n")
+    # What this test can detect (on stderr, so stdout stays the id).
+    ids = campaigns.recipients(store, cid)["customer_id"].tolist()
+    hint = campaigns.detectable_effect(store, ids, args.holdout, args.days)
+    sys.stderr.write("検出できる効果: " + hint["message"] + "\n")
+    held = campaigns.global_holdout_setting(store)
+    if held["share"] > 0:
+        sys.stderr.write(f"全体の比較グループ（{held['share']:.0%}）のお客様は配信対象から除いています。\n")
     return 0
 
 
@@ -368,6 +375,36 @@ def add_campaign_commands(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_results)
 
 
+# -- subscriptions ---------------------------------------------------------------------------------
+def cmd_subscription_retention(args: argparse.Namespace) -> int:
+    """``subscription retention``: sBG parameters per start cohort and the projected survival."""
+    from crm_core.analytics import subscription
+
+    report = subscription.retention_projection(_store(args), as_of=args.as_of, unit=args.unit, horizon=args.horizon,
+                                               annual_discount=args.discount)
+    if args.json:
+        _print(report)
+    else:
+        sys.stdout.write(subscription.retention_text(report) + "\n")
+    return 0
+
+
+def add_subscription_commands(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``subscription retention``."""
+    from crm_core.analytics.subscription import COHORT_UNITS
+    from crm_core.model import sbg
+
+    sub = subparsers.add_parser("subscription", help="subscription (定期) analyses").add_subparsers(
+        dest="subscription_command", required=True)
+    p = _with_db(sub.add_parser("retention", help="fit the sBG model per start cohort and print the projected survival"))
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--as-of", help="YYYY-MM-DD (default: last order date)")
+    p.add_argument("--unit", default="half", choices=list(COHORT_UNITS), help="start cohort unit (default half-year)")
+    p.add_argument("--horizon", type=int, default=sbg.HORIZON, help="deliveries projected (default 24)")
+    p.add_argument("--discount", type=float, default=sbg.ANNUAL_DISCOUNT, help="annual discount rate (default 0.10)")
+    p.set_defaults(func=cmd_subscription_retention)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m crm_core", description="CRM marketing console — command line")
     parser.add_argument("--db", help=DB_HELP)
@@ -403,6 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_message_commands(sub)
     add_calendar_commands(sub)
     add_campaign_commands(sub)
+    add_subscription_commands(sub)
     return parser
 
 

@@ -181,3 +181,44 @@ def test_hostile_strings_are_data(text):
 
     assert R.campaign_report(store, new)["groups"][0]["recipients"] == 2
     assert store.table_count("orders") == before and store.scalar("SELECT count(*) FROM campaigns") == 2
+
+
+def test_audience_base_rates_hand_computed():
+    import numpy as np
+
+    store = Store(":memory:")
+    end = dt.datetime(2026, 3, 31, 18, 0)
+    orders = [("o1", "A", end - dt.timedelta(days=1), 1000), ("o2", "A", end - dt.timedelta(days=10), 500),
+              ("o3", "B", end - dt.timedelta(days=2), 2000), ("o4", "B", end - dt.timedelta(days=3), 1000),
+              ("o5", "C", end - dt.timedelta(days=20), 7000),  # before the two weeks looked at
+              ("o6", "X", end, 300)]  # not in the audience; the latest order sets the end
+    for oid, cid, at, total in orders:
+        store.execute("INSERT INTO orders (order_id, source, customer_id, ordered_at, cancelled, total_amount) "
+                      "VALUES (?, 'shopify', ?, ?, FALSE, ?)", [oid, cid, at, total])
+    base = C.audience_base_rates(store, ["A", "B", "C"], days=7, lookback_days=14)
+    pairs = [1000, 500, 3000, 0, 0, 0]  # (customer, week): A 1000 / 500, B 3000 / 0, C 0 / 0
+    assert base["windows"] == 2 and base["customers"] == 3
+    assert base["conversion"] == pytest.approx(3 / 6)
+    assert base["mean"] == pytest.approx(np.mean(pairs)) and base["sd"] == pytest.approx(np.std(pairs, ddof=1))
+
+
+def test_cli_freeze_prints_what_the_test_can_detect(tmp_path, capsys):
+    import argparse
+
+    from tests.segment_shop import fill_store
+
+    store_path = tmp_path / "crm.duckdb"
+    store = Store(store_path)
+    fill_store(store)
+    C.set_global_holdout(store, 0.05)
+    store.close()
+    rule = tmp_path / "rule.json"
+    rule.write_text(json.dumps({"all": []}), encoding="utf-8")
+    parser = argparse.ArgumentParser()
+    cli.add_campaign_commands(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["campaign", "freeze", "--name", "CLI", "--rule", str(rule), "--channel", "email",
+                              "--sent-at", "2026-03-01 12:00", "--holdout", "0.1", "--db", str(store_path)])
+    assert args.func(args) == 0
+    captured = capsys.readouterr()
+    assert int(captured.out.strip()) == 1
+    assert "検出できる効果" in captured.err and "全体の比較グループ（5%）" in captured.err

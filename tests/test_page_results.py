@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 from pathlib import Path
 
@@ -133,3 +134,90 @@ def test_campaign_without_holdout_and_delete(tmp_path, monkeypatch):
     at.button(key="res_delete").click().run()
     assert not at.exception, at.exception
     assert "まだ施策の記録がありません" in texts(at)
+
+
+def test_chance_to_win_cap_and_cuped_toggle(sample_db, tmp_path, monkeypatch):
+    _use(sample_db, tmp_path, monkeypatch)
+    at = open_page()
+    box = at.selectbox(key="res_campaign")
+    box.select_index(next(i for i, o in enumerate(box.options) if "休眠" in o)).run()
+    assert not at.exception, at.exception
+    body = texts(at)
+    assert "勝つ確率" in body and "パーセンタイル" in body and "頭打ち" in body
+    columns = [list(d.value.columns) for d in at.dataframe]
+    assert ["指標", "差", "95%信頼区間", "勝つ確率", "p値", "判定"] in columns
+    at.toggle(key="res_cuped").set_value(True).run()
+    assert not at.exception, at.exception
+    table = next(d.value for d in at.dataframe if "95%信頼区間（CUPED）" in d.value.columns)
+    assert table.loc[1, "95%信頼区間（CUPED）"].endswith("円") and "分散削減（CUPED）" in texts(at)
+    for frame in at.dataframe:
+        assert not frame.value.isna().any().any()
+
+
+def test_broken_split_shows_an_error(sample_db, tmp_path, monkeypatch):
+    path = _use(sample_db, tmp_path, monkeypatch)
+    store = Store(path)
+    cid = store.scalar("SELECT campaign_id FROM campaigns WHERE name LIKE '%休眠%'")
+    # Most of the holdout removed after the split: the groups no longer match the planned shares.
+    store.execute("DELETE FROM campaign_recipients WHERE campaign_id = ? AND holdout AND customer_id NOT IN "
+                  "(SELECT customer_id FROM campaign_recipients WHERE campaign_id = ? AND holdout ORDER BY customer_id LIMIT 5)",
+                  [cid, cid])
+    store.close()
+    at = open_page()
+    box = at.selectbox(key="res_campaign")
+    box.select_index(next(i for i, o in enumerate(box.options) if "休眠" in o)).run()
+    assert not at.exception, at.exception
+    assert any("比率" in e.value and "信頼できません" in e.value for e in at.error)
+
+
+def test_detectable_effect_hint_follows_the_holdout_share(sample_db, tmp_path, monkeypatch):
+    _use(sample_db, tmp_path, monkeypatch)
+    at = open_page()
+    at.selectbox(key="res_new_source").select("all")
+    at.selectbox(key="res_new_channel").select("email").run()
+    body = texts(at)
+    assert "この設定で見分けられる効果" in body and "対象のお客様の直近1年" in body
+
+    def hint() -> str:
+        return next(m.value for m in [*at.info, *at.warning] if "見分け" in m.value)
+
+    first = hint()
+    assert "送らないグループ 10%" in first
+    at.slider(key="res_new_holdout").set_value(50).run()
+    assert not at.exception, at.exception
+    second = hint()
+    assert "送らないグループ 50%" in second and first != second
+
+
+def test_too_small_audience_is_told_plainly(tmp_path, monkeypatch):
+    path = tmp_path / "crm.duckdb"
+    store = Store(path)
+    fill_store(store)
+    store.close()
+    monkeypatch.setenv("CRM_DB", str(path))
+    monkeypatch.setenv("CRM_NO_SAMPLE", "1")
+    at = open_page()
+    at.selectbox(key="res_new_source").select("all").run()
+    assert any("何%にしても" in w.value for w in at.warning)
+
+
+def test_global_holdout_setting_and_programme_view(sample_db, tmp_path, monkeypatch):
+    path = _use(sample_db, tmp_path, monkeypatch)
+    at = open_page()
+    assert "全体の比較グループは現在オフです" in texts(at)
+    at.slider(key="res_global_share").set_value(5)
+    at.button(key="res_global_save").click().run()
+    assert not at.exception, at.exception
+    store = Store(path)
+    assert C.global_holdout_setting(store)["share"] == 0.05
+    # Started months ago: the page shows the programme's lift month by month.
+    C.set_global_holdout(store, 0.1, today=dt.date(2026, 5, 1))
+    store.close()
+    at = open_page()
+    assert not at.exception, at.exception
+    labels = [m.label for m in at.metric]
+    assert "上乗せ売上（比較開始から）" in labels
+    body = texts(at)
+    assert "全体の比較グループ 10%（2026-05-01から比較）" in body and "縦線全体が0より上" in body
+    table = next(d.value for d in at.dataframe if "差（95%信頼区間）" in d.value.columns)
+    assert table["月"].iloc[0] == "2026年5月"

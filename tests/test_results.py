@@ -151,7 +151,10 @@ def test_known_effect_is_found_and_matches_independent_computation():
     lift = rep["lift"]
     assert lift["conversion_diff"] == pytest.approx(b1 / n1 - b0 / n0)
     assert lift["conversion_p"] == pytest.approx(stats.chi2_contingency([[b1, n1 - b1], [b0, n0 - b0]], correction=False).pvalue)
-    ref = stats.ttest_ind(t["revenue"], h["revenue"], equal_var=False)
+    # Revenue per customer is capped at the 99.9th percentile of all recipients before the comparison.
+    cap = stats.scoreatpercentile(rec["revenue"], 99.9)
+    ref = stats.ttest_ind(np.minimum(t["revenue"], cap), np.minimum(h["revenue"], cap), equal_var=False)
+    assert lift["revenue_cap"] == pytest.approx(cap)
     assert lift["rpr_p"] == pytest.approx(ref.pvalue) and lift["rpr_low"] == pytest.approx(ref.confidence_interval().low)
     assert lift["incremental_buyers"] == pytest.approx((b1 / n1 - b0 / n0) * n1)
     # The true difference (0.05) lies in the interval, which excludes zero.
@@ -192,6 +195,7 @@ def test_ab_winner_and_too_small_warning():
     assert names == ["A", "B"]
     small = R.ab_test(R.recipient_table(store, cid).head(30).assign(holdout=False), ["A", "B"])
     assert small["too_small"] and small["winner"] is None and "判断できません" in small["message"]
+    assert small["prob_leader_better"] is None  # no chance to win on a sample this small
 
 
 def test_summaries_series_and_tables(overlap_store):
@@ -246,3 +250,61 @@ def test_no_variant_lifts_without_a_holdout_or_with_one_variant():
     cid = C.freeze_campaign(store, "AB", "email", T(2026, 6, 1, 12), customer_ids=[f"C{i}" for i in range(50)],
                             holdout_share=0.0, variants=["A", "B"], campaign_id=1)
     assert R.campaign_report(store, cid)["variant_lifts"] == []
+
+
+# -- experiment checks in the report -----------------------------------------------------------------
+def test_report_has_sample_ratio_chance_to_win_and_cuped():
+    from crm_core.results import experiments as E
+
+    store, cid = _synthetic(6000, 0.10, 0.05, seed=11)
+    # Pre-period orders for a third of the recipients: the covariate of CUPED.
+    rec = C.recipients(store, cid)
+    loyal = rec["customer_id"].iloc[::3]
+    for i, c in enumerate(loyal):
+        _order(store, f"P{i}", c, T(2026, 2, 15, 10) + dt.timedelta(days=i % 60), 1000 + 10 * (i % 50))  # all before the send
+    rep = R.campaign_report(store, cid)
+    srm = rep["srm"]
+    table = R.recipient_table(store, cid)
+    counts = [int(table["holdout"].sum()), int((~table["holdout"]).sum())]
+    assert srm["observed"] == counts
+    assert srm["p"] == pytest.approx(stats.chisquare(counts, [3000, 3000]).pvalue) and not srm["broken"]
+    lift = rep["lift"]
+    t, h = table[~table["holdout"]], table[table["holdout"]]
+    b1, b0 = int((t["orders"] > 0).sum()), int((h["orders"] > 0).sum())
+    assert lift["chance_to_win"] == pytest.approx(E.chance_to_win(len(t), b1, b1, len(h), b0, b0)["chance"])
+    assert lift["chance_to_win"] > 0.999
+    cu = lift["cuped"]
+    assert cu["pre_days"] == R.PRE_DAYS and cu["rpr_low"] <= cu["rpr_diff"] <= cu["rpr_high"]
+    pre = R.pre_period_revenue(store, cid).set_index("customer_id")["pre_revenue"]
+    assert pre.loc[loyal.iloc[0]] == 1000 and pre.sum() == pytest.approx(sum(1000 + 10 * (i % 50) for i in range(len(loyal))))
+    text = R.report_text(rep)
+    assert "勝つ確率" in text and "CUPED" in text and "頭打ち" in text
+
+
+def test_broken_split_is_flagged():
+    store, cid = _synthetic(4000, 0.06, 0.05, seed=2)
+    # Holdout customers lost after assignment (e.g. deleted by hand): the split no longer matches 50/50.
+    store.execute("DELETE FROM campaign_recipients WHERE campaign_id = ? AND holdout AND customer_id < 'C01500'", [cid])
+    rep = R.campaign_report(store, cid)
+    assert rep["srm"]["broken"] and rep["srm"]["p"] < 0.001
+    assert any("信頼できません" in n for n in rep["notes"])
+    assert "⚠" in R.report_text(rep)
+
+
+def test_one_bulk_buyer_is_capped():
+    store, cid = _synthetic(3000, 0.06, 0.06, seed=9)
+    rec = C.recipients(store, cid)
+    whale = rec.loc[~rec["holdout"], "customer_id"].iloc[0]
+    _order(store, "WHALE", whale, T(2026, 5, 2, 10), 3_000_000)
+    rep = R.campaign_report(store, cid)
+    lift = rep["lift"]
+    assert lift["capped_customers"] >= 1 and lift["revenue_cap"] < 3_000_000
+    assert lift["rpr_diff_uncapped"] > lift["rpr_diff"] + 500  # uncapped, one buyer adds ¥2,000 per recipient
+    assert lift["revenue_verdict"] != R.VERDICT_YES
+    assert f"¥{lift['revenue_cap']:,.0f}（99.9パーセンタイル）で頭打ち" in R.report_text(rep)
+
+
+def test_chance_to_win_is_withheld_for_small_samples():
+    store, cid = _synthetic(40, 0.9, 0.0, seed=1)
+    lift = R.campaign_report(store, cid)["lift"]
+    assert lift["too_small"] and lift["chance_to_win"] is None and lift["chance_to_win_revenue"] is None

@@ -756,3 +756,30 @@ def bought_next_chart(df: pd.DataFrame, top: int = 15) -> alt.Chart | None:
             ],
         )
     )
+
+
+def subscription_projection_chart(cohort: dict[str, Any] | None) -> alt.LayerChart | None:
+    """Projected (sBG) vs observed share of subscriptions reaching each delivery.
+
+    Input: one entry of ``cohorts`` of :func:`crm_core.sbg.cohort_fits`.
+    """
+    if not cohort or not cohort.get("fitted"):
+        return None
+    proj = cohort["survival"]
+    rows = [{"お届け回数": n, "系列": "予測（sBGモデル）", "到達率": float(v), "表示": pct_label(v)}
+            for n, v in enumerate(proj, start=1)]
+    rows += [{"お届け回数": n, "系列": "実績", "到達率": float(v), "表示": pct_label(v)}
+             for n, v in enumerate(cohort.get("observed") or [], start=1)]
+    data = pd.DataFrame(rows)
+    color = alt.Color("系列:N", title=None, scale=alt.Scale(domain=["実績", "予測（sBGモデル）"], range=[ORANGE, BLUE]),
+                      legend=alt.Legend(orient="top"))
+    base = alt.Chart(data, title=f"定期の到達率：実績と予測（{cohort['cohort']}）").encode(
+        x=alt.X("お届け回数:Q", title="お届け回数", axis=alt.Axis(tickMinStep=1)),
+        y=alt.Y("到達率:Q", title="その回まで続いた定期の割合", axis=alt.Axis(format=".0%"), scale=alt.Scale(domain=[0, 1])),
+        color=color,
+        tooltip=[alt.Tooltip("系列:N"), alt.Tooltip("お届け回数:Q"), alt.Tooltip("表示:N", title="到達率")],
+    )
+    return alt.layer(
+        base.transform_filter(alt.datum["系列"] == "予測（sBGモデル）").mark_line(strokeDash=[4, 3]),
+        base.transform_filter(alt.datum["系列"] == "実績").mark_line(point=True),
+    )

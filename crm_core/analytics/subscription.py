@@ -18,12 +18,16 @@ the monthly view.
 from __future__ import annotations
 
 import datetime as dt
+import math
+from typing import Any
 
 import pandas as pd
 
-from crm_core.analytics.value import PURCHASES_CTE, add_months, period_params, query_df
+from crm_core import clock
+from crm_core.analytics.value import PURCHASES_CTE, add_months, as_of_date, latest_order_date, period_params, query_df
 from crm_core.db import Store
 from crm_core.errors import InputError
+from crm_core.model import sbg
 
 GRACE_DAYS = 45
 
@@ -196,3 +200,218 @@ def continuation_by_month(
     if started.any():  # no empty months before the first subscription
         df = df[started.cummax()]
     return df[columns].reset_index(drop=True)
+
+
+def subscription_table(store: Store, as_of: dt.date | str, grace_days: int = GRACE_DAYS) -> pd.DataFrame:
+    """One row per subscription with its deliveries and whether it may still continue.
+
+    Returns
+    -------
+    DataFrame
+        ``source, subscription_id, customer_id, first_date, last_date,
+        first_seq`` (the delivery number of the first delivery in the data;
+        above 1 when the subscription started before the data),
+        ``deliveries`` (the highest delivery number reached), ``revenue``
+        (of the deliveries in the data), ``avg_amount`` (revenue per
+        delivery), ``median_interval_days`` (between consecutive deliveries;
+        NaN with one delivery), ``active`` (the last delivery lies within
+        ``grace_days`` before ``as_of``: it may continue, so it is censored).
+        Empty without subscription orders.
+    """
+    if grace_days < 0:
+        raise InputError("猶予日数は0以上を指定してください。")
+    params = period_params(as_of)
+    params["grace"] = int(grace_days)
+    df = query_df(
+        store,
+        "WITH "  # noqa: S608 - fixed SQL fragments; values are bound parameters
+        + PURCHASES_CTE
+        + """,
+        deliveries AS (
+            SELECT source, subscription_id, customer_id, order_date, revenue,
+                   coalesce(subscription_seq,
+                            row_number() OVER (PARTITION BY source, subscription_id ORDER BY ordered_at, order_id)) AS seq,
+                   order_date - lag(order_date) OVER (PARTITION BY source, subscription_id ORDER BY ordered_at, order_id) AS gap
+            FROM purchases
+            WHERE subscription_id IS NOT NULL AND trim(subscription_id) <> ''
+        )
+        SELECT source, subscription_id, arg_min(customer_id, order_date) AS customer_id,
+               min(order_date) AS first_date, max(order_date) AS last_date,
+               min(seq) AS first_seq, max(seq) AS deliveries,
+               sum(revenue) AS revenue, sum(revenue) / count(*) AS avg_amount,
+               median(gap) AS median_interval_days,
+               max(order_date) > $as_of - $grace AS active
+        FROM deliveries
+        GROUP BY ALL
+        ORDER BY first_date, source, subscription_id
+        """,
+        params,
+    )
+    if df.empty:
+        return df
+    df["first_date"] = pd.to_datetime(df["first_date"]).dt.date
+    df["last_date"] = pd.to_datetime(df["last_date"]).dt.date
+    for col in ("first_seq", "deliveries"):
+        df[col] = df[col].astype("int64").clip(lower=1)
+    df["first_seq"] = df[["first_seq", "deliveries"]].min(axis=1)
+    df["median_interval_days"] = pd.to_numeric(df["median_interval_days"], errors="coerce").astype("float64")
+    df["active"] = df["active"].astype(bool)
+    return df
+
+
+# The sBG projection (see :mod:`crm_core.model.sbg`): start cohorts and how they are labelled.
+COHORT_UNITS = {"month": "月", "quarter": "四半期", "half": "半年", "year": "年"}
+ALL_COHORTS = "全体"
+
+
+# -- sBG projection per start cohort ------------------------------------------------------------------
+def _cohort_label(day: dt.date, unit: str) -> str:
+    if unit == "month":
+        return f"{day.year}年{day.month}月"
+    if unit == "quarter":
+        return f"{day.year}年{(day.month - 1) // 3 + 1}Q"
+    if unit == "half":
+        return f"{day.year}年{'上期' if day.month <= 6 else '下期'}"
+    return f"{day.year}年"
+
+
+def _cohort_key(day: dt.date, unit: str) -> tuple[int, int]:
+    size = {"month": 1, "quarter": 3, "half": 6, "year": 12}[unit]
+    return day.year, (day.month - 1) // size
+
+
+def retention_projection(store: Store, as_of: dt.date | str | None = None, grace_days: int | None = None, unit: str = "half",
+                         horizon: int = sbg.HORIZON, annual_discount: float = sbg.ANNUAL_DISCOUNT) -> dict[str, Any]:
+    """sBG fits per start cohort and for all subscriptions together.
+
+    Returns
+    -------
+    dict
+        ``as_of``, ``unit``, ``annual_discount``, ``cohorts`` (a list, all
+        subscriptions first as :data:`ALL_COHORTS`, then oldest cohort
+        first): ``cohort, subscriptions, ended, active, fitted`` (False when
+        the cohort is too small: ``note`` says why), ``alpha, beta,
+        mean_churn, log_likelihood, interval_days, discount`` (per
+        delivery), ``survival`` (projected share reaching delivery 1 ..
+        ``horizon``), ``observed`` (the Kaplan–Meier-style share reaching each
+        delivery seen so far), ``derl_new`` (discounted expected deliveries
+        of a new subscriber after the first), ``expected_next_12``,
+        ``avg_amount``, ``value_new`` (``(1 + derl_new) × avg_amount``: the
+        projected value of a new subscription, first delivery included).
+    """
+    if unit not in COHORT_UNITS:
+        raise InputError("コホートの単位は 月・四半期・半年・年 から選んでください。", f"bad unit {unit!r}")
+    if as_of is None:
+        as_of = latest_order_date(store) or clock.today()
+    grace = GRACE_DAYS if grace_days is None else int(grace_days)
+    subs = subscription_table(store, as_of, grace)
+    out: dict[str, Any] = {"as_of": str(as_of_date(as_of)), "unit": unit, "grace_days": grace,
+                           "annual_discount": annual_discount, "horizon": horizon, "cohorts": []}
+    if subs.empty:
+        return out
+    subs = subs.assign(key=[_cohort_key(d, unit) for d in subs["first_date"]])
+    groups: list[tuple[str, pd.DataFrame]] = [(ALL_COHORTS, subs)]
+    for _, part in subs.groupby("key", sort=True):
+        groups.append((_cohort_label(part["first_date"].iloc[0], unit), part))
+    for label, part in groups:
+        out["cohorts"].append(_cohort_row(label, part, horizon, annual_discount, pooled=label == ALL_COHORTS))
+    return out
+
+
+def _observed_survival(part: pd.DataFrame, horizon: int) -> list[float | None]:
+    """Share reaching each delivery, continuing only over subscriptions that could be judged (product-limit)."""
+    k = part["deliveries"].to_numpy()
+    act = part["active"].to_numpy()
+    surv, out = 1.0, [1.0]
+    for n in range(1, horizon):
+        at_risk = (k >= n) & ~((k == n) & act)
+        if at_risk.sum() == 0:
+            break
+        surv *= float((k[at_risk] >= n + 1).mean())
+        out.append(surv)
+    return out
+
+
+def _cohort_row(label: str, part: pd.DataFrame, horizon: int, annual: float, pooled: bool) -> dict[str, Any]:
+    n, ended = len(part), int((~part["active"]).sum())
+    interval = float(part["median_interval_days"].median()) if part["median_interval_days"].notna().any() else math.nan
+    row: dict[str, Any] = {
+        "cohort": label, "subscriptions": n, "ended": ended, "active": n - ended, "fitted": False, "note": "",
+        "alpha": None, "beta": None, "mean_churn": None, "log_likelihood": None,
+        "interval_days": None if math.isnan(interval) else interval,
+        "discount": sbg.per_delivery_discount(annual, interval),
+        "survival": [], "observed": _observed_survival(part, horizon),
+        "derl_new": None, "expected_next_12": None, "avg_amount": float(part["avg_amount"].mean()), "value_new": None,
+    }
+    small = n < sbg.MIN_SUBSCRIPTIONS or ended < sbg.MIN_ENDED
+    if ended == 0 or (small and not pooled):
+        row["note"] = (f"定期が{sbg.MIN_SUBSCRIPTIONS}件未満か、解約が{sbg.MIN_ENDED}件未満のため、このコホート単独では予測しません"
+                       f"（{ALL_COHORTS}の予測を参考にしてください）。" if ended else "解約した定期がまだないため予測できません。")
+        return row
+    f = sbg.fit(part["deliveries"].to_numpy(), part["active"].to_numpy(), part["first_seq"].to_numpy())
+    d = row["discount"]
+    derl_new = float(sbg.derl(f.alpha, f.beta, 1, d))
+    row.update(
+        fitted=True, alpha=f.alpha, beta=f.beta, mean_churn=f.mean_churn, log_likelihood=f.log_likelihood,
+        survival=sbg.projected_survival(f.alpha, f.beta, horizon).tolist(), derl_new=derl_new,
+        expected_next_12=sbg.expected_deliveries(f.alpha, f.beta, 1, 12),
+        value_new=(1 + derl_new) * row["avg_amount"],
+    )
+    if small:
+        row["note"] = "定期の件数が少ないため、予測の幅は大きめです。"
+    elif f.alpha + f.beta > math.exp(sbg.LOG_KAPPA_BOUND - 0.5):
+        row["note"] = "定期ごとのやめやすさに差が見られず、毎回同じ確率でやめる形（幾何分布）になりました。"
+    return row
+
+
+def subscriber_values(store: Store, as_of: dt.date | str | None = None, grace_days: int | None = None,
+                      annual_discount: float = sbg.ANNUAL_DISCOUNT) -> pd.DataFrame:
+    """Projected remaining deliveries and value of every subscription that may still continue.
+
+    Uses the fit over all subscriptions (cohorts of a small shop are too thin
+    for one fit each).
+
+    Returns
+    -------
+    DataFrame
+        ``source, subscription_id, customer_id, deliveries, avg_amount,
+        p_next`` (chance of the next delivery), ``expected_remaining``
+        (discounted, DERL), ``projected_value`` (yen); empty when nothing can
+        be fitted.
+    """
+    if as_of is None:
+        as_of = latest_order_date(store) or clock.today()
+    grace = GRACE_DAYS if grace_days is None else int(grace_days)
+    subs = subscription_table(store, as_of, grace)
+    columns = ["source", "subscription_id", "customer_id", "deliveries", "avg_amount", "p_next", "expected_remaining", "projected_value"]
+    if subs.empty or not (~subs["active"]).any():
+        return pd.DataFrame(columns=columns)
+    f = sbg.fit(subs["deliveries"].to_numpy(), subs["active"].to_numpy(), subs["first_seq"].to_numpy())
+    interval = float(subs["median_interval_days"].median()) if subs["median_interval_days"].notna().any() else math.nan
+    d = sbg.per_delivery_discount(annual_discount, interval)
+    live = subs[subs["active"]].copy()
+    k = live["deliveries"].to_numpy()
+    live["p_next"] = sbg.retention_rate(f.alpha, f.beta, k + 0.0)
+    # Posterior after k deliveries (k - 1 renewals): DERL counts from the next delivery on.
+    live["expected_remaining"] = sbg.derl(f.alpha, f.beta, k, d)
+    live["projected_value"] = live["expected_remaining"] * live["avg_amount"]
+    return live[columns].sort_values("projected_value", ascending=False).reset_index(drop=True)
+
+
+# -- text for the command line ----------------------------------------------------------------------
+def retention_text(report: dict[str, Any], show: int = 12) -> str:
+    """The fits as plain text for the command line."""
+    lines = [f"定期の継続予測（sBGモデル、基準日 {report['as_of']}、コホート単位 {COHORT_UNITS[report['unit']]}、"
+             f"最後のお届けから{report['grace_days']}日以内は継続中として扱います）"]
+    if not report["cohorts"]:
+        lines.append("  定期購入の注文がありません。")
+    for c in report["cohorts"]:
+        head = f"  {c['cohort']}: 定期 {c['subscriptions']}件（解約 {c['ended']}件・継続中 {c['active']}件）"
+        if not c["fitted"]:
+            lines.append(head + " — " + c["note"])
+            continue
+        curve = " ".join(f"{s:.0%}" for s in c["survival"][:show])
+        lines.append(f"{head} alpha={c['alpha']:.3f} beta={c['beta']:.3f} 平均解約率 {c['mean_churn']:.1%}/回")
+        lines.append(f"    到達率（1〜{min(show, len(c['survival']))}回目）: {curve}")
+        lines.append(f"    新規1件の今後のお届け（割引後）{c['derl_new']:.1f}回・予測価値 ¥{c['value_new']:,.0f}")
+    return "\n".join(lines)

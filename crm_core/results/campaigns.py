@@ -24,6 +24,15 @@ customer_id)``: SHA-256 of ``"<campaign_id>|<customer_id>"``; the first 8
 bytes as a uniform number in [0, 1) decide the holdout (``u < share``), the
 next 8 bytes pick the variant among the non-holdout recipients.  The same
 inputs always give the same groups, and the frozen rows are never updated.
+
+Global holdout (:func:`in_global_holdout`): a persistent share of all
+customers (setting ``global_holdout``, default off) that no campaign ever
+reaches.  Membership is SHA-256 of ``"<GLOBAL_SALT>|<customer_id>"`` below
+the share: stable for every customer, independent of any campaign's own
+split, and raising the share only adds members.  :func:`freeze_campaign`
+leaves them out of every campaign's recipients (before the campaign's own
+holdout is drawn), and :func:`crm_core.results.programme_lift` compares
+them with everyone else month by month.
 """
 
 from __future__ import annotations
@@ -32,6 +41,7 @@ import datetime as dt
 import hashlib
 import io
 import json
+import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -95,6 +105,55 @@ def assign(campaign_id: int | str, customer_id: str, holdout_share: float, varia
         return None, True
     names = list(variants) or ["A"]
     return names[min(int(u_variant * len(names)), len(names) - 1)], False
+
+
+# -- global holdout ---------------------------------------------------------------------------
+GLOBAL_HOLDOUT_KEY = "global_holdout"
+GLOBAL_SALT = "crm-console-global-holdout-v1"
+MAX_GLOBAL_HOLDOUT = 0.2
+
+
+def _global_uniform(customer_id: str) -> float:
+    digest = hashlib.sha256(f"{GLOBAL_SALT}|{customer_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def in_global_holdout(customer_id: str, share: float) -> bool:
+    """True when the customer belongs to a global holdout of this share (stable; see the module docstring)."""
+    return share > 0 and _global_uniform(str(customer_id)) < share
+
+
+def global_holdout_setting(store: Store) -> dict[str, Any]:
+    """``{"share": float (0 = off), "since": "YYYY-MM-DD" or None}`` (when the current share took effect)."""
+    value = store.get_setting(GLOBAL_HOLDOUT_KEY) or {}
+    share = float(value.get("share") or 0)
+    return {"share": share, "since": value.get("since") if share > 0 else None}
+
+
+def set_global_holdout(store: Store, share: float, today: dt.date | None = None) -> dict[str, Any]:
+    """Turn the global holdout on (``share`` > 0), change it, or off (0).
+
+    A changed share starts a new comparison period (``since`` = today): customers
+    who join the holdout were reachable before.
+    """
+    share = round(float(share), 4)
+    if not 0 <= share <= MAX_GLOBAL_HOLDOUT:
+        raise InputError(f"全体の比較グループの割合は0〜{MAX_GLOBAL_HOLDOUT:.0%}にしてください。", "global holdout out of range")
+    current = global_holdout_setting(store)
+    if share == current["share"]:
+        return current
+    value = {"share": share, "since": (today or clock.today()).isoformat() if share > 0 else None}
+    store.set_setting(GLOBAL_HOLDOUT_KEY, value)
+    return value
+
+
+def split_global_holdout(store: Store, ids: Iterable[str]) -> tuple[list[str], list[str]]:
+    """``(reachable ids, ids held out globally)`` under the current setting."""
+    share = global_holdout_setting(store)["share"]
+    kept, held = [], []
+    for cid in ids:
+        (held if in_global_holdout(cid, share) else kept).append(cid)
+    return kept, held
 
 
 # -- validation ---------------------------------------------------------------------------
@@ -168,6 +227,7 @@ def freeze_campaign(
         id; e-mail / R-Mail: opted in).
     customer_ids : iterable of str, optional
         The recipients as a list instead (sends made outside the console).
+        Either way, customers in the global holdout are left out.
     holdout_share : float
         Share of recipients kept as the holdout (not sent; 0 for none).
     variants : sequence of str
@@ -189,6 +249,9 @@ def freeze_campaign(
         ids = sorted({str(c) for c in customer_ids if c})
     if not ids:
         raise InputError("配信対象のお客様が0人です。条件かチャネルを見直してください。", "no recipients")
+    ids, held = split_global_holdout(store, ids)
+    if not ids:
+        raise InputError("配信対象のお客様が全員、全体の比較グループ（どの施策も送らないお客様）に入っています。", "all globally held out")
     if line_plan is None and channel == "line":
         from crm_core.planning.costs import line_plan_setting
 
@@ -246,6 +309,68 @@ def recipients(store: Store, campaign_id: int) -> pd.DataFrame:
         "SELECT customer_id, variant, holdout FROM campaign_recipients WHERE campaign_id = ? ORDER BY customer_id",
         [int(campaign_id)],
     )
+
+
+def audience_ids(store: Store, rule: Any, channel: str) -> dict[str, list[str]]:
+    """Who a campaign with this rule and channel would reach: ``{"ids": [...], "global_holdout": [...]}``."""
+    if channel not in CHANNELS:
+        raise InputError("チャネルは LINE・メール・R-Mail から選んでください。", f"unknown channel {channel!r}")
+    kept, held = split_global_holdout(store, _reachable_ids(store, rule, channel))
+    return {"ids": kept, "global_holdout": held}
+
+
+def audience_base_rates(store: Store, customer_ids: Sequence[str], days: int = DEFAULT_ATTRIBUTION_DAYS,
+                        lookback_days: int = 364) -> dict[str, float]:
+    """The audience's own purchase behaviour per ``days``-day window over the last ``lookback_days``.
+
+    The windows end at the latest order in the store; each (customer,
+    window) pair is one observation, as a recipient's attribution window is.
+
+    Returns
+    -------
+    dict
+        ``conversion`` (share of pairs with a purchase), ``mean`` and ``sd``
+        of revenue per pair (zeros included), ``windows``, ``customers``.
+    """
+    ids = sorted({str(c) for c in customer_ids if c})
+    days = max(int(days), 1)
+    k = max(int(lookback_days) // days, 1)
+    out = {"conversion": math.nan, "mean": math.nan, "sd": math.nan, "windows": k, "customers": len(ids)}
+    if not ids:
+        return out
+    frame = pd.DataFrame({"customer_id": ids})
+    with store.transaction() as cur:
+        cur.register("audience_frame", frame)
+        row = cur.execute(
+            """WITH last AS (SELECT max(ordered_at) + INTERVAL 1 SECOND AS end_at FROM orders),
+                    pairs AS (
+                        SELECT o.customer_id, floor(epoch(l.end_at - o.ordered_at) / (86400 * $days)) AS w,
+                               sum(CAST(coalesce(o.total_amount, 0) AS DOUBLE)) AS revenue
+                        FROM orders o JOIN audience_frame a ON a.customer_id = o.customer_id CROSS JOIN last l
+                        WHERE NOT coalesce(o.cancelled, FALSE)
+                          AND o.ordered_at >= l.end_at - to_days($days * $k) AND o.ordered_at < l.end_at
+                        GROUP BY ALL)
+               SELECT count(*) FILTER (WHERE revenue > 0), coalesce(sum(revenue), 0), coalesce(sum(revenue * revenue), 0) FROM pairs""",
+            {"days": days, "k": k},
+        ).fetchall()[0]
+        cur.unregister("audience_frame")
+    pairs = len(ids) * k
+    buyers, total, total_sq = int(row[0]), float(row[1]), float(row[2])
+    mean = total / pairs
+    var = max((total_sq - pairs * mean * mean) / (pairs - 1), 0.0) if pairs > 1 else math.nan
+    out.update(conversion=buyers / pairs, mean=mean, sd=math.sqrt(var) if not math.isnan(var) else math.nan)
+    return out
+
+
+def detectable_effect(store: Store, customer_ids: Sequence[str], holdout_share: float,
+                      days: int = DEFAULT_ATTRIBUTION_DAYS) -> dict[str, Any]:
+    """What a test of these recipients with this holdout share can detect (:func:`crm_core.experiments.detectable_effect`)."""
+    from crm_core.results import experiments
+
+    base = audience_base_rates(store, customer_ids, days)
+    out = experiments.detectable_effect(len(customer_ids), float(holdout_share), base["conversion"], base["mean"], base["sd"])
+    out["base"] = base
+    return out
 
 
 def delete_campaign(store: Store, campaign_id: int) -> None:

@@ -25,6 +25,14 @@ CAPTIONS = {
     "lift": "配信したグループと送らないグループの購入率の差（ポイント）です。横線が95%信頼区間。"
             "横線全体が0より右にあれば「効果あり」、0をまたいでいれば効果は確認できません。",
     "list": "各施策について、送信7日前から集計期間の終わりまでの、配信したお客様の日別売上の推移です。",
+    "programme": "月ごとの、1人あたり売上の差（全体の比較グループ以外 − 全体の比較グループ）です。点が差、縦線が95%信頼区間。"
+                 "縦線全体が0より上にある月は、施策全体で売上を上乗せできていたと言えます。0をまたぐ月は、差が誤差の範囲です。",
+    "chance": "「勝つ確率」は、配信した方が本当に上回っている確率です（事前の思い込みを入れないベイズ推定、GrowthBookと同じ考え方）。"
+              "95%以上なら「ほぼ確実に上回っている」、50%前後なら「どちらとも言えない」と読みます。対象が少なすぎるときは出しません。",
+    "cuped": "分散削減（CUPED）：送信前90日間の購入額で、もともとよく買う人・買わない人がたまたま片方に偏った分を補正した区間です。"
+             "推定する差は同じもので、区間が狭いほど判定が確かになります。「幅の比」が小さいほど補正が効いています。",
+    "mde": "いつもの購入率・1人あたり売上は、対象のお客様の直近1年の購入を、効果を数える日数ごとに区切って計算しています。"
+           "「見分けられる最小の差」より小さい効果は、実際にあっても「効果は確認できません」と出やすくなります。",
 }
 
 
@@ -135,3 +143,23 @@ def trends_chart(summaries: pd.DataFrame) -> alt.Chart | None:
         tooltip=[alt.Tooltip("name:N", title="施策"), alt.Tooltip("day:Q", title="日数"),
                  alt.Tooltip("revenue:Q", title="売上（円）", format=",.0f")],
     ).properties(height=50, width=300).facet(row=alt.Row("name:N", title=None, header=alt.Header(labelAngle=0, labelAlign="left")))
+
+
+def programme_chart(months: pd.DataFrame) -> alt.LayerChart | None:
+    """Monthly revenue-per-customer difference against the global holdout with its interval (:func:`programme_lift`)."""
+    if months is None or months.empty:
+        return None
+    df = months.copy()
+    df["label"] = [f"{pd.Timestamp(m):%Y年%-m月}" for m in df["month"]]
+    order = df["label"].tolist()
+    base = alt.Chart(df).encode(x=alt.X("label:N", title="月", sort=order, axis=alt.Axis(labelAngle=0)))
+    interval = base.mark_rule(strokeWidth=3, color="#7f7f7f").encode(
+        y=alt.Y("low:Q", title="1人あたり売上の差（円）", axis=alt.Axis(format=",.0f")), y2="high:Q")
+    point = base.mark_point(filled=True, size=120, color="#1f77b4").encode(
+        y="diff:Q",
+        tooltip=[alt.Tooltip("label:N", title="月"), alt.Tooltip("diff:Q", title="差（円）", format=",.0f"),
+                 alt.Tooltip("low:Q", title="下限", format=",.0f"), alt.Tooltip("high:Q", title="上限", format=",.0f"),
+                 alt.Tooltip("incremental_revenue:Q", title="上乗せ売上（円）", format=",.0f")],
+    )
+    zero = alt.Chart(pd.DataFrame({"y": [0.0]})).mark_rule(color="#d62728", strokeDash=[4, 4]).encode(y="y:Q")
+    return alt.layer(interval, point, zero).properties(height=260)

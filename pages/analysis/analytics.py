@@ -37,6 +37,8 @@ _FUNCS: dict[str, Callable[..., Any]] = {
     "ltv_curves": cohorts.ltv_curves,
     "continuation_by_delivery": subscription.continuation_by_delivery,
     "continuation_by_month": subscription.continuation_by_month,
+    "retention_projection": subscription.retention_projection,
+    "subscriber_values": subscription.subscriber_values,
     "repurchase_cycles": cycles.repurchase_cycles,
     "due_customers": cycles.due_customers,
     "bought_together": basket.bought_together,
@@ -415,6 +417,69 @@ def tab_subscription() -> None:
             "定期月次継続率",
             "sub_m",
         )
+    subscription_projection(int(grace))
+
+
+def subscription_projection(grace: int) -> None:
+    """The sBG projection: fitted parameters per start cohort, projected survival, value per subscriber."""
+    st.subheader("これからの継続の予測（sBGモデル）")
+    unit = st.selectbox("開始時期のまとめ方（コホート）", list(subscription.COHORT_UNITS), index=list(subscription.COHORT_UNITS).index("half"),
+                        format_func=subscription.COHORT_UNITS.get, key="ana_sub_unit")
+    report = compute("retention_projection", as_of=AS_OF, grace_days=grace, unit=unit)
+    cohorts_ = report["cohorts"] if report else []
+    pooled = cohorts_[0] if cohorts_ else None
+    if pooled is None or not pooled["fitted"]:
+        ui.empty_state("解約した定期がまだないため、継続の予測はできません。" if pooled else "定期購入の注文がありません。")
+        return
+    c1, c2, c3 = st.columns(3)
+    c1.metric("12回目まで続く割合（予測）", ui.pct(pooled["survival"][11] if len(pooled["survival"]) > 11 else None))
+    c2.metric("新規1件の今後のお届け（予測）", f"{pooled['derl_new']:.1f}回",
+              help=f"2回目以降に届く回数の期待値。先のお届けほど割り引いています（年{report['annual_discount']:.0%}）。")
+    c3.metric("新規1件の定期の価値（予測）", ui.yen(pooled["value_new"]), help="1回目を含むお届け回数の期待値 × 1回あたりの平均金額")
+    chart(
+        charts.subscription_projection_chart(pooled),
+        "オレンジの線が実績（その回まで続いた定期の割合）、青の点線がsBGモデルによる予測です。sBGモデルは、定期ごとに"
+        "「毎回やめる確率」が違うと考え、やめやすい人から先に抜けるので、回を重ねるほど継続率が上がる様子を表します。"
+        "実績の線に予測が沿っていれば、その先の予測も参考にできます（Fader & Hardie 2007）。",
+        "予測を表示できません。",
+    )
+    rows = pd.DataFrame([{
+        "cohort": c["cohort"], "subscriptions": c["subscriptions"], "ended": c["ended"], "active": c["active"],
+        "alpha": c["alpha"], "beta": c["beta"], "mean_churn": c["mean_churn"],
+        "s6": c["survival"][5] if c["fitted"] else None, "s12": c["survival"][11] if c["fitted"] else None,
+        "derl": c["derl_new"], "value": c["value_new"], "note": c["note"] or "—",
+    } for c in cohorts_])
+    table(
+        rows,
+        {
+            "cohort": ("開始時期", "text"), "subscriptions": ("定期件数", "int"), "ended": ("解約", "int"),
+            "active": ("継続中", "int"), "alpha": ("alpha", "ratio"), "beta": ("beta", "ratio"),
+            "mean_churn": ("平均解約率(%)", "pct"), "s6": ("6回目到達(%)", "pct"), "s12": ("12回目到達(%)", "pct"),
+            "derl": ("今後のお届け(回)", "ratio"), "value": ("新規1件の価値", "yen"), "note": ("メモ", "text"),
+        },
+        "定期継続予測_コホート別",
+        "sub_sbg",
+    )
+    st.caption(
+        "開始時期ごとに、お届け回数ごとの継続・解約から2つの数（alpha・beta）を推定しています。平均解約率は1回ごとにやめる確率の平均"
+        f"（alpha÷(alpha+beta)）。最後のお届けから{grace}日以内の定期は「まだ続くかもしれない」ものとして扱います（打ち切り）。"
+        "「今後のお届け」は2回目以降に届く回数の期待値で、先の回ほど割り引いています。件数が少ない開始時期は「全体」を参考にしてください。"
+    )
+    values = compute("subscriber_values", as_of=AS_OF, grace_days=grace)
+    if values is not None and not values.empty:
+        st.markdown("**継続中の定期ごとの予測**")
+        table(
+            values.head(500),
+            {
+                "subscription_id": ("申込番号", "text"), "customer_id": ("顧客ID", "text"), "deliveries": ("お届け回数", "int"),
+                "avg_amount": ("1回あたり金額", "yen"), "p_next": ("次回も届く確率(%)", "pct"),
+                "expected_remaining": ("今後のお届け(回)", "ratio"), "projected_value": ("今後の予測売上", "yen"),
+            },
+            "定期継続予測_お客様別",
+            "sub_values",
+        )
+        st.caption("継続中の定期ごとに、次回も届く確率と、今後のお届け回数・売上の期待値です（全体の予測から計算。長く続いている定期ほど、"
+                   "次回も届く確率が高くなります）。解約しそうな定期より先に、価値の高い定期のフォローに使えます。")
 
 
 def tab_ltv() -> None:

@@ -18,6 +18,7 @@ from crm_core.audience import segments as S
 from crm_core.results import attribution as R
 from crm_core.results import campaigns as C
 from crm_core.results import charts as RC
+from crm_core.results import experiments as E
 from pages import ui
 
 st.title("📈 施策の効果")
@@ -100,21 +101,25 @@ if not summaries.empty:
                + (f"・クーポン {camp['coupon_code']}" if camp.get("coupon_code") else "")
                + ("・送信済みとして記録" if camp.get("marked_only") else ""))
 
+    srm = report.get("srm")
+    if srm and srm["broken"]:
+        st.error("**比率のずれ（サンプル比率の不一致）** — " + srm["message"], icon="🚨")
+    chance = "" if lift is None or lift.get("chance_to_win") is None else f"配信した方が上回っている確率（勝つ確率）は{E.chance_text(lift['chance_to_win'])}です。"
     if lift is None:
         st.info(R.VERDICT_NO_HOLDOUT + "。送らないグループがないため、施策がなくても買っていた人との区別がつきません。", icon="ℹ️")
     elif lift["verdict"] == R.VERDICT_YES:
         st.success(f"**{lift['verdict']}** — 購入率が {lift['conversion_diff'] * 100:+.1f}ポイント"
                    f"（95%信頼区間 {lift['conversion_low'] * 100:+.1f}〜{lift['conversion_high'] * 100:+.1f}ポイント、p={lift['conversion_p']:.3f}）。"
-                   f"施策による上乗せは約{max(lift['incremental_buyers'], 0):.0f}人・{ui.yen(lift['incremental_revenue'])}と推定されます。", icon="✅")
+                   f"施策による上乗せは約{max(lift['incremental_buyers'], 0):.0f}人・{ui.yen(lift['incremental_revenue'])}と推定されます。{chance}", icon="✅")
     elif lift["verdict"] == R.VERDICT_SMALL:
         st.warning(f"**{lift['verdict']}** — 送らないグループが{report['groups'][1]['recipients']}人、購入者が合計"
                    f"{treat['buyers'] + report['groups'][1]['buyers']}人です。各グループ{R.MIN_GROUP}人以上・購入者{R.MIN_BUYERS}人以上で判定します。"
                    "次回は送らないグループの割合を増やすか、対象を広げてください。", icon="⚠️")
     elif lift["verdict"] == R.VERDICT_NEGATIVE:
-        st.error(f"**{lift['verdict']}** — 送らなかったお客様の方が多く購入しています（差 {lift['conversion_diff'] * 100:+.1f}ポイント、p={lift['conversion_p']:.3f}）。", icon="🔻")
+        st.error(f"**{lift['verdict']}** — 送らなかったお客様の方が多く購入しています（差 {lift['conversion_diff'] * 100:+.1f}ポイント、p={lift['conversion_p']:.3f}）。{chance}", icon="🔻")
     else:
         st.info(f"**{lift['verdict']}** — 購入率の差は {lift['conversion_diff'] * 100:+.1f}ポイントですが、95%信頼区間"
-                f"（{lift['conversion_low'] * 100:+.1f}〜{lift['conversion_high'] * 100:+.1f}ポイント）が0をまたいでいます（p={lift['conversion_p']:.3f}）。", icon="ℹ️")
+                f"（{lift['conversion_low'] * 100:+.1f}〜{lift['conversion_high'] * 100:+.1f}ポイント）が0をまたいでいます（p={lift['conversion_p']:.3f}）。{chance}", icon="ℹ️")
 
     c = st.columns(6)
     c[0].metric("配信した人数", ui.count(treat["recipients"], "人"))
@@ -138,7 +143,8 @@ if not summaries.empty:
     c[5].metric("ROI（上乗せ売上ベース）", "—" if cost["roi"] is None else f"{cost['roi']:.0%}", help=roi_help or "送らないグループとの比較ができるときに表示します。")
 
     for note in report["notes"][1:]:
-        st.caption("※ " + note)
+        if not (srm and note == srm["message"]):
+            st.caption("※ " + note)
 
     if lift is not None:
         st.markdown("**配信したグループ − 送らないグループ（購入率の差）**")
@@ -146,16 +152,38 @@ if not summaries.empty:
         if chart is not None:
             st.altair_chart(chart, width="stretch")
         st.caption(RC.CAPTIONS["lift"])
+        st.markdown("**効果の大きさ：95%信頼区間と勝つ確率**")
+        show_cuped = st.toggle("分散削減（CUPED）の区間も並べて表示", key="res_cuped",
+                               help="送信前90日間の購入額で補正した、1人あたり売上の差の区間を横に並べます。")
+        cu = lift.get("cuped") or {}
+        rows = [
+            {"指標": "購入率の差", "差": _num(lift["conversion_diff"] * 100, "{:+.2f}pt"),
+             "95%信頼区間": f"{lift['conversion_low'] * 100:+.2f}〜{lift['conversion_high'] * 100:+.2f}pt",
+             "勝つ確率": E.chance_text(lift.get("chance_to_win")),
+             "p値": _num(lift["conversion_p"], "{:.4f}"), "判定": lift["verdict"]},
+            {"指標": "1人あたり売上の差", "差": _num(lift["rpr_diff"], "{:+,.1f}円"),
+             "95%信頼区間": f"{_num(lift['rpr_low'], '{:+,.1f}')}〜{_num(lift['rpr_high'], '{:+,.1f}')}円",
+             "勝つ確率": E.chance_text(lift.get("chance_to_win_revenue")),
+             "p値": _num(lift["rpr_p"], "{:.4f}"), "判定": lift["revenue_verdict"]},
+        ]
+        if show_cuped:
+            rows[0]["95%信頼区間（CUPED）"] = "—"
+            rows[0]["幅の比"] = "—"
+            rows[1]["95%信頼区間（CUPED）"] = (f"{_num(cu.get('rpr_low'), '{:+,.1f}')}〜{_num(cu.get('rpr_high'), '{:+,.1f}')}円"
+                                           if cu else "—")
+            rows[1]["幅の比"] = _num(cu.get("width_ratio"), "{:.2f}")
+        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+        st.caption(RC.CAPTIONS["chance"])
+        if show_cuped:
+            st.caption(RC.CAPTIONS["cuped"] + (f"（補正の強さ θ={cu['theta']:.2f}、送信前と後の購入額の相関 {cu['corr']:.2f}）" if cu else ""))
+        if not math.isnan(lift.get("revenue_cap", math.nan)):
+            st.caption(f"1人あたり売上は、上位{100 - lift['revenue_cap_percentile']:.1f}%の水準（{lift['revenue_cap_percentile']:g}パーセンタイル＝"
+                       f"{ui.yen(lift['revenue_cap'])}）で頭打ちにしてから比べています（該当 {lift['capped_customers']}人）。"
+                       "一人の大口購入で施策の良し悪しが決まらないようにするためです。")
         with st.expander("検定の詳細"):
-            st.markdown(f"- {R.CONVERSION_TEST}\n- {R.REVENUE_TEST}")
-            st.dataframe(pd.DataFrame([
-                {"指標": "購入率の差", "差": _num(lift["conversion_diff"] * 100, "{:+.2f}pt"),
-                 "95%信頼区間": f"{lift['conversion_low'] * 100:+.2f}〜{lift['conversion_high'] * 100:+.2f}pt",
-                 "p値": _num(lift["conversion_p"], "{:.4f}"), "判定": lift["verdict"]},
-                {"指標": "1人あたり売上の差", "差": _num(lift["rpr_diff"], "{:+,.1f}円"),
-                 "95%信頼区間": f"{_num(lift['rpr_low'], '{:+,.1f}')}〜{_num(lift['rpr_high'], '{:+,.1f}')}円",
-                 "p値": _num(lift["rpr_p"], "{:.4f}"), "判定": lift["revenue_verdict"]},
-            ]), hide_index=True, width="stretch")
+            st.markdown(f"- {R.CONVERSION_TEST}\n- {R.REVENUE_TEST}\n- 勝つ確率：一様な事前分布のもとで、各グループの人数・合計・二乗和から"
+                        "相対リフトの事後分布（正規近似）を求めています。\n"
+                        "- グループの人数の比率は、設定した割合とカイ二乗検定で照合し、p<0.001なら警告します。")
 
     left, right = st.columns(2)
     with left:
@@ -203,7 +231,7 @@ if not summaries.empty:
             st.altair_chart(chart, width="stretch")
         if ab:
             (st.warning if ab["too_small"] else st.success if ab["winner"] else st.info)(
-                ab["message"] + ("" if ab["too_small"] else f" パターン{ab['leader']}が本当に良い確率：{ab['prob_leader_better']:.0%}"))
+                ab["message"] + ("" if ab["too_small"] else f" パターン{ab['leader']}が本当に良い確率（勝つ確率）：{E.chance_text(ab['prob_leader_better'])}"))
             st.caption(ab["test"])
         else:
             st.caption("この施策はA/Bテストではありません（パターンは1つ）。")
@@ -275,7 +303,85 @@ if not summaries.empty:
             st.session_state.pop("res_frozen", None)
             st.rerun()
 
+# -- the whole programme against the global holdout ----------------------------------------------
+@st.cache_data(ttl=600, max_entries=8, show_spinner="CRM全体の効果を集計しています…")
+def _programme(version: tuple, setting: tuple) -> dict:
+    return R.programme_lift(store)
+
+
+st.divider()
+st.subheader("CRM全体の効果（全体の比較グループ）")
+st.caption("お客様の一部（例: 5%）を「全体の比較グループ」として、どの施策からも外しておくと、LINE・メール・R-Mailなどの施策全体で"
+           "売上がどれだけ増えたかを、月ごとに確かめられます。どのお客様が入るかは顧客IDから決まり、変わりません。"
+           "このグループのお客様は、施策を記録するときに配信対象から自動で除かれます（外部ツールで送るときも、ダウンロードした一覧をお使いください）。")
+setting = ui.run(C.global_holdout_setting, store)
+g1, g2 = st.columns([3, 1])
+share_pct = g1.slider("全体の比較グループの割合（0%でオフ）", 0, int(C.MAX_GLOBAL_HOLDOUT * 100), int(round(setting["share"] * 100)),
+                      step=1, format="%d%%", key="res_global_share",
+                      help="割合を変えると、その日から新しく比較を始めます（それまで施策を受けていたお客様が新たに入るためです）。")
+if g2.button("割合を保存", key="res_global_save"):
+    ui.run(C.set_global_holdout, store, share_pct / 100)
+    st.rerun()
+if setting["share"] <= 0:
+    st.info("全体の比較グループは現在オフです。オンにすると、その日からの施策全体の効果を月ごとに表示します。"
+            "数字が意味を持つには、比較グループに数百人以上が入る規模が目安です。", icon="ℹ️")
+else:
+    prog = ui.run(_programme, version, (setting["share"], setting["since"]))
+    st.caption(f"現在の設定：全体の比較グループ {setting['share']:.0%}（{setting['since']}から比較）。{R.PROGRAMME_NOTE}")
+    if prog["message"]:
+        ui.empty_state(prog["message"])
+    else:
+        total = prog["total"]
+        m = st.columns(3)
+        m[0].metric("上乗せ売上（比較開始から）", ui.yen(total["incremental_revenue"]),
+                    help=f"95%信頼区間 {ui.yen(total['incremental_low'])}〜{ui.yen(total['incremental_high'])}")
+        m[1].metric("1人あたり売上（比較グループ以外）", ui.yen(total["revenue_per_customer"]), help=f"{total['customers']:,}人")
+        m[2].metric("1人あたり売上（全体の比較グループ）", ui.yen(total["holdout_revenue_per_customer"]), help=f"{total['holdout_customers']:,}人")
+        if total["too_small"]:
+            st.warning(f"**{R.VERDICT_SMALL}** — 全体の比較グループが{total['holdout_customers']}人です。"
+                       f"{R.MIN_GROUP}人以上・購入者{R.MIN_BUYERS}人以上で判定します。", icon="⚠️")
+        else:
+            st.info(f"**{R.verdict(total['low'], total['high'], False)}** — 1人あたり売上の差 {ui.yen(total['diff'])}"
+                    f"（95%信頼区間 {ui.yen(total['low'])}〜{ui.yen(total['high'])}）。", icon="ℹ️")
+        chart = RC.programme_chart(prog["months"])
+        if chart is not None:
+            st.altair_chart(chart, width="stretch")
+        st.caption(RC.CAPTIONS["programme"])
+        months = prog["months"]
+        view = pd.DataFrame({
+            "月": [f"{pd.Timestamp(x):%Y年%-m月}" for x in months["month"]],
+            "対象（人）": months["customers"].map(lambda v: ui.count(v, "人")),
+            "比較グループ（人）": months["holdout_customers"].map(lambda v: ui.count(v, "人")),
+            "1人あたり売上": months["revenue_per_customer"].map(ui.yen),
+            "1人あたり売上（比較グループ）": months["holdout_revenue_per_customer"].map(ui.yen),
+            "差（95%信頼区間）": [f"{ui.yen(d)}（{ui.yen(lo)}〜{ui.yen(hi)}）" for d, lo, hi in zip(months["diff"], months["low"], months["high"])],
+            "上乗せ売上": months["incremental_revenue"].map(ui.yen),
+        })
+        st.dataframe(view, hide_index=True, width="stretch")
+        st.download_button("月別の比較をダウンロード（CSV）", ui.csv_bytes(months), file_name="CRM全体の効果.csv",
+                           mime="text/csv", key="res_programme_download")
+
+
 # -- freeze a new campaign -----------------------------------------------------------------------
+def _rule(source: str) -> dict:
+    """The segment rule of a source choice (saved segment, preset or everyone)."""
+    if source.startswith("saved:"):
+        return ui.run(L.get_segment, store, int(source.split(":", 1)[1]))["rule"]
+    if source.startswith("preset:"):
+        return ui.run(S.preset_rule, source.split(":", 1)[1])
+    return {"all": []}
+
+
+@st.cache_data(ttl=600, max_entries=32, show_spinner="対象のお客様といつもの購入率を調べています…")
+def _hint(version: tuple, setting: tuple, source: str, channel: str, holdout: int, days: int) -> dict:
+    audience = C.audience_ids(store, _rule(source), channel)
+    if not audience["ids"]:
+        return {"n": 0, "global_holdout": len(audience["global_holdout"]), "message": "", "too_small": True}
+    out = C.detectable_effect(store, audience["ids"], holdout / 100, days)
+    out["global_holdout"] = len(audience["global_holdout"])
+    return out
+
+
 st.divider()
 with st.expander("施策を記録する（配信対象を確定）", expanded=summaries.empty or bool(st.session_state.get("res_frozen"))):
     st.caption("配信する直前に記録すると、対象のお客様から比較用の「送らないグループ」を抽選で選びます（抽選は施策番号と顧客IDから決まり、"
@@ -285,17 +391,27 @@ with st.expander("施策を記録する（配信対象を確定）", expanded=su
     sources = {f"saved:{s['segment_id']}": f"保存済み：{s['name']}" for s in saved}
     sources |= {f"preset:{p.key}": f"おすすめ：{p.name}" for p in S.PRESETS}
     sources["all"] = "すべてのお客様"
+    # Audience, channel, holdout share and window sit outside the form: the detectable-effect hint follows them live.
+    c1, c2 = st.columns([2, 1])
+    source = c1.selectbox("配信対象（セグメント）", list(sources), format_func=sources.get, key="res_new_source")
+    channel = c2.selectbox("チャネル", list(C.CHANNELS), format_func=C.CHANNELS.get, key="res_new_channel")
+    c1, c2 = st.columns(2)
+    holdout = c1.slider("送らないグループの割合", 0, 50, 10, step=5, format="%d%%", key="res_new_holdout",
+                        help="10%なら、対象の10%のお客様には送らずに比較に使います。0%だと効果の判定はできません。")
+    days = c2.number_input("効果を数える日数", 1, 60, C.DEFAULT_ATTRIBUTION_DAYS, key="res_new_days")
+    hint = ui.run(_hint, version, (setting["share"], setting["since"]), source, channel, int(holdout), int(days))
+    if hint["n"] == 0:
+        st.warning("この条件とチャネルで届くお客様は0人です。", icon="⚠️")
+    else:
+        st.markdown("**この設定で見分けられる効果**")
+        (st.warning if hint["too_small"] else st.info)(hint["message"], icon="🔎")
+        st.caption(RC.CAPTIONS["mde"] + (f" 全体の比較グループのお客様 {hint['global_holdout']:,}人は、配信対象から除きます。"
+                                          if hint["global_holdout"] else ""))
     with st.form("res_freeze_form"):
         name = st.text_input("施策名", key="res_new_name", placeholder="例: 11月 休眠掘り起こしクーポン")
         c1, c2, c3 = st.columns(3)
-        channel = c1.selectbox("チャネル", list(C.CHANNELS), format_func=C.CHANNELS.get, key="res_new_channel")
-        day = c2.date_input("送信日", value=clock.today(), key="res_new_day")
-        time_ = c3.time_input("送信時刻", value=dt.time(12, 0), key="res_new_time")
-        source = st.selectbox("配信対象（セグメント）", list(sources), format_func=sources.get, key="res_new_source")
-        c1, c2, c3 = st.columns(3)
-        holdout = c1.slider("送らないグループの割合", 0, 50, 10, step=5, format="%d%%", key="res_new_holdout",
-                            help="10%なら、対象の10%のお客様には送らずに比較に使います。0%だと効果の判定はできません。")
-        days = c2.number_input("効果を数える日数", 1, 60, C.DEFAULT_ATTRIBUTION_DAYS, key="res_new_days")
+        day = c1.date_input("送信日", value=clock.today(), key="res_new_day")
+        time_ = c2.time_input("送信時刻", value=dt.time(12, 0), key="res_new_time")
         variants = c3.text_input("A/Bテストのパターン（カンマ区切り）", "A", key="res_new_variants", help="例: A,B")
         c1, c2 = st.columns(2)
         coupon = c1.text_input("クーポンコード（任意）", key="res_new_coupon")
@@ -303,14 +419,8 @@ with st.expander("施策を記録する（配信対象を確定）", expanded=su
         marked = st.checkbox("送信済みとして記録（コンソールの外で送った配信）", key="res_new_marked")
         submitted = st.form_submit_button("配信対象を確定して記録", type="primary")
     if submitted:
-        if source.startswith("saved:"):
-            rule = ui.run(L.get_segment, store, int(source.split(":", 1)[1]))["rule"]
-        elif source.startswith("preset:"):
-            rule = ui.run(S.preset_rule, source.split(":", 1)[1])
-        else:
-            rule = {"all": []}
         new_id = ui.run(
-            C.freeze_campaign, store, name, channel, dt.datetime.combine(day, time_), rule=rule,
+            C.freeze_campaign, store, name, channel, dt.datetime.combine(day, time_), rule=_rule(source),
             holdout_share=holdout / 100, attribution_days=int(days), variants=[v.strip() for v in variants.split(",")],
             coupon_code=coupon, fixed_cost=float(fixed), marked_only=marked,
         )
