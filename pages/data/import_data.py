@@ -44,7 +44,12 @@ with st.expander("顧客の識別方法（同じお客様の注文をまとめ�
         with st.spinner("顧客をまとめ直しています…"):
             stats = ui.run(rekey, store, chosen)
             ui.run(pipeline.after_import, store)
-        st.success(f"顧客 {stats['customers']:,}人にまとめました（複数回の注文をまとめた件数 {stats['orders_merged']:,}件）。")
+        carried = stats.get("carried", {})
+        st.success(
+            f"顧客 {stats['customers']:,}人にまとめました（複数回の注文をまとめた件数 {stats['orders_merged']:,}件）。"
+            f"施策の対象者 {carried.get('campaign_recipients', 0):,}件と発行済みクーポンコード {carried.get('coupon_codes', 0):,}件は、"
+            "同じ注文のお客様に引き継ぎました。"
+        )
 
 uploads = st.file_uploader(
     "注文CSV・顧客リスト・商品マスタ（複数選択できます）",
