@@ -45,6 +45,15 @@ def _store(args: argparse.Namespace) -> Store:
     return Store(getattr(args, "db", None) or default_db_path())
 
 
+def _reading_store(args: argparse.Namespace) -> Store:
+    """The store for a command that only reads: opened read-only when the file exists.
+
+    Works on a read-only file and next to other readers; nothing is migrated or written.
+    """
+    path = Path(getattr(args, "db", None) or default_db_path())
+    return Store(path, read_only=True if path.exists() else None)
+
+
 def _with_db(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--db", default=argparse.SUPPRESS, help=DB_HELP)
     return p
@@ -105,7 +114,7 @@ def cmd_segment_count(args: argparse.Namespace) -> int:
     from crm_core.audience import segments
 
     rule = segments.read_rule_file(args.rule)
-    store = _store(args)
+    store = _reading_store(args)
     c = segments.compile_rule(store, rule)
     _print({"count": segments.count(store, rule), "description": c.description})
     return 0
@@ -116,7 +125,7 @@ def cmd_segment_export(args: argparse.Namespace) -> int:
     from crm_core.audience import segments
 
     rule = segments.read_rule_file(args.rule)
-    store = _store(args)
+    store = _reading_store(args)
     report = segments.export_csv(store, rule, args.out, encoding=args.encoding, opted_in_only=args.opted_in_only)
     out: dict[str, Any] = {"rows": report["rows"], "out": str(args.out), "encoding": args.encoding,
                            "description": segments.describe(rule, store)}
@@ -334,7 +343,7 @@ def cmd_results(args: argparse.Namespace) -> int:
     """``results``: print the campaign's metrics (text, or JSON with ``--json``)."""
     from crm_core.results import attribution as results
 
-    store = _store(args)
+    store = _reading_store(args)
     report = results.campaign_report(store, args.campaign)
     if args.json:
         _print(report)
@@ -406,15 +415,36 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    """Run a parsed command (an :class:`InputError` becomes a Japanese message and exit status 2)."""
+    """Run a parsed command.
+
+    An :class:`InputError` becomes a Japanese message and exit status 2; a
+    failure of the machine (store locked by another process, read-only store,
+    full disk, a rule nested too deeply — see :mod:`crm_core.failures`) a
+    Japanese message and exit status 3.  This is the one place the command
+    line maps them; anything else is a bug and keeps its traceback.
+    """
     if not hasattr(args, "db"):
         args.db = None
     try:
         return args.func(args)
     except InputError as exc:
-        sys.stderr.write(f"エラー: {exc.message}\n")
-        _print({"errors": [exc.message]})
-        return 2
+        return _fail(exc)
+    except Exception as exc:
+        from crm_core.failures import translate
+
+        problem = translate(exc, args.db or default_db_path())
+        if problem is None:
+            raise
+        return _fail(problem)
+
+
+def _fail(exc: InputError) -> int:
+    """Print the Japanese message (stderr, and as JSON on stdout); 2 for input, 3 for the machine."""
+    from crm_core.errors import StorageError
+
+    sys.stderr.write(f"エラー: {exc.message}\n")
+    _print({"errors": [exc.message]})
+    return 3 if isinstance(exc, StorageError) else 2
 
 
 def main(argv: list[str] | None = None) -> int:
