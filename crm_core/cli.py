@@ -90,10 +90,15 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 def cmd_customers(args: argparse.Namespace) -> int:
     from crm_core import model
+    from crm_core.export import unencodable_warning
 
     as_of = dt.date.fromisoformat(args.as_of) if args.as_of else None
-    rows = model.export_customers(_store(args), args.out, as_of=as_of, encoding=args.encoding)
-    _print({"rows": rows, "out": str(args.out)})
+    bad: set[str] = set()
+    rows = model.export_customers(_store(args), args.out, as_of=as_of, encoding=args.encoding, unencodable=bad)
+    out: dict[str, Any] = {"rows": rows, "out": str(args.out)}
+    if bad:  # the same warning as segment export
+        out["warnings"] = [unencodable_warning(bad)]
+    _print(out)
     return 0
 
 
@@ -130,9 +135,9 @@ def cmd_segment_export(args: argparse.Namespace) -> int:
     out: dict[str, Any] = {"rows": report["rows"], "out": str(args.out), "encoding": args.encoding,
                            "description": segments.describe(rule, store)}
     if report["unencodable"]:
-        out["warnings"] = [
-            "cp932で表せない文字を「?」に置き換えました: " + "".join(report["unencodable"][:20])
-        ]
+        from crm_core.export import unencodable_warning
+
+        out["warnings"] = [unencodable_warning(report["unencodable"])]
     if args.line_ids:
         text = segments.line_ids_text(store, rule)
         Path(args.line_ids).write_text(text, encoding="utf-8")
