@@ -339,6 +339,7 @@ def cmd_campaign_freeze(args: argparse.Namespace) -> int:
     cid = freeze_campaign(
         store, args.name, args.channel, args.sent_at, rule=rule, holdout_share=args.holdout,
         variants=[v for v in args.variants.split(",")], attribution_days=args.days, coupon_code=args.coupon or "",
+        marked_only=args.marked_only, reach=args.reach,
     )
     sys.stdout.write(f"{cid}\n")
     return 0
@@ -359,7 +360,7 @@ def cmd_results(args: argparse.Namespace) -> int:
 
 def add_campaign_commands(subparsers: argparse._SubParsersAction) -> None:
     """Register ``campaign freeze`` and ``results``."""
-    from crm_core.results.campaigns import CHANNELS, DEFAULT_ATTRIBUTION_DAYS, DEFAULT_HOLDOUT
+    from crm_core.results.campaigns import CHANNELS, DEFAULT_ATTRIBUTION_DAYS, DEFAULT_HOLDOUT, REACH
 
     camp = subparsers.add_parser("campaign", help="freeze a campaign's recipients (holdout and A/B groups)")
     sub = camp.add_subparsers(dest="campaign_command", required=True)
@@ -372,6 +373,10 @@ def add_campaign_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--variants", default="A", help="A/B variant names, e.g. A,B")
     p.add_argument("--days", type=int, default=DEFAULT_ATTRIBUTION_DAYS, help="attribution window in days (default 7)")
     p.add_argument("--coupon", help="coupon code used in the campaign")
+    p.add_argument("--marked-only", action="store_true", help="the send was made outside the console (e.g. R-Mail from RMS)")
+    p.add_argument("--reach", choices=["auto", *REACH], default="auto",
+                   help="channel: only customers the console can reach on the channel; all: the whole segment; "
+                        "auto (default): all for R-Mail and --marked-only, else channel")
     p.add_argument("--db", default=argparse.SUPPRESS, help=DB_HELP)
     p.set_defaults(func=cmd_campaign_freeze)
     p = subparsers.add_parser("results", help="print a campaign's results (attribution, lift vs holdout, A/B, ROI)")

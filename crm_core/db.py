@@ -392,8 +392,15 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """Run a block atomically: everything commits, or nothing does."""
+        """Run a block atomically: everything commits, or nothing does.
+
+        Inside :meth:`scratch` the block joins the scratch transaction (which
+        is rolled back at its end) instead of starting its own.
+        """
         cur = self.cursor()
+        if getattr(self._local, "scratch", False):
+            yield cur
+            return
         self._guard(cur.execute, "BEGIN TRANSACTION")
         try:
             yield cur
@@ -406,6 +413,26 @@ class Store:
             if problem is exc:
                 raise
             raise problem from exc
+
+    @contextmanager
+    def scratch(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A block whose writes this thread sees and nobody keeps: rolled back at its end.
+
+        Used to look at the store as it would be (e.g. the customer model
+        rebuilt as of an earlier day) without replacing what is stored; other
+        connections keep seeing the stored data throughout.  Transactions
+        opened inside join this one.
+        """
+        if getattr(self._local, "scratch", False):
+            raise RuntimeError("scratch blocks do not nest")
+        cur = self.cursor()
+        self._guard(cur.execute, "BEGIN TRANSACTION")
+        self._local.scratch = True
+        try:
+            yield cur
+        finally:
+            self._local.scratch = False
+            rollback_quietly(cur)
 
     # -- settings ---------------------------------------------------------
     def get_setting(self, key: str, default: Any = None) -> Any:
