@@ -467,14 +467,19 @@ class Store:
         """True when no order has been imported yet."""
         return self.table_count("orders") == 0
 
-    def clear_data(self) -> None:
+    def clear_data(self, keep_campaigns: bool = False) -> None:
         """Remove all imported shop data and everything derived from it.
 
         Keeps settings, saved column mappings, saved segment rules, templates,
         coupons' definitions and the test-send log.  Derived tables (the
         customer model, recommendations) are dropped; tables of later stages
-        that hold customer ids are emptied when they exist.
+        that hold customer ids are emptied when they exist — except, with
+        ``keep_campaigns``, campaign records (recipients, results) and issued
+        coupon codes, which re-attach when the same customers are imported
+        again (customer ids follow from the identity key).
+        See :func:`crm_core.backup.clear_plan` for the counts.
         """
+        kept = CAMPAIGN_TABLES if keep_campaigns else ()
         with self.transaction() as cur:
             for table in DATA_TABLES:
                 cur.execute("DELETE FROM " + quote_ident(table, DATA_TABLES))  # noqa: S608
@@ -483,7 +488,7 @@ class Store:
                 if table in existing:
                     cur.execute("DROP TABLE " + quote_ident(table, DERIVED_TABLES))
             for table in CUSTOMER_LINKED_TABLES:
-                if table in existing:
+                if table in existing and table not in kept:
                     cur.execute("DELETE FROM " + quote_ident(table, CUSTOMER_LINKED_TABLES))  # noqa: S608
 
 
@@ -526,3 +531,5 @@ CUSTOMER_LINKED_TABLES = (
     "campaign_recipients",
     "campaigns",
 )
+# What ``clear_data(keep_campaigns=True)`` keeps: campaign records and codes already in customers' hands.
+CAMPAIGN_TABLES = ("coupon_codes", "campaign_events", "campaign_recipients", "campaigns")
