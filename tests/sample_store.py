@@ -19,7 +19,7 @@ _CACHE: dict[int, Path] = {}
 def sample_db(dest: Path, customers: int = 600) -> Path:
     """Copy a sample-shop store file (``customers`` customers) to ``dest`` and return it."""
     if customers not in _CACHE:
-        from crm_core.sample_shop import load_sample
+        from crm_core.sample.load import load_sample
 
         folder = Path(tempfile.mkdtemp(prefix="crm-sample-db-"))
         path = folder / "sample.duckdb"

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from crm_core import campaigns as C
-from crm_core import model
 from crm_core.db import Store
 from crm_core.errors import InputError
-from crm_core.ingest.importer import import_files
+from crm_core.model import build as model
+from crm_core.pipeline import import_files
+from crm_core.results import campaigns as C
 from tests import fixtures as fx
 from tests.sample_store import sample_db
 

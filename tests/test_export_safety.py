@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from crm_core import analytics
+from crm_core.analytics import value as analytics
 from crm_core.db import Store
 from crm_core.export import cp932_unencodable, to_csv_bytes
-from crm_core.ingest.importer import import_files
+from crm_core.pipeline import import_files
 from tests import fixtures as fx
 
 ROOT = Path(__file__).resolve().parents[1]

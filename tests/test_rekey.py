@@ -9,12 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from crm_core import campaigns as C
-from crm_core import coupons, pipeline, results
-from crm_core.customers import rekey
+from crm_core import pipeline
 from crm_core.db import Store
 from crm_core.errors import InputError
-from crm_core.ingest.importer import import_files
+from crm_core.ingest.identity import rekey
+from crm_core.messaging import coupons
+from crm_core.pipeline import import_files
+from crm_core.results import attribution as results
+from crm_core.results import campaigns as C
 from tests import fixtures as fx
 from tests.sample_store import sample_db
 

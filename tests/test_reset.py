@@ -7,11 +7,11 @@ from pathlib import Path
 import duckdb
 from streamlit.testing.v1 import AppTest
 
-from crm_core import campaigns as C
-from crm_core import coupons
 from crm_core.backup import ClearPlan, backup_store, clear_plan
 from crm_core.db import Store
-from crm_core.ingest.importer import import_files
+from crm_core.messaging import coupons
+from crm_core.pipeline import import_files
+from crm_core.results import campaigns as C
 from tests import fixtures as fx
 from tests.sample_store import sample_db
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from crm_core import segments as S
+from crm_core.audience import segments as S
 from crm_core.errors import InputError
 from tests.test_segments import segment_store
 

@@ -165,7 +165,7 @@ def test_import_on_a_full_disk_says_so_and_keeps_the_store(tiny_disk, tmp_path):
     db = tiny_disk / "crm.duckdb"
     first = cli("import", str(fx.rakuten_current(tmp_path / "r.csv")), db=db)
     assert first.returncode == 0, first.stderr
-    from crm_core.sample import generate_sample
+    from crm_core.sample.generate import generate_sample
 
     paths = generate_sample(tmp_path / "sample", customers=600)
     res = cli("import", str(paths["rakuten_orders"]), db=db)
