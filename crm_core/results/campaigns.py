@@ -166,20 +166,14 @@ def resolve_reach(reach: str, channel: str, marked_only: bool) -> str:
 def send_day_as_of(store: Store, sent: dt.datetime) -> dt.date | None:
     """The day a backdated send's segment is evaluated on, or None when the stored model can be used.
 
-    When the store holds orders from the send day or later (or the stored
-    model describes that day or later), the segment is evaluated on the model
-    as of the last full day before the send (orders placed after the send must
-    not decide who was sent to); otherwise on the stored model.
+    When the store holds orders placed at or after the send time, the send is
+    recorded after the fact: its segment is evaluated on the model as of the
+    last full day before the send, so orders placed after the send cannot
+    decide who was sent to (nor add customers who first bought later).
+    Otherwise (a send recorded as it happens) the stored model is used.
     """
-    day = sent.date()
-    start = dt.datetime(day.year, day.month, day.day)
-    later = store.scalar("SELECT count(*) FROM orders WHERE ordered_at >= ?", [start])
-    from crm_core.model import build as model
-
-    stored = model.stored_as_of(store)
-    if later or (stored is not None and stored >= day):
-        return day - dt.timedelta(days=1)
-    return None
+    later = store.scalar("SELECT count(*) FROM orders WHERE ordered_at >= ?", [sent])
+    return sent.date() - dt.timedelta(days=1) if later else None
 
 
 def _recipient_counts(store: Store, rule: Any, channel: str, reach: str) -> tuple[list[str], dict[str, Any]]:
