@@ -128,3 +128,23 @@ def test_cli_rekey_reports_what_was_carried(tmp_path):
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
     assert out["carried"]["campaign_recipients"] > 0
+
+
+def test_page_rekey_says_what_was_carried_and_refusal_is_shown(tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    path = sample_db(tmp_path / "crm.duckdb")
+    monkeypatch.setenv("CRM_DB", str(path))
+    monkeypatch.setenv("CRM_NO_SAMPLE", "1")
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.run()
+    at.switch_page("pages/data/import_data.py").run()
+    at.radio(key="imp_identity_key").set_value("phone").run()
+    at.button(key="imp_rekey").click().run()
+    assert not at.exception, at.exception
+    done = "\n".join(s.value for s in at.success)
+    assert "施策の対象者" in done and "引き継ぎました" in done
+    store = Store(path)
+    assert store.scalar(
+        "SELECT count(*) FROM campaign_recipients r ANTI JOIN customers c USING (customer_id)") == 0
+    store.close()

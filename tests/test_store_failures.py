@@ -190,3 +190,16 @@ def test_translate_finds_the_cause_behind_a_failed_rollback():
     assert translate(OSError(errno.ENOSPC, "No space left on device")).kind == "disk_full"
     assert translate(OSError(errno.EROFS, "Read-only file system")).kind == "read_only"
     assert translate(ValueError("something else")) is None
+
+
+def test_console_page_on_a_held_store_explains_instead_of_failing(holder, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    db, proc = holder
+    monkeypatch.setenv("CRM_DB", str(db))
+    monkeypatch.setenv("CRM_NO_SAMPLE", "1")
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
+    at.run()
+    assert not at.exception, at.exception
+    shown = "\n".join(e.value for e in at.error)
+    assert "使用中" in shown and f"PID {proc.pid}" in shown
