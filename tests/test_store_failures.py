@@ -203,3 +203,15 @@ def test_console_page_on_a_held_store_explains_instead_of_failing(holder, monkey
     assert not at.exception, at.exception
     shown = "\n".join(e.value for e in at.error)
     assert "使用中" in shown and f"PID {proc.pid}" in shown
+
+
+def test_translate_a_real_temp_space_exhaustion(tmp_path):
+    """Without root: DuckDB's own limit on its temp folder gives the same failure as a full disk."""
+    con = duckdb.connect(str(tmp_path / "x.duckdb"), config={
+        "memory_limit": "20MB", "max_temp_directory_size": "1MB", "temp_directory": str(tmp_path / "tmp"), "threads": 1})
+    with pytest.raises(duckdb.Error) as err:
+        con.execute("CREATE TABLE t AS SELECT i, md5(CAST(i AS VARCHAR)) AS s FROM range(3000000) r(i) ORDER BY s")
+    con.close()
+    problem = translate(err.value, tmp_path / "x.duckdb")
+    assert problem is not None and problem.kind == "disk_full"
+    assert "ディスクの空き容量が足りない" in problem.message
