@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from crm_core import clock
 from crm_core.db import Store, quote_ident
 from crm_core.errors import InputError
 
@@ -101,7 +102,7 @@ def backup_store(store: Store, folder: str | Path | None = None, now: dt.datetim
     """
     target_dir = Path(folder) if folder is not None else backups_folder(store)
     target_dir.mkdir(parents=True, exist_ok=True)
-    stamp = (now or dt.datetime.now()).strftime("%Y%m%d-%H%M%S")
+    stamp = (now or clock.now()).strftime("%Y%m%d-%H%M%S")
     stem = re.sub(r"[^A-Za-z0-9_-]", "_", Path(store.path).stem) or "crm"
     target = target_dir / f"{stem}-{stamp}.duckdb"
     n = 1

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from crm_core.analytics import value as analytics
 from crm_core.db import Store
@@ -49,6 +50,7 @@ def test_cp932_unencodable_sees_headers_and_cells():
     assert cp932_unencodable(df) == {"😀", "𠮷", "é"}
 
 
+@pytest.mark.slow
 def test_cli_customers_cp932_warns_like_segment_export(tmp_path):
     rows = fx.shopify_rows()
     rows[0] = {**rows[0], "Billing Name": "𠮷田 é😀"}

@@ -20,6 +20,8 @@ from crm_core.results import campaigns as C
 from tests import fixtures as fx
 from tests.sample_store import sample_db
 
+pytestmark = pytest.mark.slow  # the sample shop, subprocesses and AppTest pages
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

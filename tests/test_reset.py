@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import duckdb
+import pytest
 from streamlit.testing.v1 import AppTest
 
 from crm_core.backup import ClearPlan, backup_store, clear_plan
@@ -14,6 +15,8 @@ from crm_core.pipeline import import_files
 from crm_core.results import campaigns as C
 from tests import fixtures as fx
 from tests.sample_store import sample_db
+
+pytestmark = pytest.mark.slow  # the sample shop, subprocesses and AppTest pages
 
 ROOT = Path(__file__).resolve().parents[1]
 

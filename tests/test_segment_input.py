@@ -11,7 +11,7 @@ import pytest
 
 from crm_core.audience import segments as S
 from crm_core.errors import InputError
-from tests.test_segments import segment_store
+from tests.segment_shop import segment_store
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -57,6 +57,7 @@ def test_deeply_nested_json_is_a_clear_error_not_a_recursion_error():
         S.load_rule(deep)
 
 
+@pytest.mark.slow
 def test_cli_deep_rule_file_exits_2_with_japanese(tmp_path):
     rule = tmp_path / "deep.json"
     rule.write_text('{"not":' * 100_000 + "{}" + "}" * 100_000, encoding="utf-8")

@@ -26,6 +26,8 @@ from crm_core.failures import translate
 from tests import fixtures as fx
 from tests.sample_store import sample_db
 
+pytestmark = pytest.mark.slow  # the sample shop, subprocesses and AppTest pages
+
 ROOT = Path(__file__).resolve().parents[1]
 RULE = {"all": [{"field": "recency_days", "op": ">=", "value": 90}, {"field": "orders", "op": "gte", "value": 2}]}
 
