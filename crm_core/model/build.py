@@ -780,7 +780,7 @@ def model_as_of(store: Store, as_of: date | datetime | str) -> Iterator[ModelRep
     The model is rebuilt as of that day in a :meth:`~crm_core.db.Store.scratch`
     transaction that is rolled back when the block ends: the stored model is
     never replaced, and other connections keep seeing it.  Segments evaluated
-    inside the block (:mod:`crm_core.segments`) see the customers, RFM, ranks
+    inside the block (:mod:`crm_core.audience.segments`) see the customers, RFM, ranks
     and relative days of that day.
     """
     with store.scratch():
