@@ -24,7 +24,7 @@ import pandas as pd
 DEFAULT_DB = Path(__file__).resolve().parent.parent / "data" / "crm.duckdb"
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
-_ENSURE = re.compile(r"\s*CREATE\s+(TABLE|SEQUENCE|INDEX)\s+IF\s+NOT\s+EXISTS\b", re.I)
+_ENSURE = re.compile(r"\s*CREATE\s+(TABLE|SEQUENCE|INDEX)\s+IF\s+NOT\s+EXISTS\s+([A-Za-z_][A-Za-z0-9_]*)", re.I)
 
 
 def default_db_path() -> Path:
@@ -366,12 +366,24 @@ class Store:
         A machine failure (full disk, read-only store, ...) is raised as a
         Japanese :class:`~crm_core.errors.StorageError`; other errors unchanged.
         On a read-only store, ``CREATE TABLE IF NOT EXISTS`` (the modules'
-        ``ensure_tables``) does nothing: reading works, and a missing table
-        then reads as missing.
+        ``ensure_tables``) creates an empty temporary table in place of a
+        table the file does not have yet, so pages that read it show their
+        empty state (nothing written there is kept).
         """
-        if self.read_only and _ENSURE.match(sql):
-            return self.cursor()
+        if self.read_only and (ensure := _ENSURE.match(sql)):
+            kind, name = ensure.group(1).upper(), ensure.group(2)
+            if kind == "INDEX" or self._has(kind, name):
+                return self.cursor()  # nothing to create (an index only speeds up writes)
+            sql = sql[:ensure.start(1)] + "TEMP " + sql[ensure.start(1):]
         return self._guard(self.cursor().execute, sql, params or [])
+
+    def _has(self, kind: str, name: str) -> bool:
+        """True when the store file holds this table (or sequence)."""
+        if kind == "SEQUENCE":
+            return bool(self.cursor().execute(
+                "SELECT count(*) FROM duckdb_sequences() WHERE database_name = current_database() AND sequence_name = ?",
+                [name]).fetchone()[0])
+        return self.has_table(name)
 
     def fetchone(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None):
         """First row of a query, or None."""

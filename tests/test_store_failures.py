@@ -217,3 +217,25 @@ def test_translate_a_real_temp_space_exhaustion(tmp_path):
     problem = translate(err.value, tmp_path / "x.duckdb")
     assert problem is not None and problem.kind == "disk_full"
     assert "ディスクの空き容量が足りない" in problem.message
+
+
+PAGES = ("pages/audience/segments.py", "pages/results/results.py", "pages/analysis/analytics.py",
+         "pages/messages/messages.py", "pages/plan/calendar.py", "pages/data/import_data.py",
+         "pages/settings/settings.py", "pages/settings/model_settings.py")
+
+
+def test_every_page_opens_on_a_read_only_store(read_only_store, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    before = read_only_store.read_bytes()
+    monkeypatch.setenv("CRM_DB", str(read_only_store))
+    monkeypatch.setenv("CRM_NO_SAMPLE", "1")
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.run()
+    assert not at.exception, at.exception
+    assert any("読み取り専用" in w.value for w in at.warning)
+    for page in PAGES:
+        at.switch_page(page).run()
+        assert not at.exception, (page, at.exception)
+        assert not any("予期しないエラー" in e.value for e in at.error), page
+    assert read_only_store.read_bytes() == before
