@@ -28,6 +28,7 @@ _DELETED = (
     ("products", "商品マスタ", "件"),
     ("imports", "取り込み履歴", "件"),
     ("import_rejects", "取り込めなかった行の記録", "行"),
+    ("segment_sizes", "保存したセグメントの人数の推移", "件"),
 )
 _CAMPAIGNS = (
     ("campaigns", "施策の記録", "件"),
