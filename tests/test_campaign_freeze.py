@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from crm_core import model
 from crm_core.db import Store
 from crm_core.errors import InputError
-from crm_core.model import build as model
 from crm_core.pipeline import import_files
 from crm_core.results import campaigns as C
 from tests import fixtures as fx

@@ -282,9 +282,9 @@ def freeze_campaign(
         if as_of is None:
             ids, counts = _recipient_counts(store, rule, channel, how)
         else:
-            from crm_core.model.build import model_as_of
+            from crm_core import model
 
-            with model_as_of(store, as_of):
+            with model.model_as_of(store, as_of):
                 ids, counts = _recipient_counts(store, rule, channel, how)
         if not ids:
             raise _no_recipients(channel, how, counts, as_of, sent)
