@@ -105,6 +105,8 @@ def build_pages() -> dict[str, list[st.Page]]:
 def sidebar() -> None:
     store = ui.store()
     with st.sidebar:
+        if store.read_only:
+            st.warning("データベースファイルが読み取り専用のため、閲覧だけできます。取り込みや設定の変更は保存されません。", icon="🔒")
         if store.is_empty():
             st.caption("データ未登録")
             return

@@ -45,6 +45,15 @@ def _store(args: argparse.Namespace) -> Store:
     return Store(getattr(args, "db", None) or default_db_path())
 
 
+def _reading_store(args: argparse.Namespace) -> Store:
+    """The store for a command that only reads: opened read-only when the file exists.
+
+    Works on a read-only file and next to other readers; nothing is migrated or written.
+    """
+    path = Path(getattr(args, "db", None) or default_db_path())
+    return Store(path, read_only=True if path.exists() else None)
+
+
 def _with_db(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--db", default=argparse.SUPPRESS, help=DB_HELP)
     return p
@@ -81,10 +90,15 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 def cmd_customers(args: argparse.Namespace) -> int:
     from crm_core import model
+    from crm_core.export import unencodable_warning
 
     as_of = dt.date.fromisoformat(args.as_of) if args.as_of else None
-    rows = model.export_customers(_store(args), args.out, as_of=as_of, encoding=args.encoding)
-    _print({"rows": rows, "out": str(args.out)})
+    bad: set[str] = set()
+    rows = model.export_customers(_store(args), args.out, as_of=as_of, encoding=args.encoding, unencodable=bad)
+    out: dict[str, Any] = {"rows": rows, "out": str(args.out)}
+    if bad:  # the same warning as segment export
+        out["warnings"] = [unencodable_warning(bad)]
+    _print(out)
     return 0
 
 
@@ -105,7 +119,7 @@ def cmd_segment_count(args: argparse.Namespace) -> int:
     from crm_core.audience import segments
 
     rule = segments.read_rule_file(args.rule)
-    store = _store(args)
+    store = _reading_store(args)
     c = segments.compile_rule(store, rule)
     _print({"count": segments.count(store, rule), "description": c.description})
     return 0
@@ -116,14 +130,14 @@ def cmd_segment_export(args: argparse.Namespace) -> int:
     from crm_core.audience import segments
 
     rule = segments.read_rule_file(args.rule)
-    store = _store(args)
+    store = _reading_store(args)
     report = segments.export_csv(store, rule, args.out, encoding=args.encoding, opted_in_only=args.opted_in_only)
     out: dict[str, Any] = {"rows": report["rows"], "out": str(args.out), "encoding": args.encoding,
                            "description": segments.describe(rule, store)}
     if report["unencodable"]:
-        out["warnings"] = [
-            "cp932で表せない文字を「?」に置き換えました: " + "".join(report["unencodable"][:20])
-        ]
+        from crm_core.export import unencodable_warning
+
+        out["warnings"] = [unencodable_warning(report["unencodable"])]
     if args.line_ids:
         text = segments.line_ids_text(store, rule)
         Path(args.line_ids).write_text(text, encoding="utf-8")
@@ -326,6 +340,7 @@ def cmd_campaign_freeze(args: argparse.Namespace) -> int:
     cid = campaigns.freeze_campaign(
         store, args.name, args.channel, args.sent_at, rule=rule, holdout_share=args.holdout,
         variants=[v for v in args.variants.split(",")], attribution_days=args.days, coupon_code=args.coupon or "",
+        marked_only=args.marked_only, reach=args.reach,
     )
     sys.stdout.write(f"{cid}\n")
     # What this test can detect (on stderr, so stdout stays the id).
@@ -342,7 +357,7 @@ def cmd_results(args: argparse.Namespace) -> int:
     """``results``: print the campaign's metrics (text, or JSON with ``--json``)."""
     from crm_core.results import attribution as results
 
-    store = _store(args)
+    store = _reading_store(args)
     report = results.campaign_report(store, args.campaign)
     if args.json:
         _print(report)
@@ -353,7 +368,7 @@ def cmd_results(args: argparse.Namespace) -> int:
 
 def add_campaign_commands(subparsers: argparse._SubParsersAction) -> None:
     """Register ``campaign freeze`` and ``results``."""
-    from crm_core.results.campaigns import CHANNELS, DEFAULT_ATTRIBUTION_DAYS, DEFAULT_HOLDOUT
+    from crm_core.results.campaigns import CHANNELS, DEFAULT_ATTRIBUTION_DAYS, DEFAULT_HOLDOUT, REACH
 
     camp = subparsers.add_parser("campaign", help="freeze a campaign's recipients (holdout and A/B groups)")
     sub = camp.add_subparsers(dest="campaign_command", required=True)
@@ -366,6 +381,10 @@ def add_campaign_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--variants", default="A", help="A/B variant names, e.g. A,B")
     p.add_argument("--days", type=int, default=DEFAULT_ATTRIBUTION_DAYS, help="attribution window in days (default 7)")
     p.add_argument("--coupon", help="coupon code used in the campaign")
+    p.add_argument("--marked-only", action="store_true", help="the send was made outside the console (e.g. R-Mail from RMS)")
+    p.add_argument("--reach", choices=["auto", *REACH], default="auto",
+                   help="channel: only customers the console can reach on the channel; all: the whole segment; "
+                        "auto (default): all for R-Mail and --marked-only, else channel")
     p.add_argument("--db", default=argparse.SUPPRESS, help=DB_HELP)
     p.set_defaults(func=cmd_campaign_freeze)
     p = subparsers.add_parser("results", help="print a campaign's results (attribution, lift vs holdout, A/B, ROI)")
@@ -445,15 +464,36 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    """Run a parsed command (an :class:`InputError` becomes a Japanese message and exit status 2)."""
+    """Run a parsed command.
+
+    An :class:`InputError` becomes a Japanese message and exit status 2; a
+    failure of the machine (store locked by another process, read-only store,
+    full disk, a rule nested too deeply — see :mod:`crm_core.failures`) a
+    Japanese message and exit status 3.  This is the one place the command
+    line maps them; anything else is a bug and keeps its traceback.
+    """
     if not hasattr(args, "db"):
         args.db = None
     try:
         return args.func(args)
     except InputError as exc:
-        sys.stderr.write(f"エラー: {exc.message}\n")
-        _print({"errors": [exc.message]})
-        return 2
+        return _fail(exc)
+    except Exception as exc:
+        from crm_core.failures import translate
+
+        problem = translate(exc, args.db or default_db_path())
+        if problem is None:
+            raise
+        return _fail(problem)
+
+
+def _fail(exc: InputError) -> int:
+    """Print the Japanese message (stderr, and as JSON on stdout); 2 for input, 3 for the machine."""
+    from crm_core.errors import StorageError
+
+    sys.stderr.write(f"エラー: {exc.message}\n")
+    _print({"errors": [exc.message]})
+    return 3 if isinstance(exc, StorageError) else 2
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,7 +14,7 @@ import os
 import re
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ import pandas as pd
 DEFAULT_DB = Path(__file__).resolve().parent.parent / "data" / "crm.duckdb"
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+_ENSURE = re.compile(r"\s*CREATE\s+(TABLE|SEQUENCE|INDEX)\s+IF\s+NOT\s+EXISTS\s+([A-Za-z_][A-Za-z0-9_]*)", re.I)
 
 
 def default_db_path() -> Path:
@@ -55,19 +56,21 @@ def quote_ident(name: str, allowed: Sequence[str] | None = None) -> str:
 
 
 # SQL macros used by the importers; pure functions of their arguments.
+# Temporary macros, defined on every connection (cursor) the store opens: the
+# store file is never rewritten to define them, so a read-only store works.
 # Each parser tries a plain cast first (the common case skips the regular
 # expressions: COALESCE evaluates later branches only where earlier ones gave NULL).
 # Amounts: NFKC-equivalent digit folding, then drop currency signs, commas,
 # spaces and the apostrophe Shopify puts before numbers; △/▲ mean minus.
 _MACROS = [
     r"""
-    CREATE OR REPLACE MACRO crm_fold(s) AS
+    CREATE OR REPLACE TEMP MACRO crm_fold(s) AS
       translate(trim(s),
         '０１２３４５６７８９．，－＋：／　−ー',
         '0123456789.,-+:/ --')
     """,
     r"""
-    CREATE OR REPLACE MACRO crm_amount(s) AS
+    CREATE OR REPLACE TEMP MACRO crm_amount(s) AS
       coalesce(
         TRY_CAST(s AS DECIMAL(18, 2)),
         TRY_CAST(
@@ -77,7 +80,7 @@ _MACROS = [
           AS DECIMAL(18, 2)))
     """,
     r"""
-    CREATE OR REPLACE MACRO crm_int(s) AS
+    CREATE OR REPLACE TEMP MACRO crm_int(s) AS
       coalesce(
         TRY_CAST(s AS BIGINT),
         TRY_CAST(regexp_replace(crm_fold(s), '[,\s回個点]|^''', '', 'g') AS BIGINT))
@@ -85,14 +88,14 @@ _MACROS = [
     # Local date-time (JST) in several shapes, with an optional UTC offset
     # (+0900, +09:00, Z) that is converted to JST.
     r"""
-    CREATE OR REPLACE MACRO crm_local_ts(s) AS
+    CREATE OR REPLACE TEMP MACRO crm_local_ts(s) AS
       try_strptime(
         regexp_replace(regexp_replace(crm_fold(s), 'T', ' '), '(\.\d+)?\s*(Z|[+-]\d\d:?\d\d)$', ''),
         ['%Y-%m-%d %H:%M:%S', '%Y/%m/%d %H:%M:%S', '%Y-%m-%d %H:%M', '%Y/%m/%d %H:%M',
          '%Y-%m-%d', '%Y/%m/%d', '%Y%m%d'])
     """,
     r"""
-    CREATE OR REPLACE MACRO crm_offset_minutes(s) AS
+    CREATE OR REPLACE TEMP MACRO crm_offset_minutes(s) AS
       CASE
         WHEN regexp_matches(crm_fold(s), 'Z$') THEN 0
         WHEN regexp_matches(crm_fold(s), '[+-]\d\d:?\d\d$') THEN
@@ -103,18 +106,18 @@ _MACROS = [
       END
     """,
     r"""
-    CREATE OR REPLACE MACRO crm_ts_jst(s) AS
+    CREATE OR REPLACE TEMP MACRO crm_ts_jst(s) AS
       coalesce(
         try_strptime(s, '%Y-%m-%d %H:%M:%S'),
         crm_local_ts(s) + to_minutes(CAST(540 - crm_offset_minutes(s) AS BIGINT)))
     """,
     r"""
-    CREATE OR REPLACE MACRO crm_digits(s) AS
+    CREATE OR REPLACE TEMP MACRO crm_digits(s) AS
       NULLIF(regexp_replace(crm_fold(s), '[^0-9]', '', 'g'), '')
     """,
     # Customer identity from the configured key (see crm_core.ingest.identity).
     r"""
-    CREATE OR REPLACE MACRO crm_identity(key_kind, source, customer_key, email, phone, name, postcode) AS
+    CREATE OR REPLACE TEMP MACRO crm_identity(key_kind, source, customer_key, email, phone, name, postcode) AS
       CASE
         WHEN customer_key IS NOT NULL THEN 'K:' || source || ':' || customer_key
         WHEN key_kind = 'phone' AND phone IS NOT NULL THEN 'P:' || phone
@@ -129,13 +132,13 @@ _MACROS = [
       END
     """,
     r"""
-    CREATE OR REPLACE MACRO crm_customer_id(key_kind, source, customer_key, email, phone, name, postcode, order_id) AS
+    CREATE OR REPLACE TEMP MACRO crm_customer_id(key_kind, source, customer_key, email, phone, name, postcode, order_id) AS
       coalesce(
         'C' || substr(md5(crm_identity(key_kind, source, customer_key, email, phone, name, postcode)), 1, 12),
         'X' || substr(md5(source || ':' || order_id), 1, 12))
     """,
     r"""
-    CREATE OR REPLACE MACRO crm_bool(s) AS
+    CREATE OR REPLACE TEMP MACRO crm_bool(s) AS
       CASE
         WHEN s IS NULL OR trim(s) = '' THEN NULL
         WHEN lower(trim(s)) IN ('1', 'yes', 'true', 'y', 'subscribed', 'はい', '希望する', '受け取る', 'する', '○')
@@ -275,19 +278,54 @@ class Store:
     path : str or Path, optional
         The database file; ``":memory:"`` for a throwaway store.  Defaults to
         :func:`default_db_path`.
+    read_only : bool or None
+        ``True`` opens the file for reading only (nothing is migrated or
+        written; commands that only read use this), ``False`` for reading and
+        writing, ``None`` (default) for reading and writing unless the file
+        or its folder is read-only, in which case it is opened read-only.
+
+    Raises
+    ------
+    StorageError
+        When the file cannot be opened: locked by another process, missing
+        (read-only), no permission, a full disk (see :mod:`crm_core.failures`).
     """
 
-    def __init__(self, path: str | Path | None = None) -> None:
+    def __init__(self, path: str | Path | None = None, read_only: bool | None = None) -> None:
         self.path = str(path if path is not None else default_db_path())
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         # A bounded buffer pool keeps big imports within a laptop's memory
         # (DuckDB spills to a temp folder beside the database file instead).
-        config = {"memory_limit": os.environ.get("CRM_DB_MEMORY_LIMIT", "1536MB")}
-        self._con = duckdb.connect(self.path, config=config)
+        self._config = {"memory_limit": os.environ.get("CRM_DB_MEMORY_LIMIT", "1536MB")}
+        self.read_only = bool(read_only) and self.path != ":memory:"
+        try:
+            if read_only is None and self.path != ":memory:" and _looks_read_only(Path(self.path)):
+                self.read_only = True
+            if self.path != ":memory:" and not self.read_only:
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            self._con = duckdb.connect(self.path, read_only=self.read_only, config=self._config)
+        except (duckdb.Error, OSError) as exc:
+            raise self._failure(exc) from exc
         self._lock = threading.Lock()
         self._local = threading.local()
-        self._migrate()
+        if not self.read_only:
+            self._guard(self._migrate)
+        _define_macros(self._con)
+
+    def _failure(self, exc: BaseException) -> BaseException:
+        """The Japanese :class:`StorageError` for a machine failure, else ``exc`` itself."""
+        from crm_core.failures import translate
+
+        return translate(exc, self.path) or exc
+
+    def _guard(self, fn: Any, *args: Any) -> Any:
+        """Call ``fn``; a machine failure becomes a :class:`StorageError`, anything else is raised as is."""
+        try:
+            return fn(*args)
+        except (duckdb.Error, OSError, RecursionError, MemoryError) as exc:
+            problem = self._failure(exc)
+            if problem is exc:
+                raise
+            raise problem from exc
 
     # -- connection -------------------------------------------------------
     def cursor(self) -> duckdb.DuckDBPyConnection:
@@ -296,6 +334,7 @@ class Store:
         if cur is None:
             with self._lock:
                 cur = self._con.cursor()
+            _define_macros(cur)
             self._local.cur = cur
         return cur
 
@@ -317,15 +356,34 @@ class Store:
                 con.execute("INSERT INTO schema_version VALUES (?)", [number])
                 con.execute("COMMIT")
             except Exception:
-                con.execute("ROLLBACK")
+                rollback_quietly(con)
                 raise
-        for macro in _MACROS:
-            con.execute(macro)
 
     # -- queries ----------------------------------------------------------
     def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None):
-        """Run one statement with bound parameters on this thread's cursor."""
-        return self.cursor().execute(sql, params or [])
+        """Run one statement with bound parameters on this thread's cursor.
+
+        A machine failure (full disk, read-only store, ...) is raised as a
+        Japanese :class:`~crm_core.errors.StorageError`; other errors unchanged.
+        On a read-only store, ``CREATE TABLE IF NOT EXISTS`` (the modules'
+        ``ensure_tables``) creates an empty temporary table in place of a
+        table the file does not have yet, so pages that read it show their
+        empty state (nothing written there is kept).
+        """
+        if self.read_only and (ensure := _ENSURE.match(sql)):
+            kind, name = ensure.group(1).upper(), ensure.group(2)
+            if kind == "INDEX" or self._has(kind, name):
+                return self.cursor()  # nothing to create (an index only speeds up writes)
+            sql = sql[:ensure.start(1)] + "TEMP " + sql[ensure.start(1):]
+        return self._guard(self.cursor().execute, sql, params or [])
+
+    def _has(self, kind: str, name: str) -> bool:
+        """True when the store file holds this table (or sequence)."""
+        if kind == "SEQUENCE":
+            return bool(self.cursor().execute(
+                "SELECT count(*) FROM duckdb_sequences() WHERE database_name = current_database() AND sequence_name = ?",
+                [name]).fetchone()[0])
+        return self.has_table(name)
 
     def fetchone(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None):
         """First row of a query, or None."""
@@ -346,15 +404,47 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """Run a block atomically: everything commits, or nothing does."""
+        """Run a block atomically: everything commits, or nothing does.
+
+        Inside :meth:`scratch` the block joins the scratch transaction (which
+        is rolled back at its end) instead of starting its own.
+        """
         cur = self.cursor()
-        cur.execute("BEGIN TRANSACTION")
+        if getattr(self._local, "scratch", False):
+            yield cur
+            return
+        self._guard(cur.execute, "BEGIN TRANSACTION")
         try:
             yield cur
-        except BaseException:
-            cur.execute("ROLLBACK")
-            raise
-        cur.execute("COMMIT")
+            cur.execute("COMMIT")
+        except BaseException as exc:
+            # DuckDB has already ended a transaction whose commit failed (a full
+            # disk): rolling back then fails too and must not hide the cause.
+            rollback_quietly(cur)
+            problem = self._failure(exc) if isinstance(exc, Exception) else exc
+            if problem is exc:
+                raise
+            raise problem from exc
+
+    @contextmanager
+    def scratch(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A block whose writes this thread sees and nobody keeps: rolled back at its end.
+
+        Used to look at the store as it would be (e.g. the customer model
+        rebuilt as of an earlier day) without replacing what is stored; other
+        connections keep seeing the stored data throughout.  Transactions
+        opened inside join this one.
+        """
+        if getattr(self._local, "scratch", False):
+            raise RuntimeError("scratch blocks do not nest")
+        cur = self.cursor()
+        self._guard(cur.execute, "BEGIN TRANSACTION")
+        self._local.scratch = True
+        try:
+            yield cur
+        finally:
+            self._local.scratch = False
+            rollback_quietly(cur)
 
     # -- settings ---------------------------------------------------------
     def get_setting(self, key: str, default: Any = None) -> Any:
@@ -389,14 +479,19 @@ class Store:
         """True when no order has been imported yet."""
         return self.table_count("orders") == 0
 
-    def clear_data(self) -> None:
+    def clear_data(self, keep_campaigns: bool = False) -> None:
         """Remove all imported shop data and everything derived from it.
 
         Keeps settings, saved column mappings, saved segment rules, templates,
         coupons' definitions and the test-send log.  Derived tables (the
         customer model, recommendations) are dropped; tables of later stages
-        that hold customer ids are emptied when they exist.
+        that hold customer ids are emptied when they exist — except, with
+        ``keep_campaigns``, campaign records (recipients, results) and issued
+        coupon codes, which re-attach when the same customers are imported
+        again (customer ids follow from the identity key).
+        See :func:`crm_core.backup.clear_plan` for the counts.
         """
+        kept = CAMPAIGN_TABLES if keep_campaigns else ()
         with self.transaction() as cur:
             for table in DATA_TABLES:
                 cur.execute("DELETE FROM " + quote_ident(table, DATA_TABLES))  # noqa: S608
@@ -405,8 +500,27 @@ class Store:
                 if table in existing:
                     cur.execute("DROP TABLE " + quote_ident(table, DERIVED_TABLES))
             for table in CUSTOMER_LINKED_TABLES:
-                if table in existing:
+                if table in existing and table not in kept:
                     cur.execute("DELETE FROM " + quote_ident(table, CUSTOMER_LINKED_TABLES))  # noqa: S608
+
+
+def rollback_quietly(cur: duckdb.DuckDBPyConnection) -> None:
+    """Roll back the open transaction, if DuckDB has not already ended it."""
+    with suppress(duckdb.Error):
+        cur.execute("ROLLBACK")
+
+
+def _define_macros(con: duckdb.DuckDBPyConnection) -> None:
+    """Define the parsing macros on one connection (temporary: the store file is not written)."""
+    for macro in _MACROS:
+        con.execute(macro)
+
+
+def _looks_read_only(path: Path) -> bool:
+    """True when an existing store file (or its folder, for its WAL) cannot be written."""
+    if not path.exists():
+        return False
+    return not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK))
 
 
 DATA_TABLES = (
@@ -429,3 +543,5 @@ CUSTOMER_LINKED_TABLES = (
     "campaign_recipients",
     "campaigns",
 )
+# What ``clear_data(keep_campaigns=True)`` keeps: campaign records and codes already in customers' hands.
+CAMPAIGN_TABLES = ("coupon_codes", "campaign_events", "campaign_recipients", "campaigns")

@@ -27,3 +27,19 @@ class InputError(Exception):
 
     def __str__(self) -> str:  # pragma: no cover - trivial
         return self.message
+
+
+class StorageError(InputError):
+    """The machine, not the input, failed: the store is locked, read-only, or the disk is full.
+
+    Raised by :mod:`crm_core.failures` in place of DuckDB's or the operating
+    system's error, with a Japanese message that says what happened and what
+    to do.  A subclass of :class:`InputError` so every page and the command
+    line show it the same way; ``kind`` is ``locked``, ``read_only``,
+    ``disk_full``, ``missing``, ``no_permission``, ``invalidated``,
+    ``too_deep`` or ``memory``.
+    """
+
+    def __init__(self, message: str, detail: str = "", kind: str = "") -> None:
+        super().__init__(message, detail)
+        self.kind = kind

@@ -65,7 +65,8 @@ def test_freeze_from_ids_is_reproducible_and_never_changes():
 def test_freeze_from_rule_uses_reachable_customers():
     store = segment_store()
     rule = {"all": []}
-    cid = C.freeze_campaign(store, "全員LINE", "line", "2026-03-01 12:00", rule=rule, holdout_share=0.0)
+    # sent after the shop's last day (2026-10-31; one order on 11-02): the stored model is the model of the send
+    cid = C.freeze_campaign(store, "全員LINE", "line", "2026-11-03 12:00", rule=rule, holdout_share=0.0)
     expected = {r[0] for r in store.fetchall("SELECT customer_id FROM customer_model WHERE has_line")}
     assert set(C.recipients(store, cid)["customer_id"]) == expected
     assert C.get_campaign(store, cid)["rule"] == rule
@@ -149,7 +150,7 @@ def test_cli_freeze_and_results(tmp_path, capsys):
     sub = parser.add_subparsers(dest="command", required=True)
     cli.add_campaign_commands(sub)
     args = parser.parse_args(["campaign", "freeze", "--name", "CLI", "--rule", str(rule), "--channel", "email",
-                              "--sent-at", "2026-03-01 12:00", "--holdout", "0.2", "--variants", "A,B", "--db", str(store_path)])
+                              "--sent-at", "2026-11-03 12:00", "--holdout", "0.2", "--variants", "A,B", "--db", str(store_path)])
     assert args.func(args) == 0
     cid = int(capsys.readouterr().out.strip())
     args = parser.parse_args(["results", "--campaign", str(cid), "--json", "--db", str(store_path)])

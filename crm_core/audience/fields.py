@@ -427,6 +427,44 @@ DAYS_RANGE = MappingProxyType(
 """Allowed day counts per ``days`` operator."""
 
 
+OPERATOR_SYMBOLS = MappingProxyType(
+    {
+        ">=": "gte", "=>": "gte", "≥": "gte", "≧": "gte",
+        ">": "gt",
+        "<=": "lte", "=<": "lte", "≤": "lte", "≦": "lte",
+        "<": "lt",
+        "=": "eq", "==": "eq",
+        "!=": "ne", "<>": "ne", "≠": "ne",
+    }
+)
+"""Comparison symbols people type, accepted as ``"op"`` for the operator key they mean.
+
+Looked up after NFKC (full-width ``＞＝`` are the same as ``>=``) and trimming; keys
+are also accepted in any letter case (``GTE``)."""
+
+
+def resolve_operator(op: object) -> str | None:
+    """The operator key an ``"op"`` value means (a key or a symbol), or None."""
+    if not isinstance(op, str):
+        return None
+    import unicodedata
+
+    text = unicodedata.normalize("NFKC", op).strip()
+    if text in OPERATOR_SYMBOLS:
+        return OPERATOR_SYMBOLS[text]
+    low = text.lower()
+    return low if low in OPERATORS else None
+
+
+def operator_choices(keys: list[str]) -> str:
+    """「≧ 以上（gte, >=, ≥）、…」: the labels, and the keys and symbols a rule may use for them."""
+    parts = []
+    for key in keys:
+        symbols = [s for s, k in OPERATOR_SYMBOLS.items() if k == key]
+        parts.append(f"{OPERATORS[key].label}（{', '.join([key, *symbols])}）")
+    return "、".join(parts)
+
+
 def operators_for(field_key: str) -> list[str]:
     """Operator keys that apply to a field, in menu order."""
     f = FIELDS[field_key]

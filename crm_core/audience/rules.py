@@ -19,12 +19,15 @@ from crm_core.audience.fields import (
     Field,
     Operator,
     field_label,
+    operator_choices,
     operators_for,
+    resolve_operator,
 )
 from crm_core.errors import InputError
 
 MAX_DEPTH = 8
 """Most nested groups and NOTs (the root group is level 1)."""
+TOO_DEEP_MESSAGE = f"条件の入れ子が深すぎます。グループや「当てはまらない」の入れ子は{MAX_DEPTH}段までにしてください。"
 MAX_CONDITIONS = 100
 MAX_TEXT = 200
 MAX_LIST = 1000
@@ -221,12 +224,13 @@ def _check_condition(node: dict, at: _Where) -> dict[str, Any]:
     if not isinstance(key, str) or key not in FIELDS:
         raise at.error(f"「{_short(key)}」という項目はありません。項目は一覧から選んでください。", "unknown field")
     f = FIELDS[key]
-    op_key = node.get("op")
+    given = node.get("op")
+    op_key = resolve_operator(given)
     allowed = operators_for(key)
-    if not isinstance(op_key, str) or op_key not in allowed:
-        names = "、".join(OPERATORS[k].label for k in allowed)
+    if op_key not in allowed:
         raise at.error(
-            f"「{field_label(key)}」に「{_short(op_key)}」という条件は使えません。使える条件: {names}",
+            f"「{field_label(key)}」に「{_short(given)}」という条件は使えません。"
+            f"使える条件: {operator_choices(allowed)}（括弧内は \"op\" に書けるキーと記号）",
             "unknown or inapplicable operator",
         )
     op = OPERATORS[op_key]
@@ -278,7 +282,7 @@ def validate(rule: Any) -> dict[str, Any]:
         if key not in ("all", "any", "not"):
             raise at.error(f"「{_short(key)}」という指定はありません（all / any / not / field が使えます）。", "unknown group key")
         if depth >= MAX_DEPTH:
-            raise at.error(f"グループや「当てはまらない」の入れ子は{MAX_DEPTH}段までにしてください。", "too deep")
+            raise at.error(TOO_DEEP_MESSAGE, "too deep")
         if key == "not":
             return {"not": node(inner, path, depth + 1)}
         if not isinstance(inner, (list, tuple)):
@@ -301,7 +305,9 @@ def load_rule(text: str | bytes) -> dict[str, Any]:
     """Parse and validate a rule from JSON text (saved segments, files, the command line)."""
     try:
         data = json.loads(text)
-    except (ValueError, TypeError, RecursionError):
+    except RecursionError:
+        raise InputError(TOO_DEEP_MESSAGE, "JSON nested too deeply") from None
+    except (ValueError, TypeError):
         raise InputError("セグメントの条件をJSONとして読めません。ファイルの内容を確認してください。", "invalid JSON") from None
     return validate(data)
 
@@ -324,6 +330,8 @@ def read_rule_file(path: str | Path) -> dict[str, Any]:
         raise InputError(f"条件ファイル「{p.name}」を読めません（UTF-8のJSONで保存してください）。", "rule file unreadable") from None
     try:
         data = json.loads(text)
+    except RecursionError:
+        raise InputError(f"条件ファイル「{p.name}」の{TOO_DEEP_MESSAGE}", "JSON nested too deeply") from None
     except ValueError:
         raise InputError(f"条件ファイル「{p.name}」をJSONとして読めません。", "invalid JSON") from None
     if isinstance(data, dict) and set(data) >= {"rule"} and not (set(data) & {"all", "any", "not", "field"}):

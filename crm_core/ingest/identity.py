@@ -114,19 +114,141 @@ def rebuild_customers(cur: duckdb.DuckDBPyConnection) -> dict[str, int]:
 def rekey(store: Store, key: str) -> dict[str, int]:
     """Change the identity key and re-assign every order to its customer.
 
+    Campaign recipients, their per-recipient results and issued unique coupon
+    codes move to the new customer ids through the orders that link old and
+    new ids (see :func:`carry_over`); when that is ambiguous nothing changes.
+
+    Returns
+    -------
+    dict
+        ``customers``, ``orders_merged``, ``customers_without_key`` and
+        ``carried`` (rows of each customer-linked table that moved).
+
     Raises
     ------
     InputError
-        For an unknown key.
+        For an unknown key, or when campaign recipients or coupon codes cannot
+        be carried over unambiguously (the store is then unchanged).
     """
     if key not in IDENTITY_KEYS:
         raise InputError(f"顧客の識別キー「{key}」は使えません。", f"bad identity key {key}")
     with store.transaction() as cur:
         cur.execute(
-            "UPDATE orders SET customer_id = crm_customer_id(?, source, customer_key, email, phone, buyer_name, postcode, order_id)",
+            "CREATE OR REPLACE TEMP TABLE rekey_map AS "
+            "SELECT DISTINCT customer_id AS old_id, "
+            "crm_customer_id(?, source, customer_key, email, phone, buyer_name, postcode, order_id) AS new_id "
+            "FROM orders WHERE customer_id IS NOT NULL",
             [key],
         )
-        stats = rebuild_customers(cur)
+        try:
+            carried = carry_over(cur, IDENTITY_KEYS[key])
+            cur.execute(
+                "UPDATE orders SET customer_id = crm_customer_id(?, source, customer_key, email, phone, buyer_name, postcode, order_id)",
+                [key],
+            )
+        finally:
+            cur.execute("DROP TABLE IF EXISTS temp.main.rekey_map")
+        stats: dict = rebuild_customers(cur)
         cur.execute("DELETE FROM settings WHERE key = 'identity_key'")
         cur.execute("INSERT INTO settings VALUES ('identity_key', to_json(?::VARCHAR))", [key])
+    stats["carried"] = carried
     return stats
+
+
+def _existing(cur: duckdb.DuckDBPyConnection) -> set[str]:
+    return {r[0] for r in cur.execute(
+        "SELECT table_name FROM information_schema.tables "
+        "WHERE table_catalog = current_database() AND table_schema = 'main'"
+    ).fetchall()}
+
+
+def carry_over(cur: duckdb.DuckDBPyConnection, key_label: str = "") -> dict[str, int]:
+    """Move customer-linked rows from old to new customer ids (inside the rekey transaction).
+
+    Reads the temp table ``rekey_map (old_id, new_id)``: every pair of ids
+    that one order links.  ``campaign_recipients`` and ``campaign_events``
+    rows of several old ids that become one customer are merged (results:
+    delivered / opened / clicked if any of them was); ``coupon_codes`` keep
+    every code, now under the new id.  Ids no order links stay as they are.
+
+    Refused (:class:`InputError`) when an old id that a campaign or a code
+    refers to splits into several new customers (which of them got the
+    message or the code is unknown), or when old ids in different groups of
+    one campaign (送らないグループ / A / B) would become one customer.
+
+    Returns
+    -------
+    dict
+        Rows moved per table: ``campaign_recipients``, ``coupon_codes``.
+    """
+    tables = _existing(cur)
+    linked = [t for t in ("campaign_recipients", "coupon_codes") if t in tables]
+    carried = {"campaign_recipients": 0, "coupon_codes": 0}
+    if not linked:
+        return carried
+    split = "SELECT old_id FROM rekey_map GROUP BY old_id HAVING count(DISTINCT new_id) > 1"
+    problems: list[str] = []
+    if "campaign_recipients" in tables:
+        n = cur.execute(
+            "SELECT count(DISTINCT customer_id) FROM campaign_recipients WHERE customer_id IN (" + split + ")"  # noqa: S608 - constant
+        ).fetchone()[0]
+        if n:
+            problems.append(f"施策の対象者{n:,}人が、それぞれ複数のお客様に分かれます")
+        clash = cur.execute(
+            """SELECT count(*) FROM (
+                   SELECT r.campaign_id, coalesce(m.new_id, r.customer_id) AS cid
+                   FROM campaign_recipients r LEFT JOIN rekey_map m ON m.old_id = r.customer_id
+                   GROUP BY ALL HAVING count(DISTINCT (coalesce(r.variant, ''), r.holdout)) > 1)"""
+        ).fetchone()[0]
+        if clash:
+            problems.append(
+                f"同じ施策の別のグループ（配信するお客様と送らないグループなど）にいたお客様が、{clash:,}件で1人にまとまります"
+            )
+    if "coupon_codes" in tables:
+        n = cur.execute(
+            "SELECT count(*) FROM coupon_codes WHERE customer_id IN (" + split + ")"  # noqa: S608 - constant
+        ).fetchone()[0]
+        if n:
+            problems.append(f"発行済みのクーポンコード{n:,}件の持ち主が、複数のお客様に分かれます")
+    if problems:
+        how = f"識別方法を「{key_label}」に変えると、" if key_label else "識別方法を変えると、"
+        raise InputError(
+            how + "・".join(problems) + "。どのお客様に引き継ぐか決められないため、変更を中止しました（データは変わっていません）。"
+            "引き継ぎが不要な施策は「施策の効果」で削除してから、もう一度お試しください。",
+            "rekey would split or merge campaign recipients / coupon holders ambiguously",
+        )
+    moved = "SELECT count(*) FROM {t} x JOIN rekey_map m ON m.old_id = x.customer_id WHERE m.new_id <> m.old_id"
+    if "campaign_recipients" in tables:
+        carried["campaign_recipients"] = int(cur.execute(moved.format(t="campaign_recipients")).fetchone()[0])
+        cur.execute(
+            """CREATE OR REPLACE TEMP TABLE rekey_recipients AS
+               SELECT r.campaign_id, coalesce(m.new_id, r.customer_id) AS customer_id,
+                      any_value(r.variant) AS variant, any_value(r.holdout) AS holdout
+               FROM campaign_recipients r LEFT JOIN rekey_map m ON m.old_id = r.customer_id
+               GROUP BY 1, 2"""
+        )
+        cur.execute("DELETE FROM campaign_recipients")
+        cur.execute("INSERT INTO campaign_recipients SELECT campaign_id, customer_id, variant, holdout FROM rekey_recipients")
+        cur.execute("DROP TABLE temp.main.rekey_recipients")
+    if "campaign_events" in tables:
+        cur.execute(
+            """CREATE OR REPLACE TEMP TABLE rekey_events AS
+               SELECT e.campaign_id, coalesce(m.new_id, e.customer_id) AS customer_id,
+                      bool_or(e.delivered) AS delivered, bool_or(e.opened) AS opened, bool_or(e.clicked) AS clicked,
+                      max(e.file_name) AS file_name, max(e.imported_at) AS imported_at
+               FROM campaign_events e LEFT JOIN rekey_map m ON m.old_id = e.customer_id
+               GROUP BY 1, 2"""
+        )
+        cur.execute("DELETE FROM campaign_events")
+        cur.execute(
+            "INSERT INTO campaign_events SELECT campaign_id, customer_id, delivered, opened, clicked, file_name, imported_at "
+            "FROM rekey_events"
+        )
+        cur.execute("DROP TABLE temp.main.rekey_events")
+    if "coupon_codes" in tables:
+        carried["coupon_codes"] = int(cur.execute(moved.format(t="coupon_codes")).fetchone()[0])
+        cur.execute(
+            "UPDATE coupon_codes SET customer_id = m.new_id FROM rekey_map m "
+            "WHERE coupon_codes.customer_id = m.old_id AND m.new_id <> m.old_id"
+        )
+    return carried

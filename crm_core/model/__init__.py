@@ -12,6 +12,7 @@ from crm_core.model.build import (
     PREDICTION_HORIZON_DAYS,
     ModelReport,
     aggregate_orders,
+    model_as_of,
     rebuild,
     sale_windows,
 )
@@ -53,6 +54,6 @@ __all__ = [
     "DEFAULT_RFM_SEGMENTS", "DEFAULT_RFM_THRESHOLDS", "META_TABLE", "OTHER_SEGMENT", "PREDICTION_COLUMNS",
     "PREDICTION_HORIZON_DAYS", "QUINTILE", "RANK_KEYS", "SETTING_RANKS", "SETTING_SEGMENTS", "SETTING_THRESHOLDS",
     "TABLE", "ModelReport", "aggregate_orders", "as_of_default", "current_sizes", "customer_table", "export_customers",
-    "last_report", "rank_basis", "rank_gap_text", "rank_thresholds", "rebuild", "rfm_segments", "rfm_thresholds",
+    "last_report", "model_as_of", "rank_basis", "rank_gap_text", "rank_thresholds", "rebuild", "rfm_segments", "rfm_thresholds",
     "sale_windows", "set_rank_thresholds", "set_rfm_segments", "set_rfm_thresholds", "stored_as_of",
 ]

@@ -773,6 +773,20 @@ def rebuild(store: Store, as_of: date | datetime | str | None = None) -> ModelRe
     return report
 
 
+@contextmanager
+def model_as_of(store: Store, as_of: date | datetime | str) -> Iterator[ModelReport]:
+    """Inside the block, ``customer_model`` (on this thread's connection) describes ``as_of``.
+
+    The model is rebuilt as of that day in a :meth:`~crm_core.db.Store.scratch`
+    transaction that is rolled back when the block ends: the stored model is
+    never replaced, and other connections keep seeing it.  Segments evaluated
+    inside the block (:mod:`crm_core.audience.segments`) see the customers, RFM, ranks
+    and relative days of that day.
+    """
+    with store.scratch():
+        yield rebuild(store, as_of)
+
+
 def _now_jst() -> datetime:
     return clock.now()
 

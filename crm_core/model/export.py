@@ -38,6 +38,7 @@ def export_customers(
     out_path: str | Path,
     as_of: date | datetime | str | None = None,
     encoding: str = "utf-8-sig",
+    unencodable: set[str] | None = None,
 ) -> int:
     """Write the customer table as a CSV that Excel opens.
 
@@ -56,13 +57,15 @@ def export_customers(
         The day to describe (default: the stored table's, else the last order day).
     encoding : {"utf-8-sig", "cp932"}
         UTF-8 with BOM (default) or cp932.
+    unencodable : set, optional
+        With cp932, filled with the characters cp932 cannot carry (written as ``?``).
 
     Returns
     -------
     int
         Customers written.
     """
-    from crm_core.export import ENCODINGS, to_csv_bytes
+    from crm_core.export import ENCODINGS, cp932_unencodable, to_csv_bytes
 
     if encoding not in ENCODINGS:
         raise InputError("文字コードは utf-8-sig か cp932 を指定してください。", f"bad encoding {encoding}")
@@ -81,6 +84,8 @@ def export_customers(
                     fh.write(to_csv_bytes(pd.DataFrame(columns=list(COLUMNS)), encoding))
                 break
             data = to_csv_bytes(chunk, encoding)
+            if encoding == "cp932" and unencodable is not None:
+                unencodable |= cp932_unencodable(chunk)
             if not first:
                 data = data[len(bom):] if bom and data.startswith(bom) else data
                 data = data.split(b"\r\n", 1)[1]

@@ -187,14 +187,95 @@ def parse_datetime(value: str | dt.datetime | dt.date) -> dt.datetime:
     raise InputError(f"送信日時「{str(value)[:30]}」を読めません（例: 2026-11-20 12:00）。", "bad datetime")
 
 
-def _reachable_ids(store: Store, rule: Any, channel: str) -> list[str]:
+REACH = {
+    "channel": "チャネルで届くお客様だけ（LINE: LINEユーザーIDあり／メール: 配信許可とアドレスあり）",
+    "all": "セグメントに当てはまるお客様全員（コンソールの外で送った配信）",
+}
+"""Who of a segment becomes a recipient: those the console can reach on the channel, or everyone.
+
+``freeze_campaign(reach="auto")`` uses ``channel`` for sends the console makes
+and ``all`` for sends made elsewhere (``marked_only``, R-Mail): the console's
+reach rules describe what the console can send, not what RMS or another tool did."""
+_REACH_SQL = {
+    "line": "cm.has_line",
+    "email": "cm.email_opt_in AND cm.email IS NOT NULL",
+    "rmail": "coalesce(cm.email_opt_in, FALSE)",
+}
+_REACH_WORDS = {
+    "line": ("LINEユーザーIDが登録されている",
+             "LINE友だちリスト（LINEユーザーIDの一覧）を取り込むと、LINEで届くお客様が分かります。"),
+    "email": ("メール配信を許可していてメールアドレスがある",
+              "メール配信の許可（メルマガ希望など）の列がある顧客リストを取り込んでください。"
+              "楽天の注文のメールアドレスは転送用のため、コンソールからは送れません。"),
+    "rmail": ("メール配信を許可している",
+              "R-Mailの送信先は楽天が管理しています。RMSから送った配信なら、配信対象を「セグメントに当てはまるお客様全員」にしてください。"),
+}
+
+
+def resolve_reach(reach: str, channel: str, marked_only: bool) -> str:
+    """``channel`` or ``all`` for a freeze (``auto``: ``all`` for sends made outside the console)."""
+    if reach == "auto":
+        return "all" if marked_only or channel == "rmail" else "channel"
+    if reach not in REACH:
+        raise InputError("配信対象の決め方は「チャネルで届くお客様だけ」か「セグメントのお客様全員」から選んでください。",
+                         f"unknown reach {reach!r}")
+    return reach
+
+
+def send_day_as_of(store: Store, sent: dt.datetime) -> dt.date | None:
+    """The day a backdated send's segment is evaluated on, or None when the stored model can be used.
+
+    When the store holds orders placed at or after the send time, the send is
+    recorded after the fact: its segment is evaluated on the model as of the
+    last full day before the send, so orders placed after the send cannot
+    decide who was sent to (nor add customers who first bought later).
+    Otherwise (a send recorded as it happens) the stored model is used.
+    """
+    later = store.scalar("SELECT count(*) FROM orders WHERE ordered_at >= ?", [sent])
+    return sent.date() - dt.timedelta(days=1) if later else None
+
+
+def _recipient_counts(store: Store, rule: Any, channel: str, reach: str) -> tuple[list[str], dict[str, Any]]:
+    """Recipient ids and the count after each filter: ``customers``, ``segment``, ``reachable``."""
     from crm_core.audience import segments
 
     c = segments.compile_rule(store, rule)
-    reach = {"line": "cm.has_line", "email": "cm.email_opt_in AND cm.email IS NOT NULL",
-             "rmail": "coalesce(cm.email_opt_in, FALSE)"}[channel]
-    sql = "SELECT cm.customer_id FROM customer_model AS cm WHERE (" + c.where + ") AND " + reach + " ORDER BY 1"  # noqa: S608 - compiled rule, fixed fragments
-    return [r[0] for r in segments._run(store, sql, c.params, c.rule)]
+    where = "(" + c.where + ")"
+    if reach == "channel":
+        where += " AND " + _REACH_SQL[channel]
+    sql = "SELECT cm.customer_id FROM customer_model AS cm WHERE " + where + " ORDER BY 1"  # noqa: S608 - compiled rule, fixed fragments
+    ids = [r[0] for r in segments._run(store, sql, c.params, c.rule)]
+    counts: dict[str, Any] = {"description": c.description, "reachable": len(ids)}
+    if not ids:
+        counts["customers"] = int(store.scalar("SELECT count(*) FROM customer_model") or 0)
+        counts["segment"] = segments.count(store, rule)
+    return ids, counts
+
+
+def _no_recipients(channel: str, reach: str, counts: dict[str, Any], as_of: dt.date | None, sent: dt.datetime) -> InputError:
+    """「配信対象のお客様が0人です」 with the filter that removed everyone and what to do."""
+    head = "配信対象のお客様が0人です。"
+    when = f"{sent.year}年{sent.month}月{sent.day}日 {sent:%H:%M}"
+    if not counts.get("customers"):
+        if as_of is not None:
+            return InputError(
+                head + f"送信日時（{when}）の前日までに購入したお客様がいません。送信日時を確認してください。",
+                "no customers before the send", )
+        return InputError(head + "顧客データがありません。注文データを取り込んでください。", "no customers")
+    if not counts.get("segment"):
+        at = f"送信日の前日（{as_of.year}年{as_of.month}月{as_of.day}日）時点で、" if as_of is not None else ""
+        return InputError(
+            head + f"{at}セグメントの条件（{counts['description']}）に当てはまるお客様がいません"
+            f"（顧客{counts['customers']:,}人中）。条件を見直してください。",
+            "segment empty",
+        )
+    who, fix = _REACH_WORDS[channel]
+    return InputError(
+        head + f"セグメントに当てはまる{counts['segment']:,}人のうち、{who}お客様がいません（{CHANNELS[channel]}で届く人の絞り込みで0人）。"
+        + fix
+        + "コンソールの外で送った配信を記録するときは「送信済みとして記録」にすると、この絞り込みをしません。",
+        f"reach filter for {channel} removed all {counts['segment']} customers",
+    )
 
 
 def freeze_campaign(
@@ -216,6 +297,7 @@ def freeze_campaign(
     marked_only: bool = False,
     campaign_id: int | None = None,
     now: dt.datetime | None = None,
+    reach: str = "auto",
 ) -> int:
     """Freeze a campaign's recipients and groups at send time; return the campaign id.
 
@@ -223,8 +305,12 @@ def freeze_campaign(
     ----------
     rule : dict, optional
         A segment rule; recipients are the matching customers of
-        ``customer_model`` reachable on the channel (LINE: with a LINE user
-        id; e-mail / R-Mail: opted in).
+        ``customer_model`` (reachable on the channel, see ``reach``).  A send
+        recorded after the fact (orders from the send day or later are in
+        the store) is evaluated on the model as of the day before the send
+        (:func:`send_day_as_of`, :func:`crm_core.model.model_as_of`): customers
+        who first bought after it are not recipients, and the stored model
+        is not replaced.
     customer_ids : iterable of str, optional
         The recipients as a list instead (sends made outside the console).
         Either way, customers in the global holdout are left out.
@@ -232,11 +318,18 @@ def freeze_campaign(
         Share of recipients kept as the holdout (not sent; 0 for none).
     variants : sequence of str
         A/B variant names split among the non-holdout recipients.
+    reach : {"auto", "channel", "all"}
+        ``channel``: only customers the console can reach on the channel
+        (LINE: with a LINE user id; e-mail: opted in with an address;
+        R-Mail: opted in); ``all``: every customer of the segment; ``auto``
+        (default): ``all`` for sends made outside the console (``marked_only``
+        or R-Mail, which RMS sends to its own members), else ``channel``.
 
     Raises
     ------
     InputError
-        Bad inputs, no recipients, or a campaign id that already exists.
+        Bad inputs, no recipients (saying which filter removed everyone), or
+        a campaign id that already exists.
     """
     ensure_tables(store)
     names = _check(name, channel, holdout_share, attribution_days, variants)
@@ -244,11 +337,21 @@ def freeze_campaign(
     if customer_ids is None:
         if rule is None:
             raise InputError("配信対象（セグメント）を選んでください。", "no rule and no ids")
-        ids = _reachable_ids(store, rule, channel)
+        how = resolve_reach(reach, channel, marked_only)
+        as_of = send_day_as_of(store, sent)
+        if as_of is None:
+            ids, counts = _recipient_counts(store, rule, channel, how)
+        else:
+            from crm_core import model
+
+            with model.model_as_of(store, as_of):
+                ids, counts = _recipient_counts(store, rule, channel, how)
+        if not ids:
+            raise _no_recipients(channel, how, counts, as_of, sent)
     else:
         ids = sorted({str(c) for c in customer_ids if c})
     if not ids:
-        raise InputError("配信対象のお客様が0人です。条件かチャネルを見直してください。", "no recipients")
+        raise InputError("配信対象のお客様が0人です。お客様の一覧が空です。", "no recipients")
     ids, held = split_global_holdout(store, ids)
     if not ids:
         raise InputError("配信対象のお客様が全員、全体の比較グループ（どの施策も送らないお客様）に入っています。", "all globally held out")

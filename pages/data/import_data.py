@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from crm_core.backup import BACKUP_DOWNLOAD_LIMIT, ClearPlan, backup_store, clear_plan
 from crm_core.errors import InputError
 from crm_core.ingest import formats as F
 from crm_core.ingest.identity import IDENTITY_KEYS, identity_key_setting
@@ -44,7 +45,12 @@ with st.expander("顧客の識別方法（同じお客様の注文をまとめ�
         with st.spinner("顧客をまとめ直しています…"):
             stats = ui.run(rekey, store, chosen)
             ui.run(pipeline.after_import, store)
-        st.success(f"顧客 {stats['customers']:,}人にまとめました（複数回の注文をまとめた件数 {stats['orders_merged']:,}件）。")
+        carried = stats.get("carried", {})
+        st.success(
+            f"顧客 {stats['customers']:,}人にまとめました（複数回の注文をまとめた件数 {stats['orders_merged']:,}件）。"
+            f"施策の対象者 {carried.get('campaign_recipients', 0):,}件と発行済みクーポンコード {carried.get('coupon_codes', 0):,}件は、"
+            "同じ注文のお客様に引き継ぎました。"
+        )
 
 uploads = st.file_uploader(
     "注文CSV・顧客リスト・商品マスタ（複数選択できます）",
@@ -218,13 +224,42 @@ st.divider()
 st.subheader("サンプルデータとリセット")
 if store.get_setting("sample_loaded", False):
     st.caption("現在、架空のサンプルショップのデータが入っています。ご自身のデータを使うときは、いったん削除してから取り込んでください。")
-confirm = st.checkbox("取り込んだ注文・顧客データをすべて削除することを確認しました", key="imp_confirm_clear")
+plan = ui.run(clear_plan, store)
+st.markdown("**「すべてのデータを削除」で削除されるもの**")
+st.caption(ClearPlan.text(plan.deleted) + "、顧客分析の計算結果。")
+has_campaigns = any(count for _, count, _ in plan.campaigns)
+drop_campaigns = False
+if has_campaigns:
+    drop_campaigns = st.checkbox(
+        "施策の記録と発行済みのクーポンコードも削除する（" + ClearPlan.text(plan.campaigns) + "）",
+        value=bool(store.get_setting("sample_loaded", False)),
+        key="imp_clear_campaigns",
+        help="お客様の手元にあるクーポンコードや施策の効果の記録は、同じお客様のデータを取り込み直すと、また結び付きます。"
+             "サンプルショップの施策は架空のものなので、削除をおすすめします。",
+    )
+kept = list(plan.kept) + ([] if drop_campaigns else list(plan.campaigns))
+st.caption("残るもの: " + ClearPlan.text(kept) + "。設定（識別方法・RFM・ランク・ショップ情報）も残ります。")
+with st.expander("削除の前にバックアップを作る"):
+    st.caption("データベースを丸ごとコピーしたファイルを、データベースと同じフォルダの「backups」に保存します。"
+               "元に戻すときは、このファイルをデータベースの場所に置き換えてください。")
+    if st.button("バックアップを作成", key="imp_backup"):
+        with st.spinner("バックアップを作成しています…"):
+            st.session_state["imp_backup_path"] = str(ui.run(backup_store, store))
+    made = st.session_state.get("imp_backup_path")
+    if made and Path(made).exists():
+        size = Path(made).stat().st_size
+        st.success(f"バックアップを保存しました: {made}（{size / 1024 / 1024:,.1f} MB）")
+        if size <= BACKUP_DOWNLOAD_LIMIT:
+            st.download_button("バックアップをダウンロード", Path(made).read_bytes(), file_name=Path(made).name,
+                               mime="application/octet-stream", key="imp_backup_download")
+confirm = st.checkbox("上に書いた内容を削除することを確認しました（元に戻せません）", key="imp_confirm_clear")
 col1, col2 = st.columns(2)
 if col1.button("すべてのデータを削除", disabled=not confirm, key="imp_clear"):
-    store.clear_data()
+    ui.run(store.clear_data, keep_campaigns=not drop_campaigns)
     from crm_core.sample.load import remove_sample_identity
 
     remove_sample_identity(store)  # the sample's fictitious sender details go with it
+    store.set_setting("sample_loaded", False)
     store.set_setting("sample_dismissed", True)
     for key in ("imp_last_report", "imp_last_rejects"):
         st.session_state.pop(key, None)

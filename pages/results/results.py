@@ -417,12 +417,18 @@ with st.expander("施策を記録する（配信対象を確定）", expanded=su
         coupon = c1.text_input("クーポンコード（任意）", key="res_new_coupon")
         fixed = c2.number_input("その他の費用（円・任意）", 0, 10_000_000, 0, step=1000, key="res_new_fixed")
         marked = st.checkbox("送信済みとして記録（コンソールの外で送った配信）", key="res_new_marked")
+        reach_options = {"auto": "おまかせ（R-Mailや外で送った配信はセグメント全員、それ以外はチャネルで届くお客様だけ）", **C.REACH}
+        reach = st.selectbox(
+            "配信対象の決め方", list(reach_options), format_func=reach_options.get, key="res_new_reach",
+            help="RMSのR-Mailなど、コンソールの外で送った配信には、コンソールの「届く・届かない」の判定は当てはまりません。"
+                 "過去の日時で記録すると、その前日までのデータでセグメントを判定します（後から購入したお客様は入りません）。",
+        )
         submitted = st.form_submit_button("配信対象を確定して記録", type="primary")
     if submitted:
         new_id = ui.run(
             C.freeze_campaign, store, name, channel, dt.datetime.combine(day, time_), rule=_rule(source),
             holdout_share=holdout / 100, attribution_days=int(days), variants=[v.strip() for v in variants.split(",")],
-            coupon_code=coupon, fixed_cost=float(fixed), marked_only=marked,
+            coupon_code=coupon, fixed_cost=float(fixed), marked_only=marked, reach=reach,
         )
         st.session_state["res_frozen"] = new_id
         st.rerun()  # the list and the detail above show the new campaign

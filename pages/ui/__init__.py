@@ -29,8 +29,18 @@ def _open_store(path: str) -> Store:
 
 
 def store() -> Store:
-    """The server's store (one DuckDB connection; a cursor per thread)."""
-    return _open_store(str(default_db_path()))
+    """The server's store (one DuckDB connection; a cursor per thread).
+
+    When the file cannot be opened (another program holds it, no
+    permission, …) the page shows why in Japanese and stops; the next
+    rerun tries again.
+    """
+    try:
+        return _open_store(str(default_db_path()))
+    except InputError as exc:
+        st.error(exc.message, icon="⚠️")
+        st.stop()
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def data_version() -> tuple[int, str]:
@@ -57,6 +67,13 @@ def run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         st.error(exc.message, icon="⚠️")
         st.stop()
     except Exception as exc:  # noqa: BLE001 - the last line of defence for the UI
+        from crm_core.failures import translate
+
+        problem = translate(exc, default_db_path())
+        if problem is not None:  # the machine failed (disk full, read-only store, …): say so
+            log.warning("storage failure in %s: %s", getattr(fn, "__name__", fn), problem.detail)
+            st.error(problem.message, icon="⚠️")
+            st.stop()
         # Log where it failed, not the message: messages can quote customer data.
         log.error(
             "unexpected %s in %s\n%s",
