@@ -418,7 +418,7 @@ def audience_ids(store: Store, rule: Any, channel: str) -> dict[str, list[str]]:
     """Who a campaign with this rule and channel would reach: ``{"ids": [...], "global_holdout": [...]}``."""
     if channel not in CHANNELS:
         raise InputError("チャネルは LINE・メール・R-Mail から選んでください。", f"unknown channel {channel!r}")
-    kept, held = split_global_holdout(store, _reachable_ids(store, rule, channel))
+    kept, held = split_global_holdout(store, _recipient_counts(store, rule, channel, "channel")[0])
     return {"ids": kept, "global_holdout": held}
 
 
