@@ -59,7 +59,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     kind = args.kind
     if args.mapping_name:
         kind, mapping = load_mapping(store, args.mapping_name)
-    fmt = "generic" if mapping else args.format
+    fmt = args.format  # with "auto", a mapping applies only to the files that are not a known export
     if fmt == "generic" and not mapping:
         raise InputError("--format generic には --map 列名=項目 か --mapping-name を指定してください。", "generic without map")
     report = import_files(store, args.files, fmt=fmt, mapping=mapping or None, kind=kind, identity_key=args.identity_key)
