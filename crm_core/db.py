@@ -128,11 +128,13 @@ _MACROS = [
         ELSE NULL
       END
     """,
+    # The whole 128-bit MD5 (not a prefix): at millions of customers two people
+    # never share an id (a 48-bit prefix merged about 1% of shops of 2.4 M).
     r"""
     CREATE OR REPLACE MACRO crm_customer_id(key_kind, source, customer_key, email, phone, name, postcode, order_id) AS
       coalesce(
-        'C' || substr(md5(crm_identity(key_kind, source, customer_key, email, phone, name, postcode)), 1, 12),
-        'X' || substr(md5(source || ':' || order_id), 1, 12))
+        'C' || md5(crm_identity(key_kind, source, customer_key, email, phone, name, postcode)),
+        'X' || md5(source || ':' || order_id))
     """,
     r"""
     CREATE OR REPLACE MACRO crm_bool(s) AS
@@ -145,7 +147,7 @@ _MACROS = [
     """,
 ]
 
-MIGRATIONS: list[str] = [
+MIGRATIONS: list = [
     # 1: the core store
     """
     CREATE SEQUENCE IF NOT EXISTS import_seq START 1;
@@ -260,7 +262,53 @@ MIGRATIONS: list[str] = [
         value JSON
     );
     """,
+    # 2: the shop's own customer number stays visible (issue 11)
+    """
+    ALTER TABLE customers ADD COLUMN IF NOT EXISTS customer_key VARCHAR;
+    ALTER TABLE contacts ADD COLUMN IF NOT EXISTS customer_key VARCHAR;
+    """,
 ]
+
+
+def _full_customer_ids(con: duckdb.DuckDBPyConnection) -> None:
+    """Migration 3: customer ids from the whole MD5 instead of its first 12 hex digits.
+
+    Every table holding a ``customer_id`` (customers, the customer model,
+    campaign recipients, coupon codes, the send log, ...) follows its orders'
+    new id; the customers table is rebuilt (it gains the shop's own
+    ``customer_key``) and the derived tables are marked for a refresh.
+    """
+    from crm_core.customers import DEFAULT_IDENTITY_KEY, IDENTITY_KEYS, rebuild_customers
+
+    if not con.execute("SELECT count(*) FROM orders").fetchone()[0]:
+        return
+    row = con.execute("SELECT value ->> '$' FROM settings WHERE key = 'identity_key'").fetchone()
+    key = row[0] if row and row[0] in IDENTITY_KEYS else DEFAULT_IDENTITY_KEY
+    new_id = "crm_customer_id(?, source, customer_key, email, phone, buyer_name, postcode, order_id)"
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE id_map AS SELECT customer_id AS old_id, min(" + new_id + ") AS new_id "  # noqa: S608 - constant
+        "FROM orders GROUP BY customer_id",
+        [key],
+    )
+    con.execute("UPDATE orders SET customer_id = " + new_id, [key])  # noqa: S608 - constant
+    linked = con.execute(
+        "SELECT table_name FROM information_schema.columns WHERE table_catalog = current_database() "
+        "AND table_schema = 'main' AND column_name = 'customer_id' AND table_name NOT IN ('orders', 'customers') "
+        "AND table_name IN (SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE' "
+        "AND table_schema = 'main' AND table_catalog = current_database())"
+    ).fetchall()
+    for (table,) in linked:
+        name = quote_ident(table)
+        con.execute(
+            "UPDATE " + name + " AS t SET customer_id = m.new_id FROM id_map AS m WHERE t.customer_id = m.old_id"  # noqa: S608
+        )
+    rebuild_customers(con)
+    con.execute("DROP TABLE temp.id_map")
+    con.execute("DELETE FROM settings WHERE key = 'refresh_due'")
+    con.execute("INSERT INTO settings VALUES ('refresh_due', 'true')")
+
+
+MIGRATIONS.append(_full_customer_ids)  # 3: collision-free customer ids
 
 
 class Store:
@@ -305,6 +353,8 @@ class Store:
 
     def _migrate(self) -> None:
         con = self._con
+        for macro in _MACROS:  # first: migrations may use them
+            con.execute(macro)
         con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER)")
         row = con.execute("SELECT max(version) FROM schema_version").fetchone()
         current = row[0] or 0
@@ -313,14 +363,15 @@ class Store:
                 continue
             con.execute("BEGIN TRANSACTION")
             try:
-                con.execute(script)
+                if callable(script):
+                    script(con)
+                else:
+                    con.execute(script)
                 con.execute("INSERT INTO schema_version VALUES (?)", [number])
                 con.execute("COMMIT")
             except Exception:
                 con.execute("ROLLBACK")
                 raise
-        for macro in _MACROS:
-            con.execute(macro)
 
     # -- queries ----------------------------------------------------------
     def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None):
