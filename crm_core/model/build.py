@@ -91,7 +91,7 @@ from crm_core.db import Store
 from crm_core.errors import InputError
 from crm_core.events import rakuten as events
 from crm_core.model.settings import OTHER_SEGMENT, QUINTILE, RANK_KEYS, rank_basis, rank_thresholds, rfm_segments, rfm_thresholds
-from crm_core.model.table import _NOT_CANCELLED, _as_date, as_of_default
+from crm_core.model.table import _NOT_CANCELLED, ASOF_TABLE, TABLE, _as_date, as_of_default
 
 SUBSCRIPTION_GRACE_CYCLES = 1.5
 SUBSCRIPTION_DEFAULT_CYCLE_DAYS = 30
@@ -615,7 +615,7 @@ def _rank_sql(p: _Params, ranks: Sequence[dict[str, Any]]) -> tuple[str, str, st
 
 
 _FINAL_SQL = """
-CREATE OR REPLACE TABLE customer_model AS
+CREATE OR REPLACE {target} AS
 WITH s AS (
     -- cm_per_customer holds one row per cm_agg row, in the same order
     SELECT a.*, a.rowid AS rid, pc.*,
@@ -668,11 +668,13 @@ def _final_sql(
     as_of_out: date | None,
     rules: list[dict[str, Any]],
     ranks: list[dict[str, Any]],
+    target: str = "TABLE customer_model",
 ) -> tuple[str, dict[str, Any]]:
     p = _Params()
     as_of_ref = p(as_of)
     rank, next_rank, gap, orders_gap = _rank_sql(p, ranks)
     sql = _FINAL_SQL.format(
+        target=target,
         as_of=as_of_ref,
         as_of_out=p(as_of_out),
         segment=_segment_sql(p, rules),
@@ -689,7 +691,7 @@ def _final_sql(
 # ---------------------------------------------------------------------------
 
 
-def rebuild(store: Store, as_of: date | datetime | str | None = None) -> ModelReport:
+def rebuild(store: Store, as_of: date | datetime | str | None = None, temporary: bool = False) -> ModelReport:
     """Compute and store ``customer_model`` (see the module docstring for columns).
 
     Parameters
@@ -700,6 +702,11 @@ def rebuild(store: Store, as_of: date | datetime | str | None = None) -> ModelRe
         The day to describe: orders up to the end of that day (JST) count.
         Defaults to :func:`as_of_default`, the day of the last non-cancelled
         order.
+
+    temporary : bool
+        Write the table as the connection's temporary ``customer_model_asof``
+        (:data:`crm_core.model.table.ASOF_TABLE`) instead, leaving the stored
+        model and its meta row untouched, e.g. for an export as of another day.
 
     Returns
     -------
@@ -750,13 +757,16 @@ def rebuild(store: Store, as_of: date | datetime | str | None = None) -> ModelRe
                 cur.register("cm_per_customer", per_customer)
                 registered = True
             with timer("table"):
-                sql, params = _final_sql(calc_as_of, as_of, rules, ranks)
+                target = "TEMP TABLE " + ASOF_TABLE if temporary else "TABLE " + TABLE
+                sql, params = _final_sql(calc_as_of, as_of, rules, ranks, target)
                 _collect_warnings(store, report)
                 if report.prediction_error:
                     report.warnings.append(
                         f"予測列（継続確率・離反確率・予測購入など）は空欄です: {report.prediction_error}"
                     )
                 store.execute(sql, params)
+                if temporary:
+                    return report
                 store.execute(
                     "CREATE OR REPLACE TABLE customer_model_meta "
                     "(as_of DATE, built_at TIMESTAMP, customers BIGINT, report JSON)"

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from crm_core.db import Store
+from crm_core.db import Store, quote_ident
 from crm_core.errors import InputError
 from crm_core.model.build import rebuild
-from crm_core.model.table import COLUMNS, TABLE, _as_date, stored_as_of
+from crm_core.model.table import ASOF_TABLE, COLUMNS, TABLE, _as_date, stored_as_of
 
 _EXPORT_CHUNK_VECTORS = 100  # x 2048 rows per chunk
 
@@ -20,17 +20,27 @@ _EXPORT_CHUNK_VECTORS = 100  # x 2048 rows per chunk
 # ---------------------------------------------------------------------------
 
 
-def _export_select() -> str:
+EXPORT_COLUMNS: tuple[str, ...] = ("customer_id", "customer_key", *COLUMNS[1:])
+"""Columns of the customers export: the model's, with the shop's own customer number second."""
+
+
+def _export_select(table: str = TABLE) -> str:
     """SELECT of the export: timestamps as text so every chunk formats alike."""
     cols = []
-    for name in COLUMNS:
+    for name in EXPORT_COLUMNS:
         if name in ("first_order_at", "last_order_at"):
-            cols.append(f"strftime({name}, '%Y-%m-%d %H:%M:%S') AS {name}")
+            cols.append(f"strftime(m.{name}, '%Y-%m-%d %H:%M:%S') AS {name}")
         elif name in ("birthday", "expected_next_order_date", "as_of"):
-            cols.append(f"CAST({name} AS VARCHAR) AS {name}")
+            cols.append(f"CAST(m.{name} AS VARCHAR) AS {name}")
+        elif name == "customer_key":
+            cols.append("k.customer_key")
         else:
-            cols.append(f'"{name}"')
-    return "SELECT " + ", ".join(cols) + " FROM customer_model ORDER BY customer_id"  # noqa: S608 - constant names
+            cols.append(f'm."{name}"')
+    source = quote_ident(table, (TABLE, ASOF_TABLE))
+    return (
+        "SELECT " + ", ".join(cols) + " FROM " + source  # noqa: S608 - constant names, allowlisted table
+        + " AS m LEFT JOIN customers AS k ON k.customer_id = m.customer_id ORDER BY m.customer_id"
+    )
 
 
 def export_customers(
@@ -41,8 +51,9 @@ def export_customers(
 ) -> int:
     """Write the customer table as a CSV that Excel opens.
 
-    Rebuilds first when the table is missing or ``as_of`` differs from the
-    stored one.  Cells that could start a spreadsheet formula are neutralised
+    Builds the table first when it is missing; an ``as_of`` other than the
+    stored one is computed in a temporary table, so the stored model (what
+    the console and every segment see) stays as it was.  Cells that could start a spreadsheet formula are neutralised
     (:func:`crm_core.export.to_csv_bytes`); written in chunks, so memory stays
     flat on millions of customers.
 
@@ -62,14 +73,28 @@ def export_customers(
     int
         Customers written.
     """
-    from crm_core.export import ENCODINGS, to_csv_bytes
+    from crm_core.export import ENCODINGS
 
     if encoding not in ENCODINGS:
         raise InputError("文字コードは utf-8-sig か cp932 を指定してください。", f"bad encoding {encoding}")
     wanted = _as_date(as_of)
-    if not store.has_table(TABLE) or (wanted is not None and wanted != stored_as_of(store)):
-        rebuild(store, wanted)
-    result = store.execute(_export_select())
+    table = TABLE
+    if wanted is not None and (not store.has_table(TABLE) or wanted != stored_as_of(store)):
+        rebuild(store, wanted, temporary=True)
+        table = ASOF_TABLE
+    elif not store.has_table(TABLE):
+        rebuild(store)
+    try:
+        return _write_export(store, table, out_path, encoding)
+    finally:
+        if table == ASOF_TABLE:
+            store.execute("DROP TABLE IF EXISTS temp.main." + ASOF_TABLE)
+
+
+def _write_export(store: Store, table: str, out_path: str | Path, encoding: str) -> int:
+    from crm_core.export import to_csv_bytes
+
+    result = store.execute(_export_select(table))
     rows = 0
     bom = "\ufeff".encode() if encoding == "utf-8-sig" else b""
     with open(out_path, "wb") as fh:
@@ -78,7 +103,7 @@ def export_customers(
             chunk = result.fetch_df_chunk(_EXPORT_CHUNK_VECTORS)
             if chunk.empty:
                 if first:
-                    fh.write(to_csv_bytes(pd.DataFrame(columns=list(COLUMNS)), encoding))
+                    fh.write(to_csv_bytes(pd.DataFrame(columns=list(EXPORT_COLUMNS)), encoding))
                 break
             data = to_csv_bytes(chunk, encoding)
             if not first:

@@ -13,6 +13,8 @@ from crm_core.errors import InputError
 
 TABLE = "customer_model"
 META_TABLE = "customer_model_meta"
+ASOF_TABLE = "customer_model_asof"
+"""A connection's temporary model as of another day (exports); never stored."""
 
 COLUMNS: tuple[str, ...] = (
     "customer_id", "name", "email", "prefecture", "gender", "birthday", "age", "birthday_month",
