@@ -65,6 +65,19 @@ def ensure_sample() -> None:
         status.update(label="サンプルショップを読み込みました。", state="complete", expanded=False)
 
 
+def finish_pending_refresh() -> None:
+    """Finish the refresh of an import whose process was stopped before it ended (issue 11)."""
+    from crm_core import pipeline
+
+    store = ui.store()
+    if not pipeline.refresh_due(store):
+        return
+    with st.status("前回中断された取り込みの仕上げ（顧客分析の更新）を行っています…", expanded=True) as status:
+        bar = st.progress(0.0)
+        ui.run(pipeline.finish_pending, store, lambda f, t: bar.progress(min(max(f, 0.0), 1.0), text=t))
+        status.update(label="前回の取り込みの仕上げが終わりました。", state="complete", expanded=False)
+
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 # Menu: section -> (file, Japanese title, icon).  The first page is the default.
 # Page scripts live in sub-folders of pages/: Streamlit treats *.py files directly
@@ -117,5 +130,6 @@ def sidebar() -> None:
 sign_in_gate()
 page = st.navigation(build_pages())
 ensure_sample()
+finish_pending_refresh()
 sidebar()
 page.run()

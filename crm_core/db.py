@@ -311,6 +311,16 @@ def _full_customer_ids(con: duckdb.DuckDBPyConnection) -> None:
 MIGRATIONS.append(_full_customer_ids)  # 3: collision-free customer ids
 
 
+REFRESH_DUE = "refresh_due"
+"""Setting: data changed but the derived tables (customer model, ...) are not rebuilt yet."""
+
+
+def mark_refresh_due(cur: duckdb.DuckDBPyConnection) -> None:
+    """Record, inside the caller's transaction, that derived tables must be rebuilt (see :mod:`crm_core.pipeline`)."""
+    cur.execute("DELETE FROM settings WHERE key = ?", [REFRESH_DUE])
+    cur.execute("INSERT INTO settings VALUES (?, 'true')", [REFRESH_DUE])
+
+
 class Store:
     """An open CRM store (a DuckDB database file).
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import re
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,11 +26,12 @@ import duckdb
 import pandas as pd
 
 from crm_core import clock
-from crm_core.db import Store, quote_ident
+from crm_core.db import Store, mark_refresh_due, quote_ident
 from crm_core.errors import InputError
 from crm_core.ingest import formats as F
 from crm_core.ingest.identity import IDENTITY_KEYS, identity_key_setting, rebuild_customers
 from crm_core.ingest.reader import ENCODING_LABELS, RawFile, prepare, remove_quietly
+from crm_core.tempfiles import sweep, work_dir
 
 log = logging.getLogger(__name__)
 
@@ -204,7 +204,8 @@ def import_files(
         if progress:
             progress(min(max(frac, 0.0), 1.0), text)
 
-    with tempfile.TemporaryDirectory(prefix="crm-import-") as workdir:
+    sweep()  # working folders of imports that were killed
+    with work_dir("import") as workdir:
         plans: list[_Plan] = []
         n = len(paths)
         for i, (spec, name) in enumerate(zip(specs, names, strict=True)):
@@ -234,6 +235,10 @@ def import_files(
             report.customers = stats["customers"]
             report.orders_merged = stats["orders_merged"]
             report.customers_without_key = stats["customers_without_key"]
+            if any(f.kind in ("orders", "contacts") and f.changed for f in report.files):
+                # committed with the data: a process killed before the refresh ends
+                # leaves the mark, and the next start or command finishes the refresh
+                mark_refresh_due(cur)
             cur.execute("COMMIT")
         except InputError:
             cur.execute("ROLLBACK")

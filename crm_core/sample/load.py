@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable
 
 from crm_core.db import Store
 from crm_core.ingest.importer import ImportReport
 from crm_core.messaging.templates import SETTING_SHOP, ShopProfile, save_shop_profile
 from crm_core.pipeline import import_files
+from crm_core.tempfiles import work_dir
 
 PRODUCT_MAPPING = {"商品管理番号": "product_id", "商品名": "product_name", "カテゴリ": "category"}
 CONTACT_MAPPING = {
@@ -50,7 +50,7 @@ def load_sample(
         if progress:
             progress(frac, text)
 
-    with tempfile.TemporaryDirectory(prefix="crm-sample-") as tmp:
+    with work_dir("sample") as tmp:
         say(0.0, "サンプルショップのデータを作成しています…")
         paths = generate_sample(tmp, customers=customers, seed=seed)
         say(0.3, "商品マスタと連絡先リストを取り込んでいます…")

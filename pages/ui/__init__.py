@@ -25,6 +25,9 @@ T = TypeVar("T")
 
 @st.cache_resource(show_spinner=False)
 def _open_store(path: str) -> Store:
+    from crm_core.tempfiles import sweep
+
+    sweep()  # working folders left by imports that were killed
     return Store(path)
 
 
