@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from dataclasses import asdict
 
 from crm_core.db import Store
+from crm_core.errors import InputError
 from crm_core.ingest.importer import ImportReport
 from crm_core.messaging.templates import SETTING_SHOP, ShopProfile, save_shop_profile
 from crm_core.pipeline import import_files
+from crm_core.sample.store import LOADED, is_sample_store, real_data_arrived
 from crm_core.tempfiles import work_dir
 
 PRODUCT_MAPPING = {"商品管理番号": "product_id", "商品名": "product_name", "カテゴリ": "category"}
@@ -39,12 +43,24 @@ def load_sample(
 ) -> ImportReport:
     """Generate the sample shop's exports and import them through the real importer.
 
+    Only into an empty store or one that already holds the sample (see
+    :mod:`crm_core.sample.store`: the console keeps the sample in its own file).
+
     The product master and the LINE-friend list go in first (generic CSV with
     saved mappings), then the Rakuten cp932 and Shopify order exports; last,
     a few past campaigns with per-recipient results (see
     :mod:`crm_core.sample.campaigns`) so the results page has something to show.
     """
     from crm_core.sample.generate import generate_sample
+
+    if store.table_count("imports") and not is_sample_store(store):
+        # Fiction never goes into a shop's own data (its Shopify orders are #1001…,
+        # Shopify's default numbers, and would replace real orders).
+        raise InputError(
+            "このデータベースにはショップのデータが入っているため、架空のサンプルは読み込みません。"
+            "サンプルショップは別のファイルに用意して表示します（「データ取込」→「サンプルショップを表示」）。",
+            "sample into a store with real data",
+        )
 
     def say(frac: float, text: str) -> None:
         if progress:
@@ -68,5 +84,24 @@ def load_sample(
     if not store.get_setting(SETTING_SHOP):
         # Fictional sender details so the sample's e-mail previews pass the 特定電子メール法 checks.
         save_shop_profile(store, SAMPLE_SHOP)
-    store.set_setting("sample_loaded", True)
+    store.set_setting(LOADED, True)
     return report
+
+
+def prepare_for_real_import(store: Store) -> bool:
+    """Before a real import into ``store``: remove the sample shop if ``store`` holds it.
+
+    Stores written by earlier versions kept the sample in the shop's own file;
+    the first real import then starts from an empty store (the sample's
+    orders, customers, campaigns and its fictional shop profile go), so no
+    sample order can be matched with or replaced by a real one.  Returns True
+    when the sample was removed.
+    """
+    if not is_sample_store(store):
+        return False
+    store.clear_data()
+    if store.get_setting(SETTING_SHOP) == json.loads(json.dumps(asdict(SAMPLE_SHOP), ensure_ascii=False)):
+        store.execute("DELETE FROM settings WHERE key = ?", [SETTING_SHOP])
+    store.set_setting(LOADED, False)
+    real_data_arrived(store)
+    return True
