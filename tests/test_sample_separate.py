@@ -48,7 +48,7 @@ def test_sample_button_asks_and_keeps_real_orders(tmp_path, monkeypatch):
     monkeypatch.setenv("CRM_NO_SAMPLE", "1")
     _real_shop(db, tmp_path)
     before = _real_orders(db)
-    assert ("#1001", "佐藤 花子") == before[0][:2]
+    assert before[0][:2] == ("#1001", "佐藤 花子")
 
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     at.run()
