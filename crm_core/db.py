@@ -275,15 +275,14 @@ def _full_customer_ids(con: duckdb.DuckDBPyConnection) -> None:
 
     Every table holding a ``customer_id`` (customers, the customer model,
     campaign recipients, coupon codes, the send log, ...) follows its orders'
-    new id; the customers table is rebuilt (it gains the shop's own
-    ``customer_key``) and the derived tables are marked for a refresh.
+    new id.  The store then records that the customers table and the derived
+    tables are to be rebuilt (``refresh_due = "customers"``, finished by
+    :func:`crm_core.pipeline.finish_pending` on the next start or command).
     """
-    from crm_core.customers import DEFAULT_IDENTITY_KEY, IDENTITY_KEYS, rebuild_customers
-
     if not con.execute("SELECT count(*) FROM orders").fetchone()[0]:
         return
     row = con.execute("SELECT value ->> '$' FROM settings WHERE key = 'identity_key'").fetchone()
-    key = row[0] if row and row[0] in IDENTITY_KEYS else DEFAULT_IDENTITY_KEY
+    key = row[0] if row and row[0] in ("email", "phone", "name_phone", "name_postcode") else "email"
     new_id = "crm_customer_id(?, source, customer_key, email, phone, buyer_name, postcode, order_id)"
     con.execute(
         "CREATE OR REPLACE TEMP TABLE id_map AS SELECT customer_id AS old_id, min(" + new_id + ") AS new_id "  # noqa: S608 - constant
@@ -293,7 +292,7 @@ def _full_customer_ids(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("UPDATE orders SET customer_id = " + new_id, [key])  # noqa: S608 - constant
     linked = con.execute(
         "SELECT table_name FROM information_schema.columns WHERE table_catalog = current_database() "
-        "AND table_schema = 'main' AND column_name = 'customer_id' AND table_name NOT IN ('orders', 'customers') "
+        "AND table_schema = 'main' AND column_name = 'customer_id' AND table_name <> 'orders' "
         "AND table_name IN (SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE' "
         "AND table_schema = 'main' AND table_catalog = current_database())"
     ).fetchall()
@@ -302,10 +301,9 @@ def _full_customer_ids(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(
             "UPDATE " + name + " AS t SET customer_id = m.new_id FROM id_map AS m WHERE t.customer_id = m.old_id"  # noqa: S608
         )
-    rebuild_customers(con)
     con.execute("DROP TABLE temp.id_map")
     con.execute("DELETE FROM settings WHERE key = 'refresh_due'")
-    con.execute("INSERT INTO settings VALUES ('refresh_due', 'true')")
+    con.execute("""INSERT INTO settings VALUES ('refresh_due', '"customers"')""")
 
 
 MIGRATIONS.append(_full_customer_ids)  # 3: collision-free customer ids

@@ -96,10 +96,20 @@ def refresh_due(store: Store) -> bool:
 
 
 def finish_pending(store: Store, progress: Progress | None = None) -> list[str] | None:
-    """Finish a refresh an earlier process did not complete; None when nothing was due."""
-    if not refresh_due(store):
+    """Finish a refresh an earlier process (or a migration) did not complete; None when nothing was due.
+
+    ``refresh_due = "customers"`` (a migration that re-keyed customers) also
+    rebuilds the customers table first.
+    """
+    due = store.get_setting(REFRESH_DUE, False)
+    if not due:
         return None
-    log.info("finishing a refresh left by an interrupted import")
+    log.info("finishing a refresh left by an interrupted import or a migration")
+    if due == "customers":
+        from crm_core.ingest.identity import rebuild_customers
+
+        with store.transaction() as cur:
+            rebuild_customers(cur)
     return refresh(store, progress)
 
 

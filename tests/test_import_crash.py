@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from crm_core.db import Store
-from crm_core.sample import generate_sample
+from crm_core.sample.generate import generate_sample
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -17,8 +17,8 @@ import pytest
 from crm_core.db import Store
 from crm_core.errors import InputError
 from crm_core.ingest import formats as F
-from crm_core.ingest.importer import import_files
 from crm_core.ingest.preview import preview
+from crm_core.pipeline import import_files
 from tests import fixtures as fx
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -108,7 +108,7 @@ def test_outcome_success_and_unchanged(store, tmp_path):
 
 
 def test_sample_products_and_contacts_import_without_kind(tmp_path):
-    from crm_core.sample import generate_sample
+    from crm_core.sample.generate import generate_sample
 
     paths = generate_sample(tmp_path / "s", customers=30)
     db = tmp_path / "crm.duckdb"
@@ -221,7 +221,7 @@ def test_old_truncated_ids_are_migrated_with_campaigns(tmp_path):
     # make it look like the previous version wrote it
     s.execute("UPDATE orders SET customer_id = substr(customer_id, 1, 13)")
     s.execute("UPDATE customers SET customer_id = substr(customer_id, 1, 13)")
-    from crm_core import campaigns as C
+    from crm_core.results import campaigns as C
 
     C.ensure_tables(s)
     old_id = s.scalar("SELECT min(customer_id) FROM customers")
@@ -240,7 +240,7 @@ def test_old_truncated_ids_are_migrated_with_campaigns(tmp_path):
 
 
 def test_as_of_export_leaves_the_stored_model_alone(tmp_path):
-    from crm_core import model
+    from crm_core.model import build as model
 
     db = tmp_path / "crm.duckdb"
     s = Store(db)

@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from crm_core import sample_store
 from crm_core.db import Store
 from crm_core.errors import InputError
-from crm_core.ingest.importer import import_files
-from crm_core.sample_shop import SAMPLE_SHOP, load_sample
-from crm_core.templates import SETTING_SHOP
+from crm_core.messaging.templates import SETTING_SHOP
+from crm_core.pipeline import import_files
+from crm_core.sample import store as sample_store
+from crm_core.sample.load import SAMPLE_SHOP, load_sample, prepare_for_real_import
 from tests import fixtures as fx
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -101,7 +101,7 @@ def test_old_store_holding_the_sample_is_emptied_before_the_first_real_import(tm
     store = Store(db)
     load_sample(store, customers=50)  # what earlier versions did on first start
     assert store.get_setting(SETTING_SHOP)["shop_name"] == SAMPLE_SHOP.shop_name
-    assert sample_store.prepare_for_real_import(store)
+    assert prepare_for_real_import(store)
     import_files(store, [fx.shopify_orders(tmp_path / "orders_export.csv")])
     assert store.fetchall("SELECT order_id FROM orders ORDER BY 1") == [("#1001",), ("#1002",)]
     assert store.get_setting(SETTING_SHOP) is None  # the fictional sender is gone too

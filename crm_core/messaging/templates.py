@@ -530,7 +530,7 @@ def customer_fields(store: Store, customer_id: str) -> dict[str, Any]:
     """
     if not store.has_table("customer_model"):
         raise InputError("顧客モデルがまだありません。「データ取込」で注文を取り込むと作成されます。", "no customer_model")
-    from crm_core.customers import find_customer_id
+    from crm_core.ingest.identity import find_customer_id
 
     customer_id = find_customer_id(store, customer_id)  # the shop's own number works too
     cur = store.execute("SELECT * FROM customer_model WHERE customer_id = ?", [customer_id])
