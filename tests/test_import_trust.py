@@ -257,3 +257,11 @@ def test_as_of_export_leaves_the_stored_model_alone(tmp_path):
     assert model.stored_as_of(s) == stored
     assert s.scalar("SELECT count(*) FROM customer_model") == customers == 2
     s.close()
+
+
+def test_segment_export_carries_the_shop_key(store, tmp_path):
+    from crm_core.audience import segments as S
+
+    import_files(store, [_generic_orders(tmp_path)], mapping=MAP)
+    df = S.export_frame(store, {"all": []})
+    assert sorted(df["ショップの顧客番号"]) == ["M-0001", "M-0002"]
