@@ -265,3 +265,13 @@ def test_segment_export_carries_the_shop_key(store, tmp_path):
     import_files(store, [_generic_orders(tmp_path)], mapping=MAP)
     df = S.export_frame(store, {"all": []})
     assert sorted(df["ショップの顧客番号"]) == ["M-0001", "M-0002"]
+
+
+def test_message_preview_names_customers_by_the_shop_key(store, tmp_path):
+    from crm_core.messaging import templates as T
+
+    import_files(store, [_generic_orders(tmp_path)], mapping=MAP)
+    people = T.preview_customers(store, "all", 10)
+    assert sorted(p["customer_key"] for p in people) == ["M-0001", "M-0002"]
+    rendered = T.render_for_customer(store, "thanks_first", "M-0001", "email")
+    assert rendered.text
