@@ -240,7 +240,7 @@ def test_old_truncated_ids_are_migrated_with_campaigns(tmp_path):
 
 
 def test_as_of_export_leaves_the_stored_model_alone(tmp_path):
-    from crm_core.model import build as model
+    from crm_core import model
 
     db = tmp_path / "crm.duckdb"
     s = Store(db)
