@@ -13,7 +13,7 @@ import pytest
 from crm_core.db import Store
 from crm_core.ingest.mappings import save_mapping
 from tests import fixtures as fx
-from tests.e2e.conftest import Server, goto, shot, wait_idle
+from tests.e2e.browser import Server, goto, shot, wait_idle
 
 DROP = "[data-testid='stFileUploaderDropzoneInput']"
 
