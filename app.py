@@ -78,12 +78,13 @@ def finish_pending_refresh() -> None:
     """Finish the refresh of an import whose process was stopped before it ended (issue 11)."""
     from crm_core import pipeline
 
-    store = ui.real_store()
-    if not pipeline.refresh_due(store):
+    due = [s for s in {id(x): x for x in (ui.real_store(), ui.store())}.values() if pipeline.refresh_due(s)]
+    if not due:
         return
     with st.status("前回中断された取り込みの仕上げ（顧客分析の更新）を行っています…", expanded=True) as status:
         bar = st.progress(0.0)
-        ui.run(pipeline.finish_pending, store, lambda f, t: bar.progress(min(max(f, 0.0), 1.0), text=t))
+        for store in due:
+            ui.run(pipeline.finish_pending, store, lambda f, t: bar.progress(min(max(f, 0.0), 1.0), text=t))
         status.update(label="前回の取り込みの仕上げが終わりました。", state="complete", expanded=False)
 
 

@@ -107,3 +107,39 @@ def test_old_store_holding_the_sample_is_emptied_before_the_first_real_import(tm
     assert store.get_setting(SETTING_SHOP) is None  # the fictional sender is gone too
     assert not sample_store.is_sample_store(store)
     store.close()
+
+
+def test_console_start_finishes_a_refresh_left_by_a_killed_import(tmp_path, monkeypatch):
+    """Issue 11, item 24 in the console: the import committed, its refresh did not."""
+    db = tmp_path / "crm.duckdb"
+    monkeypatch.setenv("CRM_DB", str(db))
+    monkeypatch.setenv("CRM_NO_SAMPLE", "1")
+    store = Store(db)
+    import_files(store, [fx.rakuten_current(tmp_path / "r.csv")], rebuild_model=False)  # as if killed before the refresh
+    assert store.get_setting("refresh_due") is True and not store.has_table("customer_model")
+    store.close()
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
+    assert not at.exception
+    del at
+    store = Store(db)
+    assert store.get_setting("refresh_due") in (None, False)
+    assert store.scalar("SELECT count(*) FROM customer_model") == 1
+    store.close()
+
+
+def test_import_page_says_why_nothing_was_imported(tmp_path, monkeypatch):
+    """Issue 11, item 2 on the page: 0 rows imported is a warning with the reason, never 「完了」."""
+    from crm_core.ingest.importer import import_files as import_only
+
+    db = tmp_path / "crm.duckdb"
+    monkeypatch.setenv("CRM_DB", str(db))
+    monkeypatch.setenv("CRM_NO_SAMPLE", "1")
+    path = fx.write_csv(tmp_path / "list.csv", ["メールアドレス", "タグ"], [{"タグ": "VIP"}], "utf-8")
+    report = import_only(Store(":memory:"), [path], mapping={"メールアドレス": "email", "タグ": "tags"}, kind="contacts")
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.session_state["imp_last_report"] = report.to_dict()
+    at.run()
+    at.switch_page("pages/data/import_data.py").run()
+    assert not at.exception
+    assert not any("取り込みが完了しました" in s.value for s in at.success)
+    assert any("取り込めたデータはありません" in w.value and "メールアドレスも電話番号もない" in w.value for w in at.warning)
