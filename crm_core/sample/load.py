@@ -14,14 +14,6 @@ from crm_core.pipeline import import_files
 from crm_core.sample.store import LOADED, is_sample_store, real_data_arrived
 from crm_core.tempfiles import work_dir
 
-PRODUCT_MAPPING = {"商品管理番号": "product_id", "商品名": "product_name", "カテゴリ": "category"}
-CONTACT_MAPPING = {
-    "メールアドレス": "email",
-    "電話番号": "phone",
-    "LINEユーザーID": "line_user_id",
-    "誕生日": "birthday",
-    "メルマガ希望": "email_opt_in",
-}
 DEFAULT_CUSTOMERS = 1500
 SAMPLE_SHOP = ShopProfile(
     shop_name="ことのはコスメ 楽天市場店（サンプル）",
@@ -46,8 +38,8 @@ def load_sample(
     Only into an empty store or one that already holds the sample (see
     :mod:`crm_core.sample.store`: the console keeps the sample in its own file).
 
-    The product master and the LINE-friend list go in first (generic CSV with
-    saved mappings), then the Rakuten cp932 and Shopify order exports; last,
+    The product master and the LINE-friend list go in first (the console's own
+    layouts, detected without a mapping), then the Rakuten cp932 and Shopify order exports; last,
     a few past campaigns with per-recipient results (see
     :mod:`crm_core.sample.campaigns`) so the results page has something to show.
     """
@@ -70,8 +62,8 @@ def load_sample(
         say(0.0, "サンプルショップのデータを作成しています…")
         paths = generate_sample(tmp, customers=customers, seed=seed)
         say(0.3, "商品マスタと連絡先リストを取り込んでいます…")
-        import_files(store, [paths["products"]], mapping=PRODUCT_MAPPING, kind="products", rebuild_model=False)
-        import_files(store, [paths["contacts"]], mapping=CONTACT_MAPPING, kind="contacts", rebuild_model=False)
+        # the console's own product and contact layouts: detected like any export (no mapping)
+        import_files(store, [paths["products"], paths["contacts"]], rebuild_model=False)
         report = import_files(
             store,
             [paths["rakuten_orders"], paths["shopify_orders"]],
