@@ -103,7 +103,9 @@ def cmd_import(args: argparse.Namespace) -> int:
     if args.save_mapping and mapping:
         from crm_core.ingest.mappings import save_mapping
 
-        save_mapping(store, args.save_mapping, report.files[0].kind, mapping)
+        generic = [f.kind for f in report.files if f.format == "generic"]  # the file the mapping was made for
+        if generic:
+            save_mapping(store, args.save_mapping, generic[0], mapping)
     _print(report.to_dict())
     level, message = report.outcome()
     if level == "warning":
