@@ -523,6 +523,10 @@ class Store:
             cur.execute("DELETE FROM settings WHERE key = ?", [key])
             cur.execute("INSERT INTO settings VALUES (?, ?)", [key, json.dumps(value, ensure_ascii=False)])
 
+    def delete_setting(self, key: str) -> None:
+        """Remove a setting (reading it then gives the default)."""
+        self.execute("DELETE FROM settings WHERE key = ?", [key])
+
     def has_table(self, name: str) -> bool:
         """True when the store file holds a table or view called ``name`` (temporary ones do not count)."""
         return bool(self.scalar(

@@ -618,7 +618,10 @@ def forget_sample_identity(store: Store) -> bool:
         return False
     for name in leftover:
         setattr(profile, name, "")
-    store.set_setting(SETTING_SHOP, profile.to_dict())
+    if any(getattr(profile, f) for f in IDENTITY_FIELDS):
+        store.set_setting(SETTING_SHOP, profile.to_dict())
+    else:  # nothing of the marketer's own identity left: no profile at all
+        store.delete_setting(SETTING_SHOP)
     return True
 
 
