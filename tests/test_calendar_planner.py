@@ -147,7 +147,6 @@ def test_save_list_edit_and_delete_a_plan(store):
 def test_save_plan_rejects_bad_input(store, name, rows, message):
     with pytest.raises(InputError, match=message):
         planner.save_plan(store, name, rows)
-    planner.ensure_tables(store)
     assert planner.list_plans(store).empty
 
 

@@ -363,19 +363,12 @@ def load_presets(path: Path | None = None) -> dict[str, Template]:
     return {t["key"]: Template.from_dict(t, shared) for t in data.get("template", [])}
 
 
-def ensure_tables(store: Store) -> None:
-    """Create the table of edited templates when missing."""
-    store.execute(
-        "CREATE TABLE IF NOT EXISTS message_templates (key VARCHAR PRIMARY KEY, data JSON, updated_at TIMESTAMP)"
-    )
-
 
 def list_templates(store: Store | None = None) -> list[Template]:
     """All templates: presets, with the marketer's saved edits applied, then custom ones."""
     presets = load_presets()
     if store is None:
         return list(presets.values())
-    ensure_tables(store)
     saved = {k: json.loads(v) for k, v in store.fetchall("SELECT key, data FROM message_templates ORDER BY key")}
     out = []
     for key, tpl in presets.items():
@@ -411,7 +404,6 @@ def save_template(store: Store, template: Template) -> None:
             analyse(text)
         except InputError as exc:
             raise InputError(f"{part}: {exc.message}", exc.detail) from None
-    ensure_tables(store)
     with store.transaction() as cur:
         cur.execute("DELETE FROM message_templates WHERE key = ?", [template.key])
         cur.execute(
@@ -422,7 +414,6 @@ def save_template(store: Store, template: Template) -> None:
 
 def reset_template(store: Store, key: str) -> None:
     """Forget the edits of a template (presets come back)."""
-    ensure_tables(store)
     store.execute("DELETE FROM message_templates WHERE key = ?", [key])
 
 

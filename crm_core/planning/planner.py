@@ -20,7 +20,7 @@ LINE友だち先行 7–14 days before the start day (one click)  evening slot*
 \\* weekday 18:00 (18:00–19:00), day off 14:00 (14:00–16:00).
 
 Plans live in ``campaign_plans`` and their sends in ``planned_sends``
-(created by :func:`ensure_tables`).  Recipient counts come from the customer
+(created by a migration in :mod:`crm_core.db`).  Recipient counts come from the customer
 model through :func:`audience_sql` — the one place that knows how a segment
 becomes customers, so that the segment builder (:mod:`crm_core.audience.segments`) can
 take over there.  :func:`send_counts` walks all planned sends in time order and
@@ -379,40 +379,6 @@ def segment_text(segment: Any, channel: str | None = None, store: Store | None =
 # --------------------------------------------------------------------------
 
 
-def ensure_tables(store: Store) -> None:
-    """Create ``campaign_plans`` and ``planned_sends`` when missing (idempotent)."""
-    store.execute(
-        """
-        CREATE TABLE IF NOT EXISTS campaign_plans (
-            plan_id     VARCHAR PRIMARY KEY,
-            name        VARCHAR NOT NULL,
-            event_id    VARCHAR,
-            channel     VARCHAR NOT NULL,
-            segment     VARCHAR,
-            coupon      VARCHAR,
-            note        VARCHAR,
-            created_at  TIMESTAMP NOT NULL,
-            updated_at  TIMESTAMP NOT NULL
-        )
-        """
-    )
-    store.execute(
-        """
-        CREATE TABLE IF NOT EXISTS planned_sends (
-            send_id           VARCHAR PRIMARY KEY,
-            plan_id           VARCHAR NOT NULL,
-            phase             VARCHAR NOT NULL,
-            label             VARCHAR NOT NULL,
-            send_at           TIMESTAMP NOT NULL,
-            channel           VARCHAR NOT NULL,
-            template          VARCHAR NOT NULL,
-            segment           VARCHAR,
-            coupon            VARCHAR,
-            exclude_conflicts BOOLEAN NOT NULL DEFAULT FALSE
-        )
-        """
-    )
-
 
 def _now() -> dt.datetime:
     return clock.now().replace(microsecond=0)
@@ -466,7 +432,6 @@ def save_plan(store: Store, name: str, sends: pd.DataFrame | Sequence[Mapping[st
         raise InputError("配信が1件もありません。フェーズを提案するか、配信を追加してください。", "no sends")
     plan_segment = segment_json(segment)
     clean = [_clean_send(r, channel, plan_segment, (coupon or "").strip()) for r in rows]
-    ensure_tables(store)
     now = _now()
     plan_id = plan_id or "plan-" + uuid.uuid4().hex[:10]
     with store.transaction() as cur:
@@ -488,7 +453,6 @@ def save_plan(store: Store, name: str, sends: pd.DataFrame | Sequence[Mapping[st
 
 def list_plans(store: Store) -> pd.DataFrame:
     """Stored plans: ``plan_id, name, event_id, channel, segment, coupon, note, sends, first_send, last_send, updated_at``."""
-    ensure_tables(store)
     return store.df(
         """
         SELECT p.plan_id, p.name, p.event_id, p.channel, p.segment, p.coupon, p.note,
@@ -511,7 +475,6 @@ def get_plan(store: Store, plan_id: str) -> dict[str, Any]:
 
 def delete_plan(store: Store, plan_id: str) -> None:
     """Delete a plan and its sends."""
-    ensure_tables(store)
     with store.transaction() as cur:
         cur.execute("DELETE FROM planned_sends WHERE plan_id = ?", [plan_id])
         cur.execute("DELETE FROM campaign_plans WHERE plan_id = ?", [plan_id])
@@ -526,7 +489,6 @@ def planned_sends(store: Store, start: dt.date | None = None, end: dt.date | Non
     DataFrame
         :data:`SEND_COLUMNS` plus ``plan_name, event_id, channel_label, phase_label``.
     """
-    ensure_tables(store)
     lo = dt.datetime.combine(start, dt.time()) if start else dt.datetime(1900, 1, 1)
     hi = dt.datetime.combine(end + dt.timedelta(days=1), dt.time()) if end else dt.datetime(9999, 1, 1)
     df = store.df(
@@ -547,7 +509,6 @@ def planned_sends(store: Store, start: dt.date | None = None, end: dt.date | Non
 
 def set_exclude_conflicts(store: Store, send_id: str, exclude: bool) -> None:
     """Leave customers over the frequency limit out of this send (or put them back)."""
-    ensure_tables(store)
     store.execute("UPDATE planned_sends SET exclude_conflicts = ? WHERE send_id = ?", [bool(exclude), send_id])
 
 

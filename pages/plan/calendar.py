@@ -15,8 +15,6 @@ from crm_core.planning import costs, planner
 from pages import ui
 
 store = ui.store()
-ui.run(cal.ensure_tables, store)
-ui.run(planner.ensure_tables, store)
 now = clock.now().replace(second=0, microsecond=0)
 today = now.date()
 

@@ -26,7 +26,6 @@ st.caption("LINE・メール・R-Mailの施策ごとに、送ったお客様と�
 st.caption(f"ℹ️ 送信から決めた日数（標準7日）以内の、キャンセルを除く注文を施策の成果として数えます。{R.LAST_TOUCH_NOTE}。")
 
 store = ui.require_data()
-ui.run(C.ensure_tables, store)
 
 
 def _version() -> tuple:
