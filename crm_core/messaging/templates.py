@@ -822,18 +822,19 @@ def segment_choices(store: Store | None) -> dict[str, str]:
 
 
 def segment_rule(store: Store, choice: str) -> dict[str, Any]:
-    """The segment rule (JSON) of a choice from :func:`segment_choices`."""
-    from crm_core.audience import library as segment_library
-    from crm_core.audience import segments
+    """The segment rule (JSON) of a choice from :func:`segment_choices`.
+
+    Presets and saved segments resolve through :func:`crm_core.audience.references.resolve`
+    (a deleted saved segment is a Japanese :class:`InputError`, never "everyone").
+    """
+    from crm_core.audience import references
 
     if choice in _BASIC_RULES:
         return _BASIC_RULES[choice][1]
-    kind, _, ref = (choice or "").partition(":")
-    if kind == "preset":
-        return segments.preset_rule(ref)
-    if kind == "saved" and ref.isdigit():
-        return segment_library.get_segment(store, int(ref))["rule"]
-    raise InputError("プレビューするお客様（セグメント）を選び直してください。", f"unknown segment choice {choice!r}")
+    kind = (choice or "").partition(":")[0]
+    if kind not in ("preset", "saved"):
+        raise InputError("プレビューするお客様（セグメント）を選び直してください。", f"unknown segment choice {choice!r}")
+    return references.resolve(store, choice)
 
 
 def preview_customers(store: Store, segment: str = "all", limit: int = 50) -> list[dict[str, Any]]:

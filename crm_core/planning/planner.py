@@ -300,18 +300,10 @@ def saved_segment(segment_id: int, name: str) -> dict[str, Any]:
 
 
 def _rule_of(store: Store | None, obj: dict | None) -> dict | None:
-    if obj is None:
-        return None
-    if "segment_id" in obj:
-        from crm_core.audience import library as segment_library
+    """The rule of a stored audience (None: everyone), through the one segment resolver."""
+    from crm_core.audience import references
 
-        if store is None:
-            raise InputError("保存済みセグメントを読むにはデータベースが必要です。", "saved segment without store")
-        try:
-            return segment_library.get_segment(store, int(obj["segment_id"]))["rule"]
-        except (TypeError, ValueError):
-            raise InputError("保存済みセグメントの指定を読めません。", "bad segment_id") from None
-    return obj["rule"] if isinstance(obj.get("rule"), dict) else obj
+    return references.resolve(store, obj)
 
 
 def audience_condition(store: Store, segment: Any, channel: str, prefix: str = "p") -> tuple[str, dict[str, Any]]:

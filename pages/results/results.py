@@ -14,6 +14,7 @@ import streamlit as st
 
 from crm_core import clock
 from crm_core.audience import library as L
+from crm_core.audience import references
 from crm_core.audience import segments as S
 from crm_core.results import attribution as R
 from crm_core.results import campaigns as C
@@ -302,12 +303,7 @@ with st.expander("施策を記録する（配信対象を確定）", expanded=su
         marked = st.checkbox("送信済みとして記録（コンソールの外で送った配信）", key="res_new_marked")
         submitted = st.form_submit_button("配信対象を確定して記録", type="primary")
     if submitted:
-        if source.startswith("saved:"):
-            rule = ui.run(L.get_segment, store, int(source.split(":", 1)[1]))["rule"]
-        elif source.startswith("preset:"):
-            rule = ui.run(S.preset_rule, source.split(":", 1)[1])
-        else:
-            rule = {"all": []}
+        rule = ui.run(references.resolve, store, source) or {"all": []}  # a deleted segment: a Japanese error
         new_id = ui.run(
             C.freeze_campaign, store, name, channel, dt.datetime.combine(day, time_), rule=rule,
             holdout_share=holdout / 100, attribution_days=int(days), variants=[v.strip() for v in variants.split(",")],
