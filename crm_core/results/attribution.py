@@ -148,7 +148,6 @@ def pre_period_revenue(store: Store, campaign_id: int, days: int = PRE_DAYS) -> 
     DataFrame
         ``customer_id, pre_revenue`` (0 without orders), one row per recipient.
     """
-    C.ensure_tables(store)
     return store.df(
         """SELECT r.customer_id, coalesce(sum(CAST(o.total_amount AS DOUBLE)), 0) AS pre_revenue
            FROM campaign_recipients r JOIN campaigns c ON c.campaign_id = r.campaign_id
