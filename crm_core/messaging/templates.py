@@ -46,6 +46,7 @@ from crm_core.db import Store
 from crm_core.errors import InputError
 from crm_core.messaging.context import (
     IDENTITY_FIELDS,
+    SAMPLE,
     SETTING_SAMPLE_IDENTITY,
     SETTING_SHOP,
     Campaign,
@@ -86,7 +87,7 @@ __all__ = [
     "PLACEHOLDERS", "PREVIEW_FILTERS", "SETTING_SHOP", "URL_FIELDS", "Campaign", "Placeholder", "ShopProfile",
     "add_utm", "build_context", "customer_fields", "find_urls", "is_carrier_url", "preview_customers",
     "save_shop_profile", "segment_choices", "segment_customer_ids", "segment_rule", "shop_profile", "tag_links",
-    "utf16_len", "IDENTITY_FIELDS", "SETTING_SAMPLE_IDENTITY", "Context", "forget_sample_identity",
+    "utf16_len", "IDENTITY_FIELDS", "SAMPLE", "SETTING_SAMPLE_IDENTITY", "Context", "forget_sample_identity",
     "MAX_VALUE_CHARS", "one_line",
     # this module: the sandbox, templates as data, rendering per channel
     "CHANNELS", "CHANNEL_LABELS", "Card", "Rendered", "Template", "TemplateCheck", "analyse", "flex_bubble",
