@@ -114,8 +114,11 @@ def sidebar() -> None:
             st.caption("🧪 サンプルショップのデータを表示中")
 
 
-sign_in_gate()
-page = st.navigation(build_pages())
-ensure_sample()
-sidebar()
-page.run()
+# The store is opened for this run only (see pages/ui.store): other processes
+# (command-line imports, the worker) take their turns between runs.
+with ui.store_session():
+    sign_in_gate()
+    page = st.navigation(build_pages())
+    ensure_sample()
+    sidebar()
+    page.run()

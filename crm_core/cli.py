@@ -18,10 +18,12 @@ from typing import Any
 
 import pandas as pd
 
-from crm_core.db import Store, default_db_path
+from crm_core.db import EXIT_BUSY, WAIT_MESSAGE, Store, StoreBusy, default_db_path
 from crm_core.errors import InputError
 
 DB_HELP = "DuckDB file (default: $CRM_DB or data/crm.duckdb)"
+WAIT_HELP = (f"seconds to wait while another process writes to the store (default: $CRM_WAIT or 600); "
+             f"exit status {EXIT_BUSY} when the wait runs out")
 
 
 def _clean(obj: Any) -> Any:
@@ -40,13 +42,29 @@ def _print(obj: object) -> None:
     sys.stdout.write(json.dumps(_clean(obj), ensure_ascii=False, default=str, allow_nan=False) + "\n")
 
 
+_opened: list[Store] = []
+
+
+def _say_waiting() -> None:
+    sys.stderr.write(WAIT_MESSAGE + "\n")
+    sys.stderr.flush()
+
+
 def _store(args: argparse.Namespace) -> Store:
-    """The store named by ``--db``, else ``$CRM_DB`` or ``data/crm.duckdb``."""
-    return Store(getattr(args, "db", None) or default_db_path())
+    """The store named by ``--db``, else ``$CRM_DB`` or ``data/crm.duckdb``.
+
+    Opened lazily (at its first query) and closed when the command ends; when
+    another process is writing, the command says so and waits up to ``--wait``.
+    """
+    store = Store(getattr(args, "db", None) or default_db_path(), wait=getattr(args, "wait", None),
+                  on_wait=_say_waiting, lazy=True)
+    _opened.append(store)
+    return store
 
 
 def _with_db(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--db", default=argparse.SUPPRESS, help=DB_HELP)
+    p.add_argument("--wait", type=float, default=argparse.SUPPRESS, metavar="SECONDS", help=WAIT_HELP)
     return p
 
 
@@ -157,7 +175,7 @@ def cmd_templates(args: argparse.Namespace) -> int:
     from crm_core.messaging.templates import list_templates, template_names
 
     path = getattr(args, "db", None)
-    store = Store(path) if path else (Store(default_db_path()) if default_db_path().exists() else None)
+    store = _store(args) if path or default_db_path().exists() else None
     names = template_names(list_templates(store))
     if args.json:
         _print(names)
@@ -370,6 +388,7 @@ def add_campaign_commands(subparsers: argparse._SubParsersAction) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m crm_core", description="CRM marketing console — command line")
     parser.add_argument("--db", help=DB_HELP)
+    parser.add_argument("--wait", type=float, metavar="SECONDS", help=WAIT_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = _with_db(sub.add_parser("import", help="import order / customer / product CSV files"))
@@ -409,12 +428,21 @@ def run_command(args: argparse.Namespace) -> int:
     """Run a parsed command (an :class:`InputError` becomes a Japanese message and exit status 2)."""
     if not hasattr(args, "db"):
         args.db = None
+    if not hasattr(args, "wait"):
+        args.wait = None
     try:
         return args.func(args)
+    except StoreBusy as exc:
+        sys.stderr.write(f"エラー: {exc.message}\n")
+        _print({"errors": [exc.message]})
+        return EXIT_BUSY
     except InputError as exc:
         sys.stderr.write(f"エラー: {exc.message}\n")
         _print({"errors": [exc.message]})
         return 2
+    finally:
+        while _opened:
+            _opened.pop().close()
 
 
 def main(argv: list[str] | None = None) -> int:

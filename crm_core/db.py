@@ -6,20 +6,35 @@ Identifiers never come from user input directly: they pass an allowlist
 
 The store is an embedded DuckDB file: ``data/crm.duckdb`` by default,
 ``CRM_DB`` in the environment or ``--db`` on the command line to choose another.
+
+Many processes, one store: a DuckDB file opened for writing excludes every
+other process, so each process opens the store only for as long as one unit
+of work (a command, one page run of the console, one job of the worker) and
+writers take turns through a cross-process lock file beside the store
+(``crm.duckdb.lock``, an OS file lock: a killed process releases it).  A
+:class:`Store` holds that lock from opening to :meth:`Store.close`; stores of
+one process on the same file share it.  Opening waits for the lock up to
+``wait`` seconds (``$CRM_WAIT``, default 600) and then raises
+:class:`StoreBusy`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pandas as pd
+from filelock import FileLock, Timeout
+
+from crm_core.errors import InputError
 
 DEFAULT_DB = Path(__file__).resolve().parent.parent / "data" / "crm.duckdb"
 
@@ -30,6 +45,93 @@ def default_db_path() -> Path:
     """Where the store lives: ``$CRM_DB`` or ``data/crm.duckdb``."""
     env = os.environ.get("CRM_DB")
     return Path(env) if env else DEFAULT_DB
+
+
+WAIT_MESSAGE = "ほかの処理がデータベースを更新しています。終わり次第始めます…"
+EXIT_BUSY = 75  # sysexits EX_TEMPFAIL: try again later
+
+
+class StoreBusy(InputError):
+    """Another process kept the store for longer than this one was allowed to wait."""
+
+    def __init__(self, waited: float) -> None:
+        super().__init__(
+            f"ほかの処理がデータベースを更新中のため、{waited:g}秒待っても始められませんでした。"
+            "しばらくしてからもう一度実行してください。",
+            f"store busy after waiting {waited:g} s",
+        )
+        self.waited = waited
+
+
+def default_wait() -> float:
+    """How long opening the store waits for another writer: ``$CRM_WAIT`` seconds, default 600."""
+    try:
+        return float(os.environ.get("CRM_WAIT", "600"))
+    except ValueError:
+        return 600.0
+
+
+class _WriterLock:
+    """The cross-process writer lock of one store file, shared by the stores of this process.
+
+    The first :class:`Store` of the process takes the OS lock on ``<db>.lock``;
+    later ones (other threads, e.g. concurrent page runs) join it; the last
+    :meth:`release` gives it back.  ``filelock`` uses ``flock``: the kernel
+    releases it when the process dies, so a killed process blocks nobody.
+    """
+
+    def __init__(self, lock_path: str) -> None:
+        self.file = FileLock(lock_path, thread_local=False, is_singleton=False)
+        self.mutex = threading.Lock()
+        self.count = 0
+
+    def acquire(self, wait: float, on_wait: Callable[[], None] | None) -> None:
+        with self.mutex:
+            if self.count == 0:
+                try:
+                    self.file.acquire(timeout=0)
+                except Timeout:
+                    if on_wait is not None:
+                        on_wait()
+                    try:
+                        self.file.acquire(timeout=max(wait, 0), poll_interval=0.05)
+                    except Timeout:
+                        raise StoreBusy(wait) from None
+            self.count += 1
+
+    def release(self) -> None:
+        with self.mutex:
+            self.count -= 1
+            if self.count == 0:
+                self.file.release(force=True)
+
+
+_writer_locks: dict[str, _WriterLock] = {}
+_writer_locks_guard = threading.Lock()
+
+
+def _writer_lock(db_path: str) -> _WriterLock:
+    key = os.path.realpath(db_path)
+    with _writer_locks_guard:
+        lock = _writer_locks.get(key)
+        if lock is None:
+            lock = _writer_locks[key] = _WriterLock(key + ".lock")
+        return lock
+
+
+def store_is_busy(path: str | Path | None = None) -> bool:
+    """True when another process holds the store's writer lock right now (a quick probe)."""
+    db = str(path if path is not None else default_db_path())
+    lock = _writer_lock(db)
+    with lock.mutex:
+        if lock.count:
+            return False  # this process holds it
+        try:
+            lock.file.acquire(timeout=0)
+        except Timeout:
+            return True
+        lock.file.release(force=True)
+        return False
 
 
 def quote_ident(name: str, allowed: Sequence[str] | None = None) -> str:
@@ -322,64 +424,164 @@ MIGRATIONS: list[str] = [
 ]
 
 
-class Store:
-    """An open CRM store (a DuckDB database file).
+def _connect_retry(path: str, config: dict[str, str], wait: float) -> duckdb.DuckDBPyConnection:
+    """``duckdb.connect``, retrying while a process outside the writer lock holds the file.
 
-    Use one :class:`Store` per process; call :meth:`cursor` (or the helpers,
-    which do) from each thread.  Streamlit keeps one store per server through
-    ``st.cache_resource`` and every query gets its own cursor.
+    Every process of the console takes the writer lock first, so this only
+    waits for something else (an old version, a DuckDB shell) holding the file.
+    """
+    deadline = time.monotonic() + max(wait, 0)
+    pause = 0.05
+    while True:
+        try:
+            return duckdb.connect(path, config=config)
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower():
+                raise
+            if time.monotonic() >= deadline:
+                raise StoreBusy(wait) from None
+            time.sleep(pause)
+            pause = min(pause * 2, 1.0)
+
+
+_MACROS_KEY = hashlib.sha256("\n".join(_MACROS).encode()).hexdigest()[:16]
+
+
+def _migrate(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER)")
+    row = con.execute("SELECT max(version) FROM schema_version").fetchone()
+    current = row[0] or 0
+    for number, script in enumerate(MIGRATIONS, start=1):
+        if number <= current:
+            continue
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(script)
+            con.execute("INSERT INTO schema_version VALUES (?)", [number])
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+    # The macros are written once per version of their text (re-creating them
+    # on every open costs ~100 ms: a catalog write and a checkpoint).
+    con.execute("CREATE TABLE IF NOT EXISTS schema_macros (macros_key VARCHAR)")
+    if con.execute("SELECT count(*) FROM schema_macros WHERE macros_key = ?", [_MACROS_KEY]).fetchone()[0]:
+        return
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for macro in _MACROS:
+            con.execute(macro)
+        con.execute("DELETE FROM schema_macros")
+        con.execute("INSERT INTO schema_macros VALUES (?)", [_MACROS_KEY])
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+
+
+class Store:
+    """An open CRM store (a DuckDB database file), held for one unit of work.
+
+    Open a store for a command, a page run or a job and :meth:`close` it (or
+    use it as a context manager): while it is open, this process holds the
+    store's writer lock and the DuckDB file, and every other process waits.
+    Call :meth:`cursor` (or the helpers, which do) from each thread.
 
     Parameters
     ----------
     path : str or Path, optional
         The database file; ``":memory:"`` for a throwaway store.  Defaults to
         :func:`default_db_path`.
+    wait : float, optional
+        Seconds to wait for another process's writer lock (default
+        :func:`default_wait`); :class:`StoreBusy` when it runs out.
+    on_wait : callable, optional
+        Called once, before waiting, when the store is busy (to say so).
+    lazy : bool
+        Open the file at the first query instead of now (so slow work that
+        does not need the store, such as decoding an upload, runs before this
+        process takes its turn).
     """
 
-    def __init__(self, path: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path | None = None,
+        *,
+        wait: float | None = None,
+        on_wait: Callable[[], None] | None = None,
+        lazy: bool = False,
+    ) -> None:
         self.path = str(path if path is not None else default_db_path())
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        # A bounded buffer pool keeps big imports within a laptop's memory
-        # (DuckDB spills to a temp folder beside the database file instead).
-        config = {"memory_limit": os.environ.get("CRM_DB_MEMORY_LIMIT", "1536MB")}
-        self._con = duckdb.connect(self.path, config=config)
+        self.wait = default_wait() if wait is None else float(wait)
+        self.on_wait = on_wait
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._writer: _WriterLock | None = None
         self._lock = threading.Lock()
         self._local = threading.local()
-        self._migrate()
+        self._generation = 0
+        if not lazy:
+            self._open()
 
     # -- connection -------------------------------------------------------
+    def _open(self) -> duckdb.DuckDBPyConnection:
+        with self._lock:
+            if self._con is not None:
+                return self._con
+            writer = None
+            if self.path != ":memory:":
+                writer = _writer_lock(self.path)
+                writer.acquire(self.wait, self.on_wait)
+            try:
+                # A bounded buffer pool keeps big imports within a laptop's memory
+                # (DuckDB spills to a temp folder beside the database file instead).
+                config = {"memory_limit": os.environ.get("CRM_DB_MEMORY_LIMIT", "1536MB")}
+                con = _connect_retry(self.path, config, self.wait)
+                try:
+                    _migrate(con)
+                except BaseException:
+                    con.close()
+                    raise
+            except BaseException:
+                if writer is not None:
+                    writer.release()
+                raise
+            self._con, self._writer = con, writer
+            self._generation += 1
+            return con
+
+    @property
+    def is_open(self) -> bool:
+        """True while this store holds the file (and the writer lock)."""
+        return self._con is not None
+
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A cursor for this thread (created on first use, then reused)."""
+        con = self._con if self._con is not None else self._open()
         cur = getattr(self._local, "cur", None)
-        if cur is None:
+        if cur is None or getattr(self._local, "generation", None) != self._generation:
             with self._lock:
-                cur = self._con.cursor()
+                cur = con.cursor()
             self._local.cur = cur
+            self._local.generation = self._generation
         return cur
 
     def close(self) -> None:
-        """Close the database file."""
-        self._con.close()
+        """Close the database file and give the writer lock back (idempotent)."""
+        with self._lock:
+            con, writer = self._con, self._writer
+            self._con = self._writer = None
+            if con is not None:
+                con.close()
+            if writer is not None:
+                writer.release()
 
-    def _migrate(self) -> None:
-        con = self._con
-        con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER)")
-        row = con.execute("SELECT max(version) FROM schema_version").fetchone()
-        current = row[0] or 0
-        for number, script in enumerate(MIGRATIONS, start=1):
-            if number <= current:
-                continue
-            con.execute("BEGIN TRANSACTION")
-            try:
-                con.execute(script)
-                con.execute("INSERT INTO schema_version VALUES (?)", [number])
-                con.execute("COMMIT")
-            except Exception:
-                con.execute("ROLLBACK")
-                raise
-        for macro in _MACROS:
-            con.execute(macro)
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # -- queries ----------------------------------------------------------
     def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None):

@@ -155,11 +155,10 @@ def import_files(
     """
     if not paths:
         raise InputError("取り込むファイルを選んでください。", "no files")
-    key = identity_key or identity_key_setting(store)
-    if key not in IDENTITY_KEYS:
-        raise InputError(f"顧客の識別キー「{key}」は使えません。", f"bad identity key {key}")
+    if identity_key is not None and identity_key not in IDENTITY_KEYS:
+        raise InputError(f"顧客の識別キー「{identity_key}」は使えません。", f"bad identity key {identity_key}")
     names = list(display_names) if display_names else [Path(p).name for p in paths]
-    report = ImportReport(identity_key=key)
+    report = ImportReport(identity_key=identity_key or "")
 
     def say(frac: float, text: str) -> None:
         if progress:
@@ -176,6 +175,12 @@ def import_files(
                 raise InputError(_named(name, exc.message), exc.detail) from None
             plans.append(_plan(raw, name, fmt, mapping, kind))
 
+        # Decoding and checking the files above needs no store; a lazily opened
+        # store (the command line's) takes its turn among writers only here.
+        key = identity_key or identity_key_setting(store)
+        if key not in IDENTITY_KEYS:
+            raise InputError(f"顧客の識別キー「{key}」は使えません。", f"bad identity key {key}")
+        report.identity_key = key
         cur = store.cursor()
         _drop_temp(cur, len(plans))
         # Read every file into its staging table first: a file DuckDB cannot parse

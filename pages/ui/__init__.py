@@ -9,28 +9,64 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import pandas as pd
 import streamlit as st
 
-from crm_core.db import Store, default_db_path
+from crm_core.db import WAIT_MESSAGE, Store, StoreBusy, default_db_path
 from crm_core.errors import InputError
 
 log = logging.getLogger("crm_console")
 T = TypeVar("T")
 
 
-@st.cache_resource(show_spinner=False)
-def _open_store(path: str) -> Store:
-    return Store(path)
+_run = threading.local()
+
+
+def _open_for_run() -> Store:
+    """Open the store for this page run; while another process writes, wait with a spinner."""
+    path = str(default_db_path())
+    try:
+        return Store(path, wait=0)
+    except StoreBusy:
+        pass
+    try:
+        with st.spinner(WAIT_MESSAGE):
+            return Store(path)
+    except StoreBusy as exc:
+        st.error(exc.message, icon="⏳")
+        st.stop()
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def store() -> Store:
-    """The server's store (one DuckDB connection; a cursor per thread)."""
-    return _open_store(str(default_db_path()))
+    """The store for this page run (opened at first use, closed by :func:`store_session` at the end).
+
+    The console never keeps the DuckDB file between runs, so a command-line
+    import or the worker can take its turn while nobody clicks; page runs of
+    concurrent sessions share one connection (a cursor per thread).
+    """
+    s = getattr(_run, "store", None)
+    if s is None:
+        s = _run.store = _open_for_run()
+    return s
+
+
+@contextmanager
+def store_session() -> Iterator[None]:
+    """Wrap one page run (``app.py``): whatever store the run opened is closed when it ends."""
+    try:
+        yield
+    finally:
+        s = getattr(_run, "store", None)
+        _run.store = None
+        if s is not None:
+            s.close()
 
 
 def data_version() -> tuple[int, str]:
