@@ -385,6 +385,48 @@ def add_campaign_commands(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_results)
 
 
+# -- the processes around the console (issue 13) -----------------------------------------------------
+def _db_path(args: argparse.Namespace) -> str:
+    return str(getattr(args, "db", None) or default_db_path())
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """``worker``: run the background jobs (inbox imports, scheduled work) until Ctrl-C."""
+    from crm_core.service import worker
+
+    return worker.main(_db_path(args), inbox=args.inbox, poll=args.poll, once=args.once, wait=args.wait)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """``serve``: the endpoint service (health, LINE webhook, one-click unsubscribe)."""
+    from crm_core.service import app
+
+    return app.main(_db_path(args), host=args.host, port=args.port)
+
+
+def cmd_run_all(args: argparse.Namespace) -> int:
+    """``run-all``: console, worker and endpoint service together; restarts a crashed one."""
+    from crm_core.service import supervisor
+
+    return supervisor.run_all(getattr(args, "db", None), args.console_args)
+
+
+def add_service_commands(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``worker``, ``serve`` and ``run-all``."""
+    p = _with_db(subparsers.add_parser("worker", help="run background jobs: inbox imports and scheduled work"))
+    p.add_argument("--inbox", type=Path, help="folder watched for files to import (default: $CRM_INBOX or data/inbox)")
+    p.add_argument("--poll", type=float, default=2.0, metavar="SECONDS", help="how often to look for work (default 2)")
+    p.add_argument("--once", action="store_true", help="run what is due now, then exit (for cron)")
+    p.set_defaults(func=cmd_worker)
+    p = _with_db(subparsers.add_parser("serve", help="the endpoint service: /healthz, LINE webhook, one-click unsubscribe"))
+    p.add_argument("--host", help="bind address (default: $CRM_BIND or 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (default: $CRM_SERVICE_PORT or 8502)")
+    p.set_defaults(func=cmd_serve)
+    p = _with_db(subparsers.add_parser("run-all", help="console, worker and endpoint service together (what ./run.sh starts)"))
+    p.add_argument("console_args", nargs=argparse.REMAINDER, help="extra arguments for `streamlit run`")
+    p.set_defaults(func=cmd_run_all)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m crm_core", description="CRM marketing console — command line")
     parser.add_argument("--db", help=DB_HELP)
@@ -421,6 +463,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_message_commands(sub)
     add_calendar_commands(sub)
     add_campaign_commands(sub)
+    add_service_commands(sub)
     return parser
 
 

@@ -88,3 +88,25 @@ def counts(db: Path) -> tuple[int, int, int]:
 
     with Store(db) as s:
         return (s.table_count("orders"), s.table_count("order_lines"), s.table_count("imports"))
+
+
+def sample_files(folder: Path, customers: int = 200) -> dict[str, Path]:
+    """The seeded sample shop's export files (Rakuten, Shopify, contacts, products)."""
+    from crm_core.sample.generate import generate_sample
+
+    return {k: Path(v) for k, v in generate_sample(folder, customers=customers, seed=7).items()}
+
+
+def write_shopify(path: Path, template: Path, copies: int, tag: str = "x") -> int:
+    """A Shopify order export of ``copies`` renamed copies of ``template``'s orders; returns its line count."""
+    lines = template.read_text(encoding="utf-8-sig").splitlines(keepends=True)
+    header, body = lines[0], lines[1:]
+    n = 0
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(header)
+        for k in range(copies):
+            for line in body:
+                name, rest = line.split(",", 1)
+                f.write(f"#{tag}{k}-{name.lstrip('#')},{rest}")
+                n += 1
+    return n
