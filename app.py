@@ -72,7 +72,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # (skipping the password gate and the sidebar), so none are placed there.
 MENU: dict[str, list[tuple[str, str, str]]] = {
     "": [("pages/start/home.py", "ホーム", "🏠")],
-    "データ": [("pages/data/import_data.py", "データ取込", "📥")],
+    "データ": [
+        ("pages/data/import_data.py", "データ取込", "📥"),
+        ("pages/jobs/history.py", "ジョブ履歴", "🗂️"),
+    ],
     "分析": [("pages/analysis/analytics.py", "顧客分析", "📊")],
     "施策": [
         ("pages/audience/segments.py", "セグメント", "🎯"),
