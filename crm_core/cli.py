@@ -423,8 +423,7 @@ def add_service_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, help="port (default: $CRM_SERVICE_PORT or 8502)")
     p.set_defaults(func=cmd_serve)
     p = _with_db(subparsers.add_parser("run-all", help="console, worker and endpoint service together (what ./run.sh starts)"))
-    p.add_argument("console_args", nargs=argparse.REMAINDER, help="extra arguments for `streamlit run`")
-    p.set_defaults(func=cmd_run_all)
+    p.set_defaults(func=cmd_run_all, console_args=[])  # unknown options go to `streamlit run` (see main)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -489,7 +488,13 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_command(build_parser().parse_args(argv))
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if getattr(args, "command", None) != "run-all":
+            parser.error("unrecognized arguments: " + " ".join(extra))
+        args.console_args = list(args.console_args) + extra  # `streamlit run` options such as --server.port 8600
+    return run_command(args)
 
 
 if __name__ == "__main__":

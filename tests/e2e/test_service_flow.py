@@ -1,0 +1,96 @@
+"""The console as one of several processes (issue 13), in a real browser.
+
+* The console keeps answering page requests while a command-line import of a
+  million-line file runs next to it; both succeed and the page shows the new
+  data once the import has landed.
+* A file dropped into the inbox is imported by the worker and appears on the
+  ジョブ履歴 page.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.e2e.conftest import Server, goto, shot, wait_idle
+from tests.procs import ROOT, env, import_cmd, sample_files, write_orders
+
+
+def _sidebar_orders(page) -> int:
+    text = page.locator("[data-testid='stSidebar']").get_by_text(re.compile("注文 [0-9,]+件")).first.inner_text()
+    return int(re.search(r"注文 ([0-9,]+)件", text).group(1).replace(",", ""))
+
+
+@pytest.mark.slow
+def test_console_answers_pages_while_a_million_line_import_runs(tmp_path, page):
+    srv = Server(tmp_path)
+    try:
+        small = tmp_path / "small.csv"
+        n_small = write_orders(small, 2_000, seed=5)
+        first = subprocess.run(import_cmd(srv.db, small), cwd=ROOT, env=env(srv.db), capture_output=True, text=True, timeout=300)
+        assert first.returncode == 0, first.stderr
+        big = tmp_path / "big.csv"
+        n_big = write_orders(big, 1_000_000, seed=6, customers=200_000)
+
+        goto(page, srv, "/")
+        assert _sidebar_orders(page) == n_small
+        t0 = time.monotonic()
+        proc = subprocess.Popen(import_cmd(srv.db, big), cwd=ROOT, env=env(srv.db),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        renders, seen = 0, set()
+        while proc.poll() is None:
+            page.reload()
+            wait_idle(page)
+            seen.add(_sidebar_orders(page))  # a consistent state: before or after, never in between
+            renders += 1
+        out, err = proc.communicate()
+        took = time.monotonic() - t0
+        assert proc.returncode == 0, err
+        assert json.loads(out.strip().splitlines()[-1])["orders_added"] == n_big
+        assert renders >= 2, (renders, took)
+        assert seen <= {n_small, n_small + n_big}
+        page.reload()
+        wait_idle(page)
+        assert _sidebar_orders(page) == n_small + n_big  # the page refreshed once the import landed
+        shot(page, "console_after_concurrent_import")
+        print(f"1M-line import next to the console: {took:.1f} s, {renders} page renders meanwhile")
+    finally:
+        srv.stop()
+
+
+def test_an_inbox_file_imported_by_the_worker_shows_on_the_job_history_page(tmp_path, page):
+    srv = Server(tmp_path)
+    inbox = tmp_path / "inbox"
+    worker = subprocess.Popen([sys.executable, "-m", "crm_core", "worker", "--db", str(srv.db), "--inbox", str(inbox),
+                               "--poll", "0.3"], cwd=ROOT, env=env(srv.db), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        files = sample_files(tmp_path / "sample", customers=150)
+        inbox.mkdir(exist_ok=True)
+        part = inbox / "shopify_orders.csv.part"
+        shutil.copyfile(files["shopify_orders"], part)
+        os.utime(part, (time.time() - 10, time.time() - 10))
+        part.rename(inbox / "shopify_orders.csv")
+        deadline = time.time() + 120
+        while not (inbox / "done" / "shopify_orders.csv.report.json").exists():
+            assert time.time() < deadline, "the worker did not import the inbox file"
+            time.sleep(0.3)
+        goto(page, srv, "/history")
+        page.get_by_role("heading", name="🗂️ ジョブ履歴").wait_for()
+        grid = page.locator("[data-testid='stDataFrame']").first
+        grid.get_by_text("受信フォルダの取込").first.wait_for(state="attached")
+        grid.get_by_text("shopify_orders.csv").first.wait_for(state="attached")
+        grid.get_by_text("完了").first.wait_for(state="attached")
+        wait_idle(page)
+        shot(page, "job_history")
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=60)
+        srv.stop()
