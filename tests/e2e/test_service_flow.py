@@ -94,3 +94,43 @@ def test_an_inbox_file_imported_by_the_worker_shows_on_the_job_history_page(tmp_
         worker.send_signal(signal.SIGTERM)
         worker.wait(timeout=60)
         srv.stop()
+
+
+@pytest.mark.slow
+def test_kill_9_of_the_console_during_its_write_blocks_nobody_and_loses_nothing(tmp_path, page):
+    from crm_core.db import Store, store_is_busy
+
+    # a fresh console loads the sample shop on its first page run: kill it in the middle of that write
+    srv = Server(tmp_path, env={"CRM_NO_SAMPLE": "0"})
+    try:
+        page.goto(srv.url + "/")
+        deadline = time.time() + 120
+        while not store_is_busy(srv.db):
+            assert time.time() < deadline, "the console never started writing"
+            time.sleep(0.05)
+        time.sleep(2.0)
+        os.kill(srv.proc.pid, signal.SIGKILL)
+        srv.proc.wait()
+    finally:
+        srv.log.close()
+    assert not store_is_busy(srv.db)
+    with Store(srv.db, wait=5) as store:  # opens at once; every committed import is whole
+        for import_id, lines in store.fetchall("SELECT import_id, lines FROM imports WHERE lines > 0"):
+            assert store.scalar("SELECT count(*) FROM order_lines l JOIN orders o USING (source, order_id) "
+                                "WHERE o.import_id = ?", [import_id]) <= lines
+        orphans = store.scalar("SELECT count(*) FROM orders o WHERE NOT EXISTS "
+                               "(SELECT 1 FROM imports i WHERE i.import_id = o.import_id)")
+        assert orphans == 0
+    small = tmp_path / "after.csv"
+    n = write_orders(small, 500, seed=9)
+    done = subprocess.run(import_cmd(srv.db, small, "--wait", "10"), cwd=ROOT, env=env(srv.db),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1])["orders_added"] == n
+    # and a restarted console works on the same store
+    again = Server(tmp_path)
+    try:
+        goto(page, again, "/")
+        assert _sidebar_orders(page) >= n
+    finally:
+        again.stop()
