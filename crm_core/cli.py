@@ -411,8 +411,19 @@ def cmd_run_all(args: argparse.Namespace) -> int:
     return supervisor.run_all(getattr(args, "db", None), args.console_args)
 
 
+def cmd_backup(args: argparse.Namespace) -> int:
+    """``backup``: a consistent copy of the store and its operations file, while everything runs."""
+    from crm_core.deploy import backup
+
+    _print(backup(_db_path(args), args.out, wait=args.wait))
+    return 0
+
+
 def add_service_commands(subparsers: argparse._SubParsersAction) -> None:
-    """Register ``worker``, ``serve`` and ``run-all``."""
+    """Register ``worker``, ``serve``, ``run-all`` and ``backup``."""
+    p = _with_db(subparsers.add_parser("backup", help="copy the store and its operations file (safe while running)"))
+    p.add_argument("--out", required=True, type=Path, help="folder for the copies")
+    p.set_defaults(func=cmd_backup)
     p = _with_db(subparsers.add_parser("worker", help="run background jobs: inbox imports and scheduled work"))
     p.add_argument("--inbox", type=Path, help="folder watched for files to import (default: $CRM_INBOX or data/inbox)")
     p.add_argument("--poll", type=float, default=2.0, metavar="SECONDS", help="how often to look for work (default 2)")

@@ -183,3 +183,24 @@ def test_run_all_starts_three_processes_restarts_a_crashed_one_and_ctrl_c_stops_
     time.sleep(0.5)
     assert not any(_alive(p) for p in everyone)
     assert "全て停止しました" in (tmp_path / "run-all.log").read_text()
+
+
+def test_backup_copies_the_store_and_the_operations_file(tmp_path):
+    import duckdb
+
+    from crm_core import jobs, opsdb
+    from tests.procs import counts, import_cmd, write_orders
+
+    db = tmp_path / "crm.duckdb"
+    csv = tmp_path / "o.csv"
+    n = write_orders(csv, 1_000)
+    assert subprocess.run(import_cmd(db, csv), cwd=ROOT, env=env(db), capture_output=True, timeout=120).returncode == 0
+    jobs.enqueue(opsdb.ops_path(db), "inbox_import", {"name": "x.csv"})
+    done = subprocess.run([sys.executable, "-m", "crm_core", "backup", "--db", str(db), "--out", str(tmp_path / "bk")],
+                          cwd=ROOT, env=env(db), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    copy = duckdb.connect(out["store"], read_only=True)
+    assert copy.execute("SELECT count(*) FROM orders").fetchone()[0] == n == counts(db)[0]
+    copy.close()
+    assert [j["args"]["name"] for j in jobs.pending(out["ops"])] == ["x.csv"]
