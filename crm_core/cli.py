@@ -50,14 +50,14 @@ def _say_waiting() -> None:
     sys.stderr.flush()
 
 
-def _store(args: argparse.Namespace) -> Store:
+def _store(args: argparse.Namespace, snapshot: bool = False) -> Store:
     """The store named by ``--db``, else ``$CRM_DB`` or ``data/crm.duckdb``.
 
     Opened lazily (at its first query) and closed when the command ends; when
     another process is writing, the command says so and waits up to ``--wait``.
     """
     store = Store(getattr(args, "db", None) or default_db_path(), wait=getattr(args, "wait", None),
-                  on_wait=_say_waiting, lazy=True)
+                  on_wait=_say_waiting, lazy=True, snapshot=snapshot)
     _opened.append(store)
     return store
 
@@ -72,7 +72,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     from crm_core.ingest.mappings import load_mapping, parse_map_args
     from crm_core.pipeline import import_files
 
-    store = _store(args)
+    store = _store(args, snapshot=True)  # a long write: the console reads the snapshot meanwhile
     mapping = parse_map_args(args.map or [])
     kind = args.kind
     if args.mapping_name:

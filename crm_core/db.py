@@ -85,9 +85,11 @@ class _WriterLock:
         self.mutex = threading.Lock()
         self.count = 0
 
-    def acquire(self, wait: float, on_wait: Callable[[], None] | None) -> None:
+    def acquire(self, wait: float, on_wait: Callable[[], None] | None) -> bool:
+        """Take (or join) the lock; True when this call took the OS lock (no other store of this process held it)."""
         with self.mutex:
-            if self.count == 0:
+            fresh = self.count == 0
+            if fresh:
                 try:
                     self.file.acquire(timeout=0)
                 except Timeout:
@@ -98,6 +100,7 @@ class _WriterLock:
                     except Timeout:
                         raise StoreBusy(wait) from None
             self.count += 1
+            return fresh
 
     def release(self) -> None:
         with self.mutex:
@@ -424,7 +427,16 @@ MIGRATIONS: list[str] = [
 ]
 
 
-def _connect_retry(path: str, config: dict[str, str], wait: float) -> duckdb.DuckDBPyConnection:
+def snapshot_path(db_path: str | Path) -> Path:
+    """Where a long writer publishes the store as it was when it started (``crm.duckdb.snapshot``)."""
+    return Path(str(db_path) + ".snapshot")
+
+
+def _remove_quietly(path: Path) -> None:
+    path.unlink(missing_ok=True)
+
+
+def _connect_retry(path: str, config: dict[str, str], wait: float, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     """``duckdb.connect``, retrying while a process outside the writer lock holds the file.
 
     Every process of the console takes the writer lock first, so this only
@@ -434,7 +446,7 @@ def _connect_retry(path: str, config: dict[str, str], wait: float) -> duckdb.Duc
     pause = 0.05
     while True:
         try:
-            return duckdb.connect(path, config=config)
+            return duckdb.connect(path, read_only=read_only, config=config)
         except duckdb.IOException as exc:
             if "lock" not in str(exc).lower():
                 raise
@@ -501,6 +513,13 @@ class Store:
         Open the file at the first query instead of now (so slow work that
         does not need the store, such as decoding an upload, runs before this
         process takes its turn).
+    snapshot : bool
+        For long writes (imports): once this store has its turn, publish a
+        checkpointed copy of the store as it is (:func:`snapshot_path`) that
+        the console reads, read-only, until this store closes.  Costs one
+        file copy (about 1 s per GB).
+    read_only : bool
+        Open a file read-only without taking a turn (for a snapshot).
     """
 
     def __init__(
@@ -510,8 +529,13 @@ class Store:
         wait: float | None = None,
         on_wait: Callable[[], None] | None = None,
         lazy: bool = False,
+        snapshot: bool = False,
+        read_only: bool = False,
     ) -> None:
         self.path = str(path if path is not None else default_db_path())
+        self.snapshot = snapshot and self.path != ":memory:"
+        self.read_only = read_only
+        self._published = False
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self.wait = default_wait() if wait is None else float(wait)
@@ -530,16 +554,22 @@ class Store:
             if self._con is not None:
                 return self._con
             writer = None
-            if self.path != ":memory:":
+            fresh = False
+            if self.path != ":memory:" and not self.read_only:
                 writer = _writer_lock(self.path)
-                writer.acquire(self.wait, self.on_wait)
+                fresh = writer.acquire(self.wait, self.on_wait)
             try:
                 # A bounded buffer pool keeps big imports within a laptop's memory
                 # (DuckDB spills to a temp folder beside the database file instead).
                 config = {"memory_limit": os.environ.get("CRM_DB_MEMORY_LIMIT", "1536MB")}
-                con = _connect_retry(self.path, config, self.wait)
+                con = _connect_retry(self.path, config, self.wait, read_only=self.read_only)
                 try:
-                    _migrate(con)
+                    if not self.read_only:
+                        _migrate(con)
+                    if self.snapshot and fresh:
+                        self._publish(con)
+                    elif fresh:
+                        _remove_quietly(snapshot_path(self.path))  # left by a writer that was killed
                 except BaseException:
                     con.close()
                     raise
@@ -550,6 +580,17 @@ class Store:
             self._con, self._writer = con, writer
             self._generation += 1
             return con
+
+    def _publish(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Write the snapshot: checkpoint, copy to a temporary name, rename into place (atomic)."""
+        import shutil
+
+        con.execute("CHECKPOINT")
+        target = snapshot_path(self.path)
+        tmp = target.with_name(target.name + ".tmp")
+        shutil.copyfile(self.path, tmp)
+        os.replace(tmp, target)
+        self._published = True
 
     @property
     def is_open(self) -> bool:
@@ -574,6 +615,9 @@ class Store:
             self._con = self._writer = None
             if con is not None:
                 con.close()
+            if self._published:
+                _remove_quietly(snapshot_path(self.path))
+                self._published = False
             if writer is not None:
                 writer.release()
 

@@ -50,7 +50,7 @@ def start_import(db: Path, csv: Path, *extra: str) -> subprocess.Popen:
 HOLD = """
 import sys, time
 from crm_core.db import Store
-s = Store(sys.argv[1])
+s = Store(sys.argv[1], snapshot=len(sys.argv) > 2)
 s.execute("SELECT 1")
 print("held", flush=True)
 sys.stdin.readline()
@@ -62,8 +62,9 @@ print("released", flush=True)
 class Holder:
     """A process that holds the store until :meth:`release` (or is killed)."""
 
-    def __init__(self, db: Path) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-c", HOLD, str(db)], cwd=ROOT, env=env(db),
+    def __init__(self, db: Path, snapshot: bool = False) -> None:
+        argv = [sys.executable, "-c", HOLD, str(db)] + (["snapshot"] if snapshot else [])
+        self.proc = subprocess.Popen(argv, cwd=ROOT, env=env(db),
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         assert self.proc.stdout.readline().strip() == "held"
 

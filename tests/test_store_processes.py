@@ -106,3 +106,40 @@ def test_stores_of_one_process_share_the_turn(tmp_path):
         holder.release()
     with Store(db, wait=0) as c:
         assert c.scalar("SELECT 1") == 1
+
+
+def test_a_long_writer_publishes_a_snapshot_the_console_reads_while_it_writes(tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from crm_core.db import snapshot_path
+
+    db = tmp_path / "crm.duckdb"
+    csv = tmp_path / "orders.csv"
+    orders = write_orders(csv, 3_000)
+    assert subprocess.run(import_cmd(db, csv), cwd=ROOT, env=env(db), capture_output=True, timeout=120).returncode == 0
+    snapshot_path(db).write_bytes(b"stale")  # left by a killed writer: the next writer clears it
+    with Store(db):
+        assert not snapshot_path(db).exists()
+
+    holder = Holder(db, snapshot=True)  # stands for an import in its merge
+    try:
+        assert snapshot_path(db).exists()
+        with Store(snapshot_path(db), read_only=True, wait=1) as snap:
+            assert snap.table_count("orders") == orders
+            with pytest.raises(Exception, match="read-only"):
+                snap.execute("DELETE FROM orders")
+        monkeypatch.setenv("CRM_DB", str(db))
+        monkeypatch.setenv("CRM_NO_SAMPLE", "1")
+        t0 = time.monotonic()
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+        at.run()
+        assert time.monotonic() - t0 < 30  # answered without waiting for the writer
+        assert not at.exception
+        assert any("取込を始める前の内容を表示しています" in i.value for i in at.info)
+        assert any(f"注文 {orders:,}件" in c.value for c in at.sidebar.caption)
+    finally:
+        holder.release()
+    assert not snapshot_path(db).exists()  # removed when the writer closed
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.run()
+    assert not any("取込を始める前" in i.value for i in at.info)

@@ -25,6 +25,10 @@ class JobContext:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def store(self) -> Store:
-        """The DuckDB store, opened at its first query (use ``with ctx.store() as store:``)."""
-        return Store(self.db_path, wait=self.wait, lazy=True,
+        """The DuckDB store, opened at its first query (use ``with ctx.store() as store:``).
+
+        Jobs write for long (imports), so the store publishes a snapshot for
+        the console to read meanwhile (see :class:`crm_core.db.Store`).
+        """
+        return Store(self.db_path, wait=self.wait, lazy=True, snapshot=True,
                      on_wait=lambda: log.info("ほかの処理がデータベースを更新しています。終わり次第始めます…"))

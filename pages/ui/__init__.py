@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import pandas as pd
 import streamlit as st
 
-from crm_core.db import WAIT_MESSAGE, Store, StoreBusy, default_db_path
+from crm_core.db import WAIT_MESSAGE, Store, StoreBusy, default_db_path, snapshot_path
 from crm_core.errors import InputError
 
 log = logging.getLogger("crm_console")
@@ -28,13 +28,34 @@ T = TypeVar("T")
 _run = threading.local()
 
 
+READ_ONLY_NOTICE = (
+    "データの取込中です。取込を始める前の内容を表示しています（この間は保存できません）。"
+    "取込が終わってからページを開き直すと最新の内容になります。"
+)
+
+
 def _open_for_run() -> Store:
-    """Open the store for this page run; while another process writes, wait with a spinner."""
+    """Open the store for this page run.
+
+    While another process writes: if it is a long write (an import) that
+    published a snapshot, read the snapshot (read-only, with a notice);
+    otherwise wait for the turn with a spinner.
+    """
     path = str(default_db_path())
     try:
         return Store(path, wait=0)
     except StoreBusy:
         pass
+    snap = snapshot_path(path)
+    if snap.exists():
+        try:
+            s = Store(snap, read_only=True, wait=2)
+            s.cursor()
+        except Exception:  # noqa: BLE001 - replaced or removed meanwhile: wait for the store instead
+            log.info("snapshot not readable, waiting for the store")
+        else:
+            st.info(READ_ONLY_NOTICE, icon="⏳")
+            return s
     try:
         with st.spinner(WAIT_MESSAGE):
             return Store(path)
@@ -93,6 +114,10 @@ def run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         st.error(exc.message, icon="⚠️")
         st.stop()
     except Exception as exc:  # noqa: BLE001 - the last line of defence for the UI
+        current = getattr(_run, "store", None)
+        if current is not None and current.read_only and "read-only" in str(exc).lower():
+            st.warning("データの取込中のため、いまは保存できません。取込が終わってからもう一度お試しください。", icon="⏳")
+            st.stop()
         # Log where it failed, not the message: messages can quote customer data.
         log.error(
             "unexpected %s in %s\n%s",
