@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from tests.e2e.conftest import Server, goto, shot, wait_idle
+from tests.e2e.browser import Server, goto, shot, wait_idle
 from tests.procs import ROOT, env, import_cmd, sample_files, write_orders
 
 
