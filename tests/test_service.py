@@ -120,6 +120,8 @@ def test_serve_answers_health_on_localhost_only_by_default(tmp_path):
         status, body = get(f"http://127.0.0.1:{port}/healthz")
         assert status == 200 and json.loads(body)["status"] == "ok"
         assert get(f"http://127.0.0.1:{port}/")[0] == 404
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as resp:  # noqa: S310 - localhost
+            assert resp.headers.get("server") is None  # no software banner
         addr = other_address()
         if addr:
             assert refused(addr, port)
