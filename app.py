@@ -96,7 +96,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # (skipping the password gate and the sidebar), so none are placed there.
 MENU: dict[str, list[tuple[str, str, str]]] = {
     "": [("pages/start/home.py", "ホーム", "🏠")],
-    "データ": [("pages/data/import_data.py", "データ取込", "📥")],
+    "データ": [
+        ("pages/data/import_data.py", "データ取込", "📥"),
+        ("pages/jobs/history.py", "ジョブ履歴", "🗂️"),
+    ],
     "分析": [("pages/analysis/analytics.py", "顧客分析", "📊")],
     "施策": [
         ("pages/audience/segments.py", "セグメント", "🎯"),
@@ -141,9 +144,12 @@ def sidebar() -> None:
             st.caption("🧪 架空のサンプルショップを表示中（あなたのデータとは別のファイルです）")
 
 
-sign_in_gate()
-page = st.navigation(build_pages())
-ensure_sample()
-finish_pending_refresh()
-sidebar()
-page.run()
+# The store is opened for this run only (see pages/ui.store): other processes
+# (command-line imports, the worker) take their turns between runs.
+with ui.store_session():
+    sign_in_gate()
+    page = st.navigation(build_pages())
+    ensure_sample()
+    finish_pending_refresh()
+    sidebar()
+    page.run()

@@ -9,47 +9,95 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import pandas as pd
 import streamlit as st
 
-from crm_core.db import Store, default_db_path
+from crm_core.db import WAIT_MESSAGE, Store, StoreBusy, default_db_path, snapshot_path
 from crm_core.errors import InputError
 
 log = logging.getLogger("crm_console")
 T = TypeVar("T")
 
 
+_run = threading.local()
+
+
+READ_ONLY_NOTICE = (
+    "データの取込中です。取込を始める前の内容を表示しています（この間は保存できません）。"
+    "取込が終わってからページを開き直すと最新の内容になります。"
+)
+
+
 @st.cache_resource(show_spinner=False)
-def _open_store(path: str) -> Store:
+def _swept() -> bool:
+    """Once per server: remove working folders left by imports that were killed."""
     from crm_core.tempfiles import sweep
 
-    sweep()  # working folders left by imports that were killed
-    return Store(path)
+    sweep()
+    return True
 
 
-def real_store() -> Store:
-    """The shop's own store (imports always go here, never into the sample's file).
+def _open_for_run(path: str) -> Store:
+    """Open the store file ``path`` for this page run.
 
-    When the file cannot be opened (another program holds it, no
-    permission, …) the page shows why in Japanese and stops; the next
-    rerun tries again.
+    While another process writes: if it is a long write (an import) that
+    published a snapshot, read the snapshot (read-only, with a notice);
+    otherwise wait for the turn with a spinner.  When the file cannot be
+    opened at all (a program outside the console holds it, no permission, …)
+    the page says why in Japanese and stops; the next rerun tries again.
     """
+    _swept()
     try:
-        return _open_store(str(default_db_path()))
-    except InputError as exc:
+        try:
+            return Store(path, wait=0)
+        except StoreBusy:
+            pass
+        snap = snapshot_path(path)
+        if snap.exists():
+            try:
+                s = Store(snap, read_only=True, wait=2)
+                s.cursor()
+            except Exception:  # noqa: BLE001 - replaced or removed meanwhile: wait for the store instead
+                log.info("snapshot not readable, waiting for the store")
+            else:
+                st.info(READ_ONLY_NOTICE, icon="⏳")
+                return s
+        with st.spinner(WAIT_MESSAGE):
+            return Store(path)
+    except InputError as exc:  # StoreBusy after the wait, or a machine failure
         st.error(exc.message, icon="⚠️")
         st.stop()
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def _run_store(path: str) -> Store:
+    """The store of ``path`` for this page run (opened once per run, closed by :func:`store_session`)."""
+    opened = getattr(_run, "stores", None)
+    if opened is None:
+        opened = _run.stores = {}
+    s = opened.get(path)
+    if s is None:
+        s = opened[path] = _open_for_run(path)
+    return s
+
+
+def real_store() -> Store:
+    """The shop's own store for this page run (imports always go here, never into the sample's file)."""
+    return _run_store(str(default_db_path()))
+
+
 def store() -> Store:
     """The store the console shows: the shop's own, or the sample shop's own file while it is shown.
 
-    One DuckDB connection per file and server; a cursor per thread.
+    Opened at first use in a page run and closed by :func:`store_session` at
+    its end: the console never keeps the DuckDB file between runs, so a
+    command-line import or the worker can take its turn while nobody clicks.
     """
     from crm_core.sample import store as sample_store
 
@@ -57,8 +105,20 @@ def store() -> Store:
     if sample_store.showing_sample(real):
         path = sample_store.sample_path(real.path)
         if path is not None:
-            return _open_store(str(path))
+            return _run_store(str(path))
     return real
+
+
+@contextmanager
+def store_session() -> Iterator[None]:
+    """Wrap one page run (``app.py``): whatever stores the run opened are closed when it ends."""
+    try:
+        yield
+    finally:
+        opened = getattr(_run, "stores", None) or {}
+        _run.stores = None
+        for s in opened.values():
+            s.close()
 
 
 def viewing_sample() -> bool:
@@ -91,6 +151,10 @@ def run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         st.error(exc.message, icon="⚠️")
         st.stop()
     except Exception as exc:  # noqa: BLE001 - the last line of defence for the UI
+        current = [s for s in (getattr(_run, "stores", None) or {}).values() if s.read_only]
+        if current and "read-only" in str(exc).lower() and any(s.path.endswith(".snapshot") for s in current):
+            st.warning("データの取込中のため、いまは保存できません。取込が終わってからもう一度お試しください。", icon="⏳")
+            st.stop()
         from crm_core.failures import translate
 
         problem = translate(exc, default_db_path())
