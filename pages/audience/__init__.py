@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,13 +38,8 @@ FIELD_KEYS = [k for g in GROUPS for k, f in FIELDS.items() if f.group == g]
 MODES = {"all": "すべての条件を満たす（かつ）", "any": "いずれかの条件を満たす（または）"}
 WINDOWS = {"all": "全期間", "days": "直近N日間", "range": "日付で指定"}
 ENCODINGS = {"utf-8-sig": "UTF-8（BOM付き・Excel向け）", "cp932": "Shift_JIS（cp932・R-Mailなど）"}
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
 Path = tuple[int, ...]
-
-
-def md(text: str) -> str:
-    """Text shown literally inside Markdown (values typed by users are not markup)."""
-    return _MD_SPECIAL.sub(r"\\\1", text)
+md = ui.md  # user-typed text shown inside Markdown
 
 
 def init_state() -> None:

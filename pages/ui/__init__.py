@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 import traceback
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -16,6 +17,7 @@ from typing import Any, TypeVar
 import pandas as pd
 import streamlit as st
 
+from crm_core import jp
 from crm_core.db import Store, default_db_path
 from crm_core.errors import InputError
 
@@ -73,34 +75,37 @@ def run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def yen(value: Any) -> str:
-    """¥1,234 style (no decimals), or an em dash for missing values."""
-    if value is None or (isinstance(value, float) and pd.isna(value)):
-        return "—"
-    return f"¥{round(float(value)):,}"
+# Formatting lives in crm_core.jp (one module for every page, message and export);
+# the short names stay here because every page calls ui.yen(...), ui.pct(...).
+yen = jp.yen
+count = jp.count
+pct = jp.pct
+points = jp.points
+days = jp.days
+jdate = jp.jdate
+encoding_label = jp.encoding_label
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
 
 
-def count(value: Any, unit: str = "") -> str:
-    """1,234人 style."""
-    if value is None or (isinstance(value, float) and pd.isna(value)):
-        return "—"
-    return f"{int(value):,}{unit}"
+def md(text: Any) -> str:
+    """Text shown literally inside Markdown: names typed by users (segments, ranks) are never markup.
+
+    Streamlit renders Markdown in messages, captions and widget labels, where
+    ``![x](https://…)`` would fetch an image from outside; escaping every
+    Markdown character shows the name as typed.
+    """
+    return _MD_SPECIAL.sub(r"\\\1", str(text))
 
 
-def pct(value: Any, digits: int = 1) -> str:
-    """12.3% style from a ratio (0.123)."""
-    if value is None or (isinstance(value, float) and pd.isna(value)):
-        return "—"
-    return f"{float(value) * 100:.{digits}f}%"
+def yen_column(label: str, **kwargs: Any) -> Any:
+    """A table column of yen amounts: numbers with separators under a header that says 円.
 
-
-def jdate(value: Any) -> str:
-    """2026年11月22日 style."""
-    if value is None or (isinstance(value, float) and pd.isna(value)):
-        return "—"
-    if isinstance(value, str):
-        value = dt.date.fromisoformat(value[:10])
-    return f"{value.year}年{value.month}月{value.day}日"
+    Streamlit's ``format="yen"`` follows the browser's locale (``￥`` in Japanese
+    browsers, ``¥`` elsewhere, ``-￥`` for negatives); a plain localized number under
+    「（円）」 stays sortable and shows one way everywhere.
+    """
+    return st.column_config.NumberColumn(label if "円" in label else f"{label}（円）", format="localized", **kwargs)
 
 
 def csv_bytes(df: pd.DataFrame, encoding: str = "utf-8-sig") -> bytes:
