@@ -7,7 +7,6 @@ Session-state keys used across pages are initialised in ``app.py``
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import re
 import traceback
