@@ -31,6 +31,7 @@ from crm_core.audience import library as L
 from crm_core.audience import segments as S
 from crm_core.audience.fields import DAYS_RANGE, ELEMENT, FIELDS, GROUPS, OPERATORS, WINDOW_TYPES, field_label, operators_for
 from crm_core.db import Store, default_db_path
+from crm_core.planning import planner
 from pages import ui
 
 MAX_UI_DEPTH = 3
@@ -340,6 +341,10 @@ def result_panel(store: Store, rule: dict[str, Any]) -> dict[str, Any] | None:
     c[2].metric("累計売上に占める割合", ui.pct(result["revenue_share"]), help=f"このセグメントの累計購入金額 {ui.yen(result['revenue'])}")
     c[3].metric("メールで届く", ui.count(result["email_reachable"], "人"), help="メール配信を許可し、メールアドレスがあるお客様")
     c[4].metric("LINEで届く", ui.count(result["line_reachable"], "人"), help="LINEユーザーIDが分かっているお客様")
+    if result["customers"]:
+        for channel, count, name in (("mail_list", result["email_reachable"], "メール"), ("line", result["line_reachable"], "LINE")):
+            if count == 0:
+                ui.reach_note(ui.run(planner.explain_reach, store, channel, rule), f"{name}で届くお客様が0人です。")
     if result["customers"] == 0:
         ui.empty_state(
             "この条件に当てはまるお客様はいません。日数を短く・金額を低くするなど条件をゆるめるか、"

@@ -130,3 +130,25 @@ def require_data() -> Store:
         st.page_link("pages/data/import_data.py", label="データ取込へ", icon="📥")
         st.stop()
     return s
+
+
+REACH_FIX_LINKS = {
+    "import": ("pages/data/import_data.py", "データ取込へ（顧客リスト・LINE友だちの一覧・注文CSV）", "📥"),
+    "segment": ("pages/audience/segments.py", "セグメントへ（条件を見直す）", "🎯"),
+}
+"""Where the fix of a :class:`crm_core.planning.planner.ReachNote` is (its ``fix`` key → page, label, icon)."""
+
+
+def reach_note(note: Any, lead: str = "", key: str | None = None) -> bool:
+    """Explain a channel that reaches nobody (reason + a link to the fix); False when it reaches someone.
+
+    ``note`` is a :class:`crm_core.planning.planner.ReachNote`; ``lead`` is put before
+    the reason (e.g. 「LINEで届くお客様が0人です。」).
+    """
+    if note.reachable or not note.reason:
+        return False
+    st.warning(lead + note.reason, icon="📭")
+    if note.fix in REACH_FIX_LINKS:
+        page, label, icon = REACH_FIX_LINKS[note.fix]
+        st.page_link(page, label=label, icon=icon)
+    return True
