@@ -188,19 +188,19 @@ def tab_rfm() -> None:
         cols = st.columns(max(len(ranks) - 1, 1))
         thresholds = []
         for i, (col, (name, default)) in enumerate(zip(cols, ranks[:-1], strict=False)):
-            value = col.number_input(f"{name}（{'回' if by_orders else '円'}以上）", min_value=0, value=int(default),
+            value = col.number_input(f"{ui.md(name)}（{'回' if by_orders else '円'}以上）", min_value=0, value=int(default),
                                      step=1 if by_orders else 1000,
                                      key=f"ana_rank_orders_{i}" if by_orders else f"ana_rank_{i}")
             thresholds.append((name, float(value)))
         thresholds.append(ranks[-1])
         st.caption(
-            f"それ以外は{ranks[-1][0]}です。初期値はショップのランク設定です。ここでの変更はこの分析にだけ使われます。"
+            f"それ以外は{ui.md(ranks[-1][0])}です。初期値はショップのランク設定です。ここでの変更はこの分析にだけ使われます。"
             "基準は上位のランクほど高くしてください。"
         )
     moves = compute("rank_movement", date_from=date_from, date_to=date_to, thresholds=tuple(thresholds), basis=basis)
     summary = analytics.rank_movement_summary(moves)
     for col, row in zip(st.columns(4), summary.itertuples(index=False), strict=True):
-        col.metric(row.movement, ui.count(row.customers, "人"), help=f"全体の{ui.pct(row.share)}")
+        col.metric(ui.md(row.movement), ui.count(row.customers, "人"), help=f"全体の{ui.pct(row.share)}")
     chart(
         charts.rank_movement_chart(moves, date_from, date_to),
         "行が比較元の日のランク、列が比較先の日のランクです。対角線上は維持、左下は昇格、右上は降格。"

@@ -93,7 +93,7 @@ def start_panel(saved: list[dict[str, Any]]) -> None:
             c1.caption(S.PRESETS_BY_KEY[preset_key].why)
         if c2.button("プリセットを開く", key="seg_open_preset", disabled=preset_key is None):
             p = S.PRESETS_BY_KEY[preset_key]
-            open_rule(ui.run(S.preset_rule, p.key), p.name, None, f"プリセット「{p.name}」を開きました。条件は自由に変更できます。")
+            open_rule(ui.run(S.preset_rule, p.key), p.name, None, f"プリセット「{md(p.name)}」を開きました。条件は自由に変更できます。")
         if c3.button("条件をすべてクリア", key="seg_new"):
             open_rule(E.empty_rule())
         if saved:
@@ -103,7 +103,7 @@ def start_panel(saved: list[dict[str, Any]]) -> None:
                                 format_func=lambda i: by_id[i]["name"], key="seg_open_pick")
             if c2.button("開いて編集", key="seg_open_saved", disabled=pick is None):
                 seg = by_id[pick]
-                open_rule(seg["rule"], seg["name"], seg["segment_id"], f"「{seg['name']}」を開きました。")
+                open_rule(seg["rule"], seg["name"], seg["segment_id"], f"「{md(seg['name'])}」を開きました。")
 
 
 # ---------------------------------------------------------------------------
@@ -371,14 +371,14 @@ def save_panel(store: Store, rule: dict[str, Any], valid: bool) -> None:
     if loaded is not None and c1.button("上書き保存", type="primary", key="seg_save_over", disabled=not valid):
         ui.run(L.save_segment, store, name, rule, loaded)
         ss["seg_name"] = name.strip()
-        ss["seg_flash"] = f"「{name.strip()}」を上書き保存しました。"
+        ss["seg_flash"] = f"「{md(name.strip())}」を上書き保存しました。"
         st.rerun()
     holder = c2 if loaded is not None else c1
     label = "新しいセグメントとして保存" if loaded is not None else "保存"
     if holder.button(label, type="secondary" if loaded is not None else "primary", key="seg_save_new", disabled=not valid):
         ss["seg_loaded_id"] = ui.run(L.save_segment, store, name, rule)
         ss["seg_name"] = name.strip()
-        ss["seg_flash"] = f"「{name.strip()}」として保存しました。"
+        ss["seg_flash"] = f"「{md(name.strip())}」として保存しました。"
         st.rerun()
     if not valid:
         st.caption("条件を直すと保存できます。")
@@ -410,19 +410,19 @@ def saved_panel(store: Store, saved: list[dict[str, Any]]) -> None:
         ui.run(L.rename_segment, store, pick, new_name)
         if ss["seg_loaded_id"] == pick:
             ss["seg_name"] = new_name.strip()
-        ss["seg_flash"] = f"名前を「{new_name.strip()}」に変更しました。"
+        ss["seg_flash"] = f"名前を「{md(new_name.strip())}」に変更しました。"
         st.rerun()
     if c3.button("複製", key="seg_duplicate"):
         copy_id = ui.run(L.duplicate_segment, store, pick)
-        ss["seg_flash"] = f"「{ui.run(L.get_segment, store, copy_id)['name']}」を作りました。"
+        ss["seg_flash"] = f"「{md(ui.run(L.get_segment, store, copy_id)['name'])}」を作りました。"
         st.rerun()
     c1, c2 = st.columns([3, 2.6], vertical_alignment="bottom")
-    sure = c1.checkbox(f"「{seg['name']}」を削除することを確認しました", key=f"seg_delete_ok_{pick}")
+    sure = c1.checkbox(f"「{md(seg['name'])}」を削除することを確認しました", key=f"seg_delete_ok_{pick}")
     if c2.button("削除", key="seg_delete", disabled=not sure):
         ui.run(L.delete_segment, store, pick)
         if ss["seg_loaded_id"] == pick:
             ss["seg_loaded_id"] = None
-        ss["seg_flash"] = f"「{seg['name']}」を削除しました。"
+        ss["seg_flash"] = f"「{md(seg['name'])}」を削除しました。"
         st.rerun()
     history = ui.run(L.size_history, store, pick)
     if len(history):

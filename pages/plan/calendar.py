@@ -76,7 +76,7 @@ def zero_audience(sends: pd.DataFrame) -> None:
             seen.add(note.reason)
             n = int(((zero.channel == channel) & (zero.segment.fillna("") == (segment or ""))).sum())
             ui.reach_note(note, f"{planner.CHANNELS[channel]}の配信{n}件は対象者が0人です"
-                                f"（{planner.segment_text(segment, channel, store)}）。")
+                                f"（{ui.md(planner.segment_text(segment, channel, store))}）。")
 
 
 tab_view, tab_events, tab_plan, tab_cost, tab_freq, tab_export = st.tabs(
@@ -265,7 +265,7 @@ with tab_plan:
             st.warning(w, icon="⏰")
         reach = ui.run(planner.explain_reach, store, channel, segment)
         if not ui.reach_note(reach, f"この計画の対象者数は0人です（{planner.CHANNELS[channel]}で届くお客様がいません）。"):
-            st.caption(f"対象者数: {ui.count(reach.reachable, '人')}（{planner.segment_text(segment, channel, store)}）")
+            st.caption(f"対象者数: {ui.count(reach.reachable, '人')}（{ui.md(planner.segment_text(segment, channel, store))}）")
         st.caption("推奨の時間帯: 平日 12:00〜13:00・18:00〜19:00、土日祝 14:00〜16:00。")
         plan_name = st.text_input("キャンペーン名", value=f"{event['name']}（{planner.CHANNELS[channel]}）",
                                   key=f"cal_plan_name_{event_id}_{channel}")
@@ -303,7 +303,7 @@ with tab_plan:
         picked = st.selectbox("編集する計画", list(plans.plan_id), format_func=dict(zip(plans.plan_id, plans.name)).get,
                               key="cal_plan_pick")
         plan = plans[plans.plan_id == picked].iloc[0]
-        st.caption(f"対象: {planner.segment_text(plan.segment, plan.channel, store)}")
+        st.caption(f"対象: {ui.md(planner.segment_text(plan.segment, plan.channel, store))}")
         stored = planner.to_editor(ui.run(planner.planned_sends, store, plan_id=picked))
         changed = st.data_editor(
             stored, hide_index=True, width="stretch", num_rows="dynamic",

@@ -94,7 +94,7 @@ if not summaries.empty:
     cid = labels[st.selectbox("詳しく見る施策", list(labels), key="res_campaign")]
     report = ui.run(_report, version, cid)
     camp, treat, lift, cost = report["campaign"], report["groups"][0], report["lift"], report["cost"]
-    st.subheader(camp["name"])
+    st.subheader(ui.md(camp["name"]))
     st.caption(f"{C.CHANNELS.get(camp['channel'], camp['channel'])}・送信 {pd.Timestamp(camp['sent_at']):%Y年%m月%d日 %H:%M}"
                f"・集計期間 {camp['attribution_days']}日・送らないグループ {camp['holdout_share']:.0%}"
                + (f"・クーポン {camp['coupon_code']}" if camp.get("coupon_code") else "")
