@@ -61,7 +61,7 @@ def test_starts_with_every_customer(db):
     at = open_page()
     assert at.title[0].value == "🎯 セグメント"
     assert metric(at, "該当顧客数") == "8人"
-    assert metric(at, "全顧客に占める割合") == "100.0%"
+    assert metric(at, "全顧客に占める割合") == "100%"  # no spurious ".0" (issue 11, item 16)
     assert metric(at, "メールで届く") == "5人"
     assert metric(at, "LINEで届く") == "5人"
     assert sentence(at) == "**条件：** すべての顧客"

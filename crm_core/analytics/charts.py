@@ -9,12 +9,13 @@ strings (¥1,234 / 12.3% / 1,234人); month labels read 2026年11月.
 from __future__ import annotations
 
 import datetime as dt
-import math
 from collections.abc import Callable
 from typing import Any
 
 import altair as alt
 import pandas as pd
+
+from crm_core import jp
 
 YEN_AXIS = "'¥' + format(datum.value, ',.0f')"
 BLUE = "#3B6FB6"
@@ -36,27 +37,15 @@ def _missing(value: Any) -> bool:
         return False
 
 
-def yen_label(value: Any) -> str:
-    """¥1,234 (rounded to the yen), or — when missing."""
-    return "—" if _missing(value) else f"¥{round(float(value)):,}"
-
-
-def pct_label(value: Any, digits: int = 1) -> str:
-    """12.3% from a ratio 0.123, or — when missing."""
-    return "—" if _missing(value) else f"{float(value) * 100:.{digits}f}%"
+# The labels are crm_core.jp's (one formatting for pages, charts and messages).
+yen_label = jp.yen
+pct_label = jp.pct
+days_label = jp.days
 
 
 def count_label(value: Any, unit: str = "人") -> str:
     """1,234人, or — when missing."""
-    return "—" if _missing(value) else f"{int(value):,}{unit}"
-
-
-def days_label(value: Any) -> str:
-    """45日 (one decimal when needed), or — when missing."""
-    if _missing(value):
-        return "—"
-    v = float(value)
-    return f"{v:,.0f}日" if v == math.floor(v) else f"{v:,.1f}日"
+    return jp.count(value, unit)
 
 
 def month_label(value: dt.date | str) -> str:
