@@ -77,3 +77,13 @@ def test_an_empty_segment_points_at_the_segment(rakuten_shop):
 def test_counts_agree_with_the_planner_recipients(mixed_shop):
     for channel in planner.CHANNELS:
         assert planner.explain_reach(mixed_shop, channel).reachable == planner.recipients(mixed_shop, None, channel)
+
+
+def test_recording_a_campaign_nobody_can_receive_says_why(rakuten_shop):
+    from crm_core.errors import InputError
+    from crm_core.results import campaigns
+
+    with pytest.raises(InputError) as err:
+        campaigns.freeze_campaign(rakuten_shop, "LINEテスト", "line", "2025-04-01 12:00", rule={"all": []})
+    assert err.value.message.startswith("配信対象のお客様が0人です。")
+    assert "LINE友だちの一覧" in err.value.message

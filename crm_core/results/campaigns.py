@@ -168,7 +168,12 @@ def freeze_campaign(
     else:
         ids = sorted({str(c) for c in customer_ids if c})
     if not ids:
-        raise InputError("配信対象のお客様が0人です。条件かチャネルを見直してください。", "no recipients")
+        reason = ""
+        if customer_ids is None:  # say why the channel reaches nobody (the planner's one explanation)
+            from crm_core.planning import planner
+
+            reason = planner.explain_reach(store, channel, rule).reason
+        raise InputError("配信対象のお客様が0人です。" + (reason or "条件かチャネルを見直してください。"), "no recipients")
     if line_plan is None and channel == "line":
         from crm_core.planning.costs import line_plan_setting
 
