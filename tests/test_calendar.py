@@ -297,7 +297,7 @@ def test_cli_events_plan_and_ics(tmp_path, capsys):
     plan = json.loads(capsys.readouterr().out)
     assert [(p["phase"], p["send_at"]) for p in plan["phases"]] == [
         ("announce", "2026-05-21 18:00:00"), ("coupon_eve", "2026-06-03 18:00:00"),
-        ("start", "2026-06-04 18:00:00"), ("last_day", "2026-06-10 18:00:00")]
+        ("start", "2026-06-04 20:00:00"), ("last_day", "2026-06-10 18:00:00")]  # 開始 when the sale opens (issue 11)
 
     out_file = tmp_path / "plan.ics"
     assert _cli(["calendar", "ics", "--from", "2026-06-01", "--to", "2026-06-30", "--out", str(out_file), "--db", db]) == 0

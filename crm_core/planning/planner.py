@@ -11,7 +11,8 @@ phase          day                                         time
 =============  ==========================================  =========================
 予告           14 days before the start day                evening slot*
 前日クーポン   the day before the start day                evening slot*
-開始           the start day                               the slot nearest the start
+開始           the start day                               at the start, or the day's next slot
+                                                           (never before the start)
 最終日         the last full day (an end before 06:00       evening slot*
                belongs to the previous day)
 LINE友だち先行 7–14 days before the start day (one click)  evening slot*
@@ -65,7 +66,7 @@ PHASE_LABELS = {
 PHASE_TEMPLATES: dict[str, tuple[str, ...]] = {
     "announce": ("セール予告",),
     "coupon_eve": ("前日クーポン",),
-    "start": ("セール開始", "セール予告"),
+    "start": ("セール開始",),
     "last_day": ("最終日",),
     "line_presale": ("LINE友だち先行", "VIP先行案内"),
     "custom": (),
@@ -111,6 +112,25 @@ def nearest_slot(day: dt.date, near: dt.time) -> dt.datetime:
     minutes = near.hour * 60 + near.minute
     best = min((a for a, _ in slots_for(day)), key=lambda t: (abs(t.hour * 60 + t.minute - minutes), t))
     return dt.datetime.combine(day, best)
+
+
+def start_send_time(starts_at: dt.datetime) -> dt.datetime:
+    """When the 開始 message goes out: never before the event starts.
+
+    At the start itself when it falls inside a recommended slot or after the
+    day's last slot (スーパーSALE and お買い物マラソン start at 20:00, after the
+    18:00–19:00 slot: the message goes out at 20:00, when the sale opens);
+    otherwise at the next slot of the start day (an event opening at 10:00 on a
+    weekday is announced at 12:00).
+    """
+    at = starts_at.replace(second=0, microsecond=0)
+    if at < starts_at:  # a start such as 19:59:30 is announced at 20:00, not before
+        at += dt.timedelta(minutes=1)
+    day, t = at.date(), at.time()
+    if any(a <= t <= b for a, b in slots_for(day)):
+        return at
+    later = [a for a, _ in slots_for(day) if a > t]
+    return dt.datetime.combine(day, later[0]) if later else at
 
 
 def last_full_day(ends_at: dt.datetime) -> dt.date:
@@ -223,7 +243,7 @@ def propose_phases(event: Mapping[str, Any], channel: str = "line", segment: Any
     rows = [
         _send("announce", evening_slot(day0 - dt.timedelta(days=ANNOUNCE_DAYS)), channel, segment, coupon, store, now),
         _send("coupon_eve", evening_slot(day0 - dt.timedelta(days=1)), channel, segment, coupon, store, now),
-        _send("start", nearest_slot(day0, starts_at.time()), channel, segment, coupon, store, now),
+        _send("start", start_send_time(starts_at), channel, segment, coupon, store, now),
     ]
     last = last_full_day(ends_at)
     if last > day0:
@@ -821,7 +841,8 @@ def plan_table(sends: pd.DataFrame, store: Store | None = None) -> pd.DataFrame:
         "キャンペーン": sends.get("plan_name", pd.Series([""] * len(sends))),
         "配信": sends.label,
         "配信日時": [cal.format_datetime(t) for t in sends.send_at],
-        "推奨時間帯": ["○" if in_recommended_slot(t) else "時間帯外" for t in sends.send_at],
+        "推奨時間帯": ["○" if in_recommended_slot(t) else "開始に合わせて" if ph == "start" else "時間帯外"
+                   for t, ph in zip(sends.send_at, sends.get("phase", pd.Series([""] * len(sends))))],
         "チャネル": sends.channel.map(CHANNELS).fillna(sends.channel),
         "テンプレート": [labels.get(t, t) for t in sends.template],
         "対象": [segment_text(s, c, store) for s, c in zip(sends.segment, sends.channel)],
@@ -904,7 +925,7 @@ def send_warnings(sends: pd.DataFrame, now: dt.datetime | None = None) -> list[s
         when = pd.Timestamp(s.send_at).to_pydatetime()
         if now is not None and when < now:
             out.append(f"「{s.label}」（{cal.format_datetime(when)}）は過去の日時です。")
-        elif not in_recommended_slot(when):
+        elif not in_recommended_slot(when) and getattr(s, "phase", "") != "start":  # 開始 goes out when the sale opens
             slots = "、".join(f"{a:%H:%M}〜{b:%H:%M}" for a, b in slots_for(when.date()))
             out.append(f"「{s.label}」（{cal.format_datetime(when)}）は推奨の時間帯（{slots}）の外です。")
     return out
