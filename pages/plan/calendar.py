@@ -100,9 +100,7 @@ with tab_view:
             "予測の日程はRMSのお知らせで確認し、「イベント」タブで確定にしてください。"
         )
     if not hol.empty:
-        with st.expander(f"この期間の祝日（{len(hol)}日）"):
-            st.dataframe(pd.DataFrame({"日付": [cal.format_date(d) for d in hol.date], "祝日": hol.name}),
-                         hide_index=True, width="stretch")
+        st.caption("この期間の祝日（赤い印）: " + "、".join(f"{d.month}月{d.day}日 {n}" for d, n in zip(hol.date, hol.name)))
 
     st.subheader("昨年の同じ時期の売上とイベント")
     ly_start, ly_end = start.replace(year=start.year - 1), cal.month_bounds(last_ym[0] - 1, last_ym[1])[1]
