@@ -100,15 +100,15 @@ def build_pages() -> dict[str, list[st.Page]]:
     return pages
 
 
-def sidebar() -> None:
+def sidebar(holder) -> None:
+    """The shop's counts in the sidebar (the same definitions as the home page: non-cancelled orders)."""
     store = ui.store()
-    with st.sidebar:
+    with holder.container():
         if store.is_empty():
             st.caption("データ未登録")
             return
-        # the same definitions as the home page: non-cancelled orders only
         customers, orders, last = overview.sidebar_counts(store)
-        st.caption(f"顧客 {customers:,}人 ・ 注文 {orders:,}件")
+        st.caption(f"顧客 {ui.count(customers, '人')} ・ 注文 {ui.count(orders, '件')}")
         st.caption(f"最終注文日 {ui.jdate(last)}")
         if store.get_setting("sample_loaded", False):
             st.caption("🧪 サンプルショップのデータを表示中")
@@ -117,5 +117,10 @@ def sidebar() -> None:
 sign_in_gate()
 page = st.navigation(build_pages())
 ensure_sample()
-sidebar()
-page.run()
+# The sidebar is filled after the page ran, so an import or a deletion on this run shows at once;
+# also when the page stops early (st.stop) or reruns.
+holder = st.sidebar.container()
+try:
+    page.run()
+finally:
+    sidebar(holder)

@@ -178,7 +178,8 @@ if report:
     if not files.empty:
         view = files[["file_name", "format_label", "encoding", "rows_read", "orders_added", "orders_updated", "orders_unchanged", "rows_rejected", "contacts", "products"]]
         view.columns = ["ファイル", "形式", "文字コード", "読んだ行", "追加", "更新", "変更なし", "取込不可", "連絡先", "商品"]
-        st.dataframe(view, hide_index=True, width="stretch")
+        st.dataframe(view, hide_index=True, width="stretch",
+                     column_config={c: st.column_config.NumberColumn(c, format="localized") for c in view.columns[3:]})
     for w in report["warnings"]:
         st.warning(w, icon="⚠️")
     rejects = st.session_state.get("imp_last_rejects") or []
@@ -202,8 +203,11 @@ if history.empty:
 else:
     history["format"] = history["format"].map(lambda k: F.FORMATS_BY_KEY[k].label if k in F.FORMATS_BY_KEY else "汎用CSV")
     history["imported_at"] = history["imported_at"].dt.strftime("%Y/%m/%d %H:%M")
+    history["encoding"] = history["encoding"].map(ui.encoding_label)
     history.columns = ["No.", "取込日時", "ファイル", "形式", "文字コード", "読んだ行", "追加", "更新", "変更なし", "取込不可"]
-    st.dataframe(history, hide_index=True, width="stretch")
+    counts = ["読んだ行", "追加", "更新", "変更なし", "取込不可"]  # 1,234 with separators
+    st.dataframe(history, hide_index=True, width="stretch",
+                 column_config={c: st.column_config.NumberColumn(c, format="localized") for c in counts})
     all_rejects = rejects_table(store)
     if all_rejects:
         st.download_button(
@@ -218,16 +222,24 @@ st.divider()
 st.subheader("サンプルデータとリセット")
 if store.get_setting("sample_loaded", False):
     st.caption("現在、架空のサンプルショップのデータが入っています。ご自身のデータを使うときは、いったん削除してから取り込んでください。")
-confirm = st.checkbox("取り込んだ注文・顧客データをすべて削除することを確認しました", key="imp_confirm_clear")
-col1, col2 = st.columns(2)
-if col1.button("すべてのデータを削除", disabled=not confirm, key="imp_clear"):
+if done := st.session_state.pop("imp_cleared", None):
+    st.success(done, icon="✅")
+
+
+def _clear_all() -> None:
+    """Delete the data, then leave a confirmation and an unticked checkbox for the next run."""
     store.clear_data()
     store.set_setting("sample_loaded", False)
     store.set_setting("sample_dismissed", True)
     for key in ("imp_last_report", "imp_last_rejects"):
         st.session_state.pop(key, None)
-    st.success("データを削除しました。")
-    st.rerun()
+    st.session_state["imp_confirm_clear"] = False  # allowed in a callback: the checkbox is drawn afterwards
+    st.session_state["imp_cleared"] = "すべてのデータを削除しました。新しいデータを取り込むと、各ページに表示されます。"
+
+
+confirm = st.checkbox("取り込んだ注文・顧客データをすべて削除することを確認しました", key="imp_confirm_clear")
+col1, col2 = st.columns(2)
+col1.button("すべてのデータを削除", disabled=not confirm, key="imp_clear", on_click=_clear_all)
 if col2.button("サンプルショップを読み込む", key="imp_load_sample"):
     from crm_core.sample.load import load_sample
 
