@@ -117,10 +117,10 @@ def sidebar(holder) -> None:
 sign_in_gate()
 page = st.navigation(build_pages())
 ensure_sample()
-# The sidebar is filled after the page ran, so an import or a deletion on this run shows at once;
-# also when the page stops early (st.stop) or reruns.
-holder = st.sidebar.container()
-try:
-    page.run()
-finally:
-    sidebar(holder)
+# The sidebar's counts are drawn before the page and drawn again after it, so an import or a deletion
+# made on this run shows at once (a page that stops early with st.stop keeps the first drawing).
+holder = st.sidebar.empty()
+sidebar(holder)
+ui.page_chrome(st.sidebar)
+page.run()
+sidebar(holder)

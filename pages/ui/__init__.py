@@ -152,3 +152,45 @@ def reach_note(note: Any, lead: str = "", key: str | None = None) -> bool:
         page, label, icon = REACH_FIX_LINKS[note.fix]
         st.page_link(page, label=label, icon=icon)
     return True
+
+
+PAGE_STYLE = """<style>
+/* Japanese titles break between phrases, not inside a word (needs lang="ja", set below). */
+h1, h2, h3, h4, [data-testid="stMetricLabel"], [data-testid="stSidebar"] [data-testid="stCaptionContainer"] {
+  word-break: auto-phrase;
+}
+/* The menu button on a phone says what it is, not only an arrow icon. */
+[data-testid="stExpandSidebarButton"]::after { content: "メニュー"; font-size: 0.875rem; margin-left: 0.25rem; }
+[data-testid="stExpandSidebarButton"] { width: auto; padding-right: 0.5rem; }
+</style>"""
+"""CSS every page gets (see :func:`page_chrome`)."""
+
+PAGE_SCRIPT = """<script>
+(() => {
+  const doc = window.parent ? window.parent.document : document;
+  const apply = () => {
+    doc.documentElement.lang = "ja";
+    const menu = doc.querySelector('[data-testid="stExpandSidebarButton"]');
+    if (menu) { menu.setAttribute("aria-label", "メニューを開く"); menu.setAttribute("title", "メニューを開く"); }
+    const close = doc.querySelector('[data-testid="stSidebarCollapseButton"] button');
+    if (close) { close.setAttribute("aria-label", "メニューを閉じる"); }
+  };
+  apply();
+  if (!doc.documentElement.dataset.crmChrome) {
+    doc.documentElement.dataset.crmChrome = "1";
+    new MutationObserver(apply).observe(doc.body, {childList: true, subtree: true});
+  }
+})();
+</script>"""
+"""The page is Japanese (lang="ja": phrase-aware line breaks, Japanese glyphs, screen readers) and the menu
+buttons are labelled in Japanese."""
+
+
+def page_chrome(holder: Any = None) -> None:
+    """Page-wide style and labels: called once per run by ``app.py``.
+
+    The style goes to Streamlit's event container (no space on the page); the
+    small script is placed in ``holder`` (the sidebar's end).
+    """
+    st.html(PAGE_STYLE)
+    (holder or st).html(PAGE_SCRIPT, unsafe_allow_javascript=True)
