@@ -67,3 +67,13 @@ def test_event_sources_shown_on_the_page_are_clean_even_for_old_stored_overrides
     assert "自社で修正（元: 予測: 過去の開催パターン）" in set(events.source)
     table = cal.events_table(events)
     assert not table["出典"].str.contains("FACTS|§").any()
+
+
+@pytest.mark.parametrize("path", sorted([*ROOT.glob("pages/**/*.py"), ROOT / "app.py"]), ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_locale_dependent_yen_format_in_tables(path):
+    """Streamlit's format="yen" shows ￥ in Japanese browsers and ¥ elsewhere: one yen sign (issue 11, item 16)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    yen_formats = [k for k in ast.walk(tree) if isinstance(k, ast.keyword) and k.arg == "format"
+                   and isinstance(k.value, ast.Constant) and k.value.value in ("yen", "dollar", "euro")]
+    assert not yen_formats
+    assert not [s for s in _shown_strings(path) if "￥" in s]

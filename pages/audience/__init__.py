@@ -355,8 +355,8 @@ def result_panel(store: Store, rule: dict[str, Any]) -> dict[str, Any] | None:
     table = table.rename(columns=S.labels(table.columns))
     st.caption(f"該当するお客様の例（累計購入金額の多い順に最大20人）　基準日: {ui.jdate(result['as_of'])}")
     st.dataframe(table, hide_index=True, width="stretch", key="seg_sample",
-                 column_config={"累計購入金額": st.column_config.NumberColumn(format="yen"),
-                                "平均購入単価": st.column_config.NumberColumn(format="yen"),
+                 column_config={"累計購入金額": ui.yen_column("累計購入金額"),
+                                "平均購入単価": ui.yen_column("平均購入単価"),
                                 "最終購入日時": st.column_config.DatetimeColumn(format="YYYY/MM/DD HH:mm")})
     return result
 
