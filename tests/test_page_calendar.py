@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from crm_core import clock
 from crm_core.db import Store
 from crm_core.planning import planner
 
@@ -199,7 +200,7 @@ def test_a_point_day_change_does_not_rebuild(db):
 @pytest.fixture()
 def rakuten_db(tmp_path, monkeypatch):
     """A real-data state: one Rakuten 楽天ペイ export imported (relay addresses, no opt-in column, no LINE ids)."""
-    from crm_core.ingest.importer import import_files
+    from crm_core.pipeline import import_files
     from tests import fixtures as fx
 
     path = tmp_path / "crm.duckdb"
@@ -220,7 +221,7 @@ def test_zero_recipients_are_explained_and_saved_sends_counted(rakuten_db):
     _button(at, "この計画を保存").click().run()
     assert not at.exception
     assert any("ただし、この計画の対象者数は0人です" in w.value for w in at.warning)
-    today = dt.datetime.now(planner.cal.JST).date()
+    today = clock.today()
     store = Store(rakuten_db)
     shown = planner.planned_sends(store, today.replace(day=1), today + dt.timedelta(days=92))  # the page's 3 months
     store.close()

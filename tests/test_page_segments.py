@@ -310,7 +310,7 @@ def test_a_segment_name_is_shown_as_typed_never_as_markdown(db):
 @pytest.fixture()
 def rakuten_db(tmp_path, monkeypatch):
     """A real-data state: one Rakuten export (relay addresses, no e-mail permission column, no LINE ids)."""
-    from crm_core.ingest.importer import import_files
+    from crm_core.pipeline import import_files
     from tests import fixtures as fx
 
     path = tmp_path / "crm.duckdb"

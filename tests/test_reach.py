@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from crm_core.db import Store
-from crm_core.ingest.importer import import_files
+from crm_core.pipeline import import_files
 from crm_core.planning import planner
 from tests import fixtures as fx
 

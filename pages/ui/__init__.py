@@ -190,7 +190,10 @@ def page_chrome(holder: Any = None) -> None:
     """Page-wide style and labels: called once per run by ``app.py``.
 
     The style goes to Streamlit's event container (no space on the page); the
-    small script is placed in ``holder`` (the sidebar's end).
+    small script runs in a 1 px iframe in ``holder`` (the sidebar's end) and
+    reaches the console's document as its same-origin parent.
     """
     st.html(PAGE_STYLE)
-    (holder or st).html(PAGE_SCRIPT, unsafe_allow_javascript=True)
+    # Our own fixed script in a same-origin iframe (st.iframe runs scripts of an HTML string), so that no
+    # script is ever written into the page itself; 1 px high at the end of the sidebar.
+    (holder or st).iframe(PAGE_SCRIPT, height=1)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 from tests import fixtures as fx
-from tests.e2e.conftest import goto, shot, wait_idle
+from tests.e2e.browser import goto, shot, wait_idle
 
 
 def _import_rakuten(page, server, tmp_path) -> None:
