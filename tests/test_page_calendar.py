@@ -233,3 +233,15 @@ def test_zero_recipients_are_explained_and_saved_sends_counted(rakuten_db):
     assert "LINEの配信" in text and "件は対象者が0人です" in text
     # a Rakuten-only shop has no dollar charges: no exchange-rate input
     assert not [x for x in at.number_input if x.key == "cal_usd_jpy"]
+
+
+def test_counts_in_the_plan_and_cost_tables_have_separators(db):
+    """Issue 11, item 16: counts with separators everywhere (Streamlit shows a plain 12345 without a format)."""
+    import json
+
+    at = _page()
+    _button(at, "この計画を保存").click().run()
+    assert not at.exception
+    for column in ("対象者数", "メッセージ数"):
+        frame = next(d for d in at.dataframe if column in d.value.columns)
+        assert json.loads(frame.proto.columns)[column]["type_config"]["format"] == "localized", column

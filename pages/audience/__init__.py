@@ -400,7 +400,8 @@ def saved_panel(store: Store, saved: list[dict[str, Any]]) -> None:
         [{"名前": s["name"], "人数（最新）": s["customers"], "計測日時": s["measured_at"], "更新日時": s["updated_at"],
           "条件": describe_saved(store, s["rule"])} for s in saved]
     )
-    st.dataframe(overview, hide_index=True, width="stretch", key="seg_saved_table")
+    st.dataframe(overview, hide_index=True, width="stretch", key="seg_saved_table",
+                 column_config=ui.count_columns(overview, "人数（最新）"))
     by_id = {s["segment_id"]: s for s in saved}
     pick = st.selectbox("セグメント", list(by_id), format_func=lambda i: by_id[i]["name"], key="seg_manage_pick")
     seg = by_id[pick]
@@ -428,7 +429,8 @@ def saved_panel(store: Store, saved: list[dict[str, Any]]) -> None:
     if len(history):
         history.columns = ["計測日時", "人数"]
         st.caption("人数の推移（保存・上書きのたびに記録）")
-        st.dataframe(history, hide_index=True, width="content", key="seg_history")
+        st.dataframe(history, hide_index=True, width="content", key="seg_history",
+                     column_config=ui.count_columns(history, "人数"))
 
 
 def compare_panel(store: Store, rule: dict[str, Any], valid: bool, saved: list[dict[str, Any]]) -> None:

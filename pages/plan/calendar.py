@@ -123,7 +123,7 @@ with tab_view:
                     "売上": [ui.yen(v) for v in perf.revenue],
                     "注文数": [ui.count(v, "件") for v in perf.orders],
                     "1日あたり売上": [ui.yen(v) for v in perf.revenue_per_day],
-                    "通常日との比": ["—" if pd.isna(r) else f"{r:.1f}倍" for r in perf.ratio],
+                    "通常日との比": [ui.times(r) for r in perf.ratio],
                 }), hide_index=True, width="stretch")
                 st.caption("「通常日との比」は、イベント期間の1日あたり売上を、どのセール・企画にも当たらない日の平均と比べたものです"
                            "（1.0倍より大きいほど売れた期間）。キャンセルされた注文は含めていません。")
@@ -295,7 +295,9 @@ with tab_plan:
             st.info("顧客データ（顧客モデル）がまだないため、対象者数は0と表示されます。注文CSVを取り込むと計算されます。", icon="ℹ️")
         else:
             zero_audience(sends)
-        st.dataframe(planner.plan_table(sends, store), hide_index=True, width="stretch")
+        plan_view = planner.plan_table(sends, store)
+        st.dataframe(plan_view, hide_index=True, width="stretch",
+                     column_config=ui.count_columns(plan_view, "対象者数", "頻度上限超え", "除外", "配信数"))
         plans = ui.run(planner.list_plans, store)
         plans = plans[plans.plan_id.isin(set(sends.plan_id))]
         picked = st.selectbox("編集する計画", list(plans.plan_id), format_func=dict(zip(plans.plan_id, plans.name)).get,
@@ -366,7 +368,9 @@ with tab_cost:
         st.caption("LINEの通数は「対象者数 × 配信回数」で数えます（1回の配信で吹き出しを複数送っても1通、ブロック中の友だちは数えません）。"
                    "R-Mailは1通¥1、Shopify Emailは月10,000通まで無料でその後1,000通ごとに$1です。"
                    "コミュニケーションプランとライトプランは無料枠を超えて送ることができません。")
-        st.dataframe(costs.load_table(monthly), hide_index=True, width="stretch")
+        load_view = costs.load_table(monthly)
+        st.dataframe(load_view, hide_index=True, width="stretch",
+                     column_config=ui.count_columns(load_view, "配信回数", "メッセージ数", "無料枠", "超過", "送信不可"))
 
 # -- frequency -----------------------------------------------------------------
 with tab_freq:
@@ -399,6 +403,7 @@ with tab_freq:
         edited = st.data_editor(
             table, hide_index=True, width="stretch",
             disabled=[c for c in table.columns if c != "上限を超える人を除外"], key="cal_freq_editor",
+            column_config=ui.count_columns(table, "対象者数", "上限超え", "除外", "配信数"),
         )
         changed = [(sid, bool(new)) for sid, old, new in zip(view.send_id, view.exclude_conflicts, edited["上限を超える人を除外"])
                    if bool(old) != bool(new)]

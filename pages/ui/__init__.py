@@ -81,6 +81,7 @@ count = jp.count
 pct = jp.pct
 points = jp.points
 days = jp.days
+times = jp.times
 jdate = jp.jdate
 encoding_label = jp.encoding_label
 
@@ -95,6 +96,15 @@ def md(text: Any) -> str:
     Markdown character shows the name as typed.
     """
     return _MD_SPECIAL.sub(r"\\\1", str(text))
+
+
+def count_columns(df: pd.DataFrame, *columns: str) -> dict[str, Any]:
+    """``column_config`` showing whole counts with separators (1,234): Streamlit shows plain 1234 otherwise.
+
+    Without ``columns``, every integer column of ``df``.
+    """
+    names = columns or tuple(c for c in df.columns if pd.api.types.is_integer_dtype(df[c]))
+    return {c: st.column_config.NumberColumn(c, format="localized") for c in names if c in df.columns}
 
 
 def yen_column(label: str, **kwargs: Any) -> Any:
