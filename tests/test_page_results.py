@@ -134,3 +134,21 @@ def test_campaign_without_holdout_and_delete(tmp_path, monkeypatch):
     at.button(key="res_delete").click().run()
     assert not at.exception, at.exception
     assert "まだ施策の記録がありません" in texts(at)
+
+
+def test_numbers_read_the_japanese_way(sample_db, tmp_path, monkeypatch):
+    """Issue 11, item 16: −¥ for negative yen, ratios with separators and the minus sign, no cut labels."""
+    import re
+
+    _use(sample_db, tmp_path, monkeypatch)
+    at = open_page()
+    box = at.selectbox(key="res_campaign")
+    for i in range(len(box.options)):
+        at.selectbox(key="res_campaign").select_index(i).run()
+        assert not at.exception
+        metrics = {m.label: m.value for m in at.metric}
+        assert all(len(label) <= 7 for label in metrics), metrics  # short enough for six columns at 1440 px
+        for label in ("売上", "1人あたり売上", "上乗せ売上", "費用", "CPO"):
+            assert re.fullmatch(r"—|−?¥[\d,]+", metrics[label]), (label, metrics[label])
+        assert re.fullmatch(r"—|−?\d{1,3}(,\d{3})*(\.\d)?%", metrics["ROI"]), metrics["ROI"]
+        assert "-" not in metrics["ROI"] + metrics["上乗せ売上"]
