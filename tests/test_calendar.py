@@ -336,7 +336,7 @@ def test_band_labels_are_never_cut_mid_word_and_holiday_names_do_not_overlap(mon
     """Issue 11, items 15 and 19: no 「スーパ…」「マラ…」; holiday names are marks with tooltips, not text that collides."""
     start = dt.date(2026, 4, 1)
     end = (pd.Timestamp(start) + pd.DateOffset(months=months) - pd.Timedelta(days=1)).date()
-    spec = cal.calendar_chart(cal.list_events(None, start, end), cal.holidays(start, end), None, start, end).to_dict()
+    spec = views.calendar_chart(cal.list_events(None, start, end), cal.holidays(start, end), None, start, end).to_dict()
     labels = [row["短縮"] for data in spec["datasets"].values() for row in data if "短縮" in row]
     assert labels and not [x for x in labels if "…" in x]
     full = {"楽天スーパーSALE", "スーパーSALE", "お買い物マラソン", "マラソン"}

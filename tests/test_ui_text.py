@@ -65,7 +65,9 @@ def test_event_sources_shown_on_the_page_are_clean_even_for_old_stored_overrides
     events = cal.list_events(store, dt.date(2025, 1, 1), dt.date(2027, 12, 31))
     assert not events.source.str.contains("FACTS|§").any()
     assert "自社で修正（元: 予測: 過去の開催パターン）" in set(events.source)
-    table = cal.events_table(events)
+    from crm_core.planning import calendar_views
+
+    table = calendar_views.events_table(events)
     assert not table["出典"].str.contains("FACTS|§").any()
 
 
