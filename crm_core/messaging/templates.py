@@ -43,7 +43,7 @@ from jinja2 import nodes
 from jinja2.exceptions import SecurityError, TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
 
-from crm_core import clock
+from crm_core import clock, jp
 from crm_core.db import Store
 from crm_core.errors import InputError
 
@@ -481,9 +481,8 @@ class Campaign:
 
 
 def _yen(value: Any) -> str:
-    if value is None or value != value:  # NaN
-        return ""
-    return f"¥{round(float(value)):,}"
+    """¥1,234 as crm_core.jp writes it, or "" (an empty placeholder) when missing."""
+    return "" if jp.missing(value) else jp.yen(value)
 
 
 def _jdate(value: Any) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 import altair as alt
 import pandas as pd
 
-from crm_core import clock
+from crm_core import clock, jp
 from crm_core.events import rakuten as events
 from crm_core.events.calendar import (
     BAND_KINDS,
@@ -196,7 +196,7 @@ def sales_overlay_chart(daily: pd.DataFrame, evts: pd.DataFrame, width: int | st
         return None
     start, end = daily.date.min().date(), daily.date.max().date()
     x_scale, x_axis = _x_scale(start, end), _x_axis(start, end)
-    d = daily.assign(日付=[format_date(x) for x in daily.date], 売上=[f"¥{round(v):,}" for v in daily.revenue],
+    d = daily.assign(日付=[format_date(x) for x in daily.date], 売上=[jp.yen(v) for v in daily.revenue],
                      注文数=[f"{n:,}件" for n in daily.orders], mid=daily.date + pd.Timedelta(hours=12))
     layers: list[alt.Chart] = []
     bands = evts[evts.kind.isin(BAND_KINDS)] if not evts.empty else evts

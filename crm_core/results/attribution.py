@@ -46,6 +46,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from crm_core import jp
 from crm_core.db import Store
 from crm_core.results import campaigns as C
 
@@ -555,8 +556,9 @@ def report_text(report: dict[str, Any]) -> str:
             f"(95%信頼区間 {v['conversion_low']:+.2%}〜{v['conversion_high']:+.2%}, p={v['conversion_p']:.3f})"
         )
     cost = report["cost"]
-    lines.append(f"  費用 ¥{cost['total_cost']:,.0f} (配信 ¥{cost['message_cost']:,.0f} + クーポン ¥{cost['coupon_cost']:,.0f} + 固定 ¥{cost['fixed_cost']:,.0f})"
-                 + (f" / CPO ¥{cost['cpo']:,.0f}" if cost["cpo"] else "")
-                 + (f" / ROI {cost['roi']:.0%}" if cost["roi"] is not None else ""))
+    lines.append(f"  費用 {jp.yen(cost['total_cost'])} (配信 {jp.yen(cost['message_cost'])} + クーポン {jp.yen(cost['coupon_cost'])}"
+                 f" + 固定 {jp.yen(cost['fixed_cost'])})"
+                 + (f" / CPO {jp.yen(cost['cpo'])}" if cost["cpo"] else "")
+                 + (f" / ROI {jp.pct(cost['roi'], 0)}" if cost["roi"] is not None else ""))
     lines.extend("  ※" + n for n in report["notes"])
     return "\n".join(lines)

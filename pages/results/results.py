@@ -208,7 +208,7 @@ if not summaries.empty:
             st.altair_chart(chart, width="stretch")
         if ab:
             (st.warning if ab["too_small"] else st.success if ab["winner"] else st.info)(
-                ab["message"] + ("" if ab["too_small"] else f" パターン{ab['leader']}が本当に良い確率：{ab['prob_leader_better']:.0%}"))
+                ab["message"] + ("" if ab["too_small"] else f" パターン{ab['leader']}が本当に良い確率：{ui.pct(ab['prob_leader_better'], 0)}"))
             st.caption(ab["test"])
         else:
             st.caption("この施策はA/Bテストではありません（パターンは1つ）。")
