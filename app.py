@@ -128,17 +128,17 @@ def build_pages() -> dict[str, list[st.Page]]:
     return pages
 
 
-def sidebar() -> None:
+def sidebar(holder) -> None:
+    """The shop's counts in the sidebar (the same definitions as the home page: non-cancelled orders)."""
     store = ui.store()
-    with st.sidebar:
-        if store.read_only:
+    with holder.container():
+        if store.read_only and not store.path.endswith(".snapshot"):  # a snapshot during an import says so itself
             st.warning("データベースファイルが読み取り専用のため、閲覧だけできます。取り込みや設定の変更は保存されません。", icon="🔒")
         if store.is_empty():
             st.caption("データ未登録")
             return
-        # the same definitions as the home page: non-cancelled orders only
         customers, orders, last = overview.sidebar_counts(store)
-        st.caption(f"顧客 {customers:,}人 ・ 注文 {orders:,}件")
+        st.caption(f"顧客 {ui.count(customers, '人')} ・ 注文 {ui.count(orders, '件')}")
         st.caption(f"最終注文日 {ui.jdate(last)}")
         if store.get_setting("sample_loaded", False):
             st.caption("🧪 架空のサンプルショップを表示中（あなたのデータとは別のファイルです）")
@@ -151,5 +151,10 @@ with ui.store_session():
     page = st.navigation(build_pages())
     ensure_sample()
     finish_pending_refresh()
-    sidebar()
+    # The sidebar's counts are drawn before the page and drawn again after it, so an import or a deletion
+    # made on this run shows at once (a page that stops early with st.stop keeps the first drawing).
+    holder = st.sidebar.empty()
+    sidebar(holder)
+    ui.page_chrome(st.sidebar)
     page.run()
+    sidebar(holder)
