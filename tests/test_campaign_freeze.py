@@ -48,8 +48,8 @@ def test_outside_line_send_marked_as_sent_is_not_filtered(rakuten_store):
 @pytest.mark.parametrize(
     ("channel", "kwargs", "words"),
     [
-        ("line", {}, ("LINEユーザーIDが登録されている", "LINE友だちリスト", "送信済みとして記録")),
-        ("email", {}, ("メール配信を許可", "転送用")),
+        ("line", {}, ("LINEユーザーIDが登録されている", "LINE友だち", "送信済みとして記録")),
+        ("email", {}, ("メール配信を許可", "メール配信許可（メルマガ希望")),
         ("rmail", {"reach": "channel"}, ("メール配信を許可している", "お客様全員")),
     ],
 )

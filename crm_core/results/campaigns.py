@@ -252,6 +252,8 @@ def _no_recipients(channel: str, reach: str, counts: dict[str, Any], as_of: dt.d
             "segment empty",
         )
     who, fix = _REACH_WORDS[channel]
+    if counts.get("why"):  # the one explanation of reach (planner.explain_reach); R-Mail keeps its recording advice
+        fix = counts["why"] + (fix if channel == "rmail" else "")
     return InputError(
         head + f"セグメントに当てはまる{counts['segment']:,}人のうち、{who}お客様がいません（{CHANNELS[channel]}で届く人の絞り込みで0人）。"
         + fix
@@ -328,6 +330,10 @@ def freeze_campaign(
             with model.model_as_of(store, as_of):
                 ids, counts = _recipient_counts(store, rule, channel, how)
         if not ids:
+            if counts.get("segment"):  # the channel's reach removed everyone: the planner's one explanation
+                from crm_core.planning import planner
+
+                counts["why"] = planner.explain_reach(store, channel, rule).reason
             raise _no_recipients(channel, how, counts, as_of, sent)
     else:
         ids = sorted({str(c) for c in customer_ids if c})
