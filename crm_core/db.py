@@ -433,7 +433,6 @@ MIGRATIONS: list = [
     ALTER TABLE customers ADD COLUMN IF NOT EXISTS customer_key VARCHAR;
     ALTER TABLE contacts ADD COLUMN IF NOT EXISTS customer_key VARCHAR;
     """,
-    """,
 ]
 
 
