@@ -192,15 +192,27 @@ def _role_of(store: Store, email: str) -> Role | None:
 
 
 def sign_in(store: Store, email: str, name: str = "", admin_emails: Iterable[str] = ()) -> User | None:
-    """The user ``email`` as a member of this shop, or None when they have no access.
+    """:func:`member`, and a successful sign-in is written to the audit log."""
+    user = member(store, email, name, admin_emails)
+    if user is not None:
+        audit(store, user, "sign_in")
+    return user
+
+
+def member(store: Store, email: str, name: str = "", admin_emails: Iterable[str] = (), claim: bool = True) -> User | None:
+    """The user ``email`` as a member of this shop (with their current role), or None when they have no access.
 
     A shop without users makes its first signed-in user 承認・管理 — unless
     ``admin_emails`` is given: then exactly those addresses become 承認・管理 on sign-in.
-    Every successful sign-in is written to the audit log.
+    ``claim=False`` only says what signing in would give, without recording it.
     """
     email = normalise_email(email)
     admins = {normalise_email(a) for a in admin_emails if a and a.strip()}
     role = _role_of(store, email)
+    if not claim:
+        if email in admins or (role is None and not admins and not store.scalar("SELECT count(*) FROM users")):
+            return User(email, name or email, Role.ADMIN)
+        return None if role is None else User(email, name or email, role)
     with store.transaction() as cur:
         if email in admins and role is not Role.ADMIN:
             cur.execute("DELETE FROM users WHERE email = ?", [email])
@@ -212,9 +224,7 @@ def sign_in(store: Store, email: str, name: str = "", admin_emails: Iterable[str
     if role is None:
         return None
     stored_name = store.scalar("SELECT name FROM users WHERE email = ?", [email])
-    user = User(email, stored_name or name or email, role)
-    audit(store, user, "sign_in")
-    return user
+    return User(email, stored_name or name or email, role)
 
 
 def add_user(store: Store, by: User | None, email: str, role: Role | str, name: str = "") -> None:
