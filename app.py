@@ -282,6 +282,12 @@ def account(user: access.User) -> None:
             st.caption(f"👤 {user.name}（{user.role.label}）")
             if st.button("ログアウト", key="logout"):
                 st.logout()
+        elif user.email == "password":
+            if gate.COOKIE in st.context.cookies:  # signed in at the gate: its sign-out removes the cookie
+                st.link_button("ログアウト", gate.SIGN_OUT_PATH)
+            elif st.button("ログアウト", key="logout"):
+                st.session_state["signed_in"] = False
+                st.rerun()
 
 
 def sidebar(holder) -> None:
