@@ -85,6 +85,7 @@ ACTIONS: dict[str, tuple[Role, str]] = {
     "send_settings.edit": (Role.ADMIN, "送信設定・送信者情報の変更"),
     "users.manage": (Role.ADMIN, "ユーザーの管理"),
     "data.delete": (Role.ADMIN, "データの削除"),
+    "data.backup": (Role.ADMIN, "データベースのバックアップ"),
 }
 
 # "<module>.<qualified name>" of library functions that change a shop -> action.
@@ -114,7 +115,9 @@ FUNCTION_ACTIONS: dict[str, str] = {
     "crm_core.ingest.identity.rekey": "import",
     "crm_core.sample.load.load_sample": "import",
     "crm_core.sample.load.remove_sample_identity": "data.delete",
+    "crm_core.sample.load.prepare_for_real_import": "import",
     "crm_core.db.Store.clear_data": "data.delete",
+    "crm_core.backup.backup_store": "data.backup",
 }
 
 

@@ -26,6 +26,7 @@ MATRIX = [
     ("send_settings.edit", A.Role.ADMIN),
     ("users.manage", A.Role.ADMIN),
     ("data.delete", A.Role.ADMIN),
+    ("data.backup", A.Role.ADMIN),
 ]
 
 
@@ -57,6 +58,9 @@ def test_library_functions_map_to_actions():
     assert A.action_for(L.save_segment) == "segments.edit"
     assert A.action_for(L.list_segments) is None
     assert A.action_for(Store.clear_data) == "data.delete"
+    from crm_core.backup import backup_store
+
+    assert A.action_for(backup_store) == "data.backup"
 
 
 def test_first_sign_in_of_an_empty_shop_becomes_admin_then_others_are_refused(store):
@@ -153,3 +157,18 @@ def test_throttle_slows_everyone_when_many_clients_fail():
     assert t.wait_for("10.9.9.9") == 0
     t.failed("10.0.0.99")
     assert t.wait_for("10.9.9.9") > 0  # a distributed guess slows every client down
+
+
+def test_every_function_in_the_action_table_exists():
+    """A moved or renamed library function would silently escape the role check."""
+    import importlib
+
+    for dotted in A.FUNCTION_ACTIONS:
+        module, _, name = dotted.rpartition(".")
+        try:
+            owner = importlib.import_module(module)
+        except ModuleNotFoundError:  # a method: crm_core.db.Store.clear_data
+            module, _, cls = module.rpartition(".")
+            owner = getattr(importlib.import_module(module), cls)
+        fn = getattr(owner, name)
+        assert A.action_for(fn) == A.FUNCTION_ACTIONS[dotted], dotted

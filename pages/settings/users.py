@@ -8,7 +8,7 @@ import streamlit as st
 from crm_core import access
 from pages import ui
 
-store = ui.store()
+store = ui.real_store()  # users and the audit log belong to the shop, never to the sample file
 me = ui.current_user()
 ui.run(access.require, me, "users.manage")
 
