@@ -93,18 +93,20 @@ FUNCTION_ACTIONS: dict[str, str] = {
     **{f"crm_core.audience.library.{n}": "segments.edit"
        for n in ("save_segment", "delete_segment", "duplicate_segment", "rename_segment")},
     **{f"crm_core.messaging.templates.{n}": "messages.edit" for n in ("save_template", "reset_template")},
-    "crm_core.messaging.templates.save_shop_profile": "send_settings.edit",
+    "crm_core.messaging.context.save_shop_profile": "send_settings.edit",
     **{f"crm_core.messaging.coupons.{n}": "coupons.edit" for n in ("create_coupon", "issue_for_target", "export_codes")},
     **{f"crm_core.messaging.sends.{n}": "test_send"
        for n in ("test_send", "add_test_recipient", "remove_test_recipient")},
     **{f"crm_core.messaging.sends.{n}": "send_settings.edit" for n in ("save_console_settings", "check_connection")},
     **{f"crm_core.planning.planner.{n}": "plans.edit"
-       for n in ("save_plan", "delete_plan", "add_line_presale", "set_exclude_conflicts", "set_max_per_week")},
+       for n in ("save_plan", "delete_plan", "add_line_presale", "set_exclude_conflicts")},
+    "crm_core.planning.frequency.set_max_per_week": "plans.edit",
     **{f"crm_core.planning.costs.{n}": "plans.edit" for n in ("set_beyond_rate", "set_line_plan", "set_usd_jpy")},
     **{f"crm_core.events.calendar.{n}": "plans.edit"
        for n in ("add_event", "update_event", "delete_event", "confirm_event", "restore_event")},
     "crm_core.results.campaigns.import_results": "campaigns.edit",
     "crm_core.results.campaigns.freeze_campaign": "campaigns.edit",
+    "crm_core.results.campaigns.set_global_holdout": "campaigns.edit",
     "crm_core.results.campaigns.delete_campaign": "data.delete",
     **{f"crm_core.model.settings.{n}": "model.edit"
        for n in ("set_rank_thresholds", "set_rfm_segments", "set_rfm_thresholds")},
