@@ -159,9 +159,11 @@ class SignInGate:
             jar = SimpleCookie()
         cookies = {k: m.value for k, m in jar.items()}
         if auth is not None:
-            scheme = "wss" if scope.get("scheme") in ("https", "wss") else "ws"
-            http_scheme = "https" if scheme == "wss" else "http"
-            origin = headers.get("origin") or f"{http_scheme}://{headers.get('host', '')}"
+            # The identity cookie names the origin of redirect_uri it was issued for (behind a TLS
+            # proxy the request itself arrives as plain http, so its own scheme would not match).
+            from streamlit.auth_util import get_origin_from_redirect_uri
+
+            origin = get_origin_from_redirect_uri() or f"http://{headers.get('host', '')}"
             ok = oidc_cookie_ok(cookies, origin)
         else:
             ok = password_cookie_ok(cookies, password)

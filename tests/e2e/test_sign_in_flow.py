@@ -6,6 +6,7 @@ The console runs behind its gate (``streamlit run console.py``); the identity pr
 
 from __future__ import annotations
 
+import http.client
 import re
 
 import pytest
@@ -34,6 +35,14 @@ def oidc_server(tmp_path):
         srv.stop()
 
 
+def _status(server: Server, method: str, path: str, cookie: str | None) -> int:
+    con = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    con.request(method, path, body=b"x" if method == "PUT" else None, headers={"Cookie": cookie} if cookie else {})
+    status = con.getresponse().status
+    con.close()
+    return status
+
+
 def sign_in_as(page, server: Server, sub: str) -> None:
     page.goto(server.url + "/")
     page.get_by_role("link", name="ログイン").click()  # the gate's page: nothing of the shop before this
@@ -50,6 +59,11 @@ def test_sign_in_see_the_console_sign_out(page, oidc_server):
     sidebar = page.locator("[data-testid='stSidebar']")
     sidebar.get_by_text("店長（承認・管理）").wait_for()
     assert sidebar.get_by_text("ユーザーと権限").count() == 1  # the first user of the shop manages it
+    # the gate accepts Streamlit's own identity cookie, and nothing without it
+    cookie = "; ".join(f"{c['name']}={c['value']}" for c in page.context.cookies() if c["name"].startswith("_streamlit_user"))
+    assert _status(oidc_server, "GET", "/media/0123456789abcdef.csv", cookie) == 404  # Streamlit's own answer
+    assert _status(oidc_server, "GET", "/media/0123456789abcdef.csv", None) == 401
+    assert _status(oidc_server, "PUT", "/_stcore/upload_file/s/f", None) == 401
     sidebar.get_by_role("button", name="ログアウト").click()
     page.wait_for_url(re.compile(r"/oauth2/end_session"))  # Streamlit cleared its cookie, then the provider's sign-out
     assert page.goto(oidc_server.url + "/").status == 401
