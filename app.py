@@ -241,6 +241,7 @@ MENU: dict[str, list[tuple[str, str, str]]] = {
 PAGE_ACTIONS: dict[str, str] = {
     "pages/start/home.py": "analytics.view",
     "pages/data/import_data.py": "import",
+    "pages/jobs/history.py": "import",
     "pages/analysis/analytics.py": "analytics.view",
     "pages/audience/segments.py": "segments.edit",
     "pages/messages/messages.py": "messages.edit",
@@ -264,12 +265,13 @@ def build_pages(user: access.User) -> dict[str, list[st.Page]]:
         for path, title, icon in entries:
             if not os.path.exists(os.path.join(HERE, path)):
                 continue  # a page still being built is simply not in the menu
-            if not access.can(user, PAGE_ACTIONS[path]):
+            action = PAGE_ACTIONS.get(path, "users.manage")  # a page nobody classified: 承認・管理 only
+            if not access.can(user, action):
                 continue
             entry = st.Page(path, title=title, icon=icon, default=first)
-            PAGE_OF_URL[entry.url_path] = PAGE_ACTIONS[path]
+            PAGE_OF_URL[entry.url_path] = action
             if first:
-                PAGE_OF_URL[""] = PAGE_ACTIONS[path]
+                PAGE_OF_URL[""] = action
             pages.setdefault(section, []).append(entry)
             first = False
     return pages
