@@ -24,6 +24,7 @@ from crm_core.errors import InputError
 DB_HELP = "DuckDB file (default: $CRM_DB or data/crm.duckdb)"
 WAIT_HELP = (f"seconds to wait while another process writes to the store (default: $CRM_WAIT or 600); "
              f"exit status {EXIT_BUSY} when the wait runs out")
+SHOP_HELP = "shop name: its store is data/shops/NAME/crm.duckdb ($CRM_SHOPS_DIR moves the folder); instead of --db"
 
 
 def _clean(obj: Any) -> Any:
@@ -123,6 +124,7 @@ def _finish_pending(args: argparse.Namespace) -> None:
 def _with_db(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--db", default=argparse.SUPPRESS, help=DB_HELP)
     p.add_argument("--wait", type=float, default=argparse.SUPPRESS, metavar="SECONDS", help=WAIT_HELP)
+    p.add_argument("--shop", default=argparse.SUPPRESS, help=SHOP_HELP)
     return p
 
 
@@ -460,11 +462,13 @@ def add_campaign_commands(subparsers: argparse._SubParsersAction) -> None:
                    help="channel: only customers the console can reach on the channel; all: the whole segment; "
                         "auto (default): all for R-Mail and --marked-only, else channel")
     p.add_argument("--db", default=argparse.SUPPRESS, help=DB_HELP)
+    p.add_argument("--shop", default=argparse.SUPPRESS, help=SHOP_HELP)
     p.set_defaults(func=cmd_campaign_freeze)
     p = subparsers.add_parser("results", help="print a campaign's results (attribution, lift vs holdout, A/B, ROI)")
     p.add_argument("--campaign", required=True, type=int)
     p.add_argument("--json", action="store_true")
     p.add_argument("--db", default=argparse.SUPPRESS, help=DB_HELP)
+    p.add_argument("--shop", default=argparse.SUPPRESS, help=SHOP_HELP)
     p.set_defaults(func=cmd_results)
 
 
@@ -550,10 +554,52 @@ def add_service_commands(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_run_all, console_args=[])  # unknown options go to `streamlit run` (see main)
 
 
+# -- users and roles of a shop ----------------------------------------------------------------------
+def _cli_user() -> Any:
+    """Whoever runs the command line can open the store file: they act as 承認・管理, named in the audit log."""
+    from crm_core import access
+
+    return access.User(f"cli:{getpass.getuser()}", "command line", access.Role.ADMIN)
+
+
+def cmd_users(args: argparse.Namespace) -> int:
+    from crm_core import access
+
+    store = _store(args)
+    if args.users_command == "add":
+        access.add_user(store, _cli_user(), args.email, args.role, name=args.name or "")
+    elif args.users_command == "role":
+        access.set_role(store, _cli_user(), args.email, args.role)
+    elif args.users_command == "remove":
+        access.remove_user(store, _cli_user(), args.email)
+    _print(access.list_users(store))
+    return 0
+
+
+def add_user_commands(subparsers: argparse._SubParsersAction) -> None:
+    users = _with_db(subparsers.add_parser("users", help="the shop's users and roles (閲覧, 担当, 承認・管理)"))
+    sub = users.add_subparsers(dest="users_command", required=True)
+    from crm_core.access import Role
+
+    roles = [r.value for r in Role] + ["viewer", "operator", "admin"]
+    _with_db(sub.add_parser("list", help="list the shop's users"))
+    p = _with_db(sub.add_parser("add", help="give an e-mail address a role in the shop"))
+    p.add_argument("email")
+    p.add_argument("role", choices=roles)
+    p.add_argument("--name")
+    p = _with_db(sub.add_parser("role", help="change a user's role"))
+    p.add_argument("email")
+    p.add_argument("role", choices=roles)
+    p = _with_db(sub.add_parser("remove", help="take a user's access away"))
+    p.add_argument("email")
+    users.set_defaults(func=cmd_users)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m crm_core", description="CRM marketing console — command line")
     parser.add_argument("--db", help=DB_HELP)
     parser.add_argument("--wait", type=float, metavar="SECONDS", help=WAIT_HELP)
+    parser.add_argument("--shop", help=SHOP_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = _with_db(sub.add_parser("import", help="import order / customer / product CSV files"))
@@ -588,7 +634,20 @@ def build_parser() -> argparse.ArgumentParser:
     add_campaign_commands(sub)
     add_subscription_commands(sub)
     add_service_commands(sub)
+    add_user_commands(sub)
     return parser
+
+
+def _resolve_shop(args: argparse.Namespace) -> None:
+    """``--shop NAME`` names the store ``data/shops/NAME/crm.duckdb`` (created on first use)."""
+    shop = getattr(args, "shop", None)
+    if not shop:
+        return
+    from crm_core import shops
+
+    if args.db:
+        raise InputError("--db と --shop は同時に指定できません。どちらか一方にしてください。", "--db with --shop")
+    args.db = str(shops.db_path(shop))
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -605,6 +664,7 @@ def run_command(args: argparse.Namespace) -> int:
     if not hasattr(args, "wait"):
         args.wait = None
     try:
+        _resolve_shop(args)
         _finish_pending(args)
         return args.func(args)
     except StoreBusy as exc:

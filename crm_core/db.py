@@ -473,6 +473,23 @@ def _full_customer_ids(con: duckdb.DuckDBPyConnection) -> None:
 
 
 MIGRATIONS.append(_full_customer_ids)  # 4: collision-free customer ids
+# 5: the shop's users and roles, and the audit log (crm_core.access)
+MIGRATIONS.append("""
+    CREATE TABLE IF NOT EXISTS users (
+        email     VARCHAR PRIMARY KEY,
+        name      VARCHAR,
+        role      VARCHAR NOT NULL,
+        added_at  TIMESTAMP,
+        added_by  VARCHAR
+    );
+    CREATE TABLE IF NOT EXISTS audit_log (
+        logged_at   TIMESTAMP,
+        user_email  VARCHAR,
+        role        VARCHAR,
+        action      VARCHAR,
+        detail      VARCHAR
+    );
+""")
 
 
 REFRESH_DUE = "refresh_due"

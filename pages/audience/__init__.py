@@ -30,7 +30,7 @@ from crm_core.audience import editor as E
 from crm_core.audience import library as L
 from crm_core.audience import segments as S
 from crm_core.audience.fields import DAYS_RANGE, ELEMENT, FIELDS, GROUPS, OPERATORS, WINDOW_TYPES, field_label, operators_for
-from crm_core.db import Store, default_db_path
+from crm_core.db import Store
 from crm_core.planning import planner
 from pages import ui
 
@@ -126,7 +126,7 @@ class Editor:
     def choices(self, field_key: str) -> list[tuple[Any, str]]:
         if FIELDS[field_key].type not in ("choice", "products", "categories", "sale", "month"):
             return []
-        return ui.run(_choices, str(default_db_path()), self.version, self.as_of, field_key)
+        return ui.run(_choices, str(ui.store().path), self.version, self.as_of, field_key)
 
     # -- values -------------------------------------------------------------
     def scalar(self, f: Any, value: Any, key: str, label: str, holder: Any) -> Any:

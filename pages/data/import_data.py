@@ -334,7 +334,7 @@ def _clear_all(keep_campaigns: bool) -> None:
 
     s = ui.real_store()
     ui.run(s.clear_data, keep_campaigns=keep_campaigns)
-    remove_sample_identity(s)  # the sample's fictitious sender details go with it
+    ui.run(remove_sample_identity, s)  # the sample's fictitious sender details go with it
     sample_store.real_data_arrived(s)  # no automatic sample after the marketer emptied the store
     for key in ("imp_last_report", "imp_last_rejects"):
         st.session_state.pop(key, None)
@@ -343,4 +343,6 @@ def _clear_all(keep_campaigns: bool) -> None:
 
 
 confirm = st.checkbox("上に書いた内容を削除することを確認しました（元に戻せません）", key="imp_confirm_clear")
-st.button("すべてのデータを削除", disabled=not confirm, key="imp_clear", on_click=_clear_all, args=(not drop_campaigns,))
+st.button("すべてのデータを削除", disabled=not confirm or not ui.allowed("data.delete"), key="imp_clear",
+          on_click=_clear_all, args=(not drop_campaigns,),
+          help=None if ui.allowed("data.delete") else "データの削除は「承認・管理」の役割の人だけができます。")

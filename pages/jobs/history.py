@@ -5,8 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from crm_core import jobs, opsdb
-from crm_core.db import default_db_path
+from crm_core import jobs, opsdb, shops
 from crm_core.service import inbox
 from crm_core.service.kinds import label
 from pages import ui
@@ -16,7 +15,7 @@ st.write(
     "バックグラウンドの「ワーカー」が実行した処理（受信フォルダのファイルの取込、予約した処理など）の記録です。"
     "ワーカーは `./run.sh` でコンソールと一緒に起動します（単独では `python -m crm_core worker`）。"
 )
-db = default_db_path()
+db = shops.db_path(ui.current_shop())  # the shop chosen in the sidebar
 ops = opsdb.ops_path(db)
 folder = inbox.default_inbox(db)
 st.info(

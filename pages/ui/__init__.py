@@ -18,8 +18,8 @@ from typing import Any, TypeVar
 import pandas as pd
 import streamlit as st
 
-from crm_core import jp
-from crm_core.db import WAIT_MESSAGE, Store, StoreBusy, default_db_path, snapshot_path
+from crm_core import access, jp, shops
+from crm_core.db import WAIT_MESSAGE, Store, StoreBusy, snapshot_path
 from crm_core.errors import InputError
 
 log = logging.getLogger("crm_console")
@@ -88,9 +88,29 @@ def _run_store(path: str) -> Store:
     return s
 
 
+def shop_store(name: str) -> Store:
+    """The store of shop ``name`` for this page run (``""``: the default store ``data/crm.duckdb``)."""
+    return _run_store(str(shops.db_path(name)))
+
+
+def current_shop() -> str:
+    """The shop chosen in the sidebar (``""`` for the default store)."""
+    return st.session_state.get("shop", shops.DEFAULT)
+
+
 def real_store() -> Store:
-    """The shop's own store for this page run (imports always go here, never into the sample's file)."""
-    return _run_store(str(default_db_path()))
+    """The current shop's own store for this page run (imports always go here, never into the sample's file)."""
+    return shop_store(current_shop())
+
+
+def current_user() -> access.User | None:
+    """Who is signed in, with their role in the current shop (set by ``app.py``; None before sign-in)."""
+    return st.session_state.get("auth_user")
+
+
+def allowed(action: str) -> bool:
+    """True when the signed-in user may do ``action`` (for showing or hiding controls; the check is :func:`run`'s)."""
+    return access.can(current_user(), action)
 
 
 def store() -> Store:
@@ -143,11 +163,21 @@ def data_version() -> tuple[str, int, str]:
 def run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Call into ``crm_core``; show an ``InputError`` in Japanese and stop.
 
-    Unexpected errors are logged (without customer data) and shown as a
-    short Japanese apology instead of a traceback.
+    A function that changes the shop (see ``crm_core.access.FUNCTION_ACTIONS``) runs
+    only when the signed-in user's role allows it, and is written to the shop's audit
+    log with the user's address.  Unexpected errors are logged (without customer data)
+    and shown as a short Japanese apology instead of a traceback.
     """
     try:
-        return fn(*args, **kwargs)
+        action = access.action_for(fn)
+        if action is None:
+            return fn(*args, **kwargs)
+        user = current_user()
+        access.require(user, action)
+        result = fn(*args, **kwargs)
+        if not real_store().read_only:  # a read-only store refused the change itself already
+            access.audit(real_store(), user, action, getattr(fn, "__qualname__", ""))
+        return result
     except InputError as exc:
         st.error(exc.message, icon="⚠️")
         st.stop()
@@ -158,7 +188,7 @@ def run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
             st.stop()
         from crm_core.failures import translate
 
-        problem = translate(exc, default_db_path())
+        problem = translate(exc, shops.db_path(current_shop()))
         if problem is not None:  # the machine failed (disk full, read-only store, …): say so
             log.warning("storage failure in %s: %s", getattr(fn, "__name__", fn), problem.detail)
             st.error(problem.message, icon="⚠️")

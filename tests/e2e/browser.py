@@ -35,10 +35,11 @@ def _free_port() -> int:
 
 
 class Server:
-    """A running ``streamlit run app.py`` with its own store."""
+    """A running ``streamlit run app.py`` (or ``script``, e.g. ``console.py``) with its own store."""
 
-    def __init__(self, tmp: Path, env: dict[str, str] | None = None) -> None:
-        self.port = _free_port()
+    def __init__(self, tmp: Path, env: dict[str, str] | None = None, script: str = "app.py",
+                 port: int | None = None, args: tuple[str, ...] = ()) -> None:
+        self.port = port or _free_port()
         self.db = tmp / "crm.duckdb"
         self.url = f"http://127.0.0.1:{self.port}"
         full_env = {
@@ -50,8 +51,8 @@ class Server:
         }
         self.log = open(tmp / "streamlit.log", "w")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(self.port),
-             "--server.address", "127.0.0.1", "--server.headless", "true"],
+            [sys.executable, "-m", "streamlit", "run", script, "--server.port", str(self.port),
+             "--server.address", "127.0.0.1", "--server.headless", "true", *args],
             cwd=ROOT, env=full_env, stdout=self.log, stderr=subprocess.STDOUT,
         )
         deadline = time.time() + 90
