@@ -419,7 +419,7 @@ def _stage(cur: duckdb.DuckDBPyConnection, plan: _Plan, fields: Sequence[str], t
 _CSV_FAST = "parallel = true, null_padding = false"
 _CSV_PADDED = "parallel = false, null_padding = true"
 _TEMP_VIEWS = ("st_ok", "st_rows")
-_TEMP_TABLES = ("stage", "st", "rej", "bad_orders", "o1", "new_orders", "new_lines", "diff", "status_codes", "pref_names")
+_TEMP_TABLES = ("stage", "st", "st0", "rej", "bad_orders", "o1", "new_orders", "new_lines", "diff", "status_codes", "pref_names")
 
 
 def _drop_temp(cur: duckdb.DuckDBPyConnection, staged: int = 0) -> None:
@@ -885,35 +885,50 @@ def _import_line_links(cur: duckdb.DuckDBPyConnection, plan: _Plan, import_id: i
 def _import_message_stats(cur: duckdb.DuckDBPyConnection, plan: _Plan, import_id: int, fr: FileReport) -> bool:
     """Aggregate message reports (per message, not per customer).
 
-    A mapped count column whose cell is blank, ``-`` or 非公開 is a value the
-    source withheld (LINE hides values under its privacy threshold): it is
-    stored as NULL and named in ``withheld``, never as 0.  A report with the
-    same source, message name and date replaces the earlier one.
+    A count the source withheld is stored as NULL and named in ``withheld``,
+    never as 0: for LINE (column 配信元 says LINE) an empty cell, for any
+    source an explicit marker (``-``, 非公開, ``<20``).  Otherwise an empty
+    cell is simply unknown.  A report with the same source, campaign, message
+    name and date replaces the earlier one.
     """
     fr.rows_read = plan.rows
     counts = [f for f in F.STATS_COUNT_FIELDS if f in plan.columns]
+    channel = _clean("channel")
+    raw = ", ".join(f"{_clean(f)} AS {quote_ident('raw_' + f)}" for f in F.STATS_COUNT_FIELDS)
+    cur.execute(
+        f"""
+        CREATE TEMP TABLE st0 AS
+        SELECT CAST(? AS BIGINT) * 100000 + row_number() OVER () AS stats_id,
+               try_cast({_clean('campaign_id')} AS INTEGER) AS campaign_id,
+               CASE WHEN lower({channel}) LIKE '%line%' THEN 'line'
+                    WHEN regexp_replace(lower({channel}), '[^a-z]', '', 'g') = 'rmail' OR {channel} LIKE '%メルマガ%' THEN 'rmail'
+                    ELSE 'report' END AS source,
+               {_clean('message_name')} AS message_name,
+               CAST(crm_local_ts({_clean('sent_on')}) AS DATE) AS sent_on,
+               {raw}
+        FROM stage
+        WHERE coalesce({_clean('message_name')}, {_clean('sent_on')}, {_clean('campaign_id')}) IS NOT NULL
+        """,  # noqa: S608 - identifiers from quote_ident over fixed field names
+        [import_id],
+    )
+    markers = "('-', '－', '―', '非公開', '<20', '20未満')"
     withheld = [
-        f"CASE WHEN crm_int({_clean(f)}) IS NULL THEN {_text_literal(f)} END"
+        f"CASE WHEN ({quote_ident('raw_' + f)} IS NULL AND source = 'line') OR {quote_ident('raw_' + f)} IN {markers} "
+        f"THEN {_text_literal(f)} END"
         for f in counts
     ]
-    values = ", ".join(f"crm_int({_clean(f)}) AS {quote_ident(f)}" for f in F.STATS_COUNT_FIELDS)
-    source = plan.source if plan.source != "generic" else "report"
+    values = ", ".join(f"crm_int({quote_ident('raw_' + f)}) AS {quote_ident(f)}" for f in F.STATS_COUNT_FIELDS)
     cur.execute(
         f"""
         CREATE TEMP TABLE st AS
-        SELECT CAST(? AS BIGINT) * 100000 + row_number() OVER () AS stats_id,
-               try_cast({_clean('campaign_id')} AS INTEGER) AS campaign_id,
-               ? AS source,
-               {_clean('message_name')} AS message_name,
-               CAST(crm_local_ts({_clean('sent_on')}) AS DATE) AS sent_on,
-               {values},
+        SELECT stats_id, campaign_id, source, message_name, sent_on, {values},
                NULLIF(concat_ws(',', {', '.join(withheld) or "NULL"}), '') AS withheld,
                CAST(? AS INTEGER) AS import_id, CAST(? AS TIMESTAMP) AS recorded_at
-        FROM stage
-        WHERE coalesce({_clean('message_name')}, {_clean('sent_on')}, {_clean('campaign_id')}) IS NOT NULL
+        FROM st0
         """,  # noqa: S608 - identifiers from quote_ident over fixed field names; labels are our constants
-        [import_id, source, import_id, clock.now()],
+        [import_id, clock.now()],
     )
+    cur.execute("DROP TABLE st0")
     fr.contacts = int(cur.execute("SELECT count(*) FROM st").fetchone()[0])
     fr.rows_rejected = fr.rows_read - fr.contacts
     cur.execute(
