@@ -60,10 +60,10 @@ def test_without_costs_gross_profit_is_unknown_not_zero(store, tmp_path):
 
 def test_predicted_gross_profit_is_clv_times_margin(store, tmp_path):
     shop.build(store, tmp_path, rebuild_model=True)
-    df = P.customer_profit(store)
-    for r in df.itertuples():
-        if r.predicted_clv_365d == r.predicted_clv_365d and r.predicted_clv_365d is not None:
-            assert r.predicted_gross_profit_365d == pytest.approx(r.predicted_clv_365d * r.margin_rate)
+    _set_clv(store, a=10000, b=5000, c=2000)
+    df = P.customer_profit(store).set_index("customer_id")
+    got = {w: df.loc[_cid(store, w), "predicted_gross_profit_365d"] for w in "abc"}
+    assert got == {"a": pytest.approx(4000), "b": pytest.approx(1500), "c": pytest.approx(1200)}
 
 
 def test_product_formats_detected(store, tmp_path):
@@ -97,3 +97,26 @@ def test_console_edits_and_validation(store, tmp_path):
     assert P.order_profit(store, ["O5"]).iloc[0]["gross_profit"] is None or math.isnan(P.order_profit(store, ["O5"]).iloc[0]["gross_profit"])
     cats = PR.category_margins(store)
     assert list(cats["category"]) == ["サプリ", "スキンケア", "雑貨"]
+
+
+def test_segment_gross_profit(store, tmp_path):
+    from crm_core.audience import segments as S
+
+    shop.build(store, tmp_path, rebuild_model=True)
+    everyone = {"all": []}
+    got = S.profit_summary(store, everyone)
+    assert got["gross_profit"] == 3500 and got["coverage"] == pytest.approx(9 / 13)
+    assert got["margin_rate"] == pytest.approx(3500 / 9000)
+    two_orders = {"all": [{"field": "orders", "op": "gte", "value": 2}]}  # customers a and b
+    got = S.profit_summary(store, two_orders)
+    assert got["gross_profit"] == 2900 and got["coverage"] == pytest.approx(8000 / 12000)
+    _set_clv(store, a=10000, b=5000, c=2000)
+    got = S.profit_summary(store, two_orders)
+    assert got["predicted_gross_profit_365d"] == pytest.approx(10000 * 0.4 + 5000 * 0.3)
+    assert got["predicted_covered_share"] == 1.0
+
+
+def _set_clv(store, **clv):
+    """Give the tiny shop's customers known predictions (the BG/NBD fit needs more customers than three)."""
+    for who, value in clv.items():
+        store.execute("UPDATE customer_model SET predicted_clv_365d = ? WHERE customer_id = ?", [value, _cid(store, who)])
