@@ -141,3 +141,12 @@ def set_category_margin(store: Store, category: str, margin_rate: Any) -> None:
         cur.execute("DELETE FROM category_margins WHERE category = ?", [category])
         if rate is not None:
             cur.execute("INSERT INTO category_margins VALUES (?, ?, ?)", [category, rate, clock.now()])
+
+
+def costs_version(store: Store) -> tuple:
+    """Changes whenever a cost, margin rate or category rate changes (a cache key for pages)."""
+    return store.fetchone(
+        "SELECT (SELECT count(*) FROM products), (SELECT sum(unit_cost) FROM products), (SELECT sum(margin_rate) FROM products), "
+        "(SELECT count(*) FROM category_margins), (SELECT sum(margin_rate) FROM category_margins), "
+        "(SELECT max(updated_at) FROM category_margins)"
+    )
