@@ -58,3 +58,11 @@ def test_link_file_kind_is_guessed():
     assert F.guess_kind(["注文番号", "注文日時", "合計金額"]) == "orders"
     assert F.guess_kind(["配信日", "配信数", "開封数", "クリック数"]) == "message_stats"
     assert F.guess_kind(["商品コード", "原価"]) == "products"
+
+
+def test_link_file_rebuilds_the_model_so_segments_see_line(store, tmp_path):
+    path = write_csv(tmp_path / "orders.csv", shop.ORDER_HEADER, shop.order_rows(), "utf-8")
+    import_files(store, [path], fmt="generic", mapping=shop.ORDER_MAP, kind="orders")
+    links = write_csv(tmp_path / "l.csv", list(LINK_MAP), [{"注文番号": "O5", "LINEユーザーID": "U_c"}], "utf-8")
+    import_files(store, [links], fmt="generic", mapping=LINK_MAP)  # the pipeline rebuilds the customer model
+    assert store.scalar("SELECT count(*) FILTER (WHERE has_line) FROM customer_model") == 1

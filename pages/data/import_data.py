@@ -266,6 +266,8 @@ st.caption("粗利（商品代金 − 原価）を出すための設定です。
            "または原価の一覧（汎用CSV・種類「商品マスタ」）を上で取り込むか、ここで直接入力します。"
            "楽天とShopifyの同じ商品は、SKU（商品番号）かJANコードが同じなら同じ原価を使います。"
            "原価も粗利率も分からない商品は、粗利に含めません（0円とはみなしません）。")
+if "imp_costs_flash" in st.session_state:
+    st.success(st.session_state.pop("imp_costs_flash"), icon="✅")
 costs = ui.run(PR.cost_table, store, 300)
 if costs.empty:
     ui.empty_state("まだ商品がありません。注文データか商品マスタを取り込むと、ここに売上の多い順に並びます。")
@@ -290,7 +292,7 @@ else:
     ]
     if st.button(f"原価・粗利率を保存（変更 {len(changed)}件）", disabled=not changed, key="imp_costs_save"):
         ui.run(PR.set_product_costs, store, changed)
-        st.success(f"{len(changed)}件の商品の原価・粗利率を保存しました。")
+        st.session_state["imp_costs_flash"] = f"{len(changed)}件の商品の原価・粗利率を保存しました。"
         st.rerun()
 cats = ui.run(PR.category_margins, store)
 if not cats.empty:
@@ -302,7 +304,8 @@ if not cats.empty:
                            value=None if pd.isna(current) else float(current) * 100)
     if k3.button("保存", key="imp_cat_save"):
         ui.run(PR.set_category_margin, store, cat, rate)
-        st.success(f"カテゴリ「{cat}」の粗利率を保存しました。" if rate is not None else f"カテゴリ「{cat}」の粗利率を未設定に戻しました。")
+        st.session_state["imp_costs_flash"] = (f"カテゴリ「{cat}」の粗利率を保存しました。" if rate is not None
+                                               else f"カテゴリ「{cat}」の粗利率を未設定に戻しました。")
         st.rerun()
     shown = cats.assign(margin_rate=cats["margin_rate"].map(lambda v: "未設定" if pd.isna(v) else f"{v * 100:.1f}%"))
     st.dataframe(shown.rename(columns={"category": "カテゴリ", "margin_rate": "粗利率"}), hide_index=True, key="imp_cat_table")

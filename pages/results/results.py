@@ -298,6 +298,8 @@ if not summaries.empty:
 
     # -- aggregate reports (LINE, R-Mail) beside the order-based results -----------------------
     st.markdown("**開封・クリック（配信元の集計レポート）**")
+    if "res_link_flash" in st.session_state:
+        st.success(st.session_state.pop("res_link_flash"), icon="✅")
     eng = ui.run(EN.engagement_table, store, cid)
     if eng.empty:
         ui.empty_state("この施策の配信レポートはまだありません。LINE公式アカウントやR-Mailの配信レポート（メッセージごとの開封・クリック数）を"
@@ -313,7 +315,7 @@ if not summaries.empty:
         pick = l1.selectbox("まだ施策につないでいない配信レポート", list(options), format_func=options.get, key="res_link_pick")
         if l2.button("この施策につなぐ", key="res_link"):
             ui.run(EN.link_report, store, pick, cid)
-            st.success("配信レポートをこの施策につなぎました。")
+            st.session_state["res_link_flash"] = "配信レポートをこの施策につなぎました。"
             st.rerun()
 
     # -- result file import --------------------------------------------------------------------
