@@ -119,3 +119,14 @@ def test_coupon_estimate_uses_shop_margin_and_incremental_share(db):
     assert at.number_input(key="cpn_margin").value == 39  # 3,500 / 9,000 of the costed revenue
     assert at.number_input(key="cpn_incremental").value == 20  # no measured campaign yet
     assert "上乗せ注文の粗利" in _metrics(at)
+
+
+def test_analytics_ltv_tab_shows_gross_profit_by_category(db):
+    at = AppTest.from_file(str(ROOT / "pages/analysis/analytics.py"), default_timeout=90)
+    at.session_state["ana_tab"] = "LTV・予測"
+    at.run()
+    assert not at.exception, at.exception
+    frame = _frame(at, "粗利（原価が分かる商品）")
+    assert list(frame["カテゴリ"]) == ["サプリ", "雑貨", "スキンケア"]
+    assert list(frame["粗利（原価が分かる商品）"]) == ["¥2,300", "—", "¥1,200"]
+    assert any("原価が分かる売上の割合 69.2%" in c.value for c in at.caption)

@@ -120,3 +120,12 @@ def _set_clv(store, **clv):
     """Give the tiny shop's customers known predictions (the BG/NBD fit needs more customers than three)."""
     for who, value in clv.items():
         store.execute("UPDATE customer_model SET predicted_clv_365d = ? WHERE customer_id = ?", [value, _cid(store, who)])
+
+
+def test_gross_profit_by_category(store, tmp_path):
+    shop.build(store, tmp_path)
+    df = P.profit_by_category(store)
+    got = [(r.category, r.line_revenue, r.covered_revenue, None if r.gross_profit != r.gross_profit else r.gross_profit)
+           for r in df.itertuples()]
+    # サプリ: P2 3,000 (gp 1,200) + Y-7 2,000 (500; the JAN-linked Shopify product is サプリ too) + Q-1 1,000 (600).
+    assert got == [("サプリ", 6000.0, 6000.0, 2300.0), ("雑貨", 4000.0, 0.0, None), ("スキンケア", 3000.0, 3000.0, 1200.0)]

@@ -106,3 +106,26 @@ def profit_overview(store: Store) -> dict[str, Any]:
         "products": int(products or 0),
         "products_costed": int(costed or 0),
     }
+
+
+def profit_by_category(store: Store) -> pd.DataFrame:
+    """Gross profit per line category (master category, else the order line's), largest revenue first.
+
+    Returns
+    -------
+    DataFrame
+        ``category`` ("（カテゴリなし）" when none), ``line_revenue``,
+        ``covered_revenue``, ``gross_profit`` (None when no cost is known),
+        ``margin_rate``, ``coverage``.
+    """
+    return store.df(
+        "WITH " + GROSS_PROFIT_CTE  # noqa: S608 - constant SQL
+        + """ SELECT coalesce(category, '（カテゴリなし）') AS category,
+                     sum(line_revenue) AS line_revenue,
+                     coalesce(sum(line_revenue) FILTER (WHERE cost IS NOT NULL), 0) AS covered_revenue,
+                     sum(line_revenue - cost) FILTER (WHERE cost IS NOT NULL) AS gross_profit,
+                     sum(line_revenue - cost) FILTER (WHERE cost IS NOT NULL)
+                       / nullif(sum(line_revenue) FILTER (WHERE cost IS NOT NULL), 0) AS margin_rate,
+                     coalesce(sum(line_revenue) FILTER (WHERE cost IS NOT NULL), 0) / nullif(sum(line_revenue), 0) AS coverage
+              FROM line_profit GROUP BY 1 ORDER BY line_revenue DESC, category"""
+    )
