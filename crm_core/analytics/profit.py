@@ -12,8 +12,8 @@ from typing import Any
 
 import pandas as pd
 
-from crm_core.analytics.value import GROSS_PROFIT_CTE
 from crm_core.db import Store
+from crm_core.purchases import GROSS_PROFIT_CTE
 
 # Per-customer gross profit over all non-cancelled orders (CTE ``customer_profit``; needs GROSS_PROFIT_CTE).
 CUSTOMER_PROFIT_CTE = """

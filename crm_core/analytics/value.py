@@ -22,16 +22,9 @@ line category
     ``coalesce(products.category, order_lines.category)``: Rakuten exports have
     no category column, a product master import fills ``products``.
 gross profit (粗利)
-    Per line of a non-cancelled order: ``line_amount − cost`` (merchandise
-    only: shipping, points and coupons are not in it; coupons are a campaign
-    cost).  The cost is, first match wins: the product master's
-    ``unit_cost × quantity`` or ``line_amount × (1 − margin_rate)`` for the
-    line's product id, else for its SKU, else for its JAN code (so a Rakuten
-    item and a Shopify variant with the same SKU or JAN share one cost), else
-    ``line_amount × (1 − category margin rate)``.  A line with none of these
-    has an *unknown* cost: it is left out of gross profit and counted in
-    ``coverage = costed line revenue / line revenue`` -- never costed at 0.
-    One SQL home: :data:`GROSS_PROFIT_CTE`.
+    Defined next to the purchase in :mod:`crm_core.purchases`
+    (:data:`~crm_core.purchases.GROSS_PROFIT_CTE`): line amount − cost, an
+    unknown cost left out (with its coverage), never 0.
 
 Every function takes the store and explicit dates and parameters, runs its
 heavy work in DuckDB with bound parameters and returns a small DataFrame.
@@ -48,7 +41,9 @@ import pandas as pd
 
 from crm_core.db import Store
 from crm_core.errors import InputError
-from crm_core.purchases import PURCHASES_CTE  # the one definition of a purchase
+from crm_core.purchases import (
+    PURCHASES_CTE,  # the one definition of a purchase (and of its gross profit: purchases.GROSS_PROFIT_CTE)
+)
 
 # --------------------------------------------------------------------------
 # Shared definitions
@@ -72,53 +67,6 @@ RFM_SEGMENTS: tuple[str, ...] = ("優良顧客", "安定顧客", "新規顧客",
 CHURN_BANDS: tuple[str, ...] = ("低", "中", "高")
 #: Default bins (yen) of the predicted-CLV distribution.
 CLV_EDGES: tuple[float, ...] = (0, 1_000, 3_000, 5_000, 10_000, 20_000, 50_000, 100_000)
-
-# Gross profit: the one definition (see "gross profit" in the module docstring).
-# CTEs ``line_profit`` (one row per line of a non-cancelled order) and ``order_profit``
-# (one row per such order).  No parameters.
-GROSS_PROFIT_CTE = """
-pm_cost AS (
-    SELECT product_id, upper(trim(sku)) AS sku, trim(jan) AS jan,
-           CAST(unit_cost AS DOUBLE) AS unit_cost, margin_rate, coalesce(import_id, 0) AS import_id
-    FROM products WHERE unit_cost IS NOT NULL OR margin_rate IS NOT NULL
-),
-pm_by_id AS (SELECT * FROM pm_cost WHERE product_id IS NOT NULL
-             QUALIFY row_number() OVER (PARTITION BY product_id ORDER BY import_id DESC) = 1),
-pm_by_sku AS (SELECT * FROM pm_cost WHERE sku IS NOT NULL
-              QUALIFY row_number() OVER (PARTITION BY sku ORDER BY import_id DESC, product_id) = 1),
-pm_by_jan AS (SELECT * FROM pm_cost WHERE jan IS NOT NULL
-              QUALIFY row_number() OVER (PARTITION BY jan ORDER BY import_id DESC, product_id) = 1),
-pm_category AS (SELECT product_id, arg_max(category, coalesce(import_id, 0)) AS category
-                FROM products WHERE product_id IS NOT NULL GROUP BY product_id),
-line_profit AS (
-    SELECT l.source, l.order_id, l.line_no, l.product_id,
-           coalesce(pc.category, l.category) AS category,
-           CAST(coalesce(l.line_amount, 0) AS DOUBLE) AS line_revenue,
-           CASE
-             WHEN coalesce(m1.unit_cost, m2.unit_cost, m3.unit_cost, m4.unit_cost) IS NOT NULL
-               THEN coalesce(m1.unit_cost, m2.unit_cost, m3.unit_cost, m4.unit_cost) * coalesce(l.quantity, 1)
-             WHEN coalesce(m1.margin_rate, m2.margin_rate, m3.margin_rate, m4.margin_rate) IS NOT NULL
-               THEN CAST(coalesce(l.line_amount, 0) AS DOUBLE)
-                    * (1 - coalesce(m1.margin_rate, m2.margin_rate, m3.margin_rate, m4.margin_rate))
-             WHEN cm.margin_rate IS NOT NULL THEN CAST(coalesce(l.line_amount, 0) AS DOUBLE) * (1 - cm.margin_rate)
-           END AS cost
-    FROM order_lines l
-    JOIN orders o ON o.source = l.source AND o.order_id = l.order_id AND NOT coalesce(o.cancelled, FALSE)
-    LEFT JOIN pm_by_id m1 ON m1.product_id = l.product_id
-    LEFT JOIN pm_by_sku m2 ON m2.sku = upper(trim(coalesce(l.sku, l.product_id)))
-    LEFT JOIN pm_by_jan m3 ON m3.jan = trim(coalesce(l.sku, l.product_id))
-    LEFT JOIN pm_by_sku m4 ON m4.sku = upper(trim(l.product_id))
-    LEFT JOIN pm_category pc ON pc.product_id = l.product_id
-    LEFT JOIN category_margins cm ON cm.category = coalesce(pc.category, l.category)
-),
-order_profit AS (
-    SELECT source, order_id,
-           sum(line_revenue) AS line_revenue,
-           sum(line_revenue) FILTER (WHERE cost IS NOT NULL) AS covered_revenue,
-           sum(line_revenue - cost) FILTER (WHERE cost IS NOT NULL) AS gross_profit,
-           bool_and(cost IS NOT NULL) AS fully_costed
-    FROM line_profit GROUP BY source, order_id
-)"""
 
 # The product master, one row per product (latest import wins).
 PRODUCT_MASTER_CTE = """

@@ -47,7 +47,6 @@ import duckdb
 import pandas as pd
 
 from crm_core.analytics.profit import CUSTOMER_PROFIT_CTE
-from crm_core.analytics.value import GROSS_PROFIT_CTE
 from crm_core.audience.fields import (
     COLUMNS,
     ELEMENT,
@@ -71,6 +70,7 @@ from crm_core.audience.rules import (
 )
 from crm_core.db import Store, quote_ident
 from crm_core.errors import InputError
+from crm_core.purchases import GROSS_PROFIT_CTE
 
 __all__ = [
     # rules (audience.rules) and presets (audience.presets), re-exported: the segment API in one place

@@ -63,8 +63,8 @@ import pandas as pd
 from scipy import stats
 
 from crm_core import jp
-from crm_core.analytics.value import GROSS_PROFIT_CTE
 from crm_core.db import Store
+from crm_core.purchases import GROSS_PROFIT_CTE
 from crm_core.results import campaigns as C
 from crm_core.results import experiments as E
 
@@ -487,7 +487,6 @@ def coupon_incremental_share(store: Store) -> dict[str, Any] | None:
     dict or None
         ``share``, ``campaigns`` (how many were used), ``coupon_orders``.
     """
-    C.ensure_tables(store)
     ids = [int(r[0]) for r in store.fetchall(
         "SELECT campaign_id FROM campaigns WHERE coupon_code IS NOT NULL AND trim(coupon_code) <> '' AND holdout_share > 0")]
     extra = redeemed = 0.0
