@@ -75,7 +75,7 @@ def test_data_page_category_margin_edit(db):
     store = Store(db)
     assert store.fetchall("SELECT category, margin_rate FROM category_margins ORDER BY 1") == [("サプリ", 0.6), ("雑貨", 0.25)]
     store.close()
-    assert any("原価が分かる売上の割合: 100.0%" in c.value for c in at.caption)
+    assert any("原価が分かる売上の割合: 100%" in c.value for c in at.caption)
 
 
 def test_segment_page_gross_profit_and_reach(db):
@@ -99,8 +99,8 @@ def test_results_page_profit_roi_and_reports(db):
     at = _open("pages/results/results.py")
     m = _metrics(at)
     # a, b, c all bought within 7 days: gross profit of costed lines 3,500 of 9,000 / 13,000 line revenue.
-    assert m["粗利（原価が分かる商品）"] == "¥3,500" and m["原価が分かる売上の割合"] == "69.2%"
-    assert m["ROI（上乗せ粗利ベース）"] == "—"  # no holdout: no incremental profit
+    assert m["粗利"] == "¥3,500" and m["原価判明率"] == "69.2%"
+    assert m["粗利ROI"] == "—" and m["上乗せ粗利"] == "—"  # no holdout: no incremental profit
     eng = _frame(at, "クリックした人数")
     assert list(eng["クリックした人数"]) == [EN.WITHHELD_LABEL] and list(eng["開封数"]) == ["25"]
     assert list(eng["概算"]) == ["≈ 概算"]

@@ -150,18 +150,18 @@ if not summaries.empty:
     c[5].metric("ROI", "—" if cost["roi"] is None else ui.pct(cost["roi"], 0), help=roi_help)
 
     c = st.columns(6)
-    c[0].metric("粗利（原価が分かる商品）", ui.yen(cost["gross_profit"]) if cost.get("cost_coverage") else "原価未登録",
-                help="配信したグループの注文の、商品代金 − 原価（送料・ポイント・クーポンは含みません）")
-    c[1].metric("原価が分かる売上の割合", ui.pct(cost.get("cost_coverage")),
-                help="100%未満のときは、原価が分からない商品の粗利を含まないため、粗利の数字は控えめです。")
-    c[2].metric("上乗せ粗利（推定）", ui.yen(cost.get("incremental_gross_profit")),
-                help=None if cost.get("incremental_gross_profit") is None else
+    c[0].metric("粗利", ui.yen(cost["gross_profit"]) if cost.get("cost_coverage") else "原価未登録",
+                help="配信したグループの注文の、原価が分かる商品の商品代金 − 原価（送料・ポイント・クーポンは含みません）")
+    c[1].metric("原価判明率", ui.pct(cost.get("cost_coverage")),
+                help="注文の商品売上のうち、原価が分かる商品の割合。100%未満のときは、原価が分からない商品の粗利を含まないため、粗利の数字は控えめです。")
+    c[2].metric("上乗せ粗利", ui.yen(cost.get("incremental_gross_profit")),
+                help="送らないグループと比べた推定。" if cost.get("incremental_gross_profit") is None else
                 f"95%信頼区間 {ui.yen(cost['incremental_gross_profit_low'])}〜{ui.yen(cost['incremental_gross_profit_high'])}。"
                 "送らないグループと比べて増えた分だけを数えます（クーポンがなくても買った注文は利益に数えません）。")
     roi_gp = cost.get("roi_gross_profit")
-    c[3].metric("ROI（上乗せ粗利ベース）", "—" if roi_gp is None else f"{roi_gp:.0%}",
+    c[3].metric("粗利ROI", "—" if roi_gp is None else ui.pct(roi_gp, 0),
                 help="（上乗せ粗利 − 費用）÷ 費用。" + ("" if roi_gp is None else
-                f"95%信頼区間から見た範囲: {cost['roi_gross_profit_low']:.0%}〜{cost['roi_gross_profit_high']:.0%}"))
+                f"95%信頼区間から見た範囲: {ui.pct(cost['roi_gross_profit_low'], 0)}〜{ui.pct(cost['roi_gross_profit_high'], 0)}"))
     st.caption("粗利ベースのROIは、売上ベースより実際のもうけに近い数字です。値引き（クーポン）は使われたすべての注文の分を費用に入れ、"
                "利益は送らないグループより増えた分だけを数えます。")
 
