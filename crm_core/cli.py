@@ -158,14 +158,14 @@ def cmd_import(args: argparse.Namespace) -> int:
 def cmd_profit(args: argparse.Namespace) -> int:
     from crm_core.analytics.profit import profit_overview
 
-    _print(profit_overview(_store(args)))
+    _print(profit_overview(_reading_store(args)))
     return 0
 
 
 def cmd_line_reach(args: argparse.Namespace) -> int:
     from crm_core.analytics.overview import line_reach
 
-    _print(line_reach(_store(args)))
+    _print(line_reach(_reading_store(args)))
     return 0
 
 
