@@ -20,6 +20,7 @@ import pandas as pd
 
 from crm_core.db import EXIT_BUSY, WAIT_MESSAGE, Store, StoreBusy, default_db_path, store_is_busy
 from crm_core.errors import InputError
+from crm_core.ingest.formats import FORMATS_BY_KEY, KIND_FIELDS
 
 DB_HELP = "DuckDB file (default: $CRM_DB or data/crm.duckdb)"
 WAIT_HELP = (f"seconds to wait while another process writes to the store (default: $CRM_WAIT or 600); "
@@ -153,6 +154,20 @@ def cmd_import(args: argparse.Namespace) -> int:
     level, message = report.outcome()
     if level == "warning":
         sys.stderr.write(f"注意: {message}\n")
+    return 0
+
+
+def cmd_profit(args: argparse.Namespace) -> int:
+    from crm_core.analytics.profit import profit_overview
+
+    _print(profit_overview(_reading_store(args)))
+    return 0
+
+
+def cmd_line_reach(args: argparse.Namespace) -> int:
+    from crm_core.analytics.overview import line_reach
+
+    _print(line_reach(_reading_store(args)))
     return 0
 
 
@@ -604,9 +619,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _with_db(sub.add_parser("import", help="import order / customer / product CSV files"))
     p.add_argument("files", nargs="+", type=Path)
-    p.add_argument("--format", default="auto", choices=["auto", "rakuten", "rakuten_legacy", "shopify", "shopify_customers", "generic"])
+    p.add_argument("--format", default="auto", choices=["auto", *FORMATS_BY_KEY, "generic"])
     p.add_argument("--map", action="append", metavar="COLUMN=field", help="column mapping for generic CSV (repeatable)")
-    p.add_argument("--kind", choices=["orders", "contacts", "products"], help="what a generic file holds")
+    p.add_argument("--kind", choices=list(KIND_FIELDS), help="what a generic file holds")
     p.add_argument("--mapping-name", help="use a saved column mapping")
     p.add_argument("--save-mapping", metavar="NAME", help="save the --map mapping under this name")
     p.add_argument("--identity-key", choices=["email", "phone", "name_phone", "name_postcode"])
@@ -627,6 +642,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = _with_db(sub.add_parser("rekey", help="change the customer identity key and re-merge orders"))
     p.add_argument("key", choices=["email", "phone", "name_phone", "name_postcode"])
     p.set_defaults(func=cmd_rekey)
+
+    p = _with_db(sub.add_parser("profit", help="gross profit and how much of the revenue has a known cost"))
+    p.set_defaults(func=cmd_profit)
+
+    p = _with_db(sub.add_parser("line-reach", help="customers reachable on LINE now and after each import"))
+    p.set_defaults(func=cmd_line_reach)
 
     add_segment_commands(sub)
     add_message_commands(sub)

@@ -491,6 +491,48 @@ MIGRATIONS.append("""
     );
 """)
 
+# 6: product costs (gross profit), LINE link files and reach history, aggregate message reports
+MIGRATIONS.append("""
+    ALTER TABLE products ADD COLUMN IF NOT EXISTS sku VARCHAR;
+    ALTER TABLE products ADD COLUMN IF NOT EXISTS jan VARCHAR;
+    ALTER TABLE products ADD COLUMN IF NOT EXISTS unit_cost DECIMAL(18, 2);
+    ALTER TABLE products ADD COLUMN IF NOT EXISTS margin_rate DOUBLE;
+    ALTER TABLE products ADD COLUMN IF NOT EXISTS cost_source VARCHAR;
+    CREATE TABLE IF NOT EXISTS category_margins (
+        category     VARCHAR,
+        margin_rate  DOUBLE,
+        updated_at   TIMESTAMP
+    );
+    CREATE TABLE IF NOT EXISTS line_links (
+        order_id      VARCHAR,
+        phone         VARCHAR,
+        email         VARCHAR,
+        line_user_id  VARCHAR,
+        import_id     INTEGER
+    );
+    CREATE TABLE IF NOT EXISTS line_reach (
+        import_id      INTEGER,
+        recorded_at    TIMESTAMP,
+        file_names     VARCHAR,
+        customers      BIGINT,
+        line_customers BIGINT
+    );
+    CREATE TABLE IF NOT EXISTS message_stats (
+        stats_id        BIGINT,
+        campaign_id     INTEGER,
+        source          VARCHAR,
+        message_name    VARCHAR,
+        sent_on         DATE,
+        delivered       BIGINT,
+        opens           BIGINT,
+        clicks          BIGINT,
+        unique_clicks   BIGINT,
+        withheld        VARCHAR,
+        import_id       INTEGER,
+        recorded_at     TIMESTAMP
+    );
+""")
+
 
 REFRESH_DUE = "refresh_due"
 """Setting: data changed but the derived tables (customer model, ...) are not rebuilt yet."""
@@ -919,6 +961,9 @@ DATA_TABLES = (
     "products",
     "imports",
     "import_rejects",
+    "line_links",
+    "line_reach",
+    "message_stats",
 )
 TABLES = DATA_TABLES + ("column_mappings", "settings", "schema_version")
 # Rebuilt from the data after every import.

@@ -124,8 +124,8 @@ def import_files(
     """Import files (:func:`crm_core.ingest.importer.import_files`), then rebuild what depends on them.
 
     ``options`` are the importer's (``fmt``, ``mapping``, ``kind``,
-    ``identity_key``, ``display_names``).  When the batch holds orders or
-    contacts, ``rebuild_model`` is true and the import changed something (or
+    ``identity_key``, ``display_names``).  When the batch holds orders,
+    contacts or LINE link files, ``rebuild_model`` is true and the import changed something (or
     an earlier refresh is still due, or there is no model yet), :func:`refresh`
     runs in the last tenth of ``progress``; its warnings join the report's.
     """
@@ -140,7 +140,7 @@ def import_files(
 
     report = importer.import_files(store, paths, progress=importing, **options)
     wanted = refresh_due(store) or not store.has_table("customer_model")
-    if rebuild_model and wanted and any(f.kind in ("orders", "contacts") for f in report.files):
+    if rebuild_model and wanted and any(f.kind in ("orders", "contacts", "line_links") for f in report.files):
         try:
             report.warnings.extend(refresh(store, lambda f, text: say(0.9 + 0.1 * f, text)))
         except InputError as exc:

@@ -10,11 +10,21 @@ stay in the store, flagged, and are never counted.
 
 The model build, the analyses, the home page and the sidebar all take these
 fragments, so their numbers agree.
+
+*Gross profit* (粗利) of a purchase, per line: ``line_amount − cost``
+(merchandise only: shipping, points and coupons are not in it; a coupon is a
+campaign cost).  The cost is, first match wins: the product master's
+``unit_cost × quantity`` or ``line_amount × (1 − margin_rate)`` for the line's
+product id, else for its SKU, else for its JAN code (so a Rakuten item and a
+Shopify variant with the same SKU or JAN share one cost), else ``line_amount ×
+(1 − category margin rate)``.  A line with none of these has an *unknown*
+cost: it is left out of gross profit and counted in ``coverage = costed line
+revenue / line revenue`` -- never costed at 0 (:data:`GROSS_PROFIT_CTE`).
 """
 
 from __future__ import annotations
 
-__all__ = ["PURCHASES_CTE", "is_customer_purchase", "is_purchase", "revenue", "revenue_unknown"]
+__all__ = ["GROSS_PROFIT_CTE", "PURCHASES_CTE", "is_customer_purchase", "is_purchase", "revenue", "revenue_unknown"]
 
 
 def _col(alias: str, name: str) -> str:
@@ -52,4 +62,51 @@ purchases AS (
     FROM orders o
     WHERE {is_customer_purchase('o')}
       AND o.ordered_at < $end
+)"""  # noqa: S608 - constant fragments
+
+# Gross profit: the one definition (see the module docstring).
+# CTEs ``line_profit`` (one row per line of a non-cancelled order) and ``order_profit``
+# (one row per such order).  No parameters.
+GROSS_PROFIT_CTE = f"""
+pm_cost AS (
+    SELECT product_id, upper(trim(sku)) AS sku, trim(jan) AS jan,
+           CAST(unit_cost AS DOUBLE) AS unit_cost, margin_rate, coalesce(import_id, 0) AS import_id
+    FROM products WHERE unit_cost IS NOT NULL OR margin_rate IS NOT NULL
+),
+pm_by_id AS (SELECT * FROM pm_cost WHERE product_id IS NOT NULL
+             QUALIFY row_number() OVER (PARTITION BY product_id ORDER BY import_id DESC) = 1),
+pm_by_sku AS (SELECT * FROM pm_cost WHERE sku IS NOT NULL
+              QUALIFY row_number() OVER (PARTITION BY sku ORDER BY import_id DESC, product_id) = 1),
+pm_by_jan AS (SELECT * FROM pm_cost WHERE jan IS NOT NULL
+              QUALIFY row_number() OVER (PARTITION BY jan ORDER BY import_id DESC, product_id) = 1),
+pm_category AS (SELECT product_id, arg_max(category, coalesce(import_id, 0)) AS category
+                FROM products WHERE product_id IS NOT NULL GROUP BY product_id),
+line_profit AS (
+    SELECT l.source, l.order_id, l.line_no, l.product_id,
+           coalesce(pc.category, l.category) AS category,
+           CAST(coalesce(l.line_amount, 0) AS DOUBLE) AS line_revenue,
+           CASE
+             WHEN coalesce(m1.unit_cost, m2.unit_cost, m3.unit_cost, m4.unit_cost) IS NOT NULL
+               THEN coalesce(m1.unit_cost, m2.unit_cost, m3.unit_cost, m4.unit_cost) * coalesce(l.quantity, 1)
+             WHEN coalesce(m1.margin_rate, m2.margin_rate, m3.margin_rate, m4.margin_rate) IS NOT NULL
+               THEN CAST(coalesce(l.line_amount, 0) AS DOUBLE)
+                    * (1 - coalesce(m1.margin_rate, m2.margin_rate, m3.margin_rate, m4.margin_rate))
+             WHEN cm.margin_rate IS NOT NULL THEN CAST(coalesce(l.line_amount, 0) AS DOUBLE) * (1 - cm.margin_rate)
+           END AS cost
+    FROM order_lines l
+    JOIN orders o ON o.source = l.source AND o.order_id = l.order_id AND {is_purchase('o')}
+    LEFT JOIN pm_by_id m1 ON m1.product_id = l.product_id
+    LEFT JOIN pm_by_sku m2 ON m2.sku = upper(trim(coalesce(l.sku, l.product_id)))
+    LEFT JOIN pm_by_jan m3 ON m3.jan = trim(coalesce(l.sku, l.product_id))
+    LEFT JOIN pm_by_sku m4 ON m4.sku = upper(trim(l.product_id))
+    LEFT JOIN pm_category pc ON pc.product_id = l.product_id
+    LEFT JOIN category_margins cm ON cm.category = coalesce(pc.category, l.category)
+),
+order_profit AS (
+    SELECT source, order_id,
+           sum(line_revenue) AS line_revenue,
+           sum(line_revenue) FILTER (WHERE cost IS NOT NULL) AS covered_revenue,
+           sum(line_revenue - cost) FILTER (WHERE cost IS NOT NULL) AS gross_profit,
+           bool_and(cost IS NOT NULL) AS fully_costed
+    FROM line_profit GROUP BY source, order_id
 )"""  # noqa: S608 - constant fragments

@@ -61,7 +61,7 @@ def add_order(
 
 def add_product(store: Store, product_id: str, name: str, category: str | None, import_id: int = 1) -> None:
     """Insert one product-master row."""
-    store.execute("INSERT INTO products VALUES (?, ?, ?, ?)", [product_id, name, category, import_id])
+    store.execute("INSERT INTO products (product_id, product_name, category, import_id) VALUES (?, ?, ?, ?)", [product_id, name, category, import_id])
 
 
 MODEL_COLUMNS = {

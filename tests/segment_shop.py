@@ -116,7 +116,7 @@ def fill_store(store: Store, sale_events: bool = True) -> Store:
                 "VALUES ('rakuten', ?, ?, ?, ?, ?, 1, ?)",
                 [oid, line_no, pid, f"{pid}の明細名", category, total],
             )
-    cur.executemany("INSERT INTO products VALUES (?, ?, ?, 1)", PRODUCTS)
+    cur.executemany("INSERT INTO products (product_id, product_name, category, import_id) VALUES (?, ?, ?, 1)", PRODUCTS)
     if sale_events:
         # The marketer's calendar: these windows as own events, on top of the bundled calendar.
         from crm_core.events import calendar

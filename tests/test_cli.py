@@ -74,3 +74,25 @@ def test_bad_map_argument(tmp_path):
     res = cli("import", str(fx.rakuten_current(tmp_path / "r.csv")), "--map", "nonsense", db=tmp_path / "x.duckdb")
     assert res.returncode == 2
     assert "--map" in res.stderr
+
+
+def test_profit_and_line_reach_commands(tmp_path):
+    """Orders, a Shopify products export with costs and a LINE link file through the command line."""
+    from tests import profit_shop as shop
+
+    db = tmp_path / "crm.duckdb"
+    orders = fx.write_csv(tmp_path / "o.csv", shop.ORDER_HEADER, shop.order_rows(), "utf-8")
+    maps = [a for col, fld in shop.ORDER_MAP.items() for a in ("--map", f"{col}={fld}")]
+    assert cli("import", str(orders), "--format", "generic", *maps, db=db).returncode == 0  # its headers look like Rakuten's
+    res = cli("import", str(shop.shopify_products(tmp_path / "products_export.csv")), db=db)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["files"][0]["format"] == "shopify_products"
+    links = fx.write_csv(tmp_path / "links.csv", ["注文番号", "LINEユーザーID"], [{"注文番号": "O1", "LINEユーザーID": "U_a"}], "utf-8")
+    res = cli("import", str(links), "--map", "注文番号=order_id", "--map", "LINEユーザーID=line_user_id", "--kind", "line_links", db=db)
+    assert res.returncode == 0, res.stderr
+    profit = json.loads(cli("profit", db=db).stdout)
+    # Only O3's line (JAN 4901234567894 -> P3, cost 1,500) has a cost: 500 on 2,000 of 13,000.
+    assert (profit["gross_profit"], profit["covered_revenue"], profit["line_revenue"]) == (500.0, 2000.0, 13000.0)
+    reach = json.loads(cli("line-reach", db=db).stdout)
+    assert (reach["customers"], reach["line_customers"]) == (3, 1)
+    assert [h["line_customers"] for h in reach["history"]] == [0, 0, 1]

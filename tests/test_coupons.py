@@ -133,7 +133,7 @@ def test_shared_coupon(store):
     ids=["percent", "yen", "free-shipping"],
 )
 def test_cost_estimate_with_the_users_rate(store, coupon, per_order):
-    est = K.estimate_cost(store, coupon, 1000, average_order_value=5000, margin=0.4, redemption_rate=0.05)
+    est = K.estimate_cost(store, coupon, 1000, average_order_value=5000, margin=0.4, redemption_rate=0.05, incremental_share=1.0)
     assert est.rate_source == "入力した利用率"
     assert est.redemptions == pytest.approx(50)
     assert est.discount_per_order == pytest.approx(per_order)
@@ -142,8 +142,22 @@ def test_cost_estimate_with_the_users_rate(store, coupon, per_order):
     assert est.net == pytest.approx(est.gross_profit - est.discount_cost)
 
 
+def test_cost_estimate_counts_profit_only_on_incremental_redemptions(store):
+    """Issue 17: every redemption used to count as extra profit; only orders the coupon added do."""
+    coupon, per_order = _unique(value=10), 500.0
+    est = K.estimate_cost(store, coupon, 1000, average_order_value=5000, margin=0.4, redemption_rate=0.05,
+                          incremental_share=0.25)
+    assert est.redemptions == pytest.approx(50)
+    assert est.discount_cost == pytest.approx(50 * per_order)  # the discount is paid on all 50
+    assert est.incremental_orders == pytest.approx(12.5)
+    assert est.gross_profit == pytest.approx(12.5 * 5000 * 0.4)
+    assert est.net == pytest.approx(12.5 * 5000 * 0.4 - 50 * per_order)
+    with pytest.raises(InputError):
+        K.estimate_cost(store, coupon, 10, average_order_value=5000, incremental_share=1.5)
+
+
 def test_cost_estimate_uses_min_purchase_as_order_value(store):
-    est = K.estimate_cost(None, _unique(min_purchase=8000), 100, average_order_value=5000, redemption_rate=0.1)
+    est = K.estimate_cost(None, _unique(min_purchase=8000), 100, average_order_value=5000, redemption_rate=0.1, incremental_share=1.0)
     assert est.order_value == 8000 and est.discount_per_order == pytest.approx(800)
 
 
@@ -154,7 +168,7 @@ def test_cost_estimate_prefers_past_redemptions(store):
     for i, code in enumerate(codes):
         store.execute("INSERT INTO orders (order_id, source, coupon_code, cancelled) VALUES (?, 'rakuten', ?, ?)",
                       [f"O{i}", code.lower(), i == 0])
-    est = K.estimate_cost(store, _unique(), 1000, average_order_value=5000, redemption_rate=0.5)
+    est = K.estimate_cost(store, _unique(), 1000, average_order_value=5000, redemption_rate=0.5, incremental_share=1.0)
     assert est.rate_source == "過去のクーポン利用実績"
     assert est.redemption_rate == pytest.approx(9 / 40)  # the cancelled order does not count
 

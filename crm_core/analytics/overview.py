@@ -45,3 +45,35 @@ def sidebar_counts(store: Store) -> tuple[int, int, object]:
         "SELECT count(DISTINCT customer_id), count(*), max(ordered_at) FROM orders WHERE " + is_purchase()  # noqa: S608
     )
     return customers, orders, last
+
+
+def line_reach(store: Store) -> dict:
+    """Customers reachable on LINE now, and after each import (oldest first).
+
+    Returns
+    -------
+    dict
+        ``customers``, ``line_customers`` (with a LINE user id now),
+        ``share`` (None without customers), ``linked_by_files`` (customers
+        whose id came from a LINE link file), ``history``: a list of
+        ``{"import_id", "recorded_at", "file_names", "customers",
+        "line_customers", "added"}`` (``added`` = change since the previous import).
+    """
+    customers, line = store.fetchone(
+        "SELECT count(*), count(*) FILTER (WHERE line_user_id IS NOT NULL) FROM customers"
+    )
+    linked = store.scalar(
+        "SELECT count(DISTINCT c.customer_id) FROM customers c JOIN line_links l ON l.line_user_id = c.line_user_id"
+    )
+    rows = store.fetchall(
+        "SELECT import_id, recorded_at, file_names, customers, line_customers, "
+        "line_customers - lag(line_customers, 1, 0) OVER (ORDER BY import_id) FROM line_reach ORDER BY import_id"
+    )
+    keys = ("import_id", "recorded_at", "file_names", "customers", "line_customers", "added")
+    return {
+        "customers": int(customers),
+        "line_customers": int(line),
+        "share": line / customers if customers else None,
+        "linked_by_files": int(linked or 0),
+        "history": [dict(zip(keys, r, strict=True)) for r in rows],
+    }

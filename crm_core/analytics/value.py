@@ -21,6 +21,10 @@ order revenue
 line category
     ``coalesce(products.category, order_lines.category)``: Rakuten exports have
     no category column, a product master import fills ``products``.
+gross profit (粗利)
+    Defined next to the purchase in :mod:`crm_core.purchases`
+    (:data:`~crm_core.purchases.GROSS_PROFIT_CTE`): line amount − cost, an
+    unknown cost left out (with its coverage), never 0.
 
 Every function takes the store and explicit dates and parameters, runs its
 heavy work in DuckDB with bound parameters and returns a small DataFrame.
@@ -37,7 +41,9 @@ import pandas as pd
 
 from crm_core.db import Store
 from crm_core.errors import InputError
-from crm_core.purchases import PURCHASES_CTE  # the one definition of a purchase
+from crm_core.purchases import (
+    PURCHASES_CTE,  # the one definition of a purchase (and of its gross profit: purchases.GROSS_PROFIT_CTE)
+)
 
 # --------------------------------------------------------------------------
 # Shared definitions

@@ -46,6 +46,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from crm_core.analytics.profit import CUSTOMER_PROFIT_CTE
 from crm_core.audience.fields import (
     COLUMNS,
     ELEMENT,
@@ -69,6 +70,7 @@ from crm_core.audience.rules import (
 )
 from crm_core.db import Store, quote_ident
 from crm_core.errors import InputError
+from crm_core.purchases import GROSS_PROFIT_CTE
 
 __all__ = [
     # rules (audience.rules) and presets (audience.presets), re-exported: the segment API in one place
@@ -77,7 +79,7 @@ __all__ = [
     # compile and query (this module)
     "ALL_CUSTOMERS", "COLUMNS", "Compiled", "EXPORT_COLUMNS", "NO_MODEL_MESSAGE", "SAMPLE_COLUMNS", "TABLE",
     "compare", "compile_rule", "count", "csv_bytes", "describe", "export_csv", "export_frame", "field_choices",
-    "labels", "line_ids_text", "line_user_ids", "model_as_of", "sample", "summary",
+    "labels", "line_ids_text", "line_user_ids", "model_as_of", "profit_summary", "sample", "summary",
 ]
 
 TABLE = "customer_model"
@@ -572,6 +574,39 @@ def summary(store: Store, rule: Any, as_of: dt.date | None = None) -> dict[str, 
         "line_reachable": int(line),
         "description": c.description,
         "as_of": as_of or _as_date(model_as_of),
+    }
+
+
+def profit_summary(store: Store, rule: Any, as_of: dt.date | None = None) -> dict[str, Any]:
+    """Gross profit of a segment (definition: :mod:`crm_core.analytics.value`), beside :func:`summary`.
+
+    Returns
+    -------
+    dict
+        ``gross_profit`` (historic, lines with a known cost; None when none
+        is known), ``coverage`` (costed / all line revenue of the segment),
+        ``margin_rate``, ``predicted_gross_profit_365d`` (Σ predicted CLV ×
+        each customer's margin rate, over customers with a known rate),
+        ``predicted_covered_share`` (share of the segment's predicted CLV
+        that has a margin rate).
+    """
+    c = compile_rule(store, rule, as_of)
+    sql = (
+        "WITH " + GROSS_PROFIT_CTE + ", " + CUSTOMER_PROFIT_CTE  # noqa: S608 - constant SQL and generated WHERE
+        + """ SELECT sum(p.line_revenue), sum(p.covered_revenue), sum(p.gross_profit),
+                     sum(CAST(cm.predicted_clv_365d AS DOUBLE) * p.gross_profit / nullif(p.covered_revenue, 0)),
+                     sum(CAST(cm.predicted_clv_365d AS DOUBLE)) FILTER (WHERE p.covered_revenue > 0),
+                     sum(CAST(cm.predicted_clv_365d AS DOUBLE))
+              FROM customer_model AS cm LEFT JOIN customer_profit p USING (customer_id) WHERE """ + c.where
+    )
+    line_rev, covered, gp, pred, pred_cov, pred_all = _run(store, sql, c.params, c.rule)[0]
+    line_rev, covered = float(line_rev or 0), float(covered or 0)
+    return {
+        "gross_profit": None if gp is None else float(gp),
+        "coverage": covered / line_rev if line_rev else None,
+        "margin_rate": float(gp) / covered if gp is not None and covered else None,
+        "predicted_gross_profit_365d": None if pred is None else float(pred),
+        "predicted_covered_share": float(pred_cov or 0) / float(pred_all) if pred_all else None,
     }
 
 

@@ -138,17 +138,53 @@ PRODUCT_FIELDS: dict[str, str] = {
     "product_id": "商品管理番号",
     "product_name": "商品名",
     "category": "カテゴリ",
+    "sku": "SKU・商品番号",
+    "jan": "JANコード",
+    "unit_cost": "原価（1個あたり）",
+    "margin_rate": "粗利率",
 }
+LINE_LINK_FIELDS: dict[str, str] = {
+    "line_user_id": "LINEユーザーID",
+    "order_id": "注文番号",
+    "phone": "電話番号",
+    "email": "メールアドレス",
+}
+MESSAGE_STATS_FIELDS: dict[str, str] = {
+    "message_name": "配信名・タイトル",
+    "sent_on": "配信日",
+    "campaign_id": "施策ID",
+    "channel": "配信元（LINE・R-Mail）",
+    "delivered": "配信数",
+    "opens": "開封数",
+    "clicks": "クリック数",
+    "unique_clicks": "クリックした人数",
+}
+STATS_COUNT_FIELDS = ("delivered", "opens", "clicks", "unique_clicks")
+"""Counts of an aggregate message report (a blank or ``-`` cell from LINE is a withheld small value)."""
 
-KIND_FIELDS = {"orders": ORDER_FIELDS, "contacts": CONTACT_FIELDS, "products": PRODUCT_FIELDS}
+KIND_FIELDS = {
+    "orders": ORDER_FIELDS,
+    "contacts": CONTACT_FIELDS,
+    "products": PRODUCT_FIELDS,
+    "line_links": LINE_LINK_FIELDS,
+    "message_stats": MESSAGE_STATS_FIELDS,
+}
 # Other names a mapping may use for a field (``--map 会員番号=customer_id``): the
 # store's own column name for the shop's customer number is ``customer_key``.
 FIELD_SYNONYMS = {"customer_id": "customer_key"}
-KIND_LABELS = {"orders": "注文データ", "contacts": "顧客・連絡先リスト", "products": "商品マスタ"}
+KIND_LABELS = {
+    "orders": "注文データ",
+    "contacts": "顧客・連絡先リスト",
+    "products": "商品マスタ（原価・粗利率）",
+    "line_links": "LINE連携ファイル（注文番号・電話番号・メール → LINEユーザーID）",
+    "message_stats": "配信レポート（LINE・R-Mailの開封・クリック集計）",
+}
 REQUIRED = {
     "orders": (("order_id",), ("ordered_at",)),
     "contacts": (("email", "phone", "customer_key"),),
-    "products": (("product_id",),),
+    "products": (("product_id", "sku", "jan"),),
+    "line_links": (("line_user_id",), ("order_id", "phone", "email")),
+    "message_stats": (("message_name", "sent_on", "campaign_id"),),
 }
 
 
@@ -400,7 +436,48 @@ CONSOLE_CONTACTS = ExportFormat(
     },
 )
 
-KNOWN_FORMATS = (RAKUTEN, RAKUTEN_LEGACY, SHOPIFY, SHOPIFY_CUSTOMERS, CONSOLE_PRODUCTS, CONSOLE_CONTACTS)
+# RMS 商品CSV (item.csv, 商品一括編集).  Header names from public code that reads the file
+# (secondary; RMS manuals need a login).  It has no cost column: costs come from the console
+# or a generic file; the export gives the product ids, names and SKU / JAN links.
+RAKUTEN_ITEMS = ExportFormat(
+    key="rakuten_items",
+    label="楽天市場 商品CSV（RMS 商品一括編集）",
+    short_label="楽天の商品CSV",
+    kind="products",
+    source="rakuten",
+    signature=_n("商品管理番号（商品URL）", "商品名"),
+    aliases={
+        "product_id": _n("商品管理番号（商品URL）"),
+        "sku": _n("商品番号", "システム連携用SKU番号", "SKU管理番号"),
+        "jan": _n("JANコード", "カタログID"),
+        "product_name": _n("商品名"),
+        "category": _n("表示先カテゴリ", "ジャンルID"),
+        "unit_cost": _n("原価"),
+    },
+)
+
+# Shopify products export (Products > Export): one row per variant; ``Cost per item``
+# is the variant's cost (help.shopify.com, "Using CSV files to import and export products").
+SHOPIFY_PRODUCTS = ExportFormat(
+    key="shopify_products",
+    label="Shopify 商品エクスポート（Cost per item）",
+    short_label="Shopify商品エクスポート",
+    kind="products",
+    source="shopify",
+    signature=_n("Handle", "Title", "Variant SKU"),
+    aliases={
+        "product_id": _n("Variant SKU"),
+        "sku": _n("Variant SKU"),
+        "jan": _n("Variant Barcode"),
+        "product_name": _n("Title"),
+        "category": _n("Product Category", "Type"),
+        "unit_cost": _n("Cost per item"),
+    },
+)
+
+KNOWN_FORMATS = (
+    RAKUTEN, RAKUTEN_LEGACY, SHOPIFY, SHOPIFY_CUSTOMERS, CONSOLE_PRODUCTS, CONSOLE_CONTACTS, RAKUTEN_ITEMS, SHOPIFY_PRODUCTS,
+)
 FORMATS_BY_KEY = {f.key: f for f in KNOWN_FORMATS}
 # A file sharing at least this share of a layout's known headers (and at least
 # CLOSE_MIN of them) is taken for that layout with columns missing.
@@ -437,6 +514,18 @@ GENERIC_ALIASES: dict[str, tuple[str, ...]] = {
     "line_amount": _n("明細金額", "line amount", "line_amount"),
     "subscription_id": _n("定期購入番号", "申込番号", "subscription id", "subscription_id"),
     "subscription_seq": _n("お届け回数", "申込お届け回数", "subscription_seq", "delivery count"),
+    "sku": _n("SKU", "商品番号", "variant sku", "品番"),
+    "jan": _n("JAN", "JANコード", "barcode", "variant barcode", "ean"),
+    "unit_cost": _n("原価", "仕入値", "仕入価格", "cost", "cost per item", "unit cost"),
+    "margin_rate": _n("粗利率", "利益率", "margin", "margin rate"),
+    "message_name": _n("配信名", "メッセージ名", "タイトル", "件名", "message", "subject"),
+    "sent_on": _n("配信日", "配信日時", "送信日", "送信日時", "date", "sent at"),
+    "campaign_id": _n("施策ID", "campaign id", "campaign_id"),
+    "channel": _n("配信元", "チャネル", "channel", "媒体"),
+    "delivered": _n("配信数", "送信数", "配信成功数", "delivered", "sent"),
+    "opens": _n("開封数", "開封人数", "opens", "impressions", "uniqueimpression"),
+    "clicks": _n("クリック数", "clicks", "click"),
+    "unique_clicks": _n("クリック人数", "クリックした人数", "ユニーククリック数", "unique clicks", "uniqueclick"),
 }
 
 
@@ -519,8 +608,16 @@ def guess_kind(headers: list[str]) -> str:
     """Best guess of what a generic file holds, from its headers."""
     scores = {kind: len(suggest_mapping(headers, kind)) for kind in KIND_FIELDS}
     mapped = suggest_mapping(headers, "orders")
+    links = set(suggest_mapping(headers, "line_links").values())
+    if "line_user_id" in links and "ordered_at" not in mapped.values() and len(links) >= 2:
+        return "line_links"
     if "order_id" in mapped.values():
         return "orders"
+    stats = set(suggest_mapping(headers, "message_stats").values())
+    if stats & {"opens", "clicks", "unique_clicks"}:
+        return "message_stats"
+    if set(suggest_mapping(headers, "products").values()) & {"unit_cost", "margin_rate"}:
+        return "products"
     if scores["contacts"] >= scores["products"]:
         return "contacts"
     return "products"

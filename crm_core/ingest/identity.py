@@ -41,6 +41,9 @@ def rebuild_customers(cur: duckdb.DuckDBPyConnection) -> dict[str, int]:
     Profile values are the latest non-empty ones over the customer's orders;
     contact lists (Shopify customers export, LINE friend lists) add the LINE
     user id, opt-in, birthday, gender and tags, matched by e-mail, else phone.
+    LINE link files (``line_links``) attach a LINE user id through the order
+    number (to that order's customer), else the phone, else the e-mail; a
+    link wins over a contact list, the latest import over older ones.
 
     Returns
     -------
@@ -75,6 +78,16 @@ def rebuild_customers(cur: duckdb.DuckDBPyConnection) -> dict[str, int]:
             UNION ALL BY NAME
             SELECT p.customer_id, c.* FROM contacts c JOIN phones p ON c.phone = p.phone WHERE c.email IS NULL
         ),
+        links AS (
+            SELECT o.customer_id, l.line_user_id, l.import_id FROM line_links l JOIN orders o ON o.order_id = l.order_id
+            UNION ALL
+            SELECT p.customer_id, l.line_user_id, l.import_id FROM line_links l JOIN phones p ON l.phone = p.phone
+            WHERE l.order_id IS NULL
+            UNION ALL
+            SELECT e.customer_id, l.line_user_id, l.import_id FROM line_links l JOIN emails e ON l.email = e.email
+            WHERE l.order_id IS NULL AND l.phone IS NULL
+        ),
+        lagg AS (SELECT customer_id, arg_max(line_user_id, import_id) AS line_user_id FROM links GROUP BY customer_id),
         cagg AS (
             SELECT customer_id,
                    arg_max(line_user_id, import_id) AS line_user_id,
@@ -94,10 +107,10 @@ def rebuild_customers(cur: duckdb.DuckDBPyConnection) -> dict[str, int]:
                coalesce(p.birthday, c.birthday) AS birthday,
                coalesce(p.prefecture, c.prefecture) AS prefecture,
                coalesce(c.email_opt_in, p.email_opt_in, FALSE) AS email_opt_in,
-               c.line_user_id, c.tags,
+               coalesce(lk.line_user_id, c.line_user_id) AS line_user_id, c.tags,
                p.orders_merged, p.first_seen_at,
                coalesce(p.customer_key, c.customer_key) AS customer_key
-        FROM prof p LEFT JOIN cagg c USING (customer_id)
+        FROM prof p LEFT JOIN cagg c USING (customer_id) LEFT JOIN lagg lk USING (customer_id)
         """
     )
     customers, orders, no_key = cur.execute(
@@ -280,3 +293,11 @@ def carry_over(cur: duckdb.DuckDBPyConnection, key_label: str = "") -> dict[str,
             "WHERE coupon_codes.customer_id = m.old_id AND m.new_id <> m.old_id"
         )
     return carried
+
+
+def record_line_reach(cur: duckdb.DuckDBPyConnection, import_id: int | None, file_names: str, at: object) -> None:
+    """Append how many customers have a LINE user id now (one row per import batch)."""
+    cur.execute(
+        "INSERT INTO line_reach SELECT ?, ?, ?, count(*), count(*) FILTER (WHERE line_user_id IS NOT NULL) FROM customers",
+        [import_id, at, file_names],
+    )

@@ -29,7 +29,7 @@ from crm_core import clock
 from crm_core.db import Store, mark_refresh_due, quote_ident
 from crm_core.errors import InputError
 from crm_core.ingest import formats as F
-from crm_core.ingest.identity import IDENTITY_KEYS, identity_key_setting, rebuild_customers
+from crm_core.ingest.identity import IDENTITY_KEYS, identity_key_setting, rebuild_customers, record_line_reach
 from crm_core.ingest.reader import ENCODING_LABELS, RawFile, prepare, remove_quietly
 from crm_core.tempfiles import sweep, work_dir
 
@@ -240,10 +240,13 @@ def import_files(
             report.customers = stats["customers"]
             report.orders_merged = stats["orders_merged"]
             report.customers_without_key = stats["customers_without_key"]
-            if any(f.kind in ("orders", "contacts") and f.changed for f in report.files):
+            if any(f.kind in ("orders", "contacts", "line_links") and f.changed for f in report.files):
                 # committed with the data: a process killed before the refresh ends
                 # leaves the mark, and the next start or command finishes the refresh
                 mark_refresh_due(cur)
+            ids = [f.import_id for f in report.files if f.import_id is not None]
+            if ids:
+                record_line_reach(cur, max(ids), "、".join(f.file_name for f in report.files), clock.now())
             cur.execute("COMMIT")
         except InputError:
             cur.execute("ROLLBACK")
@@ -325,7 +328,7 @@ def _generic_plan(raw: RawFile, name: str, mapping: dict[str, str], kind: str | 
             f"「{name}」: 汎用CSVは、どの列が何を表すか（列の対応）を指定してください。", "generic without mapping"
         )
     fields = {F.FIELD_SYNONYMS.get(f, f) for f in mapping.values()}
-    kind = kind or ("orders" if "order_id" in fields else "products" if "category" in fields and "email" not in fields else "contacts")
+    kind = kind or _kind_from_fields(fields)
     if kind not in F.KIND_FIELDS:
         raise InputError(f"データの種類「{kind}」には対応していません。", f"unknown kind {kind}")
     allowed = F.KIND_FIELDS[kind]
@@ -349,6 +352,19 @@ def _generic_plan(raw: RawFile, name: str, mapping: dict[str, str], kind: str | 
         columns[fld] = pos
     _check_required(name, kind, columns, lambda fld: allowed[fld])
     return _Plan(raw, name, "generic", f"汎用CSV（{F.KIND_LABELS[kind]}）", kind, "generic", columns)
+
+
+def _kind_from_fields(fields: set[str]) -> str:
+    """What a generic file holds, from the fields its mapping uses (when the caller did not say)."""
+    if "line_user_id" in fields and fields & {"order_id", "phone", "email"} and "ordered_at" not in fields:
+        return "line_links"
+    if "order_id" in fields:
+        return "orders"
+    if fields & {"opens", "clicks", "unique_clicks"}:
+        return "message_stats"
+    if fields & {"unit_cost", "margin_rate", "jan"} or ("category" in fields and "email" not in fields):
+        return "products"
+    return "contacts"
 
 
 def _check_required(name: str, kind: str, columns: dict[str, int], label: Callable[[str], str]) -> None:
@@ -403,7 +419,7 @@ def _stage(cur: duckdb.DuckDBPyConnection, plan: _Plan, fields: Sequence[str], t
 _CSV_FAST = "parallel = true, null_padding = false"
 _CSV_PADDED = "parallel = false, null_padding = true"
 _TEMP_VIEWS = ("st_ok", "st_rows")
-_TEMP_TABLES = ("stage", "st", "rej", "bad_orders", "o1", "new_orders", "new_lines", "diff", "status_codes", "pref_names")
+_TEMP_TABLES = ("stage", "st", "st0", "rej", "bad_orders", "o1", "new_orders", "new_lines", "diff", "status_codes", "pref_names")
 
 
 def _drop_temp(cur: duckdb.DuckDBPyConnection, staged: int = 0) -> None:
@@ -447,6 +463,10 @@ def _import_one(cur: duckdb.DuckDBPyConnection, plan: _Plan, key: str, report: I
         changed = fr.orders_added + fr.orders_updated > 0
     elif plan.kind == "contacts":
         changed = _import_contacts(cur, plan, import_id, fr)
+    elif plan.kind == "line_links":
+        changed = _import_line_links(cur, plan, import_id, fr)
+    elif plan.kind == "message_stats":
+        changed = _import_message_stats(cur, plan, import_id, fr)
     else:
         changed = _import_products(cur, plan, import_id, fr)
     fr.changed = changed
@@ -481,6 +501,8 @@ _STAGE_FIELDS = {
     "orders": _ORDER_STAGE_FIELDS,
     "contacts": tuple(F.CONTACT_FIELDS),
     "products": tuple(F.PRODUCT_FIELDS),
+    "line_links": tuple(F.LINE_LINK_FIELDS),
+    "message_stats": tuple(F.MESSAGE_STATS_FIELDS),
 }
 
 _NEW_LINES_SELECT = """
@@ -766,36 +788,158 @@ def _import_contacts(cur: duckdb.DuckDBPyConnection, plan: _Plan, import_id: int
 
 
 def _import_products(cur: duckdb.DuckDBPyConnection, plan: _Plan, import_id: int, fr: FileReport) -> bool:
+    """Upsert the product master.  A product is keyed by its id, else SKU, else JAN.
+
+    Cost and margin rate are only overwritten by a file that has them: an RMS
+    item export (no cost column) keeps the costs entered in the console.
+    """
     fr.rows_read = plan.rows
+    key = f"coalesce({_clean('product_id')}, {_clean('sku')}, {_clean('jan')})"
+    rate = f"crm_amount(replace({_clean('margin_rate')}, '%', ''))"
     cur.execute(
         f"""
         CREATE TEMP TABLE st AS
-        SELECT {_clean('product_id')} AS product_id,
+        SELECT {key} AS product_id,
                arg_min({_clean('product_name')}, rowid) AS product_name,
                arg_min({_clean('category')}, rowid) AS category,
+               arg_min({_clean('sku')}, rowid) AS sku,
+               arg_min(ltrim({_clean('jan')}, ''''), rowid) AS jan,
+               arg_min(crm_amount({_clean('unit_cost')}), rowid) AS unit_cost,
+               arg_min(CAST(CASE WHEN {rate} > 1 THEN {rate} / 100 ELSE {rate} END AS DOUBLE), rowid) AS margin_rate,
+               CAST(? AS VARCHAR) AS cost_source,
                ? AS import_id
-        FROM stage WHERE {_clean('product_id')} IS NOT NULL
+        FROM stage WHERE {key} IS NOT NULL
         GROUP BY 1
         """,  # noqa: S608 - identifiers from quote_ident over fixed field names
-        [import_id],
+        [plan.display_name if "unit_cost" in plan.columns or "margin_rate" in plan.columns else None, import_id],
     )
     fr.products = int(cur.execute("SELECT count(*) FROM st").fetchone()[0])
-    fr.rows_rejected = fr.rows_read - int(
-        cur.execute("SELECT count(*) FROM stage WHERE NULLIF(trim(product_id), '') IS NOT NULL").fetchone()[0]
-    )
+    fr.rows_rejected = fr.rows_read - int(cur.execute(f"SELECT count(*) FROM stage WHERE {key} IS NOT NULL").fetchone()[0])  # noqa: S608
     if fr.products == 0:
-        fr.note = f"「{plan.display_name}」: {fr.rows_read:,}行すべてで商品管理番号が空のため、商品として使える行がありません。"
+        fr.note = f"「{plan.display_name}」: {fr.rows_read:,}行すべてで商品管理番号・SKU・JANコードが空のため、商品として使える行がありません。"
         return False
+    has_cost = "unit_cost" in plan.columns or "margin_rate" in plan.columns
     same = cur.execute(
         """
         SELECT count(*) FROM st s JOIN products p USING (product_id)
         WHERE p.product_name IS NOT DISTINCT FROM s.product_name AND p.category IS NOT DISTINCT FROM s.category
-        """
+          AND p.sku IS NOT DISTINCT FROM s.sku AND p.jan IS NOT DISTINCT FROM s.jan
+          AND (NOT ? OR (p.unit_cost IS NOT DISTINCT FROM s.unit_cost AND p.margin_rate IS NOT DISTINCT FROM s.margin_rate))
+        """,
+        [has_cost],
     ).fetchone()[0]
     if same == fr.products:
         return False
+    if not has_cost:
+        cur.execute(
+            "UPDATE st SET unit_cost = p.unit_cost, margin_rate = p.margin_rate, cost_source = p.cost_source "
+            "FROM products p WHERE p.product_id = st.product_id"
+        )
+    else:
+        cur.execute("UPDATE st SET cost_source = NULL WHERE unit_cost IS NULL AND margin_rate IS NULL")
     cur.execute("DELETE FROM products WHERE product_id IN (SELECT product_id FROM st)")
     cur.execute("INSERT INTO products BY NAME SELECT * FROM st")
+    return True
+
+
+def _import_line_links(cur: duckdb.DuckDBPyConnection, plan: _Plan, import_id: int, fr: FileReport) -> bool:
+    """Store rows "order number / phone / e-mail -> LINE user id"; customers pick them up in rebuild_customers."""
+    fr.rows_read = plan.rows
+    cur.execute(
+        f"""
+        CREATE TEMP TABLE st AS
+        SELECT DISTINCT {_clean('order_id')} AS order_id,
+               crm_digits({_clean('phone')}) AS phone,
+               lower({_clean('email')}) AS email,
+               ltrim({_clean('line_user_id')}, '''') AS line_user_id,
+               CAST(? AS INTEGER) AS import_id
+        FROM stage
+        WHERE {_clean('line_user_id')} IS NOT NULL
+          AND coalesce({_clean('order_id')}, crm_digits({_clean('phone')}), {_clean('email')}) IS NOT NULL
+        """,  # noqa: S608 - identifiers from quote_ident over fixed field names
+        [import_id],
+    )
+    fr.contacts = int(cur.execute("SELECT count(*) FROM st").fetchone()[0])
+    fr.rows_rejected = fr.rows_read - fr.contacts
+    new = cur.execute(
+        """
+        SELECT count(*) FROM st s WHERE NOT EXISTS (
+            SELECT 1 FROM line_links l WHERE l.line_user_id = s.line_user_id
+              AND l.order_id IS NOT DISTINCT FROM s.order_id AND l.phone IS NOT DISTINCT FROM s.phone
+              AND l.email IS NOT DISTINCT FROM s.email)
+        """
+    ).fetchone()[0]
+    if not new:
+        return False
+    cur.execute(
+        """
+        INSERT INTO line_links BY NAME SELECT * FROM st s WHERE NOT EXISTS (
+            SELECT 1 FROM line_links l WHERE l.line_user_id = s.line_user_id
+              AND l.order_id IS NOT DISTINCT FROM s.order_id AND l.phone IS NOT DISTINCT FROM s.phone
+              AND l.email IS NOT DISTINCT FROM s.email)
+        """
+    )
+    return True
+
+
+def _import_message_stats(cur: duckdb.DuckDBPyConnection, plan: _Plan, import_id: int, fr: FileReport) -> bool:
+    """Aggregate message reports (per message, not per customer).
+
+    A count the source withheld is stored as NULL and named in ``withheld``,
+    never as 0: for LINE (column 配信元 says LINE) an empty cell, for any
+    source an explicit marker (``-``, 非公開, ``<20``).  Otherwise an empty
+    cell is simply unknown.  A report with the same source, campaign, message
+    name and date replaces the earlier one.
+    """
+    fr.rows_read = plan.rows
+    counts = [f for f in F.STATS_COUNT_FIELDS if f in plan.columns]
+    channel = _clean("channel")
+    raw = ", ".join(f"{_clean(f)} AS {quote_ident('raw_' + f)}" for f in F.STATS_COUNT_FIELDS)
+    cur.execute(
+        f"""
+        CREATE TEMP TABLE st0 AS
+        SELECT CAST(? AS BIGINT) * 100000 + row_number() OVER () AS stats_id,
+               try_cast({_clean('campaign_id')} AS INTEGER) AS campaign_id,
+               CASE WHEN lower({channel}) LIKE '%line%' THEN 'line'
+                    WHEN regexp_replace(lower({channel}), '[^a-z]', '', 'g') = 'rmail' OR {channel} LIKE '%メルマガ%' THEN 'rmail'
+                    ELSE 'report' END AS source,
+               {_clean('message_name')} AS message_name,
+               CAST(crm_local_ts({_clean('sent_on')}) AS DATE) AS sent_on,
+               {raw}
+        FROM stage
+        WHERE coalesce({_clean('message_name')}, {_clean('sent_on')}, {_clean('campaign_id')}) IS NOT NULL
+        """,  # noqa: S608 - identifiers from quote_ident over fixed field names
+        [import_id],
+    )
+    markers = "('-', '－', '―', '非公開', '<20', '20未満')"
+    withheld = [
+        f"CASE WHEN ({quote_ident('raw_' + f)} IS NULL AND source = 'line') OR {quote_ident('raw_' + f)} IN {markers} "
+        f"THEN {_text_literal(f)} END"
+        for f in counts
+    ]
+    values = ", ".join(f"crm_int({quote_ident('raw_' + f)}) AS {quote_ident(f)}" for f in F.STATS_COUNT_FIELDS)
+    cur.execute(
+        f"""
+        CREATE TEMP TABLE st AS
+        SELECT stats_id, campaign_id, source, message_name, sent_on, {values},
+               NULLIF(concat_ws(',', {', '.join(withheld) or "NULL"}), '') AS withheld,
+               CAST(? AS INTEGER) AS import_id, CAST(? AS TIMESTAMP) AS recorded_at
+        FROM st0
+        """,  # noqa: S608 - identifiers from quote_ident over fixed field names; labels are our constants
+        [import_id, clock.now()],
+    )
+    cur.execute("DROP TABLE st0")
+    fr.contacts = int(cur.execute("SELECT count(*) FROM st").fetchone()[0])
+    fr.rows_rejected = fr.rows_read - fr.contacts
+    cur.execute(
+        """
+        DELETE FROM message_stats m WHERE EXISTS (
+            SELECT 1 FROM st s WHERE s.message_name IS NOT DISTINCT FROM m.message_name
+              AND s.sent_on IS NOT DISTINCT FROM m.sent_on AND s.source = m.source
+              AND s.campaign_id IS NOT DISTINCT FROM m.campaign_id)
+        """
+    )
+    cur.execute("INSERT INTO message_stats BY NAME SELECT * FROM st")
     return True
 
 

@@ -281,7 +281,12 @@ def export_codes(store: Store, coupon_id: str) -> pd.DataFrame:
 # -- cost estimate -----------------------------------------------------------------------------
 @dataclass
 class CostEstimate:
-    """What a coupon is expected to cost and bring (yen)."""
+    """What a coupon is expected to cost and bring (yen).
+
+    Every redemption costs its discount, but only the *incremental* ones (orders
+    that would not have happened without the coupon, measured against a
+    holdout) bring extra gross profit.
+    """
 
     recipients: int
     redemption_rate: float
@@ -292,6 +297,9 @@ class CostEstimate:
     discount_cost: float
     gross_profit: float
     net: float
+    incremental_share: float = 1.0
+    incremental_orders: float = 0.0
+    margin: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -322,22 +330,27 @@ def estimate_cost(
     recipients: int,
     *,
     average_order_value: float,
+    incremental_share: float,
     margin: float = 0.3,
     redemption_rate: float = 0.05,
     shipping_fee: float = DEFAULT_SHIPPING_FEE,
 ) -> CostEstimate:
-    """Expected redemptions × discount against the gross profit of those orders.
+    """Expected discount cost against the gross profit of the *extra* orders only.
 
     ``redemptions = recipients × rate`` where the rate is the past redemption
     rate of issued codes when the store has enough history
     (:func:`past_redemption_rate`), else ``redemption_rate``.  An order is
     worth ``max(average_order_value, min_purchase)``; the discount is
-    ``value %`` of it, ``value`` yen, or the shipping fee.  ``gross_profit =
-    redemptions × order value × margin`` and ``net = gross_profit -
-    discount_cost``.
+    ``value %`` of it, ``value`` yen, or the shipping fee, and is paid on every
+    redemption.  Only ``incremental_orders = redemptions × incremental_share``
+    bring new gross profit: most redeemers would have bought anyway (the share
+    is measured against holdouts by
+    :func:`crm_core.results.attribution.coupon_incremental_share`, or given).
+    ``gross_profit = incremental_orders × order value × margin`` and
+    ``net = gross_profit − discount_cost``.
     """
-    if not 0 <= margin <= 1 or not 0 <= redemption_rate <= 1:
-        raise InputError("利益率と利用率は0〜100%の範囲で入力してください。", "rate out of range")
+    if not 0 <= margin <= 1 or not 0 <= redemption_rate <= 1 or not 0 <= incremental_share <= 1:
+        raise InputError("利益率・利用率・上乗せの割合は0〜100%の範囲で入力してください。", "rate out of range")
     rate, source = redemption_rate, "入力した利用率"
     past = past_redemption_rate(store) if store is not None else None
     if past is not None:
@@ -351,5 +364,7 @@ def estimate_cost(
         per = float(shipping_fee)
     redemptions = recipients * rate
     cost = redemptions * per
-    profit = redemptions * order_value * margin
-    return CostEstimate(recipients, rate, source, redemptions, order_value, per, cost, profit, profit - cost)
+    extra = redemptions * incremental_share
+    profit = extra * order_value * margin
+    return CostEstimate(recipients, rate, source, redemptions, order_value, per, cost, profit, profit - cost,
+                        incremental_share, extra, margin)

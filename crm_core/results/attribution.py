@@ -42,7 +42,12 @@ Costs
     (:func:`message_rate`); R-Mail ¥1; own e-mail ¥0 unless the campaign
     states a cost per message; plus coupon discounts on redeemed orders and
     the campaign's fixed cost.  ROI = (incremental revenue − cost) / cost;
-    CPO = cost / attributed orders.  ROI is given with the range from the
+    CPO = cost / attributed orders.  Profit ROI = (incremental gross profit −
+    cost) / cost, where incremental gross profit is treatment minus holdout
+    gross profit per recipient (:func:`profit_lift`; gross profit as defined
+    in :mod:`crm_core.analytics.value`) -- orders and coupon redemptions that
+    would have happened anyway add nothing; shown with the share of revenue
+    whose cost is known, and not at all when none is.  ROI is given with the range from the
     incremental revenue's interval, and not at all when the comparison is too small.
 """
 
@@ -59,6 +64,7 @@ from scipy import stats
 
 from crm_core import jp
 from crm_core.db import Store
+from crm_core.purchases import GROSS_PROFIT_CTE
 from crm_core.results import campaigns as C
 from crm_core.results import experiments as E
 
@@ -80,8 +86,8 @@ VERDICT_NO_HOLDOUT = "判断できません（送らないグループがあり�
 
 
 # -- attribution ----------------------------------------------------------------------------
-_ATTRIBUTED_SQL = """
-WITH touches AS (
+_ATTRIBUTED_SQL = "WITH " + GROSS_PROFIT_CTE + """,
+touches AS (
     SELECT o.source, o.order_id, o.customer_id, o.ordered_at,
            CAST(coalesce(o.total_amount, 0) AS DOUBLE) AS revenue,
            CAST(coalesce(o.discount_amount, 0) AS DOUBLE) AS discount,
@@ -95,10 +101,12 @@ WITH touches AS (
       AND o.ordered_at >= c.sent_at
       AND o.ordered_at < c.sent_at + to_days(c.attribution_days)
 )
-SELECT campaign_id, source, order_id, customer_id, ordered_at, revenue, discount, coupon_code, coupon_redeemed,
-       variant, holdout
-FROM touches WHERE touch_rank = 1
-"""
+SELECT t.campaign_id, t.source, t.order_id, t.customer_id, t.ordered_at, t.revenue, t.discount, t.coupon_code,
+       t.coupon_redeemed, t.variant, t.holdout,
+       p.gross_profit, coalesce(p.covered_revenue, 0) AS covered_revenue, coalesce(p.line_revenue, 0) AS line_revenue
+FROM touches t LEFT JOIN order_profit p ON p.source = t.source AND p.order_id = t.order_id
+WHERE t.touch_rank = 1
+"""  # noqa: S608 - constant SQL fragments
 
 
 def attributed_orders(store: Store, campaign_id: int | None = None) -> pd.DataFrame:
@@ -108,7 +116,9 @@ def attributed_orders(store: Store, campaign_id: int | None = None) -> pd.DataFr
     -------
     DataFrame
         ``campaign_id, source, order_id, customer_id, ordered_at, revenue,
-        discount, coupon_code, coupon_redeemed, variant, holdout``.
+        discount, coupon_code, coupon_redeemed, variant, holdout,
+        gross_profit`` (None when no line has a known cost),
+        ``covered_revenue, line_revenue``.
     """
     if campaign_id is None:
         return store.df(_ATTRIBUTED_SQL + " ORDER BY campaign_id, ordered_at")
@@ -122,7 +132,8 @@ def recipient_table(store: Store, campaign_id: int) -> pd.DataFrame:
     -------
     DataFrame
         ``customer_id, variant, holdout, has_result, delivered, opened,
-        clicked, orders, revenue, coupon_orders, discount``.
+        clicked, orders, revenue, coupon_orders, discount, gross_profit``
+        (of the lines with a known cost), ``covered_revenue, line_revenue``.
     """
     return store.df(
         "WITH att AS (SELECT * FROM (" + _ATTRIBUTED_SQL + ") WHERE campaign_id = $cid) "  # noqa: S608 - constant SQL
@@ -131,7 +142,10 @@ def recipient_table(store: Store, campaign_id: int) -> pd.DataFrame:
                   coalesce(e.clicked, FALSE) AS clicked,
                   count(a.order_id) AS orders, coalesce(sum(a.revenue), 0) AS revenue,
                   count(a.order_id) FILTER (WHERE a.coupon_redeemed) AS coupon_orders,
-                  coalesce(sum(a.discount) FILTER (WHERE a.coupon_redeemed), 0) AS discount
+                  coalesce(sum(a.discount) FILTER (WHERE a.coupon_redeemed), 0) AS discount,
+                  coalesce(sum(a.gross_profit), 0) AS gross_profit,
+                  coalesce(sum(a.covered_revenue), 0) AS covered_revenue,
+                  coalesce(sum(a.line_revenue), 0) AS line_revenue
            FROM campaign_recipients r
            LEFT JOIN campaign_events e ON e.campaign_id = r.campaign_id AND e.customer_id = r.customer_id
            LEFT JOIN att a ON a.customer_id = r.customer_id
@@ -258,6 +272,7 @@ def _group(df: pd.DataFrame, label: str, with_results: bool) -> dict[str, Any]:
         "group": label, "recipients": n, "buyers": buyers, "orders": orders, "revenue": revenue,
         "conversion": buyers / n if n else math.nan, "revenue_per_recipient": revenue / n if n else math.nan,
         "coupon_orders": int(df["coupon_orders"].sum()), "coupon_discount": float(df["discount"].sum()),
+        "gross_profit": float(df["gross_profit"].sum()) if "gross_profit" in df else None,
         "delivered": None, "opened": None, "clicked": None,
         "delivery_rate": None, "open_rate": None, "click_rate": None,
     }
@@ -398,6 +413,10 @@ def campaign_report(store: Store, campaign_id: int) -> dict[str, Any]:
     orders = int(treat["orders"].sum())
     revenue = float(treat["revenue"].sum())
     incremental = lift["incremental_revenue"] if lift else None
+    profit = profit_lift(treat, control) if len(control) else None
+    line_rev = float(rec["line_revenue"].sum())
+    coverage = float(rec["covered_revenue"].sum()) / line_rev if line_rev else None
+    gp_usable = profit is not None and coverage is not None and coverage > 0
     cost = {
         "messages": sent, "rate": float(rate), "message_cost": message_cost, "coupon_cost": coupon_cost,
         "fixed_cost": fixed, "total_cost": total,
@@ -407,6 +426,14 @@ def campaign_report(store: Store, campaign_id: int) -> dict[str, Any]:
         "roi_low": _roi(lift["incremental_revenue_low"], total, lift) if lift else None,
         "roi_high": _roi(lift["incremental_revenue_high"], total, lift) if lift else None,
         "incremental_cpo": total / lift["incremental_buyers"] if lift and lift["incremental_buyers"] and lift["incremental_buyers"] > 0 else None,
+        "gross_profit": float(treat["gross_profit"].sum()),
+        "cost_coverage": coverage,
+        "incremental_gross_profit": profit["incremental"] if gp_usable else None,
+        "incremental_gross_profit_low": profit["low"] if gp_usable else None,
+        "incremental_gross_profit_high": profit["high"] if gp_usable else None,
+        "roi_gross_profit": _roi(profit["incremental"], total, lift) if gp_usable else None,
+        "roi_gross_profit_low": _roi(profit["low"], total, lift) if gp_usable else None,
+        "roi_gross_profit_high": _roi(profit["high"], total, lift) if gp_usable else None,
     }
     notes = [LAST_TOUCH_NOTE]
     if srm and srm["broken"]:
@@ -415,6 +442,12 @@ def campaign_report(store: Store, campaign_id: int) -> dict[str, Any]:
         notes.append("送らないグループ（比較用）がないため、効果（上乗せ分）は計算できません。")
     if not with_results:
         notes.append("配信結果（到達・開封・クリック）のファイルがまだ取り込まれていません。")
+    if coverage is None or coverage == 0:
+        if line_rev:
+            notes.append("商品の原価が登録されていないため、粗利ベースの効果とROIは計算できません（「データ取込」で商品マスタを取り込むか、原価を入力してください）。")
+    elif coverage < 1:
+        notes.append(f"粗利は、原価が分かる商品（この施策の注文の商品売上の{coverage:.0%}）だけで計算しています。"
+                     "残りの商品の粗利は含まれないため、粗利ベースの数字は控えめ（少なめ）です。")
     window_end = camp["sent_at"] + dt.timedelta(days=int(camp["attribution_days"]))
     last_order = store.scalar("SELECT max(ordered_at) FROM orders")
     if last_order is not None and pd.Timestamp(last_order) < pd.Timestamp(window_end):
@@ -422,6 +455,54 @@ def campaign_report(store: Store, campaign_id: int) -> dict[str, Any]:
     campaign = {k: (v.isoformat() if isinstance(v, (dt.datetime, pd.Timestamp)) else v) for k, v in camp.items()}
     return {"campaign": campaign, "groups": groups, "lift": lift, "ab": ab, "variant_lifts": variant_lifts,
             "cost": cost, "with_results": with_results, "notes": notes, "srm": srm}
+
+
+def profit_lift(treat: pd.DataFrame, control: pd.DataFrame) -> dict[str, float]:
+    """Incremental gross profit of ``treat`` over ``control``: Welch on gross profit per recipient × treated recipients.
+
+    Only the difference to the holdout counts, so orders (and coupon
+    redemptions) that would have happened anyway bring no profit.  Gross
+    profit per customer is capped at the same percentile as revenue.
+    """
+    g1 = treat["gross_profit"].to_numpy(dtype=float)
+    g0 = control["gross_profit"].to_numpy(dtype=float)
+    limit = E.revenue_cap(np.concatenate([g1, g0]))
+    res = welch(E.cap(g1, limit), E.cap(g0, limit))
+    n1 = len(treat)
+    return {"diff": res["diff"], "incremental": res["diff"] * n1, "low": res["low"] * n1, "high": res["high"] * n1,
+            "p": res["p"], "cap": limit}
+
+
+def coupon_incremental_share(store: Store) -> dict[str, Any] | None:
+    """Share of coupon redemptions that were extra orders, measured on past campaigns with a coupon and a holdout.
+
+    ``share = Σ incremental orders / Σ coupon orders`` over those campaigns,
+    where incremental orders = (orders per treated recipient − orders per
+    holdout recipient) × treated recipients; clipped to 0-1.  None when no
+    campaign with a coupon code and a holdout of at least :data:`MIN_GROUP`
+    has redemptions.
+
+    Returns
+    -------
+    dict or None
+        ``share``, ``campaigns`` (how many were used), ``coupon_orders``.
+    """
+    ids = [int(r[0]) for r in store.fetchall(
+        "SELECT campaign_id FROM campaigns WHERE coupon_code IS NOT NULL AND trim(coupon_code) <> '' AND holdout_share > 0")]
+    extra = redeemed = 0.0
+    used = 0
+    for cid in ids:
+        rec = recipient_table(store, cid)
+        treat, control = rec[~rec["holdout"]], rec[rec["holdout"]]
+        coupon_orders = float(treat["coupon_orders"].sum())
+        if len(control) < MIN_GROUP or len(treat) < MIN_GROUP or not coupon_orders:
+            continue
+        extra += (treat["orders"].mean() - control["orders"].mean()) * len(treat)
+        redeemed += coupon_orders
+        used += 1
+    if not used:
+        return None
+    return {"share": min(max(extra / redeemed, 0.0), 1.0), "campaigns": used, "coupon_orders": int(redeemed)}
 
 
 def _roi(incremental: float | None, total: float, lift: dict[str, Any] | None) -> float | None:
@@ -607,6 +688,7 @@ def groups_frame(report: dict[str, Any]) -> pd.DataFrame:
             "購入率": g["conversion"], "注文数": g["orders"], "売上（円）": round(g["revenue"]),
             "1人あたり売上（円）": round(g["revenue_per_recipient"], 1) if not math.isnan(g["revenue_per_recipient"]) else None,
             "クーポン利用注文": g["coupon_orders"],
+            "粗利（円、原価が分かる商品）": round(g["gross_profit"]) if g.get("gross_profit") is not None else None,
         })
     out = pd.DataFrame(rows)
     for col in ("到達数", "開封率", "クリック率"):
@@ -655,7 +737,11 @@ def report_text(report: dict[str, Any]) -> str:
     lines.append(f"  費用 {jp.yen(cost['total_cost'])} (配信 {jp.yen(cost['message_cost'])} + クーポン {jp.yen(cost['coupon_cost'])}"
                  f" + 固定 {jp.yen(cost['fixed_cost'])})"
                  + (f" / CPO {jp.yen(cost['cpo'])}" if cost["cpo"] else "")
-                 + (f" / ROI {jp.pct(cost['roi'], 0)}" if cost["roi"] is not None else ""))
+                 + (f" / ROI {jp.pct(cost['roi'], 0)}" if cost["roi"] is not None else "")
+                 + (f" / 粗利ROI {jp.pct(cost['roi_gross_profit'], 0)}" if cost.get("roi_gross_profit") is not None else ""))
+    if cost.get("incremental_gross_profit") is not None:
+        lines.append(f"  上乗せ粗利 {jp.yen(cost['incremental_gross_profit'])} ({jp.yen(cost['incremental_gross_profit_low'])}〜"
+                     f"{jp.yen(cost['incremental_gross_profit_high'])}、原価が分かる売上 {jp.pct(cost['cost_coverage'], 0)})")
     lines.extend("  ※" + n for n in report["notes"])
     return "\n".join(lines)
 

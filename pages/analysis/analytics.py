@@ -15,7 +15,7 @@ import pandas as pd
 import streamlit as st
 
 from crm_core import clock, jp
-from crm_core.analytics import basket, charts, cohorts, cycles, repeat, subscription
+from crm_core.analytics import basket, charts, cohorts, cycles, profit, repeat, subscription
 from crm_core.analytics import value as analytics
 from pages import ui
 
@@ -536,6 +536,32 @@ def tab_ltv() -> None:
             "離反リスク",
             "risk",
         )
+    tab_profit()
+
+
+def tab_profit() -> None:
+    """Gross profit by category, with how much of it rests on known costs (not cached: costs are edited live)."""
+    st.subheader("粗利（カテゴリ別）")
+    ov = ui.run(profit.profit_overview, STORE)
+    if ov["gross_profit"] is None:
+        ui.empty_state("商品の原価・粗利率がまだ登録されていません。「データ取込」で商品マスタ（楽天の商品CSV・Shopifyの商品エクスポート・"
+                       "原価の一覧）を取り込むか、「商品の原価・粗利率」で入力すると、粗利で見られるようになります。")
+        return
+    table(
+        ui.run(profit.profit_by_category, STORE),
+        {
+            "category": ("カテゴリ", "text"),
+            "line_revenue": ("商品売上", "yen"),
+            "gross_profit": ("粗利（原価が分かる商品）", "yen"),
+            "margin_rate": ("粗利率(%)", "pct"),
+            "coverage": ("原価が分かる売上の割合(%)", "pct"),
+        },
+        "カテゴリ別粗利",
+        "profit",
+    )
+    st.caption(f"粗利 = 商品代金 − 原価（キャンセルを除く全期間。送料・ポイント・クーポンは含みません）。お店全体の粗利率 {ui.pct(ov['margin_rate'])}、"
+               f"原価が分かる売上の割合 {ui.pct(ov['coverage'])}。原価が分からない商品は0円とはみなさず、粗利から除いています。"
+               "割合が低いカテゴリは粗利が少なめに出るので、先に原価を登録してください。")
 
 
 def tab_cycles() -> None:

@@ -26,6 +26,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from crm_core.analytics.overview import line_reach
 from crm_core.audience import editor as E
 from crm_core.audience import library as L
 from crm_core.audience import segments as S
@@ -327,6 +328,35 @@ def rule_editor(as_of: dt.date, version: int) -> dict[str, Any]:
 # ---------------------------------------------------------------------------
 
 
+def reach_caption(store: Store) -> None:
+    """How LINE reach grew with the last imports (LINE link files attach ids to Rakuten buyers)."""
+    reach = ui.run(line_reach, store)
+    steps = [h for h in reach["history"] if h["added"]]
+    text = f"LINEで届くお客様は全体で{reach['line_customers']:,}人（{ui.pct(reach['share'])}）"
+    if reach["linked_by_files"]:
+        text += f"、そのうちLINE連携ファイルでつながった人 {reach['linked_by_files']:,}人"
+    if steps:
+        last = steps[-1]
+        text += f"。直近で増えた取り込み: {ui.jdate(last['recorded_at'])}「{last['file_names']}」で{last['added']:+,}人"
+    st.caption("📱 " + text + "。楽天のお客様のLINE IDは「データ取込」でLINE連携ファイル（注文番号・電話番号→LINEユーザーID）を取り込むと増えます。")
+
+
+def profit_metrics(store: Store, rule: dict[str, Any]) -> None:
+    """The segment's gross profit, historic and predicted, with how much of it rests on known costs."""
+    gp = ui.run(S.profit_summary, store, rule)
+    c = st.columns(3)
+    if gp["gross_profit"] is None:
+        c[0].metric("累計粗利", "原価未登録", help="このセグメントの商品に原価・粗利率が登録されていません。「データ取込」の「商品の原価・粗利率」で登録できます。")
+    else:
+        c[0].metric("累計粗利（原価が分かる商品）", ui.yen(gp["gross_profit"]),
+                    help=f"粗利率 {ui.pct(gp['margin_rate'])}。商品代金 − 原価（送料・ポイント・クーポンは含みません）")
+    c[1].metric("原価が分かる売上の割合", ui.pct(gp["coverage"]),
+                help="100%未満のときは、原価が分からない商品の粗利を含まないため、粗利は実際より少なめに出ます（0円とはみなしません）。")
+    c[2].metric("今後365日の予測粗利", ui.yen(gp["predicted_gross_profit_365d"]),
+                help="お客様ごとの予測購入金額 × そのお客様の粗利率（購入した商品の構成から）の合計。"
+                     + (f"予測購入金額のうち粗利率が分かる分は{ui.pct(gp['predicted_covered_share'])}です。" if gp["predicted_covered_share"] is not None else ""))
+
+
 def result_panel(store: Store, rule: dict[str, Any]) -> dict[str, Any] | None:
     """The live sentence, size, reach and a sample; None when the rule needs fixing."""
     problem = S.check(rule)
@@ -345,6 +375,8 @@ def result_panel(store: Store, rule: dict[str, Any]) -> dict[str, Any] | None:
         for channel, count, name in (("mail_list", result["email_reachable"], "メール"), ("line", result["line_reachable"], "LINE")):
             if count == 0:
                 ui.reach_note(ui.run(planner.explain_reach, store, channel, rule), f"{name}で届くお客様が0人です。")
+    reach_caption(store)
+    profit_metrics(store, rule)
     if result["customers"] == 0:
         ui.empty_state(
             "この条件に当てはまるお客様はいません。日数を短く・金額を低くするなど条件をゆるめるか、"

@@ -7,9 +7,11 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from crm_core.analytics.profit import profit_overview
 from crm_core.backup import BACKUP_DOWNLOAD_LIMIT, ClearPlan, backup_store, clear_plan
 from crm_core.errors import InputError
 from crm_core.ingest import formats as F
+from crm_core.ingest import products as PR
 from crm_core.ingest.identity import IDENTITY_KEYS, identity_key_setting
 from crm_core.ingest.importer import FileSpec, import_history, rejects_table
 from crm_core.ingest.mappings import list_mappings, save_mapping
@@ -217,7 +219,7 @@ if report:
     files = pd.DataFrame(report["files"])
     if not files.empty:
         view = files[["file_name", "format_label", "encoding", "rows_read", "orders_added", "orders_updated", "orders_unchanged", "rows_rejected", "contacts", "products"]]
-        view.columns = ["ファイル", "形式", "文字コード", "読んだ行", "追加", "更新", "変更なし", "取込不可", "連絡先", "商品"]
+        view.columns = ["ファイル", "形式", "文字コード", "読んだ行", "追加", "更新", "変更なし", "取込不可", "連絡先・LINE連携・配信レポート", "商品"]
         st.dataframe(view, hide_index=True, width="stretch",
                      column_config={c: st.column_config.NumberColumn(c, format="localized") for c in view.columns[3:]})
     for w in report["warnings"]:
@@ -257,6 +259,56 @@ else:
             mime="text/csv",
             key="imp_all_rejects_download",
         )
+
+st.divider()
+st.subheader("商品の原価・粗利率")
+st.caption("粗利（商品代金 − 原価）を出すための設定です。楽天の商品CSV、Shopifyの商品エクスポート（Cost per item）、"
+           "または原価の一覧（汎用CSV・種類「商品マスタ」）を上で取り込むか、ここで直接入力します。"
+           "楽天とShopifyの同じ商品は、SKU（商品番号）かJANコードが同じなら同じ原価を使います。"
+           "原価も粗利率も分からない商品は、粗利に含めません（0円とはみなしません）。")
+if "imp_costs_flash" in st.session_state:
+    st.success(st.session_state.pop("imp_costs_flash"), icon="✅")
+costs = ui.run(PR.cost_table, store, 300)
+if costs.empty:
+    ui.empty_state("まだ商品がありません。注文データか商品マスタを取り込むと、ここに売上の多い順に並びます。")
+else:
+    ov = ui.run(profit_overview, store)
+    st.caption(f"原価が分かる売上の割合: {ui.pct(ov['coverage'])}（原価を登録した商品 {ov['products_costed']:,} / {ov['products']:,}品）")
+    view = costs.assign(margin_rate=costs["margin_rate"] * 100)
+    edited = st.data_editor(
+        view, hide_index=True, width="stretch", key="imp_costs_editor", num_rows="fixed",
+        disabled=["product_id", "product_name", "category", "sku", "jan", "cost_source", "revenue"],
+        column_config={
+            "product_id": "商品管理番号", "product_name": "商品名", "category": "カテゴリ", "sku": "SKU・商品番号", "jan": "JANコード",
+            "unit_cost": st.column_config.NumberColumn("原価（円／個）", min_value=0, format="yen"),
+            "margin_rate": st.column_config.NumberColumn("粗利率（%）", min_value=0, max_value=100, format="%.1f"),
+            "cost_source": "原価の出どころ", "revenue": st.column_config.NumberColumn("売上（商品代金）", format="yen"),
+        },
+    )
+    changed = [
+        r for r, old_row in zip(edited.to_dict("records"), view.to_dict("records"), strict=True)
+        if (r["unit_cost"], r["margin_rate"]) != (old_row["unit_cost"], old_row["margin_rate"])
+        and not (pd.isna(r["unit_cost"]) and pd.isna(old_row["unit_cost"]) and pd.isna(r["margin_rate"]) and pd.isna(old_row["margin_rate"]))
+    ]
+    if st.button(f"原価・粗利率を保存（変更 {len(changed)}件）", disabled=not changed, key="imp_costs_save"):
+        ui.run(PR.set_product_costs, store, changed)
+        st.session_state["imp_costs_flash"] = f"{len(changed)}件の商品の原価・粗利率を保存しました。"
+        st.rerun()
+cats = ui.run(PR.category_margins, store)
+if not cats.empty:
+    st.markdown("**カテゴリごとの粗利率**（商品ごとの原価がない商品に使います）")
+    k1, k2, k3 = st.columns([2, 1, 1])
+    cat = k1.selectbox("カテゴリ", list(cats["category"]), key="imp_cat_pick")
+    current = cats.set_index("category").loc[cat, "margin_rate"]
+    rate = k2.number_input("粗利率（%）", min_value=0.0, max_value=100.0, step=1.0, key=f"imp_cat_rate_{cat}",
+                           value=None if pd.isna(current) else float(current) * 100)
+    if k3.button("保存", key="imp_cat_save"):
+        ui.run(PR.set_category_margin, store, cat, rate)
+        st.session_state["imp_costs_flash"] = (f"カテゴリ「{cat}」の粗利率を保存しました。" if rate is not None
+                                               else f"カテゴリ「{cat}」の粗利率を未設定に戻しました。")
+        st.rerun()
+    shown = cats.assign(margin_rate=cats["margin_rate"].map(lambda v: "未設定" if pd.isna(v) else f"{v * 100:.1f}%"))
+    st.dataframe(shown.rename(columns={"category": "カテゴリ", "margin_rate": "粗利率"}), hide_index=True, key="imp_cat_table")
 
 st.divider()
 st.subheader("サンプルデータとリセット")

@@ -10,9 +10,11 @@ from dataclasses import fields, replace
 import streamlit as st
 
 from crm_core import clock
+from crm_core.analytics.profit import profit_overview
 from crm_core.messaging import compliance, coupons, sends
 from crm_core.messaging import templates as T
 from crm_core.messaging.templates import utf16_len
+from crm_core.results import attribution as R
 from pages import ui
 from pages.ui import session
 
@@ -323,17 +325,29 @@ with tab_coupon:
         audience = ui.run(coupons.target_customer_ids, store, coupon)
 
     st.markdown("**費用の見積もり**")
-    e1, e2, e3 = st.columns(3)
+    shop_gp = ui.run(profit_overview, store)
+    measured = ui.run(R.coupon_incremental_share, store)
+    e1, e2, e3, e4 = st.columns(4)
     aov = e1.number_input("平均購入単価（円）", min_value=0, value=int(ui.run(coupons.average_order_value, store)), step=100, key="cpn_aov")
-    margin = e2.number_input("利益率（%）", min_value=0, max_value=100, value=30, key="cpn_margin")
+    margin_default = round(shop_gp["margin_rate"] * 100) if shop_gp["margin_rate"] is not None else 30
+    margin = e2.number_input("粗利率（%）", min_value=0, max_value=100, value=min(max(margin_default, 0), 100), key="cpn_margin",
+                             help=(f"登録した原価から計算したお店の粗利率です（原価が分かる売上 {ui.pct(shop_gp['coverage'])}）。"
+                                   if shop_gp["margin_rate"] is not None else "商品の原価が未登録のため、仮の値です。「データ取込」で原価を登録すると実績の粗利率になります。"))
     rate = e3.number_input("想定利用率（%）", min_value=0.0, max_value=100.0, value=5.0, step=0.5, key="cpn_rate",
                            help="過去に発行したお客様ごとのコードの利用実績が十分にあるときは、その実績を使います。")
-    est = ui.run(coupons.estimate_cost, store, coupon, len(audience), average_order_value=aov, margin=margin / 100, redemption_rate=rate / 100)
+    share_default = round(measured["share"] * 100) if measured else 20
+    share = e4.number_input("利用のうち上乗せになる割合（%）", min_value=0, max_value=100, value=share_default, key="cpn_incremental",
+                            help=(f"過去のクーポン施策{measured['campaigns']}件で、送らないグループと比べて増えた注文の割合（実績）です。"
+                                  if measured else "クーポンがなくても買っていたお客様の利用は、利益を増やしません。送らないグループ付きのクーポン施策の"
+                                  "実績ができると、ここに実績が入ります（それまでは仮の値20%）。"))
+    est = ui.run(coupons.estimate_cost, store, coupon, len(audience), average_order_value=aov, margin=margin / 100,
+                 redemption_rate=rate / 100, incremental_share=share / 100)
     m = st.columns(5)
     m[0].metric("対象のお客様", ui.count(est.recipients, "人"))
     m[1].metric("想定利用数", ui.count(round(est.redemptions), "件"), help=f"利用率 {ui.pct(est.redemption_rate)}（{est.rate_source}）")
-    m[2].metric("割引コスト", ui.yen(est.discount_cost))
-    m[3].metric("利用注文の粗利", ui.yen(est.gross_profit))
+    m[2].metric("割引コスト", ui.yen(est.discount_cost), help="値引きは、利用されたすべての注文にかかります。")
+    m[3].metric("上乗せ注文の粗利", ui.yen(est.gross_profit),
+                help=f"上乗せになる注文 約{est.incremental_orders:,.1f}件 × 注文単価 × 粗利率。クーポンがなくても買っていた注文は数えません。")
     m[4].metric("差し引き", ui.yen(est.net))
 
     if coupon.code_mode == "unique":

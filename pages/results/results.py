@@ -16,9 +16,11 @@ from crm_core import clock, jp
 from crm_core.audience import library as L
 from crm_core.audience import references
 from crm_core.audience import segments as S
+from crm_core.ingest import products as PR
 from crm_core.results import attribution as R
 from crm_core.results import campaigns as C
 from crm_core.results import charts as RC
+from crm_core.results import engagement as EN
 from crm_core.results import experiments as E
 from pages import ui
 
@@ -32,7 +34,7 @@ store = ui.require_data()
 
 def _version() -> tuple:
     """Changes whenever orders, campaigns or imported results change (the cache key)."""
-    return (store.path, ui.data_version(), *C.results_version(store))
+    return (store.path, ui.data_version(), *C.results_version(store), *PR.costs_version(store), *EN.stats_version(store))
 
 
 @st.cache_data(ttl=600, max_entries=8, show_spinner="施策の結果を集計しています…")
@@ -146,6 +148,22 @@ if not summaries.empty:
     if cost["roi"] is not None:
         roi_help += f" 上乗せ売上の95%信頼区間から見た範囲: {ui.pct(cost['roi_low'], 0)}〜{ui.pct(cost['roi_high'], 0)}"
     c[5].metric("ROI", "—" if cost["roi"] is None else ui.pct(cost["roi"], 0), help=roi_help)
+
+    c = st.columns(6)
+    c[0].metric("粗利", ui.yen(cost["gross_profit"]) if cost.get("cost_coverage") else "原価未登録",
+                help="配信したグループの注文の、原価が分かる商品の商品代金 − 原価（送料・ポイント・クーポンは含みません）")
+    c[1].metric("原価判明率", ui.pct(cost.get("cost_coverage")),
+                help="注文の商品売上のうち、原価が分かる商品の割合。100%未満のときは、原価が分からない商品の粗利を含まないため、粗利の数字は控えめです。")
+    c[2].metric("上乗せ粗利", ui.yen(cost.get("incremental_gross_profit")),
+                help="送らないグループと比べた推定。" if cost.get("incremental_gross_profit") is None else
+                f"95%信頼区間 {ui.yen(cost['incremental_gross_profit_low'])}〜{ui.yen(cost['incremental_gross_profit_high'])}。"
+                "送らないグループと比べて増えた分だけを数えます（クーポンがなくても買った注文は利益に数えません）。")
+    roi_gp = cost.get("roi_gross_profit")
+    c[3].metric("粗利ROI", "—" if roi_gp is None else ui.pct(roi_gp, 0),
+                help="（上乗せ粗利 − 費用）÷ 費用。" + ("" if roi_gp is None else
+                f"95%信頼区間から見た範囲: {ui.pct(cost['roi_gross_profit_low'], 0)}〜{ui.pct(cost['roi_gross_profit_high'], 0)}"))
+    st.caption("粗利ベースのROIは、売上ベースより実際のもうけに近い数字です。値引き（クーポン）は使われたすべての注文の分を費用に入れ、"
+               "利益は送らないグループより増えた分だけを数えます。")
 
     for note in report["notes"][1:]:
         if not (srm and note == srm["message"]):
@@ -264,9 +282,9 @@ if not summaries.empty:
         view[col] = view[col].map(ui.pct)
     for col, unit in (("対象者数", "人"), ("到達数", "人"), ("購入者数", "人"), ("注文数", "件"), ("クーポン利用注文", "件")):
         view[col] = view[col].map(lambda v, u=unit: ui.count(v, u))
-    for col in ("売上（円）", "1人あたり売上（円）"):
+    for col in ("売上（円）", "1人あたり売上（円）", "粗利（円、原価が分かる商品）"):
         view[col] = view[col].map(ui.yen)
-    st.dataframe(view.rename(columns={"売上（円）": "売上", "1人あたり売上（円）": "1人あたり売上"}),
+    st.dataframe(view.rename(columns={"売上（円）": "売上", "1人あたり売上（円）": "1人あたり売上", "粗利（円、原価が分かる商品）": "粗利（原価が分かる商品）"}),
                  hide_index=True, width="stretch")
     d1, d2 = st.columns(2)
     d1.download_button("グループ別の集計をダウンロード（CSV）", ui.csv_bytes(groups), file_name=f"施策{cid}_集計.csv",
@@ -277,6 +295,28 @@ if not summaries.empty:
                                    "coupon_orders": "クーポン利用注文", "discount": "クーポン値引き（円）"})
     d2.download_button("お客様ごとの結果をダウンロード（CSV）", ui.csv_bytes(rec_view), file_name=f"施策{cid}_お客様別.csv",
                        mime="text/csv", key="res_recipients_download")
+
+    # -- aggregate reports (LINE, R-Mail) beside the order-based results -----------------------
+    st.markdown("**開封・クリック（配信元の集計レポート）**")
+    if "res_link_flash" in st.session_state:
+        st.success(st.session_state.pop("res_link_flash"), icon="✅")
+    eng = ui.run(EN.engagement_table, store, cid)
+    if eng.empty:
+        ui.empty_state("この施策の配信レポートはまだありません。LINE公式アカウントやR-Mailの配信レポート（メッセージごとの開封・クリック数）を"
+                       "「データ取込」で取り込み（種類「配信レポート」）、下でこの施策につなげてください。")
+    else:
+        st.dataframe(eng, hide_index=True, width="stretch", key="res_engagement")
+    st.caption(EN.APPROX_NOTE)
+    unlinked = ui.run(EN.message_stats, store, None, True)
+    if not unlinked.empty:
+        options = {int(r.stats_id): f"{EN.SOURCE_LABELS.get(r.source, r.source)}「{r.message_name or '名前なし'}」"
+                   + ("" if pd.isna(r.sent_on) else f"（{ui.jdate(pd.Timestamp(r.sent_on).date())}）") for r in unlinked.itertuples()}
+        l1, l2 = st.columns([3, 1])
+        pick = l1.selectbox("まだ施策につないでいない配信レポート", list(options), format_func=options.get, key="res_link_pick")
+        if l2.button("この施策につなぐ", key="res_link"):
+            ui.run(EN.link_report, store, pick, cid)
+            st.session_state["res_link_flash"] = "配信レポートをこの施策につなぎました。"
+            st.rerun()
 
     # -- result file import --------------------------------------------------------------------
     with st.expander("配信結果（到達・開封・クリック）を取り込む"):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
-from crm_core.analytics.overview import shop_overview
+from crm_core.analytics.overview import line_reach, shop_overview
+from crm_core.analytics.profit import profit_overview
 from pages import ui
 
 st.title("🛍️ リピートCRMコンソール")
@@ -24,6 +26,34 @@ c[0].metric("注文数", ui.count(ov["orders"], "件"))
 c[1].metric("直近30日の注文", ui.count(ov["orders_30d"], "件"))
 c[2].metric("90日以上購入のない顧客", ui.count(ov["dormant_90d"], "人"))
 c[3].metric("キャンセル率", ui.pct(ov["cancel_rate"]))
+
+st.subheader("LINEで届くお客様")
+reach = ui.run(line_reach, store)
+c = st.columns(3)
+c[0].metric("LINEで届くお客様", ui.count(reach["line_customers"], "人"), help="LINEユーザーIDが分かっているお客様")
+c[1].metric("全顧客に占める割合", ui.pct(reach["share"]))
+c[2].metric("LINE連携ファイルでつながった人", ui.count(reach["linked_by_files"], "人"),
+            help="楽天はLINE IDを渡さないため、お客様が注文番号や電話番号を入力する連携ツールのファイルを取り込んで、LINE IDをつなぎます。")
+grown = [h for h in reach["history"] if h["added"]]
+if grown:
+    st.dataframe(
+        pd.DataFrame([{"取込日時": f"{h['recorded_at']:%Y/%m/%d %H:%M}", "ファイル": h["file_names"],
+                       "LINEで届くお客様": h["line_customers"], "増えた人数": h["added"]} for h in reversed(grown[-10:])]),
+        hide_index=True, width="stretch", key="home_line_reach",
+    )
+    st.caption("取り込みのたびに、LINEで届くお客様の人数を記録しています（人数が変わった取り込みだけを、新しい順に最大10件）。")
+else:
+    st.caption("まだLINE IDの分かるお客様がいません。LINE友だちリストやLINE連携ファイル（注文番号・電話番号→LINEユーザーID）を「データ取込」で取り込むと増えます。")
+
+st.subheader("粗利")
+gp = ui.run(profit_overview, store)
+c = st.columns(3)
+if gp["gross_profit"] is None:
+    c[0].metric("粗利（原価が分かる商品）", "原価未登録")
+else:
+    c[0].metric("粗利（原価が分かる商品）", ui.yen(gp["gross_profit"]), help=f"粗利率 {ui.pct(gp['margin_rate'])}（キャンセルを除く全期間、商品代金 − 原価）")
+c[1].metric("原価が分かる売上の割合", ui.pct(gp["coverage"]), help="原価が分からない商品は粗利に含めません（0円とはみなしません）。")
+c[2].metric("原価を登録した商品", f"{gp['products_costed']:,} / {gp['products']:,}品")
 
 st.subheader("次にすること")
 st.page_link("pages/data/import_data.py", label="最新の注文CSVを取り込む", icon="📥")
