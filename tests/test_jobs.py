@@ -88,9 +88,14 @@ def test_cron_triggers_are_in_japan_time():
 
 
 CLAIMER = textwrap.dedent("""
-    import sys
+    import pathlib, sys, time
     from crm_core import jobs, opsdb
     con = opsdb.connect(sys.argv[1])
+    gate = pathlib.Path(sys.argv[1]).parent  # start together: a loaded machine must not let one finish first
+    (gate / (sys.argv[2] + ".ready")).touch()
+    deadline = time.monotonic() + 60
+    while len(list(gate.glob("*.ready"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
     n = 0
     while True:
         job = jobs.claim(con, sys.argv[2])

@@ -280,9 +280,9 @@ else:
         disabled=["product_id", "product_name", "category", "sku", "jan", "cost_source", "revenue"],
         column_config={
             "product_id": "商品管理番号", "product_name": "商品名", "category": "カテゴリ", "sku": "SKU・商品番号", "jan": "JANコード",
-            "unit_cost": st.column_config.NumberColumn("原価（円／個）", min_value=0, format="yen"),
+            "unit_cost": st.column_config.NumberColumn("原価（円／個）", min_value=0, format="localized"),
             "margin_rate": st.column_config.NumberColumn("粗利率（%）", min_value=0, max_value=100, format="%.1f"),
-            "cost_source": "原価の出どころ", "revenue": st.column_config.NumberColumn("売上（商品代金）", format="yen"),
+            "cost_source": "原価の出どころ", "revenue": st.column_config.NumberColumn("売上（商品代金・円）", format="localized"),
         },
     )
     changed = [
