@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 from crm_core.db import Store
 from crm_core.planning import planner
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PAGE = "pages/plan/calendar.py"
 
 
