@@ -7,6 +7,6 @@ contract (import-linter, see ``pyproject.toml``) keeps imports pointing down.
 """
 
 __all__ = [
-    "analytics", "audience", "cli", "db", "errors", "events", "export", "ingest",
-    "messaging", "model", "pipeline", "planning", "results", "sample",
+    "analytics", "audience", "cli", "clock", "db", "errors", "events", "export", "ingest",
+    "messaging", "model", "pipeline", "planning", "purchases", "results", "sample",
 ]

@@ -16,7 +16,7 @@ sys.path.insert(0, str(ROOT))
 from crm_core.db import Store  # noqa: E402
 from crm_core.sample.load import load_sample  # noqa: E402
 from tests import fixtures as fx  # noqa: E402
-from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, Server, goto  # noqa: E402
+from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS, Server, goto  # noqa: E402
 
 PAGES = [
     ("/", "home"),

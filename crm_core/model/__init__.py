@@ -1,22 +1,16 @@
 """Stage 3 — the customer model: one row per customer (RFM, ranks, events, predictions).
 
 Modules, bottom-up: ``table`` (the ``customer_model`` contract, its as-of day, reading),
-``settings`` (RFM thresholds, segment grid, ranks), ``clv`` (BG/NBD + Gamma-Gamma),
+``settings`` (RFM thresholds, segment grid, ranks), ``report`` (what a build reports),
+``clv`` (BG/NBD + Gamma-Gamma), ``predict`` (the prediction step),
 ``build`` (:func:`rebuild`; purchases as :mod:`crm_core.purchases` defines them), ``export`` (CSV for Excel).  Callers use the names below
 (``from crm_core import model; model.rebuild(store)``).
 """
 
-from crm_core.model.build import (
-    CHURN_HORIZON_DAYS,
-    PREDICTION_COLUMNS,
-    PREDICTION_HORIZON_DAYS,
-    ModelReport,
-    aggregate_orders,
-    model_as_of,
-    rebuild,
-    sale_windows,
-)
+from crm_core.model.build import aggregate_orders, model_as_of, rebuild, sale_windows
 from crm_core.model.export import EXPORT_COLUMNS, export_customers
+from crm_core.model.predict import CHURN_HORIZON_DAYS, PREDICTION_COLUMNS, PREDICTION_HORIZON_DAYS
+from crm_core.model.report import ModelReport
 from crm_core.model.settings import (
     DEFAULT_ORDER_RANK_THRESHOLDS,
     DEFAULT_RANK_THRESHOLDS,

@@ -74,104 +74,27 @@ report as JSON).
 from __future__ import annotations
 
 import json
-import math
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from crm_core import clock
 from crm_core.db import Store
-from crm_core.errors import InputError
 from crm_core.events import rakuten as events
-from crm_core.model.settings import OTHER_SEGMENT, QUINTILE, RANK_KEYS, rank_basis, rank_thresholds, rfm_segments, rfm_thresholds
+from crm_core.model.predict import _per_customer
+from crm_core.model.report import ModelReport, _Params, _Timer
+from crm_core.model.settings import OTHER_SEGMENT, RANK_KEYS, rank_basis, rank_thresholds, rfm_segments, rfm_thresholds
 from crm_core.model.table import _NOT_CANCELLED, TABLE, _as_date, as_of_default
 from crm_core.purchases import is_customer_purchase, revenue, revenue_unknown
 
 SUBSCRIPTION_GRACE_CYCLES = 1.5
 SUBSCRIPTION_DEFAULT_CYCLE_DAYS = 30
-CHURN_HORIZON_DAYS = 90
-PREDICTION_HORIZON_DAYS = 365
-FIT_SAMPLE_MAX = 300_000
-"""At most this many customers (a fixed hash sample) enter the model fits."""
 SHORT_HISTORY_DAYS = 180
 
 TEMP_TABLES = ("cm_agg", "cm_last", "cm_sub")
-
-
-# ---------------------------------------------------------------------------
-# Report
-# ---------------------------------------------------------------------------
-
-
-@dataclass
-class ModelReport:
-    """What :func:`rebuild` did.
-
-    Attributes
-    ----------
-    customers : int
-        Rows written to ``customer_model``.
-    as_of : date or None
-        The day the table describes (None for an empty store).
-    bg_params, gg_params : dict or None
-        Fitted BG/NBD (``r, alpha, a, b``; alpha in days) and Gamma-Gamma
-        (``p, q, v``) parameters, None when not fitted.
-    fit_customers : int
-        Customers that entered the fits.
-    prediction_error : str or None
-        Japanese reason why the prediction columns are empty, if they are.
-    seconds : dict
-        Wall time per step.
-    warnings : list of str
-        Japanese notes for the marketer.
-    """
-
-    customers: int = 0
-    as_of: date | None = None
-    bg_params: dict[str, float] | None = None
-    gg_params: dict[str, float] | None = None
-    fit_customers: int = 0
-    prediction_error: str | None = None
-    seconds: dict[str, float] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable copy."""
-        out = asdict(self)
-        out["as_of"] = self.as_of.isoformat() if self.as_of else None
-        return out
-
-
-class _Timer:
-    def __init__(self, seconds: dict[str, float]) -> None:
-        self.seconds = seconds
-
-    @contextmanager
-    def __call__(self, step: str) -> Iterator[None]:
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.seconds[step] = round(self.seconds.get(step, 0.0) + time.perf_counter() - start, 4)
-
-
-class _Params:
-    """Collects bound parameters under generated names (``$p0``, ``$p1`` ...)."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
-
-    def __call__(self, value: Any) -> str:
-        name = f"p{len(self.values)}"
-        self.values[name] = value
-        return "$" + name
 
 
 # ---------------------------------------------------------------------------
@@ -417,162 +340,6 @@ SELECT customer_id,
        sum(greatest(n, coalesce(max_seq, 0))) AS deliveries
 FROM s GROUP BY customer_id
 """  # noqa: S608 - constant fragments of crm_core.purchases
-
-
-# ---------------------------------------------------------------------------
-# Step 3: predictions
-# ---------------------------------------------------------------------------
-
-
-def _next_order_days(clv: Any, bg: Any, x: np.ndarray, tx: np.ndarray, T: np.ndarray) -> np.ndarray:
-    """Smallest whole day d in 1..365 with P(no purchase within d days) <= 0.5, else NaN."""
-    out = np.full(x.shape, np.nan)
-    p_year = clv.prob_no_purchase(bg, float(PREDICTION_HORIZON_DAYS), x, tx, T)
-    idx = np.flatnonzero(p_year <= 0.5)
-    if idx.size == 0:
-        return out
-    lo = np.zeros(idx.size)  # P0(lo) > 0.5 (P0(0) = 1)
-    hi = np.full(idx.size, float(PREDICTION_HORIZON_DAYS))  # P0(hi) <= 0.5
-    xs, txs, Ts = x[idx], tx[idx], T[idx]
-    while True:
-        open_ = hi - lo > 1
-        if not open_.any():
-            break
-        mid = np.where(open_, np.floor((lo + hi) / 2), hi)
-        ok = clv.prob_no_purchase(bg, mid, xs, txs, Ts) <= 0.5
-        hi = np.where(open_ & ok, mid, hi)
-        lo = np.where(open_ & ~ok, mid, lo)
-    out[idx] = hi
-    return out
-
-
-def _scores(spec: Any, values: np.ndarray, higher_is_better: bool) -> np.ndarray:
-    """RFM scores 1-5 of ``values`` for one dimension.
-
-    ``"quintile"``: ``1 + 5 * (rank - 1) // n`` with SQL ``rank()`` semantics
-    (tied values share the lowest rank, so ties get one score), ranking
-    ascending when higher is better and descending otherwise.  Four
-    thresholds ``a < b < c < d``: ``>= d`` scores 5 ... ``< a`` scores 1 when
-    higher is better, ``<= a`` scores 5 ... ``> d`` scores 1 otherwise.
-    """
-    n = values.size
-    if spec == QUINTILE:
-        _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
-        through = np.cumsum(counts)  # values <= each distinct value
-        below = (through - counts) if higher_is_better else (n - through)  # strictly worse values
-        rank = below[inverse.ravel()] + 1
-        return (1 + (5 * (rank - 1)) // max(n, 1)).astype(np.int32)
-    a, b, c, d = (float(v) for v in spec)
-    if higher_is_better:
-        conditions = [values >= d, values >= c, values >= b, values >= a]
-    else:
-        conditions = [values <= a, values <= b, values <= c, values <= d]
-    return np.select(conditions, [5, 4, 3, 2], 1).astype(np.int32)
-
-
-PREDICTION_COLUMNS = ("p_alive", "churn_probability_90d", "expected_orders_365d", "predicted_clv_365d", "next_days")
-
-
-def _per_customer(
-    store: Store, report: ModelReport, n_customers: int, as_of: date, thresholds: dict[str, Any]
-) -> pa.Table:
-    """RFM scores and BG/NBD + Gamma-Gamma predictions for every row of ``cm_agg``.
-
-    The rows come back in ``cm_agg``'s row order, so the final query pairs
-    them with a positional join.  Prediction columns are null when the fit is
-    impossible (reason in the report).
-    """
-    rate = min(1.0, FIT_SAMPLE_MAX / max(n_customers, 1))
-    data = store.execute(
-        """
-        SELECT rowid AS rid, n_days - 1 AS x, date_diff('day', first_d, last_d) AS t_x,
-               date_diff('day', first_d, $as_of) AS "T",
-               CASE WHEN n_days > 1 THEN (CAST(revenue AS DOUBLE) - first_day_amt) / (n_days - 1) ELSE 0 END AS m,
-               (hash(customer_id) % 1000000) < $fit_per_million AS fit,
-               date_diff('day', last_d, $as_of) AS recency_days, orders, CAST(revenue AS DOUBLE) AS revenue
-        FROM cm_agg
-        """,
-        {"as_of": as_of, "fit_per_million": int(math.ceil(rate * 1_000_000))},
-    ).fetchnumpy()
-    rid = np.asarray(data["rid"], dtype=np.int64)
-    order = None if np.array_equal(rid, np.arange(rid.size)) else np.argsort(rid)
-
-    def arr(name: str, dtype: Any) -> np.ndarray:
-        values = np.asarray(data[name], dtype=dtype)
-        return values if order is None else values[order]
-
-    columns: dict[str, pa.Array] = {
-        "r_score": pa.array(_scores(thresholds["r"], arr("recency_days", np.float64), False)),
-        "f_score": pa.array(_scores(thresholds["f"], arr("orders", np.float64), True)),
-        "m_score": pa.array(_scores(thresholds["m"], arr("revenue", np.float64), True)),
-    }
-    predictions = _predict(
-        report, n_customers, arr("x", np.float64), arr("t_x", np.float64), arr("T", np.float64),
-        arr("m", np.float64), arr("fit", bool),
-    )
-    for name in PREDICTION_COLUMNS:
-        values = predictions[name] if predictions else np.full(rid.size, np.nan)
-        columns[name] = pa.array(values, mask=~np.isfinite(values), type=pa.float64())
-    return pa.table(columns)
-
-
-def _predict(
-    report: ModelReport, n_customers: int, x: np.ndarray, tx: np.ndarray, T: np.ndarray, m: np.ndarray, fit: np.ndarray,
-) -> dict[str, np.ndarray] | None:
-    """Fit BG/NBD and Gamma-Gamma on the sample ``fit`` and predict per customer.
-
-    Returns arrays named by :data:`PREDICTION_COLUMNS` (NaN = empty) or None
-    when the BG/NBD fit is impossible (reason in the report).
-    """
-    try:
-        from crm_core.model import clv
-    except ImportError:
-        report.prediction_error = "予測モジュール（crm_core.model.clv）が利用できないため、予測列は空欄です。"
-        return None
-    if n_customers == 0:
-        report.prediction_error = "顧客がいないため、予測はできません。"
-        return None
-    report.fit_customers = int(fit.sum())
-    try:
-        bg = clv.fit_beta_geo(x[fit], tx[fit], T[fit])
-    except InputError as exc:
-        report.prediction_error = exc.message
-        return None
-    report.bg_params = {k: float(v) for k, v in asdict(bg).items()}
-    gg = None
-    try:
-        gg = clv.fit_gamma_gamma(x[fit], m[fit])
-        report.gg_params = {k: float(v) for k, v in asdict(gg).items()}
-    except InputError as exc:
-        report.warnings.append(f"予測購入金額（CLV）は計算できませんでした: {exc.message}")
-
-    # Everything except spend depends on (x, t_x, T) only: evaluate once per
-    # distinct triple (several times fewer rows than customers).
-    # x, t_x and T are whole days below 2**21, so one int64 identifies a triple.
-    key = (x.astype(np.int64) << 42) | (tx.astype(np.int64) << 21) | T.astype(np.int64)
-    uniq, inverse = np.unique(key, return_inverse=True)
-    inverse = inverse.ravel()
-    ux = (uniq >> 42).astype(np.float64)
-    utx = ((uniq >> 21) & ((1 << 21) - 1)).astype(np.float64)
-    uT = (uniq & ((1 << 21) - 1)).astype(np.float64)
-    u_alive = clv.p_alive(bg, ux, utx, uT)
-    u_churn = clv.prob_no_purchase(bg, float(CHURN_HORIZON_DAYS), ux, utx, uT)
-    u_orders = clv.expected_purchases(bg, float(PREDICTION_HORIZON_DAYS), ux, utx, uT)
-    u_next = _next_order_days(clv, bg, ux, utx, uT)
-    expected_orders = u_orders[inverse]
-    if gg is not None:
-        # Same as clv.predicted_clv (documented as expected_purchases * expected_spend),
-        # reusing the per-triple expected purchases instead of recomputing 2F1 per customer.
-        clv_365 = np.round(expected_orders * clv.expected_spend(gg, x, m))
-    else:
-        clv_365 = np.full(x.shape, np.nan)
-    return {
-        "p_alive": u_alive[inverse],
-        "churn_probability_90d": u_churn[inverse],
-        "expected_orders_365d": expected_orders,
-        "predicted_clv_365d": clv_365,
-        "next_days": u_next[inverse],
-    }
 
 
 # ---------------------------------------------------------------------------

@@ -703,7 +703,7 @@ def prob_no_purchase(
         P0 = (1 - P(alive)) + P(alive) * ((alpha+T) / (alpha+T+t))^(r+x)
 
     which is what is returned (computed with ``expm1``/``log1p``).  Checked
-    against Monte-Carlo simulation in ``tests/test_clv.py``.  Customers with
+    against Monte-Carlo simulation in ``tests/model/test_clv.py``.  Customers with
     ``x == 0`` are alive with probability 1 in the BG/NBD model, so their value
     comes from the purchase-rate term alone.
     """

@@ -18,6 +18,8 @@ from typing import Any, Protocol
 
 from crm_core.messaging.templates import Rendered
 
+__all__ = ["FAILED", "INVALID", "NOT_CONFIGURED", "OUTCOME_LABELS", "REFUSED", "SENT", "SendResult", "Sender", "email", "line"]
+
 SENT = "sent"
 FAILED = "failed"
 REFUSED = "refused"

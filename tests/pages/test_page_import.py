@@ -13,7 +13,7 @@ from crm_core.db import Store
 from crm_core.pipeline import import_files
 from tests import fixtures as fx
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture()

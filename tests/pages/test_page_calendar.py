@@ -13,7 +13,7 @@ from crm_core import clock
 from crm_core.db import Store
 from crm_core.planning import planner
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PAGE = "pages/plan/calendar.py"
 
 

@@ -16,7 +16,7 @@ from crm_core.sample.campaigns import load_sample_campaigns
 from crm_core.sample.load import load_sample
 from tests.segment_shop import fill_store
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PAGE = "pages/results/results.py"
 
 

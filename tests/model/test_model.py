@@ -18,7 +18,7 @@ import pytest
 from crm_core import model
 from crm_core.db import Store
 from crm_core.errors import InputError
-from crm_core.model import build
+from crm_core.model import build, predict
 from crm_core.model import export as model_export
 
 AS_OF = date(2026, 6, 30)
@@ -649,14 +649,14 @@ def test_numpy_quintile_scores_match_sql_rank(higher_is_better, seed):
     expected = [r[0] for r in con.fetchall(
         f"SELECT CAST(1 + (5 * (rank() OVER (ORDER BY v {order}) - 1)) // 997 AS INTEGER) AS s FROM v ORDER BY i"  # noqa: S608
     )]
-    assert build._scores(model.QUINTILE, values, higher_is_better).tolist() == expected
+    assert predict._scores(model.QUINTILE, values, higher_is_better).tolist() == expected
 
 
 def test_threshold_scores_at_the_boundaries():
     values = np.array([0, 1.9, 2, 3, 4.99, 5, 8, 100])
-    assert build._scores([2, 3, 5, 8], values, True).tolist() == [1, 1, 2, 3, 3, 4, 5, 5]
+    assert predict._scores([2, 3, 5, 8], values, True).tolist() == [1, 1, 2, 3, 3, 4, 5, 5]
     # lower is better (recency): <= a scores 5 ... > d scores 1
-    assert build._scores([30, 60, 90, 180], np.array([0, 30, 31, 90, 180, 181]), False).tolist() == [5, 5, 4, 3, 2, 1]
+    assert predict._scores([30, 60, 90, 180], np.array([0, 30, 31, 90, 180, 181]), False).tolist() == [5, 5, 4, 3, 2, 1]
 
 
 def test_ranks_by_number_of_orders():

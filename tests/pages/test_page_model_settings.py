@@ -11,7 +11,7 @@ from crm_core import model
 from crm_core.db import Store
 from crm_core.sample.load import load_sample
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PAGE = "pages/settings/model_settings.py"
 
 

@@ -20,7 +20,7 @@ from crm_core.db import Store
 from crm_core.errors import InputError
 from tests.segment_shop import fill_store, segment_store
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DORMANT = {"all": [{"field": "recency_days", "op": "gte", "value": 90}]}  # C2 C4 C7
 TOKYO = {"all": [{"field": "prefecture", "op": "eq", "value": "東京都"}]}  # C1 C3 C7
 T0 = dt.datetime(2026, 11, 1, 9, 0)

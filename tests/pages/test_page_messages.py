@@ -14,7 +14,7 @@ from tests.servers.customers import LINE_USER, seed_customers
 from tests.servers.line_mock import LineMock
 from tests.servers.smtp_sink import SmtpSink
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "page-test-token-XYZ"
 SETTING_VARS = ("LINE_CHANNEL_ACCESS_TOKEN", "LINE_API_BASE_URL", "SMTP_HOST", "SMTP_PORT", "SMTP_USERNAME", "SMTP_PASSWORD",
                 "SMTP_FROM", "SMTP_STARTTLS", "CRM_TEST_RECIPIENTS")

@@ -1,4 +1,4 @@
-"""AppTest for the セグメント page on the eight-customer shop of tests/test_segments.py."""
+"""AppTest for the セグメント page on the eight-customer shop of tests/segment_shop.py."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from crm_core.audience import library as L
 from crm_core.db import Store
 from tests.segment_shop import fill_store
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PAGE = "pages/audience/segments.py"
 
 

@@ -40,7 +40,7 @@ from scipy import integrate, optimize, special
 from crm_core.errors import InputError
 from crm_core.model import clv
 
-DATA = Path(__file__).parent / "data" / "cdnow_customers_summary_with_transactions.csv"
+DATA = Path(__file__).resolve().parents[1] / "data" / "cdnow_customers_summary_with_transactions.csv"
 
 PUBLISHED_BG = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
 PUBLISHED_BG_LL = -9582.4
@@ -749,5 +749,5 @@ def test_simulation_matches_model_moments() -> None:
 
 def test_core_does_not_import_streamlit() -> None:
     code = "import sys, crm_core.model.clv; sys.exit(1 if 'streamlit' in sys.modules else 0)"
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     assert subprocess.run([sys.executable, "-c", code], cwd=root, check=False).returncode == 0

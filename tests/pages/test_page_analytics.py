@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 from crm_core.db import Store
 from tests.analytics_shop import add_order, seeded_shop
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PAGE = str(ROOT / "pages" / "analysis" / "analytics.py")
 TABS = ["RFM", "リピート", "コホート", "定期", "LTV・予測", "買い替え周期", "併売"]
 
