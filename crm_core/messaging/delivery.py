@@ -144,6 +144,7 @@ class _Run:
     # -- LINE -----------------------------------------------------------------------------
     def line(self, api: LineBulk) -> None:
         unit = aggregation_unit(self.cid)
+        api.open()
         while True:
             batch = self.con.execute(
                 "SELECT * FROM send_batches WHERE campaign_id = ? AND state IN ('queued', 'sending') ORDER BY batch_id LIMIT 1",

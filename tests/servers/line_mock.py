@@ -127,7 +127,8 @@ class LineMock:
     matching spec file.  :attr:`deliveries` lists ``(user_id, request_id, path)``
     for every accepted send (a retry that got 409 delivers nothing), so tests
     can count what reached each user.  ``quota_limit`` (None = unlimited) and
-    ``delay`` (seconds before answering a send) shape the channel.
+    ``delay`` / ``delay_after_accept`` (seconds before accepting a send / between
+    accepting it and answering) shape the channel.
     """
 
     def __init__(self, token: str = "test-token", host: str = "127.0.0.1", port: int = 0) -> None:  # noqa: S107 - test token
@@ -138,6 +139,8 @@ class LineMock:
         self.quota_limit: int | None = None
         self.usage = 0
         self.delay = 0.0
+        self.delay_after_accept = 0.0
+        self.conflicts = 0  # retries answered 409 (already accepted)
         self.keep_requests = True
         self.audiences: dict[int, list[str]] = {}
         self.unit_stats: dict[str, dict[str, Any]] = {}
@@ -267,6 +270,7 @@ class LineMock:
         users = self._recipients(record)
         with self._lock:
             if key and key in self._accepted:
+                self.conflicts += 1
                 return self._json(409, {"message": "The retry key is already accepted"},
                                   {"x-line-accepted-request-id": self._accepted[key]})
             answer = self._answers.popleft() if self._answers else None
@@ -280,6 +284,8 @@ class LineMock:
             if status != 200:
                 return self._json(status, body, headers)
         self._accept(key, request_id, users, record["path"])
+        if self.delay_after_accept:
+            time.sleep(self.delay_after_accept)
         if record["path"] == "/v2/bot/message/narrowcast":
             return self._json(202, {}, {"x-line-request-id": request_id})
         if record["path"] == "/v2/bot/message/multicast":

@@ -115,6 +115,13 @@ class LineBulk:
         config.debug = False
         return ManageAudience(ApiClient(config))
 
+    def open(self) -> None:
+        """Import the SDK and build the client now (it takes seconds), not between a batch's intent and its request."""
+        import linebot.v3.audience  # noqa: F401 - its ApiException is caught in _call
+        from linebot.v3.messaging import MulticastRequest, NarrowcastRequest  # noqa: F401
+
+        self._messaging()
+
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
