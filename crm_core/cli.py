@@ -413,7 +413,8 @@ def cmd_campaign_approve(args: argparse.Namespace) -> int:
     from crm_core.results import live
 
     with closing(_ops(args)) as ops:
-        _print(live.approve(ops, args.campaign, by=args.by, confirm_count=args.count, role=args.role or ""))
+        _print(live.approve(ops, args.campaign, by=args.by, confirm_count=args.count, role=args.role or "",
+                            accept_overage=args.accept_overage))
     return 0
 
 
@@ -515,6 +516,7 @@ def add_live_commands(camp_sub: argparse._SubParsersAction, subparsers: argparse
     p.add_argument("--by", required=True)
     p.add_argument("--count", type=int, help="the number of recipients, typed to confirm (when the creator approves)")
     p.add_argument("--role", help="approver role of --by (when someone else approves)")
+    p.add_argument("--accept-overage", action="store_true", help="allow a LINE send beyond this month's quota (paid messages)")
     p.set_defaults(func=cmd_campaign_approve)
     p = _with_db(camp_sub.add_parser("send", help="send what is due (foreground, resumable, never twice)"))
     p.add_argument("--campaign", required=True, type=int)

@@ -56,7 +56,7 @@ def _settings(mock: LineMock | None = None, smtp: SmtpSink | None = None):
     return load_settings({}, environ)
 
 
-def _approved(store, ops, mock=None, smtp=None, channel="line", **kw):
+def _approved(store, ops, mock=None, smtp=None, channel="line", accept_overage=False, **kw):
     rule = LINE_RULE if channel == "line" else EMAIL_RULE
     out = live.create(store, ops, name="冬のセール", channel=channel, rule=rule, template=TEMPLATE, actor="hanako",
                       now=NOON, **kw)
@@ -64,7 +64,7 @@ def _approved(store, ops, mock=None, smtp=None, channel="line", **kw):
     result = live.test_send(store, ops, cid, settings=_settings(mock, smtp), recipient=LINE_USER if channel == "line" else ME,
                             actor="hanako")
     assert result.ok, result
-    live.approve(ops, cid, by="hanako", confirm_count=out["funnel"]["will_receive"])
+    live.approve(ops, cid, by="hanako", confirm_count=out["funnel"]["will_receive"], accept_overage=accept_overage)
     return cid, out
 
 
@@ -233,9 +233,21 @@ def test_429_storm_and_500s_mid_send_deliver_everyone_once(env, line):
     assert line.errors == []
 
 
-def test_monthly_quota_pauses_and_resume_sends_the_rest_once(env, line):
+def test_quota_checked_before_sending_refuses_overage_unless_accepted(env, line):
     store, ops = env
     cid, out = _approved(store, ops, line)
+    line.quota_limit = out["funnel"]["will_receive"] - 1
+    bulk = LineBulk(TOKEN, line.url, sleep=lambda s: None)
+    res = live.run(ops, cid, store=store, line=bulk, clock=_clock(NOON))
+    assert res.status == "paused" and "追加料金を承諾" in res.message and line.multicasts == []
+    cid2, _ = _approved(store, ops, line, accept_overage=True)
+    line.quota_limit = None  # the account's plan allows paid messages
+    assert live.run(ops, cid2, store=store, line=bulk, clock=_clock(NOON)).status == "done"
+
+
+def test_monthly_limit_answer_mid_send_pauses_and_resume_sends_the_rest_once(env, line):
+    store, ops = env
+    cid, out = _approved(store, ops, line, accept_overage=True)
     line.quota_limit = 700
     bulk = LineBulk(TOKEN, line.url, sleep=lambda s: None)
     res = live.run(ops, cid, store=store, line=bulk, clock=_clock(NOON))

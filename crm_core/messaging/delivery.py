@@ -145,6 +145,15 @@ class _Run:
     def line(self, api: LineBulk) -> None:
         unit = aggregation_unit(self.cid)
         api.open()
+        left = self.con.execute("SELECT count(*) FROM send_ledger WHERE campaign_id = ? AND channel = 'line' AND state IN ('queued', 'sending')",
+                                [self.cid]).fetchone()[0]
+        try:
+            quota = api.quota()
+        except Exception as exc:  # noqa: BLE001 - the SDK raises several types; a quota we cannot read stops the send
+            raise _Stop("paused", "LINEの今月の送信上限と利用数を確認できませんでした。接続設定を確認してから再開してください。") from exc
+        if left and not quota.allows(left) and not self.c.get("accept_overage"):
+            raise _Stop("paused", f"LINEの今月の送信上限（{quota.limit:,}通）のうち{quota.used:,}通を使っており、残り{quota.remaining:,}通では"
+                                  f"この配信（{left:,}通）を送りきれません。追加料金を承諾するか、上限を見直してから再開してください。")
         while True:
             batch = self.con.execute(
                 "SELECT * FROM send_batches WHERE campaign_id = ? AND state IN ('queued', 'sending') ORDER BY batch_id LIMIT 1",

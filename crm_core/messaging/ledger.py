@@ -73,6 +73,7 @@ MIGRATIONS = [
         approved_by    TEXT,
         approved_at    TEXT,
         approved_count INTEGER,
+        accept_overage INTEGER NOT NULL DEFAULT 0,
         prepared_at    TEXT,
         finished_at    TEXT,
         funnel         TEXT NOT NULL DEFAULT '{}',

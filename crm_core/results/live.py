@@ -302,14 +302,22 @@ def previews(store: Store, ops: sqlite3.Connection, campaign_id: int, count: int
     return out
 
 
-def cost(store: Store, channel: str, messages: int) -> dict[str, Any]:
-    """The message cost of a send: LINE against the plan (this month), R-Mail ¥1 per mail, e-mail by the ESP."""
+def cost(store: Store, channel: str, messages: int, used_this_month: int = 0) -> dict[str, Any]:
+    """The message cost of a send: LINE against the plan on top of this month's use, R-Mail ¥1 per mail, e-mail by the ESP.
+
+    ``blocked`` LINE messages cannot be sent on the plan (no extra messages);
+    ``yen`` is the overage this send adds.
+    """
     from crm_core.planning import costs
 
     if channel == "line":
         plan = costs.line_plan_setting(store)
-        c = costs.line_cost(messages, plan, costs.beyond_rate_setting(store))
-        return {"channel": channel, "messages": messages, "yen": float(c.extra_cost), "plan": plan, "warnings": list(c.warnings)}
+        rate = costs.beyond_rate_setting(store)
+        before = costs.line_cost(used_this_month, plan, rate)
+        after = costs.line_cost(used_this_month + messages, plan, rate)
+        return {"channel": channel, "messages": messages, "used_this_month": used_this_month, "plan": plan,
+                "yen": float(after.overage_cost - before.overage_cost), "blocked": after.blocked - before.blocked,
+                "warnings": list(after.warnings)}
     if channel == "rmail":
         return {"channel": channel, "messages": messages, "yen": float(costs.rmail_cost(messages)), "warnings": []}
     return {"channel": channel, "messages": messages, "yen": None, "warnings": ["メールの費用は契約中の配信サービス（ESP）の料金によります。"]}
@@ -375,12 +383,13 @@ test_send.__test__ = False  # not a pytest test despite the name
 
 
 def approve(ops: sqlite3.Connection, campaign_id: int, *, by: str, confirm_count: int | None = None, role: str = "",
-            now: dt.datetime | None = None) -> dict[str, Any]:
+            accept_overage: bool = False, now: dt.datetime | None = None) -> dict[str, Any]:
     """Approve a tested draft.
 
     Someone other than the creator needs the approver role; the creator alone
     (the single user of a small shop) confirms by typing the number of
-    recipients.
+    recipients.  ``accept_overage`` lets a LINE send go beyond the month's
+    quota (the extra messages are paid); without it the send pauses first.
 
     Raises
     ------
@@ -403,9 +412,9 @@ def approve(ops: sqlite3.Connection, campaign_id: int, *, by: str, confirm_count
         raise InputError("承認には承認者の権限が必要です。", "not an approver")
     when = now or now_utc()
     with opsdb.transaction(ops):
-        ops.execute("UPDATE send_campaigns SET status = 'approved', approved_by = ?, approved_at = ?, approved_count = ? WHERE campaign_id = ?",
-                    [by, L.iso(when), n, campaign_id])
-        audit.log(ops, by, "approve", campaign_id, now=when, count=n)
+        ops.execute("UPDATE send_campaigns SET status = 'approved', approved_by = ?, approved_at = ?, approved_count = ?, accept_overage = ?"
+                    " WHERE campaign_id = ?", [by, L.iso(when), n, int(bool(accept_overage)), campaign_id])
+        audit.log(ops, by, "approve", campaign_id, now=when, count=n, accept_overage=bool(accept_overage))
     return status(ops, campaign_id)
 
 
