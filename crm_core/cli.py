@@ -391,7 +391,9 @@ def cmd_campaign_create(args: argparse.Namespace) -> int:
         out = live.create(store, ops, name=args.name, channel=args.channel, rule=rule, template=args.template,
                           coupon_id=args.coupon, holdout=args.holdout, variants=[v for v in args.variants.split(",") if v],
                           variant_templates=dict(v.split("=", 1) for v in args.variant_template or []),
-                          send_at=args.send_at, quiet_hours=args.quiet_hours, frequency_cap=args.frequency_cap, actor=_actor(args))
+                          send_at=args.send_at, quiet_hours=args.quiet_hours, frequency_cap=args.frequency_cap, actor=_actor(args),
+                          ab={"sample_share": args.ab_sample, "wait_hours": args.ab_wait_hours,
+                              "default": args.variants.split(",")[0]} if args.ab_sample else None)
         out["cost"] = live.cost(store, args.channel, out["funnel"]["will_receive"])
     _print(out)
     return 0
@@ -433,7 +435,7 @@ def cmd_campaign_send(args: argparse.Namespace) -> int:
     if objs["smtp"] is not None:
         objs["smtp"].close()
     _print(outcome.to_dict())
-    return 0 if outcome.status in ("done", "waiting", "busy", "approved", "sending") else 1
+    return 0 if outcome.status in ("done", "waiting", "busy", "approved", "sending", "ab_waiting") else 1
 
 
 def cmd_campaign_status(args: argparse.Namespace) -> int:
@@ -504,6 +506,9 @@ def add_live_commands(camp_sub: argparse._SubParsersAction, subparsers: argparse
     p.add_argument("--send-at", help="JST, e.g. 2026-12-04 12:00 (default: now)")
     p.add_argument("--quiet-hours", default="21-08", help="no sends between these hours JST, or off")
     p.add_argument("--frequency-cap", type=int, default=3, help="max marketing messages per customer per 7 days (0: none)")
+    p.add_argument("--ab-sample", type=float, default=0.0,
+                   help="automatic A/B: share of recipients per variant sent first (e.g. 0.1); the rest get the winner")
+    p.add_argument("--ab-wait-hours", type=float, default=24.0, help="hours to wait before picking the winner (default 24)")
     p.add_argument("--by", help="who creates it (default: the OS user)")
     p.set_defaults(func=cmd_campaign_create)
     p = _with_db(camp_sub.add_parser("test-send", help="send exactly this content to a registered test recipient"))

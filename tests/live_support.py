@@ -49,6 +49,10 @@ def seed_many(store: Store, line_users: int = 0, emails: int = 0, rakuten: int =
         base, key="winter_sale", label="冬のセール", builtin=False, card=None,
         line_text="冬のセールを開催中です。\n{{ shop_url }}\n---\nこの機会をお見逃しなく。",
         email_subject="【{{ shop_name }}】冬のセールのお知らせ", email_body="冬のセールを開催中です。\n{{ shop_url }}"))
+    T.save_template(store, dataclasses.replace(
+        base, key="winter_sale_b", label="冬のセールB", builtin=False, card=None,
+        line_text="【最大50%OFF】冬のセール開催中！\n{{ shop_url }}",
+        email_subject="【最大50%OFF】冬のセール", email_body="最大50%OFF。\n{{ shop_url }}"))
     return store
 
 

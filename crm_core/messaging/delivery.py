@@ -84,7 +84,7 @@ def deliver(
     campaign = L.get(con, campaign_id)
     if campaign is None or not campaign.get("prepared_at"):
         return Outcome("missing", "この施策はまだ送信の準備ができていません。")
-    if campaign["status"] in ("cancelled", "done", "paused"):
+    if campaign["status"] in ("cancelled", "done", "paused", "ab_waiting"):
         return Outcome(campaign["status"], L.CAMPAIGN_STATUS[campaign["status"]], L.counts(con, campaign_id))
     owner = L.acquire(con, campaign_id, clock())
     if owner is None:
@@ -100,10 +100,13 @@ def deliver(
             if smtp is None or unsubscribe is None:
                 raise _Stop("paused", "メールの送信設定（SMTPサーバーと配信停止リンクの設定）がありません。")
             run.email(smtp, unsubscribe)
-        left = con.execute("SELECT count(*) FROM send_ledger WHERE campaign_id = ? AND state IN ('queued', 'sending')",
-                           [campaign_id]).fetchone()[0]
+        left = con.execute("SELECT count(*) FROM send_ledger WHERE campaign_id = ? AND state IN ('queued', 'sending')"
+                           " AND reason IS NOT 'ab_rest'", [campaign_id]).fetchone()[0]
         if left:
             raise _Stop("paused", f"{left}件が未送信のまま残っています。")
+        rest = con.execute("SELECT count(*) FROM send_ledger WHERE campaign_id = ? AND reason = 'ab_rest'", [campaign_id]).fetchone()[0]
+        if rest:
+            raise _Stop("ab_waiting", f"A/Bテストのサンプルに送りました。結果を待って、残り{rest:,}人に勝ちパターンを送ります。")
         con.execute("UPDATE send_campaigns SET status = 'done', finished_at = ?, note = NULL WHERE campaign_id = ?",
                     [L.iso(clock()), campaign_id])
         return Outcome("done", "送信が完了しました。", L.counts(con, campaign_id), run.requests)
@@ -237,7 +240,7 @@ class _Run:
         while True:
             rows = self.con.execute(
                 "SELECT customer_id, address, content_id, message_id, state FROM send_ledger"
-                " WHERE campaign_id = ? AND channel = 'email' AND state IN ('queued', 'sending') ORDER BY seq LIMIT ?",
+                " WHERE campaign_id = ? AND channel = 'email' AND state IN ('queued', 'sending') AND content_id IS NOT NULL ORDER BY seq LIMIT ?",
                 [self.cid, EMAIL_CHUNK]).fetchall()
             if not rows:
                 return

@@ -26,6 +26,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pandas as pd
+
 from crm_core import opsdb
 from crm_core.db import Store
 from crm_core.errors import InputError
@@ -337,7 +339,7 @@ def status(ops: sqlite3.Connection, campaign_id: int) -> dict[str, Any]:
     return {"campaign_id": campaign_id, "name": c["name"], "channel": c["channel"], "status": c["status"],
             "status_label": L.CAMPAIGN_STATUS.get(c["status"], c["status"]), "send_at": c["send_at"],
             "approved_by": c["approved_by"], "approved_at": c["approved_at"], "tested": c["tested_hash"] == c["content_hash"],
-            "funnel": c["funnel"], "ledger": L.counts(ops, campaign_id), "note": c["note"]}
+            "funnel": c["funnel"], "ledger": L.counts(ops, campaign_id), "note": c["note"], "ab": c["ab"]}
 
 
 def list_live(ops: sqlite3.Connection) -> list[dict[str, Any]]:
@@ -466,11 +468,82 @@ def _customer_rows(store: Store, ids: Sequence[str]) -> dict[str, dict[str, Any]
     return out
 
 
+def _ab_sample(campaign_id: int, customer_id: str, share: float) -> bool:
+    """Whether a recipient is in the A/B sample (a third hash, independent of holdout and variant)."""
+    import hashlib
+
+    digest = hashlib.sha256(f"{campaign_id}|{customer_id}|ab".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < share
+
+
+def _write_rows(store: Store, ops: sqlite3.Connection, c: dict[str, Any], rows: list[dict[str, Any]], *, from_addr: str,
+                now: dt.datetime, insert: bool, variant_override: str | None = None) -> None:
+    """Render queued rows and write their ledger rows, contents and LINE batches (inside the caller's transaction)."""
+    campaign_id = int(c["campaign_id"])
+    channel = c["channel"]
+    todo = [r for r in rows if r["state"] == "queued" and r.get("reason") != "ab_rest"]
+    shop = dataclasses.replace(T.shop_profile(store), unsubscribe_url=UNSUBSCRIBE_SENTINEL)
+    people = _customer_rows(store, [r["customer_id"] for r in todo]) if channel != "rmail" and todo else {}
+    templates = {v: T.get_template(store, k) for v, k in c["variant_templates"].items()}
+    default_tpl = T.get_template(store, c["template"])
+    coupon_obj = None
+    if c["coupon_id"]:
+        from crm_core.messaging import coupons
+
+        coupon_obj = coupons.get_coupon(store, c["coupon_id"])
+    stamp = L.iso(now)
+    cache: dict[str, int] = {}
+    groups: dict[int, list[str]] = {}
+    out = []
+    base = int(ops.execute("SELECT coalesce(max(seq), -1) + 1 FROM send_ledger WHERE campaign_id = ?", [campaign_id]).fetchone()[0])
+    for seq, r in enumerate(rows, start=base):
+        content_id = message_id = None
+        variant = variant_override or r["variant"]
+        if r["state"] == "queued" and r.get("reason") != "ab_rest" and channel in ("line", "email"):
+            values = T.Campaign(utm_campaign=f"crm{campaign_id}")
+            if coupon_obj is not None:
+                from crm_core.messaging import coupons
+
+                for k, v in coupons.placeholder_values(store, coupon_obj, r["customer_id"]).items():
+                    setattr(values, k, v)
+            tpl = templates.get(variant, default_tpl)
+            ctx = T.build_context(people.get(r["customer_id"]), values, shop, channel, tpl.key)
+            rendered = T.render(tpl, ctx, channel, values.utm_campaign)
+            body = rendered.line_messages if channel == "line" else {
+                "subject": rendered.subject, "preheader": rendered.preheader, "text": rendered.text, "html": rendered.html}
+            content_id = L.store_content(ops, campaign_id, body, cache)
+            if channel == "line":
+                groups.setdefault(content_id, []).append(r["customer_id"])
+            else:
+                message_id = new_message_id(from_addr or "crm@localhost")
+        out.append((campaign_id, r["customer_id"], channel, variant, r["address"], r["state"], r.get("reason"), content_id,
+                    message_id, seq, stamp))
+    if insert:
+        ops.executemany(
+            "INSERT INTO send_ledger (campaign_id, customer_id, channel, variant, address, state, reason, content_id, message_id, seq,"
+            " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", out)
+    else:
+        ops.executemany(
+            "UPDATE send_ledger SET variant = ?, reason = NULL, content_id = ?, message_id = ?, updated_at = ?"
+            " WHERE campaign_id = ? AND customer_id = ? AND channel = ?",
+            [(o[3], o[7], o[8], o[10], o[0], o[1], o[2]) for o in out])
+    for content_id, members in groups.items():
+        for start in range(0, len(members), MULTICAST_MAX):
+            chunk = members[start:start + MULTICAST_MAX]
+            cur = ops.execute("INSERT INTO send_batches (campaign_id, channel, content_id, retry_key, size, updated_at)"
+                              " VALUES (?, 'line', ?, ?, ?, ?)", [campaign_id, content_id, new_retry_key(), len(chunk), stamp])
+            ops.executemany("UPDATE send_ledger SET batch_id = ? WHERE campaign_id = ? AND customer_id = ? AND channel = 'line'",
+                            [(cur.lastrowid, campaign_id, m) for m in chunk])
+
+
 def prepare(store: Store, ops: sqlite3.Connection, campaign_id: int, *, from_addr: str = "", now: dt.datetime | None = None,
             actor: str = "sender") -> dict[str, int]:
     """Freeze recipients (DuckDB) and write the ledger, contents and LINE batches (operations store).
 
-    Idempotent: a prepared campaign is left as it is.
+    With an automatic A/B test (``ab`` with ``sample_share``), only the
+    samples (each variant's share of the recipients) and the holdout are
+    frozen and sent now; the rest wait (ledger reason ``ab_rest``) for
+    :func:`decide_ab`.  Idempotent: a prepared campaign is left as it is.
     """
     c = _get(ops, campaign_id)
     if c["prepared_at"]:
@@ -481,7 +554,12 @@ def prepare(store: Store, ops: sqlite3.Connection, campaign_id: int, *, from_add
     channel = c["channel"]
     f = funnel(store, ops, rule=c["rule"], channel=channel, campaign_id=campaign_id, holdout=c["holdout"], variants=c["variants"],
                frequency_cap=c["frequency_cap"], now=now)
-    frozen = [r for r in f.rows if r["state"] in ("queued", "held_out")]
+    share = float(c["ab"].get("sample_share") or 0) if len(c["variants"]) > 1 else 0.0
+    if share:
+        for r in f.rows:
+            if r["state"] == "queued" and not _ab_sample(campaign_id, r["customer_id"], share * len(c["variants"])):
+                r["reason"] = "ab_rest"
+    frozen = [r for r in f.rows if r["state"] == "held_out" or (r["state"] == "queued" and r.get("reason") != "ab_rest")]
     if not frozen:
         raise InputError("送信できるお客様が0人になりました。", "nobody left")
     coupon_code = ""
@@ -497,59 +575,64 @@ def prepare(store: Store, ops: sqlite3.Connection, campaign_id: int, *, from_add
     C.freeze_campaign(store, c["name"], channel, sent_at, customer_ids=[r["customer_id"] for r in frozen], template=c["template"],
                       coupon_code=coupon_code, holdout_share=c["holdout"], variants=c["variants"], campaign_id=campaign_id,
                       now=sent_at)
-    shop = dataclasses.replace(T.shop_profile(store), unsubscribe_url=UNSUBSCRIBE_SENTINEL)
-    people = _customer_rows(store, queued_ids) if channel != "rmail" else {}
-    templates = {v: T.get_template(store, k) for v, k in c["variant_templates"].items()}
-    default_tpl = T.get_template(store, c["template"])
-    coupon_obj = None
-    if c["coupon_id"]:
-        from crm_core.messaging import coupons
-
-        coupon_obj = coupons.get_coupon(store, c["coupon_id"])
-    stamp = L.iso(now)
-    cache: dict[str, int] = {}
-    groups: dict[int, list[str]] = {}
+    shop_real = T.shop_profile(store)
     with opsdb.transaction(ops):
-        rows = []
-        for seq, r in enumerate(f.rows):
-            content_id = None
-            message_id = None
-            if r["state"] == "queued" and channel in ("line", "email"):
-                values = T.Campaign(utm_campaign=f"crm{campaign_id}")
-                if coupon_obj is not None:
-                    from crm_core.messaging import coupons
-
-                    for k, v in coupons.placeholder_values(store, coupon_obj, r["customer_id"]).items():
-                        setattr(values, k, v)
-                tpl = templates.get(r["variant"], default_tpl)
-                ctx = T.build_context(people.get(r["customer_id"]), values, shop, channel, tpl.key)
-                rendered = T.render(tpl, ctx, channel, values.utm_campaign)
-                body = rendered.line_messages if channel == "line" else {
-                    "subject": rendered.subject, "preheader": rendered.preheader, "text": rendered.text, "html": rendered.html}
-                content_id = L.store_content(ops, campaign_id, body, cache)
-                if channel == "line":
-                    groups.setdefault(content_id, []).append(r["customer_id"])
-                else:
-                    message_id = new_message_id(from_addr or "crm@localhost")
-            rows.append((campaign_id, r["customer_id"], channel, r["variant"], r["address"], r["state"], r["reason"], content_id,
-                         message_id, seq, stamp))
-        ops.executemany(
-            "INSERT INTO send_ledger (campaign_id, customer_id, channel, variant, address, state, reason, content_id, message_id, seq,"
-            " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-        for content_id, members in groups.items():
-            for start in range(0, len(members), MULTICAST_MAX):
-                chunk = members[start:start + MULTICAST_MAX]
-                cur = ops.execute("INSERT INTO send_batches (campaign_id, channel, content_id, retry_key, size, updated_at)"
-                                  " VALUES (?, 'line', ?, ?, ?, ?)", [campaign_id, content_id, new_retry_key(), len(chunk), stamp])
-                ops.executemany("UPDATE send_ledger SET batch_id = ? WHERE campaign_id = ? AND customer_id = ? AND channel = 'line'",
-                                [(cur.lastrowid, campaign_id, m) for m in chunk])
-        shop_real = T.shop_profile(store)
+        _write_rows(store, ops, c, f.rows, from_addr=from_addr, now=now, insert=True)
         ops.execute("UPDATE send_campaigns SET prepared_at = ?, funnel = ?, sender = ? WHERE campaign_id = ?",
-                    [stamp, json.dumps(f.counts), json.dumps({"from_addr": from_addr,
-                                                              "from_name": shop_real.sender_name or shop_real.shop_name}, ensure_ascii=False),
+                    [L.iso(now), json.dumps(f.counts), json.dumps({"from_addr": from_addr,
+                                                                   "from_name": shop_real.sender_name or shop_real.shop_name}, ensure_ascii=False),
                      campaign_id])
-        audit.log(ops, actor, "send", campaign_id, now=now, queued=len(queued_ids))
+        audit.log(ops, actor, "send", campaign_id, now=now, queued=len(queued_ids), ab_rest=sum(r.get("reason") == "ab_rest" for r in f.rows))
     return L.counts(ops, campaign_id)
+
+
+def decide_ab(store: Store, ops: sqlite3.Connection, campaign_id: int, *, now: dt.datetime | None = None,
+              actor: str = "sender") -> dict[str, Any]:
+    """After ``wait_hours``, pick the winner of the samples (only when significant, else the default) and queue the rest with it.
+
+    The decision reuses :func:`crm_core.results.attribution.ab_test` (purchase
+    rate, two-proportion z-test with Newcombe's interval) on the orders
+    attributed to the samples so far.
+
+    Returns
+    -------
+    dict
+        ``decided`` (bool), ``winner``, ``significant``, ``message`` (Japanese), ``rest``.
+    """
+    from crm_core.results import attribution as R
+
+    c = _get(ops, campaign_id)
+    rest = [dict(r) for r in ops.execute("SELECT customer_id, address, state, reason, variant FROM send_ledger"
+                                         " WHERE campaign_id = ? AND reason = 'ab_rest' ORDER BY seq", [campaign_id])]
+    if not rest:
+        return {"decided": False, "winner": c["ab"].get("winner"), "message": "A/Bテストの残りの送信先はありません。", "rest": 0}
+    now = now or now_utc()
+    ready = dt.datetime.fromisoformat(c["prepared_at"]) + dt.timedelta(hours=float(c["ab"].get("wait_hours", 24)))
+    if now < ready:
+        return {"decided": False, "winner": None, "rest": len(rest),
+                "message": f"{ready.astimezone(JST):%m月%d日 %H:%M}にサンプルの結果から勝ちパターンを決め、残り{len(rest):,}人に送ります。"}
+    table = R.recipient_table(store, campaign_id)
+    treat = table[~table["holdout"]]
+    result = R.ab_test(treat, list(c["variants"]))
+    default = c["ab"].get("default") or c["variants"][0]
+    winner = result["winner"] or default
+    significant = result["winner"] is not None
+    message = (result["message"] + f" 残り{len(rest):,}人にパターン{winner}を送ります。" if significant
+               else result["message"] + f" 勝ちパターンが決まらないため、標準のパターン{default}を残り{len(rest):,}人に送ります。")
+    frame = pd.DataFrame({"campaign_id": campaign_id, "customer_id": [r["customer_id"] for r in rest], "variant": winner, "holdout": False})
+    with store.transaction() as cur:
+        cur.register("ab_rest_rows", frame)
+        cur.execute("INSERT INTO campaign_recipients SELECT campaign_id, customer_id, variant, holdout FROM ab_rest_rows")
+        cur.unregister("ab_rest_rows")
+    with opsdb.transaction(ops):
+        for r in rest:
+            r["reason"] = None
+        _write_rows(store, ops, c, rest, from_addr=c["sender"].get("from_addr", ""), now=now, insert=False, variant_override=winner)
+        ab = {**c["ab"], "winner": winner, "significant": significant, "message": message, "decided_at": L.iso(now)}
+        ops.execute("UPDATE send_campaigns SET ab = ?, status = 'approved', note = ? WHERE campaign_id = ?",
+                    [json.dumps(ab, ensure_ascii=False, default=str), message, campaign_id])
+        audit.log(ops, actor, "ab_winner", campaign_id, now=now, winner=winner, significant=significant, p=result.get("p"))
+    return {"decided": True, "winner": winner, "significant": significant, "message": message, "rest": len(rest)}
 
 
 # -- send ---------------------------------------------------------------------------------------
@@ -589,6 +672,17 @@ def run(
         return Outcome("draft", "承認されていない配信は送信できません。", L.counts(ops, campaign_id))
     if c["status"] in ("paused", "cancelled", "done"):
         return Outcome(c["status"], L.CAMPAIGN_STATUS[c["status"]], L.counts(ops, campaign_id))
+    if c["status"] == "ab_waiting":
+        if store is None:
+            raise InputError("A/Bテストの判定にはデータベースが必要です。", "no store")
+        s = store() if callable(store) else store
+        try:
+            decision = decide_ab(s, ops, campaign_id, now=clock())
+        finally:
+            if callable(store):
+                s.close()
+        if not decision["decided"]:
+            return Outcome("ab_waiting", decision["message"], L.counts(ops, campaign_id))
     reason = due(ops, campaign_id, clock())
     if reason:
         if c["status"] == "sending":
