@@ -7,7 +7,7 @@ import json
 import sqlite3
 from typing import Any
 
-from crm_core import opsdb
+from crm_core import clock, opsdb
 
 ACTIONS = {"create": "作成", "test_send": "テスト送信", "approve": "承認", "send": "送信開始", "send_done": "送信完了",
            "pause": "一時停止", "resume": "再開", "cancel": "中止", "suppress": "配信停止に追加",
@@ -34,7 +34,7 @@ def log(con: sqlite3.Connection, actor: str, action: str, campaign_id: int | Non
     """Append one entry (never updated or deleted)."""
     if action not in ACTIONS:
         raise ValueError(f"unknown audit action {action!r}")
-    at = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).isoformat()
+    at = (now or clock.now_utc()).astimezone(dt.UTC).isoformat()
     con.execute("INSERT INTO audit_log (at, actor, action, campaign_id, detail) VALUES (?, ?, ?, ?, ?)",
                 [at, actor or "unknown", action, campaign_id, json.dumps(detail, ensure_ascii=False, default=str)])
 

@@ -16,7 +16,7 @@ import datetime as dt
 import sqlite3
 from typing import Any
 
-from crm_core import opsdb
+from crm_core import clock, opsdb
 from crm_core.errors import InputError
 
 CHANNELS = ("email", "line")
@@ -46,7 +46,7 @@ opsdb.register("consent", MIGRATIONS)
 
 
 def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
+    return clock.now_utc()
 
 
 def _iso(value: dt.datetime | str | None, default: dt.datetime) -> str:

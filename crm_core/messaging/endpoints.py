@@ -40,6 +40,7 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Route
 
 from crm_core import opsdb
+from crm_core.clock import now_utc as clock_now_utc
 from crm_core.messaging import audit, consent
 from crm_core.messaging import ledger as _ledger  # noqa: F401 - registers send_ledger, read by the unsubscribe link
 from crm_core.messaging.unsubscribe import Unsubscribe
@@ -133,7 +134,7 @@ def routes(
     channel_secret: str = "",
     unsubscribe: Unsubscribe | None = None,
     limiter: RateLimiter | None = None,
-    clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    clock: Callable[[], dt.datetime] = clock_now_utc,
 ) -> list[Route]:
     """The routes to mount (``/line/webhook``, ``/unsubscribe/{token}``)."""
     ops_path = Path(ops_path)

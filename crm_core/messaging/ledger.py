@@ -40,7 +40,7 @@ import uuid
 import zlib
 from typing import Any
 
-from crm_core import opsdb
+from crm_core import clock, opsdb
 
 STATES = {"queued": "送信待ち", "sending": "送信中", "sent": "送信済み", "failed": "失敗", "suppressed": "配信停止・対象外",
           "held_out": "比較用に送らない", "capped": "送信回数の上限"}
@@ -139,7 +139,7 @@ opsdb.register("ledger", MIGRATIONS)
 
 
 def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
+    return clock.now_utc()
 
 
 def iso(value: dt.datetime) -> str:

@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
-from crm_core import opsdb
+from crm_core import clock, opsdb
 from crm_core.db import Store
 from crm_core.errors import InputError
 from crm_core.messaging import audit, consent
@@ -55,7 +55,7 @@ FUNNEL_LABELS = {
 
 
 def now_utc() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
+    return clock.now_utc()
 
 
 def open_ops(store_or_path: Store | str) -> sqlite3.Connection:
@@ -176,7 +176,6 @@ def funnel_table(counts: dict[str, int]) -> list[dict[str, Any]]:
 
 # -- create ---------------------------------------------------------------------------------
 def _next_id(store: Store, ops: sqlite3.Connection) -> int:
-    C.ensure_tables(store)
     a = int(store.scalar("SELECT coalesce(max(campaign_id), 0) FROM campaigns") or 0)
     b = int(ops.execute("SELECT coalesce(max(campaign_id), 0) FROM send_campaigns").fetchone()[0] or 0)
     return max(a, b) + 1
