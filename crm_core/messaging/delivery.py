@@ -72,6 +72,7 @@ def deliver(
     clock: Callable[[], dt.datetime] = L.utcnow,
     allowed: Callable[[dt.datetime], str | None] = lambda now: None,
     progress: Callable[[dict[str, int]], None] | None = None,
+    max_messages: int | None = None,
 ) -> Outcome:
     """Send what is still due for a prepared campaign.
 
@@ -80,6 +81,8 @@ def deliver(
     allowed : callable
         ``allowed(now)`` returns None when sending is allowed now, else a
         Japanese reason (quiet hours): the run stops with status ``waiting``.
+    max_messages : int, optional
+        Stop (status ``sending``) after about this many recipients; the next run continues.
     """
     campaign = L.get(con, campaign_id)
     if campaign is None or not campaign.get("prepared_at"):
@@ -89,7 +92,7 @@ def deliver(
     owner = L.acquire(con, campaign_id, clock())
     if owner is None:
         return Outcome("busy", "別の送信処理がこの施策を送信中です（二重には送りません）。", L.counts(con, campaign_id))
-    run = _Run(con, campaign, owner, clock, allowed, progress)
+    run = _Run(con, campaign, owner, clock, allowed, progress, max_messages)
     try:
         L.set_status(con, campaign_id, "sending")
         if campaign["channel"] == "line":
@@ -120,7 +123,9 @@ def deliver(
 
 
 class _Run:
-    def __init__(self, con, campaign, owner, clock, allowed, progress) -> None:
+    def __init__(self, con, campaign, owner, clock, allowed, progress, max_messages=None) -> None:
+        self.max_messages = max_messages
+        self.done = 0
         self.con: sqlite3.Connection = con
         self.c = campaign
         self.cid = int(campaign["campaign_id"])
@@ -141,6 +146,8 @@ class _Run:
             raise _Stop("waiting", reason)
         if not L.heartbeat(self.con, self.cid, self.owner, now):
             raise _Stop("sending", "別の送信処理に引き継がれました。")
+        if self.max_messages is not None and self.done >= self.max_messages:
+            raise _Stop("sending", "今回の送信数の上限に達しました。続きは次の実行で送ります。")
         if self.progress:
             self.progress(L.counts(self.con, self.cid))
 
@@ -180,6 +187,7 @@ class _Run:
             else:
                 result = api.multicast(members, messages, retry_key=batch["retry_key"], aggregation_unit=unit)
             self.requests += result.attempts
+            self.done += len(members)
             now = L.iso(self.clock())
             with opsdb.transaction(self.con):  # outcome
                 if result.ok:
@@ -241,7 +249,7 @@ class _Run:
             rows = self.con.execute(
                 "SELECT customer_id, address, content_id, message_id, state FROM send_ledger"
                 " WHERE campaign_id = ? AND channel = 'email' AND state IN ('queued', 'sending') AND content_id IS NOT NULL ORDER BY seq LIMIT ?",
-                [self.cid, EMAIL_CHUNK]).fetchall()
+                [self.cid, EMAIL_CHUNK if self.max_messages is None else max(1, min(EMAIL_CHUNK, self.max_messages - self.done))]).fetchall()
             if not rows:
                 return
             self.checkpoint()
@@ -264,6 +272,7 @@ class _Run:
                                        message_id=r["message_id"], encoding=encoding)
                 result = smtp.send(msg, from_addr, r["address"])
                 self.requests += 1
+                self.done += 1
                 now = L.iso(self.clock())
                 if result.ok:
                     self.con.execute("UPDATE send_ledger SET state = 'sent', sent_at = ?, updated_at = ?, attempts = attempts + 1,"

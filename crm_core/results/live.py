@@ -492,6 +492,9 @@ def _write_rows(store: Store, ops: sqlite3.Connection, c: dict[str, Any], rows: 
         coupon_obj = coupons.get_coupon(store, c["coupon_id"])
     stamp = L.iso(now)
     cache: dict[str, int] = {}
+    rendered_cache: dict[tuple, int] = {}  # (template, values of the placeholders it uses) -> content id
+    used = {key: sorted({n for text in t.texts().values() for n in T.analyse(text).names})
+            for key, t in {**{default_tpl.key: default_tpl}, **{t.key: t for t in templates.values()}}.items()}
     groups: dict[int, list[str]] = {}
     out = []
     base = int(ops.execute("SELECT coalesce(max(seq), -1) + 1 FROM send_ledger WHERE campaign_id = ?", [campaign_id]).fetchone()[0])
@@ -507,10 +510,13 @@ def _write_rows(store: Store, ops: sqlite3.Connection, c: dict[str, Any], rows: 
                     setattr(values, k, v)
             tpl = templates.get(variant, default_tpl)
             ctx = T.build_context(people.get(r["customer_id"]), values, shop, channel, tpl.key)
-            rendered = T.render(tpl, ctx, channel, values.utm_campaign)
-            body = rendered.line_messages if channel == "line" else {
-                "subject": rendered.subject, "preheader": rendered.preheader, "text": rendered.text, "html": rendered.html}
-            content_id = L.store_content(ops, campaign_id, body, cache)
+            key = (tpl.key, *(ctx.get(n, "") for n in used[tpl.key]))
+            content_id = rendered_cache.get(key)
+            if content_id is None:  # render once per distinct set of placeholder values (once for a non-personal message)
+                rendered = T.render(tpl, ctx, channel, values.utm_campaign)
+                body = rendered.line_messages if channel == "line" else {
+                    "subject": rendered.subject, "preheader": rendered.preheader, "text": rendered.text, "html": rendered.html}
+                content_id = rendered_cache[key] = L.store_content(ops, campaign_id, body, cache)
             if channel == "line":
                 groups.setdefault(content_id, []).append(r["customer_id"])
             else:

@@ -350,7 +350,7 @@ def main() -> None:  # pragma: no cover - manual use
     parser.add_argument("--token", default="test-token")
     args = parser.parse_args()
     mock = LineMock(args.token, port=args.port)
-    print(f"LINE mock on {mock.url}")  # noqa: T201
+    print(f"LINE mock on {mock.url}", flush=True)  # noqa: T201
     mock._server.serve_forever()
 
 
