@@ -352,3 +352,30 @@ def test_ops_file_lives_beside_the_store(env):
         assert ops.execute("SELECT count(*) FROM send_campaigns").fetchone()[0] == 0
 
 
+
+
+def test_unique_coupon_codes_one_per_recipient(env, line):
+    import dataclasses
+
+    from crm_core.messaging import coupons
+    from crm_core.messaging import templates as T
+
+    store, ops = env
+    coupon_id = coupons.create_coupon(store, coupons.Coupon(name="冬のクーポン", kind="percent", value=10, code_mode="unique",
+                                                            channel="line"))
+    base = T.get_template(store, TEMPLATE)
+    T.save_template(store, dataclasses.replace(base, key="winter_coupon", line_text="あなたのクーポンコード: {{ coupon_code }}"))
+    store.execute("DELETE FROM customer_model WHERE customer_id LIKE 'L%' AND customer_id > 'L00040'")  # 40 friends is enough
+    out = live.create(store, ops, name="クーポン", channel="line", rule=LINE_RULE, template="winter_coupon", coupon_id=coupon_id,
+                      actor="hanako", now=NOON)
+    cid = out["campaign_id"]
+    assert live.test_send(store, ops, cid, settings=_settings(line), recipient=LINE_USER, actor="hanako").ok
+    live.approve(ops, cid, by="hanako", confirm_count=out["funnel"]["will_receive"])
+    res = live.run(ops, cid, store=store, line=LineBulk(TOKEN, line.url, sleep=lambda s: None), clock=_clock(NOON))
+    assert res.status == "done"
+    sent = {r["body"]["to"][0]: r["body"]["messages"][0]["text"] for r in line.multicasts}
+    assert len(sent) == out["funnel"]["will_receive"] and all(len(r["body"]["to"]) == 1 for r in line.multicasts)
+    codes = [t.rsplit(" ", 1)[-1] for t in sent.values()]
+    assert len(set(codes)) == len(codes) and all(codes)
+    issued = {r[0] for r in store.fetchall("SELECT code FROM coupon_codes WHERE coupon_id = ?", [coupon_id])}
+    assert set(codes) <= issued

@@ -6,9 +6,9 @@ batches with their retry keys were written by the preparation step.
 
 Exactly once
 ------------
-* LINE: a batch's ``X-Line-Retry-Key`` and body were stored before its first
-  request.  The batch is marked ``sending`` (intent), sent, then marked
-  ``sent`` with LINE's request id (outcome).  After a crash the same batch is
+* LINE: a batch's members, ``X-Line-Retry-Key`` and body were stored before
+  its first request.  The batch is marked ``sending`` (intent), sent, then it
+  and its ledger rows are marked ``sent`` with LINE's request id (outcome).  After a crash the same batch is
   sent again with the same key and body: LINE (and the stand-in) answers 409
   with the accepted request id, so nobody gets it twice and nobody is skipped.
 * E-mail: rows are marked ``sending`` a chunk at a time, each mail's outcome
@@ -176,12 +176,10 @@ class _Run:
             messages = L.load_content(self.con, batch["content_id"])
             if batch["kind"] == "narrowcast" and not self._narrowcast_ready(api, batch, members):
                 continue
-            with opsdb.transaction(self.con):  # intent
-                now = L.iso(self.clock())
-                self.con.execute("UPDATE send_batches SET state = 'sending', attempts = attempts + 1, updated_at = ? WHERE batch_id = ?",
-                                 [now, batch["batch_id"]])
-                self.con.execute("UPDATE send_ledger SET state = 'sending', attempts = attempts + 1, updated_at = ? WHERE batch_id = ?",
-                                 [now, batch["batch_id"]])
+            # intent: the batch (its members, body and retry key were stored at preparation) is marked as being sent;
+            # its ledger rows stay 'queued' until the outcome (one statement less per recipient and batch)
+            self.con.execute("UPDATE send_batches SET state = 'sending', attempts = attempts + 1, updated_at = ? WHERE batch_id = ?",
+                             [L.iso(self.clock()), batch["batch_id"]])
             if batch["kind"] == "narrowcast":
                 result = api.narrowcast(messages, audience_group_id=int(batch["audience_id"]), retry_key=batch["retry_key"])
             else:
@@ -193,8 +191,8 @@ class _Run:
                 if result.ok:
                     self.con.execute("UPDATE send_batches SET state = 'sent', request_id = ?, updated_at = ? WHERE batch_id = ?",
                                      [result.request_id, now, batch["batch_id"]])
-                    self.con.execute("UPDATE send_ledger SET state = 'sent', request_id = ?, sent_at = ?, updated_at = ?, error = NULL"
-                                     " WHERE batch_id = ?", [result.request_id, now, now, batch["batch_id"]])
+                    self.con.execute("UPDATE send_ledger SET state = 'sent', request_id = ?, sent_at = ?, updated_at = ?, error = NULL,"
+                                     " attempts = ? WHERE batch_id = ?", [result.request_id, now, now, batch["attempts"] + 1, batch["batch_id"]])
                     continue
                 error = f"{result.error_code}: {result.message}"
                 if result.error_code in ("quota_exceeded", "rate_limited", "server_error", "timeout", "connection_error", "tls_error",

@@ -43,6 +43,8 @@ JST = ZoneInfo("Asia/Tokyo")
 DEFAULT_QUIET_HOURS = "21-08"
 DEFAULT_FREQUENCY_CAP = 3
 CAP_WINDOW_DAYS = 7
+PERSONAL_PLACEHOLDERS = frozenset({k for k, p in T.PLACEHOLDERS.items() if p.group == "お客様"} | {"coupon_code", "review_url"})
+"""Placeholders whose value depends on the customer (``review_url`` falls back to the last product's page)."""
 FUNNEL_LABELS = {
     "segment": "セグメントの人数",
     "reachable": "このチャネルで届く人",
@@ -495,6 +497,8 @@ def _write_rows(store: Store, ops: sqlite3.Connection, c: dict[str, Any], rows: 
     rendered_cache: dict[tuple, int] = {}  # (template, values of the placeholders it uses) -> content id
     used = {key: sorted({n for text in t.texts().values() for n in T.analyse(text).names})
             for key, t in {**{default_tpl.key: default_tpl}, **{t.key: t for t in templates.values()}}.items()}
+    personal = {k: bool(set(names) & PERSONAL_PLACEHOLDERS) or (coupon_obj is not None and coupon_obj.code_mode == "unique")
+                for k, names in used.items()}
     groups: dict[int, list[str]] = {}
     out = []
     base = int(ops.execute("SELECT coalesce(max(seq), -1) + 1 FROM send_ledger WHERE campaign_id = ?", [campaign_id]).fetchone()[0])
@@ -509,9 +513,12 @@ def _write_rows(store: Store, ops: sqlite3.Connection, c: dict[str, Any], rows: 
                 for k, v in coupons.placeholder_values(store, coupon_obj, r["customer_id"]).items():
                     setattr(values, k, v)
             tpl = templates.get(variant, default_tpl)
-            ctx = T.build_context(people.get(r["customer_id"]), values, shop, channel, tpl.key)
-            key = (tpl.key, *(ctx.get(n, "") for n in used[tpl.key]))
-            content_id = rendered_cache.get(key)
+            key = (tpl.key,) if not personal[tpl.key] else None
+            content_id = rendered_cache.get(key) if key else None
+            if content_id is None:
+                ctx = T.build_context(people.get(r["customer_id"]), values, shop, channel, tpl.key)
+                key = key or (tpl.key, *(ctx.get(n, "") for n in used[tpl.key]))
+                content_id = rendered_cache.get(key)
             if content_id is None:  # render once per distinct set of placeholder values (once for a non-personal message)
                 rendered = T.render(tpl, ctx, channel, values.utm_campaign)
                 body = rendered.line_messages if channel == "line" else {
