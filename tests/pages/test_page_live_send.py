@@ -12,7 +12,7 @@ from tests.live_support import TEMPLATE, make_store
 from tests.servers.customers import LINE_USER
 from tests.servers.line_mock import LineMock
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PAGE = "pages/send/live_send.py"
 TOKEN = "page-token"
 

@@ -28,7 +28,7 @@ from tests.servers.smtp_sink import SmtpSink
 pytestmark = pytest.mark.timeout(600)
 TOKEN = "kill-token"
 ME = "marketer@example.jp"
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MULTICAST = "/v2/bot/message/multicast"
 
 
