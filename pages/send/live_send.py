@@ -1,0 +1,167 @@
+"""配信（本番送信）: new campaign → funnel → previews → cost → lint → test send → approve → send progress.
+
+Thin: every step calls :mod:`crm_core.results.live` (the same functions as the
+command line and the worker).  Session keys carry the ``live_`` prefix.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from contextlib import closing
+
+import pandas as pd
+import streamlit as st
+
+from crm_core.messaging import audit, sends
+from crm_core.messaging import ledger as LG
+from crm_core.messaging import templates as T
+from crm_core.messaging.delivery import channel_objects
+from crm_core.results import live
+from pages import ui
+
+st.title("🚀 配信（本番送信）")
+st.caption("セグメントにLINE・メールで本番の配信をします。送る前に、届く人数・費用・表示義務のチェック・3人分のプレビューを確認し、"
+           "テスト送信と承認をしてから送ります。配信停止・ブロック・宛先不明のお客様と、比較用に送らないお客様には送りません。")
+
+store = ui.require_data()
+
+
+def _settings() -> sends.ChannelSettings:
+    try:
+        secrets = dict(st.secrets)
+    except Exception:  # noqa: BLE001 - no secrets.toml is a normal state
+        secrets = {}
+    return ui.run(sends.load_settings, secrets)
+
+
+settings = _settings()
+actor = st.session_state.get("user_name") or "console"
+
+with closing(ui.run(live.open_ops, store)) as ops:
+    # -- new campaign -------------------------------------------------------------------------
+    with st.expander("➕ 新しい配信を作る", expanded=not ui.run(live.list_live, ops)):
+        with st.form("live_new"):
+            c1, c2 = st.columns(2)
+            name = c1.text_input("配信名", key="live_name", placeholder="例: 冬のセール告知")
+            channel = c2.selectbox("チャネル", ["line", "email", "rmail"], format_func=T.CHANNEL_LABELS.get, key="live_channel")
+            choices = ui.run(T.segment_choices, store)
+            segment = c1.selectbox("送る相手（セグメント）", list(choices), format_func=choices.get, key="live_segment")
+            templates = {t.key: t.label for t in ui.run(T.list_templates, store)}
+            template = c2.selectbox("テンプレート", list(templates), format_func=templates.get, key="live_template")
+            holdout = c1.slider("比較用に送らない割合（%）", 0, 50, 10, key="live_holdout")
+            variants = c2.text_input("A/Bパターン（カンマ区切り）", "A", key="live_variants")
+            day = c1.date_input("送信日", dt.date.today(), key="live_day")
+            hour = c2.time_input("送信時刻", dt.time(12, 0), key="live_time")
+            quiet = c1.checkbox("21:00〜08:00は送らない（おすすめ）", True, key="live_quiet")
+            cap = c2.number_input("1人あたり7日間の送信回数の上限（0は上限なし）", 0, 100, 3, key="live_cap")
+            created = st.form_submit_button("配信を作成して人数を確認", type="primary")
+        if created:
+            rule = ui.run(T.segment_rule, store, segment)
+            out = ui.run(live.create, store, ops, name=name, channel=channel, rule=rule, template=template,
+                         holdout=holdout / 100, variants=[v.strip() for v in variants.split(",") if v.strip()],
+                         send_at=dt.datetime.combine(day, hour), quiet_hours="21-08" if quiet else "off",
+                         frequency_cap=int(cap), actor=actor)
+            st.session_state["live_cid"] = out["campaign_id"]
+            if out["send_at_note"]:
+                st.info(out["send_at_note"], icon="🌙")
+
+    rows = ui.run(live.list_live, ops)
+    if not rows:
+        ui.empty_state("まだ配信がありません。上の「新しい配信を作る」から作成してください。")
+        st.stop()
+    labels = {r["campaign_id"]: f"#{r['campaign_id']} {r['name']}（{r['status_label']}）" for r in rows}
+    current = st.session_state.get("live_cid")
+    cid = st.selectbox("配信", list(labels), format_func=labels.get, key="live_pick",
+                       index=list(labels).index(current) if current in labels else 0)
+    state = ui.run(live.status, ops, cid)
+    c = LG.get(ops, cid)
+
+    # -- funnel, cost, lint, previews -------------------------------------------------------------
+    st.subheader("届く人数")
+    st.dataframe(pd.DataFrame(live.funnel_table(state["funnel"])), hide_index=True, use_container_width=False)
+    n = int(state["funnel"].get("will_receive", 0))
+    cost = ui.run(live.cost, store, c["channel"], n)
+    if cost["yen"] is None:
+        st.caption("💴 " + " ".join(cost["warnings"]))
+    else:
+        st.caption(f"💴 この配信の追加費用（税抜）: {ui.yen(cost['yen'])}" + (" ・ " + " ".join(cost["warnings"]) if cost["warnings"] else ""))
+    if state["funnel"].get("rakuten_relay"):
+        st.warning(live.RAKUTEN_NOTE, icon="📮")
+    st.caption(f"送信予定: {dt.datetime.fromisoformat(state['send_at']):%Y年%m月%d日 %H:%M}"
+               + ("（21:00〜08:00は送りません）" if c["quiet_hours"] != "off" else ""))
+
+    st.subheader("3人分のプレビュー")
+    for p in ui.run(live.previews, store, ops, cid):
+        with st.expander(f"顧客ID {p['customer_id']}（パターン {p['variant']}）"):
+            r = p["rendered"]
+            if c["channel"] == "line":
+                for m in r.line_messages:
+                    st.text(m.get("text") or m.get("altText") or "（カード）")
+            else:
+                st.markdown(f"**件名:** {r.subject}")
+                st.text(r.text)
+
+    # -- test send ---------------------------------------------------------------------------
+    st.subheader("テスト送信")
+    if state["tested"]:
+        st.success("この内容でテスト送信済みです。", icon="✅")
+    send_channel = "email" if c["channel"] == "rmail" else c["channel"]
+    recipients = sends.test_recipients(store, settings, send_channel)
+    if not recipients:
+        st.info("テスト送信先が登録されていません。「送信設定」ページで登録してください。", icon="ℹ️")
+    else:
+        to = st.selectbox("テスト送信先", [r["address"] for r in recipients], key="live_to")
+        if st.button("この内容でテスト送信", key="live_test"):
+            result = ui.run(live.test_send, store, ops, cid, settings=settings, recipient=to, actor=actor)
+            (st.success if result.ok else st.error)(result.message)
+            state = ui.run(live.status, ops, cid)
+
+    # -- approve -------------------------------------------------------------------------------
+    st.subheader("承認")
+    if state["approved_by"]:
+        st.success(f"{state['approved_by']} さんが承認しました（{state['approved_at'][:16].replace('T', ' ')} UTC）。", icon="✅")
+    elif c["status"] == "draft":
+        who = st.text_input("承認する人の名前", value=actor, key="live_by")
+        typed = st.number_input(f"確認のため、送信する人数（{n:,}）を入力してください", min_value=0, step=1, value=0, key="live_count")
+        overage = st.checkbox("LINEの今月の上限を超える分の追加料金を承諾する", key="live_overage") if c["channel"] == "line" else False
+        if st.button("承認する", key="live_approve", type="primary", disabled=not state["tested"]):
+            ui.run(live.approve, ops, cid, by=who, confirm_count=int(typed), accept_overage=overage)
+            st.rerun()
+        if not state["tested"]:
+            st.caption("承認の前に、この内容のテスト送信が必要です。")
+
+    # -- send ------------------------------------------------------------------------------------
+    st.subheader("送信")
+    counts = state["ledger"]
+    done = counts["sent"] + counts["failed"]
+    todo = done + counts["queued"] + counts["sending"]
+    st.progress(done / todo if todo else 0.0, text=f"{state['status_label']} ・ 送信済み {counts['sent']:,} ・ 失敗 {counts['failed']:,}"
+                f" ・ 残り {counts['queued'] + counts['sending']:,}")
+    if state["note"]:
+        st.info(state["note"], icon="ℹ️")
+    b1, b2, b3, b4 = st.columns(4)
+    if b1.button("送信する（予約時刻になっていれば）", key="live_send", disabled=c["status"] not in ("approved", "waiting", "sending")):
+        objs = channel_objects(settings)
+        with st.spinner("送信しています…（この画面を閉じても、もう一度押せば続きから送ります）"):
+            outcome = ui.run(live.run, ops, cid, store=store, line=objs["line"], smtp=objs["smtp"], unsubscribe=objs["unsubscribe"],
+                             from_addr=objs["from_addr"])
+        st.info(outcome.message)
+    if b2.button("一時停止", key="live_pause", disabled=c["status"] in ("done", "cancelled", "paused", "draft")):
+        ui.run(live.pause, ops, cid, actor)
+        st.rerun()
+    if b3.button("再開", key="live_resume", disabled=c["status"] != "paused"):
+        ui.run(live.resume, ops, cid, actor)
+        st.rerun()
+    if b4.button("中止", key="live_cancel", disabled=c["status"] in ("done", "cancelled")):
+        ui.run(live.cancel, ops, cid, actor)
+        st.rerun()
+    if c["channel"] == "rmail" or state["funnel"].get("rakuten_relay"):
+        rows_r = ui.run(live.rmail_export, ops, cid)
+        if rows_r:
+            st.download_button("R-Mail用のリストをダウンロード（Shift_JIS）", ui.csv_bytes(pd.DataFrame(rows_r), "cp932"),
+                               file_name=f"rmail_{cid}.csv", key="live_rmail")
+
+    with st.expander("操作の記録"):
+        log = audit.entries(ops, cid)
+        st.dataframe(pd.DataFrame([{"日時(UTC)": e["at"][:19].replace("T", " "), "操作": e["label"], "実行者": e["actor"]} for e in log]),
+                     hide_index=True)

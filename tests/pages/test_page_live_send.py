@@ -1,0 +1,67 @@
+"""AppTest for 配信（本番送信）: create → funnel → previews → test-before-approve guard → approve with the typed count."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from crm_core.results import live
+from tests.live_support import TEMPLATE, make_store
+from tests.servers.customers import LINE_USER
+from tests.servers.line_mock import LineMock
+
+ROOT = Path(__file__).resolve().parents[2]
+PAGE = "pages/send/live_send.py"
+TOKEN = "page-token"
+
+
+@pytest.fixture()
+def db(tmp_path, monkeypatch):
+    path = tmp_path / "crm.duckdb"
+    store = make_store(path, line_users=40, emails=5)
+    store.execute("INSERT INTO orders (order_id, source, customer_id, ordered_at, cancelled, total_amount) "
+                  "VALUES ('o1', 'generic', 'L00001', TIMESTAMP '2026-11-01 10:00:00', FALSE, 1000)")
+    store.close()
+    monkeypatch.setenv("CRM_DB", str(path))
+    monkeypatch.setenv("CRM_NO_SAMPLE", "1")
+    return path
+
+
+def _texts(at: AppTest) -> str:
+    parts = [e.value for e in (*at.markdown, *at.caption, *at.info, *at.success, *at.warning, *at.error)]
+    return "\n".join(str(p) for p in parts)
+
+
+def test_create_preview_test_send_and_approve(db, monkeypatch):
+    with LineMock(TOKEN) as line:
+        monkeypatch.setenv("LINE_CHANNEL_ACCESS_TOKEN", TOKEN)
+        monkeypatch.setenv("LINE_API_BASE_URL", line.url)
+        monkeypatch.setenv("CRM_TEST_RECIPIENTS", LINE_USER)
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+        at.run()
+        at.switch_page(PAGE).run()
+        assert not at.exception, at.exception
+        assert "まだ配信がありません" in _texts(at)
+        at.text_input(key="live_name").set_value("冬のセール")
+        at.selectbox(key="live_segment").set_value("line")
+        at.selectbox(key="live_template").set_value(TEMPLATE)
+        at.button[0].click().run()  # the form's submit button
+        assert not at.exception, at.exception
+        frame = at.dataframe[0].value
+        n = int(frame.loc[frame["段階"] == "送信する人数", "人数"].iloc[0])
+        assert n > 0 and len(at.expander) >= 3
+        approve = at.button(key="live_approve")
+        assert approve.disabled  # no test send yet
+        at.button(key="live_test").click().run()
+        assert not at.exception, at.exception
+        assert "テスト送信" in _texts(at)
+        at.number_input(key="live_count").set_value(n - 1).run()
+        at.button(key="live_approve").click().run()
+        assert "送信する人数" in "\n".join(e.value for e in at.error)
+        at.number_input(key="live_count").set_value(n).run()
+        at.button(key="live_approve").click().run()
+        assert not at.exception, at.exception
+        with live.open_ops(str(db)) as ops:
+            assert live.status(ops, 1)["status"] == "approved"

@@ -1,0 +1,97 @@
+"""The live-send command line: create prints the funnel; approve, send, status, pause, cancel, suppress; R-Mail export."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from crm_core import cli
+from crm_core.results import live
+from tests.live_support import EMAIL_RULE, LINE_RULE, TEMPLATE, make_store
+from tests.servers.customers import LINE_USER
+from tests.servers.line_mock import LineMock
+
+TOKEN = "cli-token"
+
+
+def _run(capsys, *argv: str) -> tuple[int, dict]:
+    code = cli.main(list(argv))
+    out = capsys.readouterr().out.strip().splitlines()
+    return code, json.loads(out[-1]) if out else {}
+
+
+@pytest.fixture()
+def db(tmp_path):
+    store = make_store(tmp_path / "crm.duckdb", line_users=30, emails=10, rakuten=2)
+    store.close()
+    (tmp_path / "line.json").write_text(json.dumps(LINE_RULE))
+    (tmp_path / "email.json").write_text(json.dumps(EMAIL_RULE))
+    return tmp_path
+
+
+def test_cli_create_approve_send_status(db, capsys, monkeypatch):
+    with LineMock(TOKEN) as line:
+        monkeypatch.setenv("LINE_CHANNEL_ACCESS_TOKEN", TOKEN)
+        monkeypatch.setenv("LINE_API_BASE_URL", line.url)
+        monkeypatch.setenv("CRM_TEST_RECIPIENTS", LINE_USER)
+        path = str(db / "crm.duckdb")
+        code, out = _run(capsys, "campaign", "create", "--name", "冬のセール", "--rule", str(db / "line.json"), "--channel", "line",
+                         "--template", TEMPLATE, "--holdout", "0.1", "--send-at", "2026-12-03 12:00", "--quiet-hours", "off",
+                         "--by", "hanako", "--db", path)
+        assert code == 0
+        cid, n = out["campaign_id"], out["funnel"]["will_receive"]
+        assert set(out["funnel"]) >= {"segment", "reachable", "suppressed", "capped", "holdout", "will_receive"}
+        assert out["cost"]["channel"] == "line"
+        code, out = _run(capsys, "campaign", "approve", "--campaign", str(cid), "--by", "hanako", "--count", str(n), "--db", path)
+        assert code == 2 and "テスト送信" in out["errors"][0]
+        code, out = _run(capsys, "campaign", "test-send", "--campaign", str(cid), "--to", LINE_USER, "--by", "hanako", "--db", path)
+        assert code == 0 and out["ok"]
+        code, out = _run(capsys, "campaign", "approve", "--campaign", str(cid), "--by", "hanako", "--db", path)
+        assert code == 2 and "人数" in out["errors"][0]
+        code, out = _run(capsys, "campaign", "approve", "--campaign", str(cid), "--by", "hanako", "--count", str(n), "--db", path)
+        assert code == 0 and out["status"] == "approved"
+        code, out = _run(capsys, "campaign", "send", "--campaign", str(cid), "--db", path)
+        assert code == 0 and out["status"] == "done", out
+        code, out = _run(capsys, "campaign", "send", "--campaign", str(cid), "--db", path)  # again: nothing more
+        assert out["status"] == "done"
+        code, out = _run(capsys, "campaign", "status", "--campaign", str(cid), "--json", "--db", path)
+        assert out["ledger"]["sent"] == n and out["status"] == "done"
+        assert len(line.delivered_to("/v2/bot/message/multicast")) == n
+
+
+def test_cli_pause_cancel_and_suppress(db, capsys):
+    path = str(db / "crm.duckdb")
+    code, out = _run(capsys, "suppress", "add", "--channel", "email", "--address", "M1@example.jp", "--reason", "電話で依頼",
+                     "--by", "hanako", "--db", path)
+    assert code == 0 and out["status"] == "opt_out"
+    code, out = _run(capsys, "suppress", "list", "--db", path)
+    assert [s["address"] for s in out["suppressed"]] == ["m1@example.jp"]
+    code, out = _run(capsys, "campaign", "create", "--name", "x", "--rule", str(db / "email.json"), "--channel", "email",
+                     "--template", TEMPLATE, "--by", "hanako", "--db", path)
+    assert out["funnel"]["suppressed"] == 1 and out["funnel"]["rakuten_relay"] == 2
+    cid = str(out["campaign_id"])
+    assert _run(capsys, "campaign", "pause", "--campaign", cid, "--db", path)[1]["status"] == "paused"
+    assert _run(capsys, "campaign", "cancel", "--campaign", cid, "--db", path)[1]["status"] == "cancelled"
+    code, out = _run(capsys, "suppress", "remove", "--channel", "email", "--address", "m1@example.jp", "--by", "hanako", "--db", path)
+    assert out["status"] == "opt_in"
+    with live.open_ops(path) as ops:
+        from crm_core.messaging import audit
+
+        assert [e["action"] for e in audit.entries(ops)][:3] == ["unsuppress", "cancel", "pause"]
+
+
+def test_cli_rmail_export(db, capsys):
+    path = str(db / "crm.duckdb")
+    code, out = _run(capsys, "campaign", "create", "--name", "R", "--rule", str(db / "email.json"), "--channel", "rmail",
+                     "--template", TEMPLATE, "--by", "a", "--db", path)
+    cid = out["campaign_id"]
+    with live.open_ops(path) as ops:
+        ops.execute("UPDATE send_campaigns SET status = 'approved' WHERE campaign_id = ?", [cid])
+    _run(capsys, "campaign", "send", "--campaign", str(cid), "--db", path)
+    target = db / "rmail.csv"
+    code, out = _run(capsys, "campaign", "rmail-export", "--campaign", str(cid), "--out", str(target), "--mark-sent",
+                     "2026-12-03 15:00", "--db", path)
+    assert code == 0 and out["rows"] > 0
+    assert target.read_bytes().decode("cp932").startswith("顧客ID,メールアドレス")
+    assert _run(capsys, "campaign", "status", "--campaign", str(cid), "--json", "--db", path)[1]["status"] == "done"
