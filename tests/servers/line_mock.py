@@ -124,7 +124,7 @@ class LineMock:
     Beyond push it answers multicast, narrowcast (to an uploaded audience),
     the quota and consumption, audience upload / add / get, narrowcast
     progress and per-unit statistics, each request validated against the
-    matching spec file.  :attr:`deliveries` lists ``(user_id, request_id)``
+    matching spec file.  :attr:`deliveries` lists ``(user_id, request_id, path)``
     for every accepted send (a retry that got 409 delivers nothing), so tests
     can count what reached each user.  ``quota_limit`` (None = unlimited) and
     ``delay`` (seconds before answering a send) shape the channel.
@@ -134,7 +134,7 @@ class LineMock:
         self.token = token
         self.requests: list[dict[str, Any]] = []
         self.errors: list[str] = []
-        self.deliveries: list[tuple[str, str]] = []
+        self.deliveries: list[tuple[str, str, str]] = []
         self.quota_limit: int | None = None
         self.usage = 0
         self.delay = 0.0
@@ -186,12 +186,13 @@ class LineMock:
     def multicasts(self) -> list[dict[str, Any]]:
         return [r for r in self.requests if r["path"] == "/v2/bot/message/multicast"]
 
-    def delivered_to(self) -> dict[str, int]:
-        """How many accepted sends reached each user id."""
+    def delivered_to(self, path: str | None = None) -> dict[str, int]:
+        """How many accepted sends (of one endpoint path, or all) reached each user id."""
         out: dict[str, int] = {}
         with self._lock:
-            for user, _ in self.deliveries:
-                out[user] = out.get(user, 0) + 1
+            for user, _, where in self.deliveries:
+                if path is None or path == where:
+                    out[user] = out.get(user, 0) + 1
         return out
 
     # -- WSGI ---------------------------------------------------------------------------
@@ -275,10 +276,10 @@ class LineMock:
         if answer is not None:
             status, body, headers, accept = answer
             if accept:
-                self._accept(key, request_id, users)
+                self._accept(key, request_id, users, record["path"])
             if status != 200:
                 return self._json(status, body, headers)
-        self._accept(key, request_id, users)
+        self._accept(key, request_id, users, record["path"])
         if record["path"] == "/v2/bot/message/narrowcast":
             return self._json(202, {}, {"x-line-request-id": request_id})
         if record["path"] == "/v2/bot/message/multicast":
@@ -286,13 +287,13 @@ class LineMock:
         return self._json(200, {"sentMessages": [{"id": str(len(self.deliveries)), "quoteToken": "q" + request_id[:8]}]},
                           {"x-line-request-id": request_id})
 
-    def _accept(self, key: str | None, request_id: str, users: list[str]) -> None:
+    def _accept(self, key: str | None, request_id: str, users: list[str], path: str) -> None:
         with self._lock:
             if key and key in self._accepted:
                 return
             if key:
                 self._accepted[key] = request_id
-            self.deliveries.extend((u, request_id) for u in users)
+            self.deliveries.extend((u, request_id, path) for u in users)
             self.usage += len(users)
 
     def _other(self, request: Request, body: Any) -> Response:
