@@ -13,6 +13,7 @@ import datetime as dt
 import getpass
 import json
 import sys
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -392,6 +393,188 @@ def add_campaign_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true")
     p.add_argument("--db", default=argparse.SUPPRESS, help=DB_HELP)
     p.set_defaults(func=cmd_results)
+    add_live_commands(sub, subparsers)
+
+
+# -- live campaigns (issue 14) -------------------------------------------------------------------
+def _ops(args: argparse.Namespace):
+    from crm_core import opsdb
+
+    return opsdb.connect(opsdb.ops_path(getattr(args, "db", None) or default_db_path()))
+
+
+def _actor(args: argparse.Namespace) -> str:
+    return getattr(args, "by", None) or getpass.getuser()
+
+
+def cmd_campaign_create(args: argparse.Namespace) -> int:
+    """``campaign create``: a draft live campaign; prints its id and the audience funnel."""
+    from crm_core.audience.segments import read_rule_file
+    from crm_core.results import live
+
+    rule = read_rule_file(args.rule)
+    store = _store(args)
+    with closing(_ops(args)) as ops:
+        out = live.create(store, ops, name=args.name, channel=args.channel, rule=rule, template=args.template,
+                          coupon_id=args.coupon, holdout=args.holdout, variants=[v for v in args.variants.split(",") if v],
+                          variant_templates=dict(v.split("=", 1) for v in args.variant_template or []),
+                          send_at=args.send_at, quiet_hours=args.quiet_hours, frequency_cap=args.frequency_cap, actor=_actor(args))
+        out["cost"] = live.cost(store, args.channel, out["funnel"]["will_receive"])
+    _print(out)
+    return 0
+
+
+def cmd_campaign_test_send(args: argparse.Namespace) -> int:
+    from crm_core.messaging.sends import load_settings, secrets_file_settings
+    from crm_core.results import live
+
+    store = _store(args)
+    with closing(_ops(args)) as ops:
+        result = live.test_send(store, ops, args.campaign, settings=load_settings(secrets_file_settings()), recipient=args.to,
+                                actor=_actor(args))
+    _print(result.to_dict())
+    return 0 if result.ok else 1
+
+
+def cmd_campaign_approve(args: argparse.Namespace) -> int:
+    from crm_core.results import live
+
+    with closing(_ops(args)) as ops:
+        _print(live.approve(ops, args.campaign, by=args.by, confirm_count=args.count, role=args.role or ""))
+    return 0
+
+
+def cmd_campaign_send(args: argparse.Namespace) -> int:
+    """``campaign send``: prepare once, then send what is due from the ledger (resumable; safe to run twice)."""
+    from crm_core.messaging.delivery import channel_objects
+    from crm_core.messaging.sends import load_settings, secrets_file_settings
+    from crm_core.results import live
+
+    secrets = secrets_file_settings()
+    objs = channel_objects(load_settings(secrets), secrets)
+    db_path = getattr(args, "db", None) or default_db_path()
+    with closing(_ops(args)) as ops:
+        outcome = live.run(ops, args.campaign, store=lambda: Store(db_path), line=objs["line"], smtp=objs["smtp"],
+                           unsubscribe=objs["unsubscribe"], from_addr=objs["from_addr"])
+    if objs["smtp"] is not None:
+        objs["smtp"].close()
+    _print(outcome.to_dict())
+    return 0 if outcome.status in ("done", "waiting", "busy", "approved", "sending") else 1
+
+
+def cmd_campaign_status(args: argparse.Namespace) -> int:
+    from crm_core.results import live
+
+    with closing(_ops(args)) as ops:
+        out = live.status(ops, args.campaign)
+    if args.json:
+        _print(out)
+    else:
+        sys.stdout.write(f"{out['name']}: {out['status_label']} " + json.dumps(out["ledger"], ensure_ascii=False) + "\n")
+    return 0
+
+
+def cmd_campaign_pause(args: argparse.Namespace) -> int:
+    from crm_core.results import live
+
+    fn = {"pause": live.pause, "cancel": live.cancel, "resume": live.resume}[args.campaign_command]
+    with closing(_ops(args)) as ops:
+        _print(fn(ops, args.campaign, _actor(args)))
+    return 0
+
+
+def cmd_campaign_rmail(args: argparse.Namespace) -> int:
+    from crm_core.export import to_csv_bytes
+    from crm_core.results import live
+
+    with closing(_ops(args)) as ops:
+        rows = live.rmail_export(ops, args.campaign)
+        if args.mark_sent:
+            live.mark_rmail_sent(ops, args.campaign, args.mark_sent, _actor(args))
+    Path(args.out).write_bytes(to_csv_bytes(pd.DataFrame(rows, columns=["顧客ID", "メールアドレス"]), encoding=args.encoding))
+    _print({"rows": len(rows), "out": str(args.out)})
+    return 0
+
+
+def cmd_suppress(args: argparse.Namespace) -> int:
+    """``suppress add|remove|list``: manual suppression records (never deleted; remove adds an opt-in)."""
+    from crm_core.messaging import audit, consent
+
+    with closing(_ops(args)) as ops:
+        if args.suppress_command == "list":
+            _print({"suppressed": consent.list_suppressed(ops, args.channel)})
+            return 0
+        if args.suppress_command == "add":
+            consent.suppress(ops, args.channel, args.address, source="manual", reason=args.reason or "", actor=_actor(args))
+            audit.log(ops, _actor(args), "suppress", channel=args.channel, reason=args.reason or "")
+        else:
+            consent.unsuppress(ops, args.channel, args.address, actor=_actor(args), reason=args.reason or "")
+            audit.log(ops, _actor(args), "unsuppress", channel=args.channel, reason=args.reason or "")
+        _print({"channel": args.channel, "status": consent.status(ops, args.channel, args.address)})
+    return 0
+
+
+def add_live_commands(camp_sub: argparse._SubParsersAction, subparsers: argparse._SubParsersAction) -> None:
+    """``campaign create|test-send|approve|send|status|pause|resume|cancel|rmail-export`` and ``suppress``."""
+    from crm_core.results.campaigns import CHANNELS, DEFAULT_HOLDOUT
+
+    p = _with_db(camp_sub.add_parser("create", help="create a live campaign (draft) and print its audience funnel"))
+    p.add_argument("--name", required=True)
+    p.add_argument("--rule", required=True, type=Path, help="JSON segment rule file")
+    p.add_argument("--channel", required=True, choices=list(CHANNELS))
+    p.add_argument("--template", required=True, help="message template key")
+    p.add_argument("--coupon", help="coupon id (unique codes are issued per recipient)")
+    p.add_argument("--holdout", type=float, default=DEFAULT_HOLDOUT)
+    p.add_argument("--variants", default="A", help="A/B variant names, e.g. A,B")
+    p.add_argument("--variant-template", action="append", help="VARIANT=TEMPLATE_KEY (default: --template)")
+    p.add_argument("--send-at", help="JST, e.g. 2026-12-04 12:00 (default: now)")
+    p.add_argument("--quiet-hours", default="21-08", help="no sends between these hours JST, or off")
+    p.add_argument("--frequency-cap", type=int, default=3, help="max marketing messages per customer per 7 days (0: none)")
+    p.add_argument("--by", help="who creates it (default: the OS user)")
+    p.set_defaults(func=cmd_campaign_create)
+    p = _with_db(camp_sub.add_parser("test-send", help="send exactly this content to a registered test recipient"))
+    p.add_argument("--campaign", required=True, type=int)
+    p.add_argument("--to", required=True)
+    p.add_argument("--by")
+    p.set_defaults(func=cmd_campaign_test_send)
+    p = _with_db(camp_sub.add_parser("approve", help="approve a tested campaign"))
+    p.add_argument("--campaign", required=True, type=int)
+    p.add_argument("--by", required=True)
+    p.add_argument("--count", type=int, help="the number of recipients, typed to confirm (when the creator approves)")
+    p.add_argument("--role", help="approver role of --by (when someone else approves)")
+    p.set_defaults(func=cmd_campaign_approve)
+    p = _with_db(camp_sub.add_parser("send", help="send what is due (foreground, resumable, never twice)"))
+    p.add_argument("--campaign", required=True, type=int)
+    p.set_defaults(func=cmd_campaign_send)
+    p = _with_db(camp_sub.add_parser("status", help="status and ledger counts by state"))
+    p.add_argument("--campaign", required=True, type=int)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_campaign_status)
+    for name in ("pause", "resume", "cancel"):
+        p = _with_db(camp_sub.add_parser(name, help=f"{name} a live campaign"))
+        p.add_argument("--campaign", required=True, type=int)
+        p.add_argument("--by")
+        p.set_defaults(func=cmd_campaign_pause)
+    p = _with_db(camp_sub.add_parser("rmail-export", help="write the R-Mail list (holdout and suppressed removed)"))
+    p.add_argument("--campaign", required=True, type=int)
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--encoding", default="cp932", choices=["cp932", "utf-8-sig"])
+    p.add_argument("--mark-sent", help="JST time the R-Mail was sent from RMS")
+    p.add_argument("--by")
+    p.set_defaults(func=cmd_campaign_rmail)
+
+    sup = subparsers.add_parser("suppress", help="suppression records (opt-outs) for e-mail and LINE")
+    ssub = sup.add_subparsers(dest="suppress_command", required=True)
+    for name in ("add", "remove"):
+        p = _with_db(ssub.add_parser(name, help=f"{name} a suppression (kept as a record)"))
+        p.add_argument("--channel", required=True, choices=["email", "line"])
+        p.add_argument("--address", required=True)
+        p.add_argument("--reason")
+        p.add_argument("--by")
+        p.set_defaults(func=cmd_suppress)
+    p = _with_db(ssub.add_parser("list", help="list suppressed addresses"))
+    p.add_argument("--channel", choices=["email", "line"])
+    p.set_defaults(func=cmd_suppress)
 
 
 # -- subscriptions ---------------------------------------------------------------------------------

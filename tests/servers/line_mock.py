@@ -39,14 +39,25 @@ from openapi_schema_validator import OAS30Validator
 from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
-SPEC_PATH = Path(__file__).resolve().parents[3] / "shared" / "reference" / "line-openapi" / "messaging-api.yml"
+SPEC_DIR = Path(__file__).resolve().parents[3] / "shared" / "reference" / "line-openapi"
+SPEC_PATH = SPEC_DIR / "messaging-api.yml"
+SPEC_FILES = {"messaging": "messaging-api.yml", "audience": "manage-audience.yml", "insight": "insight.yml"}
 
 
 @cache
-def load_spec() -> dict[str, Any]:
-    """LINE's Messaging API spec as a dict (read once)."""
-    with open(SPEC_PATH, encoding="utf-8") as fh:
+def load_spec(name: str = "messaging") -> dict[str, Any]:
+    """One of LINE's specs (messaging, audience, insight) as a dict (read once)."""
+    with open(SPEC_DIR / SPEC_FILES[name], encoding="utf-8") as fh:
         return yaml.safe_load(fh)
+
+
+def spec_for(path: str) -> str:
+    """Which spec describes a request path."""
+    if path.startswith("/v2/bot/audienceGroup"):
+        return "audience"
+    if path.startswith("/v2/bot/insight"):
+        return "insight"
+    return "messaging"
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -55,9 +66,9 @@ class _QuietHandler(WSGIRequestHandler):
 
 
 @cache
-def _openapi() -> OpenAPI:
-    """openapi-core's view of the spec, served from any local port (built once: it is slow)."""
-    spec = copy.deepcopy(load_spec())
+def _openapi(name: str = "messaging") -> OpenAPI:
+    """openapi-core's view of a spec, served from any local port (built once: it is slow)."""
+    spec = copy.deepcopy(load_spec(name))
     spec["servers"] = [{"url": "http://127.0.0.1:{port}", "variables": {"port": {"default": "80"}}}]
     return OpenAPI.from_dict(spec)
 
@@ -89,29 +100,55 @@ def _discriminator(validator, disc, instance, schema):
 _Validator = validators.extend(OAS30Validator, {"discriminator": _discriminator})
 
 
-def validate_schema(instance: Any, schema_name: str) -> list[str]:
+def validate_schema(instance: Any, schema_name: str, spec: str = "messaging") -> list[str]:
     """Errors of ``instance`` against ``#/components/schemas/<schema_name>``, discriminators followed."""
-    root = {"$ref": f"#/components/schemas/{schema_name}", "components": load_spec()["components"]}
+    root = {"$ref": f"#/components/schemas/{schema_name}", "components": load_spec(spec)["components"]}
     _active.refs = set()
     errors = sorted(_Validator(root).iter_errors(instance), key=lambda e: list(e.absolute_path))
     return [f"{'/'.join(str(p) for p in e.absolute_path) or '(body)'}: {e.message}" for e in errors]
 
 
+BODY_SCHEMAS = {
+    ("POST", "/v2/bot/message/push"): ("PushMessageRequest", "messaging"),
+    ("POST", "/v2/bot/message/multicast"): ("MulticastRequest", "messaging"),
+    ("POST", "/v2/bot/message/narrowcast"): ("NarrowcastRequest", "messaging"),
+    ("POST", "/v2/bot/audienceGroup/upload"): ("CreateAudienceGroupRequest", "audience"),
+    ("PUT", "/v2/bot/audienceGroup/upload"): ("AddAudienceToAudienceGroupRequest", "audience"),
+}
+SENDS = ("/v2/bot/message/push", "/v2/bot/message/multicast", "/v2/bot/message/narrowcast")
+
+
 class LineMock:
-    """A threaded local HTTP server standing in for ``https://api.line.me``."""
+    """A threaded local HTTP server standing in for ``https://api.line.me``.
+
+    Beyond push it answers multicast, narrowcast (to an uploaded audience),
+    the quota and consumption, audience upload / add / get, narrowcast
+    progress and per-unit statistics, each request validated against the
+    matching spec file.  :attr:`deliveries` lists ``(user_id, request_id, path)``
+    for every accepted send (a retry that got 409 delivers nothing), so tests
+    can count what reached each user.  ``quota_limit`` (None = unlimited) and
+    ``delay`` (seconds before answering a send) shape the channel.
+    """
 
     def __init__(self, token: str = "test-token", host: str = "127.0.0.1", port: int = 0) -> None:  # noqa: S107 - test token
         self.token = token
         self.display_name = "テストショップ"
         self.requests: list[dict[str, Any]] = []
         self.errors: list[str] = []
+        self.deliveries: list[tuple[str, str, str]] = []
+        self.quota_limit: int | None = None
+        self.usage = 0
+        self.delay = 0.0
+        self.keep_requests = True
+        self.audiences: dict[int, list[str]] = {}
+        self.unit_stats: dict[str, dict[str, Any]] = {}
         self._answers: deque[tuple[int, dict[str, Any], dict[str, str], bool]] = deque()
         self._accepted: dict[str, str] = {}
         self._lock = threading.Lock()
         self._server = make_server(host, port, self._app, threaded=True, request_handler=_QuietHandler)
         self.port = self._server.server_port
         self.url = f"http://{host}:{self.port}"
-        self._openapi = _openapi()
+        self._openapi = {name: _openapi(name) for name in SPEC_FILES}
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     def __enter__(self) -> LineMock:
@@ -130,16 +167,34 @@ class LineMock:
 
     def answer(self, status: int, body: dict[str, Any] | None = None, headers: dict[str, str] | None = None,
                *, accept: bool = False) -> None:
-        """Answer the next valid push with this status (queued; then back to 200).
+        """Answer the next valid send (push / multicast / narrowcast) with this status (queued; then back to 200).
 
-        ``accept=True`` accepts the push (as if LINE processed it) but still
+        ``accept=True`` accepts the send (as if LINE processed it) but still
         answers ``status``: the answer was "lost", so a retry gets 409.
         """
         self._answers.append((status, body or {"message": f"mock {status}"}, headers or {}, accept))
 
+    def storm(self, count: int, status: int = 429, message: str = "Too Many Requests") -> None:
+        """The next ``count`` sends are answered with ``status`` (a 429 storm, a run of 500s)."""
+        for _ in range(count):
+            self.answer(status, {"message": message})
+
     @property
     def pushes(self) -> list[dict[str, Any]]:
         return [r for r in self.requests if r["path"] == "/v2/bot/message/push"]
+
+    @property
+    def multicasts(self) -> list[dict[str, Any]]:
+        return [r for r in self.requests if r["path"] == "/v2/bot/message/multicast"]
+
+    def delivered_to(self, path: str | None = None) -> dict[str, int]:
+        """How many accepted sends (of one endpoint path, or all) reached each user id."""
+        out: dict[str, int] = {}
+        with self._lock:
+            for user, _, where in self.deliveries:
+                if path is None or path == where:
+                    out[user] = out.get(user, 0) + 1
+        return out
 
     # -- WSGI ---------------------------------------------------------------------------
     def _app(self, environ, start_response):
@@ -166,15 +221,19 @@ class LineMock:
             "raw": raw,
             "errors": [],
         }
-        with self._lock:
-            self.requests.append(record)
+        if self.keep_requests:
+            with self._lock:
+                self.requests.append(record)
         errors = record["errors"]
+        spec = spec_for(request.path)
         try:
-            self._openapi.validate_request(WerkzeugOpenAPIRequest(request))
+            self._openapi[spec].validate_request(WerkzeugOpenAPIRequest(request))
         except Exception as exc:  # noqa: BLE001 - every validation problem is reported to the test
             errors.append(f"openapi: {exc}; {getattr(exc, '__cause__', '')}")
-        if request.path == "/v2/bot/message/push" and request.method == "POST":
-            errors += validate_schema(body, "PushMessageRequest")
+        schema = BODY_SCHEMAS.get((request.method, request.path))
+        if schema:
+            errors += validate_schema(body, *schema)
+        if request.path in SENDS and request.method == "POST":
             key = record["retry_key"]
             if key is not None:
                 try:
@@ -187,33 +246,100 @@ class LineMock:
             with self._lock:
                 self.errors.extend(errors)
             return self._json(400, {"message": "The request body has errors", "details": [{"message": e[:200], "property": ""} for e in errors]})
-        if request.path == "/v2/bot/message/push":
+        if request.path in SENDS:
             return self._push(record)
         if request.path == "/v2/bot/info" and request.method == "GET":
             return self._json(200, {"userId": "U" + "a" * 32, "basicId": "@123abcde", "displayName": self.display_name,
                                     "chatMode": "chat", "markAsReadMode": "manual"})
-        return self._json(404, {"message": "Not found (mock)"})
+        return self._other(request, body)
+
+    def _recipients(self, record: dict[str, Any]) -> list[str]:
+        body = record["body"] or {}
+        if record["path"] == "/v2/bot/message/push":
+            return [body["to"]]
+        if record["path"] == "/v2/bot/message/multicast":
+            return list(body["to"])
+        return list(self.audiences.get(int(body.get("recipient", {}).get("audienceGroupId", -1)), []))
 
     def _push(self, record: dict[str, Any]) -> Response:
+        """Every send (push, multicast, narrowcast): retry keys, queued answers, quota."""
+        import time
+
+        if self.delay:
+            time.sleep(self.delay)
         key = record["retry_key"]
+        users = self._recipients(record)
         with self._lock:
             if key and key in self._accepted:
                 return self._json(409, {"message": "The retry key is already accepted"},
                                   {"x-line-accepted-request-id": self._accepted[key]})
             answer = self._answers.popleft() if self._answers else None
+            if answer is None and self.quota_limit is not None and self.usage + len(users) > self.quota_limit:
+                answer = (429, {"message": "You have reached your monthly limit."}, {}, False)
         request_id = uuid.uuid4().hex
         if answer is not None:
             status, body, headers, accept = answer
-            if accept and key:
-                with self._lock:
-                    self._accepted[key] = request_id
+            if accept:
+                self._accept(key, request_id, users, record["path"])
             if status != 200:
                 return self._json(status, body, headers)
+        self._accept(key, request_id, users, record["path"])
+        if record["path"] == "/v2/bot/message/narrowcast":
+            return self._json(202, {}, {"x-line-request-id": request_id})
+        if record["path"] == "/v2/bot/message/multicast":
+            return self._json(200, {}, {"x-line-request-id": request_id})
+        return self._json(200, {"sentMessages": [{"id": str(len(self.deliveries)), "quoteToken": "q" + request_id[:8]}]},
+                          {"x-line-request-id": request_id})
+
+    def _accept(self, key: str | None, request_id: str, users: list[str], path: str) -> None:
         with self._lock:
+            if key and key in self._accepted:
+                return
             if key:
                 self._accepted[key] = request_id
-        return self._json(200, {"sentMessages": [{"id": str(len(self.pushes)), "quoteToken": "q" + request_id[:8]}]},
-                          {"x-line-request-id": request_id})
+            self.deliveries.extend((u, request_id, path) for u in users)
+            self.usage += len(users)
+
+    def _other(self, request: Request, body: Any) -> Response:
+        path, method = request.path, request.method
+        if path == "/v2/bot/message/quota" and method == "GET":
+            if self.quota_limit is None:
+                return self._json(200, {"type": "none"})
+            return self._json(200, {"type": "limited", "value": self.quota_limit})
+        if path == "/v2/bot/message/quota/consumption" and method == "GET":
+            return self._json(200, {"totalUsage": self.usage})
+        if path == "/v2/bot/audienceGroup/upload" and method == "POST":
+            with self._lock:
+                group_id = 1000 + len(self.audiences)
+                self.audiences[group_id] = [a["id"] for a in body.get("audiences", [])]
+            return self._json(202, {"audienceGroupId": group_id, "createRoute": "MESSAGING_API", "type": "UPLOAD",
+                                    "description": body.get("description", ""), "created": 1764720000,
+                                    "permission": "READ_WRITE", "expireTimestamp": 1780272000, "isIfaAudience": False})
+        if path == "/v2/bot/audienceGroup/upload" and method == "PUT":
+            with self._lock:
+                self.audiences.setdefault(int(body["audienceGroupId"]), []).extend(a["id"] for a in body.get("audiences", []))
+            return self._json(202, {})
+        if path.startswith("/v2/bot/audienceGroup/") and method == "GET":
+            group_id = int(path.rsplit("/", 1)[-1])
+            if group_id not in self.audiences:
+                return self._json(400, {"message": "audience not found"})
+            return self._json(200, {"audienceGroup": {"audienceGroupId": group_id, "type": "UPLOAD", "description": "crm",
+                                                      "status": "READY", "audienceCount": len(set(self.audiences[group_id])),
+                                                      "created": 1764720000, "permission": "READ_WRITE",
+                                                      "createRoute": "MESSAGING_API", "isIfaAudience": False},
+                                    "jobs": []})
+        if path == "/v2/bot/message/progress/narrowcast" and method == "GET":
+            return self._json(200, {"phase": "succeeded", "successCount": 0, "failureCount": 0, "targetCount": 0,
+                                    "acceptedTime": "2026-12-03T10:00:00.000Z"})
+        if path == "/v2/bot/insight/message/event/aggregation" and method == "GET":
+            unit = request.args.get("customAggregationUnit", "")
+            overview = {"uniqueImpression": None, "uniqueClick": None, "uniqueMediaPlayed": None,
+                        "uniqueMediaPlayed100Percent": None, **self.unit_stats.get(unit, {})}
+            return self._json(200, {"overview": overview, "messages": [], "clicks": []})
+        if path == "/v2/bot/info" and method == "GET":
+            return self._json(200, {"userId": "U" + "a" * 32, "basicId": "@123abcde", "displayName": "テストショップ",
+                                    "chatMode": "chat", "markAsReadMode": "manual"})
+        return self._json(404, {"message": "Not found (mock)"})
 
 
 def main() -> None:  # pragma: no cover - manual use

@@ -4,7 +4,7 @@ Optionally requires a login (``username`` / ``password``; plain-text AUTH is
 allowed without TLS because it only listens on localhost), and optionally
 speaks TLS with a test certificate authority from ``trustme``: ``tls="starttls"``
 offers STARTTLS, ``tls="implicit"`` is TLS from the first byte (like port 465).
-:attr:`SmtpSink.client_context` trusts that authority.  Messages are kept
+:attr:`SmtpSink.client_context` trusts that authority.  :attr:`SmtpSink.refuse` maps addresses to a refusal at RCPT.  Messages are kept
 as parsed :class:`email.message.EmailMessage` objects in :attr:`SmtpSink.messages`.
 """
 
@@ -30,6 +30,13 @@ class _Handler:
     def __init__(self, sink: SmtpSink) -> None:
         self.sink = sink
 
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]) -> str:  # noqa: N802, ARG002
+        reply = self.sink.refuse.get(address.lower())
+        if reply:
+            return reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd hook name
         msg = message_from_bytes(envelope.original_content or envelope.content, policy=policy.default)
         self.sink.envelopes.append({"mail_from": envelope.mail_from, "rcpt_tos": list(envelope.rcpt_tos), "raw": envelope.content,
@@ -46,6 +53,7 @@ class SmtpSink:
         self.host = host
         self.messages: list[EmailMessage] = []
         self.envelopes: list[dict[str, Any]] = []
+        self.refuse: dict[str, str] = {}  # address (lower case) -> SMTP reply at RCPT, e.g. "550 5.1.1 User unknown"
         self.username = username
         self.password = password
         kwargs: dict[str, Any] = {}

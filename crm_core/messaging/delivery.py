@@ -1,0 +1,323 @@
+"""Deliver a prepared live campaign from the ledger, resumably and at most once per recipient.
+
+:func:`deliver` needs only the operations store and the channel objects (no
+DuckDB): the recipients, their addresses, the rendered bodies and the LINE
+batches with their retry keys were written by the preparation step.
+
+Exactly once
+------------
+* LINE: a batch's ``X-Line-Retry-Key`` and body were stored before its first
+  request.  The batch is marked ``sending`` (intent), sent, then marked
+  ``sent`` with LINE's request id (outcome).  After a crash the same batch is
+  sent again with the same key and body: LINE (and the stand-in) answers 409
+  with the accepted request id, so nobody gets it twice and nobody is skipped.
+* E-mail: rows are marked ``sending`` a chunk at a time, each mail's outcome
+  is committed right after the server's answer.  A crash can only leave the one
+  mail in flight undecided; it is sent again with the **same Message-ID**, so
+  the receiving mailbox can tell it is the same message.
+* One sender per campaign (:func:`crm_core.messaging.ledger.acquire`): a second
+  sender started at the same time sends nothing.
+
+Between batches the sender checks the campaign's status (paused or cancelled
+from the console or the command line), the quiet hours and its lock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from crm_core import opsdb
+from crm_core.messaging import consent
+from crm_core.messaging import ledger as L
+from crm_core.messaging.channels.email_bulk import SmtpSession, campaign_message
+from crm_core.messaging.channels.line_bulk import NARROWCAST_MIN, LineBulk, aggregation_unit, new_retry_key
+from crm_core.messaging.templates import Rendered
+from crm_core.messaging.unsubscribe import Unsubscribe
+
+UNSUBSCRIBE_SENTINEL = "https://unsubscribe.invalid/__crm_unsubscribe__"
+"""Rendered into bodies at preparation; replaced per recipient by the signed link at delivery."""
+EMAIL_CHUNK = 100
+
+
+@dataclass
+class Outcome:
+    """What one delivery run did: ``status`` is the campaign's status afterwards (or ``busy``)."""
+
+    status: str
+    message: str
+    counts: dict[str, int] = field(default_factory=dict)
+    requests: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"status": self.status, "message": self.message, "counts": self.counts, "requests": self.requests}
+
+
+class _Stop(Exception):
+    def __init__(self, status: str, message: str) -> None:
+        self.status = status
+        self.message = message
+
+
+def deliver(
+    con: sqlite3.Connection,
+    campaign_id: int,
+    *,
+    line: LineBulk | None = None,
+    smtp: SmtpSession | None = None,
+    unsubscribe: Unsubscribe | None = None,
+    clock: Callable[[], dt.datetime] = L.utcnow,
+    allowed: Callable[[dt.datetime], str | None] = lambda now: None,
+    progress: Callable[[dict[str, int]], None] | None = None,
+) -> Outcome:
+    """Send what is still due for a prepared campaign.
+
+    Parameters
+    ----------
+    allowed : callable
+        ``allowed(now)`` returns None when sending is allowed now, else a
+        Japanese reason (quiet hours): the run stops with status ``waiting``.
+    """
+    campaign = L.get(con, campaign_id)
+    if campaign is None or not campaign.get("prepared_at"):
+        return Outcome("missing", "この施策はまだ送信の準備ができていません。")
+    if campaign["status"] in ("cancelled", "done", "paused"):
+        return Outcome(campaign["status"], L.CAMPAIGN_STATUS[campaign["status"]], L.counts(con, campaign_id))
+    owner = L.acquire(con, campaign_id, clock())
+    if owner is None:
+        return Outcome("busy", "別の送信処理がこの施策を送信中です（二重には送りません）。", L.counts(con, campaign_id))
+    run = _Run(con, campaign, owner, clock, allowed, progress)
+    try:
+        L.set_status(con, campaign_id, "sending")
+        if campaign["channel"] == "line":
+            if line is None:
+                raise _Stop("paused", "LINEの送信設定（チャネルアクセストークン）がありません。")
+            run.line(line)
+        elif campaign["channel"] == "email":
+            if smtp is None or unsubscribe is None:
+                raise _Stop("paused", "メールの送信設定（SMTPサーバーと配信停止リンクの設定）がありません。")
+            run.email(smtp, unsubscribe)
+        left = con.execute("SELECT count(*) FROM send_ledger WHERE campaign_id = ? AND state IN ('queued', 'sending')",
+                           [campaign_id]).fetchone()[0]
+        if left:
+            raise _Stop("paused", f"{left}件が未送信のまま残っています。")
+        con.execute("UPDATE send_campaigns SET status = 'done', finished_at = ?, note = NULL WHERE campaign_id = ?",
+                    [L.iso(clock()), campaign_id])
+        return Outcome("done", "送信が完了しました。", L.counts(con, campaign_id), run.requests)
+    except _Stop as stop:
+        current = L.status_of(con, campaign_id)
+        if current not in ("cancelled", "paused"):  # a pause or cancel from outside stays as it was set
+            L.set_status(con, campaign_id, stop.status, stop.message)
+        return Outcome(L.status_of(con, campaign_id) or stop.status, stop.message, L.counts(con, campaign_id), run.requests)
+    finally:
+        L.release(con, campaign_id, owner)
+
+
+class _Run:
+    def __init__(self, con, campaign, owner, clock, allowed, progress) -> None:
+        self.con: sqlite3.Connection = con
+        self.c = campaign
+        self.cid = int(campaign["campaign_id"])
+        self.owner = owner
+        self.clock = clock
+        self.allowed = allowed
+        self.progress = progress
+        self.requests = 0
+
+    def checkpoint(self) -> None:
+        """Stop when paused, cancelled, inside quiet hours or when the lock was taken over."""
+        now = self.clock()
+        status = L.status_of(self.con, self.cid)
+        if status in ("paused", "cancelled"):
+            raise _Stop(status, L.CAMPAIGN_STATUS[status])
+        reason = self.allowed(now)
+        if reason:
+            raise _Stop("waiting", reason)
+        if not L.heartbeat(self.con, self.cid, self.owner, now):
+            raise _Stop("sending", "別の送信処理に引き継がれました。")
+        if self.progress:
+            self.progress(L.counts(self.con, self.cid))
+
+    # -- LINE -----------------------------------------------------------------------------
+    def line(self, api: LineBulk) -> None:
+        unit = aggregation_unit(self.cid)
+        while True:
+            batch = self.con.execute(
+                "SELECT * FROM send_batches WHERE campaign_id = ? AND state IN ('queued', 'sending') ORDER BY batch_id LIMIT 1",
+                [self.cid]).fetchone()
+            if batch is None:
+                return
+            self.checkpoint()
+            members = [r[0] for r in self.con.execute(
+                "SELECT address FROM send_ledger WHERE batch_id = ? ORDER BY seq", [batch["batch_id"]])]
+            messages = L.load_content(self.con, batch["content_id"])
+            if batch["kind"] == "narrowcast" and not self._narrowcast_ready(api, batch, members):
+                continue
+            with opsdb.transaction(self.con):  # intent
+                now = L.iso(self.clock())
+                self.con.execute("UPDATE send_batches SET state = 'sending', attempts = attempts + 1, updated_at = ? WHERE batch_id = ?",
+                                 [now, batch["batch_id"]])
+                self.con.execute("UPDATE send_ledger SET state = 'sending', attempts = attempts + 1, updated_at = ? WHERE batch_id = ?",
+                                 [now, batch["batch_id"]])
+            if batch["kind"] == "narrowcast":
+                result = api.narrowcast(messages, audience_group_id=int(batch["audience_id"]), retry_key=batch["retry_key"])
+            else:
+                result = api.multicast(members, messages, retry_key=batch["retry_key"], aggregation_unit=unit)
+            self.requests += result.attempts
+            now = L.iso(self.clock())
+            with opsdb.transaction(self.con):  # outcome
+                if result.ok:
+                    self.con.execute("UPDATE send_batches SET state = 'sent', request_id = ?, updated_at = ? WHERE batch_id = ?",
+                                     [result.request_id, now, batch["batch_id"]])
+                    self.con.execute("UPDATE send_ledger SET state = 'sent', request_id = ?, sent_at = ?, updated_at = ?, error = NULL"
+                                     " WHERE batch_id = ?", [result.request_id, now, now, batch["batch_id"]])
+                    continue
+                error = f"{result.error_code}: {result.message}"
+                if result.error_code in ("quota_exceeded", "rate_limited", "server_error", "timeout", "connection_error", "tls_error",
+                                         "unauthorized", "forbidden"):
+                    # the batch keeps its key and body: resuming sends exactly it again
+                    self.con.execute("UPDATE send_batches SET state = 'queued', error = ?, updated_at = ? WHERE batch_id = ?",
+                                     [error, now, batch["batch_id"]])
+                    self.con.execute("UPDATE send_ledger SET state = 'queued', error = ?, updated_at = ? WHERE batch_id = ?",
+                                     [error, now, batch["batch_id"]])
+                else:
+                    self.con.execute("UPDATE send_batches SET state = 'failed', error = ?, updated_at = ? WHERE batch_id = ?",
+                                     [error, now, batch["batch_id"]])
+                    self.con.execute("UPDATE send_ledger SET state = 'failed', error = ?, updated_at = ? WHERE batch_id = ?",
+                                     [error, now, batch["batch_id"]])
+            if result.error_code in ("quota_exceeded", "rate_limited", "server_error", "timeout", "connection_error", "tls_error",
+                                     "unauthorized", "forbidden"):
+                raise _Stop("paused", result.message + " 送信を一時停止しました。原因を解消してから再開してください（送信済みの人には二重に送りません）。")
+
+    def _narrowcast_ready(self, api: LineBulk, batch: sqlite3.Row, members: list[str]) -> bool:
+        """Upload the audience once; below LINE's minimum, turn the batch into multicasts. True when ready to narrowcast."""
+        from crm_core.messaging.channels.line_bulk import MULTICAST_MAX
+
+        if batch["audience_id"] is None:
+            group = api.create_audience(f"crm施策{self.cid}", members)
+            self.con.execute("UPDATE send_batches SET audience_id = ? WHERE batch_id = ?", [group, batch["batch_id"]])
+            size = api.audience_size(group)
+            if size >= NARROWCAST_MIN:
+                return False  # re-read the batch with its audience id
+        else:
+            return True
+        with opsdb.transaction(self.con):  # fall back to multicast batches
+            rows = self.con.execute("SELECT customer_id FROM send_ledger WHERE batch_id = ? ORDER BY seq", [batch["batch_id"]]).fetchall()
+            now = L.iso(self.clock())
+            for start in range(0, len(rows), MULTICAST_MAX):
+                cur = self.con.execute(
+                    "INSERT INTO send_batches (campaign_id, channel, content_id, retry_key, kind, size, updated_at)"
+                    " VALUES (?, 'line', ?, ?, 'multicast', ?, ?)",
+                    [self.cid, batch["content_id"], new_retry_key(), len(rows[start:start + MULTICAST_MAX]), now])
+                self.con.executemany("UPDATE send_ledger SET batch_id = ? WHERE campaign_id = ? AND customer_id = ? AND channel = 'line'",
+                                     [(cur.lastrowid, self.cid, r[0]) for r in rows[start:start + MULTICAST_MAX]])
+            self.con.execute("UPDATE send_batches SET state = 'failed', error = 'audience below the narrowcast minimum: multicast'"
+                             " WHERE batch_id = ?", [batch["batch_id"]])
+        return False
+
+    # -- e-mail -------------------------------------------------------------------------------
+    def email(self, smtp: SmtpSession, unsubscribe: Unsubscribe) -> None:
+        sender = self.c["sender"]
+        from_addr, from_name = sender.get("from_addr", ""), sender.get("from_name", "")
+        encoding = sender.get("encoding", "utf-8")
+        contents: dict[int, Any] = {}
+        while True:
+            rows = self.con.execute(
+                "SELECT customer_id, address, content_id, message_id, state FROM send_ledger"
+                " WHERE campaign_id = ? AND channel = 'email' AND state IN ('queued', 'sending') ORDER BY seq LIMIT ?",
+                [self.cid, EMAIL_CHUNK]).fetchall()
+            if not rows:
+                return
+            self.checkpoint()
+            now = L.iso(self.clock())
+            with opsdb.transaction(self.con):  # intent for the chunk
+                self.con.execute(
+                    "UPDATE send_ledger SET state = 'sending', updated_at = ? WHERE campaign_id = ? AND channel = 'email'"
+                    " AND state = 'queued' AND customer_id IN (SELECT value FROM json_each(?))",
+                    [now, self.cid, _json([r["customer_id"] for r in rows])])
+            for r in rows:
+                content = contents.get(r["content_id"])
+                if content is None:
+                    content = contents[r["content_id"]] = L.load_content(self.con, r["content_id"])
+                url = unsubscribe.url(self.cid, r["customer_id"])
+                rendered = Rendered(template_key=self.c["template"], channel="email", subject=content["subject"],
+                                    preheader=content.get("preheader", ""),
+                                    text=content["text"].replace(UNSUBSCRIBE_SENTINEL, url),
+                                    html=content.get("html", "").replace(UNSUBSCRIBE_SENTINEL, url))
+                msg = campaign_message(r["address"], rendered, from_addr=from_addr, from_name=from_name, unsubscribe_url=url,
+                                       message_id=r["message_id"], encoding=encoding)
+                result = smtp.send(msg, from_addr, r["address"])
+                self.requests += 1
+                now = L.iso(self.clock())
+                if result.ok:
+                    self.con.execute("UPDATE send_ledger SET state = 'sent', sent_at = ?, updated_at = ?, attempts = attempts + 1,"
+                                     " request_id = ?, error = NULL WHERE campaign_id = ? AND customer_id = ? AND channel = 'email'",
+                                     [now, now, result.request_id, self.cid, r["customer_id"]])
+                    continue
+                if result.error_code in ("disconnected", "smtp_error", "auth_failed"):
+                    # the server is unreachable: nothing was accepted, the row waits for the resume
+                    self.con.execute("UPDATE send_ledger SET state = 'queued', updated_at = ?, error = ? WHERE campaign_id = ?"
+                                     " AND customer_id = ? AND channel = 'email'",
+                                     [now, f"{result.error_code}: {result.message}"[:300], self.cid, r["customer_id"]])
+                    raise _Stop("paused", result.message + " 送信を一時停止しました。再開すると続きから送ります。")
+                with opsdb.transaction(self.con):
+                    self.con.execute("UPDATE send_ledger SET state = 'failed', updated_at = ?, attempts = attempts + 1, error = ?"
+                                     " WHERE campaign_id = ? AND customer_id = ? AND channel = 'email'",
+                                     [now, f"{result.error_code} {result.http_status or ''}: {result.detail or result.message}"[:300],
+                                      self.cid, r["customer_id"]])
+                    if result.error_code == "recipient_refused":
+                        consent.suppress(self.con, "email", r["address"], source="bounce", reason=f"SMTP {result.http_status}",
+                                         actor="sender", campaign_id=self.cid, customer_id=r["customer_id"])
+
+
+def _json(values: list[str]) -> str:
+    import json
+
+    return json.dumps(values)
+
+
+# -- channel objects from the send settings ----------------------------------------------------
+LIVE_SETTING_NAMES = {
+    "CRM_PUBLIC_URL": "公開URL（LINEのWebhookと配信停止リンクの受け口、https）",
+    "CRM_UNSUBSCRIBE_SECRET": "配信停止リンクの署名キー（16文字以上のランダムな文字列）",
+    "LINE_CHANNEL_SECRET": "LINEチャネルシークレット（Webhookの署名確認）",
+    "CRM_SEND_RATE": "メールの送信速度（1秒あたりの通数、0は制限なし）",
+}
+
+
+def live_setting(name: str, secrets: Any = None, environ: Any = None) -> str:
+    """One live-send setting from secrets first, then the environment ("" when unset)."""
+    import os
+
+    environ = os.environ if environ is None else environ
+    value = None
+    if secrets is not None:
+        try:
+            value = secrets.get(name)
+        except Exception:  # noqa: BLE001 - a broken secrets file reads as "not set"
+            value = None
+    if value in (None, ""):
+        value = environ.get(name, "")
+    return str(value or "").strip()
+
+
+def channel_objects(settings: Any, secrets: Any = None, environ: Any = None) -> dict[str, Any]:
+    """``line`` (LineBulk), ``smtp`` (SmtpSession), ``unsubscribe`` and ``from_addr`` from the send settings (None when not set)."""
+    out: dict[str, Any] = {"line": None, "smtp": None, "unsubscribe": None, "from_addr": settings.smtp_from}
+    if settings.line_token:
+        out["line"] = LineBulk(settings.line_token, settings.line_base_url or None)
+    if settings.smtp_host:
+        try:
+            rate = float(live_setting("CRM_SEND_RATE", secrets, environ) or 0)
+        except ValueError:
+            rate = 0.0
+        out["smtp"] = SmtpSession(settings.smtp_host, settings.smtp_port, username=settings.smtp_username,
+                                  password=settings.smtp_password, starttls=settings.smtp_starttls or None, rate=rate)
+    secret = live_setting("CRM_UNSUBSCRIBE_SECRET", secrets, environ)
+    public = live_setting("CRM_PUBLIC_URL", secrets, environ)
+    if len(secret) >= 16 and public.startswith("https://"):
+        out["unsubscribe"] = Unsubscribe(secret, public)
+    return out

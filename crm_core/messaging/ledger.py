@@ -1,0 +1,251 @@
+"""The send ledger of live campaigns, in the operations store (exactly once, nothing lost).
+
+Tables
+------
+``send_campaigns``
+    One row per live campaign: what to send (segment rule, template, coupon,
+    channel, holdout, variants), when (``send_at`` JST, quiet hours), its
+    lifecycle ``status`` (draft → approved → sending ⇄ paused/waiting → done
+    | cancelled), the test send of the current content, the approval (who,
+    when, the count confirmed) and the A/B settings.
+``send_ledger``
+    One row per (campaign, recipient, channel) with the variant, the address,
+    the ``state`` (:data:`STATES`), the Message-ID (e-mail) or batch (LINE), the
+    provider's request id and the last error.  Rows are written when the
+    recipients are frozen (intent: ``queued``), set to ``sending`` before the
+    request and to ``sent`` / ``failed`` after it.
+``send_contents``
+    Rendered message bodies (zlib JSON), shared by every recipient who gets
+    the same text.
+``send_batches``
+    LINE multicast batches: members (ledger rows with the batch id), the
+    content and the ``X-Line-Retry-Key`` — stored before the first request and
+    reused on every retry and after a crash, so LINE answers a batch it already
+    accepted with 409 and nobody gets it twice.
+``send_locks``
+    One running sender per campaign (pid, host, heartbeat): a second sender
+    started at the same time does nothing; a lock whose process died
+    (``kill -9``) is taken over.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import socket
+import sqlite3
+import uuid
+import zlib
+from typing import Any
+
+from crm_core import opsdb
+
+STATES = {"queued": "送信待ち", "sending": "送信中", "sent": "送信済み", "failed": "失敗", "suppressed": "配信停止・対象外",
+          "held_out": "比較用に送らない", "capped": "送信回数の上限"}
+CAMPAIGN_STATUS = {"draft": "下書き", "approved": "承認済み（送信待ち）", "sending": "送信中", "waiting": "配信しない時間帯のため待機中",
+                   "paused": "一時停止中", "cancelled": "中止", "done": "送信完了", "ab_waiting": "A/Bテスト結果待ち"}
+LOCK_STALE_SECONDS = 300
+
+MIGRATIONS = [
+    """
+    CREATE TABLE IF NOT EXISTS send_campaigns (
+        campaign_id    INTEGER PRIMARY KEY,
+        name           TEXT NOT NULL,
+        channel        TEXT NOT NULL CHECK (channel IN ('line', 'email', 'rmail')),
+        rule           TEXT,
+        template       TEXT NOT NULL,
+        coupon_id      TEXT,
+        holdout        REAL NOT NULL DEFAULT 0.1,
+        variants       TEXT NOT NULL DEFAULT '["A"]',
+        variant_templates TEXT NOT NULL DEFAULT '{}',
+        send_at        TEXT NOT NULL,
+        quiet_hours    TEXT NOT NULL DEFAULT '21-08',
+        frequency_cap  INTEGER NOT NULL DEFAULT 3,
+        status         TEXT NOT NULL DEFAULT 'draft',
+        content_hash   TEXT,
+        tested_hash    TEXT,
+        tested_at      TEXT,
+        tested_by      TEXT,
+        created_by     TEXT NOT NULL,
+        created_at     TEXT NOT NULL,
+        approved_by    TEXT,
+        approved_at    TEXT,
+        approved_count INTEGER,
+        prepared_at    TEXT,
+        finished_at    TEXT,
+        funnel         TEXT NOT NULL DEFAULT '{}',
+        ab             TEXT NOT NULL DEFAULT '{}',
+        sender         TEXT NOT NULL DEFAULT '{}',
+        note           TEXT
+    );
+    CREATE TABLE IF NOT EXISTS send_contents (
+        content_id  INTEGER PRIMARY KEY AUTOINCREMENT,
+        campaign_id INTEGER NOT NULL,
+        digest      TEXT NOT NULL,
+        body        BLOB NOT NULL,
+        UNIQUE (campaign_id, digest)
+    );
+    CREATE TABLE IF NOT EXISTS send_batches (
+        batch_id    INTEGER PRIMARY KEY AUTOINCREMENT,
+        campaign_id INTEGER NOT NULL,
+        channel     TEXT NOT NULL,
+        content_id  INTEGER NOT NULL,
+        retry_key   TEXT NOT NULL UNIQUE,
+        kind        TEXT NOT NULL DEFAULT 'multicast' CHECK (kind IN ('multicast', 'narrowcast')),
+        audience_id INTEGER,
+        size        INTEGER NOT NULL,
+        state       TEXT NOT NULL DEFAULT 'queued',
+        request_id  TEXT,
+        error       TEXT,
+        attempts    INTEGER NOT NULL DEFAULT 0,
+        updated_at  TEXT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS send_batches_todo ON send_batches (campaign_id, state, batch_id);
+    CREATE TABLE IF NOT EXISTS send_ledger (
+        campaign_id INTEGER NOT NULL,
+        customer_id TEXT NOT NULL,
+        channel     TEXT NOT NULL,
+        variant     TEXT,
+        address     TEXT,
+        state       TEXT NOT NULL CHECK (state IN ('queued', 'sending', 'sent', 'failed', 'suppressed', 'held_out', 'capped')),
+        reason      TEXT,
+        content_id  INTEGER,
+        batch_id    INTEGER,
+        message_id  TEXT,
+        request_id  TEXT,
+        error       TEXT,
+        attempts    INTEGER NOT NULL DEFAULT 0,
+        seq         INTEGER NOT NULL DEFAULT 0,
+        updated_at  TEXT NOT NULL,
+        sent_at     TEXT,
+        PRIMARY KEY (campaign_id, customer_id, channel)
+    );
+    CREATE INDEX IF NOT EXISTS send_ledger_todo ON send_ledger (campaign_id, channel, state, seq);
+    CREATE INDEX IF NOT EXISTS send_ledger_batch ON send_ledger (batch_id);
+    CREATE INDEX IF NOT EXISTS send_ledger_recent ON send_ledger (customer_id, sent_at);
+    CREATE TABLE IF NOT EXISTS send_locks (
+        campaign_id INTEGER PRIMARY KEY,
+        owner       TEXT NOT NULL,
+        pid         INTEGER NOT NULL,
+        host        TEXT NOT NULL,
+        heartbeat   TEXT NOT NULL
+    );
+    """,
+]
+opsdb.register("ledger", MIGRATIONS)
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def iso(value: dt.datetime) -> str:
+    return value.astimezone(dt.UTC).isoformat()
+
+
+# -- contents ------------------------------------------------------------------------------
+def pack(content: Any) -> bytes:
+    return zlib.compress(json.dumps(content, ensure_ascii=False, sort_keys=True).encode())
+
+
+def unpack(blob: bytes) -> Any:
+    return json.loads(zlib.decompress(blob))
+
+
+def digest(content: Any) -> str:
+    return hashlib.sha256(json.dumps(content, ensure_ascii=False, sort_keys=True).encode()).hexdigest()
+
+
+def store_content(con: sqlite3.Connection, campaign_id: int, content: Any, cache: dict[str, int] | None = None) -> int:
+    """The content id of a body (stored once per campaign)."""
+    key = digest(content)
+    if cache is not None and key in cache:
+        return cache[key]
+    con.execute("INSERT OR IGNORE INTO send_contents (campaign_id, digest, body) VALUES (?, ?, ?)", [campaign_id, key, pack(content)])
+    content_id = int(con.execute("SELECT content_id FROM send_contents WHERE campaign_id = ? AND digest = ?",
+                                 [campaign_id, key]).fetchone()[0])
+    if cache is not None:
+        cache[key] = content_id
+    return content_id
+
+
+def load_content(con: sqlite3.Connection, content_id: int) -> Any:
+    return unpack(con.execute("SELECT body FROM send_contents WHERE content_id = ?", [content_id]).fetchone()[0])
+
+
+# -- counts -------------------------------------------------------------------------------------
+def counts(con: sqlite3.Connection, campaign_id: int) -> dict[str, int]:
+    """Ledger rows by state (every state present, 0 when none)."""
+    out = dict.fromkeys(STATES, 0)
+    for state, n in con.execute("SELECT state, count(*) FROM send_ledger WHERE campaign_id = ? GROUP BY state", [campaign_id]):
+        out[state] = int(n)
+    return out
+
+
+def recently_sent(con: sqlite3.Connection, since: dt.datetime) -> dict[str, int]:
+    """Marketing messages sent per customer since a time (every campaign and scenario on the ledger)."""
+    rows = con.execute("SELECT customer_id, count(*) FROM send_ledger WHERE state = 'sent' AND sent_at >= ? GROUP BY customer_id",
+                       [iso(since)])
+    return {r[0]: int(r[1]) for r in rows}
+
+
+# -- one sender per campaign ----------------------------------------------------------------
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def acquire(con: sqlite3.Connection, campaign_id: int, now: dt.datetime | None = None) -> str | None:
+    """Take the campaign's send lock; returns the owner token, or None when a live sender holds it."""
+    now = now or utcnow()
+    owner = uuid.uuid4().hex
+    host = socket.gethostname()
+    with opsdb.transaction(con):
+        row = con.execute("SELECT * FROM send_locks WHERE campaign_id = ?", [campaign_id]).fetchone()
+        if row is not None:
+            age = (now - dt.datetime.fromisoformat(row["heartbeat"])).total_seconds()
+            dead = row["host"] == host and not _alive(int(row["pid"]))
+            if not dead and age < LOCK_STALE_SECONDS:
+                return None
+            con.execute("DELETE FROM send_locks WHERE campaign_id = ?", [campaign_id])
+        con.execute("INSERT INTO send_locks VALUES (?, ?, ?, ?, ?)", [campaign_id, owner, os.getpid(), host, iso(now)])
+    return owner
+
+
+def heartbeat(con: sqlite3.Connection, campaign_id: int, owner: str, now: dt.datetime | None = None) -> bool:
+    """Refresh the lock; False when it was taken over (stop sending)."""
+    cur = con.execute("UPDATE send_locks SET heartbeat = ? WHERE campaign_id = ? AND owner = ?",
+                      [iso(now or utcnow()), campaign_id, owner])
+    return cur.rowcount == 1
+
+
+def release(con: sqlite3.Connection, campaign_id: int, owner: str) -> None:
+    con.execute("DELETE FROM send_locks WHERE campaign_id = ? AND owner = ?", [campaign_id, owner])
+
+
+# -- campaigns ----------------------------------------------------------------------------------
+def get(con: sqlite3.Connection, campaign_id: int) -> dict[str, Any] | None:
+    row = con.execute("SELECT * FROM send_campaigns WHERE campaign_id = ?", [int(campaign_id)]).fetchone()
+    if row is None:
+        return None
+    out = dict(row)
+    for key in ("variants", "variant_templates", "funnel", "ab", "sender"):
+        out[key] = json.loads(out[key]) if out[key] else ({} if key != "variants" else ["A"])
+    out["rule"] = json.loads(out["rule"]) if out["rule"] else None
+    return out
+
+
+def set_status(con: sqlite3.Connection, campaign_id: int, status: str, note: str | None = None) -> None:
+    con.execute("UPDATE send_campaigns SET status = ?, note = ? WHERE campaign_id = ?", [status, note, int(campaign_id)])
+
+
+def status_of(con: sqlite3.Connection, campaign_id: int) -> str | None:
+    row = con.execute("SELECT status FROM send_campaigns WHERE campaign_id = ?", [int(campaign_id)]).fetchone()
+    return row[0] if row else None
