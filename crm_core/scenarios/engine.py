@@ -139,8 +139,9 @@ def candidates(store: Store, ops: sqlite3.Connection, day: dt.date, scenarios: S
             if not evs:
                 continue
             done = {(r[0], r[1]) for r in ops.execute(
-                "SELECT customer_id, trigger_key FROM scenario_occurrences WHERE scenario = ? AND step = ? AND trigger_day = ?",
-                [s.name, i, event_day.isoformat()])}
+                "SELECT customer_id, trigger_key FROM scenario_occurrences WHERE scenario = ? AND step = ?"
+                " AND customer_id IN (SELECT value FROM json_each(?))",
+                [s.name, i, json.dumps(sorted({e["customer_id"] for e in evs}))])}
             evs = [e for e in evs if (e["customer_id"], e["trigger_key"]) not in done]
             exited = _exited(store, evs, day) if step.exit == "ordered" else set()
             ids = [e["customer_id"] for e in evs]

@@ -21,6 +21,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import duckdb
+
 from crm_core.db import Store
 
 WATCH_DDL = """CREATE TABLE IF NOT EXISTS scenario_watch (
@@ -212,9 +214,20 @@ def advance_watch(store: Store, scenario: Any, day: dt.date) -> None:
     """Record today's segment members / ranks (a real run, after its sends are committed)."""
     if scenario.trigger["type"] not in ("segment", "rank_up", "rank_down") or not store.has_table("customer_model"):
         return
+    for attempt in range(3):
+        try:
+            _advance(store, scenario, day)
+            return
+        except duckdb.TransactionException:  # another run of the same day moved it at the same time
+            if attempt == 2:
+                raise
+
+
+def _advance(store: Store, scenario: Any, day: dt.date) -> None:
     sql, params = _current(store, scenario, day)
+    if not store.has_table("scenario_watch"):
+        store.execute(WATCH_DDL)
     with store.transaction() as cur:
-        cur.execute(WATCH_DDL)
         cur.execute("DELETE FROM scenario_watch WHERE scenario = $s AND customer_id NOT IN (SELECT customer_id FROM (" + sql + "))",  # noqa: S608
                     {**params, "s": scenario.name})
         cur.execute("INSERT INTO scenario_watch SELECT $s, n.customer_id, n.value, w.value, CAST($d AS DATE) FROM (" + sql + ") n"  # noqa: S608
