@@ -22,7 +22,7 @@ from crm_core.messaging.channels.email_bulk import SmtpSession
 from crm_core.messaging.channels.line_bulk import LineBulk
 from crm_core.messaging.unsubscribe import Unsubscribe
 from crm_core.scenarios import definitions as D
-from crm_core.scenarios import engine
+from crm_core.scenarios import engine, report
 from tests.sample_store import sample_db
 from tests.servers.line_mock import LineMock
 from tests.servers.smtp_sink import SmtpSink
@@ -292,3 +292,49 @@ def test_thanks_and_f2_reach_the_line_stand_in_and_the_smtp_sink(shop):
         assert all(m["List-Unsubscribe"] for m in smtp.messages)
     occ = _occurrences(ops)
     assert set(occ[occ.state == "queued"].scenario) == {"thanks", "f2"}
+    # results: sent count from the ledger, conversion over the 14 days after the send slot (checked by hand here)
+    res = report.results(store, ops, "thanks")["steps"][0]
+    thanks = occ[(occ.scenario == "thanks") & (occ.state == "queued")]
+    assert res["sent"] == res["queued"] == len(thanks) > 0
+    assert res["held_out"] == (occ[(occ.scenario == "thanks")].state == "held_out").sum()
+    orders = store.df("SELECT customer_id, ordered_at FROM orders WHERE NOT coalesce(cancelled, FALSE)")
+    bought = 0
+    for r in thanks.itertuples():
+        start = pd.Timestamp(f"{r.day} 18:00")
+        o = orders[(orders.customer_id == r.customer_id) & (orders.ordered_at >= start)
+                   & (orders.ordered_at < start + pd.Timedelta(days=14))]
+        bought += len(o) > 0
+    assert res["conversion"] == pytest.approx(bought / len(thanks))
+
+
+def test_command_line_list_enable_dry_run_run_and_results(shop, capsys, monkeypatch):
+    import json
+
+    from crm_core import cli
+
+    store, ops, tmp = shop
+    db = str(tmp / "shop.duckdb")
+    store.close()
+    for key in ("LINE_CHANNEL_ACCESS_TOKEN", "SMTP_HOST", "CRM_OPS_DB"):
+        monkeypatch.delenv(key, raising=False)
+
+    def run(*argv):
+        capsys.readouterr()
+        assert cli.main(["--db", db, *argv]) == 0
+        return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+    assert len(run("scenario", "list", "--json")["scenarios"]) == 9
+    assert run("scenario", "enable", "thanks")["enabled"] is True
+    assert run("scenario", "show", "thanks")["enabled"] is True
+    dry = run("scenario", "run", "--date", "2026-10-13", "--dry-run", "--json")
+    expected = sum(c["queued"] for c in dry["steps"])
+    real = run("scenario", "run", "--date", "2026-10-13", "--at", "20:00", "--json")
+    assert real["recorded"].get("queued", 0) == expected > 0
+    # without send settings the rows wait in the ledger (not paused) and a second run records nothing new
+    assert all(d["status"] == "approved" for d in real["deliveries"])
+    assert run("scenario", "run", "--date", "2026-10-13", "--at", "20:00", "--json")["recorded"] == {}
+    res = run("scenario", "results", "thanks", "--json")
+    assert res["steps"][0]["queued"] == expected and res["steps"][0]["sent"] == 0
+    assert run("scenario", "disable", "thanks")["enabled"] is False
+    capsys.readouterr()
+    assert cli.main(["--db", db, "scenario", "show", "nope"]) == 2

@@ -49,6 +49,8 @@ from crm_core.scenarios import triggers
 JST = ZoneInfo("Asia/Tokyo")
 CAP_WINDOW_DAYS = 7
 SAMPLES = 3
+MISSING = {"line": "LINEの送信設定（チャネルアクセストークン）がないため、送信を待っています。",
+           "email": "メールの送信設定（SMTPサーバーと配信停止リンクの設定）がないため、送信を待っています。"}
 
 
 @dataclasses.dataclass
@@ -406,10 +408,14 @@ def deliver_due(ops: sqlite3.Connection, *, line: Any = None, smtp: Any = None, 
 
     now = clock()
     out = []
-    rows = ops.execute("SELECT b.campaign_id, c.status, c.send_at FROM scenario_batches b JOIN send_campaigns c USING (campaign_id)"
-                       " WHERE c.status IN ('approved', 'sending', 'waiting') ORDER BY b.campaign_id").fetchall()
-    for cid, _status, send_at in rows:
+    rows = ops.execute("SELECT b.campaign_id, c.status, c.send_at, c.channel FROM scenario_batches b JOIN send_campaigns c"
+                       " USING (campaign_id) WHERE c.status IN ('approved', 'sending', 'waiting') ORDER BY b.campaign_id").fetchall()
+    for cid, _status, send_at, channel in rows:
         if dt.datetime.fromisoformat(send_at) > now:
+            continue
+        if (channel == "line" and line is None) or (channel == "email" and (smtp is None or unsubscribe is None)):
+            # not configured: the rows wait in the ledger (never paused, never lost) until the settings exist
+            out.append({"campaign_id": int(cid), "status": "approved", "message": MISSING[channel], "counts": L.counts(ops, int(cid))})
             continue
         outcome = live.run(ops, int(cid), line=line, smtp=smtp, unsubscribe=unsubscribe, clock=clock)
         out.append({"campaign_id": int(cid), **outcome.to_dict()})
