@@ -78,6 +78,7 @@ MENU: dict[str, list[tuple[str, str, str]]] = {
     "施策": [
         ("pages/audience/segments.py", "セグメント", "🎯"),
         ("pages/messages/messages.py", "メッセージ・クーポン", "✉️"),
+        ("pages/automation/scenarios.py", "シナリオ（ステップ配信）", "🔁"),
         ("pages/plan/calendar.py", "販促カレンダー", "📅"),
         ("pages/results/results.py", "施策の効果", "📈"),
     ],

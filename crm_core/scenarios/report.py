@@ -87,3 +87,22 @@ def timeline(scenarios: list[D.Scenario]) -> pd.DataFrame:
                          "テンプレート": st.template, "チャネル": D.CHANNELS[st.channel], "状態": "オン" if s.enabled else "オフ",
                          "クーポン": "あり" if st.coupon else "", "終了条件": D.EXITS[st.exit]})
     return pd.DataFrame(rows)
+
+
+def journey_chart(df: pd.DataFrame) -> Any:
+    """The journeys as steps on a timeline (Altair): one row per scenario, a mark per step at its day after the trigger."""
+    import altair as alt
+
+    if df.empty:
+        return None
+    base = alt.Chart(df).encode(
+        x=alt.X("日数:Q", title="きっかけからの日数"),
+        y=alt.Y("シナリオ:N", title=None, sort=list(dict.fromkeys(df["シナリオ"]))),
+    )
+    line = base.mark_line(color="#bbbbbb").encode(detail="シナリオ:N")
+    points = base.mark_circle(size=160).encode(
+        color=alt.Color("状態:N", scale=alt.Scale(domain=["オン", "オフ"], range=["#2e7d32", "#9e9e9e"]), title="状態"),
+        tooltip=["シナリオ", "きっかけ", "ステップ", "日数", "時刻", "テンプレート", "チャネル", "クーポン", "終了条件"],
+    )
+    labels = base.mark_text(dy=-12, fontSize=11).encode(text="テンプレート:N")
+    return (line + points + labels).properties(height=max(120, 40 * df["シナリオ"].nunique()))
