@@ -338,3 +338,97 @@ def test_command_line_list_enable_dry_run_run_and_results(shop, capsys, monkeypa
     assert run("scenario", "disable", "thanks")["enabled"] is False
     capsys.readouterr()
     assert cli.main(["--db", db, "scenario", "show", "nope"]) == 2
+
+
+def test_subscription_birthday_product_and_segment_triggers(shop):
+    store, ops, _ = shop
+    orders = store.df("SELECT customer_id, ordered_at, subscription_seq FROM orders WHERE NOT coalesce(cancelled, FALSE)"
+                      " AND customer_id IS NOT NULL")
+    # 定期3回目前フォロー: 7 days after the second delivery
+    second = orders[orders.subscription_seq == 2]
+    days = sorted(second.ordered_at.dt.date.unique())
+    day = days[-1] + dt.timedelta(days=7)
+    got = {r["customer_id"] for r in engine.plan(store, ops, day, names=["subscription_third"]).rows}
+    assert got == set(second[second.ordered_at.dt.date == days[-1]].customer_id) and got
+    # 誕生日: the first day of the birth month, once per year
+    nov = dt.date(2026, 11, 1)
+    got = {r["customer_id"] for r in engine.plan(store, ops, nov, names=["birthday"]).rows}
+    want = {r[0] for r in store.fetchall("SELECT customer_id FROM customer_model WHERE coalesce(birthday_month, month(birthday)) = 11")}
+    assert got == want and want
+    assert engine.plan(store, ops, dt.date(2026, 11, 2), names=["birthday"]).rows == []
+    # a product trigger
+    pid, first_day = store.fetchone("SELECT l.product_id, CAST(max(o.ordered_at) AS DATE) FROM order_lines l JOIN orders o USING (source, order_id)"
+                                    " WHERE NOT coalesce(o.cancelled, FALSE) GROUP BY 1 ORDER BY count(*) DESC LIMIT 1")
+    D.save(ops, D.parse({"name": "product_follow", "title": "商品フォロー", "trigger": {"type": "product_order", "products": [pid]},
+                         "steps": [{"day": 1, "template": "review"}]}))
+    got = {r["customer_id"] for r in engine.plan(store, ops, first_day + dt.timedelta(days=1), names=["product_follow"]).rows}
+    want = {r[0] for r in store.fetchall(
+        "SELECT DISTINCT o.customer_id FROM orders o JOIN order_lines l USING (source, order_id) WHERE l.product_id = ?"
+        " AND CAST(o.ordered_at AS DATE) = ? AND NOT coalesce(o.cancelled, FALSE)", [pid, first_day])}
+    assert got == want and want
+    # entering a segment: everyone in it on the first run, then only newcomers
+    engine.enable(store, ops, "rank_near")
+    d1 = dt.date(2026, 10, 1)
+    first_run = {r["customer_id"] for r in engine.plan(store, ops, d1).rows}
+    engine.record(store, ops, d1, now=at(d1))
+    assert first_run and engine.plan(store, ops, d1 + dt.timedelta(days=1)).rows == []
+
+
+def test_rank_up_and_down_count_from_the_first_run(shop):
+    store, ops, _ = shop
+    D.save(ops, D.parse({"name": "ranked_up", "title": "ランクアップ", "trigger": {"type": "rank_up"}, "priority": 1,
+                         "steps": [{"day": 0, "template": "rank_up"}]}))
+    D.save(ops, D.parse({"name": "ranked_down", "title": "ランクダウン", "trigger": {"type": "rank_down"}, "priority": 2,
+                         "steps": [{"day": 0, "template": "winback"}]}))
+    engine.enable(store, ops, "ranked_up")
+    engine.enable(store, ops, "ranked_down")
+    d1, d2 = dt.date(2026, 10, 1), dt.date(2026, 10, 2)
+    assert engine.plan(store, ops, d1).rows == []  # the first run only records the ranks
+    engine.record(store, ops, d1, now=at(d1))
+    from crm_core import model
+
+    names = [r["name"] for r in model.rank_thresholds(store)]  # highest first
+    low, high = store.fetchone("SELECT min(customer_id), max(customer_id) FROM customer_model WHERE rank = ?", [names[-1]])
+    top = store.fetchone("SELECT min(customer_id) FROM customer_model WHERE rank = ?", [names[0]])[0]
+    store.execute("UPDATE customer_model SET rank = ? WHERE customer_id IN (?, ?)", [names[0], low, high])  # a rebuild moved them up
+    store.execute("UPDATE customer_model SET rank = ? WHERE customer_id = ?", [names[-1], top])  # and this one down
+    rows = engine.plan(store, ops, d2).rows
+    assert {(r["scenario"], r["customer_id"]) for r in rows} == {("ranked_up", low), ("ranked_up", high), ("ranked_down", top)}
+    engine.record(store, ops, d2, now=at(d2))
+    assert engine.plan(store, ops, d2 + dt.timedelta(days=1)).rows == []
+
+
+def test_quiet_hours_move_a_late_slot_to_the_next_morning(shop):
+    store, ops, _ = shop
+    s = D.get(ops, "thanks")
+    s.steps[0].slot = "22:30"
+    D.save(ops, s)
+    engine.enable(store, ops, "thanks")
+    day = dt.date(2026, 10, 13)
+    with LineMock(TOKEN) as line:
+        bulk = LineBulk(TOKEN, line.url, sleep=lambda s: None)
+        engine.run_scenarios(store, ops, day, now=at(day, 23), line=bulk)
+        assert line.deliveries == [] and len(_ledger(ops)) > 0
+        engine.run_scenarios(store, ops, day, now=dt.datetime.combine(day + dt.timedelta(days=1), dt.time(7, 59), tzinfo=JST),
+                             line=bulk)
+        assert line.deliveries == []
+        engine.run_scenarios(store, ops, day, now=dt.datetime.combine(day + dt.timedelta(days=1), dt.time(8, 1), tzinfo=JST),
+                             line=bulk)
+        ledger = _ledger(ops)
+        assert sorted(u for u, _, _ in line.deliveries) == sorted(ledger[ledger.channel == "line"]["address"])
+
+
+def test_worker_job_function_runs_the_day_once(shop, monkeypatch):
+    from types import SimpleNamespace
+
+    from crm_core.scenarios import job
+
+    store, ops, tmp = shop
+    for key in ("LINE_CHANNEL_ACCESS_TOKEN", "SMTP_HOST"):
+        monkeypatch.delenv(key, raising=False)
+    engine.enable(store, ops, "thanks")
+    ctx = SimpleNamespace(job=SimpleNamespace(args={"date": "2026-10-13"}), store=lambda: store,
+                          ops_path=tmp / "shop.ops.sqlite")
+    first = job.run_job(ctx)
+    assert first["recorded"].get("queued", 0) > 0 and "シナリオ" in first["summary"]
+    assert job.run_job(ctx)["recorded"] == {}
