@@ -52,18 +52,41 @@ def sign_in_gate() -> None:
 
 
 def ensure_sample() -> None:
-    """Load the sample shop on the very first start (empty store, never dismissed)."""
-    if os.environ.get("CRM_NO_SAMPLE") == "1":
+    """On the very first start (empty store, sample never turned off) show the sample shop.
+
+    The sample lives in its own DuckDB file beside the store
+    (:mod:`crm_core.sample.store`); the shop's own store is never written to.
+    """
+    from crm_core.sample import store as sample_store
+
+    real = ui.real_store()
+    if os.environ.get("CRM_NO_SAMPLE") != "1" and sample_store.wants_first_sample(real) and not sample_store.showing_sample(real):
+        sample_store.show_sample(real)
+    if not ui.viewing_sample():
         return
     store = ui.store()
-    if not store.is_empty() or store.get_setting("sample_dismissed", False) or store.get_setting("sample_loaded", False):
+    if not store.is_empty():
         return
     from crm_core.sample.load import load_sample
 
-    with st.status("はじめての起動です。サンプルショップのデータを準備しています…", expanded=True) as status:
+    with st.status("サンプルショップのデータを準備しています…（あなたのデータとは別のファイルです）", expanded=True) as status:
         bar = st.progress(0.0)
         ui.run(load_sample, store, progress=lambda f, t: bar.progress(f, text=t))
         status.update(label="サンプルショップを読み込みました。", state="complete", expanded=False)
+
+
+def finish_pending_refresh() -> None:
+    """Finish the refresh of an import whose process was stopped before it ended (issue 11)."""
+    from crm_core import pipeline
+
+    due = [s for s in {id(x): x for x in (ui.real_store(), ui.store())}.values() if pipeline.refresh_due(s)]
+    if not due:
+        return
+    with st.status("前回中断された取り込みの仕上げ（顧客分析の更新）を行っています…", expanded=True) as status:
+        bar = st.progress(0.0)
+        for store in due:
+            ui.run(pipeline.finish_pending, store, lambda f, t: bar.progress(min(max(f, 0.0), 1.0), text=t))
+        status.update(label="前回の取り込みの仕上げが終わりました。", state="complete", expanded=False)
 
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -116,11 +139,12 @@ def sidebar() -> None:
         st.caption(f"顧客 {customers:,}人 ・ 注文 {orders:,}件")
         st.caption(f"最終注文日 {ui.jdate(last)}")
         if store.get_setting("sample_loaded", False):
-            st.caption("🧪 サンプルショップのデータを表示中")
+            st.caption("🧪 架空のサンプルショップを表示中（あなたのデータとは別のファイルです）")
 
 
 sign_in_gate()
 page = st.navigation(build_pages())
 ensure_sample()
+finish_pending_refresh()
 sidebar()
 page.run()

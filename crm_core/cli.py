@@ -55,6 +55,48 @@ def _reading_store(args: argparse.Namespace) -> Store:
     return Store(path, read_only=True if path.exists() else None)
 
 
+class _Progress:
+    """Progress lines on stderr (each step once), so a long import is never silent."""
+
+    def __init__(self) -> None:
+        self.last = ""
+
+    def __call__(self, fraction: float, text: str) -> None:
+        if text != self.last:
+            self.last = text
+            sys.stderr.write(f"{text}\n")
+            sys.stderr.flush()
+
+
+def _finish_pending(args: argparse.Namespace) -> None:
+    """Before any command: finish a refresh a killed import left, and sweep its temp files."""
+    from crm_core.tempfiles import sweep
+
+    sweep()
+    if args.command == "sample":
+        return
+    path = Path(getattr(args, "db", None) or default_db_path())
+    if not path.exists():
+        return
+    from crm_core import pipeline
+
+    probe = Store(path, read_only=True)
+    try:
+        due = pipeline.refresh_due(probe)
+    finally:
+        probe.close()
+    if not due:
+        return
+    store = Store(path)
+    try:
+        if pipeline.refresh_due(store):
+            sys.stderr.write("前回中断された取り込みの仕上げ（顧客分析の更新）を行っています…\n")
+            sys.stderr.flush()
+            pipeline.finish_pending(store, _Progress())
+    finally:
+        store.close()
+
+
 def _with_db(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--db", default=argparse.SUPPRESS, help=DB_HELP)
     return p
@@ -69,15 +111,22 @@ def cmd_import(args: argparse.Namespace) -> int:
     kind = args.kind
     if args.mapping_name:
         kind, mapping = load_mapping(store, args.mapping_name)
-    fmt = "generic" if mapping else args.format
+    fmt = args.format  # with "auto", a mapping applies only to the files that are not a known export
     if fmt == "generic" and not mapping:
         raise InputError("--format generic には --map 列名=項目 か --mapping-name を指定してください。", "generic without map")
-    report = import_files(store, args.files, fmt=fmt, mapping=mapping or None, kind=kind, identity_key=args.identity_key)
+    report = import_files(
+        store, args.files, fmt=fmt, mapping=mapping or None, kind=kind, identity_key=args.identity_key, progress=_Progress()
+    )
     if args.save_mapping and mapping:
         from crm_core.ingest.mappings import save_mapping
 
-        save_mapping(store, args.save_mapping, report.files[0].kind, mapping)
+        generic = [f.kind for f in report.files if f.format == "generic"]  # the file the mapping was made for
+        if generic:
+            save_mapping(store, args.save_mapping, generic[0], mapping)
     _print(report.to_dict())
+    level, message = report.outcome()
+    if level == "warning":
+        sys.stderr.write(f"注意: {message}\n")
     return 0
 
 
@@ -794,6 +843,7 @@ def run_command(args: argparse.Namespace) -> int:
     if not hasattr(args, "db"):
         args.db = None
     try:
+        _finish_pending(args)
         return args.func(args)
     except InputError as exc:
         return _fail(exc)

@@ -131,11 +131,13 @@ _MACROS = [
         ELSE NULL
       END
     """,
+    # The whole 128-bit MD5 (not a prefix): at millions of customers two people
+    # never share an id (a 48-bit prefix merged about 1% of shops of 2.4 M).
     r"""
     CREATE OR REPLACE TEMP MACRO crm_customer_id(key_kind, source, customer_key, email, phone, name, postcode, order_id) AS
       coalesce(
-        'C' || substr(md5(crm_identity(key_kind, source, customer_key, email, phone, name, postcode)), 1, 12),
-        'X' || substr(md5(source || ':' || order_id), 1, 12))
+        'C' || md5(crm_identity(key_kind, source, customer_key, email, phone, name, postcode)),
+        'X' || md5(source || ':' || order_id))
     """,
     r"""
     CREATE OR REPLACE TEMP MACRO crm_bool(s) AS
@@ -148,7 +150,7 @@ _MACROS = [
     """,
 ]
 
-MIGRATIONS: list[str] = [
+MIGRATIONS: list = [
     # 1: the core store
     """
     CREATE SEQUENCE IF NOT EXISTS import_seq START 1;
@@ -263,7 +265,61 @@ MIGRATIONS: list[str] = [
         value JSON
     );
     """,
+    # 2: the shop's own customer number stays visible (issue 11)
+    """
+    ALTER TABLE customers ADD COLUMN IF NOT EXISTS customer_key VARCHAR;
+    ALTER TABLE contacts ADD COLUMN IF NOT EXISTS customer_key VARCHAR;
+    """,
 ]
+
+
+def _full_customer_ids(con: duckdb.DuckDBPyConnection) -> None:
+    """Migration 3: customer ids from the whole MD5 instead of its first 12 hex digits.
+
+    Every table holding a ``customer_id`` (customers, the customer model,
+    campaign recipients, coupon codes, the send log, ...) follows its orders'
+    new id.  The store then records that the customers table and the derived
+    tables are to be rebuilt (``refresh_due = "customers"``, finished by
+    :func:`crm_core.pipeline.finish_pending` on the next start or command).
+    """
+    if not con.execute("SELECT count(*) FROM orders").fetchone()[0]:
+        return
+    row = con.execute("SELECT value ->> '$' FROM settings WHERE key = 'identity_key'").fetchone()
+    key = row[0] if row and row[0] in ("email", "phone", "name_phone", "name_postcode") else "email"
+    new_id = "crm_customer_id(?, source, customer_key, email, phone, buyer_name, postcode, order_id)"
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE id_map AS SELECT customer_id AS old_id, min(" + new_id + ") AS new_id "  # noqa: S608 - constant
+        "FROM orders GROUP BY customer_id",
+        [key],
+    )
+    con.execute("UPDATE orders SET customer_id = " + new_id, [key])  # noqa: S608 - constant
+    linked = con.execute(
+        "SELECT table_name FROM information_schema.columns WHERE table_catalog = current_database() "
+        "AND table_schema = 'main' AND column_name = 'customer_id' AND table_name <> 'orders' "
+        "AND table_name IN (SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE' "
+        "AND table_schema = 'main' AND table_catalog = current_database())"
+    ).fetchall()
+    for (table,) in linked:
+        name = quote_ident(table)
+        con.execute(
+            "UPDATE " + name + " AS t SET customer_id = m.new_id FROM id_map AS m WHERE t.customer_id = m.old_id"  # noqa: S608
+        )
+    con.execute("DROP TABLE temp.id_map")
+    con.execute("DELETE FROM settings WHERE key = 'refresh_due'")
+    con.execute("""INSERT INTO settings VALUES ('refresh_due', '"customers"')""")
+
+
+MIGRATIONS.append(_full_customer_ids)  # 3: collision-free customer ids
+
+
+REFRESH_DUE = "refresh_due"
+"""Setting: data changed but the derived tables (customer model, ...) are not rebuilt yet."""
+
+
+def mark_refresh_due(cur: duckdb.DuckDBPyConnection) -> None:
+    """Record, inside the caller's transaction, that derived tables must be rebuilt (see :mod:`crm_core.pipeline`)."""
+    cur.execute("DELETE FROM settings WHERE key = ?", [REFRESH_DUE])
+    cur.execute("INSERT INTO settings VALUES (?, 'true')", [REFRESH_DUE])
 
 
 class Store:
@@ -344,6 +400,8 @@ class Store:
 
     def _migrate(self) -> None:
         con = self._con
+        for macro in _MACROS:  # first: migrations may use them
+            con.execute(macro)
         con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER)")
         row = con.execute("SELECT max(version) FROM schema_version").fetchone()
         current = row[0] or 0
@@ -352,7 +410,10 @@ class Store:
                 continue
             con.execute("BEGIN TRANSACTION")
             try:
-                con.execute(script)
+                if callable(script):
+                    script(con)
+                else:
+                    con.execute(script)
                 con.execute("INSERT INTO schema_version VALUES (?)", [number])
                 con.execute("COMMIT")
             except Exception:

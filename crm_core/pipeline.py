@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from crm_core import db
 from crm_core.db import Store
 from crm_core.errors import InputError
 from crm_core.ingest import importer
@@ -72,9 +73,49 @@ def _rebuild(store: Store, progress: Progress | None, strict: bool) -> list[str]
     return warnings
 
 
+REFRESH_DUE = db.REFRESH_DUE
+
+
+def refresh(store: Store, progress: Progress | None = None) -> list[str]:
+    """:func:`after_import`, then clear the 'refresh due' mark; return its Japanese warnings."""
+    warnings = after_import(store, progress)
+    store.execute("DELETE FROM settings WHERE key = ?", [REFRESH_DUE])
+    return warnings
+
+
+def refresh_due(store: Store) -> bool:
+    """True when an import (or a migration) committed but its refresh has not finished.
+
+    The importer writes the mark in the import's own transaction
+    (:func:`crm_core.db.mark_refresh_due`); :func:`refresh` clears it.  A
+    process killed in between leaves it, and :func:`finish_pending` (run by
+    every command and at the console's start) does the refresh, so an import
+    is never left without its customer model.
+    """
+    return bool(store.get_setting(REFRESH_DUE, False))
+
+
+def finish_pending(store: Store, progress: Progress | None = None) -> list[str] | None:
+    """Finish a refresh an earlier process (or a migration) did not complete; None when nothing was due.
+
+    ``refresh_due = "customers"`` (a migration that re-keyed customers) also
+    rebuilds the customers table first.
+    """
+    due = store.get_setting(REFRESH_DUE, False)
+    if not due:
+        return None
+    log.info("finishing a refresh left by an interrupted import or a migration")
+    if due == "customers":
+        from crm_core.ingest.identity import rebuild_customers
+
+        with store.transaction() as cur:
+            rebuild_customers(cur)
+    return refresh(store, progress)
+
+
 def import_files(
     store: Store,
-    paths: Sequence[str | Path],
+    paths: Sequence[str | Path | importer.FileSpec],
     *,
     progress: Progress | None = None,
     rebuild_model: bool = True,
@@ -84,8 +125,9 @@ def import_files(
 
     ``options`` are the importer's (``fmt``, ``mapping``, ``kind``,
     ``identity_key``, ``display_names``).  When the batch holds orders or
-    contacts and ``rebuild_model`` is true, :func:`after_import` runs in the
-    last tenth of ``progress``; its warnings join the report's.
+    contacts, ``rebuild_model`` is true and the import changed something (or
+    an earlier refresh is still due, or there is no model yet), :func:`refresh`
+    runs in the last tenth of ``progress``; its warnings join the report's.
     """
 
     def say(fraction: float, text: str) -> None:
@@ -97,9 +139,10 @@ def import_files(
             say(fraction, text)
 
     report = importer.import_files(store, paths, progress=importing, **options)
-    if rebuild_model and any(f.kind in ("orders", "contacts") for f in report.files):
+    wanted = refresh_due(store) or not store.has_table("customer_model")
+    if rebuild_model and wanted and any(f.kind in ("orders", "contacts") for f in report.files):
         try:
-            report.warnings.extend(after_import(store, lambda f, text: say(0.9 + 0.1 * f, text)))
+            report.warnings.extend(refresh(store, lambda f, text: say(0.9 + 0.1 * f, text)))
         except InputError as exc:
             report.warnings.append(exc.message)
     say(1.0, importer.DONE)

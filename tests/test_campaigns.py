@@ -218,7 +218,7 @@ def test_cli_freeze_prints_what_the_test_can_detect(tmp_path, capsys):
     parser = argparse.ArgumentParser()
     cli.add_campaign_commands(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["campaign", "freeze", "--name", "CLI", "--rule", str(rule), "--channel", "email",
-                              "--sent-at", "2026-03-01 12:00", "--holdout", "0.1", "--db", str(store_path)])
+                              "--sent-at", "2026-11-03 12:00", "--holdout", "0.1", "--db", str(store_path)])
     assert args.func(args) == 0
     captured = capsys.readouterr()
     assert int(captured.out.strip()) == 1

@@ -189,7 +189,7 @@ def test_missing_required_column_is_named(store, tmp_path):
     # a shop's RMS template without the order date column: detected, and the column is named
     header = [h for h in fx.RAKUTEN_MIN if h != "注文日時"]
     path = fx.write_csv(tmp_path / "r.csv", header, fx.rakuten_rows(), "cp932")
-    with pytest.raises(InputError, match="必須の列「注文日時」が見つかりません"):
+    with pytest.raises(InputError, match="楽天ペイ受注CSVの必須列『注文日時』がありません"):
         _imp(store, path)
     assert store.is_empty()
 

@@ -431,18 +431,18 @@ def test_export_csv_for_excel(tmp_path, built):
     raw = out.read_bytes()
     assert raw.startswith(b"\xef\xbb\xbf") and raw.count(b"\xef\xbb\xbf") == 1
     rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"), newline="")))
-    assert rows[0] == list(model.COLUMNS)
+    assert rows[0] == list(model.EXPORT_COLUMNS)
     assert [r[0] for r in rows[1:]] == list("ABCDEFGH")
     by_id = {r[0]: dict(zip(rows[0], r)) for r in rows[1:]}
     assert by_id["B"]["name"].startswith("'=")
     assert by_id["A"]["first_order_at"] == "2025-12-01 09:00:00"
     assert by_id["A"]["as_of"] == "2026-06-30"
-    # another as_of rebuilds first; cp932 works for Excel/R-Mail tools
+    # another as_of is computed for the export only; cp932 works for Excel/R-Mail tools
     out2 = tmp_path / "customers_cp932.csv"
     # on 2026-03-10: A, C, E, F, G and H had ordered; B and D had not
     assert model.export_customers(store, out2, as_of=date(2026, 3, 10), encoding="cp932") == 6
-    assert model.stored_as_of(store) == date(2026, 3, 10)
-    assert out2.read_bytes().decode("cp932").splitlines()[0].startswith("customer_id,name,")
+    assert model.stored_as_of(store) is None  # an export never replaces the stored model (issue 11, item 4)
+    assert out2.read_bytes().decode("cp932").splitlines()[0].startswith("customer_id,customer_key,name,")
 
 
 def test_export_in_chunks(tmp_path, monkeypatch):

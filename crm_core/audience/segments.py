@@ -638,8 +638,10 @@ def export_frame(store: Store, rule: Any, opted_in_only: bool = False) -> pd.Dat
     where = c.where
     if opted_in_only:
         where = f"({where}) AND cm.email_opt_in IS TRUE AND coalesce(trim(cm.email), '') <> ''"
+    # the shop's own customer number (a generic file's or Shopify's customer id) goes out too
     sql = (
-        "SELECT " + _select(EXPORT_COLUMNS) + " FROM customer_model AS cm WHERE " + where  # noqa: S608 - allowlisted
+        "SELECT " + _select(EXPORT_COLUMNS) + ", (SELECT k.customer_key FROM customers AS k "  # noqa: S608 - allowlisted
+        "WHERE k.customer_id = cm.customer_id) AS customer_key FROM customer_model AS cm WHERE " + where
         + " ORDER BY cm.revenue DESC NULLS LAST, cm.customer_id"
     )
     df = _run(store, sql, c.params, c.rule, how="df")
@@ -652,7 +654,7 @@ def export_frame(store: Store, rule: Any, opted_in_only: bool = False) -> pd.Dat
     for col in ("first_order_at", "last_order_at"):
         df[col] = pd.to_datetime(df[col]).dt.strftime("%Y-%m-%d %H:%M:%S")
     df["age"] = df["age"].astype("Int64")
-    return df.rename(columns=labels(EXPORT_COLUMNS))
+    return df.rename(columns={**labels(EXPORT_COLUMNS), "customer_key": "ショップの顧客番号"})
 
 
 def export_csv(store: Store, rule: Any, path: str | Path, encoding: str = "utf-8-sig", opted_in_only: bool = False) -> dict[str, Any]:

@@ -141,6 +141,9 @@ PRODUCT_FIELDS: dict[str, str] = {
 }
 
 KIND_FIELDS = {"orders": ORDER_FIELDS, "contacts": CONTACT_FIELDS, "products": PRODUCT_FIELDS}
+# Other names a mapping may use for a field (``--map 会員番号=customer_id``): the
+# store's own column name for the shop's customer number is ``customer_key``.
+FIELD_SYNONYMS = {"customer_id": "customer_key"}
 KIND_LABELS = {"orders": "注文データ", "contacts": "顧客・連絡先リスト", "products": "商品マスタ"}
 REQUIRED = {
     "orders": (("order_id",), ("ordered_at",)),
@@ -176,15 +179,53 @@ class ExportFormat:
     signature: tuple[str, ...]
     aliases: dict[str, tuple[str, ...]] = field(default_factory=dict)
     first_cell: str | None = None
+    short_label: str = ""
+
+    def header_label(self, name: str) -> str:
+        """The export's own spelling of a normalised header (for messages)."""
+        return _ORIGINAL.get(name, name)
+
+    def field_header(self, fld: str) -> str:
+        """The export's header that holds canonical field ``fld``."""
+        names = self.aliases.get(fld)
+        return self.header_label(names[0]) if names else KIND_FIELDS[self.kind].get(fld, fld)
+
+    def known_headers(self) -> set[str]:
+        """Every normalised header this layout names (signature and aliases)."""
+        return set(self.signature) | {n for names in self.aliases.values() for n in names}
+
+    def missing(self, headers: list[str]) -> list[str]:
+        """Headers this layout needs that ``headers`` lacks, in the export's spelling.
+
+        Needed are the signature and, for each required field of the kind
+        (:data:`REQUIRED`), at least one of its alternatives.
+        """
+        present = {normalize_header(h) for h in headers}
+        out = [self.header_label(sig) for sig in self.signature if sig not in present]
+        for alternatives in REQUIRED[self.kind]:
+            if not any(n in present for a in alternatives for n in self.aliases.get(a, ())):
+                label = "』または『".join(self.field_header(a) for a in alternatives if a in self.aliases)
+                if label and label not in out:
+                    out.append(label)
+        return out
+
+
+_ORIGINAL: dict[str, str] = {}
 
 
 def _n(*names: str) -> tuple[str, ...]:
-    return tuple(normalize_header(n) for n in names)
+    out = []
+    for name in names:
+        norm = normalize_header(name)
+        _ORIGINAL.setdefault(norm, name)
+        out.append(norm)
+    return tuple(out)
 
 
 RAKUTEN = ExportFormat(
     key="rakuten",
     label="楽天市場 受注データ（楽天ペイ受注管理）",
+    short_label="楽天ペイ受注CSV",
     kind="orders",
     source="rakuten",
     first_cell=normalize_header("注文番号"),
@@ -227,6 +268,7 @@ RAKUTEN = ExportFormat(
 RAKUTEN_LEGACY = ExportFormat(
     key="rakuten_legacy",
     label="楽天市場 受注CSV（旧RMS形式）",
+    short_label="楽天RMSの受注CSV（旧形式）",
     kind="orders",
     source="rakuten",
     first_cell=normalize_header("受注番号"),
@@ -267,6 +309,7 @@ RAKUTEN_LEGACY = ExportFormat(
 SHOPIFY = ExportFormat(
     key="shopify",
     label="Shopify 注文エクスポート",
+    short_label="Shopify注文エクスポート",
     kind="orders",
     source="shopify",
     signature=_n("Name", "Lineitem name"),
@@ -301,6 +344,7 @@ SHOPIFY = ExportFormat(
 SHOPIFY_CUSTOMERS = ExportFormat(
     key="shopify_customers",
     label="Shopify 顧客エクスポート",
+    short_label="Shopify顧客エクスポート",
     kind="contacts",
     source="shopify",
     signature=_n("First Name", "Last Name", "Email", "Total Spent"),
@@ -317,8 +361,51 @@ SHOPIFY_CUSTOMERS = ExportFormat(
     },
 )
 
-KNOWN_FORMATS = (RAKUTEN, RAKUTEN_LEGACY, SHOPIFY, SHOPIFY_CUSTOMERS)
+# The console's own layouts (the sample shop's products.csv and contacts.csv):
+# a product master and a contact / LINE-friend list a shop can also fill itself.
+CONSOLE_PRODUCTS = ExportFormat(
+    key="console_products",
+    label="商品マスタ（このコンソールの形式）",
+    short_label="商品マスタ（コンソール形式）",
+    kind="products",
+    source="generic",
+    first_cell=normalize_header("商品管理番号"),
+    signature=_n("商品管理番号", "商品名", "カテゴリ"),
+    aliases={
+        "product_id": _n("商品管理番号"),
+        "product_name": _n("商品名"),
+        "category": _n("カテゴリ"),
+    },
+)
+
+CONSOLE_CONTACTS = ExportFormat(
+    key="console_contacts",
+    label="顧客・連絡先リスト（このコンソールの形式）",
+    short_label="連絡先リスト（コンソール形式）",
+    kind="contacts",
+    source="generic",
+    first_cell=normalize_header("メールアドレス"),
+    signature=_n("メールアドレス", "電話番号", "LINEユーザーID", "メルマガ希望"),
+    aliases={
+        "email": _n("メールアドレス"),
+        "phone": _n("電話番号"),
+        "line_user_id": _n("LINEユーザーID"),
+        "birthday": _n("誕生日"),
+        "email_opt_in": _n("メルマガ希望"),
+        "customer_key": _n("顧客ID"),
+        "buyer_name": _n("氏名"),
+        "gender": _n("性別"),
+        "prefecture": _n("都道府県"),
+        "tags": _n("タグ"),
+    },
+)
+
+KNOWN_FORMATS = (RAKUTEN, RAKUTEN_LEGACY, SHOPIFY, SHOPIFY_CUSTOMERS, CONSOLE_PRODUCTS, CONSOLE_CONTACTS)
 FORMATS_BY_KEY = {f.key: f for f in KNOWN_FORMATS}
+# A file sharing at least this share of a layout's known headers (and at least
+# CLOSE_MIN of them) is taken for that layout with columns missing.
+CLOSE_SHARE = 0.6
+CLOSE_MIN = 4
 
 # Header aliases used to suggest a mapping for generic files (the user confirms).
 GENERIC_ALIASES: dict[str, tuple[str, ...]] = {
@@ -363,6 +450,39 @@ def detect_format(headers: list[str]) -> ExportFormat | None:
         if all(sig in present for sig in fmt.signature):
             return fmt
     return None
+
+
+def closest_format(headers: list[str]) -> tuple[ExportFormat, list[str]] | None:
+    """The known layout ``headers`` come closest to, with what it lacks.
+
+    Returns ``(format, missing headers)``: an exact match (:func:`detect_format`)
+    lacks nothing; otherwise the layout sharing the largest share of its known
+    headers (at least :data:`CLOSE_SHARE` and :data:`CLOSE_MIN` of them).
+    None when the file looks like none of them (a generic CSV).
+    """
+    exact = detect_format(headers)
+    if exact is not None:
+        return exact, []
+    present = {normalize_header(h) for h in headers}
+    best: tuple[float, ExportFormat] | None = None
+    for fmt in KNOWN_FORMATS:
+        known = fmt.known_headers()
+        hits = len(known & present)
+        share = hits / len(known)
+        if hits >= CLOSE_MIN and share >= CLOSE_SHARE and (best is None or share > best[0]):
+            best = (share, fmt)
+    if best is None:
+        return None
+    return best[1], best[1].missing(headers)
+
+
+def missing_message(name: str, fmt: ExportFormat, missing: list[str]) -> str:
+    """「『file』: 楽天ペイ受注CSVの必須列『注文番号』がありません。…」"""
+    cols = "』『".join(missing)
+    return (
+        f"「{name}」: {fmt.short_label or fmt.label}の必須列『{cols}』がありません。"
+        "何も取り込んでいません。エクスポートの設定（ダウンロードする項目）にこの列を加えて、もう一度出力してください。"
+    )
 
 
 def resolve_columns(fmt: ExportFormat, headers: list[str]) -> dict[str, int]:

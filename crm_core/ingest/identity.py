@@ -63,6 +63,7 @@ def rebuild_customers(cur: duckdb.DuckDBPyConnection) -> dict[str, int]:
                    arg_max(birthday, ordered_at) AS birthday,
                    arg_max(prefecture, ordered_at) AS prefecture,
                    arg_max(email_opt_in, ordered_at) AS email_opt_in,
+                   arg_max(customer_key, ordered_at) AS customer_key,
                    count(*) AS orders_merged,
                    min(ordered_at) AS first_seen_at
             FROM orders GROUP BY customer_id
@@ -82,7 +83,8 @@ def rebuild_customers(cur: duckdb.DuckDBPyConnection) -> dict[str, int]:
                    arg_max(gender, import_id) AS gender,
                    arg_max(prefecture, import_id) AS prefecture,
                    arg_max(tags, import_id) AS tags,
-                   arg_max(name, import_id) AS name
+                   arg_max(name, import_id) AS name,
+                   arg_max(customer_key, import_id) AS customer_key
             FROM matched GROUP BY customer_id
         )
         SELECT p.customer_id, p.source,
@@ -93,7 +95,8 @@ def rebuild_customers(cur: duckdb.DuckDBPyConnection) -> dict[str, int]:
                coalesce(p.prefecture, c.prefecture) AS prefecture,
                coalesce(c.email_opt_in, p.email_opt_in, FALSE) AS email_opt_in,
                c.line_user_id, c.tags,
-               p.orders_merged, p.first_seen_at
+               p.orders_merged, p.first_seen_at,
+               coalesce(p.customer_key, c.customer_key) AS customer_key
         FROM prof p LEFT JOIN cagg c USING (customer_id)
         """
     )
@@ -109,6 +112,31 @@ def rebuild_customers(cur: duckdb.DuckDBPyConnection) -> dict[str, int]:
         "orders_merged": int(orders) - int(customers),
         "customers_without_key": int(no_key),
     }
+
+
+def find_customer_id(store: Store, name: str) -> str:
+    """The internal ``customer_id`` of a customer named by it or by the shop's own number.
+
+    The shop's number is ``customers.customer_key`` (a generic file's mapped
+    customer id, a Shopify customer ID).  Returns ``name`` unchanged when no
+    shop number matches (the caller reports an unknown customer).
+
+    Raises
+    ------
+    InputError
+        When the shop's number belongs to customers of several sources.
+    """
+    name = str(name).strip()
+    if store.scalar("SELECT count(*) FROM customers WHERE customer_id = ?", [name]):
+        return name
+    ids = [r[0] for r in store.fetchall("SELECT customer_id FROM customers WHERE customer_key = ? ORDER BY 1", [name])]
+    if len(ids) > 1:
+        raise InputError(
+            f"顧客番号「{name}」のお客様が{len(ids)}人います（販路ごとに別の番号です）。"
+            f"顧客ID（{', '.join(ids[:3])}）で指定してください。",
+            "ambiguous customer key",
+        )
+    return ids[0] if ids else name
 
 
 def rekey(store: Store, key: str) -> dict[str, int]:

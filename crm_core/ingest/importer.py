@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import re
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,11 +26,12 @@ import duckdb
 import pandas as pd
 
 from crm_core import clock
-from crm_core.db import Store, quote_ident
+from crm_core.db import Store, mark_refresh_due, quote_ident
 from crm_core.errors import InputError
 from crm_core.ingest import formats as F
 from crm_core.ingest.identity import IDENTITY_KEYS, identity_key_setting, rebuild_customers
 from crm_core.ingest.reader import ENCODING_LABELS, RawFile, prepare, remove_quietly
+from crm_core.tempfiles import sweep, work_dir
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,8 @@ class FileReport:
     products: int = 0
     already_imported: bool = False
     import_id: int | None = None
+    changed: bool = False
+    note: str | None = None
 
 
 @dataclass
@@ -78,6 +80,20 @@ class ImportReport:
         """Sum of a counter over the files."""
         return sum(getattr(f, name) for f in self.files)
 
+    def outcome(self) -> tuple[str, str]:
+        """``(level, Japanese sentence)`` for the marketer: what the import did.
+
+        ``success`` only when something was written; ``info`` when every file
+        had been imported before with the same content; ``warning`` when no row
+        could be imported, with each file's reason.
+        """
+        if any(f.changed for f in self.files):
+            return "success", "取り込みが完了しました。"
+        notes = [f.note for f in self.files if f.note]
+        if notes:
+            return "warning", "取り込めたデータはありません。" + " ".join(notes)
+        return "info", "すでに取り込み済みの内容です。データは変更されていません。"
+
     def to_dict(self) -> dict:
         """JSON-ready summary (the command line prints this)."""
         return {
@@ -95,8 +111,25 @@ class ImportReport:
             "identity_key": self.identity_key,
             "errors": self.errors,
             "warnings": self.warnings,
+            "outcome": self.outcome()[0],
+            "message": self.outcome()[1],
             "files": [asdict(f) for f in self.files],
         }
+
+
+@dataclass
+class FileSpec:
+    """One file of a batch with its own format and, for a generic CSV, its own mapping.
+
+    ``fmt`` is ``auto`` (detect), a known format key or ``generic``;
+    ``mapping`` and ``kind`` belong to this file only.
+    """
+
+    path: str | Path
+    name: str | None = None
+    fmt: str = "auto"
+    mapping: dict[str, str] | None = None
+    kind: str | None = None
 
 
 @dataclass
@@ -113,7 +146,7 @@ class _Plan:
 
 def import_files(
     store: Store,
-    paths: Sequence[str | Path],
+    paths: Sequence[str | Path | FileSpec],
     fmt: str = "auto",
     mapping: dict[str, str] | None = None,
     kind: str | None = None,
@@ -127,14 +160,19 @@ def import_files(
     ----------
     store : Store
         The open store.
-    paths : sequence of path
+    paths : sequence of path or FileSpec
         Files to import (Rakuten current / legacy, Shopify orders /
-        customers, or generic CSV with ``mapping``).
-    fmt : {"auto", "rakuten", "rakuten_legacy", "shopify", "shopify_customers", "generic"}
-        Force a format, or detect from the header (``auto``).
+        customers, the console's own layouts, or generic CSV with a
+        mapping).  A :class:`FileSpec` carries the file's own format,
+        mapping and kind; a plain path takes ``fmt`` / ``mapping`` / ``kind``.
+    fmt : {"auto", "rakuten", "rakuten_legacy", "shopify", "shopify_customers", "generic", ...}
+        Force a format, or detect from the header (``auto``).  A file that is
+        close to a known export but lacks one of its required columns is
+        refused with that export's name and the missing column.
     mapping : dict, optional
         ``{csv header: field}`` for generic files (fields of
-        :data:`crm_core.ingest.formats.KIND_FIELDS`).
+        :data:`crm_core.ingest.formats.KIND_FIELDS`).  With ``fmt="auto"`` it
+        applies only to files that are not a known export.
     kind : {"orders", "contacts", "products"}, optional
         What a generic file holds; guessed from the mapping when omitted.
     identity_key : {"email", "phone", "name_phone", "name_postcode"}, optional
@@ -158,23 +196,25 @@ def import_files(
     key = identity_key or identity_key_setting(store)
     if key not in IDENTITY_KEYS:
         raise InputError(f"顧客の識別キー「{key}」は使えません。", f"bad identity key {key}")
-    names = list(display_names) if display_names else [Path(p).name for p in paths]
+    specs = [p if isinstance(p, FileSpec) else FileSpec(p, None, fmt, mapping, kind) for p in paths]
+    names = list(display_names) if display_names else [s.name or Path(s.path).name for s in specs]
     report = ImportReport(identity_key=key)
 
     def say(frac: float, text: str) -> None:
         if progress:
             progress(min(max(frac, 0.0), 1.0), text)
 
-    with tempfile.TemporaryDirectory(prefix="crm-import-") as workdir:
+    sweep()  # working folders of imports that were killed
+    with work_dir("import") as workdir:
         plans: list[_Plan] = []
         n = len(paths)
-        for i, (path, name) in enumerate(zip(paths, names, strict=True)):
+        for i, (spec, name) in enumerate(zip(specs, names, strict=True)):
             say(i / n * 0.3, f"「{name}」を読み込んでいます…")
             try:
-                raw = prepare(path, workdir, lambda f, i=i, name=name: say((i + f) / n * 0.3, f"「{name}」を読み込んでいます…"))
+                raw = prepare(spec.path, workdir, lambda f, i=i, name=name: say((i + f) / n * 0.3, f"「{name}」を読み込んでいます…"))
             except InputError as exc:
                 raise InputError(_named(name, exc.message), exc.detail) from None
-            plans.append(_plan(raw, name, fmt, mapping, kind))
+            plans.append(_plan(raw, name, spec.fmt, spec.mapping, spec.kind))
 
         cur = store.cursor()
         _drop_temp(cur, len(plans))
@@ -195,6 +235,10 @@ def import_files(
             report.customers = stats["customers"]
             report.orders_merged = stats["orders_merged"]
             report.customers_without_key = stats["customers_without_key"]
+            if any(f.kind in ("orders", "contacts") and f.changed for f in report.files):
+                # committed with the data: a process killed before the refresh ends
+                # leaves the mark, and the next start or command finishes the refresh
+                mark_refresh_due(cur)
             cur.execute("COMMIT")
         except InputError:
             cur.execute("ROLLBACK")
@@ -208,6 +252,7 @@ def import_files(
                     remove_quietly(part)
             _drop_temp(cur, len(plans))
 
+    report.warnings.extend(f.note for f in report.files if f.note)
     if report.total("rows_rejected"):
         report.warnings.append(
             f"{report.total('rows_rejected'):,}行は日付や金額を読めなかったため取り込んでいません。"
@@ -234,24 +279,37 @@ def _short_duckdb_message(exc: Exception) -> str:
 
 
 def _plan(raw: RawFile, name: str, fmt: str, mapping: dict[str, str] | None, kind: str | None) -> _Plan:
-    """Decide how to read one file (format, kind, column positions)."""
+    """Decide how to read one file (format, kind, column positions).
+
+    ``auto``: a known export is read with its own layout (a mapping given for
+    the batch does not apply to it); a file close to a known export but
+    missing one of its required columns is refused, naming both; any other
+    file is a generic CSV and needs ``mapping``.
+    """
     headers = raw.headers
-    if fmt == "generic" or mapping:
+    if fmt == "generic":
         return _generic_plan(raw, name, mapping or {}, kind)
     if fmt == "auto":
-        known = F.detect_format(headers)
-        if known is None:
+        close = F.closest_format(headers)
+        if close is None:
+            if mapping:
+                return _generic_plan(raw, name, mapping, kind)
             raise InputError(
                 f"「{name}」は楽天RMS・Shopifyの注文エクスポートとして認識できませんでした。"
                 "その他のシステムのCSVは「汎用CSV」を選び、列の対応を指定して取り込んでください。",
                 "format not detected",
             )
+        known, missing = close
+        if missing:
+            raise InputError(F.missing_message(name, known, missing), f"{known.key} without {len(missing)} required column(s)")
     elif fmt in F.FORMATS_BY_KEY:
         known = F.FORMATS_BY_KEY[fmt]
     else:
         raise InputError(f"形式「{fmt}」には対応していません。", f"unknown format {fmt}")
     columns = F.resolve_columns(known, headers)
-    _check_required(name, known.kind, columns, lambda fld: known.aliases.get(fld, (fld,))[0])
+    missing = known.missing(headers)
+    if missing:
+        raise InputError(F.missing_message(name, known, missing), f"{known.key} without required column(s)")
     return _Plan(raw, name, known.key, known.label, known.kind, known.source, columns)
 
 
@@ -261,7 +319,7 @@ def _generic_plan(raw: RawFile, name: str, mapping: dict[str, str], kind: str | 
         raise InputError(
             f"「{name}」: 汎用CSVは、どの列が何を表すか（列の対応）を指定してください。", "generic without mapping"
         )
-    fields = set(mapping.values())
+    fields = {F.FIELD_SYNONYMS.get(f, f) for f in mapping.values()}
     kind = kind or ("orders" if "order_id" in fields else "products" if "category" in fields and "email" not in fields else "contacts")
     if kind not in F.KIND_FIELDS:
         raise InputError(f"データの種類「{kind}」には対応していません。", f"unknown kind {kind}")
@@ -272,6 +330,7 @@ def _generic_plan(raw: RawFile, name: str, mapping: dict[str, str], kind: str | 
     for header, fld in mapping.items():
         if fld in ("", None, "ignore"):
             continue
+        fld = F.FIELD_SYNONYMS.get(fld, fld)
         if fld not in allowed:
             raise InputError(
                 f"「{fld}」は{F.KIND_LABELS[kind]}の項目ではありません。使える項目: {', '.join(allowed)}",
@@ -339,7 +398,7 @@ def _stage(cur: duckdb.DuckDBPyConnection, plan: _Plan, fields: Sequence[str], t
 _CSV_FAST = "parallel = true, null_padding = false"
 _CSV_PADDED = "parallel = false, null_padding = true"
 _TEMP_VIEWS = ("st_ok", "st_rows")
-_TEMP_TABLES = ("stage", "st", "bad_orders", "o1", "new_orders", "new_lines", "diff", "status_codes", "pref_names")
+_TEMP_TABLES = ("stage", "st", "rej", "bad_orders", "o1", "new_orders", "new_lines", "diff", "status_codes", "pref_names")
 
 
 def _drop_temp(cur: duckdb.DuckDBPyConnection, staged: int = 0) -> None:
@@ -380,12 +439,15 @@ def _import_one(cur: duckdb.DuckDBPyConnection, plan: _Plan, key: str, report: I
     import_id = int(cur.execute("SELECT nextval('import_seq')").fetchone()[0])
     if plan.kind == "orders":
         _import_orders(cur, plan, key, import_id, fr, report)
-        changed = fr.orders_added + fr.orders_updated > 0 or fr.rows_rejected > 0
+        changed = fr.orders_added + fr.orders_updated > 0
     elif plan.kind == "contacts":
         changed = _import_contacts(cur, plan, import_id, fr)
     else:
         changed = _import_products(cur, plan, import_id, fr)
+    fr.changed = changed
     if changed or not fr.already_imported:
+        if fr.rows_rejected and plan.kind == "orders":
+            cur.execute("INSERT INTO import_rejects SELECT ?, ?, row_no, order_id, reason FROM rej", [import_id, plan.display_name])
         cur.execute(
             "INSERT INTO imports VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
@@ -492,28 +554,23 @@ def _import_orders(
         HAVING bool_or(reason IS NOT NULL) OR max(ordered_at) IS NULL
         """
     )
+    # Rejected rows are kept aside; they are recorded with the import record
+    # (a file imported again adds neither, see _import_one).
     cur.execute(
         """
-        INSERT INTO import_rejects
-        SELECT ?, ?, st.row_no, st.order_id,
+        CREATE TEMP TABLE rej AS
+        SELECT st.row_no, st.order_id,
                coalesce(st.reason,
                         CASE WHEN b.no_date THEN '注文日時がありません'
-                             ELSE '同じ注文の別の行に不備があるため、この注文は取り込んでいません' END)
+                             ELSE '同じ注文の別の行に不備があるため、この注文は取り込んでいません' END) AS reason
         FROM st_rows st LEFT JOIN bad_orders b USING (order_id)
         WHERE st.order_id IS NULL OR b.order_id IS NOT NULL
-        """,
-        [import_id, plan.display_name],
+        """
     )
-    rejected = cur.execute(
-        "SELECT count(*) FROM st_rows st LEFT JOIN bad_orders b USING (order_id) WHERE st.order_id IS NULL OR b.order_id IS NOT NULL"
-    ).fetchone()[0]
-    fr.rows_rejected = int(rejected)
+    fr.rows_rejected = int(cur.execute("SELECT count(*) FROM rej").fetchone()[0])
     if fr.rows_rejected:
-        rows = cur.execute(
-            "SELECT file_name, row_no, order_id, reason FROM import_rejects WHERE import_id = ? ORDER BY row_no LIMIT 10000",
-            [import_id],
-        ).fetchall()
-        report.rejects.extend({"file": r[0], "row": r[1], "order_id": r[2], "reason": r[3]} for r in rows)
+        rows = cur.execute("SELECT row_no, order_id, reason FROM rej ORDER BY row_no LIMIT 10000").fetchall()
+        report.rejects.extend({"file": plan.display_name, "row": r[0], "order_id": r[1], "reason": r[2]} for r in rows)
     if fr.rows_rejected == fr.rows_read:
         raise InputError(
             f"「{plan.display_name}」のすべての行（{fr.rows_read:,}行）で日付や金額を読めませんでした。"
@@ -655,6 +712,7 @@ def _import_contacts(cur: duckdb.DuckDBPyConnection, plan: _Plan, import_id: int
                crm_bool({_clean('email_opt_in')}) AS email_opt_in,
                crm_bool({_clean('sms_opt_in')}) AS sms_opt_in,
                regexp_replace({_clean('line_user_id')}, '^''', '') AS line_user_id,
+               regexp_replace({_clean('customer_key')}, '^''', '') AS customer_key,
                CAST(crm_local_ts({_clean('birthday')}) AS DATE) AS birthday,
                CASE WHEN lower({_clean('gender')}) IN ('男', '男性', 'male', 'm') THEN '男性'
                     WHEN lower({_clean('gender')}) IN ('女', '女性', 'female', 'f') THEN '女性'
@@ -669,6 +727,12 @@ def _import_contacts(cur: duckdb.DuckDBPyConnection, plan: _Plan, import_id: int
     )
     fr.contacts = int(cur.execute("SELECT count(*) FROM st").fetchone()[0])
     fr.rows_rejected = fr.rows_read - fr.contacts
+    if fr.contacts == 0:
+        fr.note = (
+            f"「{plan.display_name}」: {fr.rows_read:,}行すべてにメールアドレスも電話番号もないため、"
+            "連絡先として使える行がありません（列の対応を確認してください）。"
+        )
+        return False
     same = cur.execute(
         """
         SELECT count(*) FROM st s
@@ -677,7 +741,8 @@ def _import_contacts(cur: duckdb.DuckDBPyConnection, plan: _Plan, import_id: int
                       AND c.name IS NOT DISTINCT FROM s.name AND c.email_opt_in IS NOT DISTINCT FROM s.email_opt_in
                       AND c.sms_opt_in IS NOT DISTINCT FROM s.sms_opt_in AND c.line_user_id IS NOT DISTINCT FROM s.line_user_id
                       AND c.birthday IS NOT DISTINCT FROM s.birthday AND c.gender IS NOT DISTINCT FROM s.gender
-                      AND c.prefecture IS NOT DISTINCT FROM s.prefecture AND c.tags IS NOT DISTINCT FROM s.tags)
+                      AND c.prefecture IS NOT DISTINCT FROM s.prefecture AND c.tags IS NOT DISTINCT FROM s.tags
+                      AND c.customer_key IS NOT DISTINCT FROM s.customer_key)
         """
     ).fetchone()[0]
     if same == fr.contacts:
@@ -713,6 +778,9 @@ def _import_products(cur: duckdb.DuckDBPyConnection, plan: _Plan, import_id: int
     fr.rows_rejected = fr.rows_read - int(
         cur.execute("SELECT count(*) FROM stage WHERE NULLIF(trim(product_id), '') IS NOT NULL").fetchone()[0]
     )
+    if fr.products == 0:
+        fr.note = f"「{plan.display_name}」: {fr.rows_read:,}行すべてで商品管理番号が空のため、商品として使える行がありません。"
+        return False
     same = cur.execute(
         """
         SELECT count(*) FROM st s JOIN products p USING (product_id)

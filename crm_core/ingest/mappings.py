@@ -7,7 +7,7 @@ import json
 from crm_core import clock
 from crm_core.db import Store
 from crm_core.errors import InputError
-from crm_core.ingest.formats import KIND_FIELDS
+from crm_core.ingest.formats import FIELD_SYNONYMS, KIND_FIELDS
 
 
 def save_mapping(store: Store, name: str, kind: str, mapping: dict[str, str]) -> None:
@@ -17,6 +17,7 @@ def save_mapping(store: Store, name: str, kind: str, mapping: dict[str, str]) ->
         raise InputError("保存する名前を入力してください。", "empty mapping name")
     if kind not in KIND_FIELDS:
         raise InputError(f"データの種類「{kind}」には対応していません。", f"unknown kind {kind}")
+    mapping = {h: FIELD_SYNONYMS.get(f, f) for h, f in mapping.items()}
     bad = [f for f in mapping.values() if f not in KIND_FIELDS[kind]]
     if bad:
         raise InputError(f"使えない項目があります: {', '.join(bad)}", "bad fields in mapping")

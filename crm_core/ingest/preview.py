@@ -32,6 +32,9 @@ class FilePreview:
         The first rows (as text).
     suggested_mapping : dict
         ``{header: field}`` proposed for a generic file.
+    problem : str or None
+        Why the file cannot be imported as it is (a known export with a
+        required column missing), in Japanese; None when it can.
     """
 
     format: str
@@ -41,6 +44,7 @@ class FilePreview:
     headers: list[str]
     rows: pd.DataFrame
     suggested_mapping: dict[str, str]
+    problem: str | None = None
 
 
 def preview(sample: bytes, name: str, nrows: int = 5) -> FilePreview:
@@ -70,9 +74,12 @@ def preview(sample: bytes, name: str, nrows: int = 5) -> FilePreview:
         body = body[: max(1, len(body) - 1)]  # the last row may be cut at the sample's end
     unique = _unique(headers)
     rows = pd.DataFrame(body, columns=unique, dtype="str") if body else pd.DataFrame(columns=unique)
-    known = F.detect_format(headers)
-    if known is not None:
-        return FilePreview(known.key, known.label, known.kind, ENCODING_LABELS[encoding], headers, rows, {})
+    close = F.closest_format(headers)
+    if close is not None:
+        known, missing = close
+        problem = F.missing_message(name, known, missing) if missing else None
+        label = known.label + ("（必須列が足りません）" if missing else "")
+        return FilePreview(known.key, label, known.kind, ENCODING_LABELS[encoding], headers, rows, {}, problem)
     kind = F.guess_kind(headers)
     return FilePreview(
         "generic",

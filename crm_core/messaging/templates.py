@@ -683,6 +683,9 @@ def customer_fields(store: Store, customer_id: str) -> dict[str, Any]:
     """
     if not store.has_table("customer_model"):
         raise InputError("顧客モデルがまだありません。「データ取込」で注文を取り込むと作成されます。", "no customer_model")
+    from crm_core.ingest.identity import find_customer_id
+
+    customer_id = find_customer_id(store, customer_id)  # the shop's own number works too
     cur = store.execute("SELECT * FROM customer_model WHERE customer_id = ?", [customer_id])
     row = cur.fetchone()
     if row is None:
@@ -1023,10 +1026,11 @@ def segment_rule(store: Store, choice: str) -> dict[str, Any]:
 
 
 def preview_customers(store: Store, segment: str = "all", limit: int = 50) -> list[dict[str, Any]]:
-    """Customers of a segment to step through in the preview: ``customer_id, name, rank, orders``.
+    """Customers of a segment to step through in the preview: ``customer_id, customer_key, name, rank, orders``.
 
     Uses :func:`crm_core.audience.segments.sample` (highest lifetime revenue first);
-    an empty list when there is no customer model yet.
+    ``customer_key`` is the shop's own customer number (None when the export had
+    none); an empty list when there is no customer model yet.
     """
     from crm_core.audience import segments
 
@@ -1034,8 +1038,12 @@ def preview_customers(store: Store, segment: str = "all", limit: int = 50) -> li
     if not store.has_table("customer_model"):
         return []
     df = segments.sample(store, rule, limit=limit, columns=("customer_id", "name", "rank", "orders"))
+    keys = dict(store.fetchall(
+        "SELECT customer_id, customer_key FROM customers WHERE customer_key IS NOT NULL AND customer_id IN (SELECT unnest(?))",
+        [list(df["customer_id"])],
+    )) if len(df) else {}
     return [
-        {k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}
+        {**{k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}, "customer_key": keys.get(row["customer_id"])}
         for row in df.astype(object).to_dict("records")
     ]
 

@@ -16,7 +16,7 @@ from crm_core.model.build import (
     rebuild,
     sale_windows,
 )
-from crm_core.model.export import export_customers
+from crm_core.model.export import EXPORT_COLUMNS, export_customers
 from crm_core.model.settings import (
     DEFAULT_ORDER_RANK_THRESHOLDS,
     DEFAULT_RANK_THRESHOLDS,
@@ -51,7 +51,7 @@ from crm_core.model.table import (
 
 __all__ = [
     "CHURN_HORIZON_DAYS", "COLUMNS", "COLUMN_LABELS", "DEFAULT_ORDER_RANK_THRESHOLDS", "DEFAULT_RANK_THRESHOLDS",
-    "DEFAULT_RFM_SEGMENTS", "DEFAULT_RFM_THRESHOLDS", "META_TABLE", "OTHER_SEGMENT", "PREDICTION_COLUMNS",
+    "DEFAULT_RFM_SEGMENTS", "DEFAULT_RFM_THRESHOLDS", "EXPORT_COLUMNS", "META_TABLE", "OTHER_SEGMENT", "PREDICTION_COLUMNS",
     "PREDICTION_HORIZON_DAYS", "QUINTILE", "RANK_KEYS", "SETTING_RANKS", "SETTING_SEGMENTS", "SETTING_THRESHOLDS",
     "TABLE", "ModelReport", "aggregate_orders", "as_of_default", "current_sizes", "customer_table", "export_customers",
     "last_report", "model_as_of", "rank_basis", "rank_gap_text", "rank_thresholds", "rebuild", "rfm_segments", "rfm_thresholds",

@@ -91,7 +91,7 @@ from crm_core.db import Store
 from crm_core.errors import InputError
 from crm_core.events import rakuten as events
 from crm_core.model.settings import OTHER_SEGMENT, QUINTILE, RANK_KEYS, rank_basis, rank_thresholds, rfm_segments, rfm_thresholds
-from crm_core.model.table import _NOT_CANCELLED, _as_date, as_of_default
+from crm_core.model.table import _NOT_CANCELLED, TABLE, _as_date, as_of_default
 
 SUBSCRIPTION_GRACE_CYCLES = 1.5
 SUBSCRIPTION_DEFAULT_CYCLE_DAYS = 30
@@ -615,7 +615,7 @@ def _rank_sql(p: _Params, ranks: Sequence[dict[str, Any]]) -> tuple[str, str, st
 
 
 _FINAL_SQL = """
-CREATE OR REPLACE TABLE customer_model AS
+CREATE OR REPLACE {target} AS
 WITH s AS (
     -- cm_per_customer holds one row per cm_agg row, in the same order
     SELECT a.*, a.rowid AS rid, pc.*,
@@ -668,11 +668,13 @@ def _final_sql(
     as_of_out: date | None,
     rules: list[dict[str, Any]],
     ranks: list[dict[str, Any]],
+    target: str = "TABLE customer_model",
 ) -> tuple[str, dict[str, Any]]:
     p = _Params()
     as_of_ref = p(as_of)
     rank, next_rank, gap, orders_gap = _rank_sql(p, ranks)
     sql = _FINAL_SQL.format(
+        target=target,
         as_of=as_of_ref,
         as_of_out=p(as_of_out),
         segment=_segment_sql(p, rules),
@@ -700,6 +702,8 @@ def rebuild(store: Store, as_of: date | datetime | str | None = None) -> ModelRe
         The day to describe: orders up to the end of that day (JST) count.
         Defaults to :func:`as_of_default`, the day of the last non-cancelled
         order.
+        (To describe another day without replacing the stored model, use
+        :func:`model_as_of`.)
 
     Returns
     -------
@@ -750,7 +754,7 @@ def rebuild(store: Store, as_of: date | datetime | str | None = None) -> ModelRe
                 cur.register("cm_per_customer", per_customer)
                 registered = True
             with timer("table"):
-                sql, params = _final_sql(calc_as_of, as_of, rules, ranks)
+                sql, params = _final_sql(calc_as_of, as_of, rules, ranks, "TABLE " + TABLE)
                 _collect_warnings(store, report)
                 if report.prediction_error:
                     report.warnings.append(

@@ -9,7 +9,7 @@ import pandas as pd
 
 from crm_core.db import Store
 from crm_core.errors import InputError
-from crm_core.model.build import rebuild
+from crm_core.model.build import model_as_of, rebuild
 from crm_core.model.table import COLUMNS, TABLE, _as_date, stored_as_of
 
 _EXPORT_CHUNK_VECTORS = 100  # x 2048 rows per chunk
@@ -20,17 +20,26 @@ _EXPORT_CHUNK_VECTORS = 100  # x 2048 rows per chunk
 # ---------------------------------------------------------------------------
 
 
+EXPORT_COLUMNS: tuple[str, ...] = ("customer_id", "customer_key", *COLUMNS[1:])
+"""Columns of the customers export: the model's, with the shop's own customer number second."""
+
+
 def _export_select() -> str:
     """SELECT of the export: timestamps as text so every chunk formats alike."""
     cols = []
-    for name in COLUMNS:
+    for name in EXPORT_COLUMNS:
         if name in ("first_order_at", "last_order_at"):
-            cols.append(f"strftime({name}, '%Y-%m-%d %H:%M:%S') AS {name}")
+            cols.append(f"strftime(m.{name}, '%Y-%m-%d %H:%M:%S') AS {name}")
         elif name in ("birthday", "expected_next_order_date", "as_of"):
-            cols.append(f"CAST({name} AS VARCHAR) AS {name}")
+            cols.append(f"CAST(m.{name} AS VARCHAR) AS {name}")
+        elif name == "customer_key":
+            cols.append("k.customer_key")
         else:
-            cols.append(f'"{name}"')
-    return "SELECT " + ", ".join(cols) + " FROM customer_model ORDER BY customer_id"  # noqa: S608 - constant names
+            cols.append(f'm."{name}"')
+    return (
+        "SELECT " + ", ".join(cols) + " FROM " + TABLE  # noqa: S608 - constant names
+        + " AS m LEFT JOIN customers AS k ON k.customer_id = m.customer_id ORDER BY m.customer_id"
+    )
 
 
 def export_customers(
@@ -42,8 +51,9 @@ def export_customers(
 ) -> int:
     """Write the customer table as a CSV that Excel opens.
 
-    Rebuilds first when the table is missing or ``as_of`` differs from the
-    stored one.  Cells that could start a spreadsheet formula are neutralised
+    Builds the table first when it is missing; an ``as_of`` other than the
+    stored one is computed in a rolled-back transaction (:func:`model_as_of`), so the stored model (what
+    the console and every segment see) stays as it was.  Cells that could start a spreadsheet formula are neutralised
     (:func:`crm_core.export.to_csv_bytes`); written in chunks, so memory stays
     flat on millions of customers.
 
@@ -65,13 +75,22 @@ def export_customers(
     int
         Customers written.
     """
-    from crm_core.export import ENCODINGS, cp932_unencodable, to_csv_bytes
+    from crm_core.export import ENCODINGS
 
     if encoding not in ENCODINGS:
         raise InputError("文字コードは utf-8-sig か cp932 を指定してください。", f"bad encoding {encoding}")
     wanted = _as_date(as_of)
-    if not store.has_table(TABLE) or (wanted is not None and wanted != stored_as_of(store)):
-        rebuild(store, wanted)
+    if wanted is not None and (not store.has_table(TABLE) or wanted != stored_as_of(store)):
+        with model_as_of(store, wanted):  # rolled back afterwards: the stored model stays as it was
+            return _write_export(store, out_path, encoding, unencodable)
+    if not store.has_table(TABLE):
+        rebuild(store)
+    return _write_export(store, out_path, encoding, unencodable)
+
+
+def _write_export(store: Store, out_path: str | Path, encoding: str, unencodable: set[str] | None) -> int:
+    from crm_core.export import cp932_unencodable, to_csv_bytes
+
     result = store.execute(_export_select())
     rows = 0
     bom = "\ufeff".encode() if encoding == "utf-8-sig" else b""
@@ -81,7 +100,7 @@ def export_customers(
             chunk = result.fetch_df_chunk(_EXPORT_CHUNK_VECTORS)
             if chunk.empty:
                 if first:
-                    fh.write(to_csv_bytes(pd.DataFrame(columns=list(COLUMNS)), encoding))
+                    fh.write(to_csv_bytes(pd.DataFrame(columns=list(EXPORT_COLUMNS)), encoding))
                 break
             data = to_csv_bytes(chunk, encoding)
             if encoding == "cp932" and unencodable is not None:

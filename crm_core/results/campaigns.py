@@ -37,6 +37,7 @@ them with everyone else month by month.
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import hashlib
 import io
@@ -485,23 +486,33 @@ def delete_campaign(store: Store, campaign_id: int) -> None:
 
 
 # -- result imports -----------------------------------------------------------------------
-def read_result_csv(data: bytes | str | Path) -> pd.DataFrame:
-    """A result CSV (UTF-8 with or without BOM, or cp932) as text columns."""
-    raw = Path(data).read_bytes() if isinstance(data, (str, Path)) else data
-    if len(raw) > 200 * 1024 * 1024:
-        raise InputError("結果ファイルが大きすぎます（200MBまで）。", "result file too large")
-    for enc in ("utf-8-sig", "cp932"):
-        try:
-            text = raw.decode(enc)
-            break
-        except UnicodeDecodeError:
-            continue
-    else:
-        raise InputError("結果ファイルの文字コードを判別できません（UTF-8かShift_JISで保存してください）。", "undecodable")
+def preview_result_csv(data: bytes, nrows: int = 5) -> pd.DataFrame:
+    """The header and first rows of a result CSV (UTF-8 with or without BOM, or cp932), as text.
+
+    Reads at most the first 256 KiB: the page shows columns to map without
+    holding a decoded copy of a big file.
+    """
+    from crm_core.ingest.reader import SNIFF, read_header, sniff_encoding
+
+    sample = data[:SNIFF]
+    if not sample.strip():
+        raise InputError("結果ファイルが空です。", "empty result file")
     try:
-        return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError):
-        raise InputError("結果ファイルをCSVとして読めません。", "csv parse error") from None
+        encoding = sniff_encoding(sample)
+    except InputError:
+        raise InputError("結果ファイルの文字コードを判別できません（UTF-8かShift_JISで保存してください）。", "undecodable") from None
+    text = sample.decode(encoding, errors="ignore")
+    headers = read_header(text)
+    if not any(headers):
+        raise InputError("結果ファイルをCSVとして読めません（見出し行がありません）。", "no header")
+    reader = csv.reader(io.StringIO(text))
+    next(reader, None)
+    rows = []
+    for row in reader:
+        if len(rows) >= nrows:
+            break
+        rows.append((row + [""] * len(headers))[: len(headers)])
+    return pd.DataFrame(rows, columns=headers, dtype="str")
 
 
 def suggest_mapping(columns: Sequence[str]) -> dict[str, str]:
@@ -524,10 +535,47 @@ def suggest_mapping(columns: Sequence[str]) -> dict[str, str]:
     return out
 
 
-def _flag(series: pd.Series) -> pd.Series:
-    s = series.fillna("").astype(str).str.strip().str.lower()
-    numeric = pd.to_numeric(s, errors="coerce")
-    return s.isin(_TRUE) | (numeric.fillna(0) > 0)
+def _flag_sql(column: str) -> str:
+    """SQL: a yes-like text (:data:`_TRUE`) or a positive number in ``column`` (a generated name)."""
+    return f"(list_contains($true_words, lower(trim(coalesce({column}, '')))) OR coalesce(TRY_CAST(trim({column}) AS DOUBLE), 0) > 0)"
+
+
+def _stage_results(cur: Any, data: bytes | str | Path | pd.DataFrame, headers_out: list[str], workdir: str) -> str:
+    """Make ``data`` readable by DuckDB under generated column names ``c0, c1, ...``; return its FROM clause.
+
+    A file is streamed (cp932 transcoded to a UTF-8 copy in ``workdir``, UTF-8
+    read in place): memory stays flat however big the file is.
+    """
+    from crm_core.ingest.reader import prepare
+
+    if isinstance(data, pd.DataFrame):
+        frame = data.set_axis([f"c{i}" for i in range(len(data.columns))], axis=1).astype("object")
+        headers_out.extend(str(c) for c in data.columns)
+        cur.register("result_frame", frame)
+        return "result_frame"
+    if isinstance(data, (bytes, bytearray)):
+        path = Path(workdir) / "results.csv"
+        path.write_bytes(data)
+    else:
+        path = Path(data)
+    try:
+        raw = prepare(path, workdir)
+    except InputError as exc:
+        raise InputError("結果ファイルを読めません: " + exc.message, exc.detail) from None
+    headers_out.extend(raw.headers)
+    names = [f"c{i}" for i in range(len(raw.headers))]
+    cur.execute(
+        "CREATE OR REPLACE TEMP VIEW result_file AS SELECT * FROM read_csv($paths, header = false, skip = $skip, "
+        "all_varchar = true, names = $names, delim = ',', quote = '\"', escape = '\"', null_padding = true, "
+        "max_line_size = 10000000)".replace("$paths", _list_literal([str(p) for p in raw.parts]))
+        .replace("$skip", str(int(raw.skip))).replace("$names", _list_literal(names))
+    )
+    return "result_file"
+
+
+def _list_literal(values: Sequence[str]) -> str:
+    """Our own paths and generated names as a SQL list literal (views take no parameters)."""
+    return "[" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + "]"
 
 
 def import_results(store: Store, campaign_id: int, data: bytes | str | Path | pd.DataFrame, mapping: dict[str, str],
@@ -552,44 +600,57 @@ def import_results(store: Store, campaign_id: int, data: bytes | str | Path | pd
     """
     ensure_tables(store)
     get_campaign(store, campaign_id)
-    frame = data if isinstance(data, pd.DataFrame) else read_result_csv(data)
     used = {col: f for col, f in mapping.items() if f}
     bad = [f for f in used.values() if f not in RESULT_FIELDS]
-    missing_cols = [c for c in used if c not in frame.columns]
-    if bad or missing_cols:
-        raise InputError("列の対応が正しくありません。ファイルの列と項目を選び直してください。", f"bad mapping {bad} {missing_cols}")
     by_field = {f: col for col, f in used.items()}
     id_field = next((f for f in ID_FIELDS if f in by_field), None)
+    if bad:
+        raise InputError("列の対応が正しくありません。ファイルの列と項目を選び直してください。", f"bad mapping {bad}")
     if id_field is None:
         raise InputError("お客様を特定する列（顧客ID・メールアドレス・LINEユーザーIDのいずれか）を選んでください。", "no id column")
-    ids = frame[by_field[id_field]].fillna("").astype(str).str.strip()
-    if id_field == "email":
-        ids = ids.str.lower()
-    n = len(frame)
-    delivered = _flag(frame[by_field["delivered"]]) if "delivered" in by_field else pd.Series(True, index=frame.index)
-    opened = _flag(frame[by_field["opened"]]) if "opened" in by_field else pd.Series(False, index=frame.index)
-    clicked = _flag(frame[by_field["clicked"]]) if "clicked" in by_field else pd.Series(False, index=frame.index)
-    opened = opened | clicked
-    delivered = delivered | opened
-    rows = pd.DataFrame({"key": ids, "delivered": delivered, "opened": opened, "clicked": clicked})
-    rows = rows[rows["key"] != ""]
     key_sql = {
-        "customer_id": "r.customer_id",
-        "email": "lower(trim(c.email))",
-        "line_user_id": "trim(c.line_user_id)",
+        # the console's customer id or the shop's own customer number
+        "customer_id": "x.key IN (r.customer_id, c.customer_key)",
+        "email": "x.key = lower(trim(c.email))",
+        "line_user_id": "x.key = trim(c.line_user_id)",
     }[id_field]
-    with store.transaction() as cur:
-        cur.register("result_rows", rows)
+    from crm_core.tempfiles import work_dir
+
+    with work_dir("results") as workdir, store.transaction() as cur:
+        headers: list[str] = []
+        source = _stage_results(cur, data, headers, workdir)
+        position = {}
+        for i, h in enumerate(headers):
+            position.setdefault(h, i)
+        missing_cols = [c for c in used if c not in position]
+        if missing_cols:
+            raise InputError("列の対応が正しくありません。ファイルの列と項目を選び直してください。", f"missing columns {len(missing_cols)}")
+        col = {f: f"c{position[c]}" for f, c in by_field.items()}
+        key = f"trim({col[id_field]})"
+        if id_field == "email":
+            key = f"lower({key})"
+        clicked = _flag_sql(col["clicked"]) if "clicked" in col else "FALSE"
+        opened = f"({_flag_sql(col['opened'])} OR {clicked})" if "opened" in col else clicked
+        delivered = f"({_flag_sql(col['delivered'])} OR {opened})" if "delivered" in col else "TRUE"
+        # identifiers are generated names (c0, c1, ...) and fixed fragments; values are bound
+        cur.execute(
+            "CREATE OR REPLACE TEMP TABLE result_rows AS SELECT " + key + " AS key, "  # noqa: S608
+            + delivered + " AS delivered, " + opened + " AS opened, " + clicked + " AS clicked FROM " + source,
+            {"true_words": sorted(_TRUE)},
+        )
+        n = int(cur.execute("SELECT count(*) FROM result_rows").fetchone()[0])
+        cur.execute("DELETE FROM result_rows WHERE key IS NULL OR key = ''")
         cur.execute(
             "CREATE OR REPLACE TEMP TABLE result_matched AS "
-            "SELECT r.customer_id, bool_or(x.delivered) AS delivered, bool_or(x.opened) AS opened, bool_or(x.clicked) AS clicked "
+            "SELECT r.customer_id, bool_or(x.delivered) AS delivered, bool_or(x.opened) AS opened, bool_or(x.clicked) AS clicked, "
+            "list(DISTINCT x.key) AS keys "
             "FROM campaign_recipients r LEFT JOIN customers c ON c.customer_id = r.customer_id "
-            "JOIN result_rows x ON x.key = " + key_sql + " "  # noqa: S608 - fixed fragment chosen from a table
+            "JOIN result_rows x ON " + key_sql + " "  # noqa: S608 - fixed fragment chosen from a table
             "WHERE r.campaign_id = ? GROUP BY r.customer_id",
             [int(campaign_id)],
         )
-        count_sql = "SELECT count(DISTINCT x.key) FROM result_rows x JOIN campaign_recipients r ON r.campaign_id = ? LEFT JOIN customers c ON c.customer_id = r.customer_id WHERE x.key = " + key_sql  # noqa: S608 - fixed fragment
-        matched_keys = int(cur.execute(count_sql, [int(campaign_id)]).fetchone()[0])
+        matched_keys = int(cur.execute("SELECT count(DISTINCT k) FROM (SELECT unnest(keys) AS k FROM result_matched)").fetchone()[0])
+        all_keys = int(cur.execute("SELECT count(DISTINCT key) FROM result_rows").fetchone()[0])
         cur.execute(
             "DELETE FROM campaign_events WHERE campaign_id = ? AND customer_id IN (SELECT customer_id FROM result_matched)",
             [int(campaign_id)],
@@ -600,8 +661,12 @@ def import_results(store: Store, campaign_id: int, data: bytes | str | Path | pd
         )
         stored = int(cur.execute("SELECT count(*) FROM result_matched").fetchone()[0])
         cur.execute("DROP TABLE result_matched")
-        cur.unregister("result_rows")
-    unmatched = int(rows["key"].nunique()) - matched_keys
+        cur.execute("DROP TABLE result_rows")
+        if source == "result_frame":
+            cur.unregister("result_frame")
+        else:
+            cur.execute("DROP VIEW result_file")
+    unmatched = all_keys - matched_keys
     return {"rows": n, "matched": stored, "unmatched": max(unmatched, 0)}
 
 

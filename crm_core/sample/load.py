@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable
 
 from crm_core.db import Store
+from crm_core.errors import InputError
 from crm_core.ingest.importer import ImportReport
 from crm_core.messaging.templates import SETTING_SHOP, ShopProfile, forget_sample_identity, save_shop_profile
 from crm_core.pipeline import import_files
+from crm_core.sample.store import LOADED, is_sample_store, real_data_arrived
+from crm_core.tempfiles import work_dir
 
-PRODUCT_MAPPING = {"商品管理番号": "product_id", "商品名": "product_name", "カテゴリ": "category"}
-CONTACT_MAPPING = {
-    "メールアドレス": "email",
-    "電話番号": "phone",
-    "LINEユーザーID": "line_user_id",
-    "誕生日": "birthday",
-    "メルマガ希望": "email_opt_in",
-}
 DEFAULT_CUSTOMERS = 1500
 SAMPLE_SHOP = ShopProfile(
     shop_name="ことのはコスメ 楽天市場店（サンプル）",
@@ -40,23 +34,35 @@ def load_sample(
 ) -> ImportReport:
     """Generate the sample shop's exports and import them through the real importer.
 
-    The product master and the LINE-friend list go in first (generic CSV with
-    saved mappings), then the Rakuten cp932 and Shopify order exports; last,
+    Only into an empty store or one that already holds the sample (see
+    :mod:`crm_core.sample.store`: the console keeps the sample in its own file).
+
+    The product master and the LINE-friend list go in first (the console's own
+    layouts, detected without a mapping), then the Rakuten cp932 and Shopify order exports; last,
     a few past campaigns with per-recipient results (see
     :mod:`crm_core.sample.campaigns`) so the results page has something to show.
     """
     from crm_core.sample.generate import generate_sample
 
+    if store.table_count("imports") and not is_sample_store(store):
+        # Fiction never goes into a shop's own data (its Shopify orders are #1001…,
+        # Shopify's default numbers, and would replace real orders).
+        raise InputError(
+            "このデータベースにはショップのデータが入っているため、架空のサンプルは読み込みません。"
+            "サンプルショップは別のファイルに用意して表示します（「データ取込」→「サンプルショップを表示」）。",
+            "sample into a store with real data",
+        )
+
     def say(frac: float, text: str) -> None:
         if progress:
             progress(frac, text)
 
-    with tempfile.TemporaryDirectory(prefix="crm-sample-") as tmp:
+    with work_dir("sample") as tmp:
         say(0.0, "サンプルショップのデータを作成しています…")
         paths = generate_sample(tmp, customers=customers, seed=seed)
         say(0.3, "商品マスタと連絡先リストを取り込んでいます…")
-        import_files(store, [paths["products"]], mapping=PRODUCT_MAPPING, kind="products", rebuild_model=False)
-        import_files(store, [paths["contacts"]], mapping=CONTACT_MAPPING, kind="contacts", rebuild_model=False)
+        # the console's own product and contact layouts: detected like any export (no mapping)
+        import_files(store, [paths["products"], paths["contacts"]], rebuild_model=False)
         report = import_files(
             store,
             [paths["rakuten_orders"], paths["shopify_orders"]],
@@ -70,11 +76,28 @@ def load_sample(
         # Fictional sender details so the sample's e-mails can be previewed; recorded as the sample's
         # so that the lint refuses them and they are dropped with the sample (templates.shop_profile).
         save_shop_profile(store, SAMPLE_SHOP, sample=True)
-    store.set_setting("sample_loaded", True)
+    store.set_setting(LOADED, True)
     return report
 
 
 def remove_sample_identity(store: Store) -> bool:
     """Drop the sample shop's fictitious sender details (call when the sample data is deleted)."""
-    store.set_setting("sample_loaded", False)
+    store.set_setting(LOADED, False)
     return forget_sample_identity(store)
+
+
+def prepare_for_real_import(store: Store) -> bool:
+    """Before a real import into ``store``: remove the sample shop if ``store`` holds it.
+
+    Stores written by earlier versions kept the sample in the shop's own file;
+    the first real import then starts from an empty store (the sample's
+    orders, customers, campaigns and its fictional shop profile go), so no
+    sample order can be matched with or replaced by a real one.  Returns True
+    when the sample was removed.
+    """
+    if not is_sample_store(store):
+        return False
+    store.clear_data()
+    remove_sample_identity(store)
+    real_data_arrived(store)
+    return True

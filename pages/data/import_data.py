@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -12,13 +11,16 @@ from crm_core.backup import BACKUP_DOWNLOAD_LIMIT, ClearPlan, backup_store, clea
 from crm_core.errors import InputError
 from crm_core.ingest import formats as F
 from crm_core.ingest.identity import IDENTITY_KEYS, identity_key_setting
-from crm_core.ingest.importer import import_history, rejects_table
+from crm_core.ingest.importer import FileSpec, import_history, rejects_table
 from crm_core.ingest.mappings import list_mappings, save_mapping
 from crm_core.ingest.preview import preview
 from crm_core.pipeline import import_files
+from crm_core.sample import store as sample_store
+from crm_core.sample.load import load_sample, prepare_for_real_import
+from crm_core.tempfiles import work_dir
 from pages import ui
 
-store = ui.store()
+store = ui.real_store()  # imports always go to the shop's own store, never into the sample's file
 
 st.title("📥 データ取込")
 st.write(
@@ -26,6 +28,12 @@ st.write(
     "形式（楽天の新旧フォーマット・Shopify）と文字コード（Shift_JIS / UTF-8）は自動で判別します。"
     "同じファイルを何度取り込んでも注文が重複することはありません。"
 )
+if ui.viewing_sample():
+    st.info(
+        "いまは架空のサンプルショップを表示しています。ここで取り込むファイルは、サンプルとは別の、"
+        "あなたのショップのデータベースに保存されます。取り込むとサンプルは表示されなくなります。",
+        icon="🧪",
+    )
 
 with st.expander("顧客の識別方法（同じお客様の注文をまとめるキー）", expanded=False):
     current = identity_key_setting(store)
@@ -52,16 +60,67 @@ with st.expander("顧客の識別方法（同じお客様の注文をまとめ�
             "同じ注文のお客様に引き継ぎました。"
         )
 
+uploader_key = f"imp_files_{st.session_state.get('imp_uploader_round', 0)}"  # a new key empties the uploader
 uploads = st.file_uploader(
     "注文CSV・顧客リスト・商品マスタ（複数選択できます）",
     type=["csv", "txt"],
     accept_multiple_files=True,
-    key="imp_files",
+    key=uploader_key,
     help="楽天RMS「受注データダウンロード」、Shopify「注文をエクスポート」「顧客をエクスポート」のCSV、またはその他のシステムのCSV。",
 )
 
-mapping: dict[str, str] = {}
-generic_kind: str | None = None
+
+def _mapping_editor(i: int, up, p) -> tuple[dict[str, str], str]:
+    """The column mapping of one generic file: it belongs to this file only."""
+    st.subheader(f"列の対応：{up.name}")
+    st.caption("このファイルの各列が何を表すかを選んでください。使わない列は空欄のままで構いません。")
+    prefix = f"imp_{i}_{up.file_id}"
+    saved = list_mappings(store)
+    names = ["（新規）"] + [m["name"] for m in saved]
+    pick = st.selectbox("保存済みの対応を使う", names, key=f"{prefix}_saved")
+    kinds = list(F.KIND_FIELDS)
+    start_kind, start_map = p.kind, p.suggested_mapping
+    if pick != "（新規）":
+        chosen_map = next(m for m in saved if m["name"] == pick)
+        start_kind, start_map = chosen_map["kind"], chosen_map["mapping"]
+    kind = st.radio(
+        "データの種類", kinds, index=kinds.index(start_kind), format_func=lambda k: F.KIND_LABELS[k], horizontal=True,
+        key=f"{prefix}_kind_{pick}",
+    )
+    fields = F.KIND_FIELDS[kind]
+    options = [""] + list(fields)
+    label_of = {"": "（使わない）", **{k: f"{v}（{k}）" for k, v in fields.items()}}
+    editor = pd.DataFrame(
+        {
+            "CSVの列": p.headers,
+            "例": [str(p.rows.iloc[0, c]) if len(p.rows) else "" for c in range(len(p.headers))],
+            "項目": [start_map.get(h, "") if start_map.get(h, "") in fields else "" for h in p.headers],
+        }
+    )
+    edited = st.data_editor(
+        editor,
+        hide_index=True,
+        width="stretch",
+        disabled=["CSVの列", "例"],
+        column_config={
+            "項目": st.column_config.SelectboxColumn("項目", options=options, format_func=lambda v: label_of.get(v, v)),
+        },
+        key=f"{prefix}_editor_{pick}_{kind}",
+    )
+    # an emptied cell comes back as None: only chosen fields form the mapping
+    mapping = {row["CSVの列"]: row["項目"] for _, row in edited.iterrows() if isinstance(row["項目"], str) and row["項目"]}
+    st.caption("先頭の数行（プレビュー）")
+    st.dataframe(p.rows, hide_index=True, width="stretch")
+    col1, col2 = st.columns([3, 1])
+    name = col1.text_input(
+        "この対応に名前を付けて保存（次回から選べます）", key=f"{prefix}_mapping_name", placeholder="例: Yahoo!ショッピング注文"
+    )
+    if col2.button("保存", key=f"{prefix}_save_mapping", disabled=not name):
+        ui.run(save_mapping, store, name, kind, mapping)
+        st.success(f"列の対応「{name}」を保存しました。")
+    return mapping, kind
+
+
 if uploads:
     previews = []
     for up in uploads:
@@ -79,92 +138,67 @@ if uploads:
                 "判別した形式": p.format_label if p else "読み込めません",
                 "文字コード": p.encoding_label if p else "—",
                 "列数": len(p.headers) if p else 0,
+                "取り込み": "できます" if p and not p.problem else "できません",
             }
             for up, p in previews
         ]
     )
     st.dataframe(summary, hide_index=True, width="stretch")
+    for _up, p in previews:
+        if p is not None and p.problem:
+            st.error(p.problem, icon="⚠️")
 
-    generic = [(up, p) for up, p in previews if p is not None and p.format == "generic"]
-    if len(generic) > 1:
-        st.warning("汎用CSVは1回に1ファイルずつ取り込んでください（列の対応をファイルごとに指定するため）。")
-    elif generic:
-        up, p = generic[0]
-        st.subheader(f"列の対応：{up.name}")
-        st.caption("このファイルの各列が何を表すかを選んでください。使わない列は空欄のままで構いません。")
-        saved = list_mappings(store)
-        names = ["（新規）"] + [m["name"] for m in saved]
-        pick = st.selectbox("保存済みの対応を使う", names, key="imp_saved_mapping")
-        kinds = list(F.KIND_FIELDS)
-        start_kind = p.kind
-        start_map = p.suggested_mapping
-        if pick != "（新規）":
-            chosen_map = next(m for m in saved if m["name"] == pick)
-            start_kind, start_map = chosen_map["kind"], chosen_map["mapping"]
-        generic_kind = st.radio(
-            "データの種類", kinds, index=kinds.index(start_kind), format_func=lambda k: F.KIND_LABELS[k], horizontal=True,
-            key=f"imp_kind_{pick}",
-        )
-        fields = F.KIND_FIELDS[generic_kind]
-        options = [""] + list(fields)
-        label_of = {"": "（使わない）", **{k: f"{v}（{k}）" for k, v in fields.items()}}
-        editor = pd.DataFrame(
-            {
-                "CSVの列": p.headers,
-                "例": [str(p.rows.iloc[0, i]) if len(p.rows) else "" for i in range(len(p.headers))],
-                "項目": [start_map.get(h, "") if start_map.get(h, "") in fields else "" for h in p.headers],
-            }
-        )
-        edited = st.data_editor(
-            editor,
-            hide_index=True,
-            width="stretch",
-            disabled=["CSVの列", "例"],
-            column_config={
-                "項目": st.column_config.SelectboxColumn("項目", options=options, format_func=lambda v: label_of.get(v, v)),
-            },
-            key=f"imp_map_editor_{pick}_{generic_kind}",
-        )
-        mapping = {row["CSVの列"]: row["項目"] for _, row in edited.iterrows() if row["項目"]}
-        st.caption("先頭の数行（プレビュー）")
-        st.dataframe(p.rows, hide_index=True, width="stretch")
-        col1, col2 = st.columns([3, 1])
-        name = col1.text_input("この対応に名前を付けて保存（次回から選べます）", key="imp_mapping_name", placeholder="例: Yahoo!ショッピング注文")
-        if col2.button("保存", key="imp_save_mapping", disabled=not name):
-            ui.run(save_mapping, store, name, generic_kind, mapping)
-            st.success(f"列の対応「{name}」を保存しました。")
+    # Each file keeps its own format; a generic file its own mapping (never another file's).
+    specs: dict[int, tuple[str, dict[str, str] | None, str | None]] = {}
+    for i, (up, p) in enumerate(previews):
+        if p is None or p.problem:
+            continue
+        if p.format == "generic":
+            file_mapping, file_kind = _mapping_editor(i, up, p)
+            specs[i] = ("generic", file_mapping, file_kind)
+        else:
+            specs[i] = (p.format, None, None)
 
-    ready = [up for up, p in previews if p is not None]
+    ready = [i for i in specs]
     if st.button(f"{len(ready)}件のファイルを取り込む", type="primary", disabled=not ready, key="imp_run"):
         bar = st.progress(0.0, text="準備しています…")
-        with tempfile.TemporaryDirectory(prefix="crm-upload-") as tmp:
-            paths = []
-            for i, up in enumerate(ready):
-                path = Path(tmp) / f"upload-{i}.csv"
-                with open(path, "wb") as fh:
-                    fh.write(up.getbuffer())
-                paths.append(path)
-            report = ui.run(
-                import_files,
-                store,
-                paths,
-                mapping=mapping or None,
-                kind=generic_kind if mapping else None,
-                display_names=[up.name for up in ready],
-                progress=lambda f, t: bar.progress(f, text=t),
-            )
-        bar.empty()
+        prepare_for_real_import(store)  # a store of an earlier version holding the sample: start clean
+        try:
+            with work_dir("upload") as tmp:
+                files = []
+                for n, i in enumerate(ready):
+                    up = previews[i][0]
+                    path = Path(tmp) / f"upload-{n}.csv"
+                    with open(path, "wb") as fh:
+                        fh.write(up.getbuffer())
+                    fmt, file_mapping, file_kind = specs[i]
+                    files.append(FileSpec(path, up.name, fmt, file_mapping, file_kind))
+                report = ui.run(
+                    import_files,
+                    store,
+                    files,
+                    progress=lambda f, t: bar.progress(min(max(f, 0.0), 1.0), text=t),
+                )
+        finally:
+            bar.empty()  # never a bar frozen half-way, whatever happened
         st.session_state["imp_last_report"] = report.to_dict()
         st.session_state["imp_last_rejects"] = report.rejects
-        store.set_setting("sample_dismissed", True)
+        if any(f.changed for f in report.files):
+            sample_store.real_data_arrived(store)  # the sample is no longer shown
+        # a finished import empties the uploader: the files are not sent again with the next batch
+        st.session_state["imp_uploader_round"] = st.session_state.get("imp_uploader_round", 0) + 1
+        st.rerun()
 
 report = st.session_state.get("imp_last_report")
 if report:
     st.subheader("取り込み結果")
-    if report["orders_added"] + report["orders_updated"] == 0 and report["rows_rejected"] == 0 and not report["contacts"] and not report["products"]:
-        st.info("すでに取り込み済みの内容です。データは変更されていません。", icon="ℹ️")
+    level = report.get("outcome", "success")
+    if level == "success":
+        st.success(report["message"], icon="✅")
+    elif level == "warning":
+        st.warning(report["message"], icon="⚠️")
     else:
-        st.success("取り込みが完了しました。", icon="✅")
+        st.info(report["message"], icon="ℹ️")
     c = st.columns(6)
     c[0].metric("新しい注文", ui.count(report["orders_added"], "件"))
     c[1].metric("更新された注文", ui.count(report["orders_updated"], "件"))
@@ -222,8 +256,39 @@ else:
 
 st.divider()
 st.subheader("サンプルデータとリセット")
-if store.get_setting("sample_loaded", False):
-    st.caption("現在、架空のサンプルショップのデータが入っています。ご自身のデータを使うときは、いったん削除してから取り込んでください。")
+
+
+def _show_sample() -> None:
+    sample_store.show_sample(store)
+    shown = ui.store()
+    if shown is not store and shown.is_empty():
+        bar = st.progress(0.0)
+        ui.run(load_sample, shown, progress=lambda f, t: bar.progress(f, text=t))
+
+
+if ui.viewing_sample():
+    st.caption("現在、架空のサンプルショップを表示しています。サンプルはあなたのデータとは別のファイルにあり、あなたのデータには混ざりません。")
+    if st.button("サンプルの表示をやめる", key="imp_hide_sample"):
+        sample_store.show_sample(store, False)
+        st.rerun()
+elif sample_store.is_sample_store(store):
+    st.caption(
+        "このデータベースには、以前のバージョンで読み込んだ架空のサンプルショップが入っています。"
+        "ご自身のデータを取り込むと、サンプルは先に削除されます。"
+    )
+elif store.is_empty():
+    if st.button("サンプルショップを表示", key="imp_load_sample"):
+        _show_sample()
+        st.rerun()
+else:
+    ok = st.checkbox(
+        "表示を架空のサンプルショップに切り替えます（あなたのデータはそのまま残り、いつでも戻せます）",
+        key="imp_confirm_sample",
+    )
+    if st.button("サンプルショップを表示", key="imp_load_sample", disabled=not ok):
+        _show_sample()
+        st.rerun()
+
 plan = ui.run(clear_plan, store)
 st.markdown("**「すべてのデータを削除」で削除されるもの**")
 st.caption(ClearPlan.text(plan.deleted) + "、顧客分析の計算結果。")
@@ -232,7 +297,7 @@ drop_campaigns = False
 if has_campaigns:
     drop_campaigns = st.checkbox(
         "施策の記録と発行済みのクーポンコードも削除する（" + ClearPlan.text(plan.campaigns) + "）",
-        value=bool(store.get_setting("sample_loaded", False)),
+        value=sample_store.is_sample_store(store),
         key="imp_clear_campaigns",
         help="お客様の手元にあるクーポンコードや施策の効果の記録は、同じお客様のデータを取り込み直すと、また結び付きます。"
              "サンプルショップの施策は架空のものなので、削除をおすすめします。",
@@ -253,22 +318,14 @@ with st.expander("削除の前にバックアップを作る"):
             st.download_button("バックアップをダウンロード", Path(made).read_bytes(), file_name=Path(made).name,
                                mime="application/octet-stream", key="imp_backup_download")
 confirm = st.checkbox("上に書いた内容を削除することを確認しました（元に戻せません）", key="imp_confirm_clear")
-col1, col2 = st.columns(2)
+col1, _ = st.columns(2)
 if col1.button("すべてのデータを削除", disabled=not confirm, key="imp_clear"):
     ui.run(store.clear_data, keep_campaigns=not drop_campaigns)
     from crm_core.sample.load import remove_sample_identity
 
     remove_sample_identity(store)  # the sample's fictitious sender details go with it
-    store.set_setting("sample_loaded", False)
-    store.set_setting("sample_dismissed", True)
+    sample_store.real_data_arrived(store)  # no automatic sample after the marketer emptied the store
     for key in ("imp_last_report", "imp_last_rejects"):
         st.session_state.pop(key, None)
     st.success("データを削除しました。")
-    st.rerun()
-if col2.button("サンプルショップを読み込む", key="imp_load_sample"):
-    from crm_core.sample.load import load_sample
-
-    bar = st.progress(0.0)
-    ui.run(load_sample, store, progress=lambda f, t: bar.progress(f, text=t))
-    st.success("サンプルショップを読み込みました。")
     st.rerun()

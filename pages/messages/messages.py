@@ -183,7 +183,10 @@ with tab_message:
         if people:
             ids = [p["customer_id"] for p in people]
             session.restore("msg_customer", ids)
-            names = {p["customer_id"]: f"{p['name'] or '（氏名なし）'}（{p['customer_id']}）" for p in people}
+            names = {  # the shop's own customer number when the export had one
+                p["customer_id"]: f"{p['name'] or '（氏名なし）'}（{'顧客番号 ' + p['customer_key'] if p.get('customer_key') else p['customer_id']}）"
+                for p in people
+            }
             if st.session_state.get("msg_customer") not in ids:
                 st.session_state["msg_customer"] = ids[0]
 

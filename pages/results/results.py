@@ -279,7 +279,7 @@ if not summaries.empty:
                    "顧客ID・メールアドレス・LINEユーザーIDのどれか1列と、到達・開封・クリックの列（1/0、はい/いいえ など）を対応付けてください。")
         up = st.file_uploader("配信結果CSV", type=["csv", "txt"], key="res_upload")
         if up is not None:
-            frame = ui.run(C.read_result_csv, up.getvalue())
+            frame = ui.run(C.preview_result_csv, up.getvalue())  # the first rows only: big files are streamed on import
             guess = C.suggest_mapping(list(frame.columns))
             options = ["", *C.RESULT_FIELDS]
             mapping = {}
@@ -291,7 +291,7 @@ if not summaries.empty:
                 mapping[col] = pick
             st.dataframe(frame.head(5), hide_index=True, width="stretch")
             if st.button("取り込む", type="primary", key="res_import"):
-                out = ui.run(C.import_results, store, cid, frame, mapping, file_name=up.name)
+                out = ui.run(C.import_results, store, cid, up.getvalue(), mapping, file_name=up.name)
                 st.success(f"{out['rows']:,}行を読み、{out['matched']:,}人の配信結果を保存しました"
                            + (f"（この施策の対象ではないID {out['unmatched']:,}件は除きました）" if out["unmatched"] else "") + "。")
 

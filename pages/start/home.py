@@ -30,7 +30,7 @@ st.page_link("pages/data/import_data.py", label="最新の注文CSVを取り込�
 st.page_link("pages/analysis/analytics.py", label="RFM・F2転換・コホートを見る", icon="📊")
 if store.get_setting("sample_loaded", False):
     st.info(
-        "いま表示しているのは架空のサンプルショップです。ご自身のデータを使うには「データ取込」で"
-        "サンプルを削除してから、楽天RMSやShopifyのCSVを取り込んでください。",
+        "いま表示しているのは架空のサンプルショップです（ご自身のデータとは別のファイルにあります）。"
+        "ご自身のデータを使うには「データ取込」で楽天RMSやShopifyのCSVを取り込んでください。取り込むとサンプルは表示されなくなります。",
         icon="🧪",
     )

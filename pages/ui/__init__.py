@@ -25,11 +25,14 @@ T = TypeVar("T")
 
 @st.cache_resource(show_spinner=False)
 def _open_store(path: str) -> Store:
+    from crm_core.tempfiles import sweep
+
+    sweep()  # working folders left by imports that were killed
     return Store(path)
 
 
-def store() -> Store:
-    """The server's store (one DuckDB connection; a cursor per thread).
+def real_store() -> Store:
+    """The shop's own store (imports always go here, never into the sample's file).
 
     When the file cannot be opened (another program holds it, no
     permission, …) the page shows why in Japanese and stops; the next
@@ -43,7 +46,27 @@ def store() -> Store:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def data_version() -> tuple[int, str]:
+def store() -> Store:
+    """The store the console shows: the shop's own, or the sample shop's own file while it is shown.
+
+    One DuckDB connection per file and server; a cursor per thread.
+    """
+    from crm_core.sample import store as sample_store
+
+    real = real_store()
+    if sample_store.showing_sample(real):
+        path = sample_store.sample_path(real.path)
+        if path is not None:
+            return _open_store(str(path))
+    return real
+
+
+def viewing_sample() -> bool:
+    """True while the console shows the sample shop instead of the shop's own data."""
+    return store() is not real_store()
+
+
+def data_version() -> tuple[str, int, str]:
     """A key that changes whenever an import or a rebuild of the customer model changes the data.
 
     Use it as an argument of ``st.cache_data`` functions so cached results
@@ -52,7 +75,8 @@ def data_version() -> tuple[int, str]:
     """
     from crm_core import pipeline
 
-    return pipeline.data_version(store())
+    s = store()
+    return (s.path, *pipeline.data_version(s))  # the path: the sample's file and the shop's never share a cache entry
 
 
 def run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
