@@ -41,11 +41,13 @@ def test_switch_a_preset_on_and_see_the_days_dry_run(tmp_path, monkeypatch):
     at.toggle(key="scenario_on_thanks").set_value(True).run()
     assert not at.exception, at.exception
     assert "「サンクス（初回購入）」をオンにしました。" in texts(at)
-    day = dt.date(2026, 10, 13)
+    store = Store(path)
+    with opsdb.connect(opsdb.ops_path(path)) as ops:
+        day = max((dt.date(2026, 10, d) for d in range(1, 32)),
+                  key=lambda d: sum(r["state"] == "queued" for r in engine.plan(store, ops, d, names=["thanks"]).rows))
     at.date_input(key="scenario_day").set_value(day).run()
     assert not at.exception, at.exception
     table = at.dataframe[0].value
-    store = Store(path)
     with opsdb.connect(opsdb.ops_path(path)) as ops:
         expected = engine.dry_run(store, ops, day)
     row = table[table["シナリオ"] == "サンクス（初回購入）"].iloc[0]

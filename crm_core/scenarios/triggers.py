@@ -218,7 +218,7 @@ def advance_watch(store: Store, scenario: Any, day: dt.date) -> None:
         try:
             _advance(store, scenario, day)
             return
-        except duckdb.TransactionException:  # another run of the same day moved it at the same time
+        except (duckdb.TransactionException, duckdb.ConstraintException):  # another run of the same day moved it meanwhile
             if attempt == 2:
                 raise
 
