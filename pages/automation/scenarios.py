@@ -8,13 +8,12 @@ import pandas as pd
 import streamlit as st
 
 from crm_core import clock, opsdb
-from crm_core.db import default_db_path
 from crm_core.scenarios import definitions as SD
 from crm_core.scenarios import engine, report
 from pages import ui
 
 store = ui.require_data()
-ops = ui.run(opsdb.connect, opsdb.ops_path(default_db_path()))
+ops = ui.run(opsdb.connect, opsdb.ops_path(store.path))
 
 st.title("🔁 シナリオ（ステップ配信）")
 st.write(
