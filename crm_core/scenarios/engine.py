@@ -193,15 +193,20 @@ def assign(ops: sqlite3.Connection, day: dt.date, rows: list[dict[str, Any]], se
         [day.isoformat()])}
     since = dt.datetime.combine(day, dt.time(), tzinfo=JST) - dt.timedelta(days=CAP_WINDOW_DAYS)
     recent = L.recently_sent(ops, since)
+    # scenario messages handed to the ledger but not sent yet count against the frequency cap too
+    pending = {c: int(n) for c, n in ops.execute(
+        "SELECT l.customer_id, count(*) FROM send_ledger l JOIN scenario_batches b USING (campaign_id)"
+        " WHERE l.state IN ('queued', 'sending') GROUP BY l.customer_id")}
     daily_cap, freq_cap = int(settings["daily_cap"]), int(settings["frequency_cap"])
+    added: dict[str, int] = {}
     for r in sorted((r for r in out if r["state"] == "queued"), key=lambda r: (r["priority"], r["scenario"], r["step"])):
         cid = r["customer_id"]
-        if daily_cap and today.get(cid, 0) >= daily_cap:
+        if daily_cap and today.get(cid, 0) + added.get(cid, 0) >= daily_cap:
             r["state"] = "daily_cap"
-        elif freq_cap and recent.get(cid, 0) + today.get(cid, 0) >= freq_cap:
+        elif freq_cap and recent.get(cid, 0) + pending.get(cid, 0) + added.get(cid, 0) >= freq_cap:
             r["state"] = "capped"
         else:
-            today[cid] = today.get(cid, 0) + 1
+            added[cid] = added.get(cid, 0) + 1
     for r in out:
         if r["state"] != "queued":
             r["channel"] = r["channel"] if r["state"] in ("held_out", "daily_cap", "capped") else None
