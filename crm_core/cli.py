@@ -338,12 +338,12 @@ def cmd_calendar_plan(args: argparse.Namespace) -> int:
 def cmd_calendar_ics(args: argparse.Namespace) -> int:
     from crm_core.events import calendar as cal
     from crm_core.planning import calendar_views as views
-    from crm_core.planning import planner
+    from crm_core.planning import frequency
 
     start, end = _range(args)
     store = _store(args)
     evts = cal.list_events(store, start, end)
-    sends = planner.sends_for_export(store, start, end)
+    sends = frequency.sends_for_export(store, start, end)
     data = views.to_ics(evts, sends)
     Path(args.out).write_bytes(data)
     _print({"out": str(args.out), "events": len(evts), "sends": len(sends)})

@@ -265,7 +265,66 @@ MIGRATIONS: list = [
         value JSON
     );
     """,
-    # 2: the shop's own customer number stays visible (issue 11)
+    # 2: the marketer's own records (before: created by each module on first use, some on every page render)
+    """
+    CREATE TABLE IF NOT EXISTS segments (
+        segment_id  INTEGER,
+        name        VARCHAR,
+        rule        JSON,
+        created_at  TIMESTAMP,
+        updated_at  TIMESTAMP
+    );
+    CREATE TABLE IF NOT EXISTS segment_sizes (
+        segment_id  INTEGER,
+        measured_at TIMESTAMP,
+        customers   BIGINT
+    );
+    CREATE TABLE IF NOT EXISTS message_templates (key VARCHAR PRIMARY KEY, data JSON, updated_at TIMESTAMP);
+    CREATE TABLE IF NOT EXISTS coupons (
+        coupon_id VARCHAR PRIMARY KEY, name VARCHAR, kind VARCHAR, value DOUBLE, min_purchase DOUBLE,
+        valid_from TIMESTAMP, valid_to TIMESTAMP, code_mode VARCHAR, shared_code VARCHAR, segment VARCHAR,
+        channel VARCHAR, created_at TIMESTAMP);
+    CREATE TABLE IF NOT EXISTS coupon_codes (coupon_id VARCHAR, code VARCHAR PRIMARY KEY, customer_id VARCHAR, created_at TIMESTAMP);
+    CREATE TABLE IF NOT EXISTS test_recipients (channel VARCHAR, address VARCHAR, label VARCHAR, added_at TIMESTAMP);
+    CREATE TABLE IF NOT EXISTS send_log (
+        attempt_id VARCHAR, sent_at TIMESTAMP, actor VARCHAR, kind VARCHAR, channel VARCHAR,
+        template_key VARCHAR, customer_id VARCHAR, recipient VARCHAR, request_id VARCHAR,
+        outcome VARCHAR, error_code VARCHAR, http_status INTEGER, attempts INTEGER);
+    CREATE TABLE IF NOT EXISTS campaign_plans (
+        plan_id     VARCHAR PRIMARY KEY,
+        name        VARCHAR NOT NULL,
+        event_id    VARCHAR,
+        channel     VARCHAR NOT NULL,
+        segment     VARCHAR,
+        coupon      VARCHAR,
+        note        VARCHAR,
+        created_at  TIMESTAMP NOT NULL,
+        updated_at  TIMESTAMP NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS planned_sends (
+        send_id           VARCHAR PRIMARY KEY,
+        plan_id           VARCHAR NOT NULL,
+        phase             VARCHAR NOT NULL,
+        label             VARCHAR NOT NULL,
+        send_at           TIMESTAMP NOT NULL,
+        channel           VARCHAR NOT NULL,
+        template          VARCHAR NOT NULL,
+        segment           VARCHAR,
+        coupon            VARCHAR,
+        exclude_conflicts BOOLEAN NOT NULL DEFAULT FALSE
+    );
+    CREATE TABLE IF NOT EXISTS campaigns (
+        campaign_id INTEGER PRIMARY KEY, name VARCHAR, channel VARCHAR, rule JSON, template VARCHAR,
+        coupon_code VARCHAR, sent_at TIMESTAMP, attribution_days INTEGER, holdout_share DOUBLE,
+        variants JSON, line_plan VARCHAR, cost_per_message DOUBLE, fixed_cost DOUBLE,
+        marked_only BOOLEAN, created_at TIMESTAMP);
+    CREATE TABLE IF NOT EXISTS campaign_recipients (
+        campaign_id INTEGER, customer_id VARCHAR, variant VARCHAR, holdout BOOLEAN);
+    CREATE TABLE IF NOT EXISTS campaign_events (
+        campaign_id INTEGER, customer_id VARCHAR, delivered BOOLEAN, opened BOOLEAN, clicked BOOLEAN,
+        file_name VARCHAR, imported_at TIMESTAMP);
+    """,
+    # 3: the shop's own customer number stays visible (issue 11)
     """
     ALTER TABLE customers ADD COLUMN IF NOT EXISTS customer_key VARCHAR;
     ALTER TABLE contacts ADD COLUMN IF NOT EXISTS customer_key VARCHAR;
@@ -274,7 +333,7 @@ MIGRATIONS: list = [
 
 
 def _full_customer_ids(con: duckdb.DuckDBPyConnection) -> None:
-    """Migration 3: customer ids from the whole MD5 instead of its first 12 hex digits.
+    """Migration 4: customer ids from the whole MD5 instead of its first 12 hex digits.
 
     Every table holding a ``customer_id`` (customers, the customer model,
     campaign recipients, coupon codes, the send log, ...) follows its orders'
@@ -309,7 +368,7 @@ def _full_customer_ids(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("""INSERT INTO settings VALUES ('refresh_due', '"customers"')""")
 
 
-MIGRATIONS.append(_full_customer_ids)  # 3: collision-free customer ids
+MIGRATIONS.append(_full_customer_ids)  # 4: collision-free customer ids
 
 
 REFRESH_DUE = "refresh_due"
@@ -522,6 +581,10 @@ class Store:
         with self.transaction() as cur:
             cur.execute("DELETE FROM settings WHERE key = ?", [key])
             cur.execute("INSERT INTO settings VALUES (?, ?)", [key, json.dumps(value, ensure_ascii=False)])
+
+    def delete_setting(self, key: str) -> None:
+        """Remove a setting (reading it then gives the default)."""
+        self.execute("DELETE FROM settings WHERE key = ?", [key])
 
     def has_table(self, name: str) -> bool:
         """True when the store file holds a table or view called ``name`` (temporary ones do not count)."""

@@ -11,7 +11,7 @@ import pytest
 from crm_core.db import Store
 from crm_core.errors import InputError
 from crm_core.events import calendar as cal
-from crm_core.planning import planner
+from crm_core.planning import frequency, plan_editor, planner
 
 JUNE_SS = "super_sale-2026-06-04"
 
@@ -147,7 +147,6 @@ def test_save_list_edit_and_delete_a_plan(store):
 def test_save_plan_rejects_bad_input(store, name, rows, message):
     with pytest.raises(InputError, match=message):
         planner.save_plan(store, name, rows)
-    planner.ensure_tables(store)
     assert planner.list_plans(store).empty
 
 
@@ -155,11 +154,11 @@ def test_editing_a_stored_plan_keeps_send_ids_and_exclusions(store):
     pid = planner.save_plan(store, "x", planner.propose_phases(cal.get_event(None, JUNE_SS)), channel="line")
     sends = planner.planned_sends(store, plan_id=pid)
     planner.set_exclude_conflicts(store, sends.send_id.iloc[1], True)
-    table = planner.to_editor(planner.planned_sends(store, plan_id=pid))
+    table = plan_editor.to_editor(planner.planned_sends(store, plan_id=pid))
     table.loc[0, "時刻"] = dt.time(12, 30)
     table = table.drop(index=3)  # no last-day message after all
     plan = planner.get_plan(store, pid)
-    planner.save_plan(store, plan["name"], planner.from_editor(table, plan["segment"]), event_id=plan["event_id"],
+    planner.save_plan(store, plan["name"], plan_editor.from_editor(table, plan["segment"]), event_id=plan["event_id"],
                       channel=plan["channel"], plan_id=pid)
     again = planner.planned_sends(store, plan_id=pid)
     assert list(again.send_id) == list(sends.send_id[:3])
@@ -180,15 +179,15 @@ def test_line_presale_one_click_adds_an_event_and_a_plan(store):
 
 def test_editor_round_trip():
     proposal = planner.propose_phases(cal.get_event(None, JUNE_SS), coupon="C1")
-    table = planner.to_editor(proposal)
-    assert list(table.columns) == list(planner.EDITOR_COLUMNS)
+    table = plan_editor.to_editor(proposal)
+    assert list(table.columns) == list(plan_editor.EDITOR_COLUMNS)
     assert table["チャネル"].iloc[0] == "LINE" and table["日付"].iloc[0] == dt.date(2026, 5, 21)
     table.loc[len(table)] = ["おまけ", dt.date(2026, 6, 7), None, "R-Mail", "sale_notice", "", None, None, False]
-    back = planner.from_editor(table)
+    back = plan_editor.from_editor(table)
     assert back.send_id.isna().all() and not back.exclude_conflicts.any()
     assert list(back.phase) == ["announce", "coupon_eve", "start", "last_day", "custom"]
     assert back.send_at.iloc[-1] == pd.Timestamp("2026-06-07 12:00") and back.channel.iloc[-1] == "rmail"
-    notes = planner.send_warnings(back.assign(send_at=back.send_at.where(back.phase != "start", pd.Timestamp("2026-06-04 20:00"))),
+    notes = plan_editor.send_warnings(back.assign(send_at=back.send_at.where(back.phase != "start", pd.Timestamp("2026-06-04 20:00"))),
                                   now=dt.datetime(2026, 5, 22))
     assert notes == [
         "「予告」（2026年5月21日(木) 18:00）は過去の日時です。",
@@ -261,7 +260,7 @@ FIXTURE = (
 
 def test_frequency_conflicts_on_a_small_fixture(store):
     _model(store)
-    report = planner.send_counts(store, _sends(*FIXTURE), limit=2)
+    report = frequency.send_counts(store, _sends(*FIXTURE), limit=2)
     got = report.sends.set_index("send_id")[["audience", "over_limit", "excluded", "recipients"]].to_dict("index")
     assert got == {
         "S1": {"audience": 3, "over_limit": 0, "excluded": 0, "recipients": 3},
@@ -273,9 +272,9 @@ def test_frequency_conflicts_on_a_small_fixture(store):
     assert [(w.date(), c, s) for w, c, s in zip(report.weeks.week_start, report.weeks.customers, report.weeks.sends)] == [
         (dt.date(2026, 6, 1), 1, 1), (dt.date(2026, 6, 8), 1, 1)]
     # a higher limit: nobody is over
-    assert planner.send_counts(store, _sends(*FIXTURE), limit=3).customers == 0
+    assert frequency.send_counts(store, _sends(*FIXTURE), limit=3).customers == 0
     # limit 1: every repeat within 7 days counts
-    strict = planner.send_counts(store, _sends(*FIXTURE), limit=1).sends.set_index("send_id").over_limit.to_dict()
+    strict = frequency.send_counts(store, _sends(*FIXTURE), limit=1).sends.set_index("send_id").over_limit.to_dict()
     assert strict == {"S1": 0, "S2": 3, "S3": 1, "S4": 3}
 
 
@@ -283,7 +282,7 @@ def test_excluding_conflicts_from_the_later_send(store):
     _model(store)
     rows = list(FIXTURE)
     rows[2] = ("S3", "2026-06-04 18:00", "rmail", None, True)  # leave C1 out of S3
-    report = planner.send_counts(store, _sends(*rows), limit=2)
+    report = frequency.send_counts(store, _sends(*rows), limit=2)
     got = report.sends.set_index("send_id")[["over_limit", "excluded", "recipients"]].to_dict("index")
     assert got["S3"] == {"over_limit": 1, "excluded": 1, "recipients": 1}
     # C1 did not get S3, so S4 is only their 2nd message in 7 days
@@ -294,23 +293,23 @@ def test_excluding_conflicts_from_the_later_send(store):
 
 def test_frequency_with_stored_sends_and_setting(store):
     _model(store)
-    assert planner.max_per_week(store) == planner.DEFAULT_MAX_PER_WEEK
-    planner.set_max_per_week(store, 2)
+    assert frequency.max_per_week(store) == planner.DEFAULT_MAX_PER_WEEK
+    frequency.set_max_per_week(store, 2)
     with pytest.raises(InputError):
-        planner.set_max_per_week(store, 0)
+        frequency.set_max_per_week(store, 0)
     rows = [{"phase": "custom", "label": sid, "send_at": at, "channel": ch, "template": "sale_notice"} for sid, at, ch, _, _ in FIXTURE]
     pid = planner.save_plan(store, "テスト", rows)
     sends = planner.planned_sends(store)
     s3 = sends[sends.label == "S3"].send_id.iloc[0]
     planner.set_exclude_conflicts(store, s3, True)
-    report = planner.send_counts(store, planner.planned_sends(store))
-    counted = planner.with_counts(planner.planned_sends(store), report).set_index("label")
+    report = frequency.send_counts(store, planner.planned_sends(store))
+    counted = frequency.with_counts(planner.planned_sends(store), report).set_index("label")
     assert counted.loc["S3", "recipients"] == 1 and counted.loc["S4", "over_limit"] == 0
-    table = planner.plan_table(counted.reset_index(), store)
+    table = frequency.plan_table(counted.reset_index(), store)
     assert list(table.columns) == ["キャンペーン", "配信", "配信日時", "推奨時間帯", "チャネル", "テンプレート", "対象", "クーポン",
                                    "対象者数", "頻度上限超え", "除外", "配信数"]
     assert table["テンプレート"].iloc[0] == "セール予告"
-    exported = planner.sends_for_export(store, dt.date(2026, 6, 4), dt.date(2026, 6, 30))
+    exported = frequency.sends_for_export(store, dt.date(2026, 6, 4), dt.date(2026, 6, 30))
     # counted with the sends of the week before the range
     assert dict(zip(exported.label, exported.recipients)) == {"S3": 1, "S4": 3}
     assert pid
@@ -325,12 +324,12 @@ def test_rows_without_channel_coupon_or_segment_take_the_plans(store):
 
 
 def test_counts_without_a_customer_model(store):
-    report = planner.send_counts(store, _sends(*FIXTURE), limit=2)
+    report = frequency.send_counts(store, _sends(*FIXTURE), limit=2)
     assert not report.model_ready and set(report.sends.recipients) == {0}
 
 
 def test_segment_choices_include_presets():
-    choices = planner.segment_choices()
+    choices = plan_editor.segment_choices()
     assert choices[0][1] is None
     labels = [label for label, _ in choices]
     assert "プリセット: 休眠（90日以上購入なし）" in labels
@@ -343,7 +342,7 @@ def test_saved_segments_are_followed_and_a_deleted_one_counts_zero(store):
 
     _model(store)
     sid = segment_library.save_segment(store, "長期休眠", {"all": [{"field": "recency_days", "op": "gte", "value": 150}]})
-    label, ref = next(c for c in planner.segment_choices(store) if c[0] == "保存済み: 長期休眠")
+    label, ref = next(c for c in plan_editor.segment_choices(store) if c[0] == "保存済み: 長期休眠")
     assert planner.recipients(store, ref, "line") == 1  # C1 (200 days)
     assert planner.segment_text(ref, "line", store) == "長期休眠（LINEで届くお客様）"
     # the plan follows an edit of the saved segment
@@ -351,7 +350,7 @@ def test_saved_segments_are_followed_and_a_deleted_one_counts_zero(store):
     assert planner.recipients(store, ref, "line") == 2
     pid = planner.save_plan(store, "休眠向け", [{"send_at": "2026-06-01 12:00", "template": "winback"}], segment=ref)
     segment_library.delete_segment(store, sid)
-    report = planner.send_counts(store, planner.planned_sends(store, plan_id=pid), limit=2)
+    report = frequency.send_counts(store, planner.planned_sends(store, plan_id=pid), limit=2)
     row = report.sends.iloc[0]
     assert row.recipients == 0 and "見つかりません" in row.problem
     assert planner.segment_text(ref, "line", store).startswith("削除されたセグメント「長期休眠」")
@@ -378,7 +377,7 @@ def test_frequency_counts_match_a_per_customer_simulation(store, seed):
                      rng.random() < 0.4))
     sends = _sends(*rows)
     limit = rng.choice([1, 2, 3])
-    report = planner.send_counts(store, sends, limit=limit)
+    report = frequency.send_counts(store, sends, limit=limit)
 
     reach = {
         "line": lambda c: c[1],

@@ -221,9 +221,6 @@ def test_old_truncated_ids_are_migrated_with_campaigns(tmp_path):
     # make it look like the previous version wrote it
     s.execute("UPDATE orders SET customer_id = substr(customer_id, 1, 13)")
     s.execute("UPDATE customers SET customer_id = substr(customer_id, 1, 13)")
-    from crm_core.results import campaigns as C
-
-    C.ensure_tables(s)
     old_id = s.scalar("SELECT min(customer_id) FROM customers")
     s.execute("INSERT INTO campaign_recipients VALUES (1, ?, 'A', FALSE)", [old_id])
     s.execute("DELETE FROM schema_version WHERE version > 1")

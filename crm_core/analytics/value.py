@@ -37,6 +37,7 @@ import pandas as pd
 
 from crm_core.db import Store
 from crm_core.errors import InputError
+from crm_core.purchases import PURCHASES_CTE  # the one definition of a purchase
 
 # --------------------------------------------------------------------------
 # Shared definitions
@@ -60,21 +61,6 @@ RFM_SEGMENTS: tuple[str, ...] = ("優良顧客", "安定顧客", "新規顧客",
 CHURN_BANDS: tuple[str, ...] = ("低", "中", "高")
 #: Default bins (yen) of the predicted-CLV distribution.
 CLV_EDGES: tuple[float, ...] = (0, 1_000, 3_000, 5_000, 10_000, 20_000, 50_000, 100_000)
-
-# Purchases on or before $as_of: the CTE every analysis starts from.
-# Parameters: $end (the first instant after the as-of day).
-PURCHASES_CTE = """
-purchases AS (
-    SELECT o.source, o.order_id, o.customer_id, o.ordered_at,
-           CAST(o.ordered_at AS DATE) AS order_date,
-           CAST(coalesce(o.total_amount, o.item_amount, 0) AS DOUBLE) AS revenue,
-           o.subscription_id, o.subscription_seq
-    FROM orders o
-    WHERE NOT coalesce(o.cancelled, FALSE)
-      AND o.customer_id IS NOT NULL
-      AND o.ordered_at IS NOT NULL
-      AND o.ordered_at < $end
-)"""
 
 # The product master, one row per product (latest import wins).
 PRODUCT_MASTER_CTE = """

@@ -1,6 +1,6 @@
 """Saved segments: named rules in the store, with a history of their sizes.
 
-Tables (created by :func:`ensure_tables` before first use)::
+Tables (created by a migration in :mod:`crm_core.db`)::
 
     segments(segment_id, name, rule JSON, created_at, updated_at)
     segment_sizes(segment_id, measured_at, customers)
@@ -26,32 +26,6 @@ from crm_core.db import Store
 from crm_core.errors import InputError
 
 MAX_NAME = 60
-
-_DDL = (
-    """
-    CREATE TABLE IF NOT EXISTS segments (
-        segment_id  INTEGER,
-        name        VARCHAR,
-        rule        JSON,
-        created_at  TIMESTAMP,
-        updated_at  TIMESTAMP
-    )
-    """,
-    """
-    CREATE TABLE IF NOT EXISTS segment_sizes (
-        segment_id  INTEGER,
-        measured_at TIMESTAMP,
-        customers   BIGINT
-    )
-    """,
-)
-
-
-def ensure_tables(store: Store) -> None:
-    """Create the saved-segment tables if they do not exist yet."""
-    for ddl in _DDL:
-        store.execute(ddl)
-
 
 def _now() -> dt.datetime:
     return clock.now()
@@ -103,13 +77,11 @@ def list_segments(store: Store) -> list[dict[str, Any]]:
 
     ``customers``/``measured_at`` are the latest recorded size (None if never measured).
     """
-    ensure_tables(store)
     return [_row(r) for r in store.fetchall(_SELECT + " ORDER BY s.name, s.segment_id")]
 
 
 def get_segment(store: Store, segment_id: int) -> dict[str, Any]:
     """One saved segment (see :func:`list_segments`)."""
-    ensure_tables(store)
     rows = store.fetchall(_SELECT + " WHERE s.segment_id = ?", [int(segment_id)])  # noqa: S608 - constant
     if not rows:
         raise InputError("そのセグメントは見つかりません（削除された可能性があります）。", f"segment {segment_id} missing")
@@ -136,7 +108,6 @@ def save_segment(store: Store, name: str, rule: Any, segment_id: int | None = No
     InputError
         For an invalid rule or name, or a name another segment already uses.
     """
-    ensure_tables(store)
     clean = segments.validate(rule)
     name = check_name(name)
     if segment_id is not None:
@@ -193,7 +164,6 @@ def record_size(store: Store, segment_id: int, customers: int, now: dt.datetime 
     bool
         True if a row was added.
     """
-    ensure_tables(store)
     now = now or _now()
     same = store.scalar(
         "SELECT count(*) FROM segment_sizes WHERE segment_id = ? AND CAST(measured_at AS DATE) = ? AND customers = ?",
@@ -218,7 +188,6 @@ def measure_all(store: Store, now: dt.datetime | None = None) -> dict[int, int]:
 
 def size_history(store: Store, segment_id: int) -> pd.DataFrame:
     """Recorded sizes of a segment, oldest first: ``measured_at, customers``."""
-    ensure_tables(store)
     return store.df(
         "SELECT measured_at, customers FROM segment_sizes WHERE segment_id = ? ORDER BY measured_at", [int(segment_id)]
     )

@@ -42,6 +42,7 @@ from crm_core import clock
 from crm_core.db import Store
 from crm_core.errors import InputError
 from crm_core.events import rakuten as events
+from crm_core.purchases import is_purchase, revenue
 
 JST = ZoneInfo("Asia/Tokyo")
 BUNDLE_PATH = Path(__file__).resolve().parents[2] / "data" / "calendar" / "rakuten_events.csv"
@@ -242,8 +243,13 @@ def base_events(start: dt.date, end: dt.date, bundle: pd.DataFrame | None = None
 # --------------------------------------------------------------------------
 
 
-def ensure_tables(store: Store) -> None:
-    """Create ``calendar_events`` when missing (idempotent)."""
+def _ensure_table(store: Store) -> None:
+    """Create ``calendar_events`` before the marketer's first own event or correction.
+
+    The one table not created by a migration: reading the calendar (model rebuilds,
+    segment counts, the calendar page) must never write to the store (a test pins it),
+    and the bundled calendar needs no table until the marketer changes something.
+    """
     store.execute(
         """
         CREATE TABLE IF NOT EXISTS calendar_events (
@@ -363,8 +369,7 @@ def get_event(store: Store | None, event_id: str) -> dict[str, Any]:
         If no event has this id.
     """
     event_id = str(event_id).strip()
-    if store is not None:
-        ensure_tables(store)
+    if store is not None and store.has_table("calendar_events"):
         row = store.fetchone("SELECT starts_at FROM calendar_events WHERE event_id = ?", [event_id])
         if row is not None:
             day = row[0].date()
@@ -412,7 +417,7 @@ def add_event(store: Store, kind: str, name: str, starts_at: Any, ends_at: Any, 
     ``ends_at`` is the last moment inside the event (e.g. 23:59:59 of the last day).
     """
     kind, name, s, e, entry, status = _check_event(kind, name, starts_at, ends_at, entry_starts_at, status)
-    ensure_tables(store)
+    _ensure_table(store)
     event_id = "user-" + uuid.uuid4().hex[:12]
     store.execute(
         "INSERT INTO calendar_events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, FALSE, ?)",
@@ -447,7 +452,7 @@ def update_event(store: Store, event_id: str, **changes: Any) -> None:
 
 def _upsert(store: Store, event_id: str, kind: str, name: str, s: dt.datetime, e: dt.datetime, entry: dt.datetime | None,
             status: str, source: str, note: str, hidden: bool) -> None:
-    ensure_tables(store)
+    _ensure_table(store)
     with store.transaction() as cur:
         cur.execute("DELETE FROM calendar_events WHERE event_id = ?", [event_id])
         cur.execute(
@@ -485,7 +490,7 @@ def restore_event(store: Store, event_id: str) -> None:
     """Drop the override of a bundled event: it reads as shipped again."""
     if is_user_event(event_id):
         raise InputError("自社登録のイベントは元に戻せません（同梱のイベントだけが対象です）。", "restore user event")
-    ensure_tables(store)
+    _ensure_table(store)
     store.execute("DELETE FROM calendar_events WHERE event_id = ?", [event_id])
 
 
@@ -519,14 +524,8 @@ def daily_sales(store: Store, start: dt.date, end: dt.date) -> pd.DataFrame:
     if start > end:
         return days.assign(revenue=0.0, orders=0)
     got = store.df(
-        """
-        SELECT CAST(ordered_at AS DATE) AS date,
-               CAST(sum(coalesce(total_amount, 0)) AS DOUBLE) AS revenue,
-               count(*) AS orders
-        FROM orders
-        WHERE NOT coalesce(cancelled, FALSE) AND ordered_at >= ? AND ordered_at < ?
-        GROUP BY 1
-        """,
+        "SELECT CAST(ordered_at AS DATE) AS date, CAST(sum(" + revenue() + ") AS DOUBLE) AS revenue, count(*) AS orders "
+        "FROM orders WHERE " + is_purchase() + " AND ordered_at >= ? AND ordered_at < ? GROUP BY 1",  # noqa: S608 - constant fragments
         [start, end + dt.timedelta(days=1)],
     )
     got["date"] = pd.to_datetime(got["date"])

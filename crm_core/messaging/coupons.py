@@ -1,6 +1,6 @@
 """Coupons: definitions, unique codes, cost estimates and code exports.
 
-Tables (created by :func:`ensure_tables`):
+Tables (created by a migration in :mod:`crm_core.db`):
 
 ``coupons``
     ``coupon_id, name, kind ('percent' | 'yen' | 'free_shipping'), value
@@ -40,18 +40,6 @@ KINDS = {"percent": "％割引", "yen": "円引き", "free_shipping": "送料無
 CODE_MODES = {"shared": "全員共通のコード", "unique": "お客様ごとのコード"}
 DEFAULT_SHIPPING_FEE = 600
 
-
-def ensure_tables(store: Store) -> None:
-    """Create the coupon tables when missing."""
-    store.execute(
-        """CREATE TABLE IF NOT EXISTS coupons (
-            coupon_id VARCHAR PRIMARY KEY, name VARCHAR, kind VARCHAR, value DOUBLE, min_purchase DOUBLE,
-            valid_from TIMESTAMP, valid_to TIMESTAMP, code_mode VARCHAR, shared_code VARCHAR, segment VARCHAR,
-            channel VARCHAR, created_at TIMESTAMP)"""
-    )
-    store.execute(
-        "CREATE TABLE IF NOT EXISTS coupon_codes (coupon_id VARCHAR, code VARCHAR PRIMARY KEY, customer_id VARCHAR, created_at TIMESTAMP)"
-    )
 
 
 # -- codes ---------------------------------------------------------------------------
@@ -163,7 +151,6 @@ def validate(coupon: Coupon) -> None:
 def create_coupon(store: Store, coupon: Coupon) -> str:
     """Store a new coupon definition; returns its id."""
     validate(coupon)
-    ensure_tables(store)
     coupon.coupon_id = coupon.coupon_id or "CP" + uuid.uuid4().hex[:10].upper()
     if coupon.code_mode == "shared":
         coupon.shared_code = coupon.shared_code.upper()
@@ -178,7 +165,6 @@ def create_coupon(store: Store, coupon: Coupon) -> str:
 
 def list_coupons(store: Store) -> list[Coupon]:
     """All coupon definitions, newest first."""
-    ensure_tables(store)
     cur = store.execute(
         "SELECT coupon_id, name, kind, value, min_purchase, valid_from, valid_to, code_mode, shared_code, segment, channel "
         "FROM coupons ORDER BY created_at DESC, coupon_id"
@@ -313,7 +299,6 @@ class CostEstimate:
 
 def past_redemption_rate(store: Store, min_issued: int = 30) -> float | None:
     """Share of issued unique codes that appear in orders (``orders.coupon_code``); None without enough history."""
-    ensure_tables(store)
     row = store.fetchone(
         "SELECT count(*), count(*) FILTER (WHERE code IN (SELECT upper(trim(coupon_code)) FROM orders "
         "WHERE coupon_code IS NOT NULL AND NOT coalesce(cancelled, FALSE))) FROM coupon_codes"

@@ -219,18 +219,6 @@ def check_connection(settings: ChannelSettings, channel: str) -> SendResult:
 
 
 # -- test recipients ------------------------------------------------------------------
-def ensure_tables(store: Store) -> None:
-    """Create the tables of this module when missing."""
-    store.execute(
-        "CREATE TABLE IF NOT EXISTS test_recipients (channel VARCHAR, address VARCHAR, label VARCHAR, added_at TIMESTAMP)"
-    )
-    store.execute(
-        """CREATE TABLE IF NOT EXISTS send_log (
-            attempt_id VARCHAR, sent_at TIMESTAMP, actor VARCHAR, kind VARCHAR, channel VARCHAR,
-            template_key VARCHAR, customer_id VARCHAR, recipient VARCHAR, request_id VARCHAR,
-            outcome VARCHAR, error_code VARCHAR, http_status INTEGER, attempts INTEGER)"""
-    )
-
 
 def recipient_channel(address: str) -> str | None:
     """``"line"`` for a LINE user id, ``"email"`` for an address, else None."""
@@ -250,7 +238,6 @@ def add_test_recipient(store: Store, address: str, label: str = "") -> str:
         raise InputError(
             "テスト送信先は、LINEのユーザーID（Uで始まる33文字）かメールアドレスを入力してください。", "bad test recipient"
         )
-    ensure_tables(store)
     with store.transaction() as cur:
         cur.execute("DELETE FROM test_recipients WHERE address = ?", [address])
         cur.execute("INSERT INTO test_recipients VALUES (?, ?, ?, ?)", [channel, address, label.strip(), _now()])
@@ -259,13 +246,11 @@ def add_test_recipient(store: Store, address: str, label: str = "") -> str:
 
 def remove_test_recipient(store: Store, address: str) -> None:
     """Remove an address from the stored list (environment entries stay)."""
-    ensure_tables(store)
     store.execute("DELETE FROM test_recipients WHERE address = ?", [address])
 
 
 def test_recipients(store: Store, settings: ChannelSettings | None = None, channel: str | None = None) -> list[dict[str, str]]:
     """The allowed test recipients: ``channel, address, label, source`` ('画面' or '環境設定')."""
-    ensure_tables(store)
     out: dict[str, dict[str, str]] = {}
     for ch, address, label in store.fetchall("SELECT channel, address, label FROM test_recipients ORDER BY added_at, address"):
         out[address] = {"channel": ch, "address": address, "label": label or "", "source": "画面"}
@@ -287,7 +272,6 @@ def _now() -> dt.datetime:
 def log_attempt(store: Store, *, actor: str, channel: str, template_key: str, customer_id: str, recipient: str,
                 result: SendResult, kind: str = "test") -> str:
     """Write one attempt to ``send_log`` (no token, no message body); returns its id."""
-    ensure_tables(store)
     attempt_id = uuid.uuid4().hex
     store.execute(
         "INSERT INTO send_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -299,7 +283,6 @@ def log_attempt(store: Store, *, actor: str, channel: str, template_key: str, cu
 
 def send_log(store: Store, limit: int = 200) -> pd.DataFrame:
     """Recent attempts with Japanese column names (日時, 実行者, チャネル, ...)."""
-    ensure_tables(store)
     df = store.df(
         "SELECT sent_at, actor, channel, template_key, customer_id, recipient, outcome, error_code, request_id, attempts "
         "FROM send_log ORDER BY sent_at DESC, attempt_id LIMIT ?",

@@ -28,7 +28,6 @@ compliance lint turns them into findings).
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import re
 import tomllib
@@ -36,7 +35,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import jinja2
 from jinja2 import nodes
@@ -46,150 +44,65 @@ from jinja2.sandbox import SandboxedEnvironment
 from crm_core import clock
 from crm_core.db import Store
 from crm_core.errors import InputError
+from crm_core.messaging.context import (
+    IDENTITY_FIELDS,
+    SAMPLE,
+    SETTING_SAMPLE_IDENTITY,
+    SETTING_SHOP,
+    Campaign,
+    Context,
+    ShopProfile,
+    build_context,
+    customer_fields,
+    forget_sample_identity,
+    save_shop_profile,
+    shop_profile,
+)
+from crm_core.messaging.placeholders import (
+    _LINE_BREAKS,
+    MAX_VALUE_CHARS,
+    PLACEHOLDERS,
+    URL_FIELDS,
+    URL_RE,
+    Placeholder,
+    _trim_url,
+    add_utm,
+    find_urls,
+    is_carrier_url,
+    one_line,
+    tag_links,
+    utf16_len,
+)
+from crm_core.messaging.preview import (
+    PREVIEW_FILTERS,
+    preview_customers,
+    segment_choices,
+    segment_customer_ids,
+    segment_rule,
+)
+
+__all__ = [
+    # re-exported: placeholders and links (messaging.placeholders), context (messaging.context),
+    # preview audiences (messaging.preview) — the template API in one place
+    "PLACEHOLDERS", "PREVIEW_FILTERS", "SETTING_SHOP", "URL_FIELDS", "Campaign", "Placeholder", "ShopProfile",
+    "add_utm", "build_context", "customer_fields", "find_urls", "is_carrier_url", "preview_customers",
+    "save_shop_profile", "segment_choices", "segment_customer_ids", "segment_rule", "shop_profile", "tag_links",
+    "utf16_len", "IDENTITY_FIELDS", "SAMPLE", "SETTING_SAMPLE_IDENTITY", "Context", "forget_sample_identity",
+    "MAX_VALUE_CHARS", "one_line",
+    # this module: the sandbox, templates as data, rendering per channel
+    "CHANNELS", "CHANNEL_LABELS", "Card", "Rendered", "Template", "TemplateCheck", "analyse", "flex_bubble",
+    "get_template", "list_templates", "load_presets", "render", "render_for_customer", "render_string",
+    "reset_template", "save_template", "template_names", "text_to_html",
+]
 
 PRESETS_PATH = Path(__file__).resolve().parents[2] / "data" / "templates" / "presets.toml"
 TABLE = "message_templates"
-SETTING_SHOP = "message_shop_profile"
-SETTING_SAMPLE_IDENTITY = "sample_shop_identity"
-"""The fictional sample shop's identity as it was saved (to recognise it later; never real data)."""
 CHANNELS = ("line", "email", "rmail", "insert")
 CHANNEL_LABELS = {"line": "LINE", "email": "メール", "rmail": "R-Mail（楽天メルマガ）", "insert": "同梱物"}
 LINE_BUBBLE_SEPARATOR = "---"
 MAX_SOURCE_CHARS = 20_000
-MAX_VALUE_CHARS = 2_000
-"""A placeholder value is cut to this many characters (a 100 KB "name" is data gone wrong, not a name)."""
 MAX_OUTPUT_CHARS = 200_000
 """A rendered text longer than this is refused (LINE takes 5 × 5,000; no mail needs more)."""
-_LINE_BREAKS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
-
-
-# -- placeholders -------------------------------------------------------------
-@dataclass(frozen=True)
-class Placeholder:
-    """One field a template may use: ``{{ key }}``."""
-
-    key: str
-    label: str
-    group: str
-    fallback: str
-    example: str
-
-
-_P = Placeholder
-PLACEHOLDERS: dict[str, Placeholder] = {
-    p.key: p
-    for p in [
-        _P("name", "お名前（様付き）", "お客様", "お客様", "山田 花子様"),
-        _P("rank", "会員ランク", "お客様", "会員", "ゴールド"),
-        _P("next_rank", "次のランク", "お客様", "次のランク", "プラチナ"),
-        _P("gap_to_next_rank", "次のランクまでの金額（回数で決まるランクでは回数）", "お客様", "あと少し", "¥3,000"),
-        _P("last_product", "前回ご購入の商品", "お客様", "ご購入いただいた商品", "薬用美白美容液 30mL"),
-        _P("last_product_url", "前回ご購入の商品のURL", "お客様", "", "https://item.rakuten.co.jp/shop/p001/"),
-        _P("recommended_product", "おすすめ商品", "お客様", "当店のおすすめ商品", "保湿クリーム 50g"),
-        _P("recommended_product_url", "おすすめ商品のURL", "お客様", "", "https://item.rakuten.co.jp/shop/p002/"),
-        _P("recommended_price", "おすすめ商品の価格", "お客様", "", "¥2,980"),
-        _P("recommend_reason", "おすすめの理由", "お客様", "", "一緒によく購入されている商品です"),
-        _P("next_order_date", "次回購入の予測日", "お客様", "そろそろ", "2026年12月1日"),
-        _P("points", "ポイント数", "キャンペーン", "ポイント", "500"),
-        _P("points_expire_on", "ポイントの有効期限", "キャンペーン", "まもなく", "2026年12月31日"),
-        _P("coupon_code", "クーポンコード", "クーポン", "", "AB3K7MPQRT"),
-        _P("coupon_value", "クーポンの割引", "クーポン", "特別", "10%OFF"),
-        _P("coupon_expiry", "クーポンの有効期限", "クーポン", "期間限定", "2026年12月31日 23:59"),
-        _P("coupon_min_purchase", "クーポンの利用条件", "クーポン", "", "¥3,000以上のお買い物で"),
-        _P("coupon_url", "クーポン取得ページのURL", "クーポン", "", "https://coupon.rakuten.co.jp/getCoupon?..."),
-        _P("sale_name", "セール名", "キャンペーン", "セール", "楽天スーパーSALE"),
-        _P("sale_start", "セール開始日時", "キャンペーン", "まもなく", "12月4日 20:00"),
-        _P("sale_end", "セール終了日時", "キャンペーン", "期間中", "12月11日 01:59"),
-        _P("tracking_url", "配送状況の確認URL", "キャンペーン", "", "https://toi.kuronekoyamato.co.jp/..."),
-        _P("review_url", "レビュー投稿ページのURL", "キャンペーン", "", "https://review.rakuten.co.jp/..."),
-        _P("image_url", "カード画像のURL", "キャンペーン", "", "https://image.rakuten.co.jp/shop/cabinet/main.jpg"),
-        _P("shop_name", "ショップ名", "ショップ", "当店", "ナチュラルコスメ本舗"),
-        _P("shop_url", "ショップのURL", "ショップ", "", "https://www.rakuten.co.jp/shop/"),
-        _P("sender_name", "送信者名（メールの差出人名）", "ショップ", "", "ナチュラルコスメ本舗"),
-        _P("company_name", "運営会社（送信者の名称）", "ショップ", "", "株式会社ナチュラルコスメ"),
-        _P("shop_address", "送信者の住所", "ショップ", "", "〒150-0001 東京都渋谷区神宮前1-2-3"),
-        _P("shop_contact", "お問い合わせ先", "ショップ", "", "support@example.jp / 03-1234-5678"),
-        _P("unsubscribe_url", "配信停止のURL（なければ受付メールアドレス）", "ショップ", "", "https://example.jp/unsubscribe"),
-    ]
-}
-"""The fixed list of fields a template may use, with Japanese labels and fallbacks."""
-
-URL_FIELDS = frozenset(k for k in PLACEHOLDERS if k.endswith("_url"))
-UTM = {"line": ("line", "message"), "email": ("email", "email"), "rmail": ("rmail", "email")}
-"""utm_source and utm_medium per channel (the insert is paper: no UTM)."""
-
-# Links that must stay as they are: carriers' tracking pages (no UTM, allowed in Rakuten mails).
-CARRIER_HOSTS = (
-    "toi.kuronekoyamato.co.jp",
-    "k2k.sagawa-exp.co.jp",
-    "trackings.post.japanpost.jp",
-    "tracking.post.japanpost.jp",
-    "track.seino.co.jp",
-    "www2.fukutsu.co.jp",
-)
-URL_RE = re.compile(r"https?://[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")
-
-
-def _trim_url(url: str) -> str:
-    """Drop trailing punctuation that belongs to the sentence, not the link."""
-    while url and url[-1] in ".,;:!?)'":
-        if url[-1] == ")" and url.count("(") >= url.count(")"):
-            break
-        url = url[:-1]
-    return url
-
-
-def find_urls(text: str) -> list[str]:
-    """The http(s) links in a text, in order."""
-    return [_trim_url(m.group(0)) for m in URL_RE.finditer(text or "")]
-
-
-def is_carrier_url(url: str) -> bool:
-    """True for a delivery company's tracking page."""
-    host = (urlsplit(url).hostname or "").lower()
-    return host in CARRIER_HOSTS
-
-
-def add_utm(url: str, source: str, medium: str, campaign: str) -> str:
-    """The URL with ``utm_source``, ``utm_medium`` and ``utm_campaign`` added.
-
-    Existing query parameters (and UTM values already present) are kept;
-    tracking pages of delivery companies are returned unchanged.
-    """
-    if not url or is_carrier_url(url):
-        return url
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    present = {k for k, _ in query}
-    for key, value in (("utm_source", source), ("utm_medium", medium), ("utm_campaign", campaign)):
-        if key not in present and value:
-            query.append((key, value))
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query, quote_via=quote), parts.fragment))
-
-
-def tag_links(text: str, channel: str, campaign: str, skip: Iterable[str] = ()) -> str:
-    """Every link in ``text`` with the channel's UTM parameters (FACTS.md §7).
-
-    Links in ``skip`` (the opt-out link) and carriers' tracking pages stay as they are.
-    """
-    skip = {s for s in skip if s}
-    if channel not in UTM:
-        return text
-    source, medium = UTM[channel]
-
-    def sub(m: re.Match[str]) -> str:
-        raw = m.group(0)
-        url = _trim_url(raw)
-        if url in skip:
-            return raw
-        return add_utm(url, source, medium, campaign) + raw[len(url):]
-
-    return URL_RE.sub(sub, text)
-
-
-def utf16_len(text: str) -> int:
-    """Length in UTF-16 code units, as LINE counts it (🍎 counts 2)."""
-    return len(text.encode("utf-16-le")) // 2
 
 
 # -- the sandbox ----------------------------------------------------------------
@@ -237,16 +150,6 @@ class TemplateCheck:
     names: set[str] = field(default_factory=set)
     unknown: set[str] = field(default_factory=set)
     problems: list[str] = field(default_factory=list)
-
-
-def one_line(value: str) -> str:
-    """A placeholder value on one line: line breaks (CR, LF, U+2028 ...) and control characters become a space.
-
-    Customer data is never allowed to add lines to a message (or a header
-    such as the subject) and is cut to :data:`MAX_VALUE_CHARS`.
-    """
-    text = _LINE_BREAKS.sub(" ", value).strip()
-    return text if len(text) <= MAX_VALUE_CHARS else text[: MAX_VALUE_CHARS - 1] + "…"
 
 
 def _too_deep() -> InputError:
@@ -416,19 +319,12 @@ def load_presets(path: Path | None = None) -> dict[str, Template]:
     return {t["key"]: Template.from_dict(t, shared) for t in data.get("template", [])}
 
 
-def ensure_tables(store: Store) -> None:
-    """Create the table of edited templates when missing."""
-    store.execute(
-        "CREATE TABLE IF NOT EXISTS message_templates (key VARCHAR PRIMARY KEY, data JSON, updated_at TIMESTAMP)"
-    )
-
 
 def list_templates(store: Store | None = None) -> list[Template]:
     """All templates: presets, with the marketer's saved edits applied, then custom ones."""
     presets = load_presets()
     if store is None:
         return list(presets.values())
-    ensure_tables(store)
     saved = {k: json.loads(v) for k, v in store.fetchall("SELECT key, data FROM message_templates ORDER BY key")}
     out = []
     for key, tpl in presets.items():
@@ -467,7 +363,6 @@ def save_template(store: Store, template: Template) -> None:
             analyse(text)
         except InputError as exc:
             raise InputError(f"{part}: {exc.message}", exc.detail) from None
-    ensure_tables(store)
     with store.transaction() as cur:
         cur.execute("DELETE FROM message_templates WHERE key = ?", [template.key])
         cur.execute(
@@ -478,307 +373,7 @@ def save_template(store: Store, template: Template) -> None:
 
 def reset_template(store: Store, key: str) -> None:
     """Forget the edits of a template (presets come back)."""
-    ensure_tables(store)
     store.execute("DELETE FROM message_templates WHERE key = ?", [key])
-
-
-# -- context: shop, campaign, customer -------------------------------------------------
-@dataclass
-class ShopProfile:
-    """Who sends (ショップ情報): shown in every e-mail (特定電子メール法) and used to build links.
-
-    ``company_name`` is the sender's legal name (運営会社), ``sender_name`` the
-    name in the inbox's From (default: the shop name).  ``unsubscribe_url``
-    (https) and/or ``unsubscribe_mailto`` (an address) receive opt-outs;
-    ``unsubscribe_one_click`` ("1") says the URL itself stops mail on an RFC 8058
-    POST (only then do mails announce one-click opt-out).
-    ``shop_url`` is the shop's page on Rakuten (or its own site).
-    ``platform`` is ``"rakuten"`` (links must stay on Rakuten), ``"shopify"``
-    or ``"own"``.  ``product_url_pattern`` turns a product id into a link,
-    e.g. ``https://item.rakuten.co.jp/myshop/{product_id}/``.
-
-    ``origin`` is not saved: :func:`shop_profile` sets it to ``"sample"`` when
-    the profile still holds the fictional sample shop's identity.
-    """
-
-    shop_name: str = ""
-    company_name: str = ""
-    sender_name: str = ""
-    shop_address: str = ""
-    shop_contact: str = ""
-    shop_url: str = ""
-    unsubscribe_url: str = ""
-    unsubscribe_mailto: str = ""
-    unsubscribe_one_click: str = ""
-    product_url_pattern: str = ""
-    image_url: str = ""
-    platform: str = "rakuten"
-    origin: str = ""
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None) -> ShopProfile:
-        names = {f.name for f in fields(cls)} - {"origin"}
-        return cls(**{k: str(v or "") for k, v in (data or {}).items() if k in names})
-
-    def to_dict(self) -> dict[str, str]:
-        """What is saved (``origin`` is derived, never saved)."""
-        d = asdict(self)
-        d.pop("origin", None)
-        return d
-
-    @property
-    def one_click(self) -> bool:
-        """The opt-out URL accepts RFC 8058 one-click POSTs."""
-        return bool(self.unsubscribe_one_click) and self.unsubscribe_url.startswith("https://")
-
-    def from_name(self) -> str:
-        """The display name of the e-mail's From."""
-        return self.sender_name or self.shop_name
-
-    def legal_name(self) -> str:
-        """The sender's name the law asks every advertising e-mail to show."""
-        return self.company_name or self.sender_name or self.shop_name
-
-    def missing(self) -> list[str]:
-        """Japanese names of the display items still empty (特定電子メール法)."""
-        out = []
-        if not self.shop_name:
-            out.append("ショップ名")
-        if not (self.company_name or self.sender_name):
-            out.append("運営会社")
-        if not self.shop_address:
-            out.append("住所")
-        if not self.shop_contact:
-            out.append("お問い合わせ先")
-        if not (self.unsubscribe_url or self.unsubscribe_mailto):
-            out.append("配信停止のURLまたはメールアドレス")
-        return out
-
-
-IDENTITY_FIELDS = ("shop_name", "company_name", "sender_name", "shop_address", "shop_contact", "shop_url",
-                   "unsubscribe_url", "unsubscribe_mailto", "product_url_pattern", "image_url")
-"""Fields that say who the shop is (checked against the sample shop's fictitious identity)."""
-SAMPLE = "sample"
-
-
-def _sample_fields(store: Store, profile: ShopProfile) -> list[str]:
-    """Fields of ``profile`` that still hold the fictional sample shop's values."""
-    sample = store.get_setting(SETTING_SAMPLE_IDENTITY) or {}
-    return [f for f in IDENTITY_FIELDS if getattr(profile, f) and getattr(profile, f) == str(sample.get(f) or "")]
-
-
-def shop_profile(store: Store) -> ShopProfile:
-    """The shop profile saved in the store's settings (never secrets).
-
-    While the store shows the fictional sample shop, its fictitious identity
-    is returned with ``origin == "sample"`` (the lint refuses it).  Once the
-    sample is gone, fields still holding the sample's values are returned
-    empty, so 「ことのはコスメ（サンプル）」 and its made-up address never reach
-    a real shop's mail, whatever removed the sample.
-    """
-    profile = ShopProfile.from_dict(store.get_setting(SETTING_SHOP, {}))
-    leftover = _sample_fields(store, profile)
-    if leftover:
-        profile.origin = SAMPLE
-        if not store.get_setting("sample_loaded", False):
-            for name in leftover:
-                setattr(profile, name, "")
-    return profile
-
-
-def save_shop_profile(store: Store, profile: ShopProfile, *, sample: bool = False) -> None:
-    """Save the shop profile; links must be https (or http), the opt-out address an e-mail address.
-
-    ``sample=True`` records the profile as the fictional sample shop's identity.
-    """
-    labels = {"shop_url": "ショップのURL", "unsubscribe_url": "配信停止のURL", "product_url_pattern": "商品ページのURL",
-              "image_url": "カードの標準画像URL"}
-    for name, label in labels.items():
-        value = getattr(profile, name)
-        if value and not re.match(r"^https?://", value):
-            raise InputError(f"「{label}」は https:// から始まるURLにしてください。", f"bad url in {name}")
-    if profile.unsubscribe_mailto and not re.fullmatch(r"[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+", profile.unsubscribe_mailto):
-        raise InputError("配信停止を受け付けるメールアドレスの形式が正しくありません。", "bad unsubscribe_mailto")
-    if profile.platform not in ("rakuten", "shopify", "own"):
-        raise InputError("販売チャネルは「楽天」「Shopify」「自社サイト」から選んでください。", "bad platform")
-    cleaned = ShopProfile.from_dict({k: one_line(v) for k, v in profile.to_dict().items()})
-    store.set_setting(SETTING_SHOP, cleaned.to_dict())
-    if sample:
-        store.set_setting(SETTING_SAMPLE_IDENTITY, cleaned.to_dict())
-
-
-def forget_sample_identity(store: Store) -> bool:
-    """Remove the sample shop's fictitious values from the saved profile (when the sample is deleted).
-
-    Values the marketer entered are kept.  Returns True when something was removed.
-    """
-    profile = ShopProfile.from_dict(store.get_setting(SETTING_SHOP, {}))
-    leftover = _sample_fields(store, profile)
-    if not leftover:
-        return False
-    for name in leftover:
-        setattr(profile, name, "")
-    store.set_setting(SETTING_SHOP, profile.to_dict())
-    return True
-
-
-@dataclass
-class Campaign:
-    """Per-send values the marketer enters (sale, coupon, points, links)."""
-
-    utm_campaign: str = ""
-    sale_name: str = ""
-    sale_start: str = ""
-    sale_end: str = ""
-    coupon_code: str = ""
-    coupon_value: str = ""
-    coupon_expiry: str = ""
-    coupon_min_purchase: str = ""
-    coupon_url: str = ""
-    points: str = ""
-    points_expire_on: str = ""
-    tracking_url: str = ""
-    review_url: str = ""
-    image_url: str = ""
-
-
-def _yen(value: Any) -> str:
-    if value is None or value != value:  # NaN
-        return ""
-    return f"¥{round(float(value)):,}"
-
-
-def _jdate(value: Any) -> str:
-    if value is None or value != value:
-        return ""
-    if isinstance(value, str):
-        value = dt.date.fromisoformat(value[:10])
-    return f"{value.year}年{value.month}月{value.day}日"
-
-
-def _rank_gap(c: dict[str, Any]) -> str:
-    """「¥3,200」 for ranks by spend, 「2回のご購入」 for ranks by number of orders, else ""."""
-    yen = _yen(c.get("gap_to_next_rank"))
-    if yen:
-        return yen
-    orders = c.get("orders_to_next_rank")
-    if orders is None or orders != orders:  # NaN
-        return ""
-    return f"{int(orders):,}回のご購入"
-
-
-def customer_fields(store: Store, customer_id: str) -> dict[str, Any]:
-    """The raw values of one customer used by placeholders.
-
-    Reads ``customer_model`` (name, rank, next_rank, gap_to_next_rank, orders_to_next_rank,
-    last_product_id, last_product_name, expected_next_order_date,
-    line_user_id, email, email_opt_in) and the best row of
-    ``customer_recommendations`` (product_id, product_name, reason); the
-    recommended product's price is the median ``order_lines.unit_price``.
-
-    Raises
-    ------
-    InputError
-        If the customer model is missing or the customer is unknown.
-    """
-    if not store.has_table("customer_model"):
-        raise InputError("顧客モデルがまだありません。「データ取込」で注文を取り込むと作成されます。", "no customer_model")
-    from crm_core.ingest.identity import find_customer_id
-
-    customer_id = find_customer_id(store, customer_id)  # the shop's own number works too
-    cur = store.execute("SELECT * FROM customer_model WHERE customer_id = ?", [customer_id])
-    row = cur.fetchone()
-    if row is None:
-        raise InputError(f"顧客ID「{customer_id}」のお客様が見つかりません。", "unknown customer")
-    out = dict(zip([d[0] for d in cur.description], row))
-    if store.has_table("customer_recommendations"):
-        rec = store.fetchone(
-            "SELECT product_id, product_name, reason FROM customer_recommendations WHERE customer_id = ? "
-            "ORDER BY score DESC, product_id LIMIT 1",
-            [customer_id],
-        )
-        if rec:
-            out["rec_product_id"], out["rec_product_name"], out["rec_reason"] = rec
-            if store.has_table("order_lines"):
-                out["rec_price"] = store.scalar("SELECT median(unit_price) FROM order_lines WHERE product_id = ?", [rec[0]])
-    return out
-
-
-def _product_url(shop: ShopProfile, product_id: Any) -> str:
-    if not product_id or not shop.product_url_pattern:
-        return shop.shop_url
-    return shop.product_url_pattern.replace("{product_id}", quote(str(product_id), safe=""))
-
-
-_URL_FALLBACKS = {"coupon_url": "shop_url", "review_url": "last_product_url", "last_product_url": "shop_url", "recommended_product_url": "shop_url"}
-"""Links that fall back to another link (and finally to the shop's URL)."""
-
-
-class Context(dict):
-    """Placeholder values by key (a plain ``dict`` to the renderer) and, in ``missing``, the keys that had no value."""
-
-    missing: frozenset[str] = frozenset()
-
-
-def build_context(
-    customer: Mapping[str, Any] | None,
-    campaign: Campaign | None = None,
-    shop: ShopProfile | None = None,
-    channel: str = "line",
-    template_key: str = "",
-) -> Context:
-    """Placeholder values for one customer: every key of :data:`PLACEHOLDERS`.
-
-    Missing values get the field's fallback (``name`` → 「お客様」) and are
-    listed in ``Context.missing`` (a link that fell back to another link
-    counts as missing); links carry the channel's UTM parameters,
-    ``utm_campaign`` being the campaign's or the template key.
-    """
-    c = dict(customer or {})
-    campaign = campaign or Campaign()
-    shop = shop or ShopProfile()
-    name = str(c.get("name") or "").strip()
-    raw: dict[str, Any] = {
-        "name": f"{name}様" if name else "",
-        "rank": c.get("rank"),
-        "next_rank": c.get("next_rank"),
-        "gap_to_next_rank": _rank_gap(c),
-        "last_product": c.get("last_product_name"),
-        "last_product_url": _product_url(shop, c.get("last_product_id")),
-        "recommended_product": c.get("rec_product_name"),
-        "recommended_product_url": _product_url(shop, c.get("rec_product_id")),
-        "recommended_price": _yen(c.get("rec_price")),
-        "recommend_reason": c.get("rec_reason"),
-        "next_order_date": _jdate(c.get("expected_next_order_date")),
-        "shop_name": shop.shop_name,
-        "shop_url": shop.shop_url,
-        "sender_name": shop.from_name(),
-        "company_name": shop.company_name or shop.sender_name,
-        "shop_address": shop.shop_address,
-        "shop_contact": shop.shop_contact,
-        "unsubscribe_url": shop.unsubscribe_url or shop.unsubscribe_mailto,
-        "image_url": campaign.image_url or shop.image_url,
-    }
-    for f in fields(Campaign):
-        if f.name not in ("utm_campaign", "image_url"):
-            raw[f.name] = getattr(campaign, f.name)
-    missing = frozenset(k for k in PLACEHOLDERS if not one_line(_text(raw.get(k))))
-    for key, other in _URL_FALLBACKS.items():
-        if not raw.get(key):
-            raw[key] = raw.get(other) or shop.shop_url
-    utm_campaign = campaign.utm_campaign or template_key
-    out = Context()
-    for key, ph in PLACEHOLDERS.items():
-        text = one_line(_text(raw.get(key)))
-        if key in URL_FIELDS and text and key not in ("unsubscribe_url", "image_url"):
-            text = tag_links(text, channel, utm_campaign)
-        out[key] = text or ph.fallback
-    out.missing = missing
-    return out
-
-
-def _text(value: Any) -> str:
-    return "" if value is None or (isinstance(value, float) and value != value) else str(value)
 
 
 # -- rendering per channel ------------------------------------------------------------
@@ -984,79 +579,6 @@ def render_for_customer(
     campaign = campaign or Campaign()
     ctx = build_context(customer, campaign, shop_profile(store), channel, tpl.key)
     return render(tpl, ctx, channel, campaign.utm_campaign or tpl.key)
-
-
-# -- picking customers for the preview ---------------------------------------------------
-# The one place the message page couples to segments (issue 4, crm_core.audience.segments):
-# a choice is "all", a few channel filters, "preset:<key>" or "saved:<segment_id>".
-_BASIC_RULES: dict[str, tuple[str, dict[str, Any]]] = {
-    "all": ("すべてのお客様", {"all": []}),
-    "line": ("LINE連携ありのお客様", {"all": [{"field": "has_line", "op": "is_true"}]}),
-    "email": ("メール配信に同意したお客様", {"all": [{"field": "email_opt_in", "op": "is_true"}]}),
-}
-PREVIEW_FILTERS: dict[str, str] = {k: v[0] for k, v in _BASIC_RULES.items()}
-"""Choices that exist without any saved segment (see :func:`segment_choices` for all)."""
-
-
-def segment_choices(store: Store | None) -> dict[str, str]:
-    """Segments to preview or target: basic filters, the segment presets and saved segments, with Japanese names."""
-    from crm_core.audience import library as segment_library
-    from crm_core.audience import segments
-
-    out = dict(PREVIEW_FILTERS)
-    out.update({f"preset:{p.key}": p.name for p in segments.PRESETS})
-    if store is not None:
-        out.update({f"saved:{s['segment_id']}": f"保存済み: {s['name']}" for s in segment_library.list_segments(store)})
-    return out
-
-
-def segment_rule(store: Store, choice: str) -> dict[str, Any]:
-    """The segment rule (JSON) of a choice from :func:`segment_choices`."""
-    from crm_core.audience import library as segment_library
-    from crm_core.audience import segments
-
-    if choice in _BASIC_RULES:
-        return _BASIC_RULES[choice][1]
-    kind, _, ref = (choice or "").partition(":")
-    if kind == "preset":
-        return segments.preset_rule(ref)
-    if kind == "saved" and ref.isdigit():
-        return segment_library.get_segment(store, int(ref))["rule"]
-    raise InputError("プレビューするお客様（セグメント）を選び直してください。", f"unknown segment choice {choice!r}")
-
-
-def preview_customers(store: Store, segment: str = "all", limit: int = 50) -> list[dict[str, Any]]:
-    """Customers of a segment to step through in the preview: ``customer_id, customer_key, name, rank, orders``.
-
-    Uses :func:`crm_core.audience.segments.sample` (highest lifetime revenue first);
-    ``customer_key`` is the shop's own customer number (None when the export had
-    none); an empty list when there is no customer model yet.
-    """
-    from crm_core.audience import segments
-
-    rule = segment_rule(store, segment)
-    if not store.has_table("customer_model"):
-        return []
-    df = segments.sample(store, rule, limit=limit, columns=("customer_id", "name", "rank", "orders"))
-    keys = dict(store.fetchall(
-        "SELECT customer_id, customer_key FROM customers WHERE customer_key IS NOT NULL AND customer_id IN (SELECT unnest(?))",
-        [list(df["customer_id"])],
-    )) if len(df) else {}
-    return [
-        {**{k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}, "customer_key": keys.get(row["customer_id"])}
-        for row in df.astype(object).to_dict("records")
-    ]
-
-
-def segment_customer_ids(store: Store, segment: str = "all") -> list[str]:
-    """Every customer id of a segment (for issuing unique coupon codes)."""
-    from crm_core.audience import segments
-
-    rule = segment_rule(store, segment)
-    if not store.has_table("customer_model"):
-        return []
-    df = segments.sample(store, rule, limit=10**9, columns=("customer_id",))
-    return sorted(str(c) for c in df["customer_id"])
 
 
 def template_names(templates: Iterable[Template]) -> list[dict[str, str]]:

@@ -2,7 +2,7 @@
 
 Modules, bottom-up: ``table`` (the ``customer_model`` contract, its as-of day, reading),
 ``settings`` (RFM thresholds, segment grid, ranks), ``clv`` (BG/NBD + Gamma-Gamma),
-``build`` (:func:`rebuild`), ``export`` (CSV for Excel).  Callers use the names below
+``build`` (:func:`rebuild`; purchases as :mod:`crm_core.purchases` defines them), ``export`` (CSV for Excel).  Callers use the names below
 (``from crm_core import model; model.rebuild(store)``).
 """
 

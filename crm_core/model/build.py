@@ -92,6 +92,7 @@ from crm_core.errors import InputError
 from crm_core.events import rakuten as events
 from crm_core.model.settings import OTHER_SEGMENT, QUINTILE, RANK_KEYS, rank_basis, rank_thresholds, rfm_segments, rfm_thresholds
 from crm_core.model.table import _NOT_CANCELLED, TABLE, _as_date, as_of_default
+from crm_core.purchases import is_customer_purchase, revenue, revenue_unknown
 
 SUBSCRIPTION_GRACE_CYCLES = 1.5
 SUBSCRIPTION_DEFAULT_CYCLE_DAYS = 30
@@ -267,17 +268,16 @@ _AGGREGATE_SQL = """
 CREATE OR REPLACE TEMP TABLE cm_agg AS
 WITH f AS (
     SELECT rowid AS row_no, customer_id, source, ordered_at, CAST(ordered_at AS DATE) AS d,
-           total_amount, coupon_code, discount_amount,
+           total_amount, item_amount, coupon_code, discount_amount,
            CAST(CAST(ordered_at AS DATE) - $d0 AS INTEGER) + 1 AS i,
            epoch_us(ordered_at) - epoch_us(date_trunc('day', ordered_at)) AS us
     FROM orders
-    WHERE customer_id IS NOT NULL AND ordered_at IS NOT NULL
-      AND NOT coalesce(cancelled, FALSE) AND ordered_at < $end_ts
+    WHERE """ + is_customer_purchase() + """ AND ordered_at < $end_ts
 ),
 o AS (
     SELECT row_no, customer_id, source, ordered_at, d,
-           coalesce(total_amount, 0) AS amt,
-           CAST(total_amount IS NULL AS INTEGER) AS amt_missing,
+           """ + revenue() + """ AS amt,
+           CAST(""" + revenue_unknown() + """ AS INTEGER) AS amt_missing,
            coalesce(coupon_code, '') <> '' OR coalesce(discount_amount, 0) > 0 AS coupon,
            {sale_code} AS k
     FROM f
@@ -299,7 +299,7 @@ SELECT customer_id,
        max((CAST(epoch_us(ordered_at) AS HUGEINT) << 40) + row_no) AS last_key,
        sum(amt_missing) AS amt_missing
 FROM o GROUP BY customer_id
-"""
+"""  # noqa: S608 - constant fragments of crm_core.purchases
 # Rows of cm_agg are keyed by the temp table's rowid ("rid" below): a window
 # row_number() over 2 M customers would cost a second in one thread.
 # Purchase days per customer: a bitmap of days is exact and several times
@@ -314,16 +314,16 @@ BITMAP_MAX_DAYS = 3660
 _FIRST_DAY_FIX_SQL = """
 UPDATE cm_agg SET first_day_amt = f.amt
 FROM (
-    SELECT o.customer_id, CAST(sum(coalesce(o.total_amount, 0)) AS DOUBLE) AS amt
+    SELECT o.customer_id, CAST(sum(""" + revenue("o") + """) AS DOUBLE) AS amt
     FROM orders AS o
     JOIN cm_agg AS a
       ON a.customer_id = o.customer_id AND a.orders > a.n_days
      AND CAST(o.ordered_at AS DATE) = a.first_d
-    WHERE NOT coalesce(o.cancelled, FALSE)
+    WHERE """ + is_customer_purchase("o") + """
     GROUP BY o.customer_id
 ) AS f
 WHERE cm_agg.customer_id = f.customer_id
-"""
+"""  # noqa: S608 - constant fragments of crm_core.purchases
 
 
 def _events_range_start(store: Store, end_ts: datetime) -> date | None:
@@ -406,7 +406,7 @@ WITH s AS (
            count(*) AS n, max(subscription_seq) AS max_seq,
            min(CAST(ordered_at AS DATE)) AS first_d, max(CAST(ordered_at AS DATE)) AS last_d
     FROM orders
-    WHERE customer_id IS NOT NULL AND ordered_at IS NOT NULL AND NOT coalesce(cancelled, FALSE)
+    WHERE """ + is_customer_purchase() + """
       AND ordered_at < $end_ts AND coalesce(subscription_id, '') <> ''
     GROUP BY customer_id, source, subscription_id
 )
@@ -416,7 +416,7 @@ SELECT customer_id,
            ELSE $default_cycle END) AS active,
        sum(greatest(n, coalesce(max_seq, 0))) AS deliveries
 FROM s GROUP BY customer_id
-"""
+"""  # noqa: S608 - constant fragments of crm_core.purchases
 
 
 # ---------------------------------------------------------------------------
@@ -803,7 +803,7 @@ def _collect_warnings(store: Store, report: ModelReport) -> None:
         "SELECT sum(amt_missing), date_diff('day', min(first_d), ?) FROM cm_agg", [report.as_of]
     )
     if missing_amount:
-        report.warnings.append(f"合計金額が空欄の注文が{int(missing_amount):,}件あり、0円として集計しました。")
+        report.warnings.append(f"金額（合計金額・商品合計金額）が空欄の注文が{int(missing_amount):,}件あり、0円として集計しました。")
     if short_history is not None and short_history < SHORT_HISTORY_DAYS and report.bg_params:
         report.warnings.append(
             f"購入履歴が{SHORT_HISTORY_DAYS}日未満のため、予測の精度は限られます。"

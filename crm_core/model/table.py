@@ -10,6 +10,7 @@ import pandas as pd
 
 from crm_core.db import Store
 from crm_core.errors import InputError
+from crm_core.purchases import is_customer_purchase
 
 TABLE = "customer_model"
 META_TABLE = "customer_model_meta"
@@ -52,7 +53,7 @@ COLUMN_LABELS: dict[str, str] = {
 # Dates
 # ---------------------------------------------------------------------------
 
-_NOT_CANCELLED = "customer_id IS NOT NULL AND ordered_at IS NOT NULL AND NOT coalesce(cancelled, FALSE)"
+_NOT_CANCELLED = is_customer_purchase()
 
 
 def as_of_default(store: Store) -> date | None:

@@ -20,7 +20,7 @@ LINE友だち先行 7–14 days before the start day (one click)  evening slot*
 \\* weekday 18:00 (18:00–19:00), day off 14:00 (14:00–16:00).
 
 Plans live in ``campaign_plans`` and their sends in ``planned_sends``
-(created by :func:`ensure_tables`).  Recipient counts come from the customer
+(created by a migration in :mod:`crm_core.db`).  Recipient counts come from the customer
 model through :func:`audience_sql` — the one place that knows how a segment
 becomes customers, so that the segment builder (:mod:`crm_core.audience.segments`) can
 take over there.  :func:`send_counts` walks all planned sends in time order and
@@ -33,8 +33,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -300,18 +299,10 @@ def saved_segment(segment_id: int, name: str) -> dict[str, Any]:
 
 
 def _rule_of(store: Store | None, obj: dict | None) -> dict | None:
-    if obj is None:
-        return None
-    if "segment_id" in obj:
-        from crm_core.audience import library as segment_library
+    """The rule of a stored audience (None: everyone), through the one segment resolver."""
+    from crm_core.audience import references
 
-        if store is None:
-            raise InputError("保存済みセグメントを読むにはデータベースが必要です。", "saved segment without store")
-        try:
-            return segment_library.get_segment(store, int(obj["segment_id"]))["rule"]
-        except (TypeError, ValueError):
-            raise InputError("保存済みセグメントの指定を読めません。", "bad segment_id") from None
-    return obj["rule"] if isinstance(obj.get("rule"), dict) else obj
+    return references.resolve(store, obj)
 
 
 def audience_condition(store: Store, segment: Any, channel: str, prefix: str = "p") -> tuple[str, dict[str, Any]]:
@@ -379,40 +370,6 @@ def segment_text(segment: Any, channel: str | None = None, store: Store | None =
 # --------------------------------------------------------------------------
 
 
-def ensure_tables(store: Store) -> None:
-    """Create ``campaign_plans`` and ``planned_sends`` when missing (idempotent)."""
-    store.execute(
-        """
-        CREATE TABLE IF NOT EXISTS campaign_plans (
-            plan_id     VARCHAR PRIMARY KEY,
-            name        VARCHAR NOT NULL,
-            event_id    VARCHAR,
-            channel     VARCHAR NOT NULL,
-            segment     VARCHAR,
-            coupon      VARCHAR,
-            note        VARCHAR,
-            created_at  TIMESTAMP NOT NULL,
-            updated_at  TIMESTAMP NOT NULL
-        )
-        """
-    )
-    store.execute(
-        """
-        CREATE TABLE IF NOT EXISTS planned_sends (
-            send_id           VARCHAR PRIMARY KEY,
-            plan_id           VARCHAR NOT NULL,
-            phase             VARCHAR NOT NULL,
-            label             VARCHAR NOT NULL,
-            send_at           TIMESTAMP NOT NULL,
-            channel           VARCHAR NOT NULL,
-            template          VARCHAR NOT NULL,
-            segment           VARCHAR,
-            coupon            VARCHAR,
-            exclude_conflicts BOOLEAN NOT NULL DEFAULT FALSE
-        )
-        """
-    )
-
 
 def _now() -> dt.datetime:
     return clock.now().replace(microsecond=0)
@@ -466,7 +423,6 @@ def save_plan(store: Store, name: str, sends: pd.DataFrame | Sequence[Mapping[st
         raise InputError("配信が1件もありません。フェーズを提案するか、配信を追加してください。", "no sends")
     plan_segment = segment_json(segment)
     clean = [_clean_send(r, channel, plan_segment, (coupon or "").strip()) for r in rows]
-    ensure_tables(store)
     now = _now()
     plan_id = plan_id or "plan-" + uuid.uuid4().hex[:10]
     with store.transaction() as cur:
@@ -488,7 +444,6 @@ def save_plan(store: Store, name: str, sends: pd.DataFrame | Sequence[Mapping[st
 
 def list_plans(store: Store) -> pd.DataFrame:
     """Stored plans: ``plan_id, name, event_id, channel, segment, coupon, note, sends, first_send, last_send, updated_at``."""
-    ensure_tables(store)
     return store.df(
         """
         SELECT p.plan_id, p.name, p.event_id, p.channel, p.segment, p.coupon, p.note,
@@ -511,7 +466,6 @@ def get_plan(store: Store, plan_id: str) -> dict[str, Any]:
 
 def delete_plan(store: Store, plan_id: str) -> None:
     """Delete a plan and its sends."""
-    ensure_tables(store)
     with store.transaction() as cur:
         cur.execute("DELETE FROM planned_sends WHERE plan_id = ?", [plan_id])
         cur.execute("DELETE FROM campaign_plans WHERE plan_id = ?", [plan_id])
@@ -526,7 +480,6 @@ def planned_sends(store: Store, start: dt.date | None = None, end: dt.date | Non
     DataFrame
         :data:`SEND_COLUMNS` plus ``plan_name, event_id, channel_label, phase_label``.
     """
-    ensure_tables(store)
     lo = dt.datetime.combine(start, dt.time()) if start else dt.datetime(1900, 1, 1)
     hi = dt.datetime.combine(end + dt.timedelta(days=1), dt.time()) if end else dt.datetime(9999, 1, 1)
     df = store.df(
@@ -547,7 +500,6 @@ def planned_sends(store: Store, start: dt.date | None = None, end: dt.date | Non
 
 def set_exclude_conflicts(store: Store, send_id: str, exclude: bool) -> None:
     """Leave customers over the frequency limit out of this send (or put them back)."""
-    ensure_tables(store)
     store.execute("UPDATE planned_sends SET exclude_conflicts = ? WHERE send_id = ?", [bool(exclude), send_id])
 
 
@@ -573,280 +525,3 @@ def add_line_presale(store: Store, event_id: str, days_before: int = PRESALE_DAY
                      segment=segment, coupon=coupon)
 
 
-# --------------------------------------------------------------------------
-# Recipient counts and frequency conflicts
-# --------------------------------------------------------------------------
-
-
-def max_per_week(store: Store) -> int:
-    """The frequency limit N (messages per customer in any 7 days) from the settings."""
-    value = store.get_setting(MAX_PER_WEEK_SETTING, DEFAULT_MAX_PER_WEEK)
-    return int(value) if isinstance(value, int | float) and value >= 1 else DEFAULT_MAX_PER_WEEK
-
-
-def set_max_per_week(store: Store, n: int) -> int:
-    """Store the frequency limit N (1–50)."""
-    if not isinstance(n, int | float) or not 1 <= int(n) <= 50:
-        raise InputError("1週間（7日間）の上限は1〜50通で指定してください。", f"bad limit {n!r}")
-    store.set_setting(MAX_PER_WEEK_SETTING, int(n))
-    return int(n)
-
-
-@dataclass
-class FrequencyReport:
-    """What :func:`send_counts` found.
-
-    Attributes
-    ----------
-    sends : DataFrame
-        Per send, in time order: ``send_id, send_at, channel, audience`` (segment ∩
-        channel reach), ``over_limit`` (customers for whom this send would be more than
-        N messages in the 7 days ending with it), ``excluded`` (of those, left out
-        because the send excludes conflicts), ``recipients`` (``audience - excluded``),
-        ``problem`` (a Japanese reason when the audience could not be read, e.g. a
-        deleted saved segment; the send then counts 0).
-    weeks : DataFrame
-        ``week_start`` (Monday), ``customers`` (distinct customers over the limit
-        in a send of that week), ``sends`` (sends with such customers).
-    customers : int
-        Distinct customers over the limit anywhere.
-    limit : int
-        N.
-    model_ready : bool
-        False when there is no customer model (all counts are then 0).
-    """
-
-    sends: pd.DataFrame
-    weeks: pd.DataFrame
-    customers: int
-    limit: int
-    model_ready: bool = True
-
-
-def send_counts(store: Store, sends: pd.DataFrame, limit: int | None = None) -> FrequencyReport:
-    """Recipient counts of planned sends, with the frequency conflicts between them.
-
-    Sends are processed in time order (ties by ``send_id``).  A customer is
-    over the limit at a send when, counting this send, they would receive
-    more than ``limit`` messages in the 7 days ending with it (the window is
-    ``(send_at - 7 days, send_at]``, over every channel).  A send with
-    ``exclude_conflicts`` leaves those customers out, so they do not count for
-    later windows either.
-
-    How: one scan of ``customer_model`` gives, per customer, the pattern of
-    sends they are in (a string of 0/1, one character per send) and DuckDB
-    counts the customers per pattern.  Customers with the same pattern receive
-    exactly the same messages, so the sequential rule above runs once per
-    distinct pattern (a few hundred at most) in Python, weighted by its count.
-
-    Parameters
-    ----------
-    sends : DataFrame
-        ``send_id, send_at, channel, segment`` and optionally ``exclude_conflicts``.
-    limit : int, optional
-        N; the stored setting (:func:`max_per_week`) by default.
-    """
-    limit = max_per_week(store) if limit is None else int(limit)
-    cols = ["send_id", "send_at", "channel", "audience", "over_limit", "excluded", "recipients", "problem"]
-    week_cols = ["week_start", "customers", "sends"]
-    if sends is None or sends.empty:
-        return FrequencyReport(pd.DataFrame(columns=cols), pd.DataFrame(columns=week_cols), 0, limit, model_ready(store))
-    order = (sends.assign(at_=pd.to_datetime(sends.send_at)).sort_values(["at_", "send_id"], kind="stable")
-             .reset_index(drop=True))
-    if not model_ready(store):
-        out = order[["send_id", "send_at", "channel"]].assign(audience=0, over_limit=0, excluded=0, recipients=0, problem="")
-        return FrequencyReport(out, pd.DataFrame(columns=week_cols), 0, limit, False)
-
-    times = [pd.Timestamp(t).to_pydatetime() for t in order.at_]
-    excludes = [False if f is None or pd.isna(f) else bool(f) for f in order.get("exclude_conflicts", [False] * len(order))]
-    problems = [""] * len(order)
-    bits, params = [], {}
-    for k, s in enumerate(order.itertuples(index=False)):
-        try:
-            cond, p = audience_condition(store, getattr(s, "segment", None), s.channel, prefix=f"s{k}_")
-        except InputError as exc:  # e.g. a deleted saved segment: this send reaches nobody, say why
-            problems[k] = exc.message
-            cond, p = "FALSE", {}
-        bits.append(f"CASE WHEN coalesce({cond}, FALSE) THEN '1' ELSE '0' END")
-        params.update(p)
-    sql = (f"SELECT pattern, count(*) AS n FROM (SELECT concat({', '.join(bits)}) AS pattern "  # noqa: S608 - fixed fragments, values bound
-           "FROM customer_model AS cm) GROUP BY pattern")
-    patterns = store.execute(sql, params).fetchall()
-
-    n_sends = len(order)
-    audience, over, excluded = [0] * n_sends, [0] * n_sends, [0] * n_sends
-    week_customers: dict[dt.date, int] = {}
-    week_sends: dict[dt.date, set[int]] = {}
-    total = 0
-    for pattern, count in patterns:
-        members = [k for k in range(n_sends) if pattern[k] == "1"]
-        received: list[dt.datetime] = []
-        over_here: list[int] = []
-        for k in members:
-            at = times[k]
-            n = 1 + sum(1 for r in received if at - WINDOW < r <= at)
-            audience[k] += count
-            if n > limit:
-                over[k] += count
-                over_here.append(k)
-                if excludes[k]:
-                    excluded[k] += count
-                    continue
-            received.append(at)
-        if over_here:
-            total += count
-            for week in {(times[k] - dt.timedelta(days=times[k].weekday())).date() for k in over_here}:
-                week_customers[week] = week_customers.get(week, 0) + count
-            for k in over_here:
-                week_sends.setdefault((times[k] - dt.timedelta(days=times[k].weekday())).date(), set()).add(k)
-    out = pd.DataFrame({
-        "send_id": order.send_id, "send_at": order.at_, "channel": order.channel, "audience": audience,
-        "over_limit": over, "excluded": excluded, "recipients": [a - e for a, e in zip(audience, excluded)],
-        "problem": problems,
-    }, columns=cols)
-    weeks = pd.DataFrame(
-        [{"week_start": pd.Timestamp(w), "customers": c, "sends": len(week_sends[w])} for w, c in sorted(week_customers.items())],
-        columns=week_cols,
-    )
-    return FrequencyReport(out, weeks, total, limit, True)
-
-
-def with_counts(sends: pd.DataFrame, report: FrequencyReport) -> pd.DataFrame:
-    """``sends`` joined with the counts of :func:`send_counts` (``audience, over_limit, excluded, recipients``)."""
-    counts = report.sends[["send_id", "audience", "over_limit", "excluded", "recipients", "problem"]]
-    return sends.merge(counts, on="send_id", how="left")
-
-
-def sends_for_export(store: Store, start: dt.date, end: dt.date) -> pd.DataFrame:
-    """Planned sends of a range with their recipient counts and audience text (for ICS and CSV)."""
-    sends = planned_sends(store, start, end)
-    if sends.empty:
-        return sends.assign(recipients=pd.Series(dtype="Int64"), segment_text=pd.Series(dtype=str))
-    # counts depend on earlier sends (frequency window): count from a week before the range
-    history = planned_sends(store, start - WINDOW, end)
-    report = send_counts(store, history)
-    out = with_counts(sends, report)
-    out["segment_text"] = [segment_text(s, c, store) for s, c in zip(out.segment, out.channel)]
-    if not report.model_ready:
-        out["recipients"] = pd.NA
-    return out
-
-
-def plan_table(sends: pd.DataFrame, store: Store | None = None) -> pd.DataFrame:
-    """Planned sends as a Japanese table (page and CSV export).
-
-    ``sends`` is :func:`planned_sends` output, optionally with the count columns of :func:`with_counts`.
-    """
-    def num(col: str) -> Iterable[Any]:
-        return sends[col] if col in sends.columns else [None] * len(sends)
-
-    labels = template_labels(store)
-
-    return pd.DataFrame({
-        "キャンペーン": sends.get("plan_name", pd.Series([""] * len(sends))),
-        "配信": sends.label,
-        "配信日時": [cal.format_datetime(t) for t in sends.send_at],
-        "推奨時間帯": ["○" if in_recommended_slot(t) else "時間帯外" for t in sends.send_at],
-        "チャネル": sends.channel.map(CHANNELS).fillna(sends.channel),
-        "テンプレート": [labels.get(t, t) for t in sends.template],
-        "対象": [segment_text(s, c, store) for s, c in zip(sends.segment, sends.channel)],
-        "クーポン": sends.coupon.fillna(""),
-        "対象者数": [None if v is None or pd.isna(v) else int(v) for v in num("audience")],
-        "頻度上限超え": [None if v is None or pd.isna(v) else int(v) for v in num("over_limit")],
-        "除外": [None if v is None or pd.isna(v) else int(v) for v in num("excluded")],
-        "配信数": [None if v is None or pd.isna(v) else int(v) for v in num("recipients")],
-    })
-
-
-# --------------------------------------------------------------------------
-# The page's editable table of sends
-# --------------------------------------------------------------------------
-
-EDITOR_COLUMNS = ("配信", "日付", "時刻", "チャネル", "テンプレート", "クーポン", "phase", "send_id", "exclude_conflicts")
-"""The page's editable send table; the last three columns are kept hidden and carried through."""
-
-
-def to_editor(sends: pd.DataFrame) -> pd.DataFrame:
-    """Sends (``label, send_at, channel, template, coupon, phase`` and, when stored, ``send_id,
-    exclude_conflicts``) as the page's editable table (:data:`EDITOR_COLUMNS`; ``日付`` a date,
-    ``時刻`` a time, ``チャネル`` the Japanese label)."""
-    if sends.empty:
-        return pd.DataFrame({c: pd.Series(dtype=object) for c in EDITOR_COLUMNS})
-    at = pd.to_datetime(sends.send_at)
-    n = len(sends)
-    return pd.DataFrame({
-        "配信": sends.label.astype(str).to_numpy(),
-        "日付": [t.date() for t in at],
-        "時刻": [t.time() for t in at],
-        "チャネル": sends.channel.map(CHANNELS).to_numpy(),
-        "テンプレート": sends.template.astype(str).to_numpy(),
-        "クーポン": sends.coupon.fillna("").astype(str).to_numpy(),
-        "phase": sends.phase.astype(str).to_numpy(),
-        "send_id": sends.send_id.astype(str).to_numpy() if "send_id" in sends else [None] * n,
-        "exclude_conflicts": sends.exclude_conflicts.astype(bool).to_numpy() if "exclude_conflicts" in sends else [False] * n,
-    }, columns=list(EDITOR_COLUMNS))
-
-
-def _blank(value: Any) -> bool:
-    return value is None or (not isinstance(value, str) and pd.isna(value)) or value == ""
-
-
-def from_editor(table: pd.DataFrame, segment: Any = None) -> pd.DataFrame:
-    """The page's edited table back as sends (``phase, label, send_at, channel, template, coupon,
-    segment, send_id, exclude_conflicts``).
-
-    Rows without a date are dropped; a row without a time gets 12:00.  Raises
-    an :class:`InputError` for an unknown channel.
-    """
-    by_label = {v: k for k, v in CHANNELS.items()}
-    rows = []
-    for r in table.to_dict(orient="records"):
-        day = r.get("日付")
-        if _blank(day):
-            continue
-        day = pd.Timestamp(day).date()
-        t = r.get("時刻")
-        if _blank(t):
-            t = dt.time(12, 0)
-        elif isinstance(t, str):
-            t = dt.time.fromisoformat(t)
-        channel = by_label.get(str(r.get("チャネル") or ""), str(r.get("チャネル") or ""))
-        phase = r.get("phase")
-        phase = str(phase) if isinstance(phase, str) and phase in PHASE_LABELS else "custom"
-        rows.append({"phase": phase, "label": str(r.get("配信") or PHASE_LABELS[phase]), "send_at": dt.datetime.combine(day, t),
-                     "channel": check_channel(channel), "template": str(r.get("テンプレート") or ""),
-                     "coupon": str(r.get("クーポン") or ""), "segment": segment_json(segment),
-                     "send_id": None if _blank(r.get("send_id")) else str(r["send_id"]),
-                     "exclude_conflicts": False if _blank(r.get("exclude_conflicts")) else bool(r["exclude_conflicts"])})
-    return pd.DataFrame(rows, columns=["phase", "label", "send_at", "channel", "template", "coupon", "segment", "send_id",
-                                       "exclude_conflicts"])
-
-
-def send_warnings(sends: pd.DataFrame, now: dt.datetime | None = None) -> list[str]:
-    """Japanese notes for sends outside the recommended slots or in the past."""
-    out = []
-    for s in sends.itertuples(index=False):
-        when = pd.Timestamp(s.send_at).to_pydatetime()
-        if now is not None and when < now:
-            out.append(f"「{s.label}」（{cal.format_datetime(when)}）は過去の日時です。")
-        elif not in_recommended_slot(when):
-            slots = "、".join(f"{a:%H:%M}〜{b:%H:%M}" for a, b in slots_for(when.date()))
-            out.append(f"「{s.label}」（{cal.format_datetime(when)}）は推奨の時間帯（{slots}）の外です。")
-    return out
-
-
-def segment_choices(store: Store | None = None) -> list[tuple[str, str | None]]:
-    """Audiences the page offers: everyone reachable, the saved segments, then the segment builder's presets.
-
-    Returns ``(label, segment JSON or None)`` pairs.
-    """
-    from crm_core.audience import library as segment_library
-    from crm_core.audience import segments
-
-    out: list[tuple[str, str | None]] = [("全員（チャネルで届くお客様すべて）", None)]
-    if store is not None:
-        for seg in segment_library.list_segments(store):
-            out.append((f"保存済み: {seg['name']}", segment_json(saved_segment(seg["segment_id"], seg["name"]))))
-    for p in segments.PRESETS:
-        out.append((f"プリセット: {p.name}", segment_json(named_segment(p.name, p.rule))))
-    return out

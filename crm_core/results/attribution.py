@@ -109,7 +109,6 @@ def attributed_orders(store: Store, campaign_id: int | None = None) -> pd.DataFr
         ``campaign_id, source, order_id, customer_id, ordered_at, revenue,
         discount, coupon_code, coupon_redeemed, variant, holdout``.
     """
-    C.ensure_tables(store)
     if campaign_id is None:
         return store.df(_ATTRIBUTED_SQL + " ORDER BY campaign_id, ordered_at")
     return store.df("SELECT * FROM (" + _ATTRIBUTED_SQL + ") WHERE campaign_id = ? ORDER BY ordered_at", [int(campaign_id)])  # noqa: S608 - constant SQL
@@ -124,7 +123,6 @@ def recipient_table(store: Store, campaign_id: int) -> pd.DataFrame:
         ``customer_id, variant, holdout, has_result, delivered, opened,
         clicked, orders, revenue, coupon_orders, discount``.
     """
-    C.ensure_tables(store)
     return store.df(
         "WITH att AS (SELECT * FROM (" + _ATTRIBUTED_SQL + ") WHERE campaign_id = $cid) "  # noqa: S608 - constant SQL
         """SELECT r.customer_id, r.variant, r.holdout, e.customer_id IS NOT NULL AS has_result,
@@ -150,7 +148,6 @@ def pre_period_revenue(store: Store, campaign_id: int, days: int = PRE_DAYS) -> 
     DataFrame
         ``customer_id, pre_revenue`` (0 without orders), one row per recipient.
     """
-    C.ensure_tables(store)
     return store.df(
         """SELECT r.customer_id, coalesce(sum(CAST(o.total_amount AS DOUBLE)), 0) AS pre_revenue
            FROM campaign_recipients r JOIN campaigns c ON c.campaign_id = r.campaign_id

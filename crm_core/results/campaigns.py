@@ -1,6 +1,6 @@
 """Campaign records: recipients frozen at send, holdout and A/B assignment, result imports.
 
-Tables (created by :func:`ensure_tables` before any use):
+Tables (created by a migration in :mod:`crm_core.db`):
 
 ``campaigns``
     ``campaign_id`` (integer), ``name``, ``channel`` ('line' | 'email' |
@@ -69,25 +69,6 @@ RESULT_FIELDS = {
 ID_FIELDS = ("customer_id", "email", "line_user_id")
 _TRUE = {"1", "yes", "true", "y", "t", "はい", "○", "◯", "済", "成功", "delivered", "opened", "clicked", "open", "click"}
 
-
-def ensure_tables(store: Store) -> None:
-    """Create the campaign tables when missing."""
-    store.execute(
-        """CREATE TABLE IF NOT EXISTS campaigns (
-            campaign_id INTEGER PRIMARY KEY, name VARCHAR, channel VARCHAR, rule JSON, template VARCHAR,
-            coupon_code VARCHAR, sent_at TIMESTAMP, attribution_days INTEGER, holdout_share DOUBLE,
-            variants JSON, line_plan VARCHAR, cost_per_message DOUBLE, fixed_cost DOUBLE,
-            marked_only BOOLEAN, created_at TIMESTAMP)"""
-    )
-    store.execute(
-        """CREATE TABLE IF NOT EXISTS campaign_recipients (
-            campaign_id INTEGER, customer_id VARCHAR, variant VARCHAR, holdout BOOLEAN)"""
-    )
-    store.execute(
-        """CREATE TABLE IF NOT EXISTS campaign_events (
-            campaign_id INTEGER, customer_id VARCHAR, delivered BOOLEAN, opened BOOLEAN, clicked BOOLEAN,
-            file_name VARCHAR, imported_at TIMESTAMP)"""
-    )
 
 
 # -- assignment ---------------------------------------------------------------------------
@@ -332,7 +313,6 @@ def freeze_campaign(
         Bad inputs, no recipients (saying which filter removed everyone), or
         a campaign id that already exists.
     """
-    ensure_tables(store)
     names = _check(name, channel, holdout_share, attribution_days, variants)
     sent = parse_datetime(sent_at)
     if customer_ids is None:
@@ -383,7 +363,6 @@ def freeze_campaign(
 # -- reading ----------------------------------------------------------------------------
 def get_campaign(store: Store, campaign_id: int) -> dict[str, Any]:
     """One campaign as a dict (``variants`` and ``rule`` decoded)."""
-    ensure_tables(store)
     df = store.df("SELECT * FROM campaigns WHERE campaign_id = ?", [int(campaign_id)])
     if df.empty:
         raise InputError(f"施策番号 {campaign_id} は見つかりません。", "unknown campaign")
@@ -396,7 +375,6 @@ def get_campaign(store: Store, campaign_id: int) -> dict[str, Any]:
 
 def list_campaigns(store: Store) -> pd.DataFrame:
     """All campaigns, newest send first, with recipient and holdout counts."""
-    ensure_tables(store)
     return store.df(
         """SELECT c.campaign_id, c.name, c.channel, c.sent_at, c.attribution_days, c.holdout_share, c.coupon_code,
                   c.variants, c.marked_only,
@@ -408,7 +386,6 @@ def list_campaigns(store: Store) -> pd.DataFrame:
 
 def recipients(store: Store, campaign_id: int) -> pd.DataFrame:
     """Frozen recipients: ``customer_id, variant, holdout``."""
-    ensure_tables(store)
     return store.df(
         "SELECT customer_id, variant, holdout FROM campaign_recipients WHERE campaign_id = ? ORDER BY customer_id",
         [int(campaign_id)],
@@ -479,7 +456,6 @@ def detectable_effect(store: Store, customer_ids: Sequence[str], holdout_share: 
 
 def delete_campaign(store: Store, campaign_id: int) -> None:
     """Remove a campaign with its recipients and results."""
-    ensure_tables(store)
     with store.transaction() as cur:
         for table in ("campaign_events", "campaign_recipients", "campaigns"):
             cur.execute("DELETE FROM " + table + " WHERE campaign_id = ?", [int(campaign_id)])  # noqa: S608 - fixed names
@@ -598,7 +574,6 @@ def import_results(store: Store, campaign_id: int, data: bytes | str | Path | pd
         ``rows`` read, ``matched`` recipients stored, ``unmatched`` rows
         (ids that are not recipients of this campaign).
     """
-    ensure_tables(store)
     get_campaign(store, campaign_id)
     used = {col: f for col, f in mapping.items() if f}
     bad = [f for f in used.values() if f not in RESULT_FIELDS]

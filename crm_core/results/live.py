@@ -174,7 +174,6 @@ def funnel_table(counts: dict[str, int]) -> list[dict[str, Any]]:
 
 # -- create ---------------------------------------------------------------------------------
 def _next_id(store: Store, ops: sqlite3.Connection) -> int:
-    C.ensure_tables(store)
     a = int(store.scalar("SELECT coalesce(max(campaign_id), 0) FROM campaigns") or 0)
     b = int(ops.execute("SELECT coalesce(max(campaign_id), 0) FROM send_campaigns").fetchone()[0] or 0)
     return max(a, b) + 1

@@ -160,7 +160,6 @@ def load_sample_campaigns(store: Store, seed: int = 7, rebuild: bool = True) -> 
     ``[]``) when campaigns already exist or the store has no orders.
     Deterministic for a given shop and ``seed``.
     """
-    C.ensure_tables(store)
     if store.is_empty() or store.scalar("SELECT count(*) FROM campaigns"):
         return []
     ids: list[int] = []

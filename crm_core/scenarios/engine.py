@@ -295,9 +295,6 @@ def _campaign_for(store: Store, ops: sqlite3.Connection, s: D.Scenario, step: in
                       [s.name, step, day.isoformat(), channel]).fetchone()
     if row is not None:
         return int(row[0])
-    from crm_core.results import campaigns as C
-
-    C.ensure_tables(store)
     duck = int(store.scalar("SELECT coalesce(max(campaign_id), 0) FROM campaigns") or 0)
     ops_max = int(ops.execute("SELECT coalesce(max(campaign_id), 0) FROM send_campaigns").fetchone()[0] or 0)
     campaign_id = max(duck, ops_max, 10_000_000) + 1

@@ -11,12 +11,10 @@ from crm_core import clock, pipeline
 from crm_core.events import calendar as cal
 from crm_core.events import rakuten as sale_events
 from crm_core.planning import calendar_views as views
-from crm_core.planning import costs, planner
+from crm_core.planning import costs, frequency, plan_editor, planner
 from pages import ui
 
 store = ui.store()
-ui.run(cal.ensure_tables, store)
-ui.run(planner.ensure_tables, store)
 now = clock.now().replace(second=0, microsecond=0)
 today = now.date()
 
@@ -43,10 +41,10 @@ show_points = c3.toggle("ポイントデー（ワンダフルデー・5と0の�
 
 events = ui.run(cal.list_events, store, start, end)
 hol = cal.holidays(start, end)
-limit = planner.max_per_week(store)
+limit = frequency.max_per_week(store)
 history = ui.run(planner.planned_sends, store, start - planner.WINDOW, end)
-report = ui.run(planner.send_counts, store, history, limit)
-counted = planner.with_counts(history, report)
+report = ui.run(frequency.send_counts, store, history, limit)
+counted = frequency.with_counts(history, report)
 sends = counted[counted.send_at >= pd.Timestamp(start)].reset_index(drop=True)
 shown_events = events if show_points else events[~events.kind.isin(cal.POINT_KINDS)]
 
@@ -224,7 +222,7 @@ with tab_plan:
                                 key="cal_plan_event")
         channel = p2.radio("配信チャネル", list(planner.CHANNELS), format_func=planner.CHANNEL_NAMES.get, horizontal=True,
                            key="cal_plan_channel")
-        seg_options = ui.run(planner.segment_choices, store)
+        seg_options = ui.run(plan_editor.segment_choices, store)
         p3, p4 = st.columns([3, 2])
         seg_label = p3.selectbox("配信対象（セグメント）", [label for label, _ in seg_options], key="cal_plan_segment",
                                  help="「セグメント」ページで保存したセグメントと、そのプリセットから選べます。保存済みセグメントは、"
@@ -237,7 +235,7 @@ with tab_plan:
         if st.session_state.get("cal_proposal_sig") != signature:
             proposal = ui.run(planner.propose_phases, event, channel, segment, coupon, store, now)
             st.session_state["cal_proposal_sig"] = signature
-            st.session_state["cal_proposal"] = planner.to_editor(proposal)
+            st.session_state["cal_proposal"] = plan_editor.to_editor(proposal)
             st.session_state["cal_proposal_rev"] = st.session_state.get("cal_proposal_rev", 0) + 1
         st.markdown("**提案された配信**（日時・テンプレート・クーポンは自由に変更できます。行の追加・削除もできます）")
         edited = st.data_editor(
@@ -246,8 +244,8 @@ with tab_plan:
             column_config=editor_config(store),
             key=f"cal_proposal_editor_{st.session_state['cal_proposal_rev']}",
         )
-        draft = ui.run(planner.from_editor, edited, segment)
-        for w in planner.send_warnings(draft, now):
+        draft = ui.run(plan_editor.from_editor, edited, segment)
+        for w in plan_editor.send_warnings(draft, now):
             st.warning(w, icon="⏰")
         st.caption("推奨の時間帯: 平日 12:00〜13:00・18:00〜19:00、土日祝 14:00〜16:00。")
         plan_name = st.text_input("キャンペーン名", value=f"{event['name']}（{planner.CHANNELS[channel]}）",
@@ -276,14 +274,14 @@ with tab_plan:
             st.warning(f"対象者を数えられない配信があります（0通として計算しています）: {problem}", icon="⚠️")
         if not report.model_ready:
             st.info("顧客データ（顧客モデル）がまだないため、対象者数は0と表示されます。注文CSVを取り込むと計算されます。", icon="ℹ️")
-        st.dataframe(planner.plan_table(sends, store), hide_index=True, width="stretch")
+        st.dataframe(frequency.plan_table(sends, store), hide_index=True, width="stretch")
         plans = ui.run(planner.list_plans, store)
         plans = plans[plans.plan_id.isin(set(sends.plan_id))]
         picked = st.selectbox("編集する計画", list(plans.plan_id), format_func=dict(zip(plans.plan_id, plans.name)).get,
                               key="cal_plan_pick")
         plan = plans[plans.plan_id == picked].iloc[0]
         st.caption(f"対象: {planner.segment_text(plan.segment, plan.channel, store)}")
-        stored = planner.to_editor(ui.run(planner.planned_sends, store, plan_id=picked))
+        stored = plan_editor.to_editor(ui.run(planner.planned_sends, store, plan_id=picked))
         changed = st.data_editor(
             stored, hide_index=True, width="stretch", num_rows="dynamic",
             column_order=["配信", "日付", "時刻", "チャネル", "テンプレート", "クーポン"],
@@ -292,7 +290,7 @@ with tab_plan:
         )
         s1, s2 = st.columns(2)
         if s1.button("この計画の変更を保存", key="cal_plan_update"):
-            ui.run(planner.save_plan, store, plan["name"], ui.run(planner.from_editor, changed, plan.segment),
+            ui.run(planner.save_plan, store, plan["name"], ui.run(plan_editor.from_editor, changed, plan.segment),
                    event_id=plan.event_id, channel=plan.channel, segment=plan.segment, coupon=plan.coupon,
                    note=plan.note or "", plan_id=picked)
             st.session_state["cal_flash"] = f"キャンペーン「{plan['name']}」の変更を保存しました。"
@@ -345,7 +343,7 @@ with tab_freq:
     n = st.number_input("1人のお客様に7日間で送ってよい上限（通）", 1, 50, limit, 1, key="cal_limit",
                         help="すべてのチャネルの配信予定を合わせて数えます。")
     if int(n) != limit:
-        ui.run(planner.set_max_per_week, store, int(n))
+        ui.run(frequency.set_max_per_week, store, int(n))
         st.rerun()
     if sends.empty:
         ui.empty_state("この期間に配信予定がありません。")
@@ -392,7 +390,7 @@ with tab_export:
                        file_name=f"販促カレンダー_{start:%Y%m}-{end:%Y%m}.ics", mime="text/calendar", key="cal_ics_download",
                        help="Googleカレンダーや Outlook に読み込めます（時刻は日本時間）。")
     e1, e2 = st.columns(2)
-    e1.download_button("配信計画（CSV）をダウンロード", ui.csv_bytes(planner.plan_table(sends, store)),
+    e1.download_button("配信計画（CSV）をダウンロード", ui.csv_bytes(frequency.plan_table(sends, store)),
                        file_name=f"配信計画_{start:%Y%m}-{end:%Y%m}.csv", mime="text/csv", key="cal_plan_csv",
                        disabled=sends.empty)
     e2.download_button("イベント一覧（CSV）をダウンロード", ui.csv_bytes(views.events_table(ics_events)),

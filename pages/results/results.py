@@ -14,6 +14,7 @@ import streamlit as st
 
 from crm_core import clock
 from crm_core.audience import library as L
+from crm_core.audience import references
 from crm_core.audience import segments as S
 from crm_core.results import attribution as R
 from crm_core.results import campaigns as C
@@ -27,7 +28,6 @@ st.caption("LINE・メール・R-Mailの施策ごとに、送ったお客様と�
 st.caption(f"ℹ️ 送信から決めた日数（標準7日）以内の、キャンセルを除く注文を施策の成果として数えます。{R.LAST_TOUCH_NOTE}。")
 
 store = ui.require_data()
-ui.run(C.ensure_tables, store)
 
 
 def _version() -> tuple:
@@ -364,12 +364,8 @@ else:
 
 # -- freeze a new campaign -----------------------------------------------------------------------
 def _rule(source: str) -> dict:
-    """The segment rule of a source choice (saved segment, preset or everyone)."""
-    if source.startswith("saved:"):
-        return ui.run(L.get_segment, store, int(source.split(":", 1)[1]))["rule"]
-    if source.startswith("preset:"):
-        return ui.run(S.preset_rule, source.split(":", 1)[1])
-    return {"all": []}
+    """The segment rule of a source choice (one resolver; a deleted segment is a Japanese error)."""
+    return ui.run(references.resolve, store, source) or {"all": []}
 
 
 @st.cache_data(ttl=600, max_entries=32, show_spinner="対象のお客様といつもの購入率を調べています…")

@@ -1,0 +1,81 @@
+"""Picking customers for the message preview and for unique coupon codes: basic filters, presets, saved segments."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from crm_core.db import Store
+from crm_core.errors import InputError
+
+# -- picking customers for the preview ---------------------------------------------------
+# The one place the message page couples to segments (issue 4, crm_core.audience.segments):
+# a choice is "all", a few channel filters, "preset:<key>" or "saved:<segment_id>".
+_BASIC_RULES: dict[str, tuple[str, dict[str, Any]]] = {
+    "all": ("すべてのお客様", {"all": []}),
+    "line": ("LINE連携ありのお客様", {"all": [{"field": "has_line", "op": "is_true"}]}),
+    "email": ("メール配信に同意したお客様", {"all": [{"field": "email_opt_in", "op": "is_true"}]}),
+}
+PREVIEW_FILTERS: dict[str, str] = {k: v[0] for k, v in _BASIC_RULES.items()}
+"""Choices that exist without any saved segment (see :func:`segment_choices` for all)."""
+
+
+def segment_choices(store: Store | None) -> dict[str, str]:
+    """Segments to preview or target: basic filters, the segment presets and saved segments, with Japanese names."""
+    from crm_core.audience import library as segment_library
+    from crm_core.audience import segments
+
+    out = dict(PREVIEW_FILTERS)
+    out.update({f"preset:{p.key}": p.name for p in segments.PRESETS})
+    if store is not None:
+        out.update({f"saved:{s['segment_id']}": f"保存済み: {s['name']}" for s in segment_library.list_segments(store)})
+    return out
+
+
+def segment_rule(store: Store, choice: str) -> dict[str, Any]:
+    """The segment rule (JSON) of a choice from :func:`segment_choices`.
+
+    Presets and saved segments resolve through :func:`crm_core.audience.references.resolve`
+    (a deleted saved segment is a Japanese :class:`InputError`, never "everyone").
+    """
+    from crm_core.audience import references
+
+    if choice in _BASIC_RULES:
+        return _BASIC_RULES[choice][1]
+    kind = (choice or "").partition(":")[0]
+    if kind not in ("preset", "saved"):
+        raise InputError("プレビューするお客様（セグメント）を選び直してください。", f"unknown segment choice {choice!r}")
+    return references.resolve(store, choice)
+
+
+def preview_customers(store: Store, segment: str = "all", limit: int = 50) -> list[dict[str, Any]]:
+    """Customers of a segment to step through in the preview: ``customer_id, customer_key, name, rank, orders``.
+
+    Uses :func:`crm_core.audience.segments.sample` (highest lifetime revenue first);
+    ``customer_key`` is the shop's own customer number (None when the export had
+    none); an empty list when there is no customer model yet.
+    """
+    from crm_core.audience import segments
+
+    rule = segment_rule(store, segment)
+    if not store.has_table("customer_model"):
+        return []
+    df = segments.sample(store, rule, limit=limit, columns=("customer_id", "name", "rank", "orders"))
+    keys = dict(store.fetchall(
+        "SELECT customer_id, customer_key FROM customers WHERE customer_key IS NOT NULL AND customer_id IN (SELECT unnest(?))",
+        [list(df["customer_id"])],
+    )) if len(df) else {}
+    return [
+        {**{k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}, "customer_key": keys.get(row["customer_id"])}
+        for row in df.astype(object).to_dict("records")
+    ]
+
+
+def segment_customer_ids(store: Store, segment: str = "all") -> list[str]:
+    """Every customer id of a segment (for issuing unique coupon codes)."""
+    from crm_core.audience import segments
+
+    rule = segment_rule(store, segment)
+    if not store.has_table("customer_model"):
+        return []
+    df = segments.sample(store, rule, limit=10**9, columns=("customer_id",))
+    return sorted(str(c) for c in df["customer_id"])
