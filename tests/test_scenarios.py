@@ -298,6 +298,19 @@ def test_thanks_and_f2_reach_the_line_stand_in_and_the_smtp_sink(shop):
         assert all(m["List-Unsubscribe"] for m in smtp.messages)
     occ = _occurrences(ops)
     assert set(occ[occ.state == "queued"].scenario) == {"thanks", "f2"}
+    # F2: one unique coupon code per customer who got the step, and the code is in the message they got
+    coupon_id = D.get(ops, "f2").steps[0].coupon["coupon_id"]
+    codes = dict(store.fetchall("SELECT customer_id, code FROM coupon_codes WHERE coupon_id = ?", [coupon_id]))
+    f2 = occ[(occ.scenario == "f2") & (occ.state == "queued")]
+    assert set(codes) == set(f2.customer_id) and len(set(codes.values())) == len(codes)
+    import json as _json
+
+    from crm_core.messaging import ledger as L
+
+    for r in f2.itertuples():
+        row = ops.execute("SELECT content_id FROM send_ledger WHERE campaign_id = ? AND customer_id = ?",
+                          [r.campaign_id, r.customer_id]).fetchone()
+        assert codes[r.customer_id] in _json.dumps(L.load_content(ops, row[0]), ensure_ascii=False)
     # results: sent count from the ledger, conversion over the 14 days after the send slot (checked by hand here)
     res = report.results(store, ops, "thanks")["steps"][0]
     thanks = occ[(occ.scenario == "thanks") & (occ.state == "queued")]
