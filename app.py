@@ -96,7 +96,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # (skipping the password gate and the sidebar), so none are placed there.
 MENU: dict[str, list[tuple[str, str, str]]] = {
     "": [("pages/start/home.py", "ホーム", "🏠")],
-    "データ": [("pages/data/import_data.py", "データ取込", "📥")],
+    "データ": [
+        ("pages/data/import_data.py", "データ取込", "📥"),
+        ("pages/jobs/history.py", "ジョブ履歴", "🗂️"),
+    ],
     "分析": [("pages/analysis/analytics.py", "顧客分析", "📊")],
     "施策": [
         ("pages/audience/segments.py", "セグメント", "🎯"),
@@ -126,25 +129,33 @@ def build_pages() -> dict[str, list[st.Page]]:
     return pages
 
 
-def sidebar() -> None:
+def sidebar(holder) -> None:
+    """The shop's counts in the sidebar (the same definitions as the home page: non-cancelled orders)."""
     store = ui.store()
-    with st.sidebar:
-        if store.read_only:
+    with holder.container():
+        if store.read_only and not store.path.endswith(".snapshot"):  # a snapshot during an import says so itself
             st.warning("データベースファイルが読み取り専用のため、閲覧だけできます。取り込みや設定の変更は保存されません。", icon="🔒")
         if store.is_empty():
             st.caption("データ未登録")
             return
-        # the same definitions as the home page: non-cancelled orders only
         customers, orders, last = overview.sidebar_counts(store)
-        st.caption(f"顧客 {customers:,}人 ・ 注文 {orders:,}件")
+        st.caption(f"顧客 {ui.count(customers, '人')} ・ 注文 {ui.count(orders, '件')}")
         st.caption(f"最終注文日 {ui.jdate(last)}")
         if store.get_setting("sample_loaded", False):
             st.caption("🧪 架空のサンプルショップを表示中（あなたのデータとは別のファイルです）")
 
 
-sign_in_gate()
-page = st.navigation(build_pages())
-ensure_sample()
-finish_pending_refresh()
-sidebar()
-page.run()
+# The store is opened for this run only (see pages/ui.store): other processes
+# (command-line imports, the worker) take their turns between runs.
+with ui.store_session():
+    sign_in_gate()
+    page = st.navigation(build_pages())
+    ensure_sample()
+    finish_pending_refresh()
+    # The sidebar's counts are drawn before the page and drawn again after it, so an import or a deletion
+    # made on this run shows at once (a page that stops early with st.stop keeps the first drawing).
+    holder = st.sidebar.empty()
+    sidebar(holder)
+    ui.page_chrome(st.sidebar)
+    page.run()
+    sidebar(holder)

@@ -19,10 +19,12 @@ from typing import Any
 
 import pandas as pd
 
-from crm_core.db import Store, default_db_path
+from crm_core.db import EXIT_BUSY, WAIT_MESSAGE, Store, StoreBusy, default_db_path, store_is_busy
 from crm_core.errors import InputError
 
 DB_HELP = "DuckDB file (default: $CRM_DB or data/crm.duckdb)"
+WAIT_HELP = (f"seconds to wait while another process writes to the store (default: $CRM_WAIT or 600); "
+             f"exit status {EXIT_BUSY} when the wait runs out")
 
 
 def _clean(obj: Any) -> Any:
@@ -41,9 +43,24 @@ def _print(obj: object) -> None:
     sys.stdout.write(json.dumps(_clean(obj), ensure_ascii=False, default=str, allow_nan=False) + "\n")
 
 
-def _store(args: argparse.Namespace) -> Store:
-    """The store named by ``--db``, else ``$CRM_DB`` or ``data/crm.duckdb``."""
-    return Store(getattr(args, "db", None) or default_db_path())
+_opened: list[Store] = []
+
+
+def _say_waiting() -> None:
+    sys.stderr.write(WAIT_MESSAGE + "\n")
+    sys.stderr.flush()
+
+
+def _store(args: argparse.Namespace, snapshot: bool = False) -> Store:
+    """The store named by ``--db``, else ``$CRM_DB`` or ``data/crm.duckdb``.
+
+    Opened lazily (at its first query) and closed when the command ends; when
+    another process is writing, the command says so and waits up to ``--wait``.
+    """
+    store = Store(getattr(args, "db", None) or default_db_path(), wait=getattr(args, "wait", None),
+                  on_wait=_say_waiting, lazy=True, snapshot=snapshot)
+    _opened.append(store)
+    return store
 
 
 def _reading_store(args: argparse.Namespace) -> Store:
@@ -52,7 +69,9 @@ def _reading_store(args: argparse.Namespace) -> Store:
     Works on a read-only file and next to other readers; nothing is migrated or written.
     """
     path = Path(getattr(args, "db", None) or default_db_path())
-    return Store(path, read_only=True if path.exists() else None)
+    store = Store(path, read_only=True if path.exists() else None, wait=getattr(args, "wait", None), on_wait=_say_waiting)
+    _opened.append(store)
+    return store
 
 
 class _Progress:
@@ -80,6 +99,8 @@ def _finish_pending(args: argparse.Namespace) -> None:
         return
     from crm_core import pipeline
 
+    if store_is_busy(path):
+        return  # a writer is at work; a refresh left by a killed process waits for the next command
     probe = Store(path, read_only=True)
     try:
         due = pipeline.refresh_due(probe)
@@ -87,7 +108,7 @@ def _finish_pending(args: argparse.Namespace) -> None:
         probe.close()
     if not due:
         return
-    store = Store(path)
+    store = Store(path, wait=getattr(args, "wait", None), on_wait=_say_waiting)
     try:
         if pipeline.refresh_due(store):
             sys.stderr.write("前回中断された取り込みの仕上げ（顧客分析の更新）を行っています…\n")
@@ -99,6 +120,7 @@ def _finish_pending(args: argparse.Namespace) -> None:
 
 def _with_db(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--db", default=argparse.SUPPRESS, help=DB_HELP)
+    p.add_argument("--wait", type=float, default=argparse.SUPPRESS, metavar="SECONDS", help=WAIT_HELP)
     return p
 
 
@@ -106,7 +128,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     from crm_core.ingest.mappings import load_mapping, parse_map_args
     from crm_core.pipeline import import_files
 
-    store = _store(args)
+    store = _store(args, snapshot=True)  # a long write: the console reads the snapshot meanwhile
     mapping = parse_map_args(args.map or [])
     kind = args.kind
     if args.mapping_name:
@@ -221,7 +243,7 @@ def cmd_templates(args: argparse.Namespace) -> int:
     from crm_core.messaging.templates import list_templates, template_names
 
     path = getattr(args, "db", None)
-    store = Store(path) if path else (Store(default_db_path()) if default_db_path().exists() else None)
+    store = _store(args) if path or default_db_path().exists() else None
     names = template_names(list_templates(store))
     if args.json:
         _print(names)
@@ -791,9 +813,62 @@ def add_subscription_commands(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_subscription_retention)
 
 
+# -- the processes around the console (issue 13) -----------------------------------------------------
+def _db_path(args: argparse.Namespace) -> str:
+    return str(getattr(args, "db", None) or default_db_path())
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """``worker``: run the background jobs (inbox imports, scheduled work) until Ctrl-C."""
+    from crm_core.service import worker
+
+    return worker.main(_db_path(args), inbox=args.inbox, poll=args.poll, once=args.once, wait=args.wait)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """``serve``: the endpoint service (health, LINE webhook, one-click unsubscribe)."""
+    from crm_core.service import app
+
+    return app.main(_db_path(args), host=args.host, port=args.port)
+
+
+def cmd_run_all(args: argparse.Namespace) -> int:
+    """``run-all``: console, worker and endpoint service together; restarts a crashed one."""
+    from crm_core.service import supervisor
+
+    return supervisor.run_all(getattr(args, "db", None), args.console_args)
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    """``backup``: a consistent copy of the store and its operations file, while everything runs."""
+    from crm_core.deploy import backup
+
+    _print(backup(_db_path(args), args.out, wait=args.wait))
+    return 0
+
+
+def add_service_commands(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``worker``, ``serve``, ``run-all`` and ``backup``."""
+    p = _with_db(subparsers.add_parser("backup", help="copy the store and its operations file (safe while running)"))
+    p.add_argument("--out", required=True, type=Path, help="folder for the copies")
+    p.set_defaults(func=cmd_backup)
+    p = _with_db(subparsers.add_parser("worker", help="run background jobs: inbox imports and scheduled work"))
+    p.add_argument("--inbox", type=Path, help="folder watched for files to import (default: $CRM_INBOX or data/inbox)")
+    p.add_argument("--poll", type=float, default=2.0, metavar="SECONDS", help="how often to look for work (default 2)")
+    p.add_argument("--once", action="store_true", help="run what is due now, then exit (for cron)")
+    p.set_defaults(func=cmd_worker)
+    p = _with_db(subparsers.add_parser("serve", help="the endpoint service: /healthz, LINE webhook, one-click unsubscribe"))
+    p.add_argument("--host", help="bind address (default: $CRM_BIND or 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (default: $CRM_SERVICE_PORT or 8502)")
+    p.set_defaults(func=cmd_serve)
+    p = _with_db(subparsers.add_parser("run-all", help="console, worker and endpoint service together (what ./run.sh starts)"))
+    p.set_defaults(func=cmd_run_all, console_args=[])  # unknown options go to `streamlit run` (see main)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m crm_core", description="CRM marketing console — command line")
     parser.add_argument("--db", help=DB_HELP)
+    parser.add_argument("--wait", type=float, metavar="SECONDS", help=WAIT_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = _with_db(sub.add_parser("import", help="import order / customer / product CSV files"))
@@ -828,6 +903,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_campaign_commands(sub)
     add_subscription_commands(sub)
     add_scenario_commands(sub)
+    add_service_commands(sub)
     return parser
 
 
@@ -842,9 +918,15 @@ def run_command(args: argparse.Namespace) -> int:
     """
     if not hasattr(args, "db"):
         args.db = None
+    if not hasattr(args, "wait"):
+        args.wait = None
     try:
         _finish_pending(args)
         return args.func(args)
+    except StoreBusy as exc:
+        sys.stderr.write(f"エラー: {exc.message}\n")
+        _print({"errors": [exc.message]})
+        return EXIT_BUSY
     except InputError as exc:
         return _fail(exc)
     except Exception as exc:
@@ -854,6 +936,9 @@ def run_command(args: argparse.Namespace) -> int:
         if problem is None:
             raise
         return _fail(problem)
+    finally:
+        while _opened:
+            _opened.pop().close()
 
 
 def _fail(exc: InputError) -> int:
@@ -866,7 +951,13 @@ def _fail(exc: InputError) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_command(build_parser().parse_args(argv))
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if getattr(args, "command", None) != "run-all":
+            parser.error("unrecognized arguments: " + " ".join(extra))
+        args.console_args = list(args.console_args) + extra  # `streamlit run` options such as --server.port 8600
+    return run_command(args)
 
 
 if __name__ == "__main__":

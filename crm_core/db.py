@@ -6,6 +6,16 @@ Identifiers never come from user input directly: they pass an allowlist
 
 The store is an embedded DuckDB file: ``data/crm.duckdb`` by default,
 ``CRM_DB`` in the environment or ``--db`` on the command line to choose another.
+
+Many processes, one store: a DuckDB file opened for writing excludes every
+other process, so each process opens the store only for as long as one unit
+of work (a command, one page run of the console, one job of the worker) and
+writers take turns through a cross-process lock file beside the store
+(``crm.duckdb.lock``, an OS file lock: a killed process releases it).  A
+:class:`Store` holds that lock from opening to :meth:`Store.close`; stores of
+one process on the same file share it.  Opening waits for the lock up to
+``wait`` seconds (``$CRM_WAIT``, default 600) and then raises
+:class:`StoreBusy`.
 """
 
 from __future__ import annotations
@@ -13,13 +23,17 @@ from __future__ import annotations
 import os
 import re
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pandas as pd
+from filelock import FileLock, Timeout
+
+from crm_core.errors import InputError
 
 DEFAULT_DB = Path(__file__).resolve().parent.parent / "data" / "crm.duckdb"
 
@@ -31,6 +45,96 @@ def default_db_path() -> Path:
     """Where the store lives: ``$CRM_DB`` or ``data/crm.duckdb``."""
     env = os.environ.get("CRM_DB")
     return Path(env) if env else DEFAULT_DB
+
+
+WAIT_MESSAGE = "ほかの処理がデータベースを更新しています。終わり次第始めます…"
+EXIT_BUSY = 75  # sysexits EX_TEMPFAIL: try again later
+
+
+class StoreBusy(InputError):
+    """Another process kept the store for longer than this one was allowed to wait."""
+
+    def __init__(self, waited: float) -> None:
+        super().__init__(
+            f"ほかの処理がデータベースを更新中のため、{waited:g}秒待っても始められませんでした。"
+            "しばらくしてからもう一度実行してください。",
+            f"store busy after waiting {waited:g} s",
+        )
+        self.waited = waited
+
+
+def default_wait() -> float:
+    """How long opening the store waits for another writer: ``$CRM_WAIT`` seconds, default 600."""
+    try:
+        return float(os.environ.get("CRM_WAIT", "600"))
+    except ValueError:
+        return 600.0
+
+
+class _WriterLock:
+    """The cross-process writer lock of one store file, shared by the stores of this process.
+
+    The first :class:`Store` of the process takes the OS lock on ``<db>.lock``;
+    later ones (other threads, e.g. concurrent page runs) join it; the last
+    :meth:`release` gives it back.  ``filelock`` uses ``flock``: the kernel
+    releases it when the process dies, so a killed process blocks nobody.
+    """
+
+    def __init__(self, lock_path: str) -> None:
+        self.file = FileLock(lock_path, thread_local=False, is_singleton=False)
+        self.mutex = threading.Lock()
+        self.count = 0
+
+    def acquire(self, wait: float, on_wait: Callable[[], None] | None) -> bool:
+        """Take (or join) the lock; True when this call took the OS lock (no other store of this process held it)."""
+        with self.mutex:
+            fresh = self.count == 0
+            if fresh:
+                try:
+                    self.file.acquire(timeout=0)
+                except Timeout:
+                    if on_wait is not None:
+                        on_wait()
+                    try:
+                        self.file.acquire(timeout=max(wait, 0), poll_interval=0.05)
+                    except Timeout:
+                        raise StoreBusy(wait) from None
+            self.count += 1
+            return fresh
+
+    def release(self) -> None:
+        with self.mutex:
+            self.count -= 1
+            if self.count == 0:
+                self.file.release(force=True)
+
+
+_writer_locks: dict[str, _WriterLock] = {}
+_writer_locks_guard = threading.Lock()
+
+
+def _writer_lock(db_path: str) -> _WriterLock:
+    key = os.path.realpath(db_path)
+    with _writer_locks_guard:
+        lock = _writer_locks.get(key)
+        if lock is None:
+            lock = _writer_locks[key] = _WriterLock(key + ".lock")
+        return lock
+
+
+def store_is_busy(path: str | Path | None = None) -> bool:
+    """True when another process holds the store's writer lock right now (a quick probe)."""
+    db = str(path if path is not None else default_db_path())
+    lock = _writer_lock(db)
+    with lock.mutex:
+        if lock.count:
+            return False  # this process holds it
+        try:
+            lock.file.acquire(timeout=0)
+        except Timeout:
+            return True
+        lock.file.release(force=True)
+        return False
 
 
 def quote_ident(name: str, allowed: Sequence[str] | None = None) -> str:
@@ -381,12 +485,80 @@ def mark_refresh_due(cur: duckdb.DuckDBPyConnection) -> None:
     cur.execute("INSERT INTO settings VALUES (?, 'true')", [REFRESH_DUE])
 
 
-class Store:
-    """An open CRM store (a DuckDB database file).
+def snapshot_path(db_path: str | Path) -> Path:
+    """Where a long writer publishes the store as it was when it started (``crm.duckdb.snapshot``)."""
+    return Path(str(db_path) + ".snapshot")
 
-    Use one :class:`Store` per process; call :meth:`cursor` (or the helpers,
-    which do) from each thread.  Streamlit keeps one store per server through
-    ``st.cache_resource`` and every query gets its own cursor.
+
+def _remove_quietly(path: Path) -> None:
+    path.unlink(missing_ok=True)
+
+
+FOREIGN_HOLDER_WAIT = 5.0
+"""Seconds a writer retries when a program outside the console (a DuckDB shell, an old version) holds the file."""
+
+
+def _connect_retry(path: str, config: dict[str, str], wait: float, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """``duckdb.connect``, retrying while another process holds the file.
+
+    Every process of the console takes the writer lock first, so a writer
+    that still finds the file locked has met a program outside the console:
+    it retries for :data:`FOREIGN_HOLDER_WAIT` seconds and then says who
+    holds the file (:mod:`crm_core.failures`).  A reader (a read-only
+    command while an import writes) waits up to ``wait``.
+    """
+    limit = max(wait, 0) if read_only else min(max(wait, 0), FOREIGN_HOLDER_WAIT)
+    deadline = time.monotonic() + limit
+    pause = 0.05
+    while True:
+        try:
+            return duckdb.connect(path, read_only=read_only, config=config)
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower():
+                raise
+            if time.monotonic() >= deadline:
+                if read_only:
+                    raise StoreBusy(wait) from None
+                from crm_core.failures import translate
+
+                raise (translate(exc, path) or StoreBusy(wait)) from exc
+            time.sleep(pause)
+            pause = min(pause * 2, 1.0)
+
+
+def _migrate(con: duckdb.DuckDBPyConnection) -> None:
+    """Apply the migrations the file has not seen yet, each in its own transaction.
+
+    The parsing macros are not stored in the file: :func:`_define_macros`
+    defines them as temporary macros on every connection, so a read-only file
+    works as well and opening a store writes nothing when nothing changed.
+    """
+    con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER)")
+    row = con.execute("SELECT max(version) FROM schema_version").fetchone()
+    current = row[0] or 0
+    for number, script in enumerate(MIGRATIONS, start=1):
+        if number <= current:
+            continue
+        con.execute("BEGIN TRANSACTION")
+        try:
+            if callable(script):
+                script(con)
+            else:
+                con.execute(script)
+            con.execute("INSERT INTO schema_version VALUES (?)", [number])
+            con.execute("COMMIT")
+        except Exception:
+            rollback_quietly(con)
+            raise
+
+
+class Store:
+    """An open CRM store (a DuckDB database file), held for one unit of work.
+
+    Open a store for a command, a page run or a job and :meth:`close` it (or
+    use it as a context manager): while it is open, this process holds the
+    store's writer lock and the DuckDB file, and every other process waits.
+    Call :meth:`cursor` (or the helpers, which do) from each thread.
 
     Parameters
     ----------
@@ -399,32 +571,60 @@ class Store:
         writing, ``None`` (default) for reading and writing unless the file
         or its folder is read-only, in which case it is opened read-only.
 
+    wait : float, optional
+        Seconds to wait for another process's writer lock (default
+        :func:`default_wait`); :class:`StoreBusy` when it runs out.
+    on_wait : callable, optional
+        Called once, before waiting, when the store is busy (to say so).
+    lazy : bool
+        Open the file at the first query instead of now (so slow work that
+        does not need the store, such as decoding an upload, runs before this
+        process takes its turn).
+    snapshot : bool
+        For long writes (imports): once this store has its turn, publish a
+        checkpointed copy of the store as it is (:func:`snapshot_path`) that
+        the console reads, read-only, until this store closes.  Costs one
+        file copy (about 1 s per GB).
+
     Raises
     ------
     StorageError
-        When the file cannot be opened: locked by another process, missing
-        (read-only), no permission, a full disk (see :mod:`crm_core.failures`).
+        When the file cannot be opened: held by a program outside the console,
+        missing (read-only), no permission, a full disk (see :mod:`crm_core.failures`).
+    StoreBusy
+        When another process of the console kept its turn longer than ``wait``.
     """
 
-    def __init__(self, path: str | Path | None = None, read_only: bool | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path | None = None,
+        read_only: bool | None = None,
+        *,
+        wait: float | None = None,
+        on_wait: Callable[[], None] | None = None,
+        lazy: bool = False,
+        snapshot: bool = False,
+    ) -> None:
         self.path = str(path if path is not None else default_db_path())
-        # A bounded buffer pool keeps big imports within a laptop's memory
-        # (DuckDB spills to a temp folder beside the database file instead).
-        self._config = {"memory_limit": os.environ.get("CRM_DB_MEMORY_LIMIT", "1536MB")}
+        self.snapshot = snapshot and self.path != ":memory:"
         self.read_only = bool(read_only) and self.path != ":memory:"
+        self._published = False
         try:
             if read_only is None and self.path != ":memory:" and _looks_read_only(Path(self.path)):
                 self.read_only = True
             if self.path != ":memory:" and not self.read_only:
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            self._con = duckdb.connect(self.path, read_only=self.read_only, config=self._config)
-        except (duckdb.Error, OSError) as exc:
+        except OSError as exc:
             raise self._failure(exc) from exc
+        self.wait = default_wait() if wait is None else float(wait)
+        self.on_wait = on_wait
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._writer: _WriterLock | None = None
         self._lock = threading.Lock()
         self._local = threading.local()
-        if not self.read_only:
-            self._guard(self._migrate)
-        _define_macros(self._con)
+        self._generation = 0
+        if not lazy:
+            self._open()
 
     def _failure(self, exc: BaseException) -> BaseException:
         """The Japanese :class:`StorageError` for a machine failure, else ``exc`` itself."""
@@ -443,41 +643,88 @@ class Store:
             raise problem from exc
 
     # -- connection -------------------------------------------------------
+    def _open(self) -> duckdb.DuckDBPyConnection:
+        with self._lock:
+            if self._con is not None:
+                return self._con
+            writer = None
+            fresh = False
+            if self.path != ":memory:" and not self.read_only:
+                writer = _writer_lock(self.path)
+                fresh = writer.acquire(self.wait, self.on_wait)
+            try:
+                # A bounded buffer pool keeps big imports within a laptop's memory
+                # (DuckDB spills to a temp folder beside the database file instead).
+                config = {"memory_limit": os.environ.get("CRM_DB_MEMORY_LIMIT", "1536MB")}
+                try:
+                    con = _connect_retry(self.path, config, self.wait, read_only=self.read_only)
+                except (duckdb.Error, OSError) as exc:
+                    raise self._failure(exc) from exc
+                try:
+                    _define_macros(con)  # first: migrations may use them
+                    if not self.read_only:
+                        self._guard(_migrate, con)
+                    if self.snapshot and fresh:
+                        self._publish(con)
+                    elif fresh:
+                        _remove_quietly(snapshot_path(self.path))  # left by a writer that was killed
+                except BaseException:
+                    con.close()
+                    raise
+            except BaseException:
+                if writer is not None:
+                    writer.release()
+                raise
+            self._con, self._writer = con, writer
+            self._generation += 1
+            return con
+
+    def _publish(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Write the snapshot: checkpoint, copy to a temporary name, rename into place (atomic)."""
+        import shutil
+
+        con.execute("CHECKPOINT")
+        target = snapshot_path(self.path)
+        tmp = target.with_name(target.name + ".tmp")
+        shutil.copyfile(self.path, tmp)
+        os.replace(tmp, target)
+        self._published = True
+
+    @property
+    def is_open(self) -> bool:
+        """True while this store holds the file (and the writer lock)."""
+        return self._con is not None
+
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A cursor for this thread (created on first use, then reused)."""
+        con = self._con if self._con is not None else self._open()
         cur = getattr(self._local, "cur", None)
-        if cur is None:
+        if cur is None or getattr(self._local, "generation", None) != self._generation:
             with self._lock:
-                cur = self._con.cursor()
+                cur = con.cursor()
             _define_macros(cur)
             self._local.cur = cur
+            self._local.generation = self._generation
         return cur
 
     def close(self) -> None:
-        """Close the database file."""
-        self._con.close()
+        """Close the database file and give the writer lock back (idempotent)."""
+        with self._lock:
+            con, writer = self._con, self._writer
+            self._con = self._writer = None
+            if con is not None:
+                con.close()
+            if self._published:
+                _remove_quietly(snapshot_path(self.path))
+                self._published = False
+            if writer is not None:
+                writer.release()
 
-    def _migrate(self) -> None:
-        con = self._con
-        for macro in _MACROS:  # first: migrations may use them
-            con.execute(macro)
-        con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER)")
-        row = con.execute("SELECT max(version) FROM schema_version").fetchone()
-        current = row[0] or 0
-        for number, script in enumerate(MIGRATIONS, start=1):
-            if number <= current:
-                continue
-            con.execute("BEGIN TRANSACTION")
-            try:
-                if callable(script):
-                    script(con)
-                else:
-                    con.execute(script)
-                con.execute("INSERT INTO schema_version VALUES (?)", [number])
-                con.execute("COMMIT")
-            except Exception:
-                rollback_quietly(con)
-                raise
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # -- queries ----------------------------------------------------------
     def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None):

@@ -17,7 +17,8 @@ import pytest
 from crm_core.db import Store
 
 E2E_DIR = Path(__file__).resolve().parent / "e2e"
-SLOW_MODULES = ("test_page_*.py", "test_sample.py", "test_results_sample.py", "test_cli.py")
+SLOW_MODULES = ("test_page_*.py", "test_sample.py", "test_results_sample.py", "test_cli.py",
+                "test_store_processes.py", "test_worker.py", "test_service.py")
 """AppTest pages, the generated sample shop and command-line subprocesses: seconds per test."""
 
 

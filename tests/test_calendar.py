@@ -297,7 +297,7 @@ def test_cli_events_plan_and_ics(tmp_path, capsys):
     plan = json.loads(capsys.readouterr().out)
     assert [(p["phase"], p["send_at"]) for p in plan["phases"]] == [
         ("announce", "2026-05-21 18:00:00"), ("coupon_eve", "2026-06-03 18:00:00"),
-        ("start", "2026-06-04 18:00:00"), ("last_day", "2026-06-10 18:00:00")]
+        ("start", "2026-06-04 20:00:00"), ("last_day", "2026-06-10 18:00:00")]  # 開始 when the sale opens (issue 11)
 
     out_file = tmp_path / "plan.ics"
     assert _cli(["calendar", "ics", "--from", "2026-06-01", "--to", "2026-06-30", "--out", str(out_file), "--db", db]) == 0
@@ -329,3 +329,19 @@ def test_cli_through_main_exits_2_with_japanese_message(tmp_path, capsys, monkey
         pytest.skip("calendar commands not registered in crm_core.cli yet")
     assert code == 2
     assert "日付" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("months", [1, 2, 3, 6, 12])
+def test_band_labels_are_never_cut_mid_word_and_holiday_names_do_not_overlap(months):
+    """Issue 11, items 15 and 19: no 「スーパ…」「マラ…」; holiday names are marks with tooltips, not text that collides."""
+    start = dt.date(2026, 4, 1)
+    end = (pd.Timestamp(start) + pd.DateOffset(months=months) - pd.Timedelta(days=1)).date()
+    spec = views.calendar_chart(cal.list_events(None, start, end), cal.holidays(start, end), None, start, end).to_dict()
+    labels = [row["短縮"] for data in spec["datasets"].values() for row in data if "短縮" in row]
+    assert labels and not [x for x in labels if "…" in x]
+    full = {"楽天スーパーSALE", "スーパーSALE", "お買い物マラソン", "マラソン"}
+    assert all(x == "" or x in full or x.startswith(("楽天スーパーSALE", "お買い物マラソン")) for x in labels), labels
+    if months == 3:  # April to June: the June スーパーSALE and the marathons are named whole
+        assert "スーパーSALE" in " ".join(labels) and "マラソン" in " ".join(labels)
+    text_layers = [lay for lay in json.dumps(spec, ensure_ascii=False).split('"mark"') if '"祝日:N"' in lay and '"text"' in lay[:40]]
+    assert not text_layers

@@ -64,11 +64,33 @@ def test_phases_for_the_june_2026_super_sale():
         # 2026-06-04 is a Thursday; two weeks before is Thursday 5/21
         ("announce", "予告", pd.Timestamp("2026-05-21 18:00"), "line", "sale_notice", "SS10", True, False),
         ("coupon_eve", "前日クーポン", pd.Timestamp("2026-06-03 18:00"), "line", "sale_eve_coupon", "SS10", True, False),
-        # the sale starts at 20:00: the nearest slot of the day, 18:00 (「本日20時スタート」)
-        ("start", "開始", pd.Timestamp("2026-06-04 18:00"), "line", "sale_notice", "SS10", True, False),
+        # the sale starts at 20:00, after the evening slot: 開始 goes out when it opens, with the start
+        # template (issue 11, item 15: it used to be 18:00 with the セール予告 template, before the sale)
+        ("start", "開始", pd.Timestamp("2026-06-04 20:00"), "line", "sale_start", "SS10", False, False),
         # it ends 6/11 01:59: the last full day is Wednesday 6/10
         ("last_day", "最終日", pd.Timestamp("2026-06-10 18:00"), "line", "sale_last_day", "SS10", True, False),
     ]
+
+
+@pytest.mark.parametrize(
+    ("starts_at", "expected"),
+    [
+        ("2026-06-04 20:00:00", "2026-06-04 20:00"),  # Thursday, after the 18:00-19:00 slot: at the start
+        ("2026-12-04 20:00:00", "2026-12-04 20:00"),  # the December スーパーSALE (Friday)
+        ("2026-06-04 10:00:00", "2026-06-04 12:00"),  # weekday morning: the next slot, 12:00
+        ("2026-06-04 12:30:00", "2026-06-04 12:30"),  # inside the lunch slot: at the start
+        ("2026-06-04 13:30:00", "2026-06-04 18:00"),  # between slots: the evening slot
+        ("2026-06-06 10:00:00", "2026-06-06 14:00"),  # Saturday morning: the afternoon slot
+        ("2026-06-06 20:00:00", "2026-06-06 20:00"),  # Saturday evening: at the start
+        ("2026-06-04 19:59:30", "2026-06-04 20:00"),  # seconds round up, never before the start
+    ],
+)
+def test_the_start_message_is_never_sent_before_the_event_starts(starts_at, expected):
+    start = pd.Timestamp(starts_at).to_pydatetime()
+    assert planner.start_send_time(start) == pd.Timestamp(expected).to_pydatetime()
+    event = {"starts_at": pd.Timestamp(starts_at), "ends_at": pd.Timestamp(starts_at) + pd.Timedelta(days=3)}
+    row = planner.propose_phases(event).set_index("phase").loc["start"]
+    assert row.send_at >= pd.Timestamp(starts_at) and row.template == "sale_start"
 
 
 def test_phases_on_days_off_use_the_afternoon_slot():
@@ -191,7 +213,7 @@ def test_editor_round_trip():
                                   now=dt.datetime(2026, 5, 22))
     assert notes == [
         "「予告」（2026年5月21日(木) 18:00）は過去の日時です。",
-        "「開始」（2026年6月4日(木) 20:00）は推奨の時間帯（12:00〜13:00、18:00〜19:00）の外です。",
+        # 開始 at the sale's 20:00 start is intended, not outside a slot by mistake (issue 11, item 15)
         "「おまけ」（2026年6月7日(日) 12:00）は推奨の時間帯（14:00〜16:00）の外です。",
     ]
 

@@ -143,7 +143,7 @@ def test_repeat_chart_leaves_out_immature_cohorts():
         }
     )
     rows = records(spec(charts.repeat_conversion_chart(conv)))
-    assert [(r["初回購入月"], r["期間"], r["転換率表示"]) for r in rows] == [("2026年1月", "30日以内", "30.0%")]
+    assert [(r["初回購入月"], r["期間"], r["転換率表示"]) for r in rows] == [("2026年1月", "30日以内", "30%")]
     assert charts.repeat_conversion_chart(conv[~conv["mature"]]) is None
 
 
@@ -199,7 +199,7 @@ def test_cycle_and_pair_charts():
         }
     )
     row = records(spec(charts.bought_together_chart(pairs)))[0]
-    assert (row["組み合わせ"], row["確信度"], row["リフト表示"]) == ("商品X → PY", "75.0%", "1.12")
+    assert (row["組み合わせ"], row["確信度"], row["リフト表示"]) == ("商品X → PY", "75%", "1.12")
 
 
 EMPTY_CASES = {

@@ -35,7 +35,7 @@ def test_rakuten_current_orders_once_per_order(store, tmp_path):
     d = report.to_dict()
     assert (d["orders_added"], d["lines"], d["rows_read"], d["rows_rejected"]) == (3, 4, 4, 0)
     assert report.files[0].format == "rakuten"
-    assert report.files[0].encoding == "Shift_JIS (cp932)"
+    assert report.files[0].encoding == "Shift_JIS（cp932）"
     rows = store.fetchall(
         "SELECT order_id, total_amount, item_amount, shipping_fee, points_used, discount_amount, cancelled, status "
         "FROM orders ORDER BY order_id"

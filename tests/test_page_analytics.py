@@ -193,3 +193,19 @@ def test_a_rebuild_without_an_import_refreshes_the_cached_analyses(monkeypatch, 
     assert_clean(at)
     shown = " ".join(d.value.to_csv() for d in at.dataframe)
     assert "VIP顧客" in shown and "優良顧客" not in shown
+
+
+def test_churn_figures_cannot_be_misread(monkeypatch, shop_db):
+    """Issue 11, item 17: the no-purchase probability is named as such next to 生存確率, and why both can be high."""
+    at = app(monkeypatch, shop_db)
+    at.session_state["ana_tab"] = "LTV・予測"
+    at.run()
+    assert_clean(at)
+    risk = next(d.value for d in at.dataframe if "離反リスク" in d.value.columns)
+    columns = list(risk.columns)
+    assert "平均生存確率(%)" in columns and "90日以内に購入しない確率・平均(%)" in columns
+    assert columns.index("90日以内に購入しない確率・平均(%)") == columns.index("平均生存確率(%)") + 1
+    assert not [c for c in columns if "離反確率" in c]
+    captions = " ".join(c.value for c in at.caption)
+    assert "両方が高くなります" in captions
+    assert "低＝33%未満、中＝33〜66%、高＝66%超" in captions

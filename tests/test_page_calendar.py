@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from crm_core import clock
 from crm_core.db import Store
 from crm_core.planning import planner
 
@@ -193,3 +195,53 @@ def test_a_point_day_change_does_not_rebuild(db):
     assert not at.exception
     assert any("非表示にしました" in s.value for s in at.success)
     assert not any("顧客分析" in s.value for s in at.success)
+
+
+@pytest.fixture()
+def rakuten_db(tmp_path, monkeypatch):
+    """A real-data state: one Rakuten 楽天ペイ export imported (relay addresses, no opt-in column, no LINE ids)."""
+    from crm_core.pipeline import import_files
+    from tests import fixtures as fx
+
+    path = tmp_path / "crm.duckdb"
+    store = Store(path)
+    import_files(store, [fx.rakuten_current(tmp_path / "rakuten.csv")])
+    store.close()
+    monkeypatch.setenv("CRM_DB", str(path))
+    monkeypatch.setenv("CRM_NO_SAMPLE", "1")
+    return path
+
+
+def test_zero_recipients_are_explained_and_saved_sends_counted(rakuten_db):
+    at = _page()
+    # the draft already says why nobody is reached, with the link to the import page
+    warnings = [w.value for w in at.warning]
+    assert any("この計画の対象者数は0人です" in w and "LINE友だちの一覧" in w for w in warnings), warnings
+    assert any(link.label.startswith("データ取込へ") for link in at.get("page_link"))
+    _button(at, "この計画を保存").click().run()
+    assert not at.exception
+    assert any("ただし、この計画の対象者数は0人です" in w.value for w in at.warning)
+    today = clock.today()
+    store = Store(rakuten_db)
+    shown = planner.planned_sends(store, today.replace(day=1), today + dt.timedelta(days=92))  # the page's 3 months
+    store.close()
+    assert len(shown) >= 1
+    text = _texts(at)
+    # the cost tab counts the saved sends instead of saying there are none
+    assert "この期間に配信予定がありません" not in text
+    assert f"この期間の配信予定は{len(shown)}件ありますが、どの配信も対象者が0人" in text
+    assert "LINEの配信" in text and "件は対象者が0人です" in text
+    # a Rakuten-only shop has no dollar charges: no exchange-rate input
+    assert not [x for x in at.number_input if x.key == "cal_usd_jpy"]
+
+
+def test_counts_in_the_plan_and_cost_tables_have_separators(db):
+    """Issue 11, item 16: counts with separators everywhere (Streamlit shows a plain 12345 without a format)."""
+    import json
+
+    at = _page()
+    _button(at, "この計画を保存").click().run()
+    assert not at.exception
+    for column in ("対象者数", "メッセージ数"):
+        frame = next(d for d in at.dataframe if column in d.value.columns)
+        assert json.loads(frame.proto.columns)[column]["type_config"]["format"] == "localized", column

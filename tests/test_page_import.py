@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from pathlib import Path
 
 import pytest
@@ -97,3 +98,41 @@ def test_unexpected_errors_are_logged_without_their_message(caplog):
         ui.run(boom)
     assert "unexpected ValueError in boom" in caplog.text
     assert "髙橋" not in caplog.text and "090-1111-2222" not in caplog.text
+
+
+def _sidebar_text(at: AppTest) -> str:
+    return " ".join(c.value for c in at.sidebar.caption)
+
+
+def test_deleting_everything_confirms_resets_the_checkbox_and_updates_the_sidebar_at_once(db, tmp_path):
+    """Issue 11, item 18."""
+    store = Store(db)
+    import_files(store, [fx.rakuten_current(tmp_path / "r.csv")], rebuild_model=False)
+    store.close()
+    at = _app()
+    at.run()
+    at.switch_page("pages/data/import_data.py").run()
+    assert "顧客 1人 ・ 注文 2件" in _sidebar_text(at)
+    next(c for c in at.checkbox if "確認しました" in c.label).check().run()
+    next(b for b in at.button if b.label == "すべてのデータを削除").click().run()
+    assert not at.exception
+    assert any(s.value.startswith("すべてのデータを削除しました。") for s in at.success)
+    box = next(c for c in at.checkbox if "確認しました" in c.label)
+    assert box.value is False
+    assert next(b for b in at.button if b.label == "すべてのデータを削除").disabled
+    assert "データ未登録" in _sidebar_text(at)
+
+
+def test_import_history_shows_counts_with_separators_and_named_encodings(db, tmp_path):
+    """Issue 11, item 16: 「Shift_JIS（cp932）」, counts through a localized number column."""
+    store = Store(db)
+    import_files(store, [fx.rakuten_current(tmp_path / "r.csv")], rebuild_model=False)
+    store.close()
+    at = _app()
+    at.run()
+    at.switch_page("pages/data/import_data.py").run()
+    history = at.dataframe[0]
+    assert list(history.value["文字コード"]) == ["Shift_JIS（cp932）"]
+    config = json.loads(history.proto.columns)
+    for column in ("読んだ行", "追加", "更新", "変更なし", "取込不可"):
+        assert config[column]["type_config"]["format"] == "localized", column

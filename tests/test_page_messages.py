@@ -372,3 +372,26 @@ def test_choices_survive_a_visit_to_the_settings_page(db):
     assert at.selectbox(key="msg_filter").value == "line"
     assert at.radio(key="msg_channel").value == "email"
     assert at.selectbox(key="msg_customer").value == "C003"
+
+
+def test_mail_html_is_previewed_in_an_isolated_iframe_not_components_html(db):
+    """Issue 11, item 20: st.components.v1.html is going away; the mail renders through st.iframe from a data: URL."""
+    import base64
+
+    at = _messages()
+    at.selectbox(key="msg_template").set_value("rank_up").run()
+    at.selectbox(key="msg_customer").set_value("C003").run()
+    at.radio(key="msg_channel").set_value("email").run()
+    assert not at.exception
+    frames = list(at.main.get("iframe"))  # the sidebar holds the console's own 1 px script frame
+    assert len(frames) == 1, [type(e).__name__ for e in at.main]
+    src = frames[0].proto.src
+    assert src.startswith("data:text/html;charset=utf-8;base64,")
+    mail = base64.b64decode(src.split(",", 1)[1]).decode("utf-8")
+    assert "<html" in mail.lower() and "<script>alert(1)</script>" not in mail  # the customer's name stays escaped
+    assert not at.get("components_html") and not at.get("iframe_html")
+
+
+def test_no_page_uses_the_deprecated_components_api():
+    for path in [*ROOT.glob("pages/**/*.py"), ROOT / "app.py"]:
+        assert "components.v1" not in path.read_text(encoding="utf-8"), path

@@ -42,10 +42,7 @@ def _open() -> AppTest:
 
 
 def _setting(path: Path, getter):
-    from pages import ui
-
-    ui._open_store.clear()  # the page's cached connection holds the file
-    store = Store(path)
+    store = Store(path)  # the page closed its connection at the end of its run
     try:
         return getter(store)
     finally:

@@ -90,7 +90,8 @@ def test_sample_campaigns_page(sample_db, tmp_path, monkeypatch):
     at = open_page()
     assert len(at.dataframe) >= 2
     labels = [m.label for m in at.metric]
-    for label in ("配信した人数", "購入率", "上乗せ売上（推定）", "CPO（1注文あたり費用）", "ROI（上乗せ売上ベース）"):
+    # short labels (details in their help) so that none is cut at 1440 px (issue 11, item 16)
+    for label in ("配信した人数", "購入率", "上乗せ売上", "CPO", "ROI"):
         assert label in labels
     box = at.selectbox(key="res_campaign")
     index = next(i for i, o in enumerate(box.options) if "休眠" in o)
@@ -221,3 +222,21 @@ def test_global_holdout_setting_and_programme_view(sample_db, tmp_path, monkeypa
     assert "全体の比較グループ 10%（2026-05-01から比較）" in body and "縦線全体が0より上" in body
     table = next(d.value for d in at.dataframe if "差（95%信頼区間）" in d.value.columns)
     assert table["月"].iloc[0] == "2026年5月"
+
+
+def test_numbers_read_the_japanese_way(sample_db, tmp_path, monkeypatch):
+    """Issue 11, item 16: −¥ for negative yen, ratios with separators and the minus sign, no cut labels."""
+    import re
+
+    _use(sample_db, tmp_path, monkeypatch)
+    at = open_page()
+    box = at.selectbox(key="res_campaign")
+    for i in range(len(box.options)):
+        at.selectbox(key="res_campaign").select_index(i).run()
+        assert not at.exception
+        metrics = {m.label: m.value for m in at.metric}
+        assert all(len(label) <= 7 for label in metrics), metrics  # short enough for six columns at 1440 px
+        for label in ("売上", "1人あたり売上", "上乗せ売上", "費用", "CPO"):
+            assert re.fullmatch(r"—|−?¥[\d,]+", metrics[label]), (label, metrics[label])
+        assert re.fullmatch(r"—|−?\d{1,3}(,\d{3})*(\.\d)?%", metrics["ROI"]), metrics["ROI"]
+        assert "-" not in metrics["ROI"] + metrics["上乗せ売上"]

@@ -61,7 +61,7 @@ def test_starts_with_every_customer(db):
     at = open_page()
     assert at.title[0].value == "🎯 セグメント"
     assert metric(at, "該当顧客数") == "8人"
-    assert metric(at, "全顧客に占める割合") == "100.0%"
+    assert metric(at, "全顧客に占める割合") == "100%"  # no spurious ".0" (issue 11, item 16)
     assert metric(at, "メールで届く") == "5人"
     assert metric(at, "LINEで届く") == "5人"
     assert sentence(at) == "**条件：** すべての顧客"
@@ -289,3 +289,43 @@ def test_a_saved_rule_that_no_longer_validates_is_flagged(db):
     at.radio(key="seg_section").set_value("📂 保存済みセグメント").run()
     assert not at.exception
     assert table(at, "名前")["条件"].iloc[0].startswith("⚠️ 条件1：「retired_field」という項目はありません")
+
+
+HOSTILE = "![x](https://example.invalid/x.png) **VIP**"
+
+
+def test_a_segment_name_is_shown_as_typed_never_as_markdown(db):
+    """An image link in a segment name must not make the browser fetch it (issue 11, item 26)."""
+    at = open_page()
+    at.text_input(key=f"seg_name_input_{at.session_state['seg_rev']}").input(HOSTILE).run()
+    click(at, "保存")
+    shown = [s.value for s in at.success]
+    assert shown and all("![x](" not in s and "**VIP**" not in s for s in shown), shown
+    assert any("\\!\\[x\\]\\(https\\://example\\.invalid/x\\.png\\)" in s for s in shown), shown
+    at.radio(key="seg_section").set_value("📂 保存済みセグメント").run()
+    labels = [c.label for c in at.checkbox if c.key.startswith("seg_delete_ok_")]
+    assert labels and all("![x](" not in label for label in labels), labels
+
+
+@pytest.fixture()
+def rakuten_db(tmp_path, monkeypatch):
+    """A real-data state: one Rakuten export (relay addresses, no e-mail permission column, no LINE ids)."""
+    from crm_core.pipeline import import_files
+    from tests import fixtures as fx
+
+    path = tmp_path / "crm.duckdb"
+    store = Store(path)
+    import_files(store, [fx.rakuten_current(tmp_path / "rakuten.csv")])
+    store.close()
+    monkeypatch.setenv("CRM_DB", str(path))
+    monkeypatch.setenv("CRM_NO_SAMPLE", "1")
+    return path
+
+
+def test_zero_reach_says_why_and_links_to_the_fix(rakuten_db):
+    at = open_page()
+    assert metric(at, "メールで届く") == "0人" and metric(at, "LINEで届く") == "0人"
+    warnings = [w.value for w in at.warning]
+    assert any(w.startswith("メールで届くお客様が0人です。") and "メール配信許可" in w for w in warnings), warnings
+    assert any(w.startswith("LINEで届くお客様が0人です。") and "LINE友だちの一覧" in w for w in warnings), warnings
+    assert [link.label for link in at.get("page_link")].count("データ取込へ（顧客リスト・LINE友だちの一覧・注文CSV）") == 2

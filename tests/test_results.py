@@ -308,3 +308,21 @@ def test_chance_to_win_is_withheld_for_small_samples():
     store, cid = _synthetic(40, 0.9, 0.0, seed=1)
     lift = R.campaign_report(store, cid)["lift"]
     assert lift["too_small"] and lift["chance_to_win"] is None and lift["chance_to_win_revenue"] is None
+
+
+def test_funnel_rates_are_the_metrics_rates(overlap_store):
+    """The funnel and the metrics show the same open rate (issue 11, item 16): opened / delivered, not / recipients."""
+    C.import_results(overlap_store, 2, b"customer,delivered,opened,clicked\nC2,1,1,0\nC3,0,0,0\n",
+                     {"customer": "customer_id", "delivered": "delivered", "opened": "opened", "clicked": "clicked"})
+    rep = R.campaign_report(overlap_store, 2)
+    treat = rep["groups"][0]
+    f = R.funnel(rep).set_index("step")
+    assert (treat["recipients"], treat["delivered"], treat["opened"]) == (2, 1, 1)
+    assert f.loc["開封", "rate"] == treat["open_rate"] == 1.0  # 1 of the 1 delivered, not 1 of 2 recipients
+    assert f.loc["クリック", "rate"] == treat["click_rate"] == 0.0
+    assert f.loc["到達", "rate"] == treat["delivery_rate"] == 0.5
+    assert f.loc["購入", "rate"] == treat["conversion"]
+    from crm_core.results import charts as RC
+
+    texts = [row["text"] for data in RC.funnel_chart(R.funnel(rep)).to_dict()["datasets"].values() for row in data]
+    assert "1人（開封率 100%）" in texts and "1人（到達率 50%）" in texts

@@ -438,17 +438,26 @@ def test_quiet_hours_move_a_late_slot_to_the_next_morning(shop):
         assert sorted(u for u, _, _ in line.deliveries) == sorted(ledger[ledger.channel == "line"]["address"])
 
 
-def test_worker_job_function_runs_the_day_once(shop, monkeypatch):
-    from types import SimpleNamespace
-
-    from crm_core.scenarios import job
+def test_worker_job_kind_runs_the_day_once_and_is_scheduled_daily(shop, monkeypatch):
+    from crm_core import jobs
+    from crm_core.service.context import JobContext
+    from crm_core.service.kinds import KINDS
 
     store, ops, tmp = shop
     for key in ("LINE_CHANNEL_ACCESS_TOKEN", "SMTP_HOST"):
         monkeypatch.delenv(key, raising=False)
     engine.enable(store, ops, "thanks")
-    ctx = SimpleNamespace(job=SimpleNamespace(args={"date": busy_day(store, ops, "thanks").isoformat()}), store=lambda: store,
-                          ops_path=tmp / "shop.ops.sqlite")
-    first = job.run_job(ctx)
-    assert first["recorded"].get("queued", 0) > 0 and "シナリオ" in first["summary"]
-    assert job.run_job(ctx)["recorded"] == {}
+    ops_path = tmp / "shop.ops.sqlite"
+    assert [s["kind"] for s in jobs.schedules(ops_path) if s["name"] == D.SCHEDULE] == ["scenario_run"]
+    day = busy_day(store, ops, "thanks").isoformat()
+    store.close()  # the job opens the store itself, as the worker does
+    results = []
+    for n in range(2):  # the daily run, then the same day again (a restarted worker)
+        jobs.enqueue(ops_path, "scenario_run", {"date": day}, dedupe_key=f"test-{n}")
+        with closing(opsdb.connect(ops_path)) as con:
+            job = jobs.claim(con, "test-worker", kinds=["scenario_run"])
+            ctx = JobContext(job=job, db_path=str(tmp / "shop.duckdb"), ops_path=ops_path, inbox=tmp / "inbox")
+            results.append(KINDS["scenario_run"].run(ctx))
+            jobs.finish(con, job, result=results[-1], summary=results[-1]["summary"])
+    assert results[0]["recorded"].get("queued", 0) > 0 and "シナリオ" in results[0]["summary"]
+    assert results[1]["recorded"] == {}

@@ -15,6 +15,7 @@ from tests.servers.customers import seed_customers, shop_profile
 SCENARIOS = {
     "thanks_first", "thanks_repeat", "shipping", "arrival", "review", "winback", "birthday", "vip_early",
     "sale_notice", "sale_eve_coupon", "sale_last_day", "reorder", "points_expiry", "rank_up", "new_product",
+    "sale_start",
 }
 
 

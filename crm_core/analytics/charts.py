@@ -9,12 +9,13 @@ strings (¥1,234 / 12.3% / 1,234人); month labels read 2026年11月.
 from __future__ import annotations
 
 import datetime as dt
-import math
 from collections.abc import Callable
 from typing import Any
 
 import altair as alt
 import pandas as pd
+
+from crm_core import jp
 
 YEN_AXIS = "'¥' + format(datum.value, ',.0f')"
 BLUE = "#3B6FB6"
@@ -36,27 +37,15 @@ def _missing(value: Any) -> bool:
         return False
 
 
-def yen_label(value: Any) -> str:
-    """¥1,234 (rounded to the yen), or — when missing."""
-    return "—" if _missing(value) else f"¥{round(float(value)):,}"
-
-
-def pct_label(value: Any, digits: int = 1) -> str:
-    """12.3% from a ratio 0.123, or — when missing."""
-    return "—" if _missing(value) else f"{float(value) * 100:.{digits}f}%"
+# The labels are crm_core.jp's (one formatting for pages, charts and messages).
+yen_label = jp.yen
+pct_label = jp.pct
+days_label = jp.days
 
 
 def count_label(value: Any, unit: str = "人") -> str:
     """1,234人, or — when missing."""
-    return "—" if _missing(value) else f"{int(value):,}{unit}"
-
-
-def days_label(value: Any) -> str:
-    """45日 (one decimal when needed), or — when missing."""
-    if _missing(value):
-        return "—"
-    v = float(value)
-    return f"{v:,.0f}日" if v == math.floor(v) else f"{v:,.1f}日"
+    return jp.count(value, unit)
 
 
 def month_label(value: dt.date | str) -> str:
@@ -506,6 +495,10 @@ def clv_distribution_chart(df: pd.DataFrame) -> alt.Chart | None:
     )
 
 
+CHURN_BAND_TEXT = {"低": "33%未満", "中": "33〜66%", "高": "66%超"}
+"""What each churn-risk band means: its range of the 90-day no-purchase probability (see the customer model)."""
+
+
 def churn_risk_chart(df: pd.DataFrame) -> alt.Chart | None:
     """Customers per churn-risk band.
 
@@ -520,23 +513,29 @@ def churn_risk_chart(df: pd.DataFrame) -> alt.Chart | None:
             "顧客数": df["customers"].astype(int).to_numpy(),
             "顧客数表示": df["customers"].map(count_label).to_numpy(),
             "割合": df["share"].map(pct_label).to_numpy(),
-            "平均離反確率": df["avg_churn_probability"].map(pct_label).to_numpy(),
+            "90日以内に購入しない確率（平均）": df["avg_churn_probability"].map(pct_label).to_numpy(),
+            "生存確率（平均）": df["avg_p_alive"].map(pct_label).to_numpy(),
             "予測CLV合計": df["predicted_clv"].map(yen_label).to_numpy(),
         }
     )
     colors = [RISK_COLORS.get(b, "#888888") for b in order]
+    bands = {k: f"{k}（{v}）" for k, v in CHURN_BAND_TEXT.items()}
+    label = "datum.value === '低' ? '" + bands["低"] + "' : datum.value === '中' ? '" + bands["中"] + "' : datum.value === '高' ? '" \
+        + bands["高"] + "' : datum.value"
     return (
         alt.Chart(data, title="離反リスク（90日以内に購入しない確率）別の顧客数")
         .mark_bar()
         .encode(
-            x=alt.X("離反リスク:N", sort=order, title="離反リスク", axis=alt.Axis(labelAngle=0)),
+            x=alt.X("離反リスク:N", sort=order, title="離反リスク（90日以内に購入しない確率）",
+                    axis=alt.Axis(labelAngle=0, labelExpr=label)),
             y=alt.Y("顧客数:Q", title="顧客数（人）"),
             color=alt.Color("離反リスク:N", sort=order, scale=alt.Scale(domain=order, range=colors), legend=None),
             tooltip=[
                 alt.Tooltip("離反リスク:N"),
                 alt.Tooltip("顧客数表示:N", title="顧客数"),
                 alt.Tooltip("割合:N"),
-                alt.Tooltip("平均離反確率:N"),
+                alt.Tooltip("90日以内に購入しない確率（平均）:N"),
+                alt.Tooltip("生存確率（平均）:N"),
                 alt.Tooltip("予測CLV合計:N"),
             ],
         )

@@ -52,6 +52,9 @@ BUNDLE_START = dt.date(2025, 1, 1)
 BUNDLE_END = dt.date(2027, 12, 31)
 BUNDLE_COLUMNS = (*events.COLUMNS, "version")
 
+_INTERNAL_REF = r"\s*\(FACTS\.md[^)]*\)"
+"""A reference to the project's research notes that older versions stored in ``source``."""
+
 TABLE = "calendar_events"
 COLUMNS = (*events.COLUMNS, "origin", "overridden", "hidden", "note")
 """Columns of :func:`list_events`: the event columns plus ``origin`` ('bundled',
@@ -345,7 +348,8 @@ def list_events(store: Store | None, start: dt.date, end: dt.date, include_hidde
     base["hidden"] = base["hidden"].fillna(False).astype(bool)
     base["overridden"] = base["overridden"].fillna(False).astype(bool)
     base["note"] = base["note"].fillna("").astype(str)
-    base["source"] = base["source"].fillna("").astype(str)
+    # sources stored by older versions named an internal document (「… (FACTS.md §6)」): not for the marketer
+    base["source"] = base["source"].fillna("").astype(str).str.replace(_INTERNAL_REF, "", regex=True)
     keep = (base.starts_at.dt.date <= end) & (base.ends_at.dt.date >= start)
     if not include_hidden:
         keep &= ~base.hidden

@@ -56,9 +56,9 @@ COLUMNS = ("event_id", "kind", "name", "starts_at", "ends_at", "entry_starts_at"
 SUPER_SALE_MONTHS = (3, 6, 9, 12)
 FIVE_ZERO_DAYS = (5, 10, 15, 20, 25, 30)
 
-SOURCE_CONFIRMED = "確定: 5springs.co.jp 年間スケジュール (2026-02) ほか二次情報 (FACTS.md §6)"
-SOURCE_PATTERN = "予測: 過去の開催パターン (FACTS.md §6)"
-SOURCE_POINT_DAY = "予測: 毎月の定例ポイントデー (FACTS.md §6)"
+SOURCE_CONFIRMED = "確定: 5springs.co.jp 年間スケジュール (2026-02) ほか二次情報"
+SOURCE_PATTERN = "予測: 過去の開催パターン"
+SOURCE_POINT_DAY = "予測: 毎月の定例ポイントデー"
 
 _LAST_SECOND = timedelta(hours=1, minutes=59, seconds=59)
 

@@ -193,12 +193,11 @@ def import_files(
     """
     if not paths:
         raise InputError("取り込むファイルを選んでください。", "no files")
-    key = identity_key or identity_key_setting(store)
-    if key not in IDENTITY_KEYS:
-        raise InputError(f"顧客の識別キー「{key}」は使えません。", f"bad identity key {key}")
+    if identity_key is not None and identity_key not in IDENTITY_KEYS:
+        raise InputError(f"顧客の識別キー「{identity_key}」は使えません。", f"bad identity key {identity_key}")
     specs = [p if isinstance(p, FileSpec) else FileSpec(p, None, fmt, mapping, kind) for p in paths]
     names = list(display_names) if display_names else [s.name or Path(s.path).name for s in specs]
-    report = ImportReport(identity_key=key)
+    report = ImportReport(identity_key=identity_key or "")
 
     def say(frac: float, text: str) -> None:
         if progress:
@@ -216,6 +215,12 @@ def import_files(
                 raise InputError(_named(name, exc.message), exc.detail) from None
             plans.append(_plan(raw, name, spec.fmt, spec.mapping, spec.kind))
 
+        # Decoding and checking the files above needs no store; a lazily opened
+        # store (the command line's) takes its turn among writers only here.
+        key = identity_key or identity_key_setting(store)
+        if key not in IDENTITY_KEYS:
+            raise InputError(f"顧客の識別キー「{key}」は使えません。", f"bad identity key {key}")
+        report.identity_key = key
         cur = store.cursor()
         _drop_temp(cur, len(plans))
         # Read every file into its staging table first: a file DuckDB cannot parse

@@ -20,12 +20,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from crm_core import jp
 from crm_core.errors import InputError
 
 CHUNK = 8 * 1024 * 1024
 SNIFF = 256 * 1024
 
-ENCODING_LABELS = {"utf-8": "UTF-8", "utf-8-sig": "UTF-8 (BOM付き)", "cp932": "Shift_JIS (cp932)"}
+ENCODING_LABELS = {k: jp.ENCODING_LABELS[k] for k in ("utf-8", "utf-8-sig", "cp932")}
 
 
 PARALLEL_MIN = 64 * 1024 * 1024  # files at least this big are transcoded by several processes

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 from urllib.parse import quote
 
+from crm_core import jp
 from crm_core.db import Store
 from crm_core.errors import InputError
 from crm_core.messaging.placeholders import PLACEHOLDERS, URL_FIELDS, one_line, tag_links
@@ -182,9 +183,8 @@ class Campaign:
 
 
 def _yen(value: Any) -> str:
-    if value is None or value != value:  # NaN
-        return ""
-    return f"¥{round(float(value)):,}"
+    """¥1,234 as crm_core.jp writes it, or "" (an empty placeholder) when missing."""
+    return "" if jp.missing(value) else jp.yen(value)
 
 
 def _jdate(value: Any) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 import altair as alt
 import pandas as pd
 
-from crm_core import clock
+from crm_core import clock, jp
 from crm_core.events import rakuten as events
 from crm_core.events.calendar import (
     BAND_KINDS,
@@ -143,12 +143,10 @@ def calendar_chart(evts: pd.DataFrame, hol: pd.DataFrame, sends: pd.DataFrame | 
     if not hol.empty:
         h = hol.assign(day_mid=hol.date + pd.Timedelta(hours=12), lane=LANE_HOLIDAY,
                        日付=[format_date(d) for d in hol.date], 祝日=hol.name).drop(columns=["name"])
-        if long_range:  # a year of holiday names would overlap: a mark each, the name in the tooltip
-            layers.append(alt.Chart(h).mark_tick(color="#C8463D", thickness=2, size=14).encode(
-                x=alt.X("day_mid:T", scale=x_scale), y=y, tooltip=["祝日:N", "日付:N"]))
-        else:
-            layers.append(alt.Chart(h).mark_text(fontSize=10, color="#C8463D", angle=0).encode(
-                x=alt.X("day_mid:T", scale=x_scale), y=y, text="祝日:N", tooltip=["祝日:N", "日付:N"]))
+        # A mark per holiday, the name in the tooltip and in the list under the chart: names written on
+        # the chart overlap (Golden Week; any range on a phone).
+        layers.append(alt.Chart(h).mark_tick(color="#C8463D", thickness=2, size=14).encode(
+            x=alt.X("day_mid:T", scale=x_scale), y=y, tooltip=["祝日:N", "日付:N"]))
         layers.append(alt.Chart(h).mark_rule(color="#C8463D", opacity=0.25).encode(x=alt.X("date:T", scale=x_scale)))
 
     if not sends.empty:
@@ -171,13 +169,21 @@ _SHORT = {"super_sale": "スーパーSALE", "marathon": "マラソン"}
 
 
 def _short_name(kind: str, name: str, days: float, span_days: int) -> str:
-    """A label that fits on a band: the full name on short ranges, a short one on long ranges."""
+    """A band's label: never a word cut short (no 「スーパ…」).
+
+    The longest of the full name, the short name (スーパーSALE, マラソン) and the
+    kind's label that fits on the band (about 11 px a character on a
+    900 px-wide chart); when none fits, the shortest whole one, which may run
+    past the end of the band, on ranges up to 100 days; beyond that no label
+    (the colour legend and the tooltip name the event).
+    """
     per_day = 900 / max(span_days, 1)  # rough pixels per day on a wide screen
-    room = int(days * per_day / 11)  # characters of ~11 px
-    text = name if span_days <= 35 else _SHORT.get(kind, name)
-    if room < 2:
-        return ""
-    return text if len(text) <= room else text[: max(room - 1, 1)] + "…"
+    room = days * per_day / 11  # characters of ~11 px
+    candidates = list(dict.fromkeys([name, _SHORT.get(kind, name), KIND_LABELS.get(kind, name)]))
+    for text in sorted(candidates, key=len, reverse=True):
+        if len(text) <= room:
+            return text
+    return min(candidates, key=len) if span_days <= 100 else ""
 
 
 def sales_overlay_chart(daily: pd.DataFrame, evts: pd.DataFrame, width: int | str = "container") -> alt.LayerChart | None:
@@ -190,7 +196,7 @@ def sales_overlay_chart(daily: pd.DataFrame, evts: pd.DataFrame, width: int | st
         return None
     start, end = daily.date.min().date(), daily.date.max().date()
     x_scale, x_axis = _x_scale(start, end), _x_axis(start, end)
-    d = daily.assign(日付=[format_date(x) for x in daily.date], 売上=[f"¥{round(v):,}" for v in daily.revenue],
+    d = daily.assign(日付=[format_date(x) for x in daily.date], 売上=[jp.yen(v) for v in daily.revenue],
                      注文数=[f"{n:,}件" for n in daily.orders], mid=daily.date + pd.Timedelta(hours=12))
     layers: list[alt.Chart] = []
     bands = evts[evts.kind.isin(BAND_KINDS)] if not evts.empty else evts

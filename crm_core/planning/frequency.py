@@ -198,7 +198,8 @@ def plan_table(sends: pd.DataFrame, store: Store | None = None) -> pd.DataFrame:
         "キャンペーン": sends.get("plan_name", pd.Series([""] * len(sends))),
         "配信": sends.label,
         "配信日時": [cal.format_datetime(t) for t in sends.send_at],
-        "推奨時間帯": ["○" if in_recommended_slot(t) else "時間帯外" for t in sends.send_at],
+        "推奨時間帯": ["○" if in_recommended_slot(t) else "開始に合わせて" if ph == "start" else "時間帯外"
+                   for t, ph in zip(sends.send_at, sends.get("phase", pd.Series([""] * len(sends))))],
         "チャネル": sends.channel.map(CHANNELS).fillna(sends.channel),
         "テンプレート": [labels.get(t, t) for t in sends.template],
         "対象": [segment_text(s, c, store) for s, c in zip(sends.segment, sends.channel)],

@@ -91,7 +91,7 @@ def send_warnings(sends: pd.DataFrame, now: dt.datetime | None = None) -> list[s
         when = pd.Timestamp(s.send_at).to_pydatetime()
         if now is not None and when < now:
             out.append(f"「{s.label}」（{cal.format_datetime(when)}）は過去の日時です。")
-        elif not in_recommended_slot(when):
+        elif not in_recommended_slot(when) and getattr(s, "phase", "") != "start":  # 開始 goes out when the sale opens
             slots = "、".join(f"{a:%H:%M}〜{b:%H:%M}" for a, b in slots_for(when.date()))
             out.append(f"「{s.label}」（{cal.format_datetime(when)}）は推奨の時間帯（{slots}）の外です。")
     return out

@@ -11,7 +11,8 @@ phase          day                                         time
 =============  ==========================================  =========================
 予告           14 days before the start day                evening slot*
 前日クーポン   the day before the start day                evening slot*
-開始           the start day                               the slot nearest the start
+開始           the start day                               at the start, or the day's next slot
+                                                           (never before the start)
 最終日         the last full day (an end before 06:00       evening slot*
                belongs to the previous day)
 LINE友だち先行 7–14 days before the start day (one click)  evening slot*
@@ -34,6 +35,7 @@ import datetime as dt
 import json
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pandas as pd
@@ -64,7 +66,7 @@ PHASE_LABELS = {
 PHASE_TEMPLATES: dict[str, tuple[str, ...]] = {
     "announce": ("セール予告",),
     "coupon_eve": ("前日クーポン",),
-    "start": ("セール開始", "セール予告"),
+    "start": ("セール開始",),
     "last_day": ("最終日",),
     "line_presale": ("LINE友だち先行", "VIP先行案内"),
     "custom": (),
@@ -110,6 +112,25 @@ def nearest_slot(day: dt.date, near: dt.time) -> dt.datetime:
     minutes = near.hour * 60 + near.minute
     best = min((a for a, _ in slots_for(day)), key=lambda t: (abs(t.hour * 60 + t.minute - minutes), t))
     return dt.datetime.combine(day, best)
+
+
+def start_send_time(starts_at: dt.datetime) -> dt.datetime:
+    """When the 開始 message goes out: never before the event starts.
+
+    At the start itself when it falls inside a recommended slot or after the
+    day's last slot (スーパーSALE and お買い物マラソン start at 20:00, after the
+    18:00–19:00 slot: the message goes out at 20:00, when the sale opens);
+    otherwise at the next slot of the start day (an event opening at 10:00 on a
+    weekday is announced at 12:00).
+    """
+    at = starts_at.replace(second=0, microsecond=0)
+    if at < starts_at:  # a start such as 19:59:30 is announced at 20:00, not before
+        at += dt.timedelta(minutes=1)
+    day, t = at.date(), at.time()
+    if any(a <= t <= b for a, b in slots_for(day)):
+        return at
+    later = [a for a, _ in slots_for(day) if a > t]
+    return dt.datetime.combine(day, later[0]) if later else at
 
 
 def last_full_day(ends_at: dt.datetime) -> dt.date:
@@ -222,7 +243,7 @@ def propose_phases(event: Mapping[str, Any], channel: str = "line", segment: Any
     rows = [
         _send("announce", evening_slot(day0 - dt.timedelta(days=ANNOUNCE_DAYS)), channel, segment, coupon, store, now),
         _send("coupon_eve", evening_slot(day0 - dt.timedelta(days=1)), channel, segment, coupon, store, now),
-        _send("start", nearest_slot(day0, starts_at.time()), channel, segment, coupon, store, now),
+        _send("start", start_send_time(starts_at), channel, segment, coupon, store, now),
     ]
     last = last_full_day(ends_at)
     if last > day0:
@@ -262,6 +283,128 @@ CHANNEL_REACH = {
 """Who a channel reaches in ``customer_model``: LINE friends with a user id; R-Mail the Rakuten
 buyers who accept shop mail; Shopify Email the Shopify customers who accept marketing; own
 e-mail never Rakuten's relay addresses (FACTS.md §5)."""
+
+MAIL_LIST_REACH = "email_opt_in IS TRUE AND coalesce(trim(email), '') <> ''"
+"""Who a mailing list (the segment builder's 「メールで届く」 and its CSV for R-Mail) reaches:
+customers who allowed e-mail and have an address."""
+
+REACH_FIXES = {
+    "import": "「データ取込」で取り込む",
+    "segment": "「セグメント」で条件を見直す",
+    "channel": "配信チャネルを変える",
+}
+"""What a :class:`ReachNote` suggests (pages turn the key into a link)."""
+
+
+@dataclass(frozen=True)
+class ReachNote:
+    """How many customers of an audience a channel reaches, and why nobody when it is 0.
+
+    Attributes
+    ----------
+    channel : str
+        A key of :data:`CHANNELS`, or ``"mail_list"`` (:data:`MAIL_LIST_REACH`).
+    customers : int
+        Customers in the segment (before the channel's reach).
+    reachable : int
+        Of those, the customers the channel reaches.
+    reason : str
+        Japanese: why ``reachable`` is 0 and what to do ("" when it is not 0).
+    fix : str or None
+        A key of :data:`REACH_FIXES` (where the fix is), None when nothing to fix.
+    """
+
+    channel: str
+    customers: int
+    reachable: int
+    reason: str = ""
+    fix: str | None = None
+
+
+def _opt_in_known(store: Store) -> bool:
+    """True when some imported order or contact row carried an e-mail permission (a メルマガ / Accepts Marketing column)."""
+    if store.has_table("orders") and store.scalar("SELECT count(*) FROM orders WHERE email_opt_in IS NOT NULL"):
+        return True
+    return bool(store.has_table("contacts")
+                and store.scalar("SELECT count(*) FROM contacts WHERE email_opt_in IS NOT NULL"))
+
+
+def explain_reach(store: Store, channel: str, segment: Any = None) -> ReachNote:
+    """Reach of ``channel`` in a segment, with the reason in Japanese when it is 0.
+
+    The one place that explains a zero on every page (segment builder, planner,
+    cost tab, campaign recording).  Reasons, in order: nobody matches the
+    segment; (LINE) no customer has a LINE user id — order exports carry none, a
+    LINE friend list or an ID link list must be imported; (e-mail) no addresses;
+    no imported file had an e-mail permission column; nobody allowed e-mail;
+    (own e-mail) the opted-in customers are all Rakuten buyers, whose addresses
+    are relay addresses; (R-Mail / Shopify Email) nobody bought on that platform.
+
+    Parameters
+    ----------
+    channel : str
+        A key of :data:`CHANNELS` or ``"mail_list"``.
+    segment : optional
+        Anything :func:`segment_json` accepts (None: every customer).
+    """
+    from crm_core.audience import segments
+
+    if channel != "mail_list":
+        check_channel(channel)
+    if not model_ready(store):
+        return ReachNote(channel, 0, 0, "顧客データ（顧客モデル）がまだありません。注文CSVを取り込むと、届くお客様を数えられます。",
+                         "import")
+    rule = _rule_of(store, _segment_obj(segment))
+    compiled = segments.compile_rule(store, rule if rule is not None else {"all": []}, prefix="r")
+    reach = MAIL_LIST_REACH if channel == "mail_list" else CHANNEL_REACH[channel]
+    mail = "cm.email_opt_in IS TRUE AND coalesce(trim(cm.email), '') <> ''"
+    sql = (
+        "SELECT count(*), count(*) FILTER (WHERE " + reach + "), "  # noqa: S608 - fixed fragments, values bound
+        "count(*) FILTER (WHERE cm.has_line), count(*) FILTER (WHERE coalesce(trim(cm.email), '') <> ''), "
+        "count(*) FILTER (WHERE " + mail + "), "
+        "count(*) FILTER (WHERE " + mail + " AND cm.first_source = 'rakuten'), "
+        "count(*) FILTER (WHERE " + mail + " AND cm.first_source = 'shopify') "
+        "FROM customer_model AS cm WHERE " + compiled.where
+    )
+    n, reachable, line, with_email, opted, opted_rakuten, opted_shopify = segments._run(
+        store, sql, compiled.params, compiled.rule)[0]
+    note = ReachNote(channel, int(n), int(reachable))
+    if reachable:
+        return note
+    name = "メール" if channel == "mail_list" else CHANNELS[channel]
+    if not n:
+        return replace(note, reason="この条件に当てはまるお客様がいません。条件をゆるめてください。", fix="segment")
+    if channel == "line":
+        return replace(note, fix="import", reason=(
+            "LINEユーザーIDが分かっているお客様がいません。楽天やShopifyの注文CSVにはLINEユーザーIDが含まれないため、"
+            "LINE友だちの一覧（LINEユーザーIDと、メールアドレスまたは電話番号の列があるCSV）や、ID連携のリストを"
+            "「データ取込」で顧客リストとして取り込むと、LINEで届くお客様が数えられます。"))
+    if not with_email:
+        return replace(note, fix="import", reason=(
+            f"メールアドレスのあるお客様がいないため、{name}では届きません。メールアドレスの列がある注文CSVや顧客リストを取り込んでください。"))
+    if not opted:
+        if not _opt_in_known(store):
+            return replace(note, fix="import", reason=(
+                "取り込んだファイルにメール配信許可（メルマガ希望・Accepts Marketing）の列がないため、"
+                "広告メールを送ってよいお客様が分かりません（特定電子メール法では事前の同意が必要です）。"
+                "Shopifyの「顧客をエクスポート」のCSVや、メルマガ許諾の列がある顧客リストを「データ取込」で取り込んでください。"))
+        return replace(note, reason=(
+            "この条件のお客様は、全員がメール配信を許可していません（取り込んだメール配信許可の列で「許可しない」）。"
+            "許可していないお客様には広告メールを送れません。"))
+    if channel == "email":
+        return replace(note, fix="channel", reason=(
+            f"メール配信を許可したお客様{opted:,}人は全員、楽天市場の購入者です。楽天の注文のメールアドレスは転送用の"
+            "アドレスのため、自社のメールでは届きません。楽天のお客様にはR-Mail（楽天メルマガ）で配信してください。"))
+    if channel == "rmail" and not opted_rakuten:
+        return replace(note, fix="channel", reason=(
+            "R-Mailは楽天市場で購入したお客様にだけ届きますが、この条件でメール配信を許可したお客様に楽天の購入者がいません。"
+            "自社のメールかShopify Emailで配信してください。"))
+    if channel == "shopify_email" and not opted_shopify:
+        return replace(note, fix="channel", reason=(
+            "Shopify EmailはShopifyで購入したお客様にだけ届きますが、この条件でメール配信を許可したお客様にShopifyの購入者がいません。"
+            "楽天のお客様にはR-Mail、そのほかは自社のメールで配信してください。"))
+    return replace(note, reason=f"この条件のお客様には{name}で届く方がいません。")
+
 
 def segment_json(segment: Any) -> str | None:
     """A send's audience as stored: JSON text, or None for "everyone reachable on the channel".

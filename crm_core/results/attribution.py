@@ -57,6 +57,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from crm_core import jp
 from crm_core.db import Store
 from crm_core.results import campaigns as C
 from crm_core.results import experiments as E
@@ -574,16 +575,26 @@ def funnel(report: dict[str, Any]) -> pd.DataFrame:
     Returns
     -------
     DataFrame
-        ``step`` (Japanese), ``customers``, ``share`` (of recipients); empty
-        without imported results.
+        ``step`` (Japanese), ``customers``, ``share`` (of recipients), ``rate`` and
+        ``rate_label``: the rate the page's metrics show for that step, on the
+        same base (到達率 and 購入率 of recipients, 開封率 and クリック率 of the
+        delivered), so that the chart and the metrics agree; empty without
+        imported results.
     """
     g = report["groups"][0]
     if not report["with_results"]:
-        return pd.DataFrame(columns=["step", "customers", "share"])
-    steps = [("配信対象", g["recipients"]), ("到達", g["delivered"]), ("開封", g["opened"]),
-             ("クリック", g["clicked"]), ("購入", g["buyers"])]
+        return pd.DataFrame(columns=["step", "customers", "share", "rate", "rate_label"])
     n = g["recipients"] or 1
-    return pd.DataFrame([{"step": s, "customers": int(v), "share": v / n} for s, v in steps])
+    delivered = g["delivered"] or 0
+    steps = [
+        ("配信対象", g["recipients"], 1.0, ""),
+        ("到達", g["delivered"], g["delivered"] / n, "到達率"),
+        ("開封", g["opened"], g["opened"] / delivered if delivered else float("nan"), "開封率"),
+        ("クリック", g["clicked"], g["clicked"] / delivered if delivered else float("nan"), "クリック率"),
+        ("購入", g["buyers"], g["buyers"] / n, "購入率"),
+    ]
+    return pd.DataFrame([{"step": s, "customers": int(v), "share": v / n, "rate": r, "rate_label": lab}
+                         for s, v, r, lab in steps])
 
 
 def groups_frame(report: dict[str, Any]) -> pd.DataFrame:
@@ -641,9 +652,10 @@ def report_text(report: dict[str, Any]) -> str:
             f"(95%信頼区間 {v['conversion_low']:+.2%}〜{v['conversion_high']:+.2%}, p={v['conversion_p']:.3f})"
         )
     cost = report["cost"]
-    lines.append(f"  費用 ¥{cost['total_cost']:,.0f} (配信 ¥{cost['message_cost']:,.0f} + クーポン ¥{cost['coupon_cost']:,.0f} + 固定 ¥{cost['fixed_cost']:,.0f})"
-                 + (f" / CPO ¥{cost['cpo']:,.0f}" if cost["cpo"] else "")
-                 + (f" / ROI {cost['roi']:.0%}" if cost["roi"] is not None else ""))
+    lines.append(f"  費用 {jp.yen(cost['total_cost'])} (配信 {jp.yen(cost['message_cost'])} + クーポン {jp.yen(cost['coupon_cost'])}"
+                 f" + 固定 {jp.yen(cost['fixed_cost'])})"
+                 + (f" / CPO {jp.yen(cost['cpo'])}" if cost["cpo"] else "")
+                 + (f" / ROI {jp.pct(cost['roi'], 0)}" if cost["roi"] is not None else ""))
     lines.extend("  ※" + n for n in report["notes"])
     return "\n".join(lines)
 

@@ -13,12 +13,15 @@ from typing import Any
 import altair as alt
 import pandas as pd
 
+from crm_core import jp
+
 CAPTIONS = {
     "daily": "ショップ全体の日別売上です。赤い線が送信日。送信後に売上の山ができていれば、施策がきっかけになった可能性があります"
              "（セールや季節の影響も含むため、効果の判断は下の「送らないグループ」との比較で行います）。",
     "cumulative": "送信からの日数ごとに、1人あたりの累計売上を「配信したグループ」と「送らないグループ」で比べています。"
                   "2本の線の開きが、施策による上乗せです。線が重なっていれば効果は見られません。",
-    "funnel": "配信したお客様のうち、届いた・開いた・クリックした・購入した人数です。どこで大きく減っているかが改善のヒントです"
+    "funnel": "配信したお客様のうち、届いた・開いた・クリックした・購入した人数です。開封率とクリック率は届いた人に対する割合、"
+              "到達率と購入率は配信対象に対する割合で、上の数字と同じです。どこで大きく減っているかが改善のヒントです"
               "（購入は集計期間内の注文。開封はメールでは画像の表示で数えるため少なめに出ることがあります）。",
     "variants": "パターンごとの購入率です。点が購入率、横線が95%信頼区間（この範囲にほぼ確実に本当の値がある幅）。"
                 "横線どうしが大きく重なっていれば、差は偶然の範囲かもしれません。",
@@ -79,12 +82,16 @@ def funnel_chart(funnel: pd.DataFrame) -> alt.LayerChart | None:
     if funnel is None or funnel.empty:
         return None
     df = funnel.copy()
-    df["text"] = df.apply(lambda r: f"{int(r['customers']):,}人（{r['share']:.1%}）", axis=1)
+    if "rate_label" not in df:
+        df["rate_label"], df["rate"] = "", df["share"]
+    df["text"] = [f"{jp.count(n, '人')}" + (f"（{lab} {jp.pct(r)}）" if lab else "")
+                  for n, r, lab in zip(df["customers"], df["rate"], df["rate_label"])]
     order = df["step"].tolist()
     base = alt.Chart(df).encode(y=alt.Y("step:N", sort=order, title=None))
     bars = base.mark_bar(color="#4c78a8").encode(
         x=alt.X("customers:Q", title="人数"),
         tooltip=[alt.Tooltip("step:N", title="段階"), alt.Tooltip("customers:Q", title="人数", format=","),
+                 alt.Tooltip("text:N", title="割合（上の数字と同じ）"),
                  alt.Tooltip("share:Q", title="配信対象に対する割合", format=".1%")],
     )
     text = base.mark_text(align="left", dx=4).encode(x="customers:Q", text="text:N")

@@ -278,5 +278,17 @@ def set_setting(con: sqlite3.Connection, key: str, value: Any) -> None:
                 [key, json.dumps(value)])
 
 
+SCHEDULE = "scenarios-daily"
+DAILY = "cron:0 9 * * *"
+"""The worker's daily scenario run at 09:00 JST (each step then waits for its own send slot)."""
+
+
+def ensure_schedule(ops_path: Any) -> None:
+    """The daily scenario run (kept as it is when it exists, e.g. changed or switched off by a person)."""
+    from crm_core import jobs
+
+    jobs.set_schedule(ops_path, SCHEDULE, "scenario_run", DAILY, replace=False)
+
+
 def copy_of(scenario: Scenario) -> Scenario:
     return copy.deepcopy(scenario)

@@ -461,9 +461,13 @@ def ensure_coupons(store: Store, ops: sqlite3.Connection, scenario: D.Scenario, 
 
 
 def enable(store: Store, ops: sqlite3.Connection, name: str, actor: str = "") -> D.Scenario:
-    """Switch a scenario on (its coupons are created first)."""
+    """Switch a scenario on (its coupons are created first; the worker's daily run is scheduled)."""
     ensure_coupons(store, ops, D.get(ops, name), actor)
-    return D.set_enabled(ops, name, True, actor)
+    out = D.set_enabled(ops, name, True, actor)
+    path = ops.execute("PRAGMA database_list").fetchone()[2]
+    if path:
+        D.ensure_schedule(path)
+    return out
 
 
 def disable(ops: sqlite3.Connection, name: str, actor: str = "") -> D.Scenario:

@@ -1,13 +1,9 @@
 """The worker's job kind ``scenario_run`` (daily and after each import).
 
-The service branch's registry (``crm_core/service/kinds.py``) reserves
-``"scenario_run"``; plug it in with::
-
-    KINDS["scenario_run"] = JobKind("シナリオ配信", scenarios.job.run_job)
-
-and schedule it with ``jobs.set_schedule(ops, "scenarios-daily", "scenario_run", "cron:0 9 * * *")``
-plus an ``enqueue(ops, "scenario_run", {}, dedupe_key=f"scenarios:{import_id}")`` after each import.
-``run_job`` is idempotent: every (scenario, step, customer, trigger event) is recorded once.
+Registered in ``crm_core/service/kinds.py``; queued every day by the schedule
+``scenarios-daily`` (:data:`crm_core.scenarios.definitions.DAILY`, set when a scenario is switched on) and after
+each inbox import.  ``run_job`` is idempotent: every (scenario, step, customer,
+trigger event) is recorded once.
 """
 
 from __future__ import annotations
@@ -35,8 +31,8 @@ def run_job(ctx: Any) -> dict[str, Any]:
     day = dt.date.fromisoformat(args["date"]) if args.get("date") else None
     objs = channels()
     try:
-        with closing(opsdb.connect(ctx.ops_path)) as ops:
-            return engine.run_scenarios(ctx.store(), ops, day, line=objs["line"], smtp=objs["smtp"],
+        with closing(opsdb.connect(ctx.ops_path)) as ops, ctx.store() as store:
+            return engine.run_scenarios(store, ops, day, line=objs["line"], smtp=objs["smtp"],
                                         unsubscribe=objs["unsubscribe"], from_addr=objs["from_addr"] or "")
     finally:
         if objs["smtp"] is not None:

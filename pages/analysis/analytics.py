@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from crm_core import clock
+from crm_core import clock, jp
 from crm_core.analytics import basket, charts, cohorts, cycles, repeat, subscription
 from crm_core.analytics import value as analytics
 from pages import ui
@@ -74,7 +74,9 @@ def table(df: pd.DataFrame, columns: dict[str, tuple[str, str]], file_name: str,
     out = pd.DataFrame(index=df.index)
     screen = pd.DataFrame(index=df.index)
     config: dict[str, Any] = {}
-    formats = {"pct": "%.1f%%", "yen": "yen", "int": "localized", "days": "%.1f", "ratio": "%.2f"}
+    # On screen: separators and no spurious decimals (12%, 45日 rather than 12.0%, 45.0); one yen sign: amounts
+    # are plain numbers under a 円 header (Streamlit's "yen" format shows ￥ in Japanese browsers).
+    formats = {"pct": "percent", "yen": "localized", "int": "localized", "days": "localized", "ratio": "localized"}
     for col, (label, kind) in columns.items():
         values = df[col]
         if kind in formats:
@@ -91,8 +93,9 @@ def table(df: pd.DataFrame, columns: dict[str, tuple[str, str]], file_name: str,
             if number.isna().any():
                 screen[label] = number.map(lambda v, k=kind: _text(v, k))
             else:
-                screen[label] = number
-                config[label] = st.column_config.NumberColumn(label, format=formats[kind])
+                screen[label] = (number / 100).round(3) if kind == "pct" else number  # "percent" formats a ratio
+                shown = label.replace("(%)", "") if kind == "pct" else label if kind != "yen" or "円" in label else f"{label}（円）"
+                config[label] = st.column_config.NumberColumn(shown, format=formats[kind])
         elif kind == "month":
             out[label] = screen[label] = values.map(charts.month_label)
         elif kind == "date":
@@ -116,12 +119,12 @@ def _text(value: Any, kind: str) -> str:
     if pd.isna(value):
         return "—"
     if kind == "pct":
-        return f"{value:.1f}%"
+        return ui.pct(value / 100)
     if kind == "yen":
         return ui.yen(value)
     if kind == "int":
-        return f"{int(value):,}"
-    return f"{value:,.1f}" if kind == "days" else f"{value:,.2f}"
+        return ui.count(value)
+    return jp.number(value, 1 if kind == "days" else 2)
 
 
 def chart(c: Any, caption: str, empty: str) -> None:
@@ -190,19 +193,19 @@ def tab_rfm() -> None:
         cols = st.columns(max(len(ranks) - 1, 1))
         thresholds = []
         for i, (col, (name, default)) in enumerate(zip(cols, ranks[:-1], strict=False)):
-            value = col.number_input(f"{name}（{'回' if by_orders else '円'}以上）", min_value=0, value=int(default),
+            value = col.number_input(f"{ui.md(name)}（{'回' if by_orders else '円'}以上）", min_value=0, value=int(default),
                                      step=1 if by_orders else 1000,
                                      key=f"ana_rank_orders_{i}" if by_orders else f"ana_rank_{i}")
             thresholds.append((name, float(value)))
         thresholds.append(ranks[-1])
         st.caption(
-            f"それ以外は{ranks[-1][0]}です。初期値はショップのランク設定です。ここでの変更はこの分析にだけ使われます。"
+            f"それ以外は{ui.md(ranks[-1][0])}です。初期値はショップのランク設定です。ここでの変更はこの分析にだけ使われます。"
             "基準は上位のランクほど高くしてください。"
         )
     moves = compute("rank_movement", date_from=date_from, date_to=date_to, thresholds=tuple(thresholds), basis=basis)
     summary = analytics.rank_movement_summary(moves)
     for col, row in zip(st.columns(4), summary.itertuples(index=False), strict=True):
-        col.metric(row.movement, ui.count(row.customers, "人"), help=f"全体の{ui.pct(row.share)}")
+        col.metric(ui.md(row.movement), ui.count(row.customers, "人"), help=f"全体の{ui.pct(row.share)}")
     chart(
         charts.rank_movement_chart(moves, date_from, date_to),
         "行が比較元の日のランク、列が比較先の日のランクです。対角線上は維持、左下は昇格、右上は降格。"
@@ -508,9 +511,15 @@ def tab_ltv() -> None:
     risk = compute("churn_risk_summary")
     chart(
         charts.churn_risk_chart(risk),
-        "今後90日以内に購入しない確率で、低（33%未満）・中（33〜66%）・高（66%超）に分けています。"
+        "離反リスクは、今後90日以内に購入しない確率で分けています: 低＝33%未満、中＝33〜66%、高＝66%超。"
         "「中」はまだ引き戻しやすい層なので、クーポンや新商品のお知らせの優先候補です。",
         "離反リスクが計算された顧客がいません。",
+    )
+    st.caption(
+        "「生存確率」は、まだこのショップのお客様でいる（いつかまた買う）確率、「90日以内に購入しない確率」は"
+        "次の90日に1回も買わない確率です。年に1〜2回だけ買うお客様は、離れていなくても90日の間には買わないことが"
+        "多いため、両方が高くなります（例: 生存確率90%、90日以内に購入しない確率80%）。"
+        "生存確率が低いお客様ほど、すでに離れている可能性が高い方です。"
     )
     if not risk.empty:
         table(
@@ -519,8 +528,8 @@ def tab_ltv() -> None:
                 "churn_risk": ("離反リスク", "text"),
                 "customers": ("顧客数", "int"),
                 "share": ("構成比(%)", "pct"),
-                "avg_churn_probability": ("平均離反確率(%)", "pct"),
                 "avg_p_alive": ("平均生存確率(%)", "pct"),
+                "avg_churn_probability": ("90日以内に購入しない確率・平均(%)", "pct"),
                 "revenue_12m": ("直近12か月売上", "yen"),
                 "predicted_clv": ("予測CLV合計", "yen"),
             },

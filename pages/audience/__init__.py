@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +31,7 @@ from crm_core.audience import library as L
 from crm_core.audience import segments as S
 from crm_core.audience.fields import DAYS_RANGE, ELEMENT, FIELDS, GROUPS, OPERATORS, WINDOW_TYPES, field_label, operators_for
 from crm_core.db import Store, default_db_path
+from crm_core.planning import planner
 from pages import ui
 
 MAX_UI_DEPTH = 3
@@ -39,13 +39,8 @@ FIELD_KEYS = [k for g in GROUPS for k, f in FIELDS.items() if f.group == g]
 MODES = {"all": "すべての条件を満たす（かつ）", "any": "いずれかの条件を満たす（または）"}
 WINDOWS = {"all": "全期間", "days": "直近N日間", "range": "日付で指定"}
 ENCODINGS = {"utf-8-sig": "UTF-8（BOM付き・Excel向け）", "cp932": "Shift_JIS（cp932・R-Mailなど）"}
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
 Path = tuple[int, ...]
-
-
-def md(text: str) -> str:
-    """Text shown literally inside Markdown (values typed by users are not markup)."""
-    return _MD_SPECIAL.sub(r"\\\1", text)
+md = ui.md  # user-typed text shown inside Markdown
 
 
 def init_state() -> None:
@@ -98,7 +93,7 @@ def start_panel(saved: list[dict[str, Any]]) -> None:
             c1.caption(S.PRESETS_BY_KEY[preset_key].why)
         if c2.button("プリセットを開く", key="seg_open_preset", disabled=preset_key is None):
             p = S.PRESETS_BY_KEY[preset_key]
-            open_rule(ui.run(S.preset_rule, p.key), p.name, None, f"プリセット「{p.name}」を開きました。条件は自由に変更できます。")
+            open_rule(ui.run(S.preset_rule, p.key), p.name, None, f"プリセット「{md(p.name)}」を開きました。条件は自由に変更できます。")
         if c3.button("条件をすべてクリア", key="seg_new"):
             open_rule(E.empty_rule())
         if saved:
@@ -108,7 +103,7 @@ def start_panel(saved: list[dict[str, Any]]) -> None:
                                 format_func=lambda i: by_id[i]["name"], key="seg_open_pick")
             if c2.button("開いて編集", key="seg_open_saved", disabled=pick is None):
                 seg = by_id[pick]
-                open_rule(seg["rule"], seg["name"], seg["segment_id"], f"「{seg['name']}」を開きました。")
+                open_rule(seg["rule"], seg["name"], seg["segment_id"], f"「{md(seg['name'])}」を開きました。")
 
 
 # ---------------------------------------------------------------------------
@@ -346,6 +341,10 @@ def result_panel(store: Store, rule: dict[str, Any]) -> dict[str, Any] | None:
     c[2].metric("累計売上に占める割合", ui.pct(result["revenue_share"]), help=f"このセグメントの累計購入金額 {ui.yen(result['revenue'])}")
     c[3].metric("メールで届く", ui.count(result["email_reachable"], "人"), help="メール配信を許可し、メールアドレスがあるお客様")
     c[4].metric("LINEで届く", ui.count(result["line_reachable"], "人"), help="LINEユーザーIDが分かっているお客様")
+    if result["customers"]:
+        for channel, count, name in (("mail_list", result["email_reachable"], "メール"), ("line", result["line_reachable"], "LINE")):
+            if count == 0:
+                ui.reach_note(ui.run(planner.explain_reach, store, channel, rule), f"{name}で届くお客様が0人です。")
     if result["customers"] == 0:
         ui.empty_state(
             "この条件に当てはまるお客様はいません。日数を短く・金額を低くするなど条件をゆるめるか、"
@@ -356,8 +355,8 @@ def result_panel(store: Store, rule: dict[str, Any]) -> dict[str, Any] | None:
     table = table.rename(columns=S.labels(table.columns))
     st.caption(f"該当するお客様の例（累計購入金額の多い順に最大20人）　基準日: {ui.jdate(result['as_of'])}")
     st.dataframe(table, hide_index=True, width="stretch", key="seg_sample",
-                 column_config={"累計購入金額": st.column_config.NumberColumn(format="yen"),
-                                "平均購入単価": st.column_config.NumberColumn(format="yen"),
+                 column_config={"累計購入金額": ui.yen_column("累計購入金額"),
+                                "平均購入単価": ui.yen_column("平均購入単価"),
                                 "最終購入日時": st.column_config.DatetimeColumn(format="YYYY/MM/DD HH:mm")})
     return result
 
@@ -372,14 +371,14 @@ def save_panel(store: Store, rule: dict[str, Any], valid: bool) -> None:
     if loaded is not None and c1.button("上書き保存", type="primary", key="seg_save_over", disabled=not valid):
         ui.run(L.save_segment, store, name, rule, loaded)
         ss["seg_name"] = name.strip()
-        ss["seg_flash"] = f"「{name.strip()}」を上書き保存しました。"
+        ss["seg_flash"] = f"「{md(name.strip())}」を上書き保存しました。"
         st.rerun()
     holder = c2 if loaded is not None else c1
     label = "新しいセグメントとして保存" if loaded is not None else "保存"
     if holder.button(label, type="secondary" if loaded is not None else "primary", key="seg_save_new", disabled=not valid):
         ss["seg_loaded_id"] = ui.run(L.save_segment, store, name, rule)
         ss["seg_name"] = name.strip()
-        ss["seg_flash"] = f"「{name.strip()}」として保存しました。"
+        ss["seg_flash"] = f"「{md(name.strip())}」として保存しました。"
         st.rerun()
     if not valid:
         st.caption("条件を直すと保存できます。")
@@ -401,7 +400,8 @@ def saved_panel(store: Store, saved: list[dict[str, Any]]) -> None:
         [{"名前": s["name"], "人数（最新）": s["customers"], "計測日時": s["measured_at"], "更新日時": s["updated_at"],
           "条件": describe_saved(store, s["rule"])} for s in saved]
     )
-    st.dataframe(overview, hide_index=True, width="stretch", key="seg_saved_table")
+    st.dataframe(overview, hide_index=True, width="stretch", key="seg_saved_table",
+                 column_config=ui.count_columns(overview, "人数（最新）"))
     by_id = {s["segment_id"]: s for s in saved}
     pick = st.selectbox("セグメント", list(by_id), format_func=lambda i: by_id[i]["name"], key="seg_manage_pick")
     seg = by_id[pick]
@@ -411,25 +411,26 @@ def saved_panel(store: Store, saved: list[dict[str, Any]]) -> None:
         ui.run(L.rename_segment, store, pick, new_name)
         if ss["seg_loaded_id"] == pick:
             ss["seg_name"] = new_name.strip()
-        ss["seg_flash"] = f"名前を「{new_name.strip()}」に変更しました。"
+        ss["seg_flash"] = f"名前を「{md(new_name.strip())}」に変更しました。"
         st.rerun()
     if c3.button("複製", key="seg_duplicate"):
         copy_id = ui.run(L.duplicate_segment, store, pick)
-        ss["seg_flash"] = f"「{ui.run(L.get_segment, store, copy_id)['name']}」を作りました。"
+        ss["seg_flash"] = f"「{md(ui.run(L.get_segment, store, copy_id)['name'])}」を作りました。"
         st.rerun()
     c1, c2 = st.columns([3, 2.6], vertical_alignment="bottom")
-    sure = c1.checkbox(f"「{seg['name']}」を削除することを確認しました", key=f"seg_delete_ok_{pick}")
+    sure = c1.checkbox(f"「{md(seg['name'])}」を削除することを確認しました", key=f"seg_delete_ok_{pick}")
     if c2.button("削除", key="seg_delete", disabled=not sure):
         ui.run(L.delete_segment, store, pick)
         if ss["seg_loaded_id"] == pick:
             ss["seg_loaded_id"] = None
-        ss["seg_flash"] = f"「{seg['name']}」を削除しました。"
+        ss["seg_flash"] = f"「{md(seg['name'])}」を削除しました。"
         st.rerun()
     history = ui.run(L.size_history, store, pick)
     if len(history):
         history.columns = ["計測日時", "人数"]
         st.caption("人数の推移（保存・上書きのたびに記録）")
-        st.dataframe(history, hide_index=True, width="content", key="seg_history")
+        st.dataframe(history, hide_index=True, width="content", key="seg_history",
+                     column_config=ui.count_columns(history, "人数"))
 
 
 def compare_panel(store: Store, rule: dict[str, Any], valid: bool, saved: list[dict[str, Any]]) -> None:

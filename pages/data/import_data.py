@@ -218,7 +218,8 @@ if report:
     if not files.empty:
         view = files[["file_name", "format_label", "encoding", "rows_read", "orders_added", "orders_updated", "orders_unchanged", "rows_rejected", "contacts", "products"]]
         view.columns = ["ファイル", "形式", "文字コード", "読んだ行", "追加", "更新", "変更なし", "取込不可", "連絡先", "商品"]
-        st.dataframe(view, hide_index=True, width="stretch")
+        st.dataframe(view, hide_index=True, width="stretch",
+                     column_config={c: st.column_config.NumberColumn(c, format="localized") for c in view.columns[3:]})
     for w in report["warnings"]:
         st.warning(w, icon="⚠️")
     rejects = st.session_state.get("imp_last_rejects") or []
@@ -242,8 +243,11 @@ if history.empty:
 else:
     history["format"] = history["format"].map(lambda k: F.FORMATS_BY_KEY[k].label if k in F.FORMATS_BY_KEY else "汎用CSV")
     history["imported_at"] = history["imported_at"].dt.strftime("%Y/%m/%d %H:%M")
+    history["encoding"] = history["encoding"].map(ui.encoding_label)
     history.columns = ["No.", "取込日時", "ファイル", "形式", "文字コード", "読んだ行", "追加", "更新", "変更なし", "取込不可"]
-    st.dataframe(history, hide_index=True, width="stretch")
+    counts = ["読んだ行", "追加", "更新", "変更なし", "取込不可"]  # 1,234 with separators
+    st.dataframe(history, hide_index=True, width="stretch",
+                 column_config={c: st.column_config.NumberColumn(c, format="localized") for c in counts})
     all_rejects = rejects_table(store)
     if all_rejects:
         st.download_button(
@@ -317,15 +321,26 @@ with st.expander("削除の前にバックアップを作る"):
         if size <= BACKUP_DOWNLOAD_LIMIT:
             st.download_button("バックアップをダウンロード", Path(made).read_bytes(), file_name=Path(made).name,
                                mime="application/octet-stream", key="imp_backup_download")
-confirm = st.checkbox("上に書いた内容を削除することを確認しました（元に戻せません）", key="imp_confirm_clear")
-col1, _ = st.columns(2)
-if col1.button("すべてのデータを削除", disabled=not confirm, key="imp_clear"):
-    ui.run(store.clear_data, keep_campaigns=not drop_campaigns)
+if done := st.session_state.pop("imp_cleared", None):
+    st.success(done, icon="✅")
+
+
+def _clear_all(keep_campaigns: bool) -> None:
+    """Delete the data, then leave a confirmation and an unticked checkbox for the next run.
+
+    A callback runs before the next page run: it takes that run's store, not this one's.
+    """
     from crm_core.sample.load import remove_sample_identity
 
-    remove_sample_identity(store)  # the sample's fictitious sender details go with it
-    sample_store.real_data_arrived(store)  # no automatic sample after the marketer emptied the store
+    s = ui.real_store()
+    ui.run(s.clear_data, keep_campaigns=keep_campaigns)
+    remove_sample_identity(s)  # the sample's fictitious sender details go with it
+    sample_store.real_data_arrived(s)  # no automatic sample after the marketer emptied the store
     for key in ("imp_last_report", "imp_last_rejects"):
         st.session_state.pop(key, None)
-    st.success("データを削除しました。")
-    st.rerun()
+    st.session_state["imp_confirm_clear"] = False  # allowed in a callback: the checkbox is drawn afterwards
+    st.session_state["imp_cleared"] = "すべてのデータを削除しました。新しいデータを取り込むと、各ページに表示されます。"
+
+
+confirm = st.checkbox("上に書いた内容を削除することを確認しました（元に戻せません）", key="imp_confirm_clear")
+st.button("すべてのデータを削除", disabled=not confirm, key="imp_clear", on_click=_clear_all, args=(not drop_campaigns,))

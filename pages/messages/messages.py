@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import html
 from dataclasses import fields, replace
 
 import streamlit as st
-import streamlit.components.v1 as components
 
 from crm_core import clock
 from crm_core.messaging import compliance, coupons, sends
@@ -83,6 +83,11 @@ def inbox_html(sender: str, subject: str, preheader: str) -> str:
     )
 
 
+def mail_preview_url(mail_html: str) -> str:
+    """The rendered mail as a ``data:`` URL for ``st.iframe`` (isolated from the page)."""
+    return "data:text/html;charset=utf-8;base64," + base64.b64encode(mail_html.encode("utf-8")).decode("ascii")
+
+
 def show_findings(findings: list[compliance.Finding]) -> None:
     st.markdown("**チェック結果**")
     if not findings:
@@ -117,7 +122,9 @@ def preview(customer_id: str) -> None:
         st.caption(f"件名 {len(rendered.subject)}文字（スマートフォンでは30文字前後まで表示）・ プリヘッダー {len(rendered.preheader)}文字 ・ 本文 {len(rendered.text):,}文字")
         view_html, view_text = st.tabs(["HTML", "テキスト"])
         with view_html:
-            components.html(rendered.html, height=560, scrolling=True)
+            # A data: URL gives the mail its own opaque origin: its HTML (customer data, edited templates)
+            # cannot reach the console, unlike an HTML string, which st.iframe embeds same-origin.
+            st.iframe(mail_preview_url(rendered.html), height=560)
         with view_text:
             st.text(rendered.text)
         if channel == "rmail":

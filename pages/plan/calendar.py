@@ -27,6 +27,9 @@ st.write(
 flash = st.session_state.pop("cal_flash", None)
 if flash:
     st.success(flash, icon="✅")
+flash_warning = st.session_state.pop("cal_flash_warning", None)
+if flash_warning:
+    st.warning(flash_warning, icon="📭")
 
 # -- range ---------------------------------------------------------------------
 months = [(today.year + (today.month - 1 + i) // 12, (today.month - 1 + i) % 12 + 1) for i in range(-12, 13)]
@@ -63,6 +66,19 @@ def editor_config(store) -> dict:
     }
 
 
+def zero_audience(sends: pd.DataFrame) -> None:
+    """Why saved sends reach nobody (one note per channel and audience, with a link to the fix)."""
+    zero = sends[(sends.audience.fillna(0) == 0) & (sends.problem.fillna("") == "")]
+    seen = set()
+    for channel, segment in dict.fromkeys(zip(zero.channel, zero.segment)):
+        note = ui.run(planner.explain_reach, store, channel, segment)
+        if note.reason and note.reason not in seen:
+            seen.add(note.reason)
+            n = int(((zero.channel == channel) & (zero.segment.fillna("") == (segment or ""))).sum())
+            ui.reach_note(note, f"{planner.CHANNELS[channel]}の配信{n}件は対象者が0人です"
+                                f"（{ui.md(planner.segment_text(segment, channel, store))}）。")
+
+
 tab_view, tab_events, tab_plan, tab_cost, tab_freq, tab_export = st.tabs(
     ["カレンダー", "イベント", "キャンペーン計画", "配信数と費用", "配信頻度", "書き出し"]
 )
@@ -84,9 +100,7 @@ with tab_view:
             "予測の日程はRMSのお知らせで確認し、「イベント」タブで確定にしてください。"
         )
     if not hol.empty:
-        with st.expander(f"この期間の祝日（{len(hol)}日）"):
-            st.dataframe(pd.DataFrame({"日付": [cal.format_date(d) for d in hol.date], "祝日": hol.name}),
-                         hide_index=True, width="stretch")
+        st.caption("この期間の祝日（赤い印）: " + "、".join(f"{d.month}月{d.day}日 {n}" for d, n in zip(hol.date, hol.name)))
 
     st.subheader("昨年の同じ時期の売上とイベント")
     ly_start, ly_end = start.replace(year=start.year - 1), cal.month_bounds(last_ym[0] - 1, last_ym[1])[1]
@@ -109,7 +123,7 @@ with tab_view:
                     "売上": [ui.yen(v) for v in perf.revenue],
                     "注文数": [ui.count(v, "件") for v in perf.orders],
                     "1日あたり売上": [ui.yen(v) for v in perf.revenue_per_day],
-                    "通常日との比": ["—" if pd.isna(r) else f"{r:.1f}倍" for r in perf.ratio],
+                    "通常日との比": [ui.times(r) for r in perf.ratio],
                 }), hide_index=True, width="stretch")
                 st.caption("「通常日との比」は、イベント期間の1日あたり売上を、どのセール・企画にも当たらない日の平均と比べたものです"
                            "（1.0倍より大きいほど売れた期間）。キャンセルされた注文は含めていません。")
@@ -247,12 +261,17 @@ with tab_plan:
         draft = ui.run(plan_editor.from_editor, edited, segment)
         for w in plan_editor.send_warnings(draft, now):
             st.warning(w, icon="⏰")
+        reach = ui.run(planner.explain_reach, store, channel, segment)
+        if not ui.reach_note(reach, f"この計画の対象者数は0人です（{planner.CHANNELS[channel]}で届くお客様がいません）。"):
+            st.caption(f"対象者数: {ui.count(reach.reachable, '人')}（{ui.md(planner.segment_text(segment, channel, store))}）")
         st.caption("推奨の時間帯: 平日 12:00〜13:00・18:00〜19:00、土日祝 14:00〜16:00。")
         plan_name = st.text_input("キャンペーン名", value=f"{event['name']}（{planner.CHANNELS[channel]}）",
                                   key=f"cal_plan_name_{event_id}_{channel}")
         if st.button("この計画を保存", type="primary", key="cal_plan_save"):
             ui.run(planner.save_plan, store, plan_name, draft, event_id=event_id, channel=channel, segment=segment, coupon=coupon)
             st.session_state["cal_flash"] = f"キャンペーン「{plan_name}」を保存しました。"
+            if reach.reachable == 0:
+                st.session_state["cal_flash_warning"] = (f"ただし、この計画の対象者数は0人です。配信しても誰にも届きません。{reach.reason}")
             st.rerun()
 
         with st.container(border=True):
@@ -274,13 +293,17 @@ with tab_plan:
             st.warning(f"対象者を数えられない配信があります（0通として計算しています）: {problem}", icon="⚠️")
         if not report.model_ready:
             st.info("顧客データ（顧客モデル）がまだないため、対象者数は0と表示されます。注文CSVを取り込むと計算されます。", icon="ℹ️")
-        st.dataframe(frequency.plan_table(sends, store), hide_index=True, width="stretch")
+        else:
+            zero_audience(sends)
+        plan_view = frequency.plan_table(sends, store)
+        st.dataframe(plan_view, hide_index=True, width="stretch",
+                     column_config=ui.count_columns(plan_view, "対象者数", "頻度上限超え", "除外", "配信数"))
         plans = ui.run(planner.list_plans, store)
         plans = plans[plans.plan_id.isin(set(sends.plan_id))]
         picked = st.selectbox("編集する計画", list(plans.plan_id), format_func=dict(zip(plans.plan_id, plans.name)).get,
                               key="cal_plan_pick")
         plan = plans[plans.plan_id == picked].iloc[0]
-        st.caption(f"対象: {planner.segment_text(plan.segment, plan.channel, store)}")
+        st.caption(f"対象: {ui.md(planner.segment_text(plan.segment, plan.channel, store))}")
         stored = plan_editor.to_editor(ui.run(planner.planned_sends, store, plan_id=picked))
         changed = st.data_editor(
             stored, hide_index=True, width="stretch", num_rows="dynamic",
@@ -316,27 +339,38 @@ with tab_cost:
                              help="スタンダードプランで月130,000通を超える分の単価は公表値を確認できていません。契約内容に合わせて入力してください。")
     if chosen_plan == "standard" and abs(beyond - float(costs.beyond_rate_setting(store))) > 1e-9:
         ui.run(costs.set_beyond_rate, store, beyond)
-    usd = k3.number_input("為替レート（1ドル＝円）", 50.0, 500.0, float(costs.usd_jpy_setting(store)), 1.0, key="cal_usd_jpy",
-                          help="Shopify Emailの追加料金（ドル建て）を円で概算するためのレートです。")
-    if abs(usd - float(costs.usd_jpy_setting(store))) > 1e-9:
-        ui.run(costs.set_usd_jpy, store, usd)
+    usd = float(costs.usd_jpy_setting(store))
+    if ui.run(costs.uses_shopify_email, store, sends):
+        usd = k3.number_input("為替レート（1ドル＝円）", 50.0, 500.0, usd, 1.0, key="cal_usd_jpy",
+                              help="Shopify Emailの追加料金（ドル建て）を円で概算するためのレートです。")
+        if abs(usd - float(costs.usd_jpy_setting(store))) > 1e-9:
+            ui.run(costs.set_usd_jpy, store, usd)
 
     monthly = costs.monthly_costs(costs.monthly_load(sends, start, end), chosen_plan, beyond, usd)
-    if monthly.empty or int(monthly.messages.sum()) == 0:
+    if sends.empty:
         ui.empty_state("この期間に配信予定がありません。「キャンペーン計画」タブで計画を保存すると、月ごとの配信数と費用を表示します。")
+    elif monthly.empty or int(monthly.messages.sum()) == 0:
+        st.info(f"この期間の配信予定は{ui.count(len(sends), '件')}ありますが、どの配信も対象者が0人のため、"
+                "配信数と費用は0です。", icon="ℹ️")
+        if report.model_ready:
+            zero_audience(sends)
     else:
         summary = costs.cost_summary(monthly, chosen_plan)
         m1, m2, m3 = st.columns(3)
-        m1.metric("配信にかかる変動費（期間合計・税抜）", ui.yen(summary["variable_cost_yen"]))
+        m1.metric("配信の変動費（税抜）", ui.yen(summary["variable_cost_yen"]),
+                  help="表示している期間の合計（LINEの追加メッセージ・R-Mail・Shopify Email）")
         m2.metric("LINEプラン月額（税抜）", ui.yen(summary["line_fee_per_month"]))
         m3.metric("プランの上限で送れない通数", ui.count(summary["blocked"], "通"))
+        st.caption(f"この期間の配信予定: {ui.count(len(sends), '件')}（メッセージ {ui.count(int(monthly.messages.sum()), '通')}）")
         for w in summary["warnings"]:
             st.warning(w, icon="⚠️")
         st.altair_chart(costs.load_chart(monthly, chosen_plan), width="stretch")
         st.caption("LINEの通数は「対象者数 × 配信回数」で数えます（1回の配信で吹き出しを複数送っても1通、ブロック中の友だちは数えません）。"
                    "R-Mailは1通¥1、Shopify Emailは月10,000通まで無料でその後1,000通ごとに$1です。"
                    "コミュニケーションプランとライトプランは無料枠を超えて送ることができません。")
-        st.dataframe(costs.load_table(monthly), hide_index=True, width="stretch")
+        load_view = costs.load_table(monthly)
+        st.dataframe(load_view, hide_index=True, width="stretch",
+                     column_config=ui.count_columns(load_view, "配信回数", "メッセージ数", "無料枠", "超過", "送信不可"))
 
 # -- frequency -----------------------------------------------------------------
 with tab_freq:
@@ -369,6 +403,7 @@ with tab_freq:
         edited = st.data_editor(
             table, hide_index=True, width="stretch",
             disabled=[c for c in table.columns if c != "上限を超える人を除外"], key="cal_freq_editor",
+            column_config=ui.count_columns(table, "対象者数", "上限超え", "除外", "配信数"),
         )
         changed = [(sid, bool(new)) for sid, old, new in zip(view.send_id, view.exclude_conflicts, edited["上限を超える人を除外"])
                    if bool(old) != bool(new)]

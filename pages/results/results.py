@@ -12,7 +12,7 @@ import math
 import pandas as pd
 import streamlit as st
 
-from crm_core import clock
+from crm_core import clock, jp
 from crm_core.audience import library as L
 from crm_core.audience import references
 from crm_core.audience import segments as S
@@ -59,28 +59,31 @@ if summaries.empty:
     ui.empty_state("まだ施策の記録がありません。下の「施策を記録する」で、配信したセグメントと送信日時を登録すると、"
                    "その後の注文から効果を集計します（配信前に登録すると、比較用に送らないお客様を自動で選びます）。")
 else:
+    # the verdict right after the name, so that it is read whole at 1440 px; the trend last
     view = pd.DataFrame({
         "No.": summaries["campaign_id"],
         "施策名": summaries["name"],
-        "送信日時": pd.to_datetime(summaries["sent_at"]).dt.strftime("%Y/%m/%d %H:%M"),
-        "売上の推移": summaries["trend"],
         "判定": summaries["verdict"],
+        "購入率の差（pt）": summaries["lift"].astype(float) * 100,
         "対象者数": summaries["recipients"],
         "購入者数": summaries["buyers"],
         "購入率": summaries["conversion"] * 100,
-        "購入率の差（pt）": summaries["lift"].astype(float) * 100,
         "売上（円）": summaries["revenue"].round(0),
+        "送信日時": pd.to_datetime(summaries["sent_at"]).dt.strftime("%Y/%m/%d %H:%M"),
         "チャネル": summaries["channel"],
+        "売上の推移": summaries["trend"],
     })
     st.dataframe(
         view, hide_index=True, width="stretch",
         column_config={
             "購入率": st.column_config.NumberColumn(format="%.1f%%"),
             "購入率の差（pt）": st.column_config.NumberColumn(format="%+.1f", help="配信したグループ − 送らないグループ（ポイント）"),
-            "売上（円）": st.column_config.NumberColumn(format="yen"),
+            "売上（円）": ui.yen_column("売上（円）"),
+            "対象者数": st.column_config.NumberColumn(format="localized"),
+            "購入者数": st.column_config.NumberColumn(format="localized"),
             "No.": st.column_config.NumberColumn(width="small"),
             "売上の推移": st.column_config.AreaChartColumn("売上の推移（送信7日前〜）", width="small"),
-            "判定": st.column_config.TextColumn(width="medium"),
+            "判定": st.column_config.TextColumn(width="large"),
         },
     )
     st.caption(RC.CAPTIONS["list"] + "「購入率」と「売上」は配信したグループの数字です。")
@@ -95,9 +98,9 @@ if not summaries.empty:
     cid = labels[st.selectbox("詳しく見る施策", list(labels), key="res_campaign")]
     report = ui.run(_report, version, cid)
     camp, treat, lift, cost = report["campaign"], report["groups"][0], report["lift"], report["cost"]
-    st.subheader(camp["name"])
-    st.caption(f"{C.CHANNELS.get(camp['channel'], camp['channel'])}・送信 {pd.Timestamp(camp['sent_at']):%Y年%m月%d日 %H:%M}"
-               f"・集計期間 {camp['attribution_days']}日・送らないグループ {camp['holdout_share']:.0%}"
+    st.subheader(ui.md(camp["name"]))
+    st.caption(f"{C.CHANNELS.get(camp['channel'], camp['channel'])}・送信 {ui.jdate(camp['sent_at'])} {pd.Timestamp(camp['sent_at']):%H:%M}"
+               f"・集計期間 {camp['attribution_days']}日・送らないグループ {ui.pct(camp['holdout_share'])}"
                + (f"・クーポン {camp['coupon_code']}" if camp.get("coupon_code") else "")
                + ("・送信済みとして記録" if camp.get("marked_only") else ""))
 
@@ -108,39 +111,41 @@ if not summaries.empty:
     if lift is None:
         st.info(R.VERDICT_NO_HOLDOUT + "。送らないグループがないため、施策がなくても買っていた人との区別がつきません。", icon="ℹ️")
     elif lift["verdict"] == R.VERDICT_YES:
-        st.success(f"**{lift['verdict']}** — 購入率が {lift['conversion_diff'] * 100:+.1f}ポイント"
-                   f"（95%信頼区間 {lift['conversion_low'] * 100:+.1f}〜{lift['conversion_high'] * 100:+.1f}ポイント、p={lift['conversion_p']:.3f}）。"
-                   f"施策による上乗せは約{max(lift['incremental_buyers'], 0):.0f}人・{ui.yen(lift['incremental_revenue'])}と推定されます。{chance}", icon="✅")
+        st.success(f"**{lift['verdict']}** — 購入率が {ui.points(lift['conversion_diff'])}"
+                   f"（95%信頼区間 {ui.points(lift['conversion_low'])}〜{ui.points(lift['conversion_high'])}、p={lift['conversion_p']:.3f}）。"
+                   f"施策による上乗せは約{ui.count(max(lift['incremental_buyers'], 0), '人')}・{ui.yen(lift['incremental_revenue'])}と推定されます。{chance}", icon="✅")
     elif lift["verdict"] == R.VERDICT_SMALL:
-        st.warning(f"**{lift['verdict']}** — 送らないグループが{report['groups'][1]['recipients']}人、購入者が合計"
-                   f"{treat['buyers'] + report['groups'][1]['buyers']}人です。各グループ{R.MIN_GROUP}人以上・購入者{R.MIN_BUYERS}人以上で判定します。"
+        st.warning(f"**{lift['verdict']}** — 送らないグループが{ui.count(report['groups'][1]['recipients'], '人')}、購入者が合計"
+                   f"{ui.count(treat['buyers'] + report['groups'][1]['buyers'], '人')}です。各グループ{R.MIN_GROUP}人以上・購入者{R.MIN_BUYERS}人以上で判定します。"
                    "次回は送らないグループの割合を増やすか、対象を広げてください。", icon="⚠️")
     elif lift["verdict"] == R.VERDICT_NEGATIVE:
-        st.error(f"**{lift['verdict']}** — 送らなかったお客様の方が多く購入しています（差 {lift['conversion_diff'] * 100:+.1f}ポイント、p={lift['conversion_p']:.3f}）。{chance}", icon="🔻")
+        st.error(f"**{lift['verdict']}** — 送らなかったお客様の方が多く購入しています（差 {ui.points(lift['conversion_diff'])}、p={lift['conversion_p']:.3f}）。{chance}", icon="🔻")
     else:
-        st.info(f"**{lift['verdict']}** — 購入率の差は {lift['conversion_diff'] * 100:+.1f}ポイントですが、95%信頼区間"
-                f"（{lift['conversion_low'] * 100:+.1f}〜{lift['conversion_high'] * 100:+.1f}ポイント）が0をまたいでいます（p={lift['conversion_p']:.3f}）。{chance}", icon="ℹ️")
+        st.info(f"**{lift['verdict']}** — 購入率の差は {ui.points(lift['conversion_diff'])}ですが、95%信頼区間"
+                f"（{ui.points(lift['conversion_low'])}〜{ui.points(lift['conversion_high'])}）が0をまたいでいます（p={lift['conversion_p']:.3f}）。{chance}", icon="ℹ️")
 
     c = st.columns(6)
     c[0].metric("配信した人数", ui.count(treat["recipients"], "人"))
     c[1].metric("購入者", ui.count(treat["buyers"], "人"), help="集計期間内に1回以上購入した人")
     c[2].metric("購入率", ui.pct(treat["conversion"]),
-                delta=None if lift is None else f"{lift['conversion_diff'] * 100:+.1f}pt（送らないグループ比）")
+                # the arrow's direction comes from an ASCII "-" at the start of the delta text
+                delta=None if lift is None else ui.points(lift["conversion_diff"]).replace(jp.MINUS, "-"),
+                help="集計期間内に購入した人の割合" + ("" if lift is None else "。矢印は送らないグループとの差（ポイント）"))
     c[3].metric("売上", ui.yen(treat["revenue"]), help=f"注文 {treat['orders']:,}件")
     c[4].metric("1人あたり売上", ui.yen(treat["revenue_per_recipient"]))
-    c[5].metric("上乗せ売上（推定）", "—" if lift is None else ui.yen(lift["incremental_revenue"]),
-                help=None if lift is None else f"95%信頼区間 {ui.yen(lift['incremental_revenue_low'])}〜{ui.yen(lift['incremental_revenue_high'])}")
+    c[5].metric("上乗せ売上", "—" if lift is None else ui.yen(lift["incremental_revenue"]),
+                help="送らないグループと比べた推定" + ("" if lift is None else f"（95%信頼区間 {ui.yen(lift['incremental_revenue_low'])}〜{ui.yen(lift['incremental_revenue_high'])}）"))
     c = st.columns(6)
     c[0].metric("到達率", ui.pct(treat["delivery_rate"]))
     c[1].metric("開封率", ui.pct(treat["open_rate"]), help="到達した人のうち開封した人")
     c[2].metric("クリック率", ui.pct(treat["click_rate"]), help="到達した人のうちクリックした人")
     c[3].metric("費用", ui.yen(cost["total_cost"]),
-                help=f"配信 {ui.yen(cost['message_cost'])}（{cost['messages']:,}通×¥{cost['rate']:g}）＋クーポン値引き {ui.yen(cost['coupon_cost'])}＋その他 {ui.yen(cost['fixed_cost'])}")
-    c[4].metric("CPO（1注文あたり費用）", ui.yen(cost["cpo"]))
-    roi_help = None
+                help=f"配信 {ui.yen(cost['message_cost'])}（{ui.count(cost['messages'], '通')}×¥{cost['rate']:g}）＋クーポン値引き {ui.yen(cost['coupon_cost'])}＋その他 {ui.yen(cost['fixed_cost'])}")
+    c[4].metric("CPO", ui.yen(cost["cpo"]), help="1注文あたりの費用")
+    roi_help = "上乗せ売上（推定）を費用と比べた割合です。送らないグループとの比較ができるときに表示します。"
     if cost["roi"] is not None:
-        roi_help = f"上乗せ売上の95%信頼区間から見た範囲: {cost['roi_low']:.0%}〜{cost['roi_high']:.0%}"
-    c[5].metric("ROI（上乗せ売上ベース）", "—" if cost["roi"] is None else f"{cost['roi']:.0%}", help=roi_help or "送らないグループとの比較ができるときに表示します。")
+        roi_help += f" 上乗せ売上の95%信頼区間から見た範囲: {ui.pct(cost['roi_low'], 0)}〜{ui.pct(cost['roi_high'], 0)}"
+    c[5].metric("ROI", "—" if cost["roi"] is None else ui.pct(cost["roi"], 0), help=roi_help)
 
     for note in report["notes"][1:]:
         if not (srm and note == srm["message"]):
@@ -242,8 +247,8 @@ if not summaries.empty:
             {"パターン": f"パターン{v['variant']}",
              "判定": v["verdict"],
              "購入率": ui.pct(v["conversion_treatment"]),
-             "購入率の差": _num(v["conversion_diff"] * 100, "{:+.1f}pt"),
-             "95%信頼区間": f"{v['conversion_low'] * 100:+.1f}〜{v['conversion_high'] * 100:+.1f}pt",
+             "購入率の差": ui.points(v["conversion_diff"]),
+             "95%信頼区間": f"{ui.points(v['conversion_low'])}〜{ui.points(v['conversion_high'])}",
              "上乗せ売上（推定）": ui.yen(v["incremental_revenue"])}
             for v in report["variant_lifts"]
         ]), hide_index=True, width="stretch")
@@ -432,7 +437,7 @@ with st.expander("施策を記録する（配信対象を確定）", expanded=su
     if frozen:
         rec = ui.run(C.recipients, store, frozen)
         if len(rec):
-            st.success(f"施策 No.{frozen} を記録しました：対象 {len(rec):,}人のうち、送らないグループ {int(rec['holdout'].sum()):,}人。"
+            st.success(f"施策 No.{frozen} を記録しました：対象 {ui.count(len(rec), '人')}のうち、送らないグループ {ui.count(int(rec['holdout'].sum()), '人')}。"
                        "配信には「送らないグループ」を除いたお客様を使ってください。")
             send_to = rec[~rec["holdout"]].rename(columns={"customer_id": "顧客ID", "variant": "パターン"})[["顧客ID", "パターン"]]
             st.download_button("配信するお客様の一覧（CSV）", ui.csv_bytes(send_to), file_name=f"施策{frozen}_配信対象.csv",

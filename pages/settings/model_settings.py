@@ -96,7 +96,7 @@ edited_ranks = st.data_editor(
         "name": st.column_config.TextColumn("ランク名", required=True, max_chars=20),
         rank_key: st.column_config.NumberColumn("12か月の購入回数（回以上）", min_value=0, step=1, format="%d回")
         if by_orders else
-        st.column_config.NumberColumn("12か月の購入金額（円以上）", min_value=0, step=1000, format="yen"),
+        ui.yen_column("12か月の購入金額（円以上）", min_value=0, step=1000),
     },
     key=f"ms_ranks_{basis}",
 )
@@ -133,5 +133,5 @@ if not store.has_table("customer_model"):
     st.stop()
 sizes, ranks_now = model.current_sizes(store)
 c1, c2 = st.columns(2)
-c1.dataframe(sizes, hide_index=True, width="stretch", column_config={"累計売上": st.column_config.NumberColumn(format="yen")})
+c1.dataframe(sizes, hide_index=True, width="stretch", column_config={"累計売上": ui.yen_column("累計売上")})
 c2.dataframe(ranks_now, hide_index=True, width="stretch")

@@ -7,49 +7,98 @@ Session-state keys used across pages are initialised in ``app.py``
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
+import re
+import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import pandas as pd
 import streamlit as st
 
-from crm_core.db import Store, default_db_path
+from crm_core import jp
+from crm_core.db import WAIT_MESSAGE, Store, StoreBusy, default_db_path, snapshot_path
 from crm_core.errors import InputError
 
 log = logging.getLogger("crm_console")
 T = TypeVar("T")
 
 
+_run = threading.local()
+
+
+READ_ONLY_NOTICE = (
+    "データの取込中です。取込を始める前の内容を表示しています（この間は保存できません）。"
+    "取込が終わってからページを開き直すと最新の内容になります。"
+)
+
+
 @st.cache_resource(show_spinner=False)
-def _open_store(path: str) -> Store:
+def _swept() -> bool:
+    """Once per server: remove working folders left by imports that were killed."""
     from crm_core.tempfiles import sweep
 
-    sweep()  # working folders left by imports that were killed
-    return Store(path)
+    sweep()
+    return True
 
 
-def real_store() -> Store:
-    """The shop's own store (imports always go here, never into the sample's file).
+def _open_for_run(path: str) -> Store:
+    """Open the store file ``path`` for this page run.
 
-    When the file cannot be opened (another program holds it, no
-    permission, …) the page shows why in Japanese and stops; the next
-    rerun tries again.
+    While another process writes: if it is a long write (an import) that
+    published a snapshot, read the snapshot (read-only, with a notice);
+    otherwise wait for the turn with a spinner.  When the file cannot be
+    opened at all (a program outside the console holds it, no permission, …)
+    the page says why in Japanese and stops; the next rerun tries again.
     """
+    _swept()
     try:
-        return _open_store(str(default_db_path()))
-    except InputError as exc:
+        try:
+            return Store(path, wait=0)
+        except StoreBusy:
+            pass
+        snap = snapshot_path(path)
+        if snap.exists():
+            try:
+                s = Store(snap, read_only=True, wait=2)
+                s.cursor()
+            except Exception:  # noqa: BLE001 - replaced or removed meanwhile: wait for the store instead
+                log.info("snapshot not readable, waiting for the store")
+            else:
+                st.info(READ_ONLY_NOTICE, icon="⏳")
+                return s
+        with st.spinner(WAIT_MESSAGE):
+            return Store(path)
+    except InputError as exc:  # StoreBusy after the wait, or a machine failure
         st.error(exc.message, icon="⚠️")
         st.stop()
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def _run_store(path: str) -> Store:
+    """The store of ``path`` for this page run (opened once per run, closed by :func:`store_session`)."""
+    opened = getattr(_run, "stores", None)
+    if opened is None:
+        opened = _run.stores = {}
+    s = opened.get(path)
+    if s is None:
+        s = opened[path] = _open_for_run(path)
+    return s
+
+
+def real_store() -> Store:
+    """The shop's own store for this page run (imports always go here, never into the sample's file)."""
+    return _run_store(str(default_db_path()))
+
+
 def store() -> Store:
     """The store the console shows: the shop's own, or the sample shop's own file while it is shown.
 
-    One DuckDB connection per file and server; a cursor per thread.
+    Opened at first use in a page run and closed by :func:`store_session` at
+    its end: the console never keeps the DuckDB file between runs, so a
+    command-line import or the worker can take its turn while nobody clicks.
     """
     from crm_core.sample import store as sample_store
 
@@ -57,8 +106,20 @@ def store() -> Store:
     if sample_store.showing_sample(real):
         path = sample_store.sample_path(real.path)
         if path is not None:
-            return _open_store(str(path))
+            return _run_store(str(path))
     return real
+
+
+@contextmanager
+def store_session() -> Iterator[None]:
+    """Wrap one page run (``app.py``): whatever stores the run opened are closed when it ends."""
+    try:
+        yield
+    finally:
+        opened = getattr(_run, "stores", None) or {}
+        _run.stores = None
+        for s in opened.values():
+            s.close()
 
 
 def viewing_sample() -> bool:
@@ -91,6 +152,10 @@ def run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         st.error(exc.message, icon="⚠️")
         st.stop()
     except Exception as exc:  # noqa: BLE001 - the last line of defence for the UI
+        current = [s for s in (getattr(_run, "stores", None) or {}).values() if s.read_only]
+        if current and "read-only" in str(exc).lower() and any(s.path.endswith(".snapshot") for s in current):
+            st.warning("データの取込中のため、いまは保存できません。取込が終わってからもう一度お試しください。", icon="⏳")
+            st.stop()
         from crm_core.failures import translate
 
         problem = translate(exc, default_db_path())
@@ -114,34 +179,47 @@ def run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def yen(value: Any) -> str:
-    """¥1,234 style (no decimals), or an em dash for missing values."""
-    if value is None or (isinstance(value, float) and pd.isna(value)):
-        return "—"
-    return f"¥{round(float(value)):,}"
+# Formatting lives in crm_core.jp (one module for every page, message and export);
+# the short names stay here because every page calls ui.yen(...), ui.pct(...).
+yen = jp.yen
+count = jp.count
+pct = jp.pct
+points = jp.points
+days = jp.days
+times = jp.times
+jdate = jp.jdate
+encoding_label = jp.encoding_label
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
 
 
-def count(value: Any, unit: str = "") -> str:
-    """1,234人 style."""
-    if value is None or (isinstance(value, float) and pd.isna(value)):
-        return "—"
-    return f"{int(value):,}{unit}"
+def md(text: Any) -> str:
+    """Text shown literally inside Markdown: names typed by users (segments, ranks) are never markup.
+
+    Streamlit renders Markdown in messages, captions and widget labels, where
+    ``![x](https://…)`` would fetch an image from outside; escaping every
+    Markdown character shows the name as typed.
+    """
+    return _MD_SPECIAL.sub(r"\\\1", str(text))
 
 
-def pct(value: Any, digits: int = 1) -> str:
-    """12.3% style from a ratio (0.123)."""
-    if value is None or (isinstance(value, float) and pd.isna(value)):
-        return "—"
-    return f"{float(value) * 100:.{digits}f}%"
+def count_columns(df: pd.DataFrame, *columns: str) -> dict[str, Any]:
+    """``column_config`` showing whole counts with separators (1,234): Streamlit shows plain 1234 otherwise.
+
+    Without ``columns``, every integer column of ``df``.
+    """
+    names = columns or tuple(c for c in df.columns if pd.api.types.is_integer_dtype(df[c]))
+    return {c: st.column_config.NumberColumn(c, format="localized") for c in names if c in df.columns}
 
 
-def jdate(value: Any) -> str:
-    """2026年11月22日 style."""
-    if value is None or (isinstance(value, float) and pd.isna(value)):
-        return "—"
-    if isinstance(value, str):
-        value = dt.date.fromisoformat(value[:10])
-    return f"{value.year}年{value.month}月{value.day}日"
+def yen_column(label: str, **kwargs: Any) -> Any:
+    """A table column of yen amounts: numbers with separators under a header that says 円.
+
+    Streamlit's ``format="yen"`` follows the browser's locale (``￥`` in Japanese
+    browsers, ``¥`` elsewhere, ``-￥`` for negatives); a plain localized number under
+    「（円）」 stays sortable and shows one way everywhere.
+    """
+    return st.column_config.NumberColumn(label if "円" in label else f"{label}（円）", format="localized", **kwargs)
 
 
 def csv_bytes(df: pd.DataFrame, encoding: str = "utf-8-sig") -> bytes:
@@ -167,3 +245,70 @@ def require_data() -> Store:
         st.page_link("pages/data/import_data.py", label="データ取込へ", icon="📥")
         st.stop()
     return s
+
+
+REACH_FIX_LINKS = {
+    "import": ("pages/data/import_data.py", "データ取込へ（顧客リスト・LINE友だちの一覧・注文CSV）", "📥"),
+    "segment": ("pages/audience/segments.py", "セグメントへ（条件を見直す）", "🎯"),
+}
+"""Where the fix of a :class:`crm_core.planning.planner.ReachNote` is (its ``fix`` key → page, label, icon)."""
+
+
+def reach_note(note: Any, lead: str = "", key: str | None = None) -> bool:
+    """Explain a channel that reaches nobody (reason + a link to the fix); False when it reaches someone.
+
+    ``note`` is a :class:`crm_core.planning.planner.ReachNote`; ``lead`` is put before
+    the reason (e.g. 「LINEで届くお客様が0人です。」).
+    """
+    if note.reachable or not note.reason:
+        return False
+    st.warning(lead + note.reason, icon="📭")
+    if note.fix in REACH_FIX_LINKS:
+        page, label, icon = REACH_FIX_LINKS[note.fix]
+        st.page_link(page, label=label, icon=icon)
+    return True
+
+
+PAGE_STYLE = """<style>
+/* Japanese titles break between phrases, not inside a word (needs lang="ja", set below). */
+h1, h2, h3, h4, [data-testid="stMetricLabel"], [data-testid="stSidebar"] [data-testid="stCaptionContainer"] {
+  word-break: auto-phrase;
+}
+/* The menu button on a phone says what it is, not only an arrow icon. */
+[data-testid="stExpandSidebarButton"]::after { content: "メニュー"; font-size: 0.875rem; margin-left: 0.25rem; }
+[data-testid="stExpandSidebarButton"] { width: auto; padding-right: 0.5rem; }
+</style>"""
+"""CSS every page gets (see :func:`page_chrome`)."""
+
+PAGE_SCRIPT = """<script>
+(() => {
+  const doc = window.parent ? window.parent.document : document;
+  const apply = () => {
+    doc.documentElement.lang = "ja";
+    const menu = doc.querySelector('[data-testid="stExpandSidebarButton"]');
+    if (menu) { menu.setAttribute("aria-label", "メニューを開く"); menu.setAttribute("title", "メニューを開く"); }
+    const close = doc.querySelector('[data-testid="stSidebarCollapseButton"] button');
+    if (close) { close.setAttribute("aria-label", "メニューを閉じる"); }
+  };
+  apply();
+  if (!doc.documentElement.dataset.crmChrome) {
+    doc.documentElement.dataset.crmChrome = "1";
+    new MutationObserver(apply).observe(doc.body, {childList: true, subtree: true});
+  }
+})();
+</script>"""
+"""The page is Japanese (lang="ja": phrase-aware line breaks, Japanese glyphs, screen readers) and the menu
+buttons are labelled in Japanese."""
+
+
+def page_chrome(holder: Any = None) -> None:
+    """Page-wide style and labels: called once per run by ``app.py``.
+
+    The style goes to Streamlit's event container (no space on the page); the
+    small script runs in a 1 px iframe in ``holder`` (the sidebar's end) and
+    reaches the console's document as its same-origin parent.
+    """
+    st.html(PAGE_STYLE)
+    # Our own fixed script in a same-origin iframe (st.iframe runs scripts of an HTML string), so that no
+    # script is ever written into the page itself; 1 px high at the end of the sidebar.
+    (holder or st).iframe(PAGE_SCRIPT, height=1)

@@ -21,7 +21,7 @@ def test_upload_rakuten_cp932_and_see_report(server, page, tmp_path):
     page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(str(path))
     # the detection table is a canvas grid: its cells exist in the DOM for accessibility
     page.get_by_text("楽天市場 受注データ（楽天ペイ受注管理）").first.wait_for(state="attached")
-    page.get_by_text("Shift_JIS (cp932)").first.wait_for(state="attached")
+    page.get_by_text("Shift_JIS（cp932）").first.wait_for(state="attached")
     page.get_by_role("button", name="1件のファイルを取り込む").click()
     page.get_by_text("取り込みが完了しました。").first.wait_for(timeout=120_000)
     wait_idle(page)

@@ -1,0 +1,145 @@
+"""Many processes, one store (issue 13): writers take turns, a waiting command says so, kill -9 blocks nobody."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from crm_core.db import EXIT_BUSY, WAIT_MESSAGE, Store, store_is_busy
+from tests.procs import ROOT, Holder, counts, env, import_cmd, start_import, wait_until, write_orders
+
+
+def test_an_import_waits_for_another_writer_says_so_and_then_lands(tmp_path):
+    db = tmp_path / "crm.duckdb"
+    csv = tmp_path / "orders.csv"
+    orders = write_orders(csv, 2_000)
+    holder = Holder(db)
+    proc = start_import(db, csv)
+    time.sleep(3)
+    assert proc.poll() is None, proc.communicate()  # still waiting, not failed
+    holder.release()
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert WAIT_MESSAGE in err
+    assert json.loads(out.strip().splitlines()[-1])["orders_added"] == orders
+    assert counts(db)[0] == orders
+
+
+def test_the_wait_limit_runs_out_with_exit_status_75_and_changes_nothing(tmp_path):
+    db = tmp_path / "crm.duckdb"
+    csv = tmp_path / "orders.csv"
+    write_orders(csv, 500)
+    holder = Holder(db)
+    try:
+        t0 = time.monotonic()
+        done = subprocess.run(import_cmd(db, csv, "--wait", "1"), cwd=ROOT, env=env(db),
+                              capture_output=True, text=True, timeout=120)
+        waited = time.monotonic() - t0
+    finally:
+        holder.release()
+    assert done.returncode == EXIT_BUSY == 75
+    assert WAIT_MESSAGE in done.stderr
+    assert "1秒待っても始められませんでした" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert waited < 30
+    assert counts(db) == (0, 0, 0)
+
+
+def test_two_imports_at_once_both_land(tmp_path):
+    db = tmp_path / "crm.duckdb"
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    na = write_orders(a, 5_000, seed=1)
+    nb = write_orders(b, 5_000, seed=2)
+    procs = [start_import(db, a), start_import(db, b)]
+    results = [p.communicate(timeout=300) for p in procs]
+    for p, (_out, err) in zip(procs, results):
+        assert p.returncode == 0, err
+    assert sum(WAIT_MESSAGE in err for _out, err in results) >= 1  # one took its turn after the other
+    assert counts(db) == (na + nb, 10_000, 2)
+
+
+def test_kill_9_of_an_import_during_its_write_loses_nothing_committed_and_blocks_nobody(tmp_path):
+    db = tmp_path / "crm.duckdb"
+    first, big, last = tmp_path / "first.csv", tmp_path / "big.csv", tmp_path / "last.csv"
+    n_first = write_orders(first, 5_000, seed=1)
+    write_orders(big, 200_000, seed=2)
+    n_last = write_orders(last, 5_000, seed=3)
+    assert subprocess.run(import_cmd(db, first), cwd=ROOT, env=env(db), capture_output=True, timeout=120).returncode == 0
+    before = counts(db)
+    proc = start_import(db, big)
+    # once it holds the writer lock (it has decoded the file and is merging), kill it mid-write
+    wait_until(lambda: store_is_busy(db) or proc.poll() is not None, timeout=120)
+    time.sleep(1.0)
+    assert proc.poll() is None, "the import finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    # nothing half-written: the store is exactly as before the killed import, and nobody is blocked
+    assert not store_is_busy(db)
+    t0 = time.monotonic()
+    assert counts(db) == before
+    assert time.monotonic() - t0 < 10
+    done = subprocess.run(import_cmd(db, last, "--wait", "5"), cwd=ROOT, env=env(db), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert counts(db) == (n_first + n_last, 10_000, 2)
+
+
+def test_stores_of_one_process_share_the_turn(tmp_path):
+    db = tmp_path / "crm.duckdb"
+    a = Store(db)
+    b = Store(db, wait=0)  # same process: joins, does not wait for itself
+    assert b.scalar("SELECT 42") == 42
+    a.close()
+    assert not store_is_busy(db)
+    b.close()
+    holder = Holder(db)
+    try:
+        assert store_is_busy(db)
+        with pytest.raises(Exception) as caught:
+            Store(db, wait=0.2)
+        assert "待っても始められませんでした" in str(caught.value)
+    finally:
+        holder.release()
+    with Store(db, wait=0) as c:
+        assert c.scalar("SELECT 1") == 1
+
+
+def test_a_long_writer_publishes_a_snapshot_the_console_reads_while_it_writes(tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from crm_core.db import snapshot_path
+
+    db = tmp_path / "crm.duckdb"
+    csv = tmp_path / "orders.csv"
+    orders = write_orders(csv, 3_000)
+    assert subprocess.run(import_cmd(db, csv), cwd=ROOT, env=env(db), capture_output=True, timeout=120).returncode == 0
+    snapshot_path(db).write_bytes(b"stale")  # left by a killed writer: the next writer clears it
+    with Store(db):
+        assert not snapshot_path(db).exists()
+
+    holder = Holder(db, snapshot=True)  # stands for an import in its merge
+    try:
+        assert snapshot_path(db).exists()
+        with Store(snapshot_path(db), read_only=True, wait=1) as snap:
+            assert snap.table_count("orders") == orders
+            with pytest.raises(Exception, match="read-only"):
+                snap.execute("DELETE FROM orders")
+        monkeypatch.setenv("CRM_DB", str(db))
+        monkeypatch.setenv("CRM_NO_SAMPLE", "1")
+        t0 = time.monotonic()
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+        at.run()
+        assert time.monotonic() - t0 < 30  # answered without waiting for the writer
+        assert not at.exception
+        assert any("取込を始める前の内容を表示しています" in i.value for i in at.info)
+        assert any(f"注文 {orders:,}件" in c.value for c in at.sidebar.caption)
+    finally:
+        holder.release()
+    assert not snapshot_path(db).exists()  # removed when the writer closed
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.run()
+    assert not any("取込を始める前" in i.value for i in at.info)

@@ -1,0 +1,144 @@
+"""The worker as a real process (issue 13): inbox imports once, history, two workers, kill -9, console reading meanwhile."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from crm_core import jobs, opsdb
+from tests.procs import ROOT, counts, env, sample_files, wait_until, write_shopify
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory):
+    return sample_files(tmp_path_factory.mktemp("sample"))
+
+
+def start_worker(db: Path, inbox: Path, **extra: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "crm_core", "worker", "--db", str(db), "--inbox", str(inbox), "--poll", "0.2"],
+        cwd=ROOT, env=env(db, **extra), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+
+
+def drop(src: Path, inbox: Path, name: str) -> Path:
+    """Copy under a temporary name, then rename (what the README asks of scripts that fill the inbox)."""
+    tmp = inbox / (name + ".part")
+    shutil.copyfile(src, tmp)
+    os.utime(tmp, (time.time() - 10, time.time() - 10))  # settled already
+    return tmp.rename(inbox / name)
+
+
+def stop(proc: subprocess.Popen) -> str:
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    return out
+
+
+def test_the_worker_imports_inbox_files_once_files_them_and_records_history(tmp_path, sample):
+    db, inbox = tmp_path / "crm.duckdb", tmp_path / "inbox"
+    inbox.mkdir()
+    drop(sample["shopify_orders"], inbox, "shopify.csv")
+    (inbox / "broken.csv").write_text("what,is,this\n1,2,3\n", encoding="utf-8")
+    os.utime(inbox / "broken.csv", (time.time() - 10, time.time() - 10))
+    worker = start_worker(db, inbox)
+    try:
+        wait_until(lambda: (inbox / "done" / "shopify.csv.report.json").exists()
+                   and (inbox / "failed" / "broken.csv.report.json").exists(), timeout=120)
+        time.sleep(1)  # a few more ticks: nothing is imported twice
+    finally:
+        log = stop(worker)
+    assert worker.returncode == 0, log
+    assert sorted(p.name for p in inbox.iterdir() if p.is_file()) == []
+    assert (inbox / "done" / "shopify.csv").exists() and (inbox / "failed" / "broken.csv").exists()
+    report = json.loads((inbox / "done" / "shopify.csv.report.json").read_text(encoding="utf-8"))
+    assert report["orders_added"] > 0 and report["files"][0]["format"] == "shopify"
+    failed = json.loads((inbox / "failed" / "broken.csv.report.json").read_text(encoding="utf-8"))
+    assert "認識できませんでした" in failed["errors"][0]
+    orders, _lines, imports = counts(db)
+    assert orders == report["orders_added"] and imports == 1
+    history = {r["args"]["name"]: r for r in jobs.history(opsdb.ops_path(db))}
+    assert set(history) == {"shopify.csv", "broken.csv"}
+    assert history["shopify.csv"]["outcome"] == "done" and "取り込みました" in history["shopify.csv"]["summary"]
+    assert history["broken.csv"]["outcome"] == "failed" and "認識できませんでした" in history["broken.csv"]["error"]
+    assert "Traceback" not in log
+
+
+def test_two_workers_import_each_file_exactly_once(tmp_path, sample):
+    db, inbox = tmp_path / "crm.duckdb", tmp_path / "inbox"
+    inbox.mkdir()
+    names = []
+    for i in range(3):
+        write_shopify(tmp_path / f"s{i}.csv", sample["shopify_orders"], 2, tag=f"f{i}")
+        names.append(drop(tmp_path / f"s{i}.csv", inbox, f"s{i}.csv").name)
+    workers = [start_worker(db, inbox), start_worker(db, inbox)]
+    try:
+        wait_until(lambda: all((inbox / "done" / (n + ".report.json")).exists() for n in names), timeout=180)
+        time.sleep(1)
+    finally:
+        logs = [stop(w) for w in workers]
+    runs = jobs.history(opsdb.ops_path(db))
+    assert sorted(r["args"]["name"] for r in runs) == sorted(names)
+    assert all(r["outcome"] == "done" for r in runs)
+    assert counts(db)[2] == 3
+    assert not any("Traceback" in log for log in logs)
+
+
+@pytest.mark.slow
+def test_kill_9_of_the_worker_mid_import_the_job_runs_again_and_the_console_reads_meanwhile(tmp_path, sample):
+    db, inbox = tmp_path / "crm.duckdb", tmp_path / "inbox"
+    inbox.mkdir()
+    # a store the console can show, then a big inbox file
+    first = subprocess.run([sys.executable, "-m", "crm_core", "import", str(sample["shopify_orders"]), "--db", str(db)],
+                           cwd=ROOT, env=env(db), capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0, first.stderr
+    before = counts(db)
+    big_lines = write_shopify(tmp_path / "big.csv", sample["shopify_orders"], 250, tag="big")
+    assert big_lines > 80_000
+    drop(tmp_path / "big.csv", inbox, "big.csv")
+
+    worker = start_worker(db, inbox, CRM_JOB_LEASE="2")
+    from crm_core.db import store_is_busy
+
+    wait_until(lambda: (inbox / "processing" / "big.csv").exists() and store_is_busy(db), timeout=120)
+    time.sleep(1.0)
+    os.kill(worker.pid, signal.SIGKILL)
+    worker.wait()
+    assert not store_is_busy(db)
+    assert counts(db) == before  # nothing half-written
+    (run,) = jobs.history(opsdb.ops_path(db))
+    assert run["outcome"] == "running"  # its lease has not run out yet
+
+    # a new worker takes the job over once the lease ran out, while the console reads the store
+    worker = start_worker(db, inbox, CRM_JOB_LEASE="2")
+    from streamlit.testing.v1 import AppTest
+
+    os.environ["CRM_DB"], os.environ["CRM_NO_SAMPLE"] = str(db), "1"
+    renders = 0
+    try:
+        while not (inbox / "done" / "big.csv.report.json").exists():
+            at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+            at.run()
+            assert not at.exception
+            assert any("顧客" in c.value for c in at.sidebar.caption)
+            renders += 1
+            assert renders < 200
+    finally:
+        log = stop(worker)
+        os.environ.pop("CRM_DB")
+        os.environ.pop("CRM_NO_SAMPLE")
+    assert renders >= 1
+    runs = sorted(jobs.history(opsdb.ops_path(db)), key=lambda r: r["run_id"])
+    assert [r["outcome"] for r in runs] == ["lost", "done"], log
+    report = json.loads((inbox / "done" / "big.csv.report.json").read_text(encoding="utf-8"))
+    orders, lines, imports = counts(db)
+    assert orders == before[0] + report["orders_added"] and imports == 2
+    assert lines == before[1] + big_lines
