@@ -278,9 +278,10 @@ def set_setting(con: sqlite3.Connection, key: str, value: Any) -> None:
                 [key, json.dumps(value)])
 
 
-SCHEDULE = "scenarios-daily"
-DAILY = "cron:0 9 * * *"
-"""The worker's daily scenario run at 09:00 JST (each step then waits for its own send slot)."""
+SCHEDULE = "scenarios"
+DAILY = "cron:5 8-20 * * *"
+"""The worker's scenario runs: every hour from 08:05 to 20:05 JST.  The first run of a day records it; the
+later ones deliver each step when its send slot has come (and pick up orders imported meanwhile)."""
 
 
 def ensure_schedule(ops_path: Any) -> None:

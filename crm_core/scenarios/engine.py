@@ -48,6 +48,8 @@ from crm_core.scenarios import triggers
 
 JST = ZoneInfo("Asia/Tokyo")
 CAP_WINDOW_DAYS = 7
+CATCH_UP_DAYS = 1
+"""A step also takes trigger events this many days older than its own day that no run has recorded yet."""
 SAMPLES = 3
 MISSING = {"line": "LINEの送信設定（チャネルアクセストークン）がないため、送信を待っています。",
            "email": "メールの送信設定（SMTPサーバーと配信停止リンクの設定）がないため、送信を待っています。"}
@@ -136,8 +138,14 @@ def candidates(store: Store, ops: sqlite3.Connection, day: dt.date, scenarios: S
     rows: list[dict[str, Any]] = []
     for s in scenarios:
         for i, step in enumerate(s.steps):
-            event_day = day - dt.timedelta(days=step.day)
-            evs = triggers.events(store, s, event_day, day)
+            # the step's event day, and CATCH_UP_DAYS before it for events the last runs could not see yet
+            # (orders imported a day late, a worker that was down); the latest event per customer wins
+            latest: dict[str, dict[str, Any]] = {}
+            for back in range(CATCH_UP_DAYS, -1, -1):
+                event_day = day - dt.timedelta(days=step.day + back)
+                for e in triggers.events(store, s, event_day, day):
+                    latest[e["customer_id"]] = e
+            evs = list(latest.values())
             if not evs:
                 continue
             done = {(r[0], r[1]) for r in ops.execute(
@@ -154,7 +162,7 @@ def candidates(store: Store, ops: sqlite3.Connection, day: dt.date, scenarios: S
             for e in evs:
                 cid, key = e["customer_id"], e["trigger_key"]
                 row = {"scenario": s.name, "step": i, "customer_id": cid, "trigger_key": key,
-                       "trigger_day": event_day.isoformat(), "priority": s.priority, "channel": None, "address": ""}
+                       "trigger_day": _iso_day(e["trigger_day"]), "priority": s.priority, "channel": None, "address": ""}
                 if (cid, key) in exited:
                     row["state"] = "exited"
                 elif cid not in matching:
@@ -168,6 +176,10 @@ def candidates(store: Store, ops: sqlite3.Connection, day: dt.date, scenarios: S
                         row["holdout_share"] = s.holdout
                 rows.append(row)
     return rows
+
+
+def _iso_day(value: Any) -> str:
+    return (value.date() if isinstance(value, dt.datetime) else value).isoformat()
 
 
 def assign(ops: sqlite3.Connection, day: dt.date, rows: list[dict[str, Any]], settings: dict[str, Any]) -> list[dict[str, Any]]:

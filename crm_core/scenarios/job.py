@@ -1,7 +1,7 @@
 """The worker's job kind ``scenario_run`` (daily and after each import).
 
-Registered in ``crm_core/service/kinds.py``; queued every day by the schedule
-``scenarios-daily`` (:data:`crm_core.scenarios.definitions.DAILY`, set when a scenario is switched on) and after
+Registered in ``crm_core/service/kinds.py``; queued every hour of the day by the schedule
+``scenarios`` (:data:`crm_core.scenarios.definitions.DAILY`, set when a scenario is switched on) and after
 each inbox import.  ``run_job`` is idempotent: every (scenario, step, customer,
 trigger event) is recorded once.
 """
