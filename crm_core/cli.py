@@ -69,6 +69,9 @@ def _reading_store(args: argparse.Namespace) -> Store:
     Works on a read-only file and next to other readers; nothing is migrated or written.
     """
     path = Path(getattr(args, "db", None) or default_db_path())
+    for open_store in _opened:  # this process already holds the file (commands run one after another in-process)
+        if open_store.is_open and Path(open_store.path) == path:
+            return open_store
     store = Store(path, read_only=True if path.exists() else None, wait=getattr(args, "wait", None), on_wait=_say_waiting)
     _opened.append(store)
     return store
