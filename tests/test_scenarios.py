@@ -458,7 +458,7 @@ def test_orders_imported_a_day_late_are_caught_up_once(shop):
     assert not want & {r["customer_id"] for r in again}
 
 
-def test_worker_job_kind_runs_the_day_once_and_is_scheduled_daily(shop, monkeypatch):
+def test_worker_job_kind_runs_the_day_once_and_is_scheduled(shop, monkeypatch):
     from crm_core import jobs
     from crm_core.service.context import JobContext
     from crm_core.service.kinds import KINDS
