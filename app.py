@@ -229,6 +229,7 @@ MENU: dict[str, list[tuple[str, str, str]]] = {
         ("pages/audience/segments.py", "セグメント", "🎯"),
         ("pages/messages/messages.py", "メッセージ・クーポン", "✉️"),
         ("pages/send/live_send.py", "配信（本番送信）", "🚀"),
+        ("pages/automation/scenarios.py", "シナリオ（ステップ配信）", "🔁"),
         ("pages/plan/calendar.py", "販促カレンダー", "📅"),
         ("pages/results/results.py", "施策の効果", "📈"),
     ],

@@ -677,6 +677,141 @@ def add_live_commands(camp_sub: argparse._SubParsersAction, subparsers: argparse
     p.set_defaults(func=cmd_suppress)
 
 
+# -- scenarios (issue 15) -----------------------------------------------------------------------------
+def cmd_scenario(args: argparse.Namespace) -> int:
+    """``scenario list|show|enable|disable NAME``."""
+    from contextlib import closing
+
+    from crm_core.scenarios import definitions as SD
+    from crm_core.scenarios import engine
+
+    with closing(_ops(args)) as ops:
+        what = args.scenario_command
+        if what == "list":
+            rows = [{"name": s.name, "title": s.title, "enabled": s.enabled, "priority": s.priority, "trigger": s.trigger_label(),
+                     "steps": [st.day for st in s.steps], "holdout": s.holdout} for s in SD.list_scenarios(ops)]
+            if args.json:
+                _print({"scenarios": rows})
+            else:
+                for r in rows:
+                    sys.stdout.write(f"{'●' if r['enabled'] else '○'} {r['name']:<20} {r['title']}（{r['trigger']}、"
+                                     f"{'・'.join(f'{d}日後' for d in r['steps'])}）\n")
+            return 0
+        if what == "show":
+            s = SD.get(ops, args.name)
+            _print({**s.to_dict(), "enabled": s.enabled})
+            return 0
+        if what == "enable":
+            store = _store(args)
+            try:
+                s = engine.enable(store, ops, args.name, actor=args.by or "cli")
+            finally:
+                store.close()
+        else:
+            s = engine.disable(ops, args.name, actor=args.by or "cli")
+        _print({"name": s.name, "enabled": s.enabled})
+    return 0
+
+
+def cmd_scenario_run(args: argparse.Namespace) -> int:
+    """``scenario run --date YYYY-MM-DD [--dry-run] [--json]``: the day's sends once (or what they would be)."""
+    import datetime as dt
+    from contextlib import closing
+
+    from crm_core.scenarios import engine
+
+    try:
+        day = dt.date.fromisoformat(args.date) if args.date else None
+    except ValueError:
+        raise InputError("日付は YYYY-MM-DD の形で入力してください。", f"bad date {args.date!r}") from None
+    store = _store(args)
+    try:
+        with closing(_ops(args)) as ops:
+            if args.dry_run:
+                from crm_core import clock
+
+                out = engine.dry_run(store, ops, day or clock.today() + dt.timedelta(days=1), names=args.scenario or None)
+                out.pop("rows")
+            else:
+                from crm_core.messaging.delivery import channel_objects
+                from crm_core.messaging.sends import load_settings, secrets_file_settings
+
+                secrets = secrets_file_settings()
+                objs = channel_objects(load_settings(secrets), secrets)
+                now = dt.datetime.now(dt.UTC)
+                if day is not None and args.at:
+                    now = dt.datetime.combine(day, dt.time.fromisoformat(args.at), tzinfo=engine.JST)
+                try:
+                    out = engine.run_scenarios(store, ops, day, now=now, line=objs["line"], smtp=objs["smtp"],
+                                               unsubscribe=objs["unsubscribe"], from_addr=objs["from_addr"] or "",
+                                               names=args.scenario or None)
+                finally:
+                    if objs["smtp"] is not None:
+                        objs["smtp"].close()
+    finally:
+        store.close()
+    if args.json:
+        _print(out)
+    elif args.dry_run:
+        sys.stdout.write(f"{out['day']} に届くメッセージ: 合計 {out['total']}件\n")
+        for c in out["steps"]:
+            sys.stdout.write(f"  {c['title']} ステップ{c['step']}: 送信 {c['queued']}件・比較用 {c['held_out']}件・"
+                             f"上限 {c['daily_cap'] + c['capped']}件・終了 {c['exited']}件\n")
+    else:
+        sys.stdout.write(out["summary"] + "\n")
+    return 0
+
+
+def cmd_scenario_results(args: argparse.Namespace) -> int:
+    """``scenario results NAME [--json]``: per step sent, conversion, revenue, lift against the holdout."""
+    from contextlib import closing
+
+    from crm_core.scenarios import report
+
+    store = _store(args)
+    try:
+        with closing(_ops(args)) as ops:
+            out = report.results(store, ops, args.name, days=args.days)
+    finally:
+        store.close()
+    if args.json:
+        _print(out)
+    else:
+        sys.stdout.write(f"{out['title']}（購入までの日数 {out['days']}日）\n")
+        for r in out["steps"]:
+            conv = "-" if r["conversion"] is None else f"{r['conversion']:.1%}"
+            ctrl = "-" if r["control_conversion"] is None else f"{r['control_conversion']:.1%}"
+            sys.stdout.write(f"  ステップ{r['step']}（{r['day']}日後）: 送信 {r['sent']}件 購入率 {conv}（比較用 {ctrl}）"
+                             f" 売上 ¥{r['revenue']:,.0f} — {r['verdict']}\n")
+    return 0
+
+
+def add_scenario_commands(subparsers: argparse._SubParsersAction) -> None:
+    """``scenario list|show|enable|disable|run|results``."""
+    sc = subparsers.add_parser("scenario", help="scenario automation (step sends): list, switch, run a day, results")
+    sub = sc.add_subparsers(dest="scenario_command", required=True)
+    p = _with_db(sub.add_parser("list", help="every scenario with its switch"))
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_scenario)
+    for name in ("show", "enable", "disable"):
+        p = _with_db(sub.add_parser(name, help=f"{name} a scenario"))
+        p.add_argument("name")
+        p.add_argument("--by")
+        p.set_defaults(func=cmd_scenario)
+    p = _with_db(sub.add_parser("run", help="record and send the day's scenario messages once (or --dry-run)"))
+    p.add_argument("--date", help="YYYY-MM-DD (default: today, or tomorrow with --dry-run)")
+    p.add_argument("--at", help="HH:MM JST: the time of the run on --date (a simulated clock)")
+    p.add_argument("--dry-run", action="store_true")
+    p.add_argument("--scenario", action="append", help="only this scenario (even when switched off); repeatable")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_scenario_run)
+    p = _with_db(sub.add_parser("results", help="per step: sent, conversion, revenue, lift against the holdout"))
+    p.add_argument("name")
+    p.add_argument("--days", type=int, default=14)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_scenario_results)
+
+
 # -- subscriptions ---------------------------------------------------------------------------------
 def cmd_subscription_retention(args: argparse.Namespace) -> int:
     """``subscription retention``: sBG parameters per start cohort and the projected survival."""
@@ -844,6 +979,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_calendar_commands(sub)
     add_campaign_commands(sub)
     add_subscription_commands(sub)
+    add_scenario_commands(sub)
     add_service_commands(sub)
     add_user_commands(sub)
     return parser

@@ -137,7 +137,7 @@ def funnel(store: Store, ops: sqlite3.Connection, *, rule: Any, channel: str, ca
 
     now = now or now_utc()
     size = segments.count(store, rule)
-    reachable = C._reachable_ids(store, rule, channel)
+    reachable = C.audience_ids(store, rule, channel)["ids"]
     addr_channel = "line" if channel == "line" else "email"
     addresses = _addresses(store, reachable, addr_channel)
     blocked = consent.suppressed(ops, addr_channel)

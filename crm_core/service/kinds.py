@@ -39,6 +39,22 @@ def _inbox_import(ctx: JobContext) -> dict[str, Any] | None:
     return import_inbox_file(ctx)
 
 
+def _inbox_import_then_scenarios(ctx: JobContext) -> dict[str, Any] | None:
+    """Import the file, then queue a scenario run for the new orders (once per import job)."""
+    result = _inbox_import(ctx)
+    if result and not result.get("skipped"):
+        from crm_core import jobs
+
+        jobs.enqueue(ctx.ops_path, "scenario_run", {}, dedupe_key=f"scenarios-after-import:{ctx.job.job_id}", created_by="worker")
+    return result
+
+
+def _scenario_run(ctx: JobContext) -> dict[str, Any] | None:
+    from crm_core.scenarios.job import run_job
+
+    return run_job(ctx)
+
+
 def _not_yet(label: str) -> Callable[[JobContext], None]:
     def run(ctx: JobContext) -> None:
         raise InputError(f"「{label}」のジョブはまだこのバージョンでは実行できません。", f"job kind {ctx.job.kind} has no function yet")
@@ -49,9 +65,9 @@ def _not_yet(label: str) -> Callable[[JobContext], None]:
 # Reserved names for the live-send and scenario work: replace the placeholder
 # with the real function (e.g. ``JobKind("配信予約の送信", messaging.live.run_scheduled_send)``).
 KINDS: dict[str, JobKind] = {
-    "inbox_import": JobKind("受信フォルダの取込", _inbox_import),
+    "inbox_import": JobKind("受信フォルダの取込", _inbox_import_then_scenarios),
     "campaign_send": JobKind("予約配信の送信", _not_yet("予約配信の送信"), retry=False),
-    "scenario_run": JobKind("シナリオの実行", _not_yet("シナリオの実行"), retry=False),
+    "scenario_run": JobKind("シナリオの実行", _scenario_run),
     "line_stats": JobKind("LINE配信統計の取得", _not_yet("LINE配信統計の取得"), retry=False),
 }
 

@@ -1,0 +1,295 @@
+"""Scenarios as data: trigger + steps, stored in the operations store, presets in ``data/scenarios/presets.toml``.
+
+Tables (operations store, component ``scenarios``)
+-----------------------------------------------------
+``scenarios``
+    One row per scenario: ``name`` (key), the definition as JSON, ``enabled``,
+    who switched it and when.  The presets are written here (switched off) the
+    first time scenarios are read.
+``scenario_occurrences``
+    One row per (scenario, step, customer, trigger event) — UNIQUE — written
+    in the same transaction as its send-ledger row and before any delivery:
+    the state (``queued`` = handed to the ledger, ``held_out``, ``suppressed``,
+    ``capped``, ``daily_cap``, ``exited``, ``not_matched``), the run day, the
+    campaign id of the ledger rows.  A second run, a re-import or a restarted
+    worker finds the row and sends nothing again.
+``scenario_holdout``
+    The holdout assignment per (scenario, customer, trigger event), made once
+    by a stable hash and recorded.
+``scenario_batches``
+    The ledger campaign of each (scenario, step, day, channel).
+``scenario_settings``
+    The per-customer daily cap, the frequency cap and quiet hours of scenario sends.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+import re
+import sqlite3
+import tomllib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from crm_core import opsdb
+from crm_core.errors import InputError
+
+PRESETS_PATH = Path(__file__).resolve().parents[2] / "data" / "scenarios" / "presets.toml"
+DEFAULT_HOLDOUT = 0.1
+DEFAULT_DAILY_CAP = 1
+DEFAULT_FREQUENCY_CAP = 3
+DEFAULT_QUIET_HOURS = "21-08"
+
+TRIGGERS = {
+    "first_order": "初回購入",
+    "any_order": "購入（毎回）",
+    "product_order": "商品の購入",
+    "category_order": "カテゴリの購入",
+    "subscription_delivery": "定期のお届け回数",
+    "reorder_due": "買い替え時期（購入周期）",
+    "birthday_month": "誕生月",
+    "no_order": "購入のない日数",
+    "rank_up": "ランクアップ",
+    "rank_down": "ランクダウン",
+    "segment": "セグメントに入った",
+}
+CHANNELS = {"line": "LINE", "email": "メール", "line_or_email": "LINE（なければメール）"}
+EXITS = {"": "なし", "ordered": "きっかけの後に購入したら終了"}
+STATES = {
+    "queued": "送信",
+    "held_out": "比較用に送らない",
+    "suppressed": "配信停止・宛先なし",
+    "capped": "送信回数の上限（7日間）",
+    "daily_cap": "同じ日のより重要なシナリオを優先",
+    "global_holdout": "全体の比較グループ",
+    "exited": "購入したためシナリオ終了",
+    "not_matched": "送信時の条件に合わない",
+}
+_NAME = re.compile(r"^[a-z0-9_][a-z0-9_-]{0,39}$")
+_SLOT = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+
+MIGRATIONS = [
+    """
+    CREATE TABLE IF NOT EXISTS scenarios (
+        name        TEXT PRIMARY KEY,
+        definition  TEXT NOT NULL,
+        enabled     INTEGER NOT NULL DEFAULT 0,
+        changed_by  TEXT,
+        changed_at  TEXT
+    );
+    CREATE TABLE IF NOT EXISTS scenario_batches (
+        scenario    TEXT NOT NULL,
+        step        INTEGER NOT NULL,
+        day         TEXT NOT NULL,
+        channel     TEXT NOT NULL,
+        campaign_id INTEGER NOT NULL UNIQUE,
+        PRIMARY KEY (scenario, step, day, channel)
+    );
+    CREATE TABLE IF NOT EXISTS scenario_occurrences (
+        scenario    TEXT NOT NULL,
+        step        INTEGER NOT NULL,
+        customer_id TEXT NOT NULL,
+        trigger_key TEXT NOT NULL,
+        trigger_day TEXT NOT NULL,
+        day         TEXT NOT NULL,
+        state       TEXT NOT NULL,
+        channel     TEXT,
+        campaign_id INTEGER,
+        created_at  TEXT NOT NULL,
+        UNIQUE (scenario, step, customer_id, trigger_key)
+    );
+    CREATE INDEX IF NOT EXISTS scenario_occ_day ON scenario_occurrences (day, customer_id);
+    CREATE TABLE IF NOT EXISTS scenario_holdout (
+        scenario    TEXT NOT NULL,
+        customer_id TEXT NOT NULL,
+        trigger_key TEXT NOT NULL,
+        held_out    INTEGER NOT NULL,
+        share       REAL NOT NULL,
+        assigned_at TEXT NOT NULL,
+        PRIMARY KEY (scenario, customer_id, trigger_key)
+    );
+    CREATE TABLE IF NOT EXISTS scenario_settings (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    """,
+]
+opsdb.register("scenarios", MIGRATIONS)
+
+
+@dataclass
+class Step:
+    day: int
+    template: str
+    channel: str = "line_or_email"
+    slot: str = "10:00"
+    condition: dict[str, Any] | None = None
+    coupon: dict[str, Any] | None = None
+    exit: str = ""
+
+
+@dataclass
+class Scenario:
+    name: str
+    title: str
+    trigger: dict[str, Any]
+    steps: list[Step]
+    priority: int = 100
+    holdout: float = DEFAULT_HOLDOUT
+    enabled: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.pop("enabled")
+        return out
+
+    def trigger_label(self) -> str:
+        t = self.trigger
+        label = TRIGGERS.get(t.get("type", ""), t.get("type", ""))
+        if t["type"] == "no_order":
+            return f"{label}（{t['days']}日）"
+        if t["type"] == "subscription_delivery":
+            return f"{label}（{t['number']}回目）"
+        if t["type"] == "reorder_due":
+            return f"{label}の{t.get('days_before', 0)}日前"
+        return label
+
+
+def _err(name: str, message: str) -> InputError:
+    return InputError(f"シナリオ「{name}」: {message}", f"bad scenario {name}: {message}")
+
+
+def parse(data: dict[str, Any]) -> Scenario:
+    """Validate a scenario definition (a dict as in the presets file)."""
+    name = str(data.get("name", "")).strip()
+    if not _NAME.match(name):
+        raise InputError("シナリオ名は半角英小文字・数字・_ - で40文字以内にしてください。", f"bad name {name!r}")
+    trigger = dict(data.get("trigger") or {})
+    kind = trigger.get("type")
+    if kind not in TRIGGERS:
+        raise _err(name, f"きっかけ「{kind}」はありません（{'、'.join(TRIGGERS)}）。")
+    for key, needed in (("no_order", "days"), ("subscription_delivery", "number"), ("product_order", "products"),
+                        ("category_order", "categories")):
+        if kind == key and not trigger.get(needed):
+            raise _err(name, f"きっかけ「{TRIGGERS[kind]}」には {needed} が必要です。")
+    if kind == "segment":
+        if not any(trigger.get(k) for k in ("preset", "segment", "rule")):
+            raise _err(name, "セグメントのきっかけには preset・segment・rule のどれかが必要です。")
+        if trigger.get("rule"):
+            from crm_core.audience import rules
+
+            trigger["rule"] = rules.validate(trigger["rule"])
+    steps = []
+    for i, s in enumerate(data.get("steps") or data.get("step") or []):
+        step = Step(day=int(s.get("day", 0)), template=str(s.get("template", "")), channel=s.get("channel", "line_or_email"),
+                    slot=s.get("slot", "10:00"), condition=s.get("condition"), coupon=s.get("coupon"), exit=s.get("exit", "") or "")
+        if not 0 <= step.day <= 3650:
+            raise _err(name, f"ステップ{i + 1}の日数は0〜3650日にしてください。")
+        if step.channel not in CHANNELS:
+            raise _err(name, f"ステップ{i + 1}のチャネルは line・email・line_or_email から選んでください。")
+        if not _SLOT.match(step.slot):
+            raise _err(name, f"ステップ{i + 1}の送信時刻は「10:00」のように入力してください。")
+        if step.exit not in EXITS:
+            raise _err(name, f"ステップ{i + 1}の終了条件は ordered（購入したら終了）か空にしてください。")
+        if not step.template:
+            raise _err(name, f"ステップ{i + 1}のテンプレートを選んでください。")
+        if step.condition:
+            from crm_core.audience import rules
+
+            step.condition = rules.validate(step.condition)
+        steps.append(step)
+    if not steps:
+        raise _err(name, "ステップが1つもありません。")
+    holdout = float(data.get("holdout", DEFAULT_HOLDOUT))
+    if not 0 <= holdout < 1:
+        raise _err(name, "比較用に送らない割合は0以上1未満にしてください。")
+    return Scenario(name=name, title=str(data.get("title") or name), trigger=trigger, steps=steps,
+                    priority=int(data.get("priority", 100)), holdout=holdout)
+
+
+def load_presets(path: Path | None = None) -> list[Scenario]:
+    with open(path or PRESETS_PATH, "rb") as fh:
+        data = tomllib.load(fh)
+    return [parse(s) for s in data.get("scenario", [])]
+
+
+def _seed(con: sqlite3.Connection) -> None:
+    now = dt.datetime.now(dt.UTC).isoformat()
+    rows = [(s.name, json.dumps(s.to_dict(), ensure_ascii=False), now) for s in load_presets()]
+    con.executemany("INSERT OR IGNORE INTO scenarios (name, definition, enabled, changed_by, changed_at) VALUES (?, ?, 0, 'preset', ?)",
+                    rows)
+
+
+def _from_row(row: sqlite3.Row) -> Scenario:
+    s = parse(json.loads(row["definition"]))
+    s.enabled = bool(row["enabled"])
+    return s
+
+
+def list_scenarios(con: sqlite3.Connection) -> list[Scenario]:
+    """Every scenario (presets included), most important first."""
+    _seed(con)
+    rows = con.execute("SELECT * FROM scenarios").fetchall()
+    return sorted((_from_row(r) for r in rows), key=lambda s: (s.priority, s.name))
+
+
+def get(con: sqlite3.Connection, name: str) -> Scenario:
+    _seed(con)
+    row = con.execute("SELECT * FROM scenarios WHERE name = ?", [name]).fetchone()
+    if row is None:
+        names = "、".join(r[0] for r in con.execute("SELECT name FROM scenarios ORDER BY name"))
+        raise InputError(f"「{name}」というシナリオはありません（{names}）。", f"unknown scenario {name!r}")
+    return _from_row(row)
+
+
+def save(con: sqlite3.Connection, scenario: Scenario, actor: str = "") -> None:
+    """Store a (new or changed) definition; the on/off switch is kept."""
+    parse(scenario.to_dict())
+    _seed(con)
+    con.execute("INSERT INTO scenarios (name, definition, enabled, changed_by, changed_at) VALUES (?, ?, 0, ?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET definition = excluded.definition, changed_by = excluded.changed_by,"
+                " changed_at = excluded.changed_at",
+                [scenario.name, json.dumps(scenario.to_dict(), ensure_ascii=False), actor or None,
+                 dt.datetime.now(dt.UTC).isoformat()])
+
+
+def set_enabled(con: sqlite3.Connection, name: str, enabled: bool, actor: str = "") -> Scenario:
+    get(con, name)
+    con.execute("UPDATE scenarios SET enabled = ?, changed_by = ?, changed_at = ? WHERE name = ?",
+                [int(enabled), actor or None, dt.datetime.now(dt.UTC).isoformat(), name])
+    return get(con, name)
+
+
+def settings(con: sqlite3.Connection) -> dict[str, Any]:
+    """``daily_cap`` (scenario messages per customer per day), ``frequency_cap`` (per 7 days, all sends), ``quiet_hours``."""
+    out: dict[str, Any] = {"daily_cap": DEFAULT_DAILY_CAP, "frequency_cap": DEFAULT_FREQUENCY_CAP, "quiet_hours": DEFAULT_QUIET_HOURS}
+    for key, value in con.execute("SELECT key, value FROM scenario_settings"):
+        out[key] = json.loads(value)
+    return out
+
+
+def set_setting(con: sqlite3.Connection, key: str, value: Any) -> None:
+    if key not in ("daily_cap", "frequency_cap", "quiet_hours"):
+        raise InputError("設定できる項目は daily_cap・frequency_cap・quiet_hours です。", f"unknown setting {key!r}")
+    con.execute("INSERT INTO scenario_settings VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [key, json.dumps(value)])
+
+
+SCHEDULE = "scenarios"
+DAILY = "cron:5 8-20 * * *"
+"""The worker's scenario runs: every hour from 08:05 to 20:05 JST.  The first run of a day records it; the
+later ones deliver each step when its send slot has come (and pick up orders imported meanwhile)."""
+
+
+def ensure_schedule(ops_path: Any) -> None:
+    """The daily scenario run (kept as it is when it exists, e.g. changed or switched off by a person)."""
+    from crm_core import jobs
+
+    jobs.set_schedule(ops_path, SCHEDULE, "scenario_run", DAILY, replace=False)
+
+
+def copy_of(scenario: Scenario) -> Scenario:
+    return copy.deepcopy(scenario)

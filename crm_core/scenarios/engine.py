@@ -1,0 +1,486 @@
+"""Plan, dry-run and run scenarios for a day: each (scenario, step, customer, trigger event) at most once.
+
+A day's work, in this order (the dry run does exactly the same reads and stops before writing):
+
+1. trigger events of each enabled scenario's steps (:mod:`crm_core.scenarios.triggers`, DuckDB SQL);
+2. events already recorded for that step (``scenario_occurrences``) are dropped;
+3. exit (bought again since the trigger → ``exited``), the step's condition
+   (a segment rule on the send day → ``not_matched``);
+4. the channel and address (LINE, e-mail, or LINE else e-mail); opt-outs
+   (:mod:`crm_core.messaging.consent`) and Rakuten relay addresses → ``suppressed``;
+   the shop's global holdout → ``global_holdout``; the scenario's holdout (stable
+   hash, recorded once per customer and trigger) → ``held_out``;
+5. per customer and day the most important scenario first (priority) up to the
+   daily cap → else ``daily_cap``; the 7-day frequency cap over every send of the
+   ledger (:func:`crm_core.messaging.ledger.recently_sent`) → ``capped``;
+6. (real run) in one ``BEGIN IMMEDIATE`` transaction of the operations store:
+   ``INSERT OR IGNORE`` the occurrence rows (UNIQUE), and for each newly inserted
+   ``queued`` row its send-ledger row (state ``queued``, rendered content, LINE
+   batch with a retry key, e-mail Message-ID) in the ledger campaign of
+   (scenario, step, day, channel);
+7. (real run) delivery of every due scenario campaign through the live-send
+   sender (:func:`crm_core.results.live.run`: quiet hours, one sender per
+   campaign, LINE retry keys, e-mail resume).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import sqlite3
+from collections.abc import Callable, Sequence
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from crm_core import opsdb
+from crm_core.db import Store
+from crm_core.errors import InputError
+from crm_core.messaging import consent
+from crm_core.messaging import ledger as L
+from crm_core.messaging import templates as T
+from crm_core.messaging.channels.email_bulk import is_rakuten_relay, new_message_id
+from crm_core.messaging.channels.line_bulk import MULTICAST_MAX, new_retry_key
+from crm_core.messaging.delivery import UNSUBSCRIBE_SENTINEL
+from crm_core.scenarios import definitions as D
+from crm_core.scenarios import triggers
+
+JST = ZoneInfo("Asia/Tokyo")
+CAP_WINDOW_DAYS = 7
+CATCH_UP_DAYS = 1
+"""A step also takes trigger events this many days older than its own day that no run has recorded yet."""
+SAMPLES = 3
+MISSING = {"line": "LINEの送信設定（チャネルアクセストークン）がないため、送信を待っています。",
+           "email": "メールの送信設定（SMTPサーバーと配信停止リンクの設定）がないため、送信を待っています。"}
+
+
+@dataclasses.dataclass
+class Plan:
+    day: dt.date
+    rows: list[dict[str, Any]]  # scenario, step, customer_id, trigger_key, trigger_day, state, channel, address
+    scenarios: dict[str, D.Scenario]
+
+    def counts(self) -> list[dict[str, Any]]:
+        """Per scenario and step: how many customers per state."""
+        out: dict[tuple[str, int], dict[str, Any]] = {}
+        for name, s in self.scenarios.items():
+            for i, step in enumerate(s.steps):
+                out[(name, i)] = {"scenario": name, "title": s.title, "step": i + 1, "day": step.day, "template": step.template,
+                                  **dict.fromkeys(D.STATES, 0)}
+        for r in self.rows:
+            out[(r["scenario"], r["step"])][r["state"]] += 1
+        return [v for v in out.values()]
+
+    def keys(self) -> set[tuple]:
+        return {(r["scenario"], r["step"], r["customer_id"], r["trigger_key"], r["state"], r["channel"]) for r in self.rows}
+
+
+def _hash_share(*parts: str) -> float:
+    h = hashlib.sha256("|".join(parts).encode()).digest()
+    return int.from_bytes(h[:8], "big") / 2**64
+
+
+def in_holdout(scenario: str, customer_id: str, trigger_key: str, share: float) -> bool:
+    """The stable holdout draw of one (scenario, customer, trigger event)."""
+    return _hash_share("scenario-holdout", scenario, customer_id, trigger_key) < share
+
+
+def _people(store: Store, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    if not ids:
+        return {}
+    cur = store.execute("SELECT customer_id, has_line, trim(line_user_id), email_opt_in, trim(email) FROM customer_model"
+                        " WHERE customer_id IN (SELECT unnest(?))", [list(ids)])
+    return {r[0]: {"has_line": bool(r[1]) and bool(r[2]), "line": r[2], "opt_in": bool(r[3]), "email": r[4]} for r in cur.fetchall()}
+
+
+def _exited(store: Store, evs: list[dict[str, Any]], day: dt.date) -> set[tuple[str, str]]:
+    """(customer, trigger key) with a counted order after the trigger, before the end of the day."""
+    if not evs:
+        return set()
+    rows = store.fetchall(
+        "WITH e AS (SELECT unnest($c) AS customer_id, unnest($k) AS trigger_key, unnest($t) AS trigger_at)"
+        " SELECT DISTINCT e.customer_id, e.trigger_key FROM e JOIN orders o ON o.customer_id = e.customer_id"
+        " WHERE NOT coalesce(o.cancelled, FALSE) AND o.ordered_at > e.trigger_at AND o.ordered_at < $end",
+        {"c": [e["customer_id"] for e in evs], "k": [e["trigger_key"] for e in evs],
+         "t": [e["trigger_at"] for e in evs], "end": dt.datetime.combine(day + dt.timedelta(days=1), dt.time())})
+    return {(r[0], r[1]) for r in rows}
+
+
+def _matching(store: Store, rule: dict[str, Any], ids: Sequence[str], day: dt.date) -> set[str]:
+    from crm_core.audience import segments
+
+    c = segments.compile_rule(store, rule, as_of=day, prefix="c")
+    sql = ("SELECT cm.customer_id FROM customer_model AS cm WHERE cm.customer_id IN (SELECT unnest($ids)) AND ("  # noqa: S608
+           + c.where + ")")
+    return {r[0] for r in store.fetchall(sql, {**c.params, "ids": list(ids)})}
+
+
+def _choose(person: dict[str, Any] | None, wanted: str, blocked: dict[str, set[str]]) -> tuple[str, str | None, str]:
+    """(state, channel, address) for one customer and a step's channel."""
+    if person is None:
+        return "suppressed", None, ""
+    options = ["line", "email"] if wanted == "line_or_email" else [wanted]
+    for ch in options:
+        if ch == "line" and person["has_line"] and consent.normalise("line", person["line"]) not in blocked["line"]:
+            return "queued", "line", person["line"]
+        if (ch == "email" and person["opt_in"] and person["email"] and not is_rakuten_relay(person["email"])
+                and consent.normalise("email", person["email"]) not in blocked["email"]):
+            return "queued", "email", person["email"]
+    return "suppressed", None, ""
+
+
+def candidates(store: Store, ops: sqlite3.Connection, day: dt.date, scenarios: Sequence[D.Scenario]) -> list[dict[str, Any]]:
+    """Steps 1–4: every new (scenario, step, customer, trigger event) of the day with its state before the caps."""
+    from crm_core.results import campaigns as C
+
+    blocked = {"line": consent.suppressed(ops, "line"), "email": consent.suppressed(ops, "email")}
+    rows: list[dict[str, Any]] = []
+    for s in scenarios:
+        for i, step in enumerate(s.steps):
+            # the step's event day, and CATCH_UP_DAYS before it for events the last runs could not see yet
+            # (orders imported a day late, a worker that was down); the latest event per customer wins
+            latest: dict[str, dict[str, Any]] = {}
+            for back in range(CATCH_UP_DAYS, -1, -1):
+                event_day = day - dt.timedelta(days=step.day + back)
+                for e in triggers.events(store, s, event_day, day):
+                    latest[e["customer_id"]] = e
+            evs = list(latest.values())
+            if not evs:
+                continue
+            done = {(r[0], r[1]) for r in ops.execute(
+                "SELECT customer_id, trigger_key FROM scenario_occurrences WHERE scenario = ? AND step = ?"
+                " AND customer_id IN (SELECT value FROM json_each(?))",
+                [s.name, i, json.dumps(sorted({e["customer_id"] for e in evs}))])}
+            evs = [e for e in evs if (e["customer_id"], e["trigger_key"]) not in done]
+            exited = _exited(store, evs, day) if step.exit == "ordered" else set()
+            ids = [e["customer_id"] for e in evs]
+            matching = _matching(store, step.condition, ids, day) if step.condition else set(ids)
+            people = _people(store, ids)
+            _kept, global_held = C.split_global_holdout(store, ids)
+            global_held_set = set(global_held)
+            for e in evs:
+                cid, key = e["customer_id"], e["trigger_key"]
+                row = {"scenario": s.name, "step": i, "customer_id": cid, "trigger_key": key,
+                       "trigger_day": _iso_day(e["trigger_day"]), "priority": s.priority, "channel": None, "address": ""}
+                if (cid, key) in exited:
+                    row["state"] = "exited"
+                elif cid not in matching:
+                    row["state"] = "not_matched"
+                else:
+                    state, channel, address = _choose(people.get(cid), step.channel, blocked)
+                    row.update(state=state, channel=channel, address=address)
+                    if state == "queued" and cid in global_held_set:
+                        row.update(state="global_holdout")
+                    elif state == "queued":
+                        row["holdout_share"] = s.holdout
+                rows.append(row)
+    return rows
+
+
+def _iso_day(value: Any) -> str:
+    return (value.date() if isinstance(value, dt.datetime) else value).isoformat()
+
+
+def assign(ops: sqlite3.Connection, day: dt.date, rows: list[dict[str, Any]], settings: dict[str, Any]) -> list[dict[str, Any]]:
+    """Step 5 (reads the operations store): holdout (recorded or drawn), priority + daily cap, frequency cap."""
+    out = [dict(r) for r in rows]
+    live = [r for r in out if r["state"] == "queued"]
+    recorded = {}
+    if live:
+        for r in ops.execute("SELECT scenario, customer_id, trigger_key, held_out FROM scenario_holdout WHERE customer_id IN"
+                             " (SELECT value FROM json_each(?))", [json.dumps(sorted({r["customer_id"] for r in live}))]):
+            recorded[(r[0], r[1], r[2])] = bool(r[3])
+    for r in live:
+        key = (r["scenario"], r["customer_id"], r["trigger_key"])
+        held = recorded.get(key)
+        if held is None:
+            held = in_holdout(r["scenario"], r["customer_id"], r["trigger_key"], r["holdout_share"])
+            r["new_holdout"] = True
+        r["held_out"] = held
+        if held:
+            r["state"] = "held_out"
+    today = {c: int(n) for c, n in ops.execute(
+        "SELECT customer_id, count(*) FROM scenario_occurrences WHERE day = ? AND state = 'queued' GROUP BY customer_id",
+        [day.isoformat()])}
+    since = dt.datetime.combine(day, dt.time(), tzinfo=JST) - dt.timedelta(days=CAP_WINDOW_DAYS)
+    recent = L.recently_sent(ops, since)
+    # scenario messages handed to the ledger but not sent yet count against the frequency cap too
+    pending = {c: int(n) for c, n in ops.execute(
+        "SELECT l.customer_id, count(*) FROM send_ledger l JOIN scenario_batches b USING (campaign_id)"
+        " WHERE l.state IN ('queued', 'sending') GROUP BY l.customer_id")}
+    daily_cap, freq_cap = int(settings["daily_cap"]), int(settings["frequency_cap"])
+    added: dict[str, int] = {}
+    for r in sorted((r for r in out if r["state"] == "queued"), key=lambda r: (r["priority"], r["scenario"], r["step"])):
+        cid = r["customer_id"]
+        if daily_cap and today.get(cid, 0) + added.get(cid, 0) >= daily_cap:
+            r["state"] = "daily_cap"
+        elif freq_cap and recent.get(cid, 0) + pending.get(cid, 0) + added.get(cid, 0) >= freq_cap:
+            r["state"] = "capped"
+        else:
+            added[cid] = added.get(cid, 0) + 1
+    for r in out:
+        if r["state"] != "queued":
+            r["channel"] = r["channel"] if r["state"] in ("held_out", "daily_cap", "capped") else None
+    return out
+
+
+def _enabled(ops: sqlite3.Connection, names: Sequence[str] | None) -> list[D.Scenario]:
+    all_ = D.list_scenarios(ops)
+    if names:
+        wanted = set(names)
+        for n in wanted:
+            D.get(ops, n)
+        return [s for s in all_ if s.name in wanted]
+    return [s for s in all_ if s.enabled]
+
+
+def plan(store: Store, ops: sqlite3.Connection, day: dt.date, *, names: Sequence[str] | None = None) -> Plan:
+    """What a run for ``day`` would do now (no writes). ``names``: these scenarios even when switched off."""
+    scenarios = _enabled(ops, names)
+    rows = assign(ops, day, candidates(store, ops, day, scenarios), D.settings(ops))
+    return Plan(day, rows, {s.name: s for s in scenarios})
+
+
+# -- rendering -----------------------------------------------------------------------------------------------
+def _coupon(store: Store, step: D.Step) -> Any:
+    if not step.coupon or not step.coupon.get("coupon_id"):
+        return None
+    from crm_core.messaging import coupons
+
+    return coupons.get_coupon(store, step.coupon["coupon_id"])
+
+
+def render(store: Store, step: D.Step, customer_id: str, channel: str, coupon: Any, shop: T.ShopProfile, utm: str) -> T.Rendered:
+    """The message of one step for one customer (coupon code included when issued)."""
+    values = T.Campaign(utm_campaign=utm)
+    if coupon is not None:
+        from crm_core.messaging import coupons
+
+        for k, v in coupons.placeholder_values(store, coupon, customer_id).items():
+            setattr(values, k, v)
+        if not values.coupon_code:
+            values.coupon_code = "（お客様ごとのコード）"
+    tpl = T.get_template(store, step.template)
+    ctx = T.build_context(T.customer_fields(store, customer_id), values, shop, channel, tpl.key)
+    return T.render(tpl, ctx, channel, utm)
+
+
+def _utm(name: str, step: int) -> str:
+    return f"scenario-{name}-{step + 1}"
+
+
+def dry_run(store: Store, ops: sqlite3.Connection, day: dt.date, *, names: Sequence[str] | None = None,
+            samples: int = SAMPLES) -> dict[str, Any]:
+    """「この日だれに何が届くか」: counts per scenario and step, sample customers and their rendered messages."""
+    p = plan(store, ops, day, names=names)
+    shop = T.shop_profile(store)
+    out_steps = []
+    for c in p.counts():
+        s = p.scenarios[c["scenario"]]
+        step = s.steps[c["step"] - 1]
+        coupon = _coupon(store, step)
+        picked = [r for r in p.rows if r["scenario"] == s.name and r["step"] == c["step"] - 1 and r["state"] == "queued"][:samples]
+        c["samples"] = []
+        for r in picked:
+            rendered = render(store, step, r["customer_id"], r["channel"], coupon, shop, _utm(s.name, r["step"]))
+            c["samples"].append({"customer_id": r["customer_id"], "channel": r["channel"], "trigger_key": r["trigger_key"],
+                                 "subject": rendered.subject, "text": rendered.text if r["channel"] == "email" else
+                                 "\n".join(m.get("text", json.dumps(m, ensure_ascii=False)) for m in rendered.line_messages)})
+        out_steps.append(c)
+    return {"day": day.isoformat(), "steps": out_steps, "rows": p.rows,
+            "total": sum(1 for r in p.rows if r["state"] == "queued")}
+
+
+# -- running ---------------------------------------------------------------------------------------------------
+def _send_at(day: dt.date, slot: str, quiet: str) -> dt.datetime:
+    from crm_core.results import live
+
+    hour, minute = (int(x) for x in slot.split(":"))
+    return live.next_allowed(dt.datetime.combine(day, dt.time(hour, minute), tzinfo=JST), live.parse_quiet_hours(quiet))
+
+
+def _campaign_for(store: Store, ops: sqlite3.Connection, s: D.Scenario, step: int, day: dt.date, channel: str,
+                  settings: dict[str, Any], now: dt.datetime) -> int:
+    """The ledger campaign of (scenario, step, day, channel), created on first use (inside the caller's transaction)."""
+    row = ops.execute("SELECT campaign_id FROM scenario_batches WHERE scenario = ? AND step = ? AND day = ? AND channel = ?",
+                      [s.name, step, day.isoformat(), channel]).fetchone()
+    if row is not None:
+        return int(row[0])
+    duck = int(store.scalar("SELECT coalesce(max(campaign_id), 0) FROM campaigns") or 0)
+    ops_max = int(ops.execute("SELECT coalesce(max(campaign_id), 0) FROM send_campaigns").fetchone()[0] or 0)
+    campaign_id = max(duck, ops_max, 10_000_000) + 1
+    st = s.steps[step]
+    ops.execute(
+        "INSERT INTO send_campaigns (campaign_id, name, channel, template, coupon_id, holdout, send_at, quiet_hours, frequency_cap,"
+        " status, created_by, created_at, approved_by, approved_at, prepared_at, sender)"
+        " VALUES (?, ?, ?, ?, ?, 0, ?, ?, 0, 'approved', 'scenario', ?, 'scenario', ?, ?, ?)",
+        [campaign_id, f"シナリオ「{s.title}」ステップ{step + 1}（{day:%Y-%m-%d}）", channel, st.template,
+         (st.coupon or {}).get("coupon_id"), _send_at(day, st.slot, settings["quiet_hours"]).isoformat(),
+         settings["quiet_hours"], L.iso(now), L.iso(now), L.iso(now), json.dumps({}, ensure_ascii=False)])
+    ops.execute("INSERT INTO scenario_batches VALUES (?, ?, ?, ?, ?)", [s.name, step, day.isoformat(), channel, campaign_id])
+    return campaign_id
+
+
+def _write_ledger(ops: sqlite3.Connection, campaign_id: int, channel: str, rows: list[tuple[str, str, Any]], from_addr: str,
+                  now: dt.datetime) -> None:
+    """Ledger rows (state queued), contents and LINE batches of newly queued recipients (inside the caller's transaction).
+
+    The smallest piece of :func:`crm_core.results.live.prepare` that scenarios need: prepare
+    freezes a whole segment at once, a scenario adds a few recipients to its day's campaign.
+    """
+    stamp = L.iso(now)
+    cache: dict[str, int] = {}
+    groups: dict[int, list[str]] = {}
+    seq0 = int(ops.execute("SELECT coalesce(max(seq), -1) + 1 FROM send_ledger WHERE campaign_id = ?", [campaign_id]).fetchone()[0])
+    values = []
+    for n, (cid, address, body) in enumerate(rows):
+        content_id = L.store_content(ops, campaign_id, body, cache)
+        message_id = new_message_id(from_addr or "crm@localhost") if channel == "email" else None
+        if channel == "line":
+            groups.setdefault(content_id, []).append(cid)
+        values.append((campaign_id, cid, channel, "A", address, "queued", None, content_id, message_id, seq0 + n, stamp))
+    ops.executemany("INSERT INTO send_ledger (campaign_id, customer_id, channel, variant, address, state, reason, content_id, message_id,"
+                    " seq, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
+    for content_id, members in groups.items():
+        for start in range(0, len(members), MULTICAST_MAX):
+            chunk = members[start:start + MULTICAST_MAX]
+            cur = ops.execute("INSERT INTO send_batches (campaign_id, channel, content_id, retry_key, size, updated_at)"
+                              " VALUES (?, 'line', ?, ?, ?, ?)", [campaign_id, content_id, new_retry_key(), len(chunk), stamp])
+            ops.executemany("UPDATE send_ledger SET batch_id = ? WHERE campaign_id = ? AND customer_id = ? AND channel = 'line'",
+                            [(cur.lastrowid, campaign_id, m) for m in chunk])
+    ops.execute("UPDATE send_campaigns SET status = CASE WHEN status IN ('done', 'sending') THEN 'approved' ELSE status END,"
+                " finished_at = NULL WHERE campaign_id = ?", [campaign_id])
+
+
+def record(store: Store, ops: sqlite3.Connection, day: dt.date, *, names: Sequence[str] | None = None,
+           from_addr: str = "", now: dt.datetime | None = None) -> dict[str, Any]:
+    """Steps 1–6: decide the day and write occurrences + ledger rows once. Returns counts of what was newly recorded."""
+    now = now or dt.datetime.now(dt.UTC)
+    scenarios = _enabled(ops, names)
+    by_name = {s.name: s for s in scenarios}
+    pre = candidates(store, ops, day, scenarios)
+    # coupons (DuckDB) and bodies are prepared before the operations transaction; issuing codes is idempotent
+    settings = D.settings(ops)
+    guess = assign(ops, day, pre, settings)
+    shop = dataclasses.replace(T.shop_profile(store), unsubscribe_url=UNSUBSCRIBE_SENTINEL)
+    bodies: dict[tuple[str, int, str, str], Any] = {}
+    for (name, i), group in _groups(r for r in guess if r["state"] == "queued").items():
+        step = by_name[name].steps[i]
+        coupon = _coupon(store, step)
+        if coupon is not None and coupon.code_mode == "unique":
+            from crm_core.messaging import coupons
+
+            coupons.issue_unique_codes(store, coupon.coupon_id, [r["customer_id"] for r in group])
+        for r in group:
+            rendered = render(store, step, r["customer_id"], r["channel"], coupon, shop, _utm(name, i))
+            bodies[(name, i, r["customer_id"], r["trigger_key"])] = rendered.line_messages if r["channel"] == "line" else {
+                "subject": rendered.subject, "preheader": rendered.preheader, "text": rendered.text, "html": rendered.html}
+    inserted: dict[str, int] = {}
+    with opsdb.transaction(ops):
+        final = assign(ops, day, pre, settings)  # again under the write lock: another run may have committed meanwhile
+        ledger: dict[tuple[str, int, str], list[tuple[str, str, Any]]] = {}
+        for r in final:
+            if r.get("new_holdout") and r["state"] in ("held_out", "queued", "daily_cap", "capped"):
+                ops.execute("INSERT OR IGNORE INTO scenario_holdout VALUES (?, ?, ?, ?, ?, ?)",
+                            [r["scenario"], r["customer_id"], r["trigger_key"], int(r["held_out"]), r["holdout_share"], L.iso(now)])
+            body = bodies.get((r["scenario"], r["step"], r["customer_id"], r["trigger_key"]))
+            state = r["state"]
+            if state == "queued" and body is None:
+                continue  # became sendable only under the lock (another run sent something else): a later run decides
+            cur = ops.execute("INSERT OR IGNORE INTO scenario_occurrences (scenario, step, customer_id, trigger_key, trigger_day, day, state,"
+                              " channel, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                              [r["scenario"], r["step"], r["customer_id"], r["trigger_key"], r["trigger_day"], day.isoformat(), state,
+                               r["channel"], L.iso(now)])
+            if cur.rowcount != 1:
+                continue
+            inserted[state] = inserted.get(state, 0) + 1
+            if state == "queued":
+                ledger.setdefault((r["scenario"], r["step"], r["channel"]), []).append((r["customer_id"], r["address"], body))
+        for (name, i, channel), members in ledger.items():
+            campaign_id = _campaign_for(store, ops, by_name[name], i, day, channel, settings, now)
+            _write_ledger(ops, campaign_id, channel, members, from_addr, now)
+            ops.executemany("UPDATE scenario_occurrences SET campaign_id = ? WHERE scenario = ? AND step = ? AND customer_id = ?"
+                            " AND day = ?", [(campaign_id, name, i, m[0], day.isoformat()) for m in members])
+    for s in scenarios:
+        if s.trigger["type"] in ("segment", "rank_up", "rank_down"):
+            triggers.advance_watch(store, s, day)
+    return inserted
+
+
+def _groups(rows: Any) -> dict[tuple[str, int], list[dict[str, Any]]]:
+    out: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for r in rows:
+        out.setdefault((r["scenario"], r["step"]), []).append(r)
+    return out
+
+
+def deliver_due(ops: sqlite3.Connection, *, line: Any = None, smtp: Any = None, unsubscribe: Any = None,
+                clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)) -> list[dict[str, Any]]:
+    """Send every scenario campaign that is due (quiet hours and send slot respected) through the live sender."""
+    from crm_core.results import live
+
+    now = clock()
+    out = []
+    rows = ops.execute("SELECT b.campaign_id, c.status, c.send_at, c.channel FROM scenario_batches b JOIN send_campaigns c"
+                       " USING (campaign_id) WHERE c.status IN ('approved', 'sending', 'waiting') ORDER BY b.campaign_id").fetchall()
+    for cid, _status, send_at, channel in rows:
+        if dt.datetime.fromisoformat(send_at) > now:
+            continue
+        if (channel == "line" and line is None) or (channel == "email" and (smtp is None or unsubscribe is None)):
+            # not configured: the rows wait in the ledger (never paused, never lost) until the settings exist
+            out.append({"campaign_id": int(cid), "status": "approved", "message": MISSING[channel], "counts": L.counts(ops, int(cid))})
+            continue
+        outcome = live.run(ops, int(cid), line=line, smtp=smtp, unsubscribe=unsubscribe, clock=clock)
+        out.append({"campaign_id": int(cid), **outcome.to_dict()})
+    return out
+
+
+def run_scenarios(store: Store, ops: sqlite3.Connection, day: dt.date | None = None, *, now: dt.datetime | None = None,
+                  line: Any = None, smtp: Any = None, unsubscribe: Any = None, from_addr: str = "",
+                  names: Sequence[str] | None = None) -> dict[str, Any]:
+    """The worker's entry point: record the day once, then deliver what is due.
+
+    ``now`` (aware) is the injectable clock; ``day`` defaults to its JST date.
+    Safe to call any number of times and concurrently (occurrences are UNIQUE,
+    the ledger sends each row once).
+    """
+    now = now or dt.datetime.now(dt.UTC)
+    if now.tzinfo is None:
+        raise InputError("時刻はタイムゾーン付きで指定してください。", "naive now")
+    day = day or now.astimezone(JST).date()
+    recorded = record(store, ops, day, names=names, from_addr=from_addr, now=now)
+    sent = deliver_due(ops, line=line, smtp=smtp, unsubscribe=unsubscribe, clock=lambda: now)
+    return {"day": day.isoformat(), "recorded": recorded, "deliveries": sent,
+            "summary": f"{day:%Y-%m-%d} のシナリオ: 新しく送信 {recorded.get('queued', 0)}件・比較用 {recorded.get('held_out', 0)}件"}
+
+
+def ensure_coupons(store: Store, ops: sqlite3.Connection, scenario: D.Scenario, actor: str = "") -> D.Scenario:
+    """Create the unique-code coupons a scenario's steps ask for (once) and store their ids in the definition."""
+    from crm_core.messaging import coupons
+
+    changed = False
+    for step in scenario.steps:
+        if step.coupon and not step.coupon.get("coupon_id"):
+            spec = step.coupon
+            c = coupons.Coupon(name=spec["name"], kind=spec.get("kind", "yen"), value=float(spec.get("value", 0)),
+                               min_purchase=float(spec.get("min_purchase", 0)), code_mode="unique", channel="line")
+            step.coupon = {**spec, "coupon_id": coupons.create_coupon(store, c)}
+            changed = True
+    if changed:
+        D.save(ops, scenario, actor)
+    return scenario
+
+
+def enable(store: Store, ops: sqlite3.Connection, name: str, actor: str = "") -> D.Scenario:
+    """Switch a scenario on (its coupons are created first; the worker's daily run is scheduled)."""
+    ensure_coupons(store, ops, D.get(ops, name), actor)
+    out = D.set_enabled(ops, name, True, actor)
+    path = ops.execute("PRAGMA database_list").fetchone()[2]
+    if path:
+        D.ensure_schedule(path)
+    return out
+
+
+def disable(ops: sqlite3.Connection, name: str, actor: str = "") -> D.Scenario:
+    return D.set_enabled(ops, name, False, actor)
