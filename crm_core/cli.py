@@ -542,18 +542,11 @@ def cmd_campaign_approve(args: argparse.Namespace) -> int:
 
 def cmd_campaign_send(args: argparse.Namespace) -> int:
     """``campaign send``: prepare once, then send what is due from the ledger (resumable; safe to run twice)."""
-    from crm_core.messaging.delivery import channel_objects
-    from crm_core.messaging.sends import load_settings, secrets_file_settings
     from crm_core.results import live
 
-    secrets = secrets_file_settings()
-    objs = channel_objects(load_settings(secrets), secrets)
-    db_path = getattr(args, "db", None) or default_db_path()
+    db_path = str(getattr(args, "db", None) or default_db_path())
     with closing(_ops(args)) as ops:
-        outcome = live.run(ops, args.campaign, store=lambda: Store(db_path), line=objs["line"], smtp=objs["smtp"],
-                           unsubscribe=objs["unsubscribe"], from_addr=objs["from_addr"])
-    if objs["smtp"] is not None:
-        objs["smtp"].close()
+        outcome = live.send_due(db_path, ops, args.campaign)
     _print(outcome.to_dict())
     return 0 if outcome.status in ("done", "waiting", "busy", "approved", "sending", "ab_waiting") else 1
 

@@ -48,7 +48,7 @@ def secret(name: str, default: Any = None) -> Any:
     value = os.environ.get(name)
     if value:
         return value
-    path = Path(os.environ.get("CRM_SECRETS_FILE") or SECRETS_FILE)
+    path = Path(os.environ.get("CRM_SECRETS_TOML") or SECRETS_FILE)
     try:
         with open(path, "rb") as f:
             data = tomllib.load(f)

@@ -67,7 +67,7 @@ def test_public_url_comes_from_env_then_secrets_then_setting(tmp_path, monkeypat
     from crm_core.db import Store
 
     monkeypatch.delenv("CRM_PUBLIC_URL", raising=False)
-    monkeypatch.setenv("CRM_SECRETS_FILE", str(tmp_path / "secrets.toml"))
+    monkeypatch.setenv("CRM_SECRETS_TOML", str(tmp_path / "secrets.toml"))
     monkeypatch.setenv("CRM_SERVICE_PORT", "8602")
     with Store(":memory:") as store:
         assert deploy.public_base_url(store) == "http://127.0.0.1:8602"

@@ -742,3 +742,22 @@ def mark_rmail_sent(ops: sqlite3.Connection, campaign_id: int, sent_at: dt.datet
 
 
 RAKUTEN_NOTE = RAKUTEN_REFUSAL
+
+
+def send_due(db_path: str, ops: sqlite3.Connection, campaign_id: int,
+             store: Store | Callable[[], Store] | None = None) -> Outcome:
+    """Send a campaign if it is due, with the channels of the send settings (送信設定, secrets, environment).
+
+    What the command line (``campaign send``) and the worker's ``campaign_send`` job both call.
+    """
+    from crm_core.messaging.delivery import channel_objects
+    from crm_core.messaging.sends import console_settings, secrets_file_settings
+
+    secrets = secrets_file_settings()
+    objs = channel_objects(console_settings(secrets, db_path), secrets)
+    try:
+        return run(ops, campaign_id, store=store if store is not None else (lambda: Store(db_path)), line=objs["line"],
+                   smtp=objs["smtp"], unsubscribe=objs["unsubscribe"], from_addr=objs["from_addr"])
+    finally:
+        if objs["smtp"] is not None:
+            objs["smtp"].close()

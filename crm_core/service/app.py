@@ -44,16 +44,20 @@ class ServiceConfig:
 
 
 def package_routes(config: ServiceConfig) -> list[BaseRoute]:
-    """The routes the packages contribute.
+    """The routes the packages contribute: the LINE webhook and the one-click unsubscribe link.
 
-    The live-send work adds its handlers here, e.g.::
-
-        from crm_core.messaging import webhook, unsubscribe
-        routes += webhook.routes(config)       # POST /line/webhook
-        routes += unsubscribe.routes(config)   # GET and POST /unsubscribe/{token}
+    The webhook answers only when the LINE channel secret is set (it checks
+    every request's signature with it); unsubscribe links are signed with
+    ``CRM_UNSUBSCRIBE_SECRET`` and point at the public base URL.
     """
-    routes: list[BaseRoute] = []
-    return routes
+    from crm_core.deploy import secret
+    from crm_core.messaging import endpoints
+    from crm_core.messaging.unsubscribe import Unsubscribe
+
+    signing = str(secret("CRM_UNSUBSCRIBE_SECRET", "") or "")
+    unsubscribe = Unsubscribe(signing, config.public_base_url) if len(signing) >= 16 else None
+    return list(endpoints.routes(config.ops_path, channel_secret=str(secret("LINE_CHANNEL_SECRET", "") or ""),
+                                 unsubscribe=unsubscribe))
 
 
 async def healthz(request: Request) -> JSONResponse:
@@ -69,7 +73,7 @@ async def healthz(request: Request) -> JSONResponse:
 def create_app(config: ServiceConfig, extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
     """The ASGI app: ``/healthz``, the packages' routes and ``extra_routes``; nothing else."""
     opsdb.connect(config.ops_path).close()  # create and migrate before the first request
-    app = Starlette(routes=[Route("/healthz", healthz, methods=["GET"]), *package_routes(config), *extra_routes])
+    app = Starlette(routes=[Route("/healthz", healthz, methods=["GET"]), *extra_routes, *package_routes(config)])  # extra first: they may stand in
     app.state.config = config
     return app
 

@@ -55,6 +55,17 @@ def _scenario_run(ctx: JobContext) -> dict[str, Any] | None:
     return run_job(ctx)
 
 
+def _campaign_send(ctx: JobContext) -> dict[str, Any] | None:
+    from contextlib import closing
+
+    from crm_core import opsdb
+    from crm_core.results import live
+
+    with closing(opsdb.connect(ctx.ops_path)) as ops:
+        outcome = live.send_due(ctx.db_path, ops, int(ctx.job.args["campaign_id"]), store=ctx.store)
+    return {**outcome.to_dict(), "summary": outcome.message}
+
+
 def _not_yet(label: str) -> Callable[[JobContext], None]:
     def run(ctx: JobContext) -> None:
         raise InputError(f"「{label}」のジョブはまだこのバージョンでは実行できません。", f"job kind {ctx.job.kind} has no function yet")
@@ -66,7 +77,7 @@ def _not_yet(label: str) -> Callable[[JobContext], None]:
 # with the real function (e.g. ``JobKind("配信予約の送信", messaging.live.run_scheduled_send)``).
 KINDS: dict[str, JobKind] = {
     "inbox_import": JobKind("受信フォルダの取込", _inbox_import_then_scenarios),
-    "campaign_send": JobKind("予約配信の送信", _not_yet("予約配信の送信"), retry=False),
+    "campaign_send": JobKind("予約配信の送信", _campaign_send, retry=False),
     "scenario_run": JobKind("シナリオの実行", _scenario_run),
     "line_stats": JobKind("LINE配信統計の取得", _not_yet("LINE配信統計の取得"), retry=False),
 }
