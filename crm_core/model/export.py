@@ -26,20 +26,26 @@ EXPORT_COLUMNS: tuple[str, ...] = ("customer_id", "customer_key", *COLUMNS[1:])
 
 def _export_select() -> str:
     """SELECT of the export: timestamps as text so every chunk formats alike."""
+    cols = _export_columns()
+    return "SELECT " + ", ".join(f"{e} AS {h}" for e, h in cols) + " " + _EXPORT_FROM
+
+
+_EXPORT_FROM = "FROM " + TABLE + " AS m LEFT JOIN customers AS k ON k.customer_id = m.customer_id ORDER BY m.customer_id"
+
+
+def _export_columns() -> list[tuple[str, str]]:
+    """(SQL expression, header) of each exported column."""
     cols = []
     for name in EXPORT_COLUMNS:
         if name in ("first_order_at", "last_order_at"):
-            cols.append(f"strftime(m.{name}, '%Y-%m-%d %H:%M:%S') AS {name}")
+            cols.append((f"strftime(m.{name}, '%Y-%m-%d %H:%M:%S')", name))
         elif name in ("birthday", "expected_next_order_date", "as_of"):
-            cols.append(f"CAST(m.{name} AS VARCHAR) AS {name}")
+            cols.append((f"CAST(m.{name} AS VARCHAR)", name))
         elif name == "customer_key":
-            cols.append("k.customer_key")
+            cols.append(("k.customer_key", name))
         else:
-            cols.append(f'm."{name}"')
-    return (
-        "SELECT " + ", ".join(cols) + " FROM " + TABLE  # noqa: S608 - constant names
-        + " AS m LEFT JOIN customers AS k ON k.customer_id = m.customer_id ORDER BY m.customer_id"
-    )
+            cols.append((f'm."{name}"', name))
+    return cols
 
 
 def export_customers(
@@ -54,8 +60,9 @@ def export_customers(
     Builds the table first when it is missing; an ``as_of`` other than the
     stored one is computed in a rolled-back transaction (:func:`model_as_of`), so the stored model (what
     the console and every segment see) stays as it was.  Cells that could start a spreadsheet formula are neutralised
-    (:func:`crm_core.export.to_csv_bytes`); written in chunks, so memory stays
-    flat on millions of customers.
+    in SQL and DuckDB's ``COPY`` writes the file (:func:`crm_core.export.copy_csv`),
+    so memory stays flat and millions of customers take seconds; the file
+    appears complete or not at all.
 
     Parameters
     ----------
@@ -89,6 +96,14 @@ def export_customers(
 
 
 def _write_export(store: Store, out_path: str | Path, encoding: str, unencodable: set[str] | None) -> int:
+    """Neutralised in SQL and written by DuckDB's COPY (:func:`crm_core.export.copy_csv`)."""
+    from crm_core.export import copy_csv
+
+    return copy_csv(store, _export_columns(), _EXPORT_FROM, None, out_path, encoding, unencodable)
+
+
+def _write_export_pandas(store: Store, out_path: str | Path, encoding: str, unencodable: set[str] | None) -> int:
+    """The earlier chunked pandas writer: kept as the reference the SQL export is tested against."""
     from crm_core.export import cp932_unencodable, to_csv_bytes
 
     result = store.execute(_export_select())
