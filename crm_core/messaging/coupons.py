@@ -24,6 +24,7 @@ import re
 import secrets
 import uuid
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -276,6 +277,34 @@ def export_codes(store: Store, coupon_id: str) -> pd.DataFrame:
     df["利用条件"] = coupon.condition_label()
     df["有効期限"] = coupon.expiry_label()
     return df
+
+
+def export_codes_csv(store: Store, coupon_id: str, path: str | Path, encoding: str = "utf-8-sig") -> dict[str, Any]:
+    """Write :func:`export_codes` as a CSV for RMS or Shopify, at DuckDB's pace.
+
+    The same bytes as ``to_csv_bytes(export_codes(...))`` (formula cells
+    neutralised, UTF-8 with BOM or cp932), neutralised in SQL and written by
+    DuckDB's ``COPY`` (:func:`crm_core.export.copy_csv`).  Returns ``rows``
+    and ``unencodable`` (characters cp932 could not carry, written as ``?``).
+    """
+    from crm_core.export import ENCODINGS, copy_csv
+
+    if encoding not in ENCODINGS:
+        raise InputError("文字コードは utf-8-sig（UTF-8 BOM付き）か cp932（Shift_JIS）を選んでください。", f"encoding={encoding!r}")
+    coupon = get_coupon(store, coupon_id)
+    person = ("m.name", "m.email") if store.has_table("customer_model") else ("CAST(NULL AS VARCHAR)", "CAST(NULL AS VARCHAR)")
+    columns = [
+        ("c.code", "クーポンコード"), ("c.customer_id", "顧客ID"), (person[0], "氏名"), (person[1], "メールアドレス"),
+        ("CAST($coupon_name AS VARCHAR)", "クーポン名"), ("CAST($discount AS VARCHAR)", "割引"),
+        ("CAST($condition AS VARCHAR)", "利用条件"), ("CAST($expiry AS VARCHAR)", "有効期限"),
+    ]
+    join = " LEFT JOIN customer_model m ON m.customer_id = c.customer_id" if store.has_table("customer_model") else ""
+    from_sql = "FROM coupon_codes c" + join + " WHERE c.coupon_id = $coupon_id ORDER BY c.customer_id"
+    params = {"coupon_id": coupon_id, "coupon_name": coupon.name, "discount": coupon.discount_label(),
+              "condition": coupon.condition_label(), "expiry": coupon.expiry_label()}
+    bad: set[str] = set()
+    rows = copy_csv(store, columns, from_sql, params, path, encoding, bad)
+    return {"rows": rows, "unencodable": sorted(bad)}
 
 
 # -- cost estimate -----------------------------------------------------------------------------

