@@ -46,8 +46,13 @@ REASON_TOGETHER = "「{}」と一緒によく購入されている商品です"
 REASON_POPULAR = "最近よく売れている人気商品です"
 
 
-def _baskets_sql(level: str) -> str:
+def _baskets_sql(level: str, item_ids: bool = False) -> str:
     """CTEs up to the basket tables, all keyed by integers.
+
+    With ``item_ids`` (product level) the items are integers too: ``item_dict``
+    numbers the product ids in their sort order, so comparisons and ties
+    between items come out as between the ids, and the joins over millions of
+    basket lines hash integers instead of text.
 
     ``order_keys``: one row per purchase, numbered ``ok`` in the order
     (customer, time), so the next order of a customer is ``ok + 1``; ``ck``
@@ -59,7 +64,9 @@ def _baskets_sql(level: str) -> str:
     """
     if level not in LEVELS:
         raise InputError("集計の単位は「商品」か「カテゴリ」を選んでください。", detail=f"level={level!r}")
-    if level == "product":
+    if level == "product" and item_ids:
+        item, master = "d.iid", "JOIN item_dict d ON d.product_id = l.product_id"
+    elif level == "product":
         item, master = "l.product_id", ""
     else:
         item = "coalesce(m.category, l.category)"
@@ -70,6 +77,17 @@ def _baskets_sql(level: str) -> str:
         + ","
         + PRODUCT_MASTER_CTE
         + """,
+"""
+        + (
+            """
+        item_dict AS MATERIALIZED (
+            SELECT product_id, CAST(row_number() OVER (ORDER BY product_id) AS INTEGER) AS iid
+            FROM (SELECT DISTINCT product_id FROM order_lines WHERE product_id IS NOT NULL)
+        ),"""
+            if item_ids
+            else ""
+        )
+        + """
         order_keys AS MATERIALIZED (
             SELECT source, order_id, customer_id, ordered_at,
                    row_number() OVER w AS ok,
@@ -406,7 +424,7 @@ def build_recommendations(
         reason_popular=REASON_POPULAR,
     )
     select = (
-        _baskets_sql("product")  # noqa: S608 - fixed SQL fragments; values are bound parameters
+        _baskets_sql("product", item_ids=True)  # noqa: S608 - fixed SQL fragments; values are bound parameters
         + _TOGETHER_SQL
         + _NEXT_SQL
         + """,
@@ -444,11 +462,12 @@ def build_recommendations(
             SELECT y AS product_id FROM top_rules UNION SELECT product_id FROM popular_products
         ),
         owned AS MATERIALIZED (
-            SELECT DISTINCT i.ck, l.product_id
+            SELECT DISTINCT i.ck, d.iid AS product_id
             FROM orders o
             JOIN order_lines l ON l.source = o.source AND l.order_id = o.order_id
             JOIN customer_ids i ON i.customer_id = o.customer_id
-            WHERE l.product_id IN (SELECT product_id FROM candidate_products)
+            JOIN item_dict d ON d.product_id = l.product_id
+            WHERE d.iid IN (SELECT product_id FROM candidate_products)
         ),
         customer_items AS (SELECT DISTINCT ck, item FROM basket_lines),
         rule_picks AS MATERIALIZED (
@@ -467,12 +486,14 @@ def build_recommendations(
             GROUP BY i.ck
         ),
         picks AS MATERIALIZED (
-            SELECT i.customer_id, r.y AS product_id, r.x AS because_of, r.confidence AS score, r.kind
+            SELECT i.customer_id, dy.product_id, dx.product_id AS because_of, r.confidence AS score, r.kind
             FROM rule_picks rp JOIN top_rules r USING (rule_rank) JOIN customer_ids i USING (ck)
+            JOIN item_dict dy ON dy.iid = r.y JOIN item_dict dx ON dx.iid = r.x
             UNION ALL
-            SELECT i.customer_id, p.product_id, NULL AS because_of, p.buyers / t.c AS score, 3 AS kind
+            SELECT i.customer_id, d.product_id, NULL AS because_of, p.buyers / t.c AS score, 3 AS kind
             FROM popular_picks pp
             JOIN popular_products p USING (pop_rank)
+            JOIN item_dict d ON d.iid = p.product_id
             JOIN customer_ids i USING (ck)
             CROSS JOIN customer_total t
         ),
