@@ -115,7 +115,7 @@ def unencodable_warning(chars: set[str] | list[str]) -> str:
 # Big exports: neutralised in SQL, written by DuckDB's COPY
 # ---------------------------------------------------------------------------
 
-_SQL_FIRST = ", ".join(f"chr({ord(c)})" for c in FORMULA_FIRST)
+_SQL_FIRST = ", ".join(str(ord(c)) for c in FORMULA_FIRST)  # code points: an integer test is twice as fast as text
 _NEEDS_QUOTES = (",", '"', "\r", "\n")
 _TRANSCODE_CHUNK = 8 << 20  # bytes of UTF-8 read at a time when writing cp932
 
@@ -125,7 +125,7 @@ def sql_neutralised(expr: str) -> str:
 
     ``expr`` is SQL built by the caller from constant or allowlisted names.
     """
-    return f"CASE WHEN left({expr}, 1) IN ({_SQL_FIRST}) THEN '''' || {expr} ELSE nullif({expr}, '') END"
+    return f"CASE WHEN unicode({expr}) IN ({_SQL_FIRST}) THEN '''' || {expr} ELSE nullif({expr}, '') END"
 
 
 def _sql_cell(expr: str, sql_type: str) -> str:
