@@ -1,0 +1,245 @@
+"""Reproduce issue 16's table in one command: import, re-import, refresh, delta import, exports, recommendations, pages.
+
+Against plain DuckDB doing the same work in the same run, with the load
+average next to each figure (the machine is shared).  Data is generated
+(seeded) into the system temp folder, never into the repository:
+
+- a narrow generic order file shaped like the CDNOW log ×100 (order id,
+  customer id, day, amount; 7 M lines, 2.36 M customers at ``--scale full``,
+  a tenth at ``small``), imported with a mapping as a marketer would;
+- the Rakuten cp932 file of ``bench_import.py`` (``--wide``; slow).
+
+Usage::
+
+    python bench/run_all.py --scale small|full [--runs 3] [--wide] [--pages]
+        [--lifetimes-python /tmp/lt-venv/bin/python]
+
+``lifetimes.utils.summary_data_from_transaction_data`` runs in the Python
+given (a throwaway venv: lifetimes is not a dependency of the console);
+without it that row is skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+
+SCALES = {"small": (700_000, 236_000), "full": (7_000_000, 2_360_000)}
+MAPPING = {"order_id": "order_id", "customer_id": "customer_key", "date": "ordered_at", "amount": "total_amount"}
+SEED = 19970101
+
+
+def load() -> str:
+    return f"load {os.getloadavg()[0]:.1f}"
+
+
+def generate_narrow(path: Path, lines: int, customers: int, seed: int = SEED, start_order: int = 0,
+                    first_day: str = "1997-01-01", days: int = 546) -> None:
+    """A seeded CDNOW-like log: a few orders per customer over 18 months, amounts like CD purchases."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute(
+        """
+        COPY (
+            SELECT 'O' || (i + $start) AS order_id,
+                   'C' || lpad(CAST(CAST(floor(pow((hash(i, 1, $seed) % 1000003) / 1000003.0, 1.6) * $customers) AS BIGINT)
+                                     AS VARCHAR), 7, '0') AS customer_id,
+                   strftime(DATE '""" + first_day + """' + CAST(floor((hash(i, 2, $seed) % 1000003) / 1000003.0 * $days) AS INTEGER),
+                            '%Y-%m-%d') AS date,
+                   round(5 + 60 * pow((hash(i, 3, $seed) % 1000003) / 1000003.0, 2), 2) AS amount
+            FROM range($lines) t(i)
+        ) TO '""" + str(path) + "' (HEADER)",
+        {"start": start_order, "seed": seed, "customers": customers, "days": days, "lines": lines},
+    )
+    con.close()
+
+
+def _in_process(code: str, *args: str) -> dict:
+    """Run ``code`` in a fresh process (peak memory per step); it prints one JSON line."""
+    res = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=HERE.parent,
+                         env={**os.environ, "CRM_NO_SAMPLE": "1"})
+    if res.returncode != 0:
+        return {"error": res.stderr.strip().splitlines()[-1] if res.stderr.strip() else f"exit {res.returncode}"}
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+PLAIN_READ = """
+import json, resource, sys, time, duckdb
+con = duckdb.connect(sys.argv[2], config={"memory_limit": "1536MB"})
+t = time.perf_counter()
+con.execute("CREATE TABLE t AS SELECT * FROM read_csv(?, all_varchar=true)", [sys.argv[1]])
+print(json.dumps({"seconds": time.perf_counter() - t, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+OUR_IMPORT = """
+import json, resource, sys, time
+from crm_core.db import Store
+from crm_core.ingest import importer
+from crm_core import pipeline
+mapping = json.loads(sys.argv[3])
+store = Store(sys.argv[2])
+phases = []
+t = time.perf_counter()
+report = importer.import_files(store, [sys.argv[1]], fmt="generic", mapping=mapping, kind="orders",
+                               progress=lambda f, text: phases.append((text[:10], time.perf_counter())))
+imported = time.perf_counter() - t
+pm = [*[m for _, m in phases], t + imported]
+by_phase = {}
+for i, (name, m) in enumerate(phases):
+    by_phase[name] = round(by_phase.get(name, 0) + pm[i + 1] - m, 2)
+due = pipeline.refresh_due(store) or not store.has_table("customer_model")
+steps = []
+t = time.perf_counter()
+if due and sys.argv[4] == "refresh":
+    pipeline.refresh(store, lambda f, text: steps.append((text[:12], time.perf_counter())))
+refresh = time.perf_counter() - t if due and sys.argv[4] == "refresh" else None
+marks = [*[m for _, m in steps], t + (refresh or 0)]
+split = {name: round(marks[i + 1] - m, 2) for i, (name, m) in enumerate(steps)}
+print(json.dumps({"seconds": imported, "refresh": refresh, "refreshed": bool(due), "steps": split, "phases": by_phase,
+                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "outcome": report.outcome()[0] if hasattr(report, "outcome") else None}))
+"""
+
+PANDAS_RFM = """
+import json, sys, time
+import pandas as pd
+t = time.perf_counter()
+df = pd.read_csv(sys.argv[1], dtype={"order_id": str, "customer_id": str}, parse_dates=["date"])
+end = df["date"].max()
+rfm = df.groupby("customer_id").agg(last=("date", "max"), frequency=("order_id", "nunique"), monetary=("amount", "sum"))
+rfm["recency"] = (end - rfm["last"]).dt.days
+for col, asc in (("recency", False), ("frequency", True), ("monetary", True)):
+    rfm[col[0] + "_score"] = pd.qcut(rfm[col].rank(method="first", ascending=asc), 5, labels=False) + 1
+print(json.dumps({"seconds": time.perf_counter() - t, "customers": len(rfm)}))
+"""
+
+LIFETIMES = """
+import json, sys, time
+import pandas as pd
+from lifetimes.utils import summary_data_from_transaction_data
+t = time.perf_counter()
+df = pd.read_csv(sys.argv[1], dtype={"order_id": str, "customer_id": str}, parse_dates=["date"])
+s = summary_data_from_transaction_data(df, "customer_id", "date", monetary_value_col="amount")
+print(json.dumps({"seconds": time.perf_counter() - t, "customers": len(s)}))
+"""
+
+
+def row(step: str, ours: float | None, plain: float | None = None, note: str = "") -> dict:
+    ratio = f"{ours / plain:5.2f}x" if ours is not None and plain else "      "
+    o = f"{ours:8.2f} s" if ours is not None else "       —  "
+    p = f"{plain:8.2f} s" if plain else "          "
+    print(f"{step:52s} {o} {p} {ratio}  {note}", flush=True)
+    return {"step": step, "ours": ours, "plain": plain, "note": note}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", choices=sorted(SCALES), default="small")
+    parser.add_argument("--runs", type=int, default=3, help="interleaved runs of the export pairs")
+    parser.add_argument("--wide", action="store_true", help="also the Rakuten cp932 import (bench_import.py)")
+    parser.add_argument("--pages", action="store_true", help="also AppTest first render and rerun of every page")
+    parser.add_argument("--lifetimes-python", default=None)
+    parser.add_argument("--workdir", default=None, help="folder for the generated data (default: a temp folder)")
+    args = parser.parse_args(argv)
+    lines, customers = SCALES[args.scale]
+    tmp = tempfile.TemporaryDirectory(prefix="crm_bench_")
+    work = Path(args.workdir or tmp.name)
+    work.mkdir(parents=True, exist_ok=True)
+    narrow, delta = work / "narrow.csv", work / "delta.csv"
+    print(f"scale {args.scale}: {lines:,} lines; {os.cpu_count()} cores; {load()}", flush=True)
+    if not narrow.exists():
+        generate_narrow(narrow, lines, customers)
+    generate_narrow(delta, 10_000, customers, seed=SEED + 1, start_order=lines, first_day="1998-06-29", days=1)
+    mapping = json.dumps(MAPPING)
+    print(f"{'step':52s} {'ours':>10s} {'plain':>10s} ratio", flush=True)
+    table = []
+
+    store_path = work / "crm.duckdb"
+    for p in work.glob("crm.duckdb*"):
+        p.unlink()
+    plain = _in_process(PLAIN_READ, str(narrow), str(work / "plain.duckdb"))
+    (work / "plain.duckdb").unlink(missing_ok=True)
+    first = _in_process(OUR_IMPORT, str(narrow), str(store_path), mapping, "refresh")
+    if "error" in first:
+        print("import failed:", first["error"])
+        return
+    table.append(row("import (file → store, no refresh), narrow file", first["seconds"], plain["seconds"],
+                     f"peak {first['rss_mb']:,.0f} MB vs {plain['rss_mb']:,.0f} MB; {first.get('phases')}; {load()}"))
+    table.append(row("refresh after import (model, recommendations, sizes)", first["refresh"], None,
+                     f"{first.get('steps')}; {load()}"))
+    again = _in_process(OUR_IMPORT, str(narrow), str(store_path), mapping, "refresh")
+    table.append(row("re-import of the same file (nothing changed)", again["seconds"], first["seconds"],
+                     f"refresh ran: {again['refreshed']}; ratio is against the first import; {load()}"))
+    d = _in_process(OUR_IMPORT, str(delta), str(store_path), mapping, "refresh")
+    total = d["seconds"] + (d["refresh"] or 0)
+    table.append(row("daily delta: 10,000 lines + refresh", total, None,
+                     f"import {d['seconds']:.2f} s + refresh {d['refresh'] or 0:.2f} s {d.get('steps')}; {load()}"))
+
+    import bench_export
+
+    from crm_core.db import Store
+
+    store = Store(store_path)
+    for r in bench_export.run(store, args.runs, work):
+        if r.get("plain"):
+            table.append(row(r["step"], r["ours"], r["plain"], f"load {r['load']:.1f}"))
+    from crm_core.analytics import basket
+
+    t = time.perf_counter()
+    store.fetchall("SELECT count(*) FROM order_lines l JOIN orders o ON o.source = l.source AND o.order_id = l.order_id")
+    floor = time.perf_counter() - t
+    t = time.perf_counter()
+    basket.build_recommendations(store)
+    table.append(row("recommendations", time.perf_counter() - t, floor, f"plain = lines joined to orders; {load()}"))
+    store.close()
+
+    rfm = _in_process(PANDAS_RFM, str(narrow))
+    table.append(row("pandas read_csv + groupby RFM (analyst by hand)", rfm.get("seconds"), plain["seconds"], load()))
+    if args.lifetimes_python:
+        res = subprocess.run([args.lifetimes_python, "-c", LIFETIMES, str(narrow)], capture_output=True, text=True)
+        lt = json.loads(res.stdout.strip().splitlines()[-1]) if res.returncode == 0 else {}
+        table.append(row("lifetimes summary_data_from_transaction_data", lt.get("seconds"), plain["seconds"],
+                         load() if lt else "failed: " + (res.stderr.strip().splitlines() or ["?"])[-1]))
+    if args.pages:
+        table.extend(_pages(store_path))
+    if args.wide:
+        wide = 500_000 if args.scale == "small" else 5_000_000
+        subprocess.run([sys.executable, str(HERE / "bench_import.py"), "--lines", str(wide), "--repeat", "1", "--no-pandas"])
+    (work / "table.json").write_text(json.dumps(table, indent=1))
+    print(f"table written to {work / 'table.json'}", flush=True)
+
+
+def _pages(store_path: Path) -> list[dict]:
+    """AppTest first render and a plain rerun of every page on the store (not a browser)."""
+    from streamlit.testing.v1 import AppTest
+
+    os.environ["CRM_DB"] = str(store_path)
+    rows = []
+    for page in sorted((HERE.parent / "pages").glob("*/*.py")):
+        if page.name == "__init__.py" or page.parent.name == "ui":
+            continue
+        at = AppTest.from_file(str(page), default_timeout=600)
+        t = time.perf_counter()
+        at.run()
+        first = time.perf_counter() - t
+        t = time.perf_counter()
+        at.run()
+        rerun = time.perf_counter() - t
+        note = f"rerun {rerun:.2f} s; {'exception' if at.exception else 'ok'}; {load()}"
+        rows.append(row(f"page {page.parent.name}/{page.stem}: first render (AppTest)", first, None, note))
+    return rows
+
+
+if __name__ == "__main__":
+    main()
