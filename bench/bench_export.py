@@ -43,8 +43,13 @@ def _timed(fn, *args) -> float:
     return time.perf_counter() - t
 
 
+SKIP: tuple[str, ...] = ()
+
+
 def _pair(name: str, runs: int, plain, ours) -> dict:
     """Interleaved runs of plain COPY and our export; prints medians and the ratio."""
+    if any(s in name for s in SKIP):
+        return {"step": name, "skipped": True}
     a, b, loads = [], [], []
     for _ in range(runs):
         loads.append(os.getloadavg()[0])
@@ -70,8 +75,8 @@ def run(store: Store, runs: int, out_dir: Path, pandas: bool = False) -> list[di
     for enc in ("utf-8-sig", "cp932"):
         results.append(_pair(f"customers --out ({enc})", runs, plain_customers,
                              lambda enc=enc: model.export_customers(store, our_out, encoding=enc, unencodable=set())))
-    size = our_out.stat().st_size
-    print(f"    customer CSV: {size / 1e6:,.0f} MB", flush=True)
+    if our_out.exists():
+        print(f"    customer CSV: {our_out.stat().st_size / 1e6:,.0f} MB", flush=True)
     if pandas:
         t = _timed(model_export._write_export_pandas, store, our_out, "utf-8-sig", set())
         print(f"{'customers: earlier chunked pandas writer (once)':48s} {t:6.2f} s", flush=True)
@@ -114,7 +119,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--keep", default=None, help="DuckDB file to create or reuse (kept afterwards)")
     parser.add_argument("--pandas", action="store_true", help="also time the earlier pandas writer once")
+    parser.add_argument("--skip", action="append", default=[], help="skip the steps whose name contains this text")
     args = parser.parse_args(argv)
+    global SKIP
+    SKIP = tuple(args.skip)
     tmp = tempfile.TemporaryDirectory(prefix="bench_export_")
     path = Path(args.keep) if args.keep else Path(tmp.name) / "shop.duckdb"
     reuse = path.exists()
