@@ -91,7 +91,6 @@ def run(store: Store, runs: int, out_dir: Path, pandas: bool = False) -> list[di
                              lambda: _plain_copy(store, seg_cols, seg_from, c.params, plain_out),
                              lambda enc=enc: S.export_csv(store, rule, our_out, encoding=enc)))
 
-    K.ensure_tables(store)
     cid = store.scalar("SELECT coupon_id FROM coupons WHERE name = 'bench'")
     if cid is None:
         import datetime as dt
