@@ -41,7 +41,7 @@ def commands(db_path: str | None, console_args: list[str]) -> dict[str, list[str
     host = deploy.bind_address()
     py = sys.executable
     db = ["--db", db_path] if db_path else []
-    console = [py, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true"]
+    console = [py, "-m", "streamlit", "run", str(ROOT / "console.py"), "--server.headless", "true"]
     if not any(a.startswith("--server.address") for a in console_args):
         console += ["--server.address", host]
     if not any(a.startswith("--server.port") for a in console_args):
