@@ -315,7 +315,7 @@ def sidebar(holder) -> None:
 with ui.store_session():
     sign_in_gate()
     USER = resolve_user()
-    page = st.navigation(build_pages(USER))
+    page = st.navigation(build_pages(USER), expanded=True)  # every page listed (no English "View more")
     ui.run(access.require, USER, PAGE_OF_URL.get(page.url_path, "users.manage"))  # the library decides, not the menu
     if access.can(USER, "import") and ui.current_shop() == shops.DEFAULT:
         ensure_sample()
