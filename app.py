@@ -247,6 +247,8 @@ PAGE_ACTIONS: dict[str, str] = {
     "pages/analysis/analytics.py": "analytics.view",
     "pages/audience/segments.py": "segments.edit",
     "pages/messages/messages.py": "messages.edit",
+    "pages/send/live_send.py": "live_send.prepare",
+    "pages/automation/scenarios.py": "scenarios.edit",
     "pages/plan/calendar.py": "plans.edit",
     "pages/results/results.py": "results.view",
     "pages/shop/shop_info.py": "send_settings.edit",

@@ -81,7 +81,9 @@ ACTIONS: dict[str, tuple[Role, str]] = {
     "campaigns.edit": (Role.OPERATOR, "施策の記録・結果の取り込み"),
     "model.edit": (Role.OPERATOR, "RFM・ランクの基準の変更"),
     "test_send": (Role.OPERATOR, "テスト送信"),
-    "live_send.approve": (Role.ADMIN, "本番配信の承認"),
+    "live_send.prepare": (Role.OPERATOR, "本番配信の作成・テスト送信"),
+    "scenarios.edit": (Role.OPERATOR, "シナリオのオン・オフ"),
+    "live_send.approve": (Role.ADMIN, "本番配信の承認・送信・停止"),
     "send_settings.edit": (Role.ADMIN, "送信設定・送信者情報の変更"),
     "users.manage": (Role.ADMIN, "ユーザーの管理"),
     "data.delete": (Role.ADMIN, "データの削除"),
@@ -119,6 +121,10 @@ FUNCTION_ACTIONS: dict[str, str] = {
     "crm_core.sample.load.remove_sample_identity": "data.delete",
     "crm_core.sample.load.prepare_for_real_import": "import",
     "crm_core.db.Store.clear_data": "data.delete",
+    **{f"crm_core.results.live.{n}": "live_send.prepare" for n in ("create", "test_send", "rmail_export")},
+    **{f"crm_core.results.live.{n}": "live_send.approve" for n in ("approve", "pause", "resume", "cancel", "mark_rmail_sent")},
+    "crm_core.jobs.enqueue": "live_send.approve",
+    **{f"crm_core.scenarios.engine.{n}": "scenarios.edit" for n in ("enable", "disable")},
     "crm_core.backup.backup_store": "data.backup",
 }
 

@@ -12,10 +12,10 @@ from contextlib import closing
 import pandas as pd
 import streamlit as st
 
+from crm_core import jobs, opsdb
 from crm_core.messaging import audit, sends
 from crm_core.messaging import ledger as LG
 from crm_core.messaging import templates as T
-from crm_core.messaging.delivery import channel_objects
 from crm_core.results import live
 from pages import ui
 
@@ -31,7 +31,7 @@ def _settings() -> sends.ChannelSettings:
         secrets = dict(st.secrets)
     except Exception:  # noqa: BLE001 - no secrets.toml is a normal state
         secrets = {}
-    return ui.run(sends.load_settings, secrets)
+    return ui.run(sends.console_settings, secrets, ui.real_store().path)  # 送信設定's values too
 
 
 settings = _settings()
@@ -140,12 +140,12 @@ with closing(ui.run(live.open_ops, store)) as ops:
     if state["note"]:
         st.info(state["note"], icon="ℹ️")
     b1, b2, b3, b4 = st.columns(4)
-    if b1.button("送信する（予約時刻になっていれば）", key="live_send", disabled=c["status"] not in ("approved", "waiting", "sending")):
-        objs = channel_objects(settings)
-        with st.spinner("送信しています…（この画面を閉じても、もう一度押せば続きから送ります）"):
-            outcome = ui.run(live.run, ops, cid, store=store, line=objs["line"], smtp=objs["smtp"], unsubscribe=objs["unsubscribe"],
-                             from_addr=objs["from_addr"])
-        st.info(outcome.message)
+    if b1.button("送信を開始（予約時刻になっていれば）", key="live_send", disabled=c["status"] not in ("approved", "waiting", "sending")):
+        # Long work runs in the worker (started by ./run.sh), never in the page: it survives closing the
+        # browser and a restart, and sends each recipient once (the ledger).
+        ui.run(jobs.enqueue, opsdb.ops_path(store.path), "campaign_send", {"campaign_id": int(cid)}, created_by=actor)
+        st.success("送信を受け付けました。バックグラウンドの処理（ワーカー）が送信します。進み具合はこの画面と「ジョブ履歴」で確認できます。",
+                   icon="📨")
     if b2.button("一時停止", key="live_pause", disabled=c["status"] in ("done", "cancelled", "paused", "draft")):
         ui.run(live.pause, ops, cid, actor)
         st.rerun()
