@@ -1,3 +1,3 @@
-"""Stage 5 — audiences: segment fields and operators, rules compiled to bound SQL + a Japanese sentence, presets, saved segments."""
+"""Stage 5 — audiences: segment fields and operators, rules compiled to bound SQL + a Japanese sentence, presets, saved segments, and the channel table (who each channel reaches)."""
 
-__all__ = ["editor", "fields", "library", "presets", "references", "rules", "segments"]
+__all__ = ["channels", "editor", "fields", "library", "presets", "reach", "references", "rules", "segments"]

@@ -47,6 +47,7 @@ import duckdb
 import pandas as pd
 
 from crm_core.analytics.profit import CUSTOMER_PROFIT_CTE
+from crm_core.audience import channels
 from crm_core.audience.fields import (
     COLUMNS,
     ELEMENT,
@@ -557,8 +558,8 @@ def summary(store: Store, rule: Any, as_of: dt.date | None = None) -> dict[str, 
     sql = (
         "SELECT (SELECT count(*) FROM customer_model), (SELECT coalesce(sum(revenue), 0) FROM customer_model), "  # noqa: S608
         "count(*), coalesce(sum(cm.revenue), 0), "
-        "count(*) FILTER (WHERE cm.email_opt_in IS TRUE AND coalesce(trim(cm.email), '') <> ''), "
-        "count(*) FILTER (WHERE cm.has_line IS TRUE), (SELECT max(as_of) FROM customer_model) "
+        "count(*) FILTER (WHERE " + channels.MAIL_LIST.reach + "), "  # the channel table: 「メールで届く」
+        "count(*) FILTER (WHERE " + channels.CHANNELS["line"].reach + "), (SELECT max(as_of) FROM customer_model) "
         "FROM customer_model AS cm WHERE " + c.where
     )
     total, total_rev, n, rev, email, line, model_as_of = _run(store, sql, c.params, c.rule)[0]
@@ -672,7 +673,7 @@ def export_frame(store: Store, rule: Any, opted_in_only: bool = False) -> pd.Dat
     c = compile_rule(store, rule)
     where = c.where
     if opted_in_only:
-        where = f"({where}) AND cm.email_opt_in IS TRUE AND coalesce(trim(cm.email), '') <> ''"
+        where = f"({where}) AND {channels.reach_sql(channels.MAIL_LIST.key)}"
     # the shop's own customer number (a generic file's or Shopify's customer id) goes out too
     sql = (
         "SELECT " + _select(EXPORT_COLUMNS) + ", (SELECT k.customer_key FROM customers AS k "  # noqa: S608 - allowlisted

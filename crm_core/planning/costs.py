@@ -31,6 +31,7 @@ from typing import Any
 import altair as alt
 import pandas as pd
 
+from crm_core.audience import reach
 from crm_core.db import Store
 from crm_core.errors import InputError
 
@@ -229,7 +230,8 @@ def set_usd_jpy(store: Store, rate: float | Decimal) -> None:
 # Monthly load
 # --------------------------------------------------------------------------
 
-CHANNEL_LABELS = {"line": "LINE", "rmail": "R-Mail", "shopify_email": "Shopify Email", "email": "メール"}
+CHANNEL_LABELS = reach.labels()
+"""``{key: short label}`` of the channel table (:mod:`crm_core.audience.reach`)."""
 CHANNEL_COLORS = {"LINE": "#06C755", "R-Mail": "#BF0000", "Shopify Email": "#5E8E3E", "メール": "#3B6FB6"}
 LOAD_COLUMNS = ("month", "channel", "sends", "messages", "free", "over", "blocked", "cost_yen", "cost_text", "warning")
 
@@ -298,16 +300,17 @@ def monthly_costs(load: pd.DataFrame, plan: LinePlan | str, beyond_rate: Decimal
         over = blocked = 0
         warning = ""
         month = f"{r.month.year}年{r.month.month}月"
-        if r.channel == "line":
+        cost_key = reach.CHANNELS[r.channel].cost_key if r.channel in reach.CHANNELS else "none"
+        if cost_key == "line":
             c = line_cost(r.messages, plan, beyond_rate)
             free, over, blocked = plan.free_messages, max(r.messages - plan.free_messages, 0), c.blocked
             cost = c.overage_cost
             text = _yen(cost) + "（追加分・税抜）" if c.extra else "¥0（無料枠内）" if not blocked else "送信不可あり"
             warning = " ".join(c.warnings)
-        elif r.channel == "rmail":
+        elif cost_key == "rmail":
             cost = rmail_cost(r.messages)
             text = _yen(cost)
-        elif r.channel == "shopify_email":
+        elif cost_key == "shopify_email":
             usd = shopify_email_cost_usd(r.messages)
             free, over = SHOPIFY_FREE, max(r.messages - SHOPIFY_FREE, 0)
             cost = usd * _dec(usd_jpy)

@@ -35,24 +35,23 @@ import datetime as dt
 import json
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
 from typing import Any
 
 import pandas as pd
 
 from crm_core import clock
+from crm_core.audience import reach
+from crm_core.audience.reach import REACH_FIXES as REACH_FIXES  # re-exported: pages read them from the planner
+from crm_core.audience.reach import ReachNote as ReachNote
+from crm_core.audience.reach import explain_reach as explain_reach
 from crm_core.db import Store
 from crm_core.errors import InputError
 from crm_core.events import calendar as cal
 
-CHANNELS = {"line": "LINE", "rmail": "R-Mail", "shopify_email": "Shopify Email", "email": "メール"}
-CHANNEL_NAMES = {
-    "line": "LINE公式アカウント",
-    "rmail": "R-Mail（楽天メルマガ）",
-    "shopify_email": "Shopify Email",
-    "email": "メール（自社配信）",
-}
-TEMPLATE_CHANNEL = {"line": "line", "rmail": "rmail", "shopify_email": "email", "email": "email"}
+CHANNELS = reach.labels()
+"""``{key: short label}`` of the channel table (:data:`crm_core.audience.reach.CHANNELS`)."""
+CHANNEL_NAMES = {k: c.name for k, c in reach.CHANNELS.items()}
+TEMPLATE_CHANNEL = {k: c.template_channel for k, c in reach.CHANNELS.items()}
 """The channel of :mod:`crm_core.messaging.templates` whose text a send uses."""
 
 PHASE_LABELS = {
@@ -265,8 +264,9 @@ def propose_line_presale(event: Mapping[str, Any], days_before: int = PRESALE_DA
 
 
 def check_channel(channel: str) -> str:
-    if channel not in CHANNELS:
-        raise InputError("配信チャネルは LINE・R-Mail・Shopify Email・メールから選んでください。", f"unknown channel {channel!r}")
+    """``channel`` when it is a key of the channel table, else a Japanese :class:`InputError`."""
+    if channel not in reach.CHANNELS:
+        raise InputError("配信チャネルは " + "・".join(CHANNELS.values()) + "から選んでください。", f"unknown channel {channel!r}")
     return channel
 
 
@@ -274,137 +274,11 @@ def check_channel(channel: str) -> str:
 # Segments (the one coupling point with crm_core.audience.segments)
 # --------------------------------------------------------------------------
 
-CHANNEL_REACH = {
-    "line": "has_line",
-    "rmail": "email_opt_in IS TRUE AND first_source = 'rakuten'",
-    "shopify_email": "email_opt_in IS TRUE AND first_source = 'shopify'",
-    "email": "email_opt_in IS TRUE AND coalesce(first_source, '') <> 'rakuten'",
-}
-"""Who a channel reaches in ``customer_model``: LINE friends with a user id; R-Mail the Rakuten
-buyers who accept shop mail; Shopify Email the Shopify customers who accept marketing; own
-e-mail never Rakuten's relay addresses (FACTS.md §5)."""
+CHANNEL_REACH = {k: c.reach for k, c in reach.CHANNELS.items()}
+"""Who a channel reaches in ``customer_model AS cm`` (the channel table, :mod:`crm_core.audience.reach`)."""
 
-MAIL_LIST_REACH = "email_opt_in IS TRUE AND coalesce(trim(email), '') <> ''"
-"""Who a mailing list (the segment builder's 「メールで届く」 and its CSV for R-Mail) reaches:
-customers who allowed e-mail and have an address."""
-
-REACH_FIXES = {
-    "import": "「データ取込」で取り込む",
-    "segment": "「セグメント」で条件を見直す",
-    "channel": "配信チャネルを変える",
-}
-"""What a :class:`ReachNote` suggests (pages turn the key into a link)."""
-
-
-@dataclass(frozen=True)
-class ReachNote:
-    """How many customers of an audience a channel reaches, and why nobody when it is 0.
-
-    Attributes
-    ----------
-    channel : str
-        A key of :data:`CHANNELS`, or ``"mail_list"`` (:data:`MAIL_LIST_REACH`).
-    customers : int
-        Customers in the segment (before the channel's reach).
-    reachable : int
-        Of those, the customers the channel reaches.
-    reason : str
-        Japanese: why ``reachable`` is 0 and what to do ("" when it is not 0).
-    fix : str or None
-        A key of :data:`REACH_FIXES` (where the fix is), None when nothing to fix.
-    """
-
-    channel: str
-    customers: int
-    reachable: int
-    reason: str = ""
-    fix: str | None = None
-
-
-def _opt_in_known(store: Store) -> bool:
-    """True when some imported order or contact row carried an e-mail permission (a メルマガ / Accepts Marketing column)."""
-    if store.has_table("orders") and store.scalar("SELECT count(*) FROM orders WHERE email_opt_in IS NOT NULL"):
-        return True
-    return bool(store.has_table("contacts")
-                and store.scalar("SELECT count(*) FROM contacts WHERE email_opt_in IS NOT NULL"))
-
-
-def explain_reach(store: Store, channel: str, segment: Any = None) -> ReachNote:
-    """Reach of ``channel`` in a segment, with the reason in Japanese when it is 0.
-
-    The one place that explains a zero on every page (segment builder, planner,
-    cost tab, campaign recording).  Reasons, in order: nobody matches the
-    segment; (LINE) no customer has a LINE user id — order exports carry none, a
-    LINE friend list or an ID link list must be imported; (e-mail) no addresses;
-    no imported file had an e-mail permission column; nobody allowed e-mail;
-    (own e-mail) the opted-in customers are all Rakuten buyers, whose addresses
-    are relay addresses; (R-Mail / Shopify Email) nobody bought on that platform.
-
-    Parameters
-    ----------
-    channel : str
-        A key of :data:`CHANNELS` or ``"mail_list"``.
-    segment : optional
-        Anything :func:`segment_json` accepts (None: every customer).
-    """
-    from crm_core.audience import segments
-
-    if channel != "mail_list":
-        check_channel(channel)
-    if not model_ready(store):
-        return ReachNote(channel, 0, 0, "顧客データ（顧客モデル）がまだありません。注文CSVを取り込むと、届くお客様を数えられます。",
-                         "import")
-    rule = _rule_of(store, _segment_obj(segment))
-    compiled = segments.compile_rule(store, rule if rule is not None else {"all": []}, prefix="r")
-    reach = MAIL_LIST_REACH if channel == "mail_list" else CHANNEL_REACH[channel]
-    mail = "cm.email_opt_in IS TRUE AND coalesce(trim(cm.email), '') <> ''"
-    sql = (
-        "SELECT count(*), count(*) FILTER (WHERE " + reach + "), "  # noqa: S608 - fixed fragments, values bound
-        "count(*) FILTER (WHERE cm.has_line), count(*) FILTER (WHERE coalesce(trim(cm.email), '') <> ''), "
-        "count(*) FILTER (WHERE " + mail + "), "
-        "count(*) FILTER (WHERE " + mail + " AND cm.first_source = 'rakuten'), "
-        "count(*) FILTER (WHERE " + mail + " AND cm.first_source = 'shopify') "
-        "FROM customer_model AS cm WHERE " + compiled.where
-    )
-    n, reachable, line, with_email, opted, opted_rakuten, opted_shopify = segments._run(
-        store, sql, compiled.params, compiled.rule)[0]
-    note = ReachNote(channel, int(n), int(reachable))
-    if reachable:
-        return note
-    name = "メール" if channel == "mail_list" else CHANNELS[channel]
-    if not n:
-        return replace(note, reason="この条件に当てはまるお客様がいません。条件をゆるめてください。", fix="segment")
-    if channel == "line":
-        return replace(note, fix="import", reason=(
-            "LINEユーザーIDが分かっているお客様がいません。楽天やShopifyの注文CSVにはLINEユーザーIDが含まれないため、"
-            "LINE友だちの一覧（LINEユーザーIDと、メールアドレスまたは電話番号の列があるCSV）や、ID連携のリストを"
-            "「データ取込」で顧客リストとして取り込むと、LINEで届くお客様が数えられます。"))
-    if not with_email:
-        return replace(note, fix="import", reason=(
-            f"メールアドレスのあるお客様がいないため、{name}では届きません。メールアドレスの列がある注文CSVや顧客リストを取り込んでください。"))
-    if not opted:
-        if not _opt_in_known(store):
-            return replace(note, fix="import", reason=(
-                "取り込んだファイルにメール配信許可（メルマガ希望・Accepts Marketing）の列がないため、"
-                "広告メールを送ってよいお客様が分かりません（特定電子メール法では事前の同意が必要です）。"
-                "Shopifyの「顧客をエクスポート」のCSVや、メルマガ許諾の列がある顧客リストを「データ取込」で取り込んでください。"))
-        return replace(note, reason=(
-            "この条件のお客様は、全員がメール配信を許可していません（取り込んだメール配信許可の列で「許可しない」）。"
-            "許可していないお客様には広告メールを送れません。"))
-    if channel == "email":
-        return replace(note, fix="channel", reason=(
-            f"メール配信を許可したお客様{opted:,}人は全員、楽天市場の購入者です。楽天の注文のメールアドレスは転送用の"
-            "アドレスのため、自社のメールでは届きません。楽天のお客様にはR-Mail（楽天メルマガ）で配信してください。"))
-    if channel == "rmail" and not opted_rakuten:
-        return replace(note, fix="channel", reason=(
-            "R-Mailは楽天市場で購入したお客様にだけ届きますが、この条件でメール配信を許可したお客様に楽天の購入者がいません。"
-            "自社のメールかShopify Emailで配信してください。"))
-    if channel == "shopify_email" and not opted_shopify:
-        return replace(note, fix="channel", reason=(
-            "Shopify EmailはShopifyで購入したお客様にだけ届きますが、この条件でメール配信を許可したお客様にShopifyの購入者がいません。"
-            "楽天のお客様にはR-Mail、そのほかは自社のメールで配信してください。"))
-    return replace(note, reason=f"この条件のお客様には{name}で届く方がいません。")
-
+MAIL_LIST_REACH = reach.MAIL_LIST.reach
+"""Who a mailing list (the segment builder's 「メールで届く」 and its CSV for R-Mail) reaches."""
 
 def segment_json(segment: Any) -> str | None:
     """A send's audience as stored: JSON text, or None for "everyone reachable on the channel".

@@ -50,10 +50,12 @@ from typing import Any
 import pandas as pd
 
 from crm_core import clock
+from crm_core.audience import reach as reach_table
 from crm_core.db import Store
 from crm_core.errors import InputError
 
-CHANNELS = {"line": "LINE", "email": "メール", "rmail": "R-Mail"}
+CHANNELS = reach_table.labels(("line", "email", "rmail"))
+"""The channels a campaign is recorded for (labels from the channel table, :mod:`crm_core.audience.reach`)."""
 DEFAULT_ATTRIBUTION_DAYS = 7
 DEFAULT_HOLDOUT = 0.1
 MAX_VARIANTS = 5
@@ -178,18 +180,13 @@ REACH = {
 ``freeze_campaign(reach="auto")`` uses ``channel`` for sends the console makes
 and ``all`` for sends made elsewhere (``marked_only``, R-Mail): the console's
 reach rules describe what the console can send, not what RMS or another tool did."""
-_REACH_SQL = {
-    "line": "cm.has_line",
-    "email": "cm.email_opt_in AND cm.email IS NOT NULL",
-    "rmail": "coalesce(cm.email_opt_in, FALSE)",
-}
 _REACH_WORDS = {
     "line": ("LINEユーザーIDが登録されている",
              "LINE友だちリスト（LINEユーザーIDの一覧）を取り込むと、LINEで届くお客様が分かります。"),
-    "email": ("メール配信を許可していてメールアドレスがある",
+    "email": ("メール配信を許可していてメールアドレスがある（楽天市場の購入者を除く）",
               "メール配信の許可（メルマガ希望など）の列がある顧客リストを取り込んでください。"
               "楽天の注文のメールアドレスは転送用のため、コンソールからは送れません。"),
-    "rmail": ("メール配信を許可している",
+    "rmail": ("楽天市場で購入してメール配信を許可している",
               "R-Mailの送信先は楽天が管理しています。RMSから送った配信なら、配信対象を「セグメントに当てはまるお客様全員」にしてください。"),
 }
 
@@ -224,7 +221,7 @@ def _recipient_counts(store: Store, rule: Any, channel: str, reach: str) -> tupl
     c = segments.compile_rule(store, rule)
     where = "(" + c.where + ")"
     if reach == "channel":
-        where += " AND " + _REACH_SQL[channel]
+        where += " AND " + reach_table.reach_sql(channel)
     sql = "SELECT cm.customer_id FROM customer_model AS cm WHERE " + where + " ORDER BY 1"  # noqa: S608 - compiled rule, fixed fragments
     ids = [r[0] for r in segments._run(store, sql, c.params, c.rule)]
     counts: dict[str, Any] = {"description": c.description, "reachable": len(ids)}
@@ -252,7 +249,7 @@ def _no_recipients(channel: str, reach: str, counts: dict[str, Any], as_of: dt.d
             "segment empty",
         )
     who, fix = _REACH_WORDS[channel]
-    if counts.get("why"):  # the one explanation of reach (planner.explain_reach); R-Mail keeps its recording advice
+    if counts.get("why"):  # the one explanation of reach (audience.reach.explain_reach); R-Mail keeps its recording advice
         fix = counts["why"] + (fix if channel == "rmail" else "")
     return InputError(
         head + f"セグメントに当てはまる{counts['segment']:,}人のうち、{who}お客様がいません（{CHANNELS[channel]}で届く人の絞り込みで0人）。"
@@ -330,10 +327,8 @@ def freeze_campaign(
             with model.model_as_of(store, as_of):
                 ids, counts = _recipient_counts(store, rule, channel, how)
         if not ids:
-            if counts.get("segment"):  # the channel's reach removed everyone: the planner's one explanation
-                from crm_core.planning import planner
-
-                counts["why"] = planner.explain_reach(store, channel, rule).reason
+            if counts.get("segment"):  # the channel's reach removed everyone: the one explanation
+                counts["why"] = reach_table.explain_reach(store, channel, rule).reason
             raise _no_recipients(channel, how, counts, as_of, sent)
     else:
         ids = sorted({str(c) for c in customer_ids if c})

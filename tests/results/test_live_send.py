@@ -332,6 +332,8 @@ def test_live_mail_without_unsubscribe_settings_pauses_instead_of_sending(env):
 
 def test_rmail_campaign_exports_without_holdout_and_suppressed(env):
     store, ops = env
+    # R-Mail reaches Rakuten buyers who allowed shop mail (FACTS.md §9; the channel table, crm_core.audience.reach)
+    store.execute("UPDATE customer_model SET first_source = 'rakuten' WHERE email LIKE 'm%@example.jp'")
     consent.suppress(ops, "email", "m0@example.jp", actor="a")
     out = live.create(store, ops, name="R", channel="rmail", rule=EMAIL_RULE, template=TEMPLATE, actor="a", now=NOON)
     cid = out["campaign_id"]

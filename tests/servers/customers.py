@@ -25,7 +25,7 @@ def seed_customers(store: Store, shop: bool = True) -> Store:
             first_order_at TIMESTAMP, last_order_at TIMESTAMP, orders BIGINT, revenue DECIMAL(18,2), aov DOUBLE,
             recency_days INTEGER, rank VARCHAR, next_rank VARCHAR, gap_to_next_rank DOUBLE, last_product_id VARCHAR,
             last_product_name VARCHAR, last_category VARCHAR, subscription_status VARCHAR, used_coupon BOOLEAN,
-            predicted_clv_365d DOUBLE, expected_next_order_date DATE, as_of DATE)"""
+            predicted_clv_365d DOUBLE, expected_next_order_date DATE, first_source VARCHAR, as_of DATE)"""
     )
     for i, (cid, name, email, opt, line, orders, revenue, rank, nxt, gap, pid, pname, rec) in enumerate(CUSTOMERS):
         store.execute(
