@@ -734,7 +734,7 @@ def export_csv(store: Store, rule: Any, path: str | Path, encoding: str = "utf-8
     c = compile_rule(store, rule)
     where = c.where
     if opted_in_only:
-        where = f"({where}) AND cm.email_opt_in IS TRUE AND coalesce(trim(cm.email), '') <> ''"
+        where = f"({where}) AND {channels.reach_sql(channels.MAIL_LIST.key)}"
     from_sql = "FROM customer_model AS cm WHERE " + where + " ORDER BY cm.revenue DESC NULLS LAST, cm.customer_id"
     bad: set[str] = set()
     try:
