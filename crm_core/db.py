@@ -133,6 +133,8 @@ def store_is_busy(path: str | Path | None = None) -> bool:
             lock.file.acquire(timeout=0)
         except Timeout:
             return True
+        except OSError:  # the lock file cannot be created (a read-only folder): no writer can be at work there
+            return False
         lock.file.release(force=True)
         return False
 
@@ -564,10 +566,10 @@ def _connect_retry(path: str, config: dict[str, str], wait: float, read_only: bo
     that still finds the file locked has met a program outside the console:
     it retries for :data:`FOREIGN_HOLDER_WAIT` seconds and then says who
     holds the file (:mod:`crm_core.failures`).  A reader (a read-only
-    command while an import writes) waits up to ``wait``.
+    command while an import writes) waits up to ``wait`` for a console
+    writer, and like a writer for anything else.
     """
-    limit = max(wait, 0) if read_only else min(max(wait, 0), FOREIGN_HOLDER_WAIT)
-    deadline = time.monotonic() + limit
+    start = time.monotonic()
     pause = 0.05
     while True:
         try:
@@ -575,8 +577,12 @@ def _connect_retry(path: str, config: dict[str, str], wait: float, read_only: bo
         except duckdb.IOException as exc:
             if "lock" not in str(exc).lower():
                 raise
-            if time.monotonic() >= deadline:
-                if read_only:
+            # A reader facing a console writer (it holds the writer lock) waits for its turn;
+            # anyone facing a program outside the console gives up soon and says who holds the file.
+            ours = read_only and store_is_busy(path)
+            limit = max(wait, 0) if ours else min(max(wait, 0), FOREIGN_HOLDER_WAIT)
+            if time.monotonic() - start >= limit:
+                if ours:
                     raise StoreBusy(wait) from None
                 from crm_core.failures import translate
 
@@ -687,9 +693,15 @@ class Store:
 
     def _failure(self, exc: BaseException) -> BaseException:
         """The Japanese :class:`StorageError` for a machine failure, else ``exc`` itself."""
+        from crm_core.errors import StorageError
         from crm_core.failures import translate
 
-        return translate(exc, self.path) or exc
+        problem = translate(exc, self.path)
+        if problem is not None and problem.kind == "read_only" and self.path.endswith(".snapshot"):
+            # the console reads an import's snapshot meanwhile: nothing can be saved until the import ends
+            return StorageError("データの取込中のため、いまは保存できません。取込が終わってからもう一度お試しください。",
+                                f"write to the snapshot during an import: {problem.detail}", "busy_import")
+        return problem or exc
 
     def _guard(self, fn: Any, *args: Any) -> Any:
         """Call ``fn``; a machine failure becomes a :class:`StorageError`, anything else is raised as is."""
@@ -745,8 +757,12 @@ class Store:
         con.execute("CHECKPOINT")
         target = snapshot_path(self.path)
         tmp = target.with_name(target.name + ".tmp")
-        shutil.copyfile(self.path, tmp)
-        os.replace(tmp, target)
+        try:
+            shutil.copyfile(self.path, tmp)
+            os.replace(tmp, target)
+        except OSError:  # e.g. no room for the copy: readers wait for the turn instead of reading the snapshot
+            _remove_quietly(tmp)
+            return
         self._published = True
 
     @property

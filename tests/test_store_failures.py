@@ -46,13 +46,17 @@ def _rule(tmp_path: Path) -> Path:
 # -- a store locked by another process ---------------------------------------------------------------------
 @pytest.fixture
 def holder(tmp_path):
-    """A second Python process that opens the store for writing and keeps it open."""
+    """A program outside the console (a DuckDB shell, an older version) that opens the store and keeps it open.
+
+    The console's own processes take turns through the writer lock (see tests/test_store_processes.py);
+    a program that does not take it holds the file until it ends, and the console says who.
+    """
     db = tmp_path / "locked.duckdb"
     Store(db).close()
     code = textwrap.dedent(f"""
         import sys, time
-        from crm_core.db import Store
-        s = Store({str(db)!r})
+        import duckdb
+        s = duckdb.connect({str(db)!r})
         print("ready", flush=True)
         sys.stdin.read()
     """)

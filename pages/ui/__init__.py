@@ -182,11 +182,7 @@ def run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         st.error(exc.message, icon="⚠️")
         st.stop()
     except Exception as exc:  # noqa: BLE001 - the last line of defence for the UI
-        current = [s for s in (getattr(_run, "stores", None) or {}).values() if s.read_only]
-        if current and "read-only" in str(exc).lower() and any(s.path.endswith(".snapshot") for s in current):
-            st.warning("データの取込中のため、いまは保存できません。取込が終わってからもう一度お試しください。", icon="⏳")
-            st.stop()
-        from crm_core.failures import translate
+        from crm_core.failures import translate  # (a write to an import's snapshot arrives as a StorageError already)
 
         problem = translate(exc, shops.db_path(current_shop()))
         if problem is not None:  # the machine failed (disk full, read-only store, …): say so
