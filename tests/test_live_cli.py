@@ -7,6 +7,7 @@ import json
 import pytest
 
 from crm_core import cli
+from crm_core.db import Store
 from crm_core.results import live
 from tests.live_support import EMAIL_RULE, LINE_RULE, TEMPLATE, make_store
 from tests.servers.customers import LINE_USER
@@ -83,8 +84,11 @@ def test_cli_pause_cancel_and_suppress(db, capsys):
 
 def test_cli_rmail_export(db, capsys):
     path = str(db / "crm.duckdb")
+    store = Store(path)  # R-Mail reaches Rakuten buyers who allowed shop mail (audience/channels.py)
+    store.execute("UPDATE customer_model SET first_source = 'rakuten' WHERE email LIKE 'm%@example.jp'")
+    store.close()
     code, out = _run(capsys, "campaign", "create", "--name", "R", "--rule", str(db / "email.json"), "--channel", "rmail",
-                     "--template", TEMPLATE, "--by", "a", "--db", path)
+                     "--template", TEMPLATE, "--by", "a", "--quiet-hours", "off", "--db", path)  # whatever the time of the run
     cid = out["campaign_id"]
     with live.open_ops(path) as ops:
         ops.execute("UPDATE send_campaigns SET status = 'approved' WHERE campaign_id = ?", [cid])
