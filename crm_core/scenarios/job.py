@@ -14,22 +14,26 @@ from typing import Any
 
 from crm_core import opsdb
 from crm_core.scenarios import engine
+from crm_core.scenarios.definitions import list_scenarios
 
 
-def channels() -> dict[str, Any]:
-    """LINE, SMTP and unsubscribe objects from the send settings (None where not configured)."""
+def channels(db_path: str) -> dict[str, Any]:
+    """LINE, SMTP and unsubscribe objects from the send settings (送信設定, secrets, environment; None where not set)."""
     from crm_core.messaging.delivery import channel_objects
-    from crm_core.messaging.sends import load_settings, secrets_file_settings
+    from crm_core.messaging.sends import console_settings, secrets_file_settings
 
     secrets = secrets_file_settings()
-    return channel_objects(load_settings(secrets), secrets)
+    return channel_objects(console_settings(secrets, db_path), secrets)
 
 
 def run_job(ctx: Any) -> dict[str, Any]:
     """``ctx.job.args``: optional ``date`` (YYYY-MM-DD). Uses ``ctx.store()`` and ``ctx.ops_path``."""
     args = getattr(ctx.job, "args", {}) or {}
     day = dt.date.fromisoformat(args["date"]) if args.get("date") else None
-    objs = channels()
+    with closing(opsdb.connect(ctx.ops_path)) as ops:
+        if not any(s.enabled for s in list_scenarios(ops)):
+            return {"summary": "オンのシナリオはありません。"}
+    objs = channels(ctx.db_path)
     try:
         with closing(opsdb.connect(ctx.ops_path)) as ops, ctx.store() as store:
             return engine.run_scenarios(store, ops, day, line=objs["line"], smtp=objs["smtp"],
