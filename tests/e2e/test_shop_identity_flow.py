@@ -63,7 +63,7 @@ def test_sample_identity_never_reaches_a_real_shops_mail(sample_server, page, tm
 
     # 2. delete the sample and import a real export
     goto(page, server, "/import_data")
-    page.get_by_text("取り込んだ注文・顧客データをすべて削除することを確認しました").click()
+    page.get_by_text("上に書いた内容を削除することを確認しました").click()
     wait_idle(page)
     page.get_by_role("button", name="すべてのデータを削除").click()
     wait_idle(page)
