@@ -52,7 +52,12 @@ def ws_open(server: Server, cookie: str | None) -> bool:
         except websockets.exceptions.InvalidStatus as exc:
             assert exc.response.status_code == 403
             return False
-    return asyncio.run(attempt())
+    # In a thread of its own: earlier browser tests in the same session (Playwright's sync API)
+    # leave an event loop running in the main thread, where asyncio.run() refuses to start.
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, attempt()).result()
 
 
 def test_a_client_that_never_signed_in_gets_nothing(server):
