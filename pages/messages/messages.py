@@ -100,6 +100,19 @@ def show_findings(findings: list[compliance.Finding]) -> None:
         box(f"**{compliance.SEVERITY_LABELS[f.severity]}**: {f.message}\n\n対処: {f.fix}", icon="⚠️")
 
 
+def _customer_label(person: dict) -> str:
+    """The shop's own customer number when the export had one; otherwise rank and orders (never our internal id)."""
+    name = person.get("name") or "（氏名なし）"
+    if person.get("customer_key"):
+        return f"{name}（顧客番号 {person['customer_key']}）"
+    facts = ["顧客番号なし"]
+    if person.get("rank"):
+        facts.append(str(person["rank"]))
+    if person.get("orders") is not None:
+        facts.append(f"{int(person['orders']):,}回購入")
+    return f"{name}（{'・'.join(facts)}）"
+
+
 def preview(customer_id: str) -> None:
     """The right-hand side: preview, counters, checks and the test send."""
     campaign_values = {k: v for k, v in values.items() if v}
@@ -192,10 +205,7 @@ with tab_message:
         if people:
             ids = [p["customer_id"] for p in people]
             session.restore("msg_customer", ids)
-            names = {  # the shop's own customer number when the export had one
-                p["customer_id"]: f"{p['name'] or '（氏名なし）'}（{'顧客番号 ' + p['customer_key'] if p.get('customer_key') else p['customer_id']}）"
-                for p in people
-            }
+            names = {p["customer_id"]: _customer_label(p) for p in people}
             if st.session_state.get("msg_customer") not in ids:
                 st.session_state["msg_customer"] = ids[0]
 

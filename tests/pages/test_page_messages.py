@@ -395,3 +395,13 @@ def test_mail_html_is_previewed_in_an_isolated_iframe_not_components_html(db):
 def test_no_page_uses_the_deprecated_components_api():
     for path in [*ROOT.glob("pages/**/*.py"), ROOT / "app.py"]:
         assert "components.v1" not in path.read_text(encoding="utf-8"), path
+
+
+def test_customer_choices_never_show_the_internal_id(db):
+    """Without the shop's own customer number the choice names the customer by rank and orders, not by our id."""
+    at = _messages()
+    box = at.selectbox(key="msg_customer")
+    assert box.options, "the seeded customers are offered"
+    for label in box.options:
+        assert not any(cid in label for cid in ("C001", "C002", "C003")), label
+        assert "顧客番号なし" in label and "回購入" in label, label
