@@ -134,6 +134,13 @@ MIGRATIONS = [
         heartbeat   TEXT NOT NULL
     );
     """,
+    """
+    CREATE TABLE IF NOT EXISTS campaign_ids (
+        campaign_id INTEGER PRIMARY KEY,
+        kind        TEXT NOT NULL,
+        created_at  TEXT NOT NULL
+    );
+    """,
 ]
 opsdb.register("ledger", MIGRATIONS)
 
@@ -174,6 +181,74 @@ def store_content(con: sqlite3.Connection, campaign_id: int, content: Any, cache
 
 def load_content(con: sqlite3.Connection, content_id: int) -> Any:
     return unpack(con.execute("SELECT body FROM send_contents WHERE content_id = ?", [content_id]).fetchone()[0])
+
+
+# -- writing ledger rows (live campaigns and scenarios) -----------------------------------------
+def write_rows(con: sqlite3.Connection, campaign_id: int, channel: str, rows: list[dict[str, Any]], *, from_addr: str,
+               now: dt.datetime, insert: bool = True) -> None:
+    """Write the ledger rows of recipients whose content is stored, with e-mail Message-IDs and LINE batches.
+
+    The one way live campaigns (:func:`crm_core.results.live.prepare`) and scenarios
+    (:mod:`crm_core.scenarios.engine`) put recipients on the ledger, inside the caller's
+    transaction.  ``rows``: dicts with ``customer_id``, ``address``, ``state``, and optionally
+    ``variant``, ``reason`` and ``content_id`` (a queued row with a content is sendable: it gets a
+    Message-ID, or a place in a LINE multicast batch with its own retry key).  ``insert=False``
+    updates existing rows (variant, reason, content, Message-ID) instead — the rest of an A/B test.
+    """
+    from crm_core.messaging.channels.email_bulk import new_message_id
+    from crm_core.messaging.channels.line_bulk import MULTICAST_MAX, new_retry_key
+
+    stamp = iso(now)
+    groups: dict[int, list[str]] = {}
+    out = []
+    base = int(con.execute("SELECT coalesce(max(seq), -1) + 1 FROM send_ledger WHERE campaign_id = ?", [campaign_id]).fetchone()[0])
+    for seq, r in enumerate(rows, start=base):
+        content_id, message_id = r.get("content_id"), None
+        if content_id is not None and r["state"] == "queued":
+            if channel == "line":
+                groups.setdefault(content_id, []).append(r["customer_id"])
+            elif channel == "email":
+                message_id = new_message_id(from_addr or "crm@localhost")
+        out.append((campaign_id, r["customer_id"], channel, r.get("variant", "A"), r["address"], r["state"], r.get("reason"),
+                    content_id, message_id, seq, stamp))
+    if insert:
+        con.executemany(
+            "INSERT INTO send_ledger (campaign_id, customer_id, channel, variant, address, state, reason, content_id, message_id, seq,"
+            " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", out)
+    else:
+        con.executemany(
+            "UPDATE send_ledger SET variant = ?, reason = NULL, content_id = ?, message_id = ?, updated_at = ?"
+            " WHERE campaign_id = ? AND customer_id = ? AND channel = ?",
+            [(o[3], o[7], o[8], o[10], o[0], o[1], o[2]) for o in out])
+    for content_id, members in groups.items():
+        for start in range(0, len(members), MULTICAST_MAX):
+            chunk = members[start:start + MULTICAST_MAX]
+            cur = con.execute("INSERT INTO send_batches (campaign_id, channel, content_id, retry_key, size, updated_at)"
+                              " VALUES (?, 'line', ?, ?, ?, ?)", [campaign_id, content_id, new_retry_key(), len(chunk), stamp])
+            con.executemany("UPDATE send_ledger SET batch_id = ? WHERE campaign_id = ? AND customer_id = ? AND channel = 'line'",
+                            [(cur.lastrowid, campaign_id, m) for m in chunk])
+
+
+# -- campaign ids ----------------------------------------------------------------------------------
+def next_campaign_id(con: sqlite3.Connection, kind: str, *, floor: int = 0, now: dt.datetime | None = None) -> int:
+    """A new campaign id for a live campaign or a scenario batch, never handed out twice (across processes).
+
+    ``floor``: the highest id already used elsewhere (the DuckDB ``campaigns`` of recorded
+    sends).  Reserved in ``campaign_ids`` under the operations store's write lock, so two
+    processes allocating at once get different ids; works inside or outside the caller's
+    transaction.
+    """
+    def take() -> int:
+        row = con.execute("SELECT max(coalesce((SELECT max(campaign_id) FROM campaign_ids), 0),"
+                          " coalesce((SELECT max(campaign_id) FROM send_campaigns), 0), ?) + 1", [int(floor)]).fetchone()
+        new = int(row[0])
+        con.execute("INSERT INTO campaign_ids VALUES (?, ?, ?)", [new, kind, iso(now or utcnow())])
+        return new
+
+    if con.in_transaction:
+        return take()
+    with opsdb.transaction(con):
+        return take()
 
 
 # -- counts -------------------------------------------------------------------------------------

@@ -34,8 +34,7 @@ from crm_core.errors import InputError
 from crm_core.messaging import audit, consent
 from crm_core.messaging import ledger as L
 from crm_core.messaging import templates as T
-from crm_core.messaging.channels.email_bulk import RAKUTEN_REFUSAL, is_rakuten_relay, new_message_id
-from crm_core.messaging.channels.line_bulk import MULTICAST_MAX, new_retry_key
+from crm_core.messaging.channels.email_bulk import RAKUTEN_REFUSAL, is_rakuten_relay
 from crm_core.messaging.delivery import UNSUBSCRIBE_SENTINEL, Outcome, deliver
 from crm_core.results import campaigns as C
 
@@ -177,10 +176,11 @@ def funnel_table(counts: dict[str, int]) -> list[dict[str, Any]]:
 
 
 # -- create ---------------------------------------------------------------------------------
-def _next_id(store: Store, ops: sqlite3.Connection) -> int:
-    a = int(store.scalar("SELECT coalesce(max(campaign_id), 0) FROM campaigns") or 0)
-    b = int(ops.execute("SELECT coalesce(max(campaign_id), 0) FROM send_campaigns").fetchone()[0] or 0)
-    return max(a, b) + 1
+def next_campaign_id(store: Store, ops: sqlite3.Connection, kind: str, now: dt.datetime | None = None) -> int:
+    """The one campaign-id allocator of live campaigns and scenarios (:func:`crm_core.messaging.ledger.next_campaign_id`
+    above every recorded campaign of the DuckDB store)."""
+    floor = int(store.scalar("SELECT coalesce(max(campaign_id), 0) FROM campaigns") or 0) if store.has_table("campaigns") else 0
+    return L.next_campaign_id(ops, kind, floor=floor, now=now)
 
 
 def _content_hash(store: Store, template_keys: dict[str, str], coupon_id: str | None, channel: str) -> str:
@@ -231,7 +231,7 @@ def create(
         coupons.get_coupon(store, coupon_id)
     wanted = _jst(send_at, now)
     scheduled = next_allowed(wanted, quiet)
-    campaign_id = _next_id(store, ops)
+    campaign_id = next_campaign_id(store, ops, "live", now)
     f = funnel(store, ops, rule=rule, channel=channel, campaign_id=campaign_id, holdout=holdout, variants=names,
                frequency_cap=frequency_cap, now=now)
     if channel != "rmail" and f.counts["will_receive"] == 0:
@@ -492,18 +492,15 @@ def _write_rows(store: Store, ops: sqlite3.Connection, c: dict[str, Any], rows: 
         from crm_core.messaging import coupons
 
         coupon_obj = coupons.get_coupon(store, c["coupon_id"])
-    stamp = L.iso(now)
     cache: dict[str, int] = {}
     rendered_cache: dict[tuple, int] = {}  # (template, values of the placeholders it uses) -> content id
     used = {key: sorted({n for text in t.texts().values() for n in T.analyse(text).names})
             for key, t in {**{default_tpl.key: default_tpl}, **{t.key: t for t in templates.values()}}.items()}
     personal = {k: bool(set(names) & PERSONAL_PLACEHOLDERS) or (coupon_obj is not None and coupon_obj.code_mode == "unique")
                 for k, names in used.items()}
-    groups: dict[int, list[str]] = {}
     out = []
-    base = int(ops.execute("SELECT coalesce(max(seq), -1) + 1 FROM send_ledger WHERE campaign_id = ?", [campaign_id]).fetchone()[0])
-    for seq, r in enumerate(rows, start=base):
-        content_id = message_id = None
+    for r in rows:
+        content_id = None
         variant = variant_override or r["variant"]
         if r["state"] == "queued" and r.get("reason") != "ab_rest" and channel in ("line", "email"):
             values = T.Campaign(utm_campaign=f"crm{campaign_id}")
@@ -524,28 +521,9 @@ def _write_rows(store: Store, ops: sqlite3.Connection, c: dict[str, Any], rows: 
                 body = rendered.line_messages if channel == "line" else {
                     "subject": rendered.subject, "preheader": rendered.preheader, "text": rendered.text, "html": rendered.html}
                 content_id = rendered_cache[key] = L.store_content(ops, campaign_id, body, cache)
-            if channel == "line":
-                groups.setdefault(content_id, []).append(r["customer_id"])
-            else:
-                message_id = new_message_id(from_addr or "crm@localhost")
-        out.append((campaign_id, r["customer_id"], channel, variant, r["address"], r["state"], r.get("reason"), content_id,
-                    message_id, seq, stamp))
-    if insert:
-        ops.executemany(
-            "INSERT INTO send_ledger (campaign_id, customer_id, channel, variant, address, state, reason, content_id, message_id, seq,"
-            " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", out)
-    else:
-        ops.executemany(
-            "UPDATE send_ledger SET variant = ?, reason = NULL, content_id = ?, message_id = ?, updated_at = ?"
-            " WHERE campaign_id = ? AND customer_id = ? AND channel = ?",
-            [(o[3], o[7], o[8], o[10], o[0], o[1], o[2]) for o in out])
-    for content_id, members in groups.items():
-        for start in range(0, len(members), MULTICAST_MAX):
-            chunk = members[start:start + MULTICAST_MAX]
-            cur = ops.execute("INSERT INTO send_batches (campaign_id, channel, content_id, retry_key, size, updated_at)"
-                              " VALUES (?, 'line', ?, ?, ?, ?)", [campaign_id, content_id, new_retry_key(), len(chunk), stamp])
-            ops.executemany("UPDATE send_ledger SET batch_id = ? WHERE campaign_id = ? AND customer_id = ? AND channel = 'line'",
-                            [(cur.lastrowid, campaign_id, m) for m in chunk])
+        out.append({"customer_id": r["customer_id"], "variant": variant, "address": r["address"], "state": r["state"],
+                    "reason": r.get("reason"), "content_id": content_id})
+    L.write_rows(ops, campaign_id, channel, out, from_addr=from_addr, now=now, insert=insert)
 
 
 def prepare(store: Store, ops: sqlite3.Connection, campaign_id: int, *, from_addr: str = "", now: dt.datetime | None = None,

@@ -40,8 +40,7 @@ from crm_core.errors import InputError
 from crm_core.messaging import consent
 from crm_core.messaging import ledger as L
 from crm_core.messaging import templates as T
-from crm_core.messaging.channels.email_bulk import is_rakuten_relay, new_message_id
-from crm_core.messaging.channels.line_bulk import MULTICAST_MAX, new_retry_key
+from crm_core.messaging.channels.email_bulk import is_rakuten_relay
 from crm_core.messaging.delivery import UNSUBSCRIBE_SENTINEL
 from crm_core.scenarios import definitions as D
 from crm_core.scenarios import triggers
@@ -307,9 +306,9 @@ def _campaign_for(store: Store, ops: sqlite3.Connection, s: D.Scenario, step: in
                       [s.name, step, day.isoformat(), channel]).fetchone()
     if row is not None:
         return int(row[0])
-    duck = int(store.scalar("SELECT coalesce(max(campaign_id), 0) FROM campaigns") or 0)
-    ops_max = int(ops.execute("SELECT coalesce(max(campaign_id), 0) FROM send_campaigns").fetchone()[0] or 0)
-    campaign_id = max(duck, ops_max, 10_000_000) + 1
+    from crm_core.results import live
+
+    campaign_id = live.next_campaign_id(store, ops, "scenario", now)
     st = s.steps[step]
     ops.execute(
         "INSERT INTO send_campaigns (campaign_id, name, channel, template, coupon_id, holdout, send_at, quiet_hours, frequency_cap,"
@@ -324,31 +323,16 @@ def _campaign_for(store: Store, ops: sqlite3.Connection, s: D.Scenario, step: in
 
 def _write_ledger(ops: sqlite3.Connection, campaign_id: int, channel: str, rows: list[tuple[str, str, Any]], from_addr: str,
                   now: dt.datetime) -> None:
-    """Ledger rows (state queued), contents and LINE batches of newly queued recipients (inside the caller's transaction).
+    """Ledger rows (state queued) of newly queued recipients with their contents (inside the caller's transaction).
 
-    The smallest piece of :func:`crm_core.results.live.prepare` that scenarios need: prepare
-    freezes a whole segment at once, a scenario adds a few recipients to its day's campaign.
+    The same ledger writer as live campaigns (:func:`crm_core.messaging.ledger.write_rows`); a
+    scenario adds a few recipients to its day's campaign, so a finished campaign is opened again.
     """
-    stamp = L.iso(now)
     cache: dict[str, int] = {}
-    groups: dict[int, list[str]] = {}
-    seq0 = int(ops.execute("SELECT coalesce(max(seq), -1) + 1 FROM send_ledger WHERE campaign_id = ?", [campaign_id]).fetchone()[0])
-    values = []
-    for n, (cid, address, body) in enumerate(rows):
-        content_id = L.store_content(ops, campaign_id, body, cache)
-        message_id = new_message_id(from_addr or "crm@localhost") if channel == "email" else None
-        if channel == "line":
-            groups.setdefault(content_id, []).append(cid)
-        values.append((campaign_id, cid, channel, "A", address, "queued", None, content_id, message_id, seq0 + n, stamp))
-    ops.executemany("INSERT INTO send_ledger (campaign_id, customer_id, channel, variant, address, state, reason, content_id, message_id,"
-                    " seq, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
-    for content_id, members in groups.items():
-        for start in range(0, len(members), MULTICAST_MAX):
-            chunk = members[start:start + MULTICAST_MAX]
-            cur = ops.execute("INSERT INTO send_batches (campaign_id, channel, content_id, retry_key, size, updated_at)"
-                              " VALUES (?, 'line', ?, ?, ?, ?)", [campaign_id, content_id, new_retry_key(), len(chunk), stamp])
-            ops.executemany("UPDATE send_ledger SET batch_id = ? WHERE campaign_id = ? AND customer_id = ? AND channel = 'line'",
-                            [(cur.lastrowid, campaign_id, m) for m in chunk])
+    L.write_rows(ops, campaign_id, channel,
+                 [{"customer_id": cid, "address": address, "state": "queued", "variant": "A",
+                   "content_id": L.store_content(ops, campaign_id, body, cache)} for cid, address, body in rows],
+                 from_addr=from_addr, now=now)
     ops.execute("UPDATE send_campaigns SET status = CASE WHEN status IN ('done', 'sending') THEN 'approved' ELSE status END,"
                 " finished_at = NULL WHERE campaign_id = ?", [campaign_id])
 
