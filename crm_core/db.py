@@ -536,6 +536,12 @@ MIGRATIONS.append("""
 """)
 
 
+# 7: a unique code's own expiry (scenario coupons valid for N days from each customer's send)
+MIGRATIONS.append("""
+    ALTER TABLE coupon_codes ADD COLUMN IF NOT EXISTS valid_to TIMESTAMP;
+""")
+
+
 REFRESH_DUE = "refresh_due"
 """Setting: data changed but the derived tables (customer model, ...) are not rebuilt yet."""
 

@@ -9,7 +9,9 @@ Tables (created by a migration in :mod:`crm_core.db`):
     segment (what the coupon targets, free text or a segment name), channel,
     created_at``.
 ``coupon_codes``
-    ``coupon_id, code, customer_id, created_at``: one unique code per customer.
+    ``coupon_id, code, customer_id, created_at, valid_to``: one unique code per customer;
+    ``valid_to`` (JST) is the code's own expiry when it is valid for N days from the send
+    (scenario coupons, ``valid_days``), else NULL (the coupon's ``valid_to`` applies).
 
 Codes are drawn with :mod:`secrets` from :data:`ALPHABET`, which leaves out
 characters that are easy to confuse when read aloud, handwritten or printed
@@ -121,10 +123,19 @@ class Coupon:
         return f"¥{round(self.min_purchase):,}以上のお買い物で" if self.min_purchase else ""
 
     def expiry_label(self) -> str:
-        if not self.valid_to:
-            return ""
-        t = self.valid_to
-        return f"{t.year}年{t.month}月{t.day}日 {t:%H:%M}まで"
+        return expiry_label(self.valid_to)
+
+
+def expiry_label(valid_to: dt.datetime | None) -> str:
+    """「2026年11月3日 23:59まで」 ("" without an expiry)."""
+    if not valid_to:
+        return ""
+    return f"{valid_to.year}年{valid_to.month}月{valid_to.day}日 {valid_to:%H:%M}まで"
+
+
+def valid_to_after(send_at: dt.datetime, days: int) -> dt.datetime:
+    """The end (23:59 JST) of the ``days``-th day after a send: a code valid for N days from the send."""
+    return dt.datetime.combine(_jst_naive(send_at).date() + dt.timedelta(days=int(days)), dt.time(23, 59))
 
 
 def validate(coupon: Coupon) -> None:
@@ -219,41 +230,75 @@ def issue_for_target(store: Store, coupon_id: str, *, prefix: str = "") -> int:
     return issue_unique_codes(store, coupon_id, target_customer_ids(store, get_coupon(store, coupon_id)), prefix=prefix)
 
 
-def issue_unique_codes(store: Store, coupon_id: str, customer_ids: list[str], *, prefix: str = "") -> int:
-    """Give each customer (who has none yet) a unique code for this coupon; returns how many were issued."""
+def issue_unique_codes(store: Store, coupon_id: str, customer_ids: list[str], *, prefix: str = "",
+                       valid_days: int | None = None, sent_at: dt.datetime | None = None) -> int:
+    """Give each customer (who has none yet) a unique code for this coupon; returns how many were issued.
+
+    ``valid_days`` with ``sent_at`` (the send time): the new codes are valid until the end of the
+    ``valid_days``-th day after the send (:func:`valid_to_after`, stored per code), and a customer
+    whose code has expired by ``sent_at`` (last year's birthday coupon) gets a new one; a code
+    still valid then is kept (a rerun never issues twice).
+    """
     coupon = get_coupon(store, coupon_id)
     if coupon.code_mode != "unique":
         raise InputError("このクーポンは全員共通のコードです。お客様ごとのコードは作れません。", "shared coupon")
-    have = {r[0] for r in store.fetchall("SELECT customer_id FROM coupon_codes WHERE coupon_id = ?", [coupon_id])}
+    valid_to = None
+    if valid_days is not None:
+        if sent_at is None:
+            raise ValueError("valid_days needs sent_at")
+        valid_to = valid_to_after(sent_at, valid_days)
+        sent_local = _jst_naive(sent_at)
+        have = {r[0] for r in store.fetchall("SELECT customer_id FROM coupon_codes WHERE coupon_id = ?"
+                                             " AND (valid_to IS NULL OR valid_to >= ?)", [coupon_id, sent_local])}
+    else:
+        have = {r[0] for r in store.fetchall("SELECT customer_id FROM coupon_codes WHERE coupon_id = ?", [coupon_id])}
     todo = list(dict.fromkeys(c for c in customer_ids if c and c not in have))
     if not todo:
         return 0
     existing = {r[0] for r in store.fetchall("SELECT code FROM coupon_codes")}
     codes = generate_codes(len(todo), prefix=prefix, existing=existing)
     now = clock.now().replace(microsecond=0)
-    table = pa.table({"coupon_id": [coupon_id] * len(todo), "code": codes, "customer_id": todo, "created_at": [now] * len(todo)})
+    table = pa.table({"coupon_id": [coupon_id] * len(todo), "code": codes, "customer_id": todo, "created_at": [now] * len(todo),
+                      "valid_to": pa.array([valid_to] * len(todo), type=pa.timestamp("us"))})
     with store.transaction() as cur:
         cur.register("new_coupon_codes", table)
         try:
-            cur.execute("INSERT INTO coupon_codes SELECT coupon_id, code, customer_id, created_at FROM new_coupon_codes")
+            cur.execute("INSERT INTO coupon_codes (coupon_id, code, customer_id, created_at, valid_to)"
+                        " SELECT coupon_id, code, customer_id, created_at, valid_to FROM new_coupon_codes")
         finally:
             cur.unregister("new_coupon_codes")
     return len(todo)
 
 
+def _jst_naive(when: dt.datetime) -> dt.datetime:
+    from zoneinfo import ZoneInfo
+
+    return when.astimezone(ZoneInfo("Asia/Tokyo")).replace(tzinfo=None) if when.tzinfo else when
+
+
+def _code_row(store: Store, coupon: Coupon, customer_id: str) -> tuple[str, dt.datetime | None]:
+    row = store.fetchone("SELECT code, valid_to FROM coupon_codes WHERE coupon_id = ? AND customer_id = ?"
+                         " ORDER BY valid_to DESC NULLS LAST, created_at DESC LIMIT 1", [coupon.coupon_id, customer_id])
+    return (row[0], row[1]) if row else ("", None)
+
+
 def code_for(store: Store, coupon: Coupon, customer_id: str) -> str:
-    """The code a customer uses: the shared code, or their unique code ("" if none issued yet)."""
+    """The code a customer uses: the shared code, or their (newest) unique code ("" if none issued yet)."""
     if coupon.code_mode == "shared":
         return coupon.shared_code
-    return store.scalar("SELECT code FROM coupon_codes WHERE coupon_id = ? AND customer_id = ?", [coupon.coupon_id, customer_id]) or ""
+    return _code_row(store, coupon, customer_id)[0]
 
 
 def placeholder_values(store: Store, coupon: Coupon, customer_id: str) -> dict[str, str]:
-    """``coupon_code, coupon_value, coupon_expiry, coupon_min_purchase`` for one customer (see ``crm_core.messaging.templates``)."""
+    """``coupon_code, coupon_value, coupon_expiry, coupon_min_purchase`` for one customer (see ``crm_core.messaging.templates``).
+
+    The expiry is the customer's own code's when it has one (N days from their send), else the coupon's.
+    """
+    code, own_valid_to = ("", None) if coupon.code_mode == "shared" else _code_row(store, coupon, customer_id)
     return {
-        "coupon_code": code_for(store, coupon, customer_id),
+        "coupon_code": coupon.shared_code if coupon.code_mode == "shared" else code,
         "coupon_value": coupon.discount_label(),
-        "coupon_expiry": coupon.expiry_label(),
+        "coupon_expiry": expiry_label(own_valid_to) if own_valid_to else coupon.expiry_label(),
         "coupon_min_purchase": coupon.condition_label(),
     }
 
@@ -266,16 +311,17 @@ def export_codes(store: Store, coupon_id: str) -> pd.DataFrame:
     coupon = get_coupon(store, coupon_id)
     has_model = store.has_table("customer_model")
     if has_model:
-        sql = ("SELECT c.code, c.customer_id, m.name, m.email FROM coupon_codes c "
+        sql = ("SELECT c.code, c.customer_id, m.name, m.email, c.valid_to FROM coupon_codes c "
                "LEFT JOIN customer_model m ON m.customer_id = c.customer_id WHERE c.coupon_id = ? ORDER BY c.customer_id")
     else:
-        sql = "SELECT code, customer_id, NULL AS name, NULL AS email FROM coupon_codes WHERE coupon_id = ? ORDER BY customer_id"
+        sql = ("SELECT code, customer_id, NULL AS name, NULL AS email, valid_to FROM coupon_codes WHERE coupon_id = ?"
+               " ORDER BY customer_id")
     df = store.df(sql, [coupon_id])
-    df.columns = ["クーポンコード", "顧客ID", "氏名", "メールアドレス"]
+    df.columns = ["クーポンコード", "顧客ID", "氏名", "メールアドレス", "valid_to"]
     df["クーポン名"] = coupon.name
     df["割引"] = coupon.discount_label()
     df["利用条件"] = coupon.condition_label()
-    df["有効期限"] = coupon.expiry_label()
+    df["有効期限"] = [expiry_label(v.to_pydatetime()) if not pd.isna(v) else coupon.expiry_label() for v in df.pop("valid_to")]
     return df
 
 
@@ -296,7 +342,8 @@ def export_codes_csv(store: Store, coupon_id: str, path: str | Path, encoding: s
     columns = [
         ("c.code", "クーポンコード"), ("c.customer_id", "顧客ID"), (person[0], "氏名"), (person[1], "メールアドレス"),
         ("CAST($coupon_name AS VARCHAR)", "クーポン名"), ("CAST($discount AS VARCHAR)", "割引"),
-        ("CAST($condition AS VARCHAR)", "利用条件"), ("CAST($expiry AS VARCHAR)", "有効期限"),
+        ("CAST($condition AS VARCHAR)", "利用条件"),
+        ("CASE WHEN c.valid_to IS NULL THEN CAST($expiry AS VARCHAR) ELSE strftime(c.valid_to, '%Y年%-m月%-d日 %H:%Mまで') END", "有効期限"),
     ]
     join = " LEFT JOIN customer_model m ON m.customer_id = c.customer_id" if store.has_table("customer_model") else ""
     from_sql = "FROM coupon_codes c" + join + " WHERE c.coupon_id = $coupon_id ORDER BY c.customer_id"

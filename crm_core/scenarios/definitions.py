@@ -196,6 +196,8 @@ def parse(data: dict[str, Any]) -> Scenario:
             raise _err(name, f"ステップ{i + 1}の終了条件は ordered（購入したら終了）か空にしてください。")
         if not step.template:
             raise _err(name, f"ステップ{i + 1}のテンプレートを選んでください。")
+        if step.coupon:
+            _check_coupon(name, i, step.coupon)
         if step.condition:
             from crm_core.audience import rules
 
@@ -208,6 +210,31 @@ def parse(data: dict[str, Any]) -> Scenario:
         raise _err(name, "比較用に送らない割合は0以上1未満にしてください。")
     return Scenario(name=name, title=str(data.get("title") or name), trigger=trigger, steps=steps,
                     priority=int(data.get("priority", 100)), holdout=holdout)
+
+
+COUPON_KINDS = {"yen": "円引き", "percent": "％割引", "free_shipping": "送料無料"}
+
+
+def _check_coupon(name: str, i: int, spec: dict[str, Any]) -> None:
+    """A step's coupon: name, kind, value, minimum purchase and ``valid_days`` (days from the send)."""
+    where = f"ステップ{i + 1}のクーポン"
+    if not str(spec.get("name", "")).strip():
+        raise _err(name, f"{where}の名前を入力してください。")
+    if spec.get("kind", "yen") not in COUPON_KINDS:
+        raise _err(name, f"{where}の種類は円引き・％割引・送料無料から選んでください。")
+    try:
+        value, minimum = float(spec.get("value", 0)), float(spec.get("min_purchase", 0))
+        days = int(spec.get("valid_days", 0) or 0)
+    except (TypeError, ValueError):
+        raise _err(name, f"{where}の金額・割引率・有効日数は数字で入力してください。") from None
+    if spec.get("kind", "yen") == "percent" and not 0 < value <= 100:
+        raise _err(name, f"{where}の割引率は1〜100%にしてください。")
+    if spec.get("kind", "yen") == "yen" and value <= 0:
+        raise _err(name, f"{where}の割引額は1円以上にしてください。")
+    if minimum < 0:
+        raise _err(name, f"{where}の最低購入金額は0円以上にしてください。")
+    if "valid_days" in spec and not 1 <= days <= 365:
+        raise _err(name, f"{where}の有効日数（送信日から何日間使えるか）は1〜365日にしてください。")
 
 
 def load_presets(path: Path | None = None) -> list[Scenario]:

@@ -250,8 +250,22 @@ def _coupon(store: Store, step: D.Step) -> Any:
     return coupons.get_coupon(store, step.coupon["coupon_id"])
 
 
-def render(store: Store, step: D.Step, customer_id: str, channel: str, coupon: Any, shop: T.ShopProfile, utm: str) -> T.Rendered:
-    """The message of one step for one customer (coupon code included when issued)."""
+def coupon_valid_to(step: D.Step, send_at: dt.datetime) -> dt.datetime | None:
+    """The expiry of the codes a step issues: the end of the ``valid_days``-th day after the send (None without)."""
+    days = (step.coupon or {}).get("valid_days")
+    if not days:
+        return None
+    from crm_core.messaging import coupons
+
+    return coupons.valid_to_after(send_at, int(days))
+
+
+def render(store: Store, step: D.Step, customer_id: str, channel: str, coupon: Any, shop: T.ShopProfile, utm: str,
+           valid_to: dt.datetime | None = None) -> T.Rendered:
+    """The message of one step for one customer (coupon code included when issued).
+
+    ``valid_to``: the expiry the step's code has (or will have, in a dry run) for this send.
+    """
     values = T.Campaign(utm_campaign=utm)
     if coupon is not None:
         from crm_core.messaging import coupons
@@ -260,6 +274,8 @@ def render(store: Store, step: D.Step, customer_id: str, channel: str, coupon: A
             setattr(values, k, v)
         if not values.coupon_code:
             values.coupon_code = "（お客様ごとのコード）"
+            if valid_to is not None:
+                values.coupon_expiry = coupons.expiry_label(valid_to)
     tpl = T.get_template(store, step.template)
     ctx = T.build_context(T.customer_fields(store, customer_id), values, shop, channel, tpl.key)
     return T.render(tpl, ctx, channel, utm)
@@ -274,15 +290,17 @@ def dry_run(store: Store, ops: sqlite3.Connection, day: dt.date, *, names: Seque
     """「この日だれに何が届くか」: counts per scenario and step, sample customers and their rendered messages."""
     p = plan(store, ops, day, names=names)
     shop = T.shop_profile(store)
+    settings = D.settings(ops)
     out_steps = []
     for c in p.counts():
         s = p.scenarios[c["scenario"]]
         step = s.steps[c["step"] - 1]
         coupon = _coupon(store, step)
+        valid_to = coupon_valid_to(step, _send_at(day, step.slot, settings["quiet_hours"]))
         picked = [r for r in p.rows if r["scenario"] == s.name and r["step"] == c["step"] - 1 and r["state"] == "queued"][:samples]
         c["samples"] = []
         for r in picked:
-            rendered = render(store, step, r["customer_id"], r["channel"], coupon, shop, _utm(s.name, r["step"]))
+            rendered = render(store, step, r["customer_id"], r["channel"], coupon, shop, _utm(s.name, r["step"]), valid_to)
             c["samples"].append({"customer_id": r["customer_id"], "channel": r["channel"], "trigger_key": r["trigger_key"],
                                  "subject": rendered.subject, "text": rendered.text if r["channel"] == "email" else
                                  "\n".join(m.get("text", json.dumps(m, ensure_ascii=False)) for m in rendered.line_messages)})
@@ -352,10 +370,13 @@ def record(store: Store, ops: sqlite3.Connection, day: dt.date, *, names: Sequen
     for (name, i), group in _groups(r for r in guess if r["state"] == "queued").items():
         step = by_name[name].steps[i]
         coupon = _coupon(store, step)
+        send_at = _send_at(day, step.slot, settings["quiet_hours"])
         if coupon is not None and coupon.code_mode == "unique":
             from crm_core.messaging import coupons
 
-            coupons.issue_unique_codes(store, coupon.coupon_id, [r["customer_id"] for r in group])
+            days = (step.coupon or {}).get("valid_days")
+            coupons.issue_unique_codes(store, coupon.coupon_id, [r["customer_id"] for r in group],
+                                       valid_days=int(days) if days else None, sent_at=send_at)
         for r in group:
             rendered = render(store, step, r["customer_id"], r["channel"], coupon, shop, _utm(name, i))
             bodies[(name, i, r["customer_id"], r["trigger_key"])] = rendered.line_messages if r["channel"] == "line" else {
