@@ -124,7 +124,7 @@ FUNCTION_ACTIONS: dict[str, str] = {
     **{f"crm_core.results.live.{n}": "live_send.prepare" for n in ("create", "test_send", "rmail_export")},
     **{f"crm_core.results.live.{n}": "live_send.approve" for n in ("approve", "pause", "resume", "cancel", "mark_rmail_sent")},
     "crm_core.jobs.enqueue": "live_send.approve",
-    **{f"crm_core.scenarios.engine.{n}": "scenarios.edit" for n in ("enable", "disable")},
+    **{f"crm_core.scenarios.engine.{n}": "scenarios.edit" for n in ("enable", "disable", "update", "set_caps")},
     "crm_core.backup.backup_store": "data.backup",
 }
 

@@ -618,7 +618,8 @@ def add_live_commands(camp_sub: argparse._SubParsersAction, subparsers: argparse
     p.add_argument("--variant-template", action="append", help="VARIANT=TEMPLATE_KEY (default: --template)")
     p.add_argument("--send-at", help="JST, e.g. 2026-12-04 12:00 (default: now)")
     p.add_argument("--quiet-hours", default="21-08", help="no sends between these hours JST, or off")
-    p.add_argument("--frequency-cap", type=int, default=3, help="max marketing messages per customer per 7 days (0: none)")
+    p.add_argument("--frequency-cap", type=int, default=None,
+                   help="max marketing messages per customer per 7 days (0: none; default: the shop's 7-day limit)")
     p.add_argument("--ab-sample", type=float, default=0.0,
                    help="automatic A/B: share of recipients per variant sent first (e.g. 0.1); the rest get the winner")
     p.add_argument("--ab-wait-hours", type=float, default=24.0, help="hours to wait before picking the winner (default 24)")

@@ -245,7 +245,9 @@ def test_frequency_cap_counts_every_send_on_the_ledger(shop):
     store, ops, _ = shop
     for s in D.list_scenarios(ops):
         engine.enable(store, ops, s.name)
-    D.set_setting(ops, "frequency_cap", 1)
+    from crm_core.planning import frequency
+
+    frequency.set_max_per_week(store, 1)  # the shop's one 7-day limit (shared with live sends and the calendar)
     D.set_setting(ops, "daily_cap", 5)
     with LineMock(TOKEN) as line:
         bulk = LineBulk(TOKEN, line.url, sleep=lambda s: None)
@@ -276,7 +278,7 @@ def test_holdout_share_is_right_stable_and_recorded(shop):
     D.save(ops, s)
     for r in engine.assign(ops, day, [{"scenario": "rank_near", "step": 0, "customer_id": c, "trigger_key": k, "priority": 1,
                                        "state": "queued", "holdout_share": 0.5, "channel": "line", "address": "x"}
-                                      for (c, k) in assigned], D.settings(ops)):
+                                      for (c, k) in assigned], engine.settings(store, ops)):
         assert r["held_out"] == bool(assigned[(r["customer_id"], r["trigger_key"])])
 
 

@@ -303,6 +303,23 @@ def placeholder_values(store: Store, coupon: Coupon, customer_id: str) -> dict[s
     }
 
 
+def placeholder_values_many(store: Store, coupon: Coupon, customer_ids: list[str]) -> dict[str, dict[str, str]]:
+    """:func:`placeholder_values` of many customers in one query (each customer's newest code and its expiry)."""
+    codes: dict[str, tuple[str, Any]] = {}
+    if coupon.code_mode != "shared" and customer_ids:
+        for cid, code, valid_to in store.fetchall(
+                "SELECT customer_id, code, valid_to FROM coupon_codes WHERE coupon_id = ? AND customer_id IN (SELECT unnest(?))"
+                " QUALIFY row_number() OVER (PARTITION BY customer_id ORDER BY valid_to DESC NULLS LAST, created_at DESC) = 1",
+                [coupon.coupon_id, list(customer_ids)]):
+            codes[cid] = (code, valid_to)
+    common = {"coupon_value": coupon.discount_label(), "coupon_min_purchase": coupon.condition_label()}
+    out = {}
+    for cid in customer_ids:
+        code, valid_to = (coupon.shared_code, None) if coupon.code_mode == "shared" else codes.get(cid, ("", None))
+        out[cid] = {"coupon_code": code, "coupon_expiry": expiry_label(valid_to) if valid_to else coupon.expiry_label(), **common}
+    return out
+
+
 def export_codes(store: Store, coupon_id: str) -> pd.DataFrame:
     """Unique codes with their customers, for registering in RMS or Shopify.
 

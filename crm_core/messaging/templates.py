@@ -28,6 +28,7 @@ compliance lint turns them into findings).
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import tomllib
@@ -179,6 +180,13 @@ def analyse(source: str) -> TemplateCheck:
     InputError
         When the text is not a valid template (with the line number).
     """
+    c = _analysed(source or "")
+    return TemplateCheck(set(c.names), set(c.unknown), list(c.problems))
+
+
+@functools.lru_cache(maxsize=1024)
+def _analysed(source: str) -> TemplateCheck:
+    """:func:`analyse`, cached per text (rendering a send analyses the same texts for every customer)."""
     check = TemplateCheck()
     tree = _parse(source or "")
     try:
@@ -192,6 +200,22 @@ def analyse(source: str) -> TemplateCheck:
         raise _too_deep() from None
     check.unknown = {n for n in check.names if n not in PLACEHOLDERS}
     return check
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled(source: str) -> jinja2.Template:
+    """A checked and compiled template text (cached: a send renders the same texts for thousands of customers)."""
+    check = analyse(source)
+    if check.problems:
+        raise InputError(
+            "テンプレートで使えない書き方が含まれています（" + "、".join(sorted(set(check.problems))) + "）。"
+            "使えるのは差し込み項目 {{ 項目 }}、{% if 項目 %}…{% else %}…{% endif %}、default だけです。",
+            "refused template constructs: " + ",".join(sorted(set(check.problems))),
+        )
+    try:
+        return _ENV.from_string(source)
+    except (RecursionError, MemoryError, SyntaxError):
+        raise _too_deep() from None
 
 
 def render_string(source: str, context: Mapping[str, str]) -> str:
@@ -209,18 +233,12 @@ def render_string(source: str, context: Mapping[str, str]) -> str:
     """
     if not source:
         return ""
-    check = analyse(source)
-    if check.problems:
-        raise InputError(
-            "テンプレートで使えない書き方が含まれています（" + "、".join(sorted(set(check.problems))) + "）。"
-            "使えるのは差し込み項目 {{ 項目 }}、{% if 項目 %}…{% else %}…{% endif %}、default だけです。",
-            "refused template constructs: " + ",".join(sorted(set(check.problems))),
-        )
+    compiled = _compiled(source)
     values = {k: one_line(str(context.get(k, "") or "")) for k in PLACEHOLDERS}
     out: list[str] = []
     size = 0
     try:
-        for chunk in _ENV.from_string(source).generate(values):
+        for chunk in compiled.generate(values):
             size += len(chunk)
             if size > MAX_OUTPUT_CHARS:
                 raise InputError(

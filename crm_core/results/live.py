@@ -170,6 +170,14 @@ def funnel(store: Store, ops: sqlite3.Connection, *, rule: Any, channel: str, ca
     return Funnel(counts, rows)
 
 
+def shop_frequency_cap(store: Store) -> int:
+    """The shop's one 7-day limit per customer (:func:`crm_core.planning.frequency.max_per_week`): the default cap of
+    a live campaign, the cap of scenario sends and the calendar planner's limit."""
+    from crm_core.planning import frequency
+
+    return frequency.max_per_week(store)
+
+
 def funnel_table(counts: dict[str, int]) -> list[dict[str, Any]]:
     """The funnel as rows for the screen: 段階, 人数."""
     return [{"段階": FUNNEL_LABELS[k], "人数": int(counts.get(k, 0))} for k in FUNNEL_LABELS]
@@ -203,7 +211,7 @@ def create(
     variant_templates: dict[str, str] | None = None,
     send_at: dt.datetime | str | None = None,
     quiet_hours: str = DEFAULT_QUIET_HOURS,
-    frequency_cap: int = DEFAULT_FREQUENCY_CAP,
+    frequency_cap: int | None = None,
     ab: dict[str, Any] | None = None,
     now: dt.datetime | None = None,
 ) -> dict[str, Any]:
@@ -220,6 +228,8 @@ def create(
     if rule is None:
         raise InputError("配信対象（セグメント）を選んでください。", "no rule")
     quiet = parse_quiet_hours(quiet_hours)
+    if frequency_cap is None:
+        frequency_cap = shop_frequency_cap(store)
     if not 0 <= int(frequency_cap) <= 100:
         raise InputError("送信回数の上限は0〜100回にしてください（0は上限なし）。", "bad cap")
     keys = {v: (variant_templates or {}).get(v, template) for v in names}
@@ -466,6 +476,40 @@ def _customer_rows(store: Store, ids: Sequence[str]) -> dict[str, dict[str, Any]
         for cid, pid, pname, reason, p in recs:
             if cid in out:
                 out[cid].update(rec_product_id=pid, rec_product_name=pname, rec_reason=reason, rec_price=p)
+    return out
+
+
+def render_many(store: Store, template_key: str, channel: str, customer_ids: Sequence[str], *, utm: str, shop: T.ShopProfile,
+                coupon: Any = None, expiry: str = "") -> dict[str, T.Rendered]:
+    """One template rendered for many customers, set-based: their fields in two queries, coupon codes in one,
+    and one render per distinct set of the placeholder values the template uses (once for a non-personal message).
+
+    ``expiry``: the coupon expiry to show to a customer without a code yet (a dry run of a step whose codes
+    are valid N days from the send).
+    """
+    from crm_core.messaging import coupons
+
+    ids = list(dict.fromkeys(customer_ids))
+    if not ids:
+        return {}
+    tpl = T.get_template(store, template_key)
+    people = _customer_rows(store, ids)
+    values_of = coupons.placeholder_values_many(store, coupon, ids) if coupon is not None else {}
+    used = sorted({n for text in tpl.texts().values() for n in T.analyse(text).names})
+    out: dict[str, T.Rendered] = {}
+    cache: dict[tuple, T.Rendered] = {}
+    for cid in ids:
+        values = T.Campaign(utm_campaign=utm)
+        for k, v in values_of.get(cid, {}).items():
+            setattr(values, k, v)
+        if coupon is not None and not values.coupon_code:
+            values.coupon_code = "（お客様ごとのコード）"
+            values.coupon_expiry = expiry or values.coupon_expiry
+        ctx = T.build_context(people.get(cid), values, shop, channel, tpl.key)
+        key = tuple(ctx.get(n, "") for n in used)
+        if key not in cache:
+            cache[key] = T.render(tpl, ctx, channel, utm)
+        out[cid] = cache[key]
     return out
 
 

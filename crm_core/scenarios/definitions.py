@@ -40,8 +40,9 @@ from crm_core.errors import InputError
 PRESETS_PATH = Path(__file__).resolve().parents[2] / "data" / "scenarios" / "presets.toml"
 DEFAULT_HOLDOUT = 0.1
 DEFAULT_DAILY_CAP = 1
-DEFAULT_FREQUENCY_CAP = 3
 DEFAULT_QUIET_HOURS = "21-08"
+MAX_HOLDOUT = 0.5
+MAX_DAILY_CAP = 10
 
 TRIGGERS = {
     "first_order": "初回購入",
@@ -129,6 +130,7 @@ class Step:
     condition: dict[str, Any] | None = None
     coupon: dict[str, Any] | None = None
     exit: str = ""
+    enabled: bool = True
 
 
 @dataclass
@@ -184,8 +186,13 @@ def parse(data: dict[str, Any]) -> Scenario:
             trigger["rule"] = rules.validate(trigger["rule"])
     steps = []
     for i, s in enumerate(data.get("steps") or data.get("step") or []):
+        try:
+            int(s.get("day", 0))
+        except (TypeError, ValueError):
+            raise _err(name, f"ステップ{i + 1}の日数は数字で入力してください。") from None
         step = Step(day=int(s.get("day", 0)), template=str(s.get("template", "")), channel=s.get("channel", "line_or_email"),
-                    slot=s.get("slot", "10:00"), condition=s.get("condition"), coupon=s.get("coupon"), exit=s.get("exit", "") or "")
+                    slot=s.get("slot", "10:00"), condition=s.get("condition"), coupon=s.get("coupon") or None, exit=s.get("exit", "") or "",
+                    enabled=bool(s.get("enabled", True)))
         if not 0 <= step.day <= 3650:
             raise _err(name, f"ステップ{i + 1}の日数は0〜3650日にしてください。")
         if step.channel not in CHANNELS:
@@ -205,11 +212,17 @@ def parse(data: dict[str, Any]) -> Scenario:
         steps.append(step)
     if not steps:
         raise _err(name, "ステップが1つもありません。")
-    holdout = float(data.get("holdout", DEFAULT_HOLDOUT))
-    if not 0 <= holdout < 1:
-        raise _err(name, "比較用に送らない割合は0以上1未満にしてください。")
+    try:
+        holdout = float(data.get("holdout", DEFAULT_HOLDOUT))
+        priority = int(data.get("priority", 100))
+    except (TypeError, ValueError):
+        raise _err(name, "重要度と比較用に送らない割合は数字で入力してください。") from None
+    if not 0 <= holdout <= MAX_HOLDOUT:
+        raise _err(name, f"比較用に送らない割合は0〜{MAX_HOLDOUT:.0%}にしてください。")
+    if not 1 <= priority <= 999:
+        raise _err(name, "重要度は1〜999の整数にしてください（小さいほど優先して送ります）。")
     return Scenario(name=name, title=str(data.get("title") or name), trigger=trigger, steps=steps,
-                    priority=int(data.get("priority", 100)), holdout=holdout)
+                    priority=priority, holdout=holdout)
 
 
 COUPON_KINDS = {"yen": "円引き", "percent": "％割引", "free_shipping": "送料無料"}
@@ -291,16 +304,27 @@ def set_enabled(con: sqlite3.Connection, name: str, enabled: bool, actor: str = 
 
 
 def settings(con: sqlite3.Connection) -> dict[str, Any]:
-    """``daily_cap`` (scenario messages per customer per day), ``frequency_cap`` (per 7 days, all sends), ``quiet_hours``."""
-    out: dict[str, Any] = {"daily_cap": DEFAULT_DAILY_CAP, "frequency_cap": DEFAULT_FREQUENCY_CAP, "quiet_hours": DEFAULT_QUIET_HOURS}
-    for key, value in con.execute("SELECT key, value FROM scenario_settings"):
+    """``daily_cap`` (scenario messages per customer per day) and ``quiet_hours`` of scenario sends.
+
+    The 7-day frequency cap is the shop's one limit (:func:`crm_core.planning.frequency.max_per_week`,
+    shared with the calendar planner and live sends); :func:`crm_core.scenarios.engine.settings` adds it.
+    """
+    out: dict[str, Any] = {"daily_cap": DEFAULT_DAILY_CAP, "quiet_hours": DEFAULT_QUIET_HOURS}
+    for key, value in con.execute("SELECT key, value FROM scenario_settings WHERE key IN ('daily_cap', 'quiet_hours')"):
         out[key] = json.loads(value)
     return out
 
 
 def set_setting(con: sqlite3.Connection, key: str, value: Any) -> None:
-    if key not in ("daily_cap", "frequency_cap", "quiet_hours"):
-        raise InputError("設定できる項目は daily_cap・frequency_cap・quiet_hours です。", f"unknown setting {key!r}")
+    if key not in ("daily_cap", "quiet_hours"):
+        raise InputError("設定できる項目は daily_cap・quiet_hours です（7日間の上限はショップ全体の設定です）。", f"unknown setting {key!r}")
+    if key == "daily_cap":
+        try:
+            value = int(value)
+        except (TypeError, ValueError):
+            raise InputError("1日の上限は数字で入力してください。", f"bad daily cap {value!r}") from None
+        if not 1 <= value <= MAX_DAILY_CAP:
+            raise InputError(f"1人あたり1日の上限は1〜{MAX_DAILY_CAP}通にしてください。", f"daily cap {value} out of range")
     con.execute("INSERT INTO scenario_settings VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 [key, json.dumps(value)])
 

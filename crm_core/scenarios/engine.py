@@ -137,6 +137,8 @@ def candidates(store: Store, ops: sqlite3.Connection, day: dt.date, scenarios: S
     rows: list[dict[str, Any]] = []
     for s in scenarios:
         for i, step in enumerate(s.steps):
+            if not step.enabled:
+                continue  # a step switched off on the scenario page: nobody enters it (nothing is recorded)
             # the step's event day, and CATCH_UP_DAYS before it for events the last runs could not see yet
             # (orders imported a day late, a worker that was down); the latest event per customer wins
             latest: dict[str, dict[str, Any]] = {}
@@ -234,10 +236,88 @@ def _enabled(ops: sqlite3.Connection, names: Sequence[str] | None) -> list[D.Sce
     return [s for s in all_ if s.enabled]
 
 
+def settings(store: Store, ops: sqlite3.Connection) -> dict[str, Any]:
+    """The caps of scenario sends: ``daily_cap`` and ``quiet_hours`` (scenario settings) and ``frequency_cap``,
+    the shop's one 7-day limit shared with live sends and the calendar (:func:`crm_core.results.live.shop_frequency_cap`)."""
+    from crm_core.results import live
+
+    return {**D.settings(ops), "frequency_cap": live.shop_frequency_cap(store)}
+
+
+def set_caps(store: Store, ops: sqlite3.Connection, *, daily_cap: Any, frequency_cap: Any, actor: str) -> dict[str, Any]:
+    """Change the per-customer daily cap of scenarios and the shop's 7-day limit (validated, audited with the user)."""
+    from crm_core.messaging import audit
+    from crm_core.planning import frequency
+
+    before = settings(store, ops)
+    try:
+        freq = int(frequency_cap)
+    except (TypeError, ValueError):
+        raise InputError("7日間の上限は数字で入力してください。", f"bad frequency cap {frequency_cap!r}") from None
+    with opsdb.transaction(ops):
+        D.set_setting(ops, "daily_cap", daily_cap)
+        frequency.set_max_per_week(store, freq)
+        after = settings(store, ops)
+        audit.log(ops, actor, "scenario_caps", None, before={k: before[k] for k in ("daily_cap", "frequency_cap")},
+                  after={k: after[k] for k in ("daily_cap", "frequency_cap")})
+    return after
+
+
+EDITABLE_STEP = ("day", "slot", "channel", "template", "coupon", "enabled")
+
+
+def update(store: Store, ops: sqlite3.Connection, name: str, changes: dict[str, Any], actor: str) -> D.Scenario:
+    """Edit a scenario from the page: ``priority``, ``holdout`` and per step ``steps[i]`` with :data:`EDITABLE_STEP`.
+
+    Validated (Japanese messages), stored as data (the definition) and audited with the user and
+    what changed.  A step whose coupon terms change gets a new coupon (the codes already sent keep
+    theirs); a scenario that is on creates it at once.
+    """
+    from crm_core.messaging import audit
+
+    before = D.get(ops, name)
+    data = before.to_dict()
+    for key in ("priority", "holdout"):
+        if key in changes:
+            data[key] = changes[key]
+    new_steps = changes.get("steps")
+    if new_steps is not None:
+        if len(new_steps) != len(data["steps"]):
+            raise InputError("ステップの数は変えられません。", "step count changed")
+        for old, new, prev in zip(data["steps"], new_steps, before.steps):
+            for key in EDITABLE_STEP:
+                if key in new:
+                    old[key] = new[key]
+            if old.get("coupon"):
+                # the same terms keep the coupon (valid_days is per code); new terms need a new coupon
+                terms = {k: v for k, v in old["coupon"].items() if k not in ("coupon_id", "valid_days")}
+                same = bool(prev.coupon) and terms == {k: v for k, v in prev.coupon.items() if k not in ("coupon_id", "valid_days")}
+                old["coupon"] = {**terms, "valid_days": old["coupon"].get("valid_days"),
+                                 **({"coupon_id": prev.coupon["coupon_id"]} if same and prev.coupon.get("coupon_id") else {})}
+                if old["coupon"]["valid_days"] is None:
+                    old["coupon"].pop("valid_days")
+    known = {t.key for t in T.list_templates(store)}
+    for i, st in enumerate(data["steps"]):
+        if st["template"] not in known:
+            raise InputError(f"ステップ{i + 1}のテンプレート「{st['template']}」はありません。メッセージのページで作るか、一覧から選んでください。",
+                             "unknown template")
+    scenario = D.parse(data)
+    scenario.enabled = before.enabled
+    changed = {k: {"before": v, "after": scenario.to_dict()[k]} for k, v in before.to_dict().items() if scenario.to_dict()[k] != v}
+    if not changed:
+        return before
+    with opsdb.transaction(ops):
+        D.save(ops, scenario, actor)
+        audit.log(ops, actor, "scenario_edit", None, scenario=name, changes=changed)
+    if scenario.enabled:
+        ensure_coupons(store, ops, scenario, actor)
+    return D.get(ops, name)
+
+
 def plan(store: Store, ops: sqlite3.Connection, day: dt.date, *, names: Sequence[str] | None = None) -> Plan:
     """What a run for ``day`` would do now (no writes). ``names``: these scenarios even when switched off."""
     scenarios = _enabled(ops, names)
-    rows = assign(ops, day, candidates(store, ops, day, scenarios), D.settings(ops))
+    rows = assign(ops, day, candidates(store, ops, day, scenarios), settings(store, ops))
     return Plan(day, rows, {s.name: s for s in scenarios})
 
 
@@ -260,25 +340,17 @@ def coupon_valid_to(step: D.Step, send_at: dt.datetime) -> dt.datetime | None:
     return coupons.valid_to_after(send_at, int(days))
 
 
-def render(store: Store, step: D.Step, customer_id: str, channel: str, coupon: Any, shop: T.ShopProfile, utm: str,
-           valid_to: dt.datetime | None = None) -> T.Rendered:
-    """The message of one step for one customer (coupon code included when issued).
+def render_step(store: Store, step: D.Step, channel: str, customer_ids: Sequence[str], coupon: Any, shop: T.ShopProfile,
+                utm: str, valid_to: dt.datetime | None = None) -> dict[str, T.Rendered]:
+    """The messages of one step for many customers (set-based, the live sender's renderer; codes included when issued).
 
-    ``valid_to``: the expiry the step's code has (or will have, in a dry run) for this send.
+    ``valid_to``: the expiry the step's codes will have for this send (shown before they are issued, in a dry run).
     """
-    values = T.Campaign(utm_campaign=utm)
-    if coupon is not None:
-        from crm_core.messaging import coupons
+    from crm_core.messaging import coupons
+    from crm_core.results import live
 
-        for k, v in coupons.placeholder_values(store, coupon, customer_id).items():
-            setattr(values, k, v)
-        if not values.coupon_code:
-            values.coupon_code = "（お客様ごとのコード）"
-            if valid_to is not None:
-                values.coupon_expiry = coupons.expiry_label(valid_to)
-    tpl = T.get_template(store, step.template)
-    ctx = T.build_context(T.customer_fields(store, customer_id), values, shop, channel, tpl.key)
-    return T.render(tpl, ctx, channel, utm)
+    return live.render_many(store, step.template, channel, customer_ids, utm=utm, shop=shop, coupon=coupon,
+                            expiry=coupons.expiry_label(valid_to) if valid_to is not None else "")
 
 
 def _utm(name: str, step: int) -> str:
@@ -290,17 +362,19 @@ def dry_run(store: Store, ops: sqlite3.Connection, day: dt.date, *, names: Seque
     """「この日だれに何が届くか」: counts per scenario and step, sample customers and their rendered messages."""
     p = plan(store, ops, day, names=names)
     shop = T.shop_profile(store)
-    settings = D.settings(ops)
+    caps = settings(store, ops)
     out_steps = []
     for c in p.counts():
         s = p.scenarios[c["scenario"]]
         step = s.steps[c["step"] - 1]
         coupon = _coupon(store, step)
-        valid_to = coupon_valid_to(step, _send_at(day, step.slot, settings["quiet_hours"]))
+        valid_to = coupon_valid_to(step, _send_at(day, step.slot, caps["quiet_hours"]))
         picked = [r for r in p.rows if r["scenario"] == s.name and r["step"] == c["step"] - 1 and r["state"] == "queued"][:samples]
         c["samples"] = []
+        rendered_by = {ch: render_step(store, step, ch, [r["customer_id"] for r in picked if r["channel"] == ch], coupon, shop,
+                                       _utm(s.name, c["step"] - 1), valid_to) for ch in {r["channel"] for r in picked}}
         for r in picked:
-            rendered = render(store, step, r["customer_id"], r["channel"], coupon, shop, _utm(s.name, r["step"]), valid_to)
+            rendered = rendered_by[r["channel"]][r["customer_id"]]
             c["samples"].append({"customer_id": r["customer_id"], "channel": r["channel"], "trigger_key": r["trigger_key"],
                                  "subject": rendered.subject, "text": rendered.text if r["channel"] == "email" else
                                  "\n".join(m.get("text", json.dumps(m, ensure_ascii=False)) for m in rendered.line_messages)})
@@ -363,27 +437,30 @@ def record(store: Store, ops: sqlite3.Connection, day: dt.date, *, names: Sequen
     by_name = {s.name: s for s in scenarios}
     pre = candidates(store, ops, day, scenarios)
     # coupons (DuckDB) and bodies are prepared before the operations transaction; issuing codes is idempotent
-    settings = D.settings(ops)
-    guess = assign(ops, day, pre, settings)
+    caps = settings(store, ops)
+    guess = assign(ops, day, pre, caps)
     shop = dataclasses.replace(T.shop_profile(store), unsubscribe_url=UNSUBSCRIBE_SENTINEL)
     bodies: dict[tuple[str, int, str, str], Any] = {}
     for (name, i), group in _groups(r for r in guess if r["state"] == "queued").items():
         step = by_name[name].steps[i]
         coupon = _coupon(store, step)
-        send_at = _send_at(day, step.slot, settings["quiet_hours"])
+        send_at = _send_at(day, step.slot, caps["quiet_hours"])
         if coupon is not None and coupon.code_mode == "unique":
             from crm_core.messaging import coupons
 
             days = (step.coupon or {}).get("valid_days")
             coupons.issue_unique_codes(store, coupon.coupon_id, [r["customer_id"] for r in group],
                                        valid_days=int(days) if days else None, sent_at=send_at)
-        for r in group:
-            rendered = render(store, step, r["customer_id"], r["channel"], coupon, shop, _utm(name, i))
-            bodies[(name, i, r["customer_id"], r["trigger_key"])] = rendered.line_messages if r["channel"] == "line" else {
-                "subject": rendered.subject, "preheader": rendered.preheader, "text": rendered.text, "html": rendered.html}
+        for channel in {r["channel"] for r in group}:
+            members = [r for r in group if r["channel"] == channel]
+            rendered_by = render_step(store, step, channel, [r["customer_id"] for r in members], coupon, shop, _utm(name, i))
+            for r in members:
+                rendered = rendered_by[r["customer_id"]]
+                bodies[(name, i, r["customer_id"], r["trigger_key"])] = rendered.line_messages if channel == "line" else {
+                    "subject": rendered.subject, "preheader": rendered.preheader, "text": rendered.text, "html": rendered.html}
     inserted: dict[str, int] = {}
     with opsdb.transaction(ops):
-        final = assign(ops, day, pre, settings)  # again under the write lock: another run may have committed meanwhile
+        final = assign(ops, day, pre, caps)  # again under the write lock: another run may have committed meanwhile
         ledger: dict[tuple[str, int, str], list[tuple[str, str, Any]]] = {}
         for r in final:
             if r.get("new_holdout") and r["state"] in ("held_out", "queued", "daily_cap", "capped"):
@@ -403,7 +480,7 @@ def record(store: Store, ops: sqlite3.Connection, day: dt.date, *, names: Sequen
             if state == "queued":
                 ledger.setdefault((r["scenario"], r["step"], r["channel"]), []).append((r["customer_id"], r["address"], body))
         for (name, i, channel), members in ledger.items():
-            campaign_id = _campaign_for(store, ops, by_name[name], i, day, channel, settings, now)
+            campaign_id = _campaign_for(store, ops, by_name[name], i, day, channel, caps, now)
             _write_ledger(ops, campaign_id, channel, members, from_addr, now)
             ops.executemany("UPDATE scenario_occurrences SET campaign_id = ? WHERE scenario = ? AND step = ? AND customer_id = ?"
                             " AND day = ?", [(campaign_id, name, i, m[0], day.isoformat()) for m in members])

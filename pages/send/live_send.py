@@ -53,7 +53,8 @@ with closing(ui.run(live.open_ops, store)) as ops:
             day = c1.date_input("送信日", dt.date.today(), key="live_day")
             hour = c2.time_input("送信時刻", dt.time(12, 0), key="live_time")
             quiet = c1.checkbox("21:00〜08:00は送らない（おすすめ）", True, key="live_quiet")
-            cap = c2.number_input("1人あたり7日間の送信回数の上限（0は上限なし）", 0, 100, 3, key="live_cap")
+            cap = c2.number_input("1人あたり7日間の送信回数の上限（0は上限なし）", 0, 100, ui.run(live.shop_frequency_cap, store),
+                                  key="live_cap", help="初期値はショップ全体の7日間の上限（シナリオ・カレンダーと共通）です。")
             created = st.form_submit_button("配信を作成して人数を確認", type="primary")
         if created:
             rule = ui.run(T.segment_rule, store, segment)
