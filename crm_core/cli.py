@@ -698,7 +698,8 @@ def cmd_scenario(args: argparse.Namespace) -> int:
         if what == "enable":
             store = _store(args)
             try:
-                s = engine.enable(store, ops, args.name, actor=args.by or "cli")
+                s = engine.enable(store, ops, args.name, actor=args.by or "cli",
+                                  include_current=bool(getattr(args, "include_current", False)))
             finally:
                 store.close()
         else:
@@ -791,6 +792,9 @@ def add_scenario_commands(subparsers: argparse._SubParsersAction) -> None:
         p = _with_db(sub.add_parser(name, help=f"{name} a scenario"))
         p.add_argument("name")
         p.add_argument("--by")
+        if name == "enable":
+            p.add_argument("--include-current", action="store_true",
+                           help="segment trigger: customers already in the segment enter too (default: only those who enter after)")
         p.set_defaults(func=cmd_scenario)
     p = _with_db(sub.add_parser("run", help="record and send the day's scenario messages once (or --dry-run)"))
     p.add_argument("--date", help="YYYY-MM-DD (default: today, or tomorrow with --dry-run)")

@@ -396,8 +396,8 @@ def test_subscription_birthday_product_and_segment_triggers(shop):
         "SELECT DISTINCT o.customer_id FROM orders o JOIN order_lines l USING (source, order_id) WHERE l.product_id = ?"
         " AND CAST(o.ordered_at AS DATE) = ? AND NOT coalesce(o.cancelled, FALSE)", [pid, first_day])}
     assert got == want and want
-    # entering a segment: everyone in it on the first run, then only newcomers
-    engine.enable(store, ops, "rank_near")
+    # entering a segment, switched on with the current members included: everyone in it on the first run, then only newcomers
+    engine.enable(store, ops, "rank_near", include_current=True)
     d1 = dt.date(2026, 10, 1)
     first_run = {r["customer_id"] for r in engine.plan(store, ops, d1).rows}
     engine.record(store, ops, d1, now=at(d1))

@@ -1,4 +1,5 @@
-"""The audit log of live sends: who created, tested, approved, sent, paused, cancelled or suppressed what, and when."""
+"""The audit log of live sends and scenarios: who created, tested, approved, sent, paused, cancelled or suppressed what,
+who switched or edited a scenario and changed the caps, and when."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from crm_core import clock, opsdb
 
 ACTIONS = {"create": "作成", "test_send": "テスト送信", "approve": "承認", "send": "送信開始", "send_done": "送信完了",
            "pause": "一時停止", "resume": "再開", "cancel": "中止", "suppress": "配信停止に追加",
-           "unsuppress": "配信停止を解除", "ab_winner": "A/Bの勝ちパターン決定", "mark_sent": "送信済みにした"}
+           "unsuppress": "配信停止を解除", "ab_winner": "A/Bの勝ちパターン決定", "mark_sent": "送信済みにした",
+           "scenario_on": "シナリオをオン", "scenario_off": "シナリオをオフ", "scenario_edit": "シナリオを変更",
+           "scenario_caps": "送信回数の上限を変更"}
 
 MIGRATIONS = [
     """

@@ -554,10 +554,24 @@ def ensure_coupons(store: Store, ops: sqlite3.Connection, scenario: D.Scenario, 
     return scenario
 
 
-def enable(store: Store, ops: sqlite3.Connection, name: str, actor: str = "") -> D.Scenario:
-    """Switch a scenario on (its coupons are created first; the worker's daily run is scheduled)."""
-    ensure_coupons(store, ops, D.get(ops, name), actor)
+def enable(store: Store, ops: sqlite3.Connection, name: str, actor: str = "", *, include_current: bool = False,
+           day: dt.date | None = None) -> D.Scenario:
+    """Switch a scenario on (its coupons are created first; the worker's daily run is scheduled).
+
+    A segment trigger enters only customers who enter the segment after ``day`` (today): the members of
+    today are recorded as already there.  ``include_current``: they enter too, on the next run (all at once).
+    """
+    from crm_core import clock
+    from crm_core.messaging import audit
+
+    scenario = ensure_coupons(store, ops, D.get(ops, name), actor)
+    if scenario.trigger["type"] == "segment" and not scenario.enabled:
+        if include_current:
+            triggers.include_current(store, scenario)
+        else:
+            triggers.baseline_watch(store, scenario, day or clock.today())
     out = D.set_enabled(ops, name, True, actor)
+    audit.log(ops, actor or "unknown", "scenario_on", None, scenario=name, include_current=bool(include_current))
     path = ops.execute("PRAGMA database_list").fetchone()[2]
     if path:
         D.ensure_schedule(path)
@@ -565,4 +579,8 @@ def enable(store: Store, ops: sqlite3.Connection, name: str, actor: str = "") ->
 
 
 def disable(ops: sqlite3.Connection, name: str, actor: str = "") -> D.Scenario:
-    return D.set_enabled(ops, name, False, actor)
+    from crm_core.messaging import audit
+
+    out = D.set_enabled(ops, name, False, actor)
+    audit.log(ops, actor or "unknown", "scenario_off", None, scenario=name)
+    return out

@@ -14,6 +14,10 @@ Segment and rank triggers need to know what was true before: the table
 ``scenario_watch`` (DuckDB) keeps, per scenario and customer, the current
 value (``in`` for a segment, the rank name) and since when; only a real run
 moves it forward (:func:`advance_watch`), after its sends are committed.
+Switching a segment scenario on records today's members as already there
+(``prev = value``, :func:`baseline_watch`), so only customers who enter the
+segment afterwards enter the scenario, unless the person switching it on
+asks to include the current members (:func:`include_current`).
 """
 
 from __future__ import annotations
@@ -208,6 +212,25 @@ def watch_events(store: Store, scenario: Any, event_day: dt.date, run_day: dt.da
         out.append({"customer_id": r["customer_id"], "trigger_key": key, "trigger_day": r["since"],
                     "trigger_at": dt.datetime.combine(r["since"], dt.time())})
     return out
+
+
+def baseline_watch(store: Store, scenario: Any, day: dt.date) -> int:
+    """Switching a segment scenario on: today's members are recorded as already there, so only customers who
+    enter the segment afterwards enter the scenario (Klaviyo segment flows, LINE ステップ配信).  Set-based
+    (one DuckDB statement pair); returns how many members were recorded.  Rank triggers record their baseline
+    on the first run anyway."""
+    if scenario.trigger["type"] != "segment" or not store.has_table("customer_model"):
+        return 0
+    advance_watch(store, scenario, day)
+    cur = store.execute("UPDATE scenario_watch SET prev = value WHERE scenario = ? AND since = ? AND prev IS NULL",
+                        [scenario.name, day])
+    return int(cur.fetchone()[0]) if cur.description else 0
+
+
+def include_current(store: Store, scenario: Any) -> None:
+    """The explicit option: customers recorded as already in the segment when it was switched on enter on the next run."""
+    if scenario.trigger["type"] == "segment" and store.has_table("scenario_watch"):
+        store.execute("DELETE FROM scenario_watch WHERE scenario = ? AND prev = value", [scenario.name])
 
 
 def advance_watch(store: Store, scenario: Any, day: dt.date) -> None:
