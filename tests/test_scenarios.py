@@ -147,7 +147,7 @@ def test_winback_at_90_and_180_days_without_orders(shop):
 def test_dry_run_equals_the_real_run_over_simulated_days(shop):
     store, ops, _ = shop
     for name in ("thanks", "arrival", "review", "f2", "reorder", "winback", "rank_near"):
-        engine.enable(store, ops, name)
+        engine.enable(store, ops, name, include_current=True)  # rank_near (a segment) with its current members
     total = 0
     for day in OCTOBER[:12]:
         planned = engine.plan(store, ops, day).keys()
@@ -165,7 +165,7 @@ def test_dry_run_equals_the_real_run_over_simulated_days(shop):
 def test_each_occurrence_sends_once_despite_reruns_reimport_and_restart(shop):
     store, ops, _ = shop
     for name in ("thanks", "arrival", "rank_near"):
-        engine.enable(store, ops, name)
+        engine.enable(store, ops, name, include_current=True)  # rank_near (a segment) with its current members
     with LineMock(TOKEN) as line:
         bulk = LineBulk(TOKEN, line.url, sleep=lambda s: None)
         day = busy_day(store, ops, "rank_near")
@@ -194,7 +194,7 @@ def test_each_occurrence_sends_once_despite_reruns_reimport_and_restart(shop):
 def test_overlapping_runs_record_each_occurrence_once(shop):
     store, ops, tmp = shop
     for name in ("thanks", "arrival", "review", "rank_near"):
-        engine.enable(store, ops, name)
+        engine.enable(store, ops, name, include_current=True)  # rank_near (a segment) with its current members
     day = dt.date(2026, 10, 18)
     errors = []
 
@@ -222,7 +222,7 @@ def test_priority_and_daily_cap(shop):
     store, ops, _ = shop
     for s in D.list_scenarios(ops):
         if s.name != "birthday":
-            engine.enable(store, ops, s.name)
+            engine.enable(store, ops, s.name, include_current=True)
     priority = {s.name: s.priority for s in D.list_scenarios(ops)}
     contested = 0
     for day in OCTOBER[:15]:
@@ -244,7 +244,7 @@ def test_priority_and_daily_cap(shop):
 def test_frequency_cap_counts_every_send_on_the_ledger(shop):
     store, ops, _ = shop
     for s in D.list_scenarios(ops):
-        engine.enable(store, ops, s.name)
+        engine.enable(store, ops, s.name, include_current=True)
     from crm_core.planning import frequency
 
     frequency.set_max_per_week(store, 1)  # the shop's one 7-day limit (shared with live sends and the calendar)
@@ -267,7 +267,7 @@ def test_holdout_share_is_right_stable_and_recorded(shop):
     draws = [engine.in_holdout("f2", f"C{i}", f"order:rakuten:{i}", 0.1) for i in range(20000)]
     assert 0.09 < sum(draws) / len(draws) < 0.11
     assert draws == [engine.in_holdout("f2", f"C{i}", f"order:rakuten:{i}", 0.1) for i in range(20000)]
-    engine.enable(store, ops, "rank_near")
+    engine.enable(store, ops, "rank_near", include_current=True)
     day = dt.date(2026, 10, 1)
     engine.record(store, ops, day, now=at(day))
     assigned = {(r[0], r[1]): r[2] for r in ops.execute("SELECT customer_id, trigger_key, held_out FROM scenario_holdout")}

@@ -37,7 +37,7 @@ from zoneinfo import ZoneInfo
 from crm_core import opsdb
 from crm_core.db import Store
 from crm_core.errors import InputError
-from crm_core.messaging import consent
+from crm_core.messaging import audit, consent
 from crm_core.messaging import ledger as L
 from crm_core.messaging import templates as T
 from crm_core.messaging.channels.email_bulk import is_rakuten_relay
@@ -246,7 +246,6 @@ def settings(store: Store, ops: sqlite3.Connection) -> dict[str, Any]:
 
 def set_caps(store: Store, ops: sqlite3.Connection, *, daily_cap: Any, frequency_cap: Any, actor: str) -> dict[str, Any]:
     """Change the per-customer daily cap of scenarios and the shop's 7-day limit (validated, audited with the user)."""
-    from crm_core.messaging import audit
     from crm_core.planning import frequency
 
     before = settings(store, ops)
@@ -273,7 +272,6 @@ def update(store: Store, ops: sqlite3.Connection, name: str, changes: dict[str, 
     what changed.  A step whose coupon terms change gets a new coupon (the codes already sent keep
     theirs); a scenario that is on creates it at once.
     """
-    from crm_core.messaging import audit
 
     before = D.get(ops, name)
     data = before.to_dict()
@@ -562,7 +560,6 @@ def enable(store: Store, ops: sqlite3.Connection, name: str, actor: str = "", *,
     today are recorded as already there.  ``include_current``: they enter too, on the next run (all at once).
     """
     from crm_core import clock
-    from crm_core.messaging import audit
 
     scenario = ensure_coupons(store, ops, D.get(ops, name), actor)
     if scenario.trigger["type"] == "segment" and not scenario.enabled:
@@ -579,7 +576,6 @@ def enable(store: Store, ops: sqlite3.Connection, name: str, actor: str = "", *,
 
 
 def disable(ops: sqlite3.Connection, name: str, actor: str = "") -> D.Scenario:
-    from crm_core.messaging import audit
 
     out = D.set_enabled(ops, name, False, actor)
     audit.log(ops, actor or "unknown", "scenario_off", None, scenario=name)
