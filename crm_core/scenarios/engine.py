@@ -265,6 +265,20 @@ def set_caps(store: Store, ops: sqlite3.Connection, *, daily_cap: Any, frequency
 EDITABLE_STEP = ("day", "slot", "channel", "template", "coupon", "enabled")
 
 
+def _terms(spec: dict[str, Any]) -> dict[str, Any]:
+    """A coupon's terms with their defaults (what decides whether the coupon itself must change)."""
+    return {"name": str(spec.get("name", "")).strip(), "kind": spec.get("kind", "yen"), "value": float(spec.get("value", 0) or 0),
+            "min_purchase": float(spec.get("min_purchase", 0) or 0)}
+
+
+def _comparable(s: D.Scenario) -> dict[str, Any]:
+    out = s.to_dict()
+    for st in out["steps"]:
+        if st.get("coupon"):
+            st["coupon"] = {**_terms(st["coupon"]), "valid_days": st["coupon"].get("valid_days")}
+    return out
+
+
 def update(store: Store, ops: sqlite3.Connection, name: str, changes: dict[str, Any], actor: str) -> D.Scenario:
     """Edit a scenario from the page: ``priority``, ``holdout`` and per step ``steps[i]`` with :data:`EDITABLE_STEP`.
 
@@ -288,12 +302,10 @@ def update(store: Store, ops: sqlite3.Connection, name: str, changes: dict[str, 
                     old[key] = new[key]
             if old.get("coupon"):
                 # the same terms keep the coupon (valid_days is per code); new terms need a new coupon
-                terms = {k: v for k, v in old["coupon"].items() if k not in ("coupon_id", "valid_days")}
-                same = bool(prev.coupon) and terms == {k: v for k, v in prev.coupon.items() if k not in ("coupon_id", "valid_days")}
-                old["coupon"] = {**terms, "valid_days": old["coupon"].get("valid_days"),
+                terms = _terms(old["coupon"])
+                same = bool(prev.coupon) and terms == _terms(prev.coupon)
+                old["coupon"] = {**terms, **({"valid_days": int(old["coupon"]["valid_days"])} if old["coupon"].get("valid_days") else {}),
                                  **({"coupon_id": prev.coupon["coupon_id"]} if same and prev.coupon.get("coupon_id") else {})}
-                if old["coupon"]["valid_days"] is None:
-                    old["coupon"].pop("valid_days")
     known = {t.key for t in T.list_templates(store)}
     for i, st in enumerate(data["steps"]):
         if st["template"] not in known:
@@ -301,7 +313,8 @@ def update(store: Store, ops: sqlite3.Connection, name: str, changes: dict[str, 
                              "unknown template")
     scenario = D.parse(data)
     scenario.enabled = before.enabled
-    changed = {k: {"before": v, "after": scenario.to_dict()[k]} for k, v in before.to_dict().items() if scenario.to_dict()[k] != v}
+    was, now_ = _comparable(before), _comparable(scenario)
+    changed = {k: {"before": v, "after": now_[k]} for k, v in was.items() if now_[k] != v}
     if not changed:
         return before
     with opsdb.transaction(ops):

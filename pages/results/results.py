@@ -6,13 +6,14 @@ Logic lives in :mod:`crm_core.results.campaigns`, :mod:`crm_core.results.attribu
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import math
 
 import pandas as pd
 import streamlit as st
 
-from crm_core import clock, jp
+from crm_core import clock, jp, opsdb
 from crm_core.audience import library as L
 from crm_core.audience import references
 from crm_core.audience import segments as S
@@ -22,6 +23,7 @@ from crm_core.results import campaigns as C
 from crm_core.results import charts as RC
 from crm_core.results import engagement as EN
 from crm_core.results import experiments as E
+from crm_core.scenarios import report as SR
 from pages import ui
 
 st.title("📈 施策の効果")
@@ -347,6 +349,20 @@ if not summaries.empty:
             ui.run(C.delete_campaign, store, cid)
             st.session_state.pop("res_frozen", None)
             st.rerun()
+
+# -- scenarios (step sends) -------------------------------------------------------------------------
+st.divider()
+st.subheader("シナリオ（ステップ配信）の効果")
+st.caption(f"シナリオとステップごとに、送ったお客様と比較用に送らなかったお客様の、送信時刻から{SR.ATTRIBUTION_DAYS}日以内の購入を比べます"
+           "（上乗せは購入率の差と95%信頼区間で、施策と同じ計算です）。0のところは「説明」に理由を書いています。")
+with contextlib.closing(ui.run(opsdb.connect, opsdb.ops_path(store.path))) as _ops:
+    scenario_table = ui.run(SR.table, store, _ops)
+if scenario_table.empty:
+    ui.empty_state("シナリオがありません。")
+else:
+    st.dataframe(scenario_table, hide_index=True, use_container_width=True, key="res_scenarios")
+    st.page_link("pages/automation/scenarios.py", label="シナリオのオン・オフと編集へ", icon="🔁")
+
 
 # -- the whole programme against the global holdout ----------------------------------------------
 @st.cache_data(ttl=600, max_entries=8, show_spinner="CRM全体の効果を集計しています…")
