@@ -25,7 +25,6 @@ Tables (operations store, component ``scenarios``)
 from __future__ import annotations
 
 import copy
-import datetime as dt
 import json
 import re
 import sqlite3
@@ -34,7 +33,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from crm_core import opsdb
+from crm_core import clock, opsdb
 from crm_core.errors import InputError
 
 PRESETS_PATH = Path(__file__).resolve().parents[2] / "data" / "scenarios" / "presets.toml"
@@ -257,7 +256,7 @@ def load_presets(path: Path | None = None) -> list[Scenario]:
 
 
 def _seed(con: sqlite3.Connection) -> None:
-    now = dt.datetime.now(dt.UTC).isoformat()
+    now = clock.now_utc().isoformat()
     rows = [(s.name, json.dumps(s.to_dict(), ensure_ascii=False), now) for s in load_presets()]
     con.executemany("INSERT OR IGNORE INTO scenarios (name, definition, enabled, changed_by, changed_at) VALUES (?, ?, 0, 'preset', ?)",
                     rows)
@@ -293,13 +292,13 @@ def save(con: sqlite3.Connection, scenario: Scenario, actor: str = "") -> None:
                 " ON CONFLICT (name) DO UPDATE SET definition = excluded.definition, changed_by = excluded.changed_by,"
                 " changed_at = excluded.changed_at",
                 [scenario.name, json.dumps(scenario.to_dict(), ensure_ascii=False), actor or None,
-                 dt.datetime.now(dt.UTC).isoformat()])
+                 clock.now_utc().isoformat()])
 
 
 def set_enabled(con: sqlite3.Connection, name: str, enabled: bool, actor: str = "") -> Scenario:
     get(con, name)
     con.execute("UPDATE scenarios SET enabled = ?, changed_by = ?, changed_at = ? WHERE name = ?",
-                [int(enabled), actor or None, dt.datetime.now(dt.UTC).isoformat(), name])
+                [int(enabled), actor or None, clock.now_utc().isoformat(), name])
     return get(con, name)
 
 

@@ -34,7 +34,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from crm_core import opsdb
+from crm_core import clock, opsdb
 from crm_core.db import Store
 from crm_core.errors import InputError
 from crm_core.messaging import audit, consent
@@ -443,7 +443,7 @@ def _write_ledger(ops: sqlite3.Connection, campaign_id: int, channel: str, rows:
 def record(store: Store, ops: sqlite3.Connection, day: dt.date, *, names: Sequence[str] | None = None,
            from_addr: str = "", now: dt.datetime | None = None) -> dict[str, Any]:
     """Steps 1–6: decide the day and write occurrences + ledger rows once. Returns counts of what was newly recorded."""
-    now = now or dt.datetime.now(dt.UTC)
+    now = now or clock.now_utc()
     scenarios = _enabled(ops, names)
     by_name = {s.name: s for s in scenarios}
     pre = candidates(store, ops, day, scenarios)
@@ -509,7 +509,7 @@ def _groups(rows: Any) -> dict[tuple[str, int], list[dict[str, Any]]]:
 
 
 def deliver_due(ops: sqlite3.Connection, *, line: Any = None, smtp: Any = None, unsubscribe: Any = None,
-                clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)) -> list[dict[str, Any]]:
+                clock: Callable[[], dt.datetime] = clock.now_utc) -> list[dict[str, Any]]:
     """Send every scenario campaign that is due (quiet hours and send slot respected) through the live sender."""
     from crm_core.results import live
 
@@ -538,7 +538,7 @@ def run_scenarios(store: Store, ops: sqlite3.Connection, day: dt.date | None = N
     Safe to call any number of times and concurrently (occurrences are UNIQUE,
     the ledger sends each row once).
     """
-    now = now or dt.datetime.now(dt.UTC)
+    now = now or clock.now_utc()
     if now.tzinfo is None:
         raise InputError("時刻はタイムゾーン付きで指定してください。", "naive now")
     day = day or now.astimezone(JST).date()
@@ -572,7 +572,6 @@ def enable(store: Store, ops: sqlite3.Connection, name: str, actor: str = "", *,
     A segment trigger enters only customers who enter the segment after ``day`` (today): the members of
     today are recorded as already there.  ``include_current``: they enter too, on the next run (all at once).
     """
-    from crm_core import clock
 
     scenario = ensure_coupons(store, ops, D.get(ops, name), actor)
     if scenario.trigger["type"] == "segment" and not scenario.enabled:
