@@ -41,3 +41,30 @@ def test_switch_thanks_on_and_see_the_dry_run(tmp_path, page):
         shot(page, "scenarios_dry_run")
     finally:
         srv.stop()
+
+
+def test_switch_winback_on_and_see_tomorrows_dry_run(tmp_path, page):
+    """The page opens on tomorrow: switching a preset on shows at once who gets what tomorrow."""
+    from crm_core import clock
+
+    path = sample_db(tmp_path / "crm.duckdb")
+    tomorrow = clock.today() + dt.timedelta(days=1)
+    store = Store(path)
+    with opsdb.connect(opsdb.ops_path(path)) as ops:
+        expected = engine.dry_run(store, ops, tomorrow, names=["winback"])
+    store.close()
+    srv = Server(tmp_path)
+    try:
+        goto(page, srv, "/scenarios")
+        main = page.locator("[data-testid='stMain']")
+        main.get_by_text("オンになっているシナリオがありません").wait_for()
+        page.locator(".st-key-scenario_on_winback label").click()
+        main.get_by_text("「休眠復帰（90日・180日購入なし）」をオンにしました。").wait_for()
+        main.get_by_text(f"{tomorrow.year}年{tomorrow.month}月{tomorrow.day}日に送るメッセージ").wait_for()
+        metric = page.locator("[data-testid='stMetricValue']").first
+        assert metric.inner_text().strip() == f"{expected['total']:,}通"
+        if expected["total"]:
+            main.get_by_text("休眠復帰（90日・180日購入なし） ステップ", exact=False).first.wait_for()
+        shot(page, "scenarios_tomorrow")
+    finally:
+        srv.stop()
