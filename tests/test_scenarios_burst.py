@@ -74,3 +74,17 @@ def test_switching_off_and_on_again_does_not_send_to_those_who_joined_meanwhile(
     engine.disable(ops, "line_welcome")
     engine.enable(store, ops, "line_welcome", include_current=True, day=d5)
     assert {r["customer_id"] for r in engine.plan(store, ops, d5).rows} == _friends(store)
+
+
+def test_command_line_switches_on_with_or_without_the_current_members(shop, capsys, monkeypatch):  # noqa: F811
+    from crm_core import cli
+
+    store, ops, tmp = shop
+    db = str(tmp / "shop.duckdb")
+    store.close()
+    monkeypatch.delenv("CRM_OPS_DB", raising=False)
+    assert cli.main(["--db", db, "scenario", "enable", "rank_near", "--by", "ops-person"]) == 0
+    assert cli.main(["--db", db, "scenario", "disable", "rank_near"]) == 0
+    assert cli.main(["--db", db, "scenario", "enable", "rank_near", "--include-current"]) == 0
+    ons = [e for e in audit.entries(ops) if e["action"] == "scenario_on"]
+    assert [(e["actor"], e["detail"]["include_current"]) for e in reversed(ons)] == [("ops-person", False), ("cli", True)]
