@@ -64,8 +64,14 @@ def test_live_campaigns_and_scenarios_take_their_ids_from_the_one_allocator(tmp_
         assert min(scenario_ids) == duck_max + 1  # the next id after every recorded campaign, no separate number range
         got = live.next_campaign_id(store, ops, "live")
         assert got == max(scenario_ids) + 1
+        # a send recorded on 施策の効果 (frozen in DuckDB only) never takes a scenario batch's or a live campaign's id
+        from crm_core.results import campaigns as C
+
+        ids = [r[0] for r in store.fetchall("SELECT customer_id FROM customer_model ORDER BY customer_id LIMIT 20")]
+        recorded = C.freeze_campaign(store, "手動の記録", "line", dt.datetime.combine(day, dt.time(12)), customer_ids=ids)
+        assert recorded == got + 1
         kinds = dict(ops.execute("SELECT campaign_id, kind FROM campaign_ids").fetchall())
-        assert all(kinds[i] == "scenario" for i in scenario_ids) and kinds[got] == "live"
+        assert all(kinds[i] == "scenario" for i in scenario_ids) and kinds[got] == "live" and kinds[recorded] == "recorded"
     finally:
         ops.close()
         store.close()

@@ -341,6 +341,8 @@ def freeze_campaign(
         from crm_core.planning.costs import line_plan_setting
 
         line_plan = line_plan_setting(store)
+    if campaign_id is None:
+        campaign_id = _recorded_id(store)
     with store.transaction() as cur:
         if campaign_id is None:
             campaign_id = int(cur.execute("SELECT coalesce(max(campaign_id), 0) + 1 FROM campaigns").fetchone()[0])
@@ -362,6 +364,31 @@ def freeze_campaign(
 
 
 # -- reading ----------------------------------------------------------------------------
+def next_campaign_id(store: Store, ops: Any, kind: str, now: dt.datetime | None = None) -> int:
+    """The one campaign-id allocator: live campaigns, scenario batches and recorded campaigns
+    (:func:`crm_core.messaging.ledger.next_campaign_id` above every campaign of the DuckDB store)."""
+    from crm_core.messaging import ledger
+
+    floor = int(store.scalar("SELECT coalesce(max(campaign_id), 0) FROM campaigns") or 0) if store.has_table("campaigns") else 0
+    return ledger.next_campaign_id(ops, kind, floor=floor, now=now)
+
+
+def _recorded_id(store: Store) -> int | None:
+    """A recorded campaign's id from the allocator when the shop has an operations store (where live campaigns and
+    scenario batches take theirs), else None (the next id of the DuckDB store is then free everywhere)."""
+    from contextlib import closing
+
+    from crm_core import opsdb
+
+    if not store.path or str(store.path) == ":memory:":
+        return None
+    path = opsdb.ops_path(store.path)
+    if not Path(path).exists():
+        return None
+    with closing(opsdb.connect(path)) as ops:
+        return next_campaign_id(store, ops, "recorded")
+
+
 def get_campaign(store: Store, campaign_id: int) -> dict[str, Any]:
     """One campaign as a dict (``variants`` and ``rule`` decoded)."""
     df = store.df("SELECT * FROM campaigns WHERE campaign_id = ?", [int(campaign_id)])

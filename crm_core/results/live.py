@@ -185,10 +185,8 @@ def funnel_table(counts: dict[str, int]) -> list[dict[str, Any]]:
 
 # -- create ---------------------------------------------------------------------------------
 def next_campaign_id(store: Store, ops: sqlite3.Connection, kind: str, now: dt.datetime | None = None) -> int:
-    """The one campaign-id allocator of live campaigns and scenarios (:func:`crm_core.messaging.ledger.next_campaign_id`
-    above every recorded campaign of the DuckDB store)."""
-    floor = int(store.scalar("SELECT coalesce(max(campaign_id), 0) FROM campaigns") or 0) if store.has_table("campaigns") else 0
-    return L.next_campaign_id(ops, kind, floor=floor, now=now)
+    """The one campaign-id allocator (:func:`crm_core.results.campaigns.next_campaign_id`)."""
+    return C.next_campaign_id(store, ops, kind, now)
 
 
 def _content_hash(store: Store, template_keys: dict[str, str], coupon_id: str | None, channel: str) -> str:
