@@ -19,7 +19,8 @@ Tables (operations store, component ``scenarios``)
 ``scenario_batches``
     The ledger campaign of each (scenario, step, day, channel).
 ``scenario_settings``
-    The per-customer daily cap, the frequency cap and quiet hours of scenario sends.
+    The per-customer daily cap and quiet hours of scenario sends (the 7-day limit is the shop's one setting,
+    :func:`crm_core.planning.frequency.max_per_week`).
 """
 
 from __future__ import annotations
