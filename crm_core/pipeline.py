@@ -139,6 +139,7 @@ def import_files(
             say(fraction, text)
 
     report = importer.import_files(store, paths, progress=importing, **options)
+    record_mail_permissions(store)
     wanted = refresh_due(store) or not store.has_table("customer_model")
     if rebuild_model and wanted and any(f.kind in ("orders", "contacts", "line_links") for f in report.files):
         try:
@@ -147,6 +148,30 @@ def import_files(
             report.warnings.append(exc.message)
     say(1.0, importer.DONE)
     return report
+
+
+def record_mail_permissions(store: Store) -> dict[str, int] | None:
+    """Record the mail permission columns of imports not recorded yet as consent records (operations store).
+
+    Runs after every committed import (and catches up imports a killed process
+    left unrecorded); None for a throwaway or read-only store.  The rules
+    (an import never undoes an unsubscribe) are in
+    :func:`crm_core.messaging.consent.record_imported`.
+    """
+    if store.path == ":memory:" or store.read_only:
+        return None
+    from contextlib import closing
+
+    from crm_core import opsdb
+    from crm_core.ingest import permissions
+    from crm_core.messaging import consent
+
+    with closing(opsdb.connect(opsdb.ops_path(store.path))) as ops:
+        todo = consent.unrecorded_imports(ops, permissions.imports(store))
+        if not todo:
+            return None
+        rows = permissions.mail_permissions(store, [i for i, _ in todo])
+        return consent.record_imported(ops, rows, todo)
 
 
 def data_version(store: Store) -> tuple[int, str]:

@@ -41,6 +41,17 @@ MIGRATIONS = [
     );
     CREATE INDEX IF NOT EXISTS consent_by_address ON consent_events (channel, address, occurred_at);
     """,
+    """
+    CREATE TABLE IF NOT EXISTS consent_imports (
+        import_id   INTEGER NOT NULL,
+        imported_at TEXT NOT NULL,
+        recorded_at TEXT NOT NULL,
+        opt_in      INTEGER NOT NULL,
+        opt_out     INTEGER NOT NULL,
+        kept_out    INTEGER NOT NULL,
+        PRIMARY KEY (import_id, imported_at)
+    );
+    """,
 ]
 opsdb.register("consent", MIGRATIONS)
 
@@ -145,3 +156,72 @@ def history(con: sqlite3.Connection, channel: str, address: str) -> list[dict[st
     rows = con.execute("SELECT * FROM consent_events WHERE channel = ? AND address = ? ORDER BY occurred_at, event_id",
                        [channel, normalise(channel, address)])
     return [dict(r) for r in rows]
+
+
+# -- imports ------------------------------------------------------------------------------------
+def unrecorded_imports(con: sqlite3.Connection, imports: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    """The imports (``(import_id, imported_at)``) whose mail permissions are not recorded yet."""
+    done = {(int(r[0]), r[1]) for r in con.execute("SELECT import_id, imported_at FROM consent_imports")}
+    return [i for i in imports if (int(i[0]), str(i[1])) not in done]
+
+
+def record_imported(con: sqlite3.Connection, rows: list[dict[str, Any]], imports: list[tuple[int, str]],
+                    now: dt.datetime | None = None) -> dict[str, int]:
+    """Record the mail permissions of imported files (e-mail, source ``import``) and mark the imports done.
+
+    ``rows`` come from :func:`crm_core.ingest.permissions.mail_permissions`:
+    ``address``, ``opt_in``, ``occurred_at`` (the order time, or None for a
+    customer list: "as of now") and ``customer_id``.
+
+    Rules (特定電子メール法: an opt-out is honoured at once and not reversed by an older opt-in):
+
+    - An opt-in is **not** recorded while the address's latest record is an
+      opt-out from outside the shop system (unsubscribe link, LINE, bounce,
+      manual): the shop system never heard of it and keeps saying "yes", also
+      on later orders.  Only a new opt-in through the console undoes it.  An
+      opt-out that came from an earlier import is replaced by a later "yes"
+      (the customer subscribed again in the shop system).
+    - Idempotent: a dated row already recorded (same address, kind and time)
+      is skipped, an undated row is recorded only when it changes the
+      address's state, and each import is handled once.
+
+    Returns counts: ``opt_in``, ``opt_out`` (records added) and ``kept_out``
+    (opt-ins not recorded because of a later opt-out).
+    """
+    now = now or utcnow()
+    counts = {"opt_in": 0, "opt_out": 0, "kept_out": 0}
+    latest = {r["address"]: (r["kind"], r["source"], r["occurred_at"])
+              for r in con.execute(_LATEST.format(where="channel = 'email'"))}  # fixed fragments only
+    dated = {(r[0], r[1], r[2]) for r in con.execute(
+        "SELECT address, kind, occurred_at FROM consent_events WHERE channel = 'email' AND source = 'import'")}
+    new: list[list[Any]] = []
+    stamp = _iso(now, now)
+    for row in rows:
+        address = normalise("email", row["address"])
+        if not address:
+            continue
+        kind = "opt_in" if row["opt_in"] else "opt_out"
+        when = _iso(row["occurred_at"], now)
+        current = latest.get(address)
+        if kind == "opt_in" and current and current[0] == "opt_out" and current[1] != "import":
+            counts["kept_out"] += 1
+            continue
+        if row["occurred_at"] is None:
+            if current and current[0] == kind:
+                continue
+        elif (address, kind, when) in dated:
+            continue
+        if current is None or when >= current[2]:
+            latest[address] = (kind, "import", when)
+        dated.add((address, kind, when))
+        new.append(["email", address, row.get("customer_id"), kind, "import", None, None, "import", when, stamp])
+        counts[kind] += 1
+    with opsdb.transaction(con):
+        con.executemany(
+            "INSERT INTO consent_events (channel, address, customer_id, kind, source, reason, campaign_id, actor, occurred_at,"
+            " recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", new)
+        con.executemany(
+            "INSERT OR IGNORE INTO consent_imports (import_id, imported_at, recorded_at, opt_in, opt_out, kept_out)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            [(int(i), str(at), stamp, counts["opt_in"], counts["opt_out"], counts["kept_out"]) for i, at in imports])
+    return counts
