@@ -192,3 +192,67 @@ def engagement_table(store: Store, campaign_id: int) -> pd.DataFrame:
 def stats_version(store: Store) -> tuple:
     """Changes whenever a report is stored or linked (a cache key for the page)."""
     return store.fetchone("SELECT count(*), max(recorded_at), sum(coalesce(campaign_id, 0)) FROM message_stats")
+
+
+# -- LINE statistics of the console's own sends (the worker's ``line_stats`` job) ------------------
+STATS_DAYS = 30
+"""LINE answers per-unit statistics for a window of at most 30 days (FACTS.md §9): fetched for 30 days after a send."""
+
+
+def line_campaigns_to_fetch(ops: Any, now: dt.datetime) -> list[dict[str, Any]]:
+    """Live LINE campaigns sent in the last :data:`STATS_DAYS` days (``campaign_id``, ``name``, ``sent_on`` JST, ``sent``)."""
+    from crm_core.messaging import ledger as L
+
+    jst = dt.timezone(dt.timedelta(hours=9))
+    today = now.astimezone(jst).date()
+    out = []
+    for r in ops.execute("SELECT campaign_id, name, prepared_at FROM send_campaigns WHERE channel = 'line' AND prepared_at IS NOT NULL"
+                         " ORDER BY campaign_id").fetchall():
+        sent_on = dt.datetime.fromisoformat(r[2]).astimezone(jst).date()
+        sent = int(L.counts(ops, r[0]).get("sent", 0))
+        if sent and 0 <= (today - sent_on).days < STATS_DAYS:
+            out.append({"campaign_id": int(r[0]), "name": r[1], "sent_on": sent_on, "sent": sent})
+    return out
+
+
+def fetch_line_stats(store: Store, ops: Any, line: Any, now: dt.datetime | None = None) -> dict[str, Any]:
+    """Fetch LINE's per-campaign statistics (custom aggregation unit) of recent console sends into ``message_stats``.
+
+    ``line`` is a :class:`crm_core.messaging.channels.line_bulk.LineBulk`.
+    The delivered count is the console's own (recipients LINE accepted, from
+    the send ledger); opens (unique impressions) and clicks (unique) are
+    LINE's, and a value LINE withholds (under 20) stays withheld, never 0.
+    A later fetch replaces the earlier numbers of the same campaign.
+
+    Returns
+    -------
+    dict
+        ``fetched`` (campaign ids), ``failed`` ({id: Japanese reason}), ``summary`` (Japanese).
+    """
+    from crm_core.messaging.channels.line_bulk import aggregation_unit
+
+    now = now or clock.now_utc()
+    jst = dt.timezone(dt.timedelta(hours=9))
+    today = now.astimezone(jst).date()
+    known = {int(r[0]) for r in store.fetchall("SELECT campaign_id FROM campaigns")} if store.has_table("campaigns") else set()
+    fetched: list[int] = []
+    failed: dict[int, str] = {}
+    for c in line_campaigns_to_fetch(ops, now):
+        if c["campaign_id"] not in known:
+            continue  # the campaign's record was deleted on the results page
+        unit = aggregation_unit(c["campaign_id"])
+        last = min(today, c["sent_on"] + dt.timedelta(days=STATS_DAYS - 1))
+        try:
+            overview = line.unit_statistics(unit, f"{c['sent_on']:%Y%m%d}", f"{last:%Y%m%d}")
+        except Exception as exc:  # noqa: BLE001 - one campaign's failure must not stop the others; reported in the summary
+            failed[c["campaign_id"]] = str(getattr(exc, "reason", "") or type(exc).__name__)[:200]
+            continue
+        record_message_stats(store, c["campaign_id"], "line_api", {
+            "message_name": c["name"], "sent_on": c["sent_on"],
+            "overview": {"delivered": c["sent"], "uniqueImpression": overview.get("uniqueImpression"),
+                         "uniqueClick": overview.get("uniqueClick")}})
+        fetched.append(c["campaign_id"])
+    summary = (f"LINEの配信統計を{len(fetched)}件の配信について取得しました。" if fetched else "統計を取得するLINEの配信（30日以内）はありません。")
+    if failed:
+        summary += f" {len(failed)}件は取得できませんでした（次回もう一度取得します）。"
+    return {"fetched": fetched, "failed": failed, "summary": summary}

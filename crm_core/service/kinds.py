@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from crm_core.errors import InputError
+from crm_core import clock
 
 if TYPE_CHECKING:
     from crm_core.service.context import JobContext
@@ -62,24 +62,46 @@ def _campaign_send(ctx: JobContext) -> dict[str, Any] | None:
     from crm_core.results import live
 
     with closing(opsdb.connect(ctx.ops_path)) as ops:
-        outcome = live.send_due(ctx.db_path, ops, int(ctx.job.args["campaign_id"]), store=ctx.store)
+        cid = int(ctx.job.args["campaign_id"])
+        outcome = live.send_due(ctx.db_path, ops, cid, store=ctx.store)
+        if live.status(ops, cid)["channel"] == "line":
+            from crm_core import jobs
+
+            # LINE's statistics of the send are fetched once a day for 30 days (kept as it is when it exists)
+            jobs.set_schedule(ctx.ops_path, LINE_STATS_SCHEDULE, "line_stats", LINE_STATS_TRIGGER, replace=False)
     return {**outcome.to_dict(), "summary": outcome.message}
 
 
-def _not_yet(label: str) -> Callable[[JobContext], None]:
-    def run(ctx: JobContext) -> None:
-        raise InputError(f"「{label}」のジョブはまだこのバージョンでは実行できません。", f"job kind {ctx.job.kind} has no function yet")
-
-    return run
+LINE_STATS_SCHEDULE = "line-stats"
+LINE_STATS_TRIGGER = "cron:30 9 * * *"
+"""Every day at 09:30 JST: LINE's per-campaign statistics of the last 30 days' sends."""
 
 
-# Reserved names for the live-send and scenario work: replace the placeholder
-# with the real function (e.g. ``JobKind("配信予約の送信", messaging.live.run_scheduled_send)``).
+def _line_stats(ctx: JobContext) -> dict[str, Any] | None:
+    """Fetch LINE's statistics of recent console sends into the results page's engagement table."""
+    from contextlib import closing
+
+    from crm_core import opsdb
+    from crm_core.messaging.delivery import channel_objects
+    from crm_core.messaging.sends import console_settings, secrets_file_settings
+    from crm_core.results import engagement
+
+    secrets = secrets_file_settings()
+    line = channel_objects(console_settings(secrets, ctx.db_path), secrets)["line"]
+    if line is None:
+        return {"fetched": [], "summary": "LINEのチャネルアクセストークンが設定されていないため、統計は取得しませんでした（「送信設定」で設定できます）。"}
+    with closing(opsdb.connect(ctx.ops_path)) as ops:
+        if not engagement.line_campaigns_to_fetch(ops, clock.now_utc()):
+            return {"fetched": [], "summary": "統計を取得するLINEの配信（30日以内）はありません。"}
+        with ctx.store() as store:
+            return engagement.fetch_line_stats(store, ops, line)
+
+
 KINDS: dict[str, JobKind] = {
     "inbox_import": JobKind("受信フォルダの取込", _inbox_import_then_scenarios),
     "campaign_send": JobKind("予約配信の送信", _campaign_send, retry=False),
     "scenario_run": JobKind("シナリオの実行", _scenario_run),
-    "line_stats": JobKind("LINE配信統計の取得", _not_yet("LINE配信統計の取得"), retry=False),
+    "line_stats": JobKind("LINE配信統計の取得", _line_stats),
 }
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import datetime as dt
 import json
 import threading
 import uuid
@@ -339,6 +340,10 @@ class LineMock:
                                     "acceptedTime": "2026-12-03T10:00:00.000Z"})
         if path == "/v2/bot/insight/message/event/aggregation" and method == "GET":
             unit = request.args.get("customAggregationUnit", "")
+            first, last = (dt.datetime.strptime(request.args.get(k, ""), "%Y%m%d").date() for k in ("from", "to"))
+            if last < first or (last - first).days >= 30:  # a window of at most 30 days (FACTS.md §9)
+                self.errors.append(f"insight window {first}..{last} is not 1-30 days")
+                return self._json(400, {"message": "The period must be within 30 days"})
             overview = {"uniqueImpression": None, "uniqueClick": None, "uniqueMediaPlayed": None,
                         "uniqueMediaPlayed100Percent": None, **self.unit_stats.get(unit, {})}
             return self._json(200, {"overview": overview, "messages": [], "clicks": []})
