@@ -426,6 +426,7 @@ def approve(ops: sqlite3.Connection, campaign_id: int, *, by: str, confirm_count
         ops.execute("UPDATE send_campaigns SET status = 'approved', approved_by = ?, approved_at = ?, approved_count = ?, accept_overage = ?"
                     " WHERE campaign_id = ?", [by, L.iso(when), n, int(bool(accept_overage)), campaign_id])
         audit.log(ops, by, "approve", campaign_id, now=when, count=n, accept_overage=bool(accept_overage))
+    schedule_send(ops, campaign_id, actor=by, now=when)  # the worker sends at the send time; nobody needs to press "send"
     return status(ops, campaign_id)
 
 
@@ -446,6 +447,7 @@ def resume(ops: sqlite3.Connection, campaign_id: int, actor: str, now: dt.dateti
     with opsdb.transaction(ops):
         L.set_status(ops, campaign_id, "approved" if c["approved_by"] else "draft", None)
         audit.log(ops, actor, "resume", campaign_id, now=now)
+    schedule_send(ops, campaign_id, actor=actor, now=now)
     return status(ops, campaign_id)
 
 
@@ -781,3 +783,51 @@ def send_due(db_path: str, ops: sqlite3.Connection, campaign_id: int,
     finally:
         if objs["smtp"] is not None:
             objs["smtp"].close()
+
+
+# -- the worker's schedule ----------------------------------------------------------------------
+def next_send_time(ops: sqlite3.Connection, campaign_id: int, now: dt.datetime | None = None) -> dt.datetime | None:
+    """When the worker should try the campaign next: its send time, the end of quiet hours, the A/B decision.
+
+    None when nothing happens until a person acts (a draft, paused,
+    cancelled or finished campaign).  A send still running is looked at again
+    a minute later.
+    """
+    c = _get(ops, campaign_id)
+    now = now or now_utc()
+    status = c["status"]
+    if status == "ab_waiting":
+        if not c["prepared_at"]:
+            return None
+        ready = dt.datetime.fromisoformat(c["prepared_at"]) + dt.timedelta(hours=float(c["ab"].get("wait_hours", 24)))
+        return next_allowed(max(now, ready), parse_quiet_hours(c["quiet_hours"]))
+    if status not in ("approved", "waiting", "sending"):
+        return None
+    at = max(now + dt.timedelta(minutes=1) if status == "sending" else now, dt.datetime.fromisoformat(c["send_at"]))
+    return next_allowed(at, parse_quiet_hours(c["quiet_hours"]))
+
+
+def schedule_send(ops: sqlite3.Connection, campaign_id: int, *, actor: str, now: dt.datetime | None = None) -> dt.datetime | None:
+    """Queue the worker's ``campaign_send`` job for :func:`next_send_time` (once per time); return that time or None.
+
+    Called on approval and resume (the page, the command line) and by the job
+    itself when a run ends before the campaign is finished (not yet due,
+    quiet hours, waiting for the A/B decision), so an approved campaign goes
+    out at its time with nobody pressing anything.
+    """
+    from crm_core import jobs
+
+    when = next_send_time(ops, campaign_id, now)
+    if when is None:
+        return None
+    with opsdb.transaction(ops):
+        jobs.enqueue_on(ops, "campaign_send", {"campaign_id": int(campaign_id)}, run_at=when,
+                        dedupe_key=f"campaign_send:{int(campaign_id)}@{L.iso(when)}", max_attempts=1, created_by=actor)
+    return when
+
+
+def pending_send(ops: sqlite3.Connection, campaign_id: int) -> dt.datetime | None:
+    """When the worker will next run the campaign's send (a queued or running ``campaign_send`` job), or None."""
+    row = ops.execute("SELECT min(run_at) FROM jobs WHERE kind = 'campaign_send' AND status IN ('queued', 'running')"
+                      " AND json_extract(args, '$.campaign_id') = ?", [int(campaign_id)]).fetchone()
+    return dt.datetime.fromisoformat(row[0]).astimezone(JST) if row and row[0] else None

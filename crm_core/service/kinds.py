@@ -64,6 +64,9 @@ def _campaign_send(ctx: JobContext) -> dict[str, Any] | None:
     with closing(opsdb.connect(ctx.ops_path)) as ops:
         cid = int(ctx.job.args["campaign_id"])
         outcome = live.send_due(ctx.db_path, ops, cid, store=ctx.store)
+        if outcome.status != "busy":  # a sender already at work schedules its own follow-up
+            # not yet due, quiet hours, A/B decision pending: the job comes back at that time by itself
+            live.schedule_send(ops, cid, actor="worker")
         if live.status(ops, cid)["channel"] == "line":
             from crm_core import jobs
 

@@ -12,7 +12,6 @@ from contextlib import closing
 import pandas as pd
 import streamlit as st
 
-from crm_core import jobs, opsdb
 from crm_core.messaging import audit, sends
 from crm_core.messaging import ledger as LG
 from crm_core.messaging import templates as T
@@ -40,6 +39,8 @@ actor = st.session_state.get("user_name") or "console"
 with closing(ui.run(live.open_ops, store)) as ops:
     # -- new campaign -------------------------------------------------------------------------
     with st.expander("➕ 新しい配信を作る", expanded=not ui.run(live.list_live, ops)):
+        when = st.radio("送信する時刻", ["now", "later"], horizontal=True, key="live_when",
+                        format_func={"now": "承認したらすぐ", "later": "日時を指定（予約）"}.get)
         with st.form("live_new"):
             c1, c2 = st.columns(2)
             name = c1.text_input("配信名", key="live_name", placeholder="例: 冬のセール告知")
@@ -50,8 +51,9 @@ with closing(ui.run(live.open_ops, store)) as ops:
             template = c2.selectbox("テンプレート", list(templates), format_func=templates.get, key="live_template")
             holdout = c1.slider("比較用に送らない割合（%）", 0, 50, 10, key="live_holdout")
             variants = c2.text_input("A/Bパターン（カンマ区切り）", "A", key="live_variants")
-            day = c1.date_input("送信日", dt.date.today(), key="live_day")
-            hour = c2.time_input("送信時刻", dt.time(12, 0), key="live_time")
+            if when == "later":
+                day = c1.date_input("送信日", dt.date.today() + dt.timedelta(days=1), key="live_day")
+                hour = c2.time_input("送信時刻", dt.time(12, 0), key="live_time")
             quiet = c1.checkbox("21:00〜08:00は送らない（おすすめ）", True, key="live_quiet")
             cap = c2.number_input("1人あたり7日間の送信回数の上限（0は上限なし）", 0, 100, ui.run(live.shop_frequency_cap, store),
                                   key="live_cap", help="初期値はショップ全体の7日間の上限（シナリオ・カレンダーと共通）です。")
@@ -60,7 +62,7 @@ with closing(ui.run(live.open_ops, store)) as ops:
             rule = ui.run(T.segment_rule, store, segment)
             out = ui.run(live.create, store, ops, name=name, channel=channel, rule=rule, template=template,
                          holdout=holdout / 100, variants=[v.strip() for v in variants.split(",") if v.strip()],
-                         send_at=dt.datetime.combine(day, hour), quiet_hours="21-08" if quiet else "off",
+                         send_at=dt.datetime.combine(day, hour) if when == "later" else None, quiet_hours="21-08" if quiet else "off",
                          frequency_cap=int(cap), actor=actor)
             st.session_state["live_cid"] = out["campaign_id"]
             if out["send_at_note"]:
@@ -133,20 +135,46 @@ with closing(ui.run(live.open_ops, store)) as ops:
 
     # -- send ------------------------------------------------------------------------------------
     st.subheader("送信")
-    counts = state["ledger"]
-    done = counts["sent"] + counts["failed"]
-    todo = done + counts["queued"] + counts["sending"]
-    st.progress(done / todo if todo else 0.0, text=f"{state['status_label']} ・ 送信済み {counts['sent']:,} ・ 失敗 {counts['failed']:,}"
-                f" ・ 残り {counts['queued'] + counts['sending']:,}")
-    if state["note"]:
-        st.info(state["note"], icon="ℹ️")
+
+    @st.fragment(run_every=3 if c["status"] in ("approved", "sending") else None)
+    def progress() -> None:
+        # refreshes itself every few seconds while the worker sends, so the marketer sees it move
+        with closing(ui.run(live.open_ops, store)) as con:
+            now_state = ui.run(live.status, con, cid)
+            queued_at = ui.run(live.pending_send, con, cid)
+        counts = now_state["ledger"]
+        done = counts["sent"] + counts["failed"]
+        todo = done + counts["queued"] + counts["sending"]
+        st.progress(done / todo if todo else 0.0,
+                    text=f"{now_state['status_label']} ・ 送信済み {counts['sent']:,}人 ・ 失敗 {counts['failed']:,}人"
+                         f" ・ 残り {(counts['queued'] + counts['sending']) if todo else n:,}人")
+        status_now = now_state["status"]
+        if status_now == "draft":
+            st.caption("テスト送信と承認が終わると、送信を予約します。")
+        elif status_now in ("approved", "waiting", "sending", "ab_waiting") and queued_at is not None:
+            st.info(f"{queued_at:%m月%d日 %H:%M}から、バックグラウンドの処理（ワーカー）が送信します。この画面を閉じても送信は続きます。"
+                    "進み具合はこの画面と「ジョブ履歴」で確認できます。", icon="📨")
+        elif status_now in ("approved", "waiting", "sending", "ab_waiting"):
+            st.warning("送信の予約が見つかりません（ワーカーの処理が途中で止まった可能性があります）。"
+                       "「送信を予約し直す」を押すと、続きから送ります（同じ人に二度は送りません）。", icon="⚠️")
+        if now_state["note"] and status_now != "done":
+            st.info(now_state["note"], icon="ℹ️")
+        if status_now == "done":
+            st.success(f"送信が完了しました（{counts['sent']:,}人）。比較用に送らなかったお客様との差は、"
+                       "「施策の効果」ページで確認できます（注文が集まるまで数日かかります）。", icon="✅")
+            st.page_link("pages/results/results.py", label="施策の効果を見る", icon="📈")
+        if status_now != c["status"]:
+            st.rerun()  # the buttons below follow the new state
+
+    progress()
     b1, b2, b3, b4 = st.columns(4)
-    if b1.button("送信を開始（予約時刻になっていれば）", key="live_send", disabled=c["status"] not in ("approved", "waiting", "sending")):
+    if b1.button("送信を予約し直す", key="live_send", disabled=c["status"] not in ("approved", "waiting", "sending"),
+                 help="承認した配信は自動で送信されます。送信が止まったままのときだけ使います。"):
         # Long work runs in the worker (started by ./run.sh), never in the page: it survives closing the
         # browser and a restart, and sends each recipient once (the ledger).
-        ui.run(jobs.enqueue, opsdb.ops_path(store.path), "campaign_send", {"campaign_id": int(cid)}, created_by=actor)
-        st.success("送信を受け付けました。バックグラウンドの処理（ワーカー）が送信します。進み具合はこの画面と「ジョブ履歴」で確認できます。",
-                   icon="📨")
+        when = ui.run(live.schedule_send, ops, cid, actor=actor)
+        st.success("送信を予約しました。" + (f"{when.astimezone(live.JST):%m月%d日 %H:%M}から、" if when else "")
+                   + "バックグラウンドの処理（ワーカー）が送信します。", icon="📨")
     if b2.button("一時停止", key="live_pause", disabled=c["status"] in ("done", "cancelled", "paused", "draft")):
         ui.run(live.pause, ops, cid, actor)
         st.rerun()
