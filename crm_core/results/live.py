@@ -305,11 +305,18 @@ def previews(store: Store, ops: sqlite3.Connection, campaign_id: int, count: int
     f = funnel(store, ops, rule=c["rule"], channel=c["channel"], campaign_id=campaign_id, holdout=c["holdout"],
                variants=c["variants"], frequency_cap=c["frequency_cap"])
     out = []
-    for row in [r for r in f.rows if r["state"] == "queued"][:count]:
+    chosen = [r for r in f.rows if r["state"] == "queued"][:count]
+    keys = "(SELECT k.customer_key FROM customers AS k WHERE k.customer_id = cm.customer_id LIMIT 1)" if store.has_table("customers") else "NULL"
+    who = {r[0]: (r[1], r[2]) for r in store.fetchall(
+        "SELECT customer_id, name, " + keys + " FROM customer_model AS cm WHERE customer_id IN (SELECT unnest(?))",  # noqa: S608 - fixed fragments
+        [[r["customer_id"] for r in chosen]])}
+    for row in chosen:
         key = c["variant_templates"].get(row["variant"], c["template"])
         rendered = T.render_for_customer(store, key, row["customer_id"], c["channel"],
                                          _campaign_values(store, c["coupon_id"], row["customer_id"], f"crm{campaign_id}"))
-        out.append({"customer_id": row["customer_id"], "variant": row["variant"], "rendered": rendered})
+        name, customer_key = who.get(row["customer_id"], (None, None))
+        out.append({"customer_id": row["customer_id"], "name": name, "customer_key": customer_key, "variant": row["variant"],
+                    "rendered": rendered})
     return out
 
 

@@ -12,6 +12,7 @@ from contextlib import closing
 import pandas as pd
 import streamlit as st
 
+from crm_core import access
 from crm_core.messaging import audit, sends
 from crm_core.messaging import ledger as LG
 from crm_core.messaging import templates as T
@@ -33,30 +34,53 @@ def _settings() -> sends.ChannelSettings:
     return ui.run(sends.console_settings, secrets, ui.real_store().path)  # 送信設定's values too
 
 
+def _jst(iso: str) -> str:
+    """A stored UTC time as the marketer reads it (JST)."""
+    return f"{dt.datetime.fromisoformat(iso).astimezone(live.JST):%Y年%m月%d日 %H:%M}"
+
+
 settings = _settings()
-actor = st.session_state.get("user_name") or "console"
+user = ui.current_user()
+actor = user.name if user else "console"  # who creates, tests and approves (the audit log and the approval record)
+named = user is not None and user.email not in ("local", "password")  # a signed-in person, not the one-person install
+
+
+def _who(name: str) -> str:
+    """「花子 さんが」 for a named person; nothing for the one-person install (「このパソコン さんが」 reads oddly)."""
+    return f"{name} さんが" if named or name != actor else ""
 
 with closing(ui.run(live.open_ops, store)) as ops:
     # -- new campaign -------------------------------------------------------------------------
-    with st.expander("➕ 新しい配信を作る", expanded=not ui.run(live.list_live, ops)):
+    existing = len(ui.run(live.list_live, ops))
+    # the label changes with each new campaign, so the section closes after a campaign is created
+    with st.expander("➕ 新しい配信を作る" + (f"（これまでの配信 {existing}件）" if existing else ""), expanded=not existing):
         when = st.radio("送信する時刻", ["now", "later"], horizontal=True, key="live_when",
                         format_func={"now": "承認したらすぐ", "later": "日時を指定（予約）"}.get)
         with st.form("live_new"):
+            # one row per pair, so that a phone (one column) reads them in this order too
             c1, c2 = st.columns(2)
             name = c1.text_input("配信名", key="live_name", placeholder="例: 冬のセール告知")
             channel = c2.selectbox("チャネル", ["line", "email", "rmail"], format_func=T.CHANNEL_LABELS.get, key="live_channel")
+            c1, c2 = st.columns(2)
             choices = ui.run(T.segment_choices, store)
             segment = c1.selectbox("送る相手（セグメント）", list(choices), format_func=choices.get, key="live_segment")
             templates = {t.key: t.label for t in ui.run(T.list_templates, store)}
             template = c2.selectbox("テンプレート", list(templates), format_func=templates.get, key="live_template")
-            holdout = c1.slider("比較用に送らない割合（%）", 0, 50, 10, key="live_holdout")
-            variants = c2.text_input("A/Bパターン（カンマ区切り）", "A", key="live_variants")
+            c1, c2 = st.columns(2)
+            holdout = c1.slider("比較用に送らない割合（%）", 0, 50, 10, key="live_holdout",
+                                help="この割合のお客様にはあえて送らず、送った人との購入率の差で効果を測ります（「施策の効果」ページ）。")
+            variants = c2.text_input("A/Bパターン（カンマ区切り）", "A", key="live_variants",
+                                     help="1つならA/Bテストなし。「A,B」のように2つ以上で、お客様をパターンに振り分けます。")
             if when == "later":
+                c1, c2 = st.columns(2)
                 day = c1.date_input("送信日", dt.date.today() + dt.timedelta(days=1), key="live_day")
                 hour = c2.time_input("送信時刻", dt.time(12, 0), key="live_time")
-            quiet = c1.checkbox("21:00〜08:00は送らない（おすすめ）", True, key="live_quiet")
+            c1, c2 = st.columns(2)
+            quiet = c1.checkbox("21:00〜08:00は送らない（おすすめ）", True, key="live_quiet",
+                                help="この時間にかかる送信は、次の8:00に送ります。")
             cap = c2.number_input("1人あたり7日間の送信回数の上限（0は上限なし）", 0, 100, ui.run(live.shop_frequency_cap, store),
-                                  key="live_cap", help="初期値はショップ全体の7日間の上限（シナリオ・カレンダーと共通）です。")
+                                  key="live_cap", help="初期値はショップ全体の7日間の上限（シナリオ・カレンダーと共通）です。"
+                                                       "上限に達したお客様には送りません。")
             created = st.form_submit_button("配信を作成して人数を確認", type="primary")
         if created:
             rule = ui.run(T.segment_rule, store, segment)
@@ -64,18 +88,22 @@ with closing(ui.run(live.open_ops, store)) as ops:
                          holdout=holdout / 100, variants=[v.strip() for v in variants.split(",") if v.strip()],
                          send_at=dt.datetime.combine(day, hour) if when == "later" else None, quiet_hours="21-08" if quiet else "off",
                          frequency_cap=int(cap), actor=actor)
-            st.session_state["live_cid"] = out["campaign_id"]
-            if out["send_at_note"]:
-                st.info(out["send_at_note"], icon="🌙")
+            st.session_state["live_pick"] = out["campaign_id"]
+            st.session_state["live_flash"] = (
+                f"「{name.strip()}」を下書きとして作成しました。下で届く人数とプレビューを確認し、テスト送信と承認をしてください。"
+                + (" " + out["send_at_note"] if out["send_at_note"] else ""))
+            st.rerun()
 
+    if "live_flash" in st.session_state:
+        st.success(st.session_state.pop("live_flash"), icon="✅")
     rows = ui.run(live.list_live, ops)
     if not rows:
         ui.empty_state("まだ配信がありません。上の「新しい配信を作る」から作成してください。")
         st.stop()
     labels = {r["campaign_id"]: f"#{r['campaign_id']} {r['name']}（{r['status_label']}）" for r in rows}
-    current = st.session_state.get("live_cid")
-    cid = st.selectbox("配信", list(labels), format_func=labels.get, key="live_pick",
-                       index=list(labels).index(current) if current in labels else 0)
+    if st.session_state.get("live_pick") not in labels:
+        st.session_state["live_pick"] = next(iter(labels))
+    cid = st.selectbox("配信", list(labels), format_func=labels.get, key="live_pick")
     state = ui.run(live.status, ops, cid)
     c = LG.get(ops, cid)
 
@@ -95,7 +123,8 @@ with closing(ui.run(live.open_ops, store)) as ops:
 
     st.subheader("3人分のプレビュー")
     for p in ui.run(live.previews, store, ops, cid):
-        with st.expander(f"顧客ID {p['customer_id']}（パターン {p['variant']}）"):
+        number = f"顧客番号 {p['customer_key']}" if p.get("customer_key") else f"顧客ID {p['customer_id']}"
+        with st.expander(f"{p['name'] or '（氏名なし）'} 様（{number}・パターン {p['variant']}）"):
             r = p["rendered"]
             if c["channel"] == "line":
                 for m in r.line_messages:
@@ -114,21 +143,31 @@ with closing(ui.run(live.open_ops, store)) as ops:
         st.info("テスト送信先が登録されていません。「送信設定」ページで登録してください。", icon="ℹ️")
     else:
         to = st.selectbox("テスト送信先", [r["address"] for r in recipients], key="live_to")
+        if "live_test_flash" in st.session_state:
+            ok, message = st.session_state.pop("live_test_flash")
+            (st.success if ok else st.error)(message)
         if st.button("この内容でテスト送信", key="live_test"):
             result = ui.run(live.test_send, store, ops, cid, settings=settings, recipient=to, actor=actor)
-            (st.success if result.ok else st.error)(result.message)
-            state = ui.run(live.status, ops, cid)
+            st.session_state["live_test_flash"] = (result.ok, result.message)
+            st.rerun()  # the approval below follows the test send at once
 
     # -- approve -------------------------------------------------------------------------------
     st.subheader("承認")
     if state["approved_by"]:
-        st.success(f"{state['approved_by']} さんが承認しました（{state['approved_at'][:16].replace('T', ' ')} UTC）。", icon="✅")
+        st.success(f"{_who(state['approved_by'])}承認しました（{_jst(state['approved_at'])}）。", icon="✅")
     elif c["status"] == "draft":
-        who = st.text_input("承認する人の名前", value=actor, key="live_by")
-        typed = st.number_input(f"確認のため、送信する人数（{n:,}）を入力してください", min_value=0, step=1, value=0, key="live_count")
+        own = actor == c["created_by"]
+        if own:  # the single user of a small shop approves their own send by typing the count back
+            typed = st.number_input(f"確認のため、送信する人数（{n:,}）を入力してください", min_value=0, step=1, value=0, key="live_count",
+                                    help="作成した人が自分で承認するときは、送信する人数を数字で入力して確かめます。")
+        else:
+            typed = None
+            st.caption(f"{c['created_by']} さんが作成した配信を、{actor} さん（承認者）として承認します。")
         overage = st.checkbox("LINEの今月の上限を超える分の追加料金を承諾する", key="live_overage") if c["channel"] == "line" else False
         if st.button("承認する", key="live_approve", type="primary", disabled=not state["tested"]):
-            ui.run(live.approve, ops, cid, by=who, confirm_count=int(typed), accept_overage=overage)
+            role = "approver" if user is not None and user.role is access.Role.ADMIN else ""
+            ui.run(live.approve, ops, cid, by=actor, confirm_count=None if typed is None else int(typed), role=role,
+                   accept_overage=overage)
             st.rerun()
         if not state["tested"]:
             st.caption("承認の前に、この内容のテスト送信が必要です。")
@@ -168,8 +207,9 @@ with closing(ui.run(live.open_ops, store)) as ops:
 
     progress()
     b1, b2, b3, b4 = st.columns(4)
-    if b1.button("送信を予約し直す", key="live_send", disabled=c["status"] not in ("approved", "waiting", "sending"),
-                 help="承認した配信は自動で送信されます。送信が止まったままのときだけ使います。"):
+    stuck = c["status"] in ("approved", "waiting", "sending") and ui.run(live.pending_send, ops, cid) is None
+    if stuck and b1.button("送信を予約し直す", key="live_send",
+                           help="承認した配信は自動で送信されます。送信が止まったままのときだけ使います。"):
         # Long work runs in the worker (started by ./run.sh), never in the page: it survives closing the
         # browser and a restart, and sends each recipient once (the ledger).
         when = ui.run(live.schedule_send, ops, cid, actor=actor)
@@ -192,5 +232,5 @@ with closing(ui.run(live.open_ops, store)) as ops:
 
     with st.expander("操作の記録"):
         log = audit.entries(ops, cid)
-        st.dataframe(pd.DataFrame([{"日時(UTC)": e["at"][:19].replace("T", " "), "操作": e["label"], "実行者": e["actor"]} for e in log]),
+        st.dataframe(pd.DataFrame([{"日時": _jst(e["at"]), "操作": e["label"], "実行者": e["actor"]} for e in log]),
                      hide_index=True)
