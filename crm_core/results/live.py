@@ -838,3 +838,26 @@ def pending_send(ops: sqlite3.Connection, campaign_id: int) -> dt.datetime | Non
     row = ops.execute("SELECT min(run_at) FROM jobs WHERE kind = 'campaign_send' AND status IN ('queued', 'running')"
                       " AND json_extract(args, '$.campaign_id') = ?", [int(campaign_id)]).fetchone()
     return dt.datetime.fromisoformat(row[0]).astimezone(JST) if row and row[0] else None
+
+
+def readiness(channel: str, settings: Any, secrets: Any = None, environ: Any = None) -> list[str]:
+    """What stops a live send of ``channel`` with these send settings (Japanese, empty when nothing does).
+
+    The same checks the sender makes before it pauses (missing LINE token,
+    SMTP server, or the signed one-click unsubscribe link RFC 8058 needs),
+    shown to the marketer before approval.
+    """
+    from crm_core.messaging.delivery import live_setting
+
+    problems = []
+    if channel == "line" and not settings.line_token:
+        problems.append("LINEのチャネルアクセストークンが設定されていないため、送信できません（「送信設定」ページで設定します）。")
+    if channel == "email":
+        if not settings.smtp_host:
+            problems.append("メールの送信サーバー（SMTP）が設定されていないため、送信できません（「送信設定」ページで設定します）。")
+        secret = live_setting("CRM_UNSUBSCRIBE_SECRET", secrets, environ)
+        public = live_setting("CRM_PUBLIC_URL", secrets, environ)
+        if len(secret) < 16 or not public.startswith("https://"):
+            problems.append("配信停止リンク（ワンクリック）の設定がないため、本番のメールは送れません（送信は一時停止します）。"
+                            "運用担当の方に CRM_UNSUBSCRIBE_SECRET と https で始まる CRM_PUBLIC_URL の設定を依頼してください。")
+    return problems

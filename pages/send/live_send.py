@@ -26,12 +26,15 @@ st.caption("セグメントにLINE・メールで本番の配信をします。�
 store = ui.require_data()
 
 
-def _settings() -> sends.ChannelSettings:
+def _secrets() -> dict:
     try:
-        secrets = dict(st.secrets)
+        return dict(st.secrets)
     except Exception:  # noqa: BLE001 - no secrets.toml is a normal state
-        secrets = {}
-    return ui.run(sends.console_settings, secrets, ui.real_store().path)  # 送信設定's values too
+        return {}
+
+
+def _settings() -> sends.ChannelSettings:
+    return ui.run(sends.console_settings, _secrets(), ui.real_store().path)  # 送信設定's values too
 
 
 def _jst(iso: str) -> str:
@@ -153,6 +156,9 @@ with closing(ui.run(live.open_ops, store)) as ops:
 
     # -- approve -------------------------------------------------------------------------------
     st.subheader("承認")
+    if c["status"] not in ("done", "cancelled"):
+        for problem in live.readiness(c["channel"], settings, _secrets()):
+            st.warning(problem, icon="⚠️")
     if state["approved_by"]:
         st.success(f"{_who(state['approved_by'])}承認しました（{_jst(state['approved_at'])}）。", icon="✅")
     elif c["status"] == "draft":

@@ -65,3 +65,31 @@ def test_create_preview_test_send_and_approve(db, monkeypatch):
         assert not at.exception, at.exception
         with live.open_ops(str(db)) as ops:
             assert live.status(ops, 1)["status"] == "approved"
+
+
+def test_an_email_send_without_unsubscribe_settings_says_so_before_approval(db, monkeypatch):
+    """Without CRM_UNSUBSCRIBE_SECRET and an https CRM_PUBLIC_URL a live mail cannot go out (RFC 8058): the page says it
+    where the marketer approves, not only after the send has paused."""
+    from tests.servers.smtp_sink import SmtpSink
+
+    with SmtpSink() as smtp:
+        for name, value in {"SMTP_HOST": smtp.host, "SMTP_PORT": str(smtp.port), "SMTP_FROM": "shop@natural.example.jp",
+                            "SMTP_STARTTLS": "false", "CRM_TEST_RECIPIENTS": "marketer@example.jp"}.items():
+            monkeypatch.setenv(name, value)
+        for name in ("CRM_UNSUBSCRIBE_SECRET", "CRM_PUBLIC_URL", "LINE_CHANNEL_ACCESS_TOKEN"):
+            monkeypatch.delenv(name, raising=False)
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+        at.run()
+        at.switch_page(PAGE).run()
+        at.text_input(key="live_name").set_value("メルマガ")
+        at.selectbox(key="live_channel").set_value("email")
+        at.selectbox(key="live_segment").set_value("email")
+        at.selectbox(key="live_template").set_value(TEMPLATE)
+        at.button[0].click().run()
+        assert not at.exception, at.exception
+        warnings = "\n".join(str(w.value) for w in at.warning)
+        assert "配信停止リンク" in warnings and "CRM_UNSUBSCRIBE_SECRET" in warnings
+        monkeypatch.setenv("CRM_UNSUBSCRIBE_SECRET", "s" * 32)
+        monkeypatch.setenv("CRM_PUBLIC_URL", "https://crm.example.jp")
+        at.run()
+        assert "配信停止リンク" not in "\n".join(str(w.value) for w in at.warning)
