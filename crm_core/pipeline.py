@@ -11,6 +11,7 @@ stale.
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -139,7 +140,11 @@ def import_files(
             say(fraction, text)
 
     report = importer.import_files(store, paths, progress=importing, **options)
-    record_mail_permissions(store)
+    try:
+        record_mail_permissions(store)
+    except (sqlite3.Error, OSError) as exc:  # the import is committed; the next import records what is missing
+        log.warning("consent records of the import not written: %s", type(exc).__name__)
+        report.warnings.append("メール配信の同意・拒否の記録を保存できませんでした（次の取り込みのときに保存します）。")
     wanted = refresh_due(store) or not store.has_table("customer_model")
     if rebuild_model and wanted and any(f.kind in ("orders", "contacts", "line_links") for f in report.files):
         try:

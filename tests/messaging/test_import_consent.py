@@ -136,3 +136,16 @@ def test_an_import_left_unrecorded_by_a_killed_process_is_recorded_by_the_next(s
     with _ops(store) as ops:
         assert consent.status(ops, "email", "hanako@example.jp") == "opt_in"
         assert consent.status(ops, "email", "e@example.jp") == "opt_out"
+
+
+def test_an_unwritable_operations_store_does_not_fail_the_committed_import(store, tmp_path, monkeypatch):
+    blocked = tmp_path / "not-a-file"
+    blocked.mkdir()
+    monkeypatch.setenv("CRM_OPS_DB", str(blocked))  # sqlite cannot open a folder
+    report = pipeline.import_files(store, [shopify_orders(tmp_path / "orders.csv")], rebuild_model=False)
+    assert report.total("orders_added") == 2
+    assert any("同意" in w for w in report.warnings)
+    monkeypatch.delenv("CRM_OPS_DB")
+    pipeline.import_files(store, [_customers(tmp_path / "c.csv", [_row("'2", "f@example.jp", "yes")])], rebuild_model=False)
+    with _ops(store) as ops:
+        assert consent.status(ops, "email", "hanako@example.jp") == "opt_in"  # caught up
