@@ -379,6 +379,7 @@ def _recorded_id(store: Store) -> int | None:
     from contextlib import closing
 
     from crm_core import opsdb
+    from crm_core.messaging import ledger  # noqa: F401 - registers its tables before the connection below migrates
 
     if not store.path or str(store.path) == ":memory:":
         return None
