@@ -32,6 +32,7 @@ tables has registered them before its first :func:`connect`.
 
 from __future__ import annotations
 
+import errno
 import os
 import sqlite3
 import threading
@@ -86,8 +87,13 @@ def connect(path: str | Path, *, timeout_ms: int = BUSY_TIMEOUT_MS, migrate: boo
     thread and close it when done (``with contextlib.closing(connect(p))``).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    con = sqlite3.connect(str(path), timeout=timeout_ms / 1000, isolation_level=None, check_same_thread=False)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        con = sqlite3.connect(str(path), timeout=timeout_ms / 1000, isolation_level=None, check_same_thread=False)
+    except sqlite3.OperationalError as exc:
+        if _read_only_folder(path.parent):  # a store on a read-only mount: said as such (failures.translate)
+            raise OSError(errno.EROFS, "operations store folder is read-only") from exc
+        raise
     con.row_factory = sqlite3.Row
     con.execute(f"PRAGMA busy_timeout = {int(timeout_ms)}")
     con.execute("PRAGMA journal_mode = WAL")
@@ -98,6 +104,13 @@ def connect(path: str | Path, *, timeout_ms: int = BUSY_TIMEOUT_MS, migrate: boo
     if migrate:
         _migrate(con, str(path.resolve()))
     return con
+
+
+def _read_only_folder(folder: Path) -> bool:
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY) or not os.access(folder, os.W_OK)
+    except OSError:
+        return False
 
 
 @contextmanager

@@ -355,6 +355,9 @@ st.divider()
 st.subheader("シナリオ（ステップ配信）の効果")
 st.caption(f"シナリオとステップごとに、送ったお客様と比較用に送らなかったお客様の、送信時刻から{SR.ATTRIBUTION_DAYS}日以内の購入を比べます"
            "（上乗せは購入率の差と95%信頼区間で、施策と同じ計算です）。0のところは「説明」に理由を書いています。")
+if store.read_only:  # the scenarios' records live beside the store, which cannot be opened for writing now
+    ui.empty_state("保存先が読み取り専用のため、シナリオの効果はここでは表示できません。書き込みできる場所で開くと表示されます。")
+    st.stop()
 with contextlib.closing(ui.run(opsdb.connect, opsdb.ops_path(store.path))) as _ops:
     scenario_table = ui.run(SR.table, store, _ops)
 if scenario_table.empty:
