@@ -535,6 +535,9 @@ MIGRATIONS.append("""
     );
 """)
 
+# 7: customers whose orders an import changed since the last refresh (NULL: everyone), see crm_core.pipeline
+MIGRATIONS.append("CREATE TABLE IF NOT EXISTS refresh_touched (customer_id VARCHAR)")
+
 
 # 7: a unique code's own expiry (scenario coupons valid for N days from each customer's send)
 MIGRATIONS.append("""
@@ -986,6 +989,7 @@ DATA_TABLES = (
     "line_links",
     "line_reach",
     "message_stats",
+    "refresh_touched",
 )
 TABLES = DATA_TABLES + ("column_mappings", "settings", "schema_version")
 # Rebuilt from the data after every import.

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import duckdb
 
-from crm_core.db import Store
+from crm_core.db import Store, quote_ident
 from crm_core.errors import InputError
 
 IDENTITY_KEYS = {
@@ -35,51 +35,37 @@ def identity_key_setting(store: Store) -> str:
     return value if value in IDENTITY_KEYS else DEFAULT_IDENTITY_KEY
 
 
-def rebuild_customers(cur: duckdb.DuckDBPyConnection) -> dict[str, int]:
-    """Recreate ``customers`` from ``orders`` and ``contacts`` (inside the caller's transaction).
+EVERYONE = None
+"""A ``refresh_touched`` row with this id: every customer changed (a full rebuild of ``customers``)."""
 
-    Profile values are the latest non-empty ones over the customer's orders;
-    contact lists (Shopify customers export, LINE friend lists) add the LINE
-    user id, opt-in, birthday, gender and tags, matched by e-mail, else phone.
-    LINE link files (``line_links``) attach a LINE user id through the order
-    number (to that order's customer), else the phone, else the e-mail; a
-    link wins over a contact list, the latest import over older ones.
-
-    Returns
-    -------
-    dict
-        ``customers``, ``orders_merged`` (orders beyond each customer's first)
-        and ``customers_without_key`` (orders that had no identity key).
-    """
-    cur.execute("DELETE FROM customers")
-    cur.execute(
-        """
+# ``{orders}``: the table ``orders``, or only the orders of the customers being recomputed.
+_CUSTOMERS_SQL = """
         INSERT INTO customers BY NAME
         WITH prof AS (
             SELECT customer_id,
                    CASE WHEN count(DISTINCT source) > 1 THEN 'multi' ELSE any_value(source) END AS source,
-                   arg_max(buyer_name, ordered_at) AS name,
-                   arg_max(buyer_name_kana, ordered_at) AS name_kana,
-                   arg_max(email, ordered_at) AS email,
-                   arg_max(phone, ordered_at) AS phone,
-                   arg_max(gender, ordered_at) AS gender,
-                   arg_max(birthday, ordered_at) AS birthday,
-                   arg_max(prefecture, ordered_at) AS prefecture,
-                   arg_max(email_opt_in, ordered_at) AS email_opt_in,
-                   arg_max(customer_key, ordered_at) AS customer_key,
+                   arg_max(buyer_name, latest) AS name,
+                   arg_max(buyer_name_kana, latest) AS name_kana,
+                   arg_max(email, latest) AS email,
+                   arg_max(phone, latest) AS phone,
+                   arg_max(gender, latest) AS gender,
+                   arg_max(birthday, latest) AS birthday,
+                   arg_max(prefecture, latest) AS prefecture,
+                   arg_max(email_opt_in, latest) AS email_opt_in,
+                   arg_max(customer_key, latest) AS customer_key,
                    count(*) AS orders_merged,
                    min(ordered_at) AS first_seen_at
-            FROM orders GROUP BY customer_id
+            FROM (SELECT *, (ordered_at, source, order_id) AS latest FROM {orders}) GROUP BY customer_id
         ),
-        emails AS (SELECT DISTINCT customer_id, lower(email) AS email FROM orders WHERE email IS NOT NULL),
-        phones AS (SELECT DISTINCT customer_id, phone FROM orders WHERE phone IS NOT NULL),
+        emails AS (SELECT DISTINCT customer_id, lower(email) AS email FROM {orders} WHERE email IS NOT NULL),
+        phones AS (SELECT DISTINCT customer_id, phone FROM {orders} WHERE phone IS NOT NULL),
         matched AS (
             SELECT e.customer_id, c.* FROM contacts c JOIN emails e ON c.email = e.email
             UNION ALL BY NAME
             SELECT p.customer_id, c.* FROM contacts c JOIN phones p ON c.phone = p.phone WHERE c.email IS NULL
         ),
         links AS (
-            SELECT o.customer_id, l.line_user_id, l.import_id FROM line_links l JOIN orders o ON o.order_id = l.order_id
+            SELECT o.customer_id, l.line_user_id, l.import_id FROM line_links l JOIN {orders} o ON o.order_id = l.order_id
             UNION ALL
             SELECT p.customer_id, l.line_user_id, l.import_id FROM line_links l JOIN phones p ON l.phone = p.phone
             WHERE l.order_id IS NULL
@@ -87,18 +73,22 @@ def rebuild_customers(cur: duckdb.DuckDBPyConnection) -> dict[str, int]:
             SELECT e.customer_id, l.line_user_id, l.import_id FROM line_links l JOIN emails e ON l.email = e.email
             WHERE l.order_id IS NULL AND l.phone IS NULL
         ),
-        lagg AS (SELECT customer_id, arg_max(line_user_id, import_id) AS line_user_id FROM links GROUP BY customer_id),
+        lagg AS (SELECT customer_id, arg_max(line_user_id, (import_id, line_user_id)) AS line_user_id FROM links GROUP BY customer_id),
+        -- ties (same import, same time) are broken by the row's other values, so the result never
+        -- depends on how rows are laid out (and a partial rebuild equals a full one)
         cagg AS (
             SELECT customer_id,
-                   arg_max(line_user_id, import_id) AS line_user_id,
-                   arg_max(email_opt_in, import_id) AS email_opt_in,
-                   arg_max(birthday, import_id) AS birthday,
-                   arg_max(gender, import_id) AS gender,
-                   arg_max(prefecture, import_id) AS prefecture,
-                   arg_max(tags, import_id) AS tags,
-                   arg_max(name, import_id) AS name,
-                   arg_max(customer_key, import_id) AS customer_key
-            FROM matched GROUP BY customer_id
+                   arg_max(line_user_id, latest) AS line_user_id,
+                   arg_max(email_opt_in, latest) AS email_opt_in,
+                   arg_max(birthday, latest) AS birthday,
+                   arg_max(gender, latest) AS gender,
+                   arg_max(prefecture, latest) AS prefecture,
+                   arg_max(tags, latest) AS tags,
+                   arg_max(name, latest) AS name,
+                   arg_max(customer_key, latest) AS customer_key
+            FROM (SELECT *, (import_id, email, phone, line_user_id, name, tags, customer_key, birthday, gender,
+                             prefecture, email_opt_in, sms_opt_in, source) AS latest FROM matched)
+            GROUP BY customer_id
         )
         SELECT p.customer_id, p.source,
                coalesce(p.name, c.name) AS name,
@@ -112,7 +102,56 @@ def rebuild_customers(cur: duckdb.DuckDBPyConnection) -> dict[str, int]:
                coalesce(p.customer_key, c.customer_key) AS customer_key
         FROM prof p LEFT JOIN cagg c USING (customer_id) LEFT JOIN lagg lk USING (customer_id)
         """
-    )
+_SCOPED_ORDERS = "(SELECT * FROM orders WHERE customer_id IN (SELECT customer_id FROM rc_scope))"
+
+
+def rebuild_customers(cur: duckdb.DuckDBPyConnection, touched: str | None = None) -> dict[str, int]:
+    """Recreate ``customers`` from ``orders`` and ``contacts`` (inside the caller's transaction).
+
+    Profile values are the latest non-empty ones over the customer's orders;
+    contact lists (Shopify customers export, LINE friend lists) add the LINE
+    user id, opt-in, birthday, gender and tags, matched by e-mail, else phone.
+    LINE link files (``line_links``) attach a LINE user id through the order
+    number (to that order's customer), else the phone, else the e-mail; a
+    link wins over a contact list, the latest import over older ones.
+
+    ``touched`` names a TEMP table with a ``customer_id`` column: the
+    customers whose orders were added or changed (for a changed order, its
+    customer before and after).  Only their rows are recomputed (a customer
+    left without orders disappears); every row depends only on the
+    customer's own orders and on the contacts and links matching them, so the
+    result is the full rebuild's.  Contacts or LINE links files change
+    customers through e-mail and phone matches: call without ``touched``
+    (everyone is recomputed).  The touched ids are also appended to
+    ``refresh_touched``, which the refresh (:mod:`crm_core.pipeline`) reads to
+    recompute only those customers' model rows; a full rebuild leaves a
+    NULL row there instead (:data:`EVERYONE`: the refresh recomputes everyone).
+
+    Returns
+    -------
+    dict
+        ``customers``, ``orders_merged`` (orders beyond each customer's first)
+        and ``customers_without_key`` (orders that had no identity key).
+    """
+    if touched is not None:
+        t = quote_ident(touched)
+        cur.execute("CREATE OR REPLACE TEMP TABLE rc_scope AS SELECT DISTINCT customer_id FROM " + t  # noqa: S608 - quote_ident
+                    + " WHERE customer_id IS NOT NULL")
+        n_touched = cur.execute("SELECT count(*) FROM rc_scope").fetchone()[0]
+        if n_touched:
+            cur.execute("DELETE FROM customers WHERE customer_id IN (SELECT customer_id FROM rc_scope)")
+            cur.execute(_CUSTOMERS_SQL.replace("{orders}", _SCOPED_ORDERS))
+            cur.execute("INSERT INTO refresh_touched SELECT customer_id FROM rc_scope")
+        cur.execute("DROP TABLE temp.main.rc_scope")
+        return _customer_counts(cur)
+    cur.execute("DELETE FROM refresh_touched")
+    cur.execute("INSERT INTO refresh_touched VALUES (NULL)")  # EVERYONE
+    cur.execute("DELETE FROM customers")
+    cur.execute(_CUSTOMERS_SQL.replace("{orders}", "orders"))
+    return _customer_counts(cur)
+
+
+def _customer_counts(cur: duckdb.DuckDBPyConnection) -> dict[str, int]:
     customers, orders, no_key = cur.execute(
         """
         SELECT (SELECT count(*) FROM customers),
