@@ -78,9 +78,18 @@ REFRESH_DUE = db.REFRESH_DUE
 
 
 def refresh(store: Store, progress: Progress | None = None) -> list[str]:
-    """:func:`after_import`, then clear the 'refresh due' mark; return its Japanese warnings."""
+    """:func:`after_import`, then clear the 'refresh due' mark and the touched customers; return its Japanese warnings.
+
+    The imports record the customers they touched in ``refresh_touched``
+    (:func:`crm_core.ingest.identity.rebuild_customers`); the refresh still
+    rebuilds the whole model, recommendations and sizes (the shop-wide
+    parts -- scores by quintile, the as-of day, the association rules --
+    move with every import), and empties the list once done.
+    """
     warnings = after_import(store, progress)
-    store.execute("DELETE FROM settings WHERE key = ?", [REFRESH_DUE])
+    with store.transaction() as cur:
+        cur.execute("DELETE FROM settings WHERE key = ?", [REFRESH_DUE])
+        cur.execute("DELETE FROM refresh_touched")
     return warnings
 
 

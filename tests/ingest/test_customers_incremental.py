@@ -125,3 +125,20 @@ def test_nothing_touched_keeps_the_table_and_reports_the_counts(store):
         counts = rebuild_customers(cur, touched="touched_customers")
     assert counts == {"customers": 2, "orders_merged": 1, "customers_without_key": 0}
     assert store.scalar("SELECT count(*) FROM refresh_touched") == 0
+
+
+def test_the_refresh_empties_the_touched_list(store):
+    from crm_core import pipeline
+    from crm_core.db import mark_refresh_due
+
+    for i, cid in enumerate(["c1", "c2"]):
+        _insert_order(store, f"o{i}", {"customer_id": cid, "day": i + 1, "source": "rms", "email": None,
+                                       "phone": None, "buyer_name": None, "email_opt_in": None})
+    with store.transaction() as cur:
+        cur.execute("CREATE OR REPLACE TEMP TABLE touched_customers AS SELECT 'c1' AS customer_id")
+        rebuild_customers(cur, touched="touched_customers")
+        mark_refresh_due(cur)
+    assert store.fetchall("SELECT customer_id FROM refresh_touched") == [("c1",)]
+    pipeline.refresh(store)
+    assert store.scalar("SELECT count(*) FROM refresh_touched") == 0
+    assert not pipeline.refresh_due(store)
