@@ -296,6 +296,12 @@ def account(user: access.User) -> None:
                 st.rerun()
 
 
+@st.cache_data(ttl=600, max_entries=16, show_spinner=False)
+def _sidebar_counts(db: str, version: tuple) -> tuple:
+    """The counts scan every order (1.5 s at 5 M orders under load): once per data version, not on every rerun."""
+    return overview.sidebar_counts(ui.store())
+
+
 def sidebar(holder) -> None:
     """The shop's counts in the sidebar (the same definitions as the home page: non-cancelled orders)."""
     store = ui.store()
@@ -305,7 +311,7 @@ def sidebar(holder) -> None:
         if store.is_empty():
             st.caption("データ未登録")
             return
-        customers, orders, last = overview.sidebar_counts(store)
+        customers, orders, last = _sidebar_counts(str(store.path), ui.data_version())
         st.caption(f"顧客 {ui.count(customers, '人')} ・ 注文 {ui.count(orders, '件')}")
         st.caption(f"最終注文日 {ui.jdate(last)}")
         if store.get_setting("sample_loaded", False):

@@ -32,7 +32,9 @@ from crm_core.audience import library as L
 from crm_core.audience import segments as S
 from crm_core.audience.fields import DAYS_RANGE, ELEMENT, FIELDS, GROUPS, OPERATORS, WINDOW_TYPES, field_label, operators_for
 from crm_core.db import Store
+from crm_core.ingest import products as PR
 from crm_core.planning import planner
+from crm_core.results import campaigns as C
 from pages import ui
 
 MAX_UI_DEPTH = 3
@@ -341,9 +343,17 @@ def reach_caption(store: Store) -> None:
     st.caption("📱 " + text + "。楽天のお客様のLINE IDは「データ取込」でLINE連携ファイル（注文番号・電話番号→LINEユーザーID）を取り込むと増えます。")
 
 
+@st.cache_data(ttl=600, max_entries=64, show_spinner="粗利を集計しています…")
+def _profit_summary(db: str, version: tuple, rule: dict[str, Any]) -> dict[str, Any]:
+    """:func:`S.profit_summary` joins every order line of the segment to the costs: kept per rule and version."""
+    return S.profit_summary(ui.store(), rule)
+
+
 def profit_metrics(store: Store, rule: dict[str, Any]) -> None:
     """The segment's gross profit, historic and predicted, with how much of it rests on known costs."""
-    gp = ui.run(S.profit_summary, store, rule)
+    # the key: the data (imports, model rebuilds), the costs, and the campaigns a rule may refer to
+    version = (ui.data_version(), *ui.run(PR.costs_version, store), *ui.run(C.results_version, store))
+    gp = ui.run(_profit_summary, str(store.path), version, rule)
     c = st.columns(3)
     if gp["gross_profit"] is None:
         c[0].metric("累計粗利", "原価未登録", help="このセグメントの商品に原価・粗利率が登録されていません。「データ取込」の「商品の原価・粗利率」で登録できます。")

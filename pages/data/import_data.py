@@ -260,6 +260,16 @@ else:
             key="imp_all_rejects_download",
         )
 
+
+
+@st.cache_data(ttl=900, max_entries=16, show_spinner="商品ごとの売上と原価を集計しています…")
+def _costs_view(db: str, version: tuple, costs_version: tuple) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
+    """The cost table, the profit overview and the category rates: each reads every order line, so they are
+    kept per data version (imports, model rebuilds) and costs version (edits here), not run on every rerun."""
+    s = ui.store()
+    return PR.cost_table(s, 300), profit_overview(s), PR.category_margins(s)
+
+
 st.divider()
 st.subheader("商品の原価・粗利率")
 st.caption("粗利（商品代金 − 原価）を出すための設定です。楽天の商品CSV、Shopifyの商品エクスポート（Cost per item）、"
@@ -268,11 +278,10 @@ st.caption("粗利（商品代金 − 原価）を出すための設定です。
            "原価も粗利率も分からない商品は、粗利に含めません（0円とはみなしません）。")
 if "imp_costs_flash" in st.session_state:
     st.success(st.session_state.pop("imp_costs_flash"), icon="✅")
-costs = ui.run(PR.cost_table, store, 300)
+costs, ov, cats = ui.run(_costs_view, str(store.path), ui.data_version(), ui.run(PR.costs_version, store))
 if costs.empty:
     ui.empty_state("まだ商品がありません。注文データか商品マスタを取り込むと、ここに売上の多い順に並びます。")
 else:
-    ov = ui.run(profit_overview, store)
     st.caption(f"原価が分かる売上の割合: {ui.pct(ov['coverage'])}（原価を登録した商品 {ov['products_costed']:,} / {ov['products']:,}品）")
     view = costs.assign(margin_rate=costs["margin_rate"] * 100)
     edited = st.data_editor(
@@ -294,7 +303,6 @@ else:
         ui.run(PR.set_product_costs, store, changed)
         st.session_state["imp_costs_flash"] = f"{len(changed)}件の商品の原価・粗利率を保存しました。"
         st.rerun()
-cats = ui.run(PR.category_margins, store)
 if not cats.empty:
     st.markdown("**カテゴリごとの粗利率**（商品ごとの原価がない商品に使います）")
     k1, k2, k3 = st.columns([2, 1, 1])
