@@ -66,7 +66,7 @@ def assert_same_rules(store: Store, as_of: dt.date, level: str) -> None:
     )
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(_order, min_size=1, max_size=25), st.integers(0, 6))
 def test_random_shops_give_the_same_recommendations_and_rules(orders, as_of_day):
     store = _shop(orders)

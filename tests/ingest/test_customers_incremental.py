@@ -64,7 +64,7 @@ def _customers(store: Store) -> pd.DataFrame:
     return store.df("SELECT * FROM customers ORDER BY customer_id")
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.lists(_order, min_size=1, max_size=12),
     st.lists(_contact, max_size=4),
