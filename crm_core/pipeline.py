@@ -58,7 +58,7 @@ def _rebuild(store: Store, progress: Progress | None, strict: bool) -> list[str]
 
     say(0.0, "顧客分析（RFM・ランク・予測）を計算しています…")
     try:
-        report = model.rebuild(store)
+        report = model.rebuild(store, reuse_fit=not strict)  # new settings refit at once
         warnings.extend(getattr(report, "warnings", []) or [])
     except InputError as exc:
         if strict:

@@ -84,10 +84,10 @@ import pandas as pd
 from crm_core import clock
 from crm_core.db import Store
 from crm_core.events import rakuten as events
-from crm_core.model.predict import _per_customer
+from crm_core.model.predict import _per_customer, kept_fit
 from crm_core.model.report import ModelReport, _Params, _Timer
 from crm_core.model.settings import OTHER_SEGMENT, RANK_KEYS, rank_basis, rank_thresholds, rfm_segments, rfm_thresholds
-from crm_core.model.table import _NOT_CANCELLED, TABLE, _as_date, as_of_default
+from crm_core.model.table import _NOT_CANCELLED, TABLE, _as_date, as_of_default, last_report
 from crm_core.purchases import is_customer_purchase, revenue, revenue_unknown
 
 SUBSCRIPTION_GRACE_CYCLES = 1.5
@@ -458,7 +458,7 @@ def _final_sql(
 # ---------------------------------------------------------------------------
 
 
-def rebuild(store: Store, as_of: date | datetime | str | None = None) -> ModelReport:
+def rebuild(store: Store, as_of: date | datetime | str | None = None, reuse_fit: bool = False) -> ModelReport:
     """Compute and store ``customer_model`` (see the module docstring for columns).
 
     Parameters
@@ -471,6 +471,13 @@ def rebuild(store: Store, as_of: date | datetime | str | None = None) -> ModelRe
         order.
         (To describe another day without replacing the stored model, use
         :func:`model_as_of`.)
+    reuse_fit : bool
+        Keep the last build's BG/NBD + Gamma-Gamma parameters when
+        :func:`crm_core.model.predict.kept_fit` allows (fitted less than
+        :data:`~crm_core.model.predict.REFIT_DAYS` days ago for an earlier or the same
+        day, customers changed by at most :data:`~crm_core.model.predict.REFIT_GROWTH`);
+        predictions are evaluated for everyone either way.  The refresh after an import
+        passes True; settings changes and as-of exports refit.
 
     Returns
     -------
@@ -517,7 +524,9 @@ def rebuild(store: Store, as_of: date | datetime | str | None = None) -> ModelRe
                     },
                 )
             with timer("predict"):
-                per_customer = _per_customer(store, report, n, calc_as_of, thresholds)
+                now = _now_jst()
+                kept = kept_fit(last_report(store), n, calc_as_of, now) if reuse_fit else None
+                per_customer = _per_customer(store, report, n, calc_as_of, thresholds, kept, now)
                 cur.register("cm_per_customer", per_customer)
                 registered = True
             with timer("table"):

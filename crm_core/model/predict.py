@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict
-from datetime import date
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -19,6 +19,35 @@ CHURN_HORIZON_DAYS = 90
 PREDICTION_HORIZON_DAYS = 365
 FIT_SAMPLE_MAX = 300_000
 """At most this many customers (a fixed hash sample) enter the model fits."""
+REFIT_DAYS = 7
+"""A rebuild after an import keeps the last BG/NBD + Gamma-Gamma fit for this many days ..."""
+REFIT_GROWTH = 0.05
+"""... unless the number of customers changed by more than this share since the fit.
+
+The fits describe the shop's population (purchase rates, drop-out, spend); a day of new orders
+barely moves them, while fitting costs seconds.  Predictions are still evaluated for every customer
+with the kept parameters, on the new as-of day.  A change of settings refits at once."""
+
+
+def kept_fit(previous: dict[str, Any] | None, n_customers: int, as_of: date, now: datetime) -> dict[str, Any] | None:
+    """The previous build's fit when it may be kept (see :data:`REFIT_DAYS`, :data:`REFIT_GROWTH`), else None.
+
+    ``previous`` is the last build's report (:func:`crm_core.model.table.last_report`).  Never kept
+    when it has no Gamma-Gamma fit, was made for a later day than ``as_of``, or is from before
+    fit dates were recorded.
+    """
+    if not previous or not previous.get("bg_params") or not previous.get("gg_params") or not previous.get("fitted_at"):
+        return None
+    fitted_at = datetime.fromisoformat(previous["fitted_at"])
+    fitted_customers = int(previous.get("fitted_customers") or 0)
+    made_for = previous.get("as_of")
+    if made_for is None or date.fromisoformat(made_for) > as_of or fitted_customers <= 0:
+        return None
+    if now - fitted_at >= timedelta(days=REFIT_DAYS):
+        return None
+    if abs(n_customers - fitted_customers) > REFIT_GROWTH * fitted_customers:
+        return None
+    return previous
 
 
 # ---------------------------------------------------------------------------
@@ -76,7 +105,8 @@ PREDICTION_COLUMNS = ("p_alive", "churn_probability_90d", "expected_orders_365d"
 
 
 def _per_customer(
-    store: Store, report: ModelReport, n_customers: int, as_of: date, thresholds: dict[str, Any]
+    store: Store, report: ModelReport, n_customers: int, as_of: date, thresholds: dict[str, Any],
+    kept: dict[str, Any] | None = None, now: datetime | None = None,
 ) -> pa.Table:
     """RFM scores and BG/NBD + Gamma-Gamma predictions for every row of ``cm_agg``.
 
@@ -110,7 +140,7 @@ def _per_customer(
     }
     predictions = _predict(
         report, n_customers, arr("x", np.float64), arr("t_x", np.float64), arr("T", np.float64),
-        arr("m", np.float64), arr("fit", bool),
+        arr("m", np.float64), arr("fit", bool), kept, now,
     )
     for name in PREDICTION_COLUMNS:
         values = predictions[name] if predictions else np.full(rid.size, np.nan)
@@ -120,8 +150,9 @@ def _per_customer(
 
 def _predict(
     report: ModelReport, n_customers: int, x: np.ndarray, tx: np.ndarray, T: np.ndarray, m: np.ndarray, fit: np.ndarray,
+    kept: dict[str, Any] | None = None, now: datetime | None = None,
 ) -> dict[str, np.ndarray] | None:
-    """Fit BG/NBD and Gamma-Gamma on the sample ``fit`` and predict per customer.
+    """Fit BG/NBD and Gamma-Gamma on the sample ``fit`` (or use ``kept``, see :func:`kept_fit`) and predict per customer.
 
     Returns arrays named by :data:`PREDICTION_COLUMNS` (NaN = empty) or None
     when the BG/NBD fit is impossible (reason in the report).
@@ -134,19 +165,29 @@ def _predict(
     if n_customers == 0:
         report.prediction_error = "顧客がいないため、予測はできません。"
         return None
-    report.fit_customers = int(fit.sum())
-    try:
-        bg = clv.fit_beta_geo(x[fit], tx[fit], T[fit])
-    except InputError as exc:
-        report.prediction_error = exc.message
-        return None
-    report.bg_params = {k: float(v) for k, v in asdict(bg).items()}
-    gg = None
-    try:
-        gg = clv.fit_gamma_gamma(x[fit], m[fit])
-        report.gg_params = {k: float(v) for k, v in asdict(gg).items()}
-    except InputError as exc:
-        report.warnings.append(f"予測購入金額（CLV）は計算できませんでした: {exc.message}")
+    if kept is not None:
+        bg = clv.BetaGeoParams(**kept["bg_params"])
+        gg = clv.GammaGammaParams(**kept["gg_params"])
+        report.bg_params, report.gg_params = dict(kept["bg_params"]), dict(kept["gg_params"])
+        report.fit_customers = int(kept.get("fit_customers") or 0)
+        report.fitted_at, report.fitted_customers = kept["fitted_at"], int(kept["fitted_customers"])
+        report.fit_reused = True
+    else:
+        report.fit_customers = int(fit.sum())
+        report.fitted_at = (now or datetime.now()).isoformat(timespec="seconds")
+        report.fitted_customers = int(n_customers)
+        try:
+            bg = clv.fit_beta_geo(x[fit], tx[fit], T[fit])
+        except InputError as exc:
+            report.prediction_error = exc.message
+            return None
+        report.bg_params = {k: float(v) for k, v in asdict(bg).items()}
+        gg = None
+        try:
+            gg = clv.fit_gamma_gamma(x[fit], m[fit])
+            report.gg_params = {k: float(v) for k, v in asdict(gg).items()}
+        except InputError as exc:
+            report.warnings.append(f"予測購入金額（CLV）は計算できませんでした: {exc.message}")
 
     # Everything except spend depends on (x, t_x, T) only: evaluate once per
     # distinct triple (several times fewer rows than customers).

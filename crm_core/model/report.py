@@ -29,6 +29,12 @@ class ModelReport:
         (``p, q, v``) parameters, None when not fitted.
     fit_customers : int
         Customers that entered the fits.
+    fitted_at : str or None
+        When the parameters were fitted (ISO time, JST); older than this build when reused.
+    fitted_customers : int
+        Customers in the model when the parameters were fitted.
+    fit_reused : bool
+        True when this build kept the previous fit (see :data:`crm_core.model.predict.REFIT_DAYS`).
     prediction_error : str or None
         Japanese reason why the prediction columns are empty, if they are.
     seconds : dict
@@ -42,6 +48,9 @@ class ModelReport:
     bg_params: dict[str, float] | None = None
     gg_params: dict[str, float] | None = None
     fit_customers: int = 0
+    fitted_at: str | None = None
+    fitted_customers: int = 0
+    fit_reused: bool = False
     prediction_error: str | None = None
     seconds: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)

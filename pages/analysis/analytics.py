@@ -14,9 +14,10 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from crm_core import clock, jp
+from crm_core import clock, jp, model
 from crm_core.analytics import basket, charts, cohorts, cycles, profit, repeat, subscription
 from crm_core.analytics import value as analytics
+from crm_core.model.predict import REFIT_DAYS, REFIT_GROWTH
 from pages import ui
 
 TABS = ["RFM", "リピート", "コホート", "定期", "LTV・予測", "買い替え周期", "併売"]
@@ -502,7 +503,11 @@ def tab_ltv() -> None:
         return
     model_day = analytics.customer_model_as_of(STORE)
     if model_day:
-        st.caption(f"予測の基準日: {ui.jdate(model_day)}（BG/NBD・Gamma-Gammaモデルによる推定）")
+        fitted = (ui.run(model.last_report, STORE) or {}).get("fitted_at")
+        fit_text = (f"。モデルの推定日: {ui.jdate(dt.datetime.fromisoformat(fitted).date())}"
+                    f"（毎日の取り込みでは推定を使い回し、{REFIT_DAYS}日ごとか顧客数が{REFIT_GROWTH:.0%}以上変わったときに推定し直します）"
+                    if fitted else "")
+        st.caption(f"予測の基準日: {ui.jdate(model_day)}（BG/NBD・Gamma-Gammaモデルによる推定）{fit_text}")
     chart(
         charts.clv_distribution_chart(compute("clv_distribution")),
         "今後365日に見込まれる1人あたり売上（予測CLV）の分布です。右側の少数の顧客が売上の大部分を生むことが多く、手厚いフォローの候補になります。",

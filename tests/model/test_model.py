@@ -700,3 +700,53 @@ def test_reading_the_calendar_creates_no_table():
     model.rebuild(store, AS_OF)
     assert model.customer_table(store).acquisition_event.tolist() == ["スーパーSALE"]  # the bundled calendar
     assert not store.scalar("SELECT count(*) FROM information_schema.tables WHERE table_name = 'calendar_events'")
+
+
+def _add_day_of_orders(store: Store, day: datetime, customers: list[str]) -> None:
+    store.cursor().executemany(
+        "INSERT INTO orders (order_id, source, customer_id, ordered_at, cancelled, total_amount) "
+        "VALUES (?, 'rakuten', ?, ?, FALSE, 3000)",
+        [(f"D{day:%m%d}-{c}", c, day) for c in customers],
+    )
+
+
+def test_a_refresh_keeps_the_fit_and_predicts_everyone_on_the_new_day(monkeypatch):
+    from crm_core.model import clv
+
+    store, _ = synthetic_store(n=400, seed=5)
+    monkeypatch.setattr(build, "_now_jst", lambda: datetime(2026, 1, 1, 9, 0))
+    first = model.rebuild(store, reuse_fit=True)  # nothing to keep yet: fits
+    assert not first.fit_reused and first.fitted_at == "2026-01-01T09:00:00" and first.fitted_customers == 400
+    day = datetime.combine(model.stored_as_of(store) + timedelta(days=1), datetime.min.time()) + timedelta(hours=10)
+    _add_day_of_orders(store, day, ["S0001", "S0002", "NEW1"])  # one new customer: +0.25 %
+    monkeypatch.setattr(build, "_now_jst", lambda: datetime(2026, 1, 2, 9, 0))
+    kept = model.rebuild(store, reuse_fit=True)
+    assert kept.fit_reused and kept.as_of == day.date()
+    assert kept.bg_params == first.bg_params and kept.gg_params == first.gg_params
+    assert kept.fitted_at == first.fitted_at
+    # every customer is predicted on the new day with the kept parameters -- the same numbers a build
+    # that is handed those parameters computes
+    table = model.customer_table(store).set_index("customer_id")
+    bg = clv.BetaGeoParams(**first.bg_params)
+    summary = store.df(
+        "SELECT customer_id, count(DISTINCT CAST(ordered_at AS DATE)) - 1 AS x, "
+        "date_diff('day', min(CAST(ordered_at AS DATE)), max(CAST(ordered_at AS DATE))) AS tx, "
+        "date_diff('day', min(CAST(ordered_at AS DATE)), ?) AS T FROM orders GROUP BY 1", [day.date()]
+    ).set_index("customer_id").loc[table.index]
+    x, tx, T = (summary[c].to_numpy(dtype=float) for c in ("x", "tx", "T"))
+    assert np.allclose(table.p_alive, clv.p_alive(bg, x, tx, T), rtol=1e-6)
+    # a settings change (or any build not asking to keep) refits
+    assert not model.rebuild(store).fit_reused
+
+
+@pytest.mark.parametrize("days_later, new_customers, kept", [(6, 0, True), (7, 0, False), (1, 21, False), (1, 20, True)])
+def test_the_fit_is_redone_weekly_or_when_customers_grew(monkeypatch, days_later, new_customers, kept):
+    store, _ = synthetic_store(n=400, seed=5)
+    monkeypatch.setattr(build, "_now_jst", lambda: datetime(2026, 1, 1, 9, 0))
+    model.rebuild(store, reuse_fit=True)
+    day = datetime.combine(model.stored_as_of(store) + timedelta(days=1), datetime.min.time()) + timedelta(hours=10)
+    _add_day_of_orders(store, day, ["S0001"] + [f"NEW{i}" for i in range(new_customers)])
+    monkeypatch.setattr(build, "_now_jst", lambda: datetime(2026, 1, 1, 9, 0) + timedelta(days=days_later))
+    report = model.rebuild(store, reuse_fit=True)
+    assert report.fit_reused is kept
+    assert (report.fitted_at == "2026-01-01T09:00:00") is kept
