@@ -7,7 +7,6 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from crm_core.analytics.profit import profit_overview
 from crm_core.backup import BACKUP_DOWNLOAD_LIMIT, ClearPlan, backup_store, clear_plan
 from crm_core.errors import InputError
 from crm_core.ingest import formats as F
@@ -263,11 +262,11 @@ else:
 
 
 @st.cache_data(ttl=900, max_entries=16, show_spinner="商品ごとの売上と原価を集計しています…")
-def _costs_view(db: str, version: tuple, costs_version: tuple) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
-    """The cost table, the profit overview and the category rates: each reads every order line, so they are
-    kept per data version (imports, model rebuilds) and costs version (edits here), not run on every rerun."""
+def _costs_view(db: str, version: tuple, costs_version: tuple) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The cost table and the category rates: both read every order line, so they are kept per data
+    version (imports, model rebuilds) and costs version (edits here), not run on every rerun."""
     s = ui.store()
-    return PR.cost_table(s, 300), profit_overview(s), PR.category_margins(s)
+    return PR.cost_table(s, 300), PR.category_margins(s)
 
 
 st.divider()
@@ -278,10 +277,11 @@ st.caption("粗利（商品代金 − 原価）を出すための設定です。
            "原価も粗利率も分からない商品は、粗利に含めません（0円とはみなしません）。")
 if "imp_costs_flash" in st.session_state:
     st.success(st.session_state.pop("imp_costs_flash"), icon="✅")
-costs, ov, cats = ui.run(_costs_view, str(store.path), ui.data_version(), ui.run(PR.costs_version, store))
+costs, cats = ui.run(_costs_view, str(store.path), ui.data_version(), ui.run(PR.costs_version, store))
 if costs.empty:
     ui.empty_state("まだ商品がありません。注文データか商品マスタを取り込むと、ここに売上の多い順に並びます。")
 else:
+    ov = ui.shop_profit(store)
     st.caption(f"原価が分かる売上の割合: {ui.pct(ov['coverage'])}（原価を登録した商品 {ov['products_costed']:,} / {ov['products']:,}品）")
     view = costs.assign(margin_rate=costs["margin_rate"] * 100)
     edited = st.data_editor(

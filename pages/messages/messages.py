@@ -10,7 +10,6 @@ from dataclasses import fields, replace
 import streamlit as st
 
 from crm_core import clock
-from crm_core.analytics.profit import profit_overview
 from crm_core.messaging import compliance, coupons, sends
 from crm_core.messaging import templates as T
 from crm_core.messaging.templates import utf16_len
@@ -335,7 +334,7 @@ with tab_coupon:
         audience = ui.run(coupons.target_customer_ids, store, coupon)
 
     st.markdown("**費用の見積もり**")
-    shop_gp = ui.run(profit_overview, store)
+    shop_gp = ui.shop_profit(store)
     measured = ui.run(R.coupon_incremental_share, store)
     e1, e2, e3, e4 = st.columns(4)
     aov = e1.number_input("平均購入単価（円）", min_value=0, value=int(ui.run(coupons.average_order_value, store)), step=100, key="cpn_aov")

@@ -6,8 +6,6 @@ import pandas as pd
 import streamlit as st
 
 from crm_core.analytics.overview import line_reach, shop_overview
-from crm_core.analytics.profit import profit_overview
-from crm_core.ingest import products as PR
 from pages import ui
 
 st.title("🛍️ リピートCRMコンソール")
@@ -16,15 +14,11 @@ st.caption("楽天市場・Shopify・定期通販のリピート顧客づくり�
 store = ui.require_data()
 
 
-# Both read every order (and the profit every line): once per data version (and costs version), not on every rerun.
+# It reads every order: once per data version, not on every rerun (the gross profit: ui.shop_profit).
 @st.cache_data(ttl=900, max_entries=16, show_spinner="集計しています…")
 def _overview(db: str, version: tuple) -> dict:
     return shop_overview(ui.store())
 
-
-@st.cache_data(ttl=900, max_entries=16, show_spinner="粗利を集計しています…")
-def _profit(db: str, version: tuple, costs_version: tuple) -> dict:
-    return profit_overview(ui.store())
 
 
 ov = ui.run(_overview, str(store.path), ui.data_version())
@@ -60,7 +54,7 @@ else:
     st.caption("まだLINE IDの分かるお客様がいません。LINE友だちリストやLINE連携ファイル（注文番号・電話番号→LINEユーザーID）を「データ取込」で取り込むと増えます。")
 
 st.subheader("粗利")
-gp = ui.run(_profit, str(store.path), ui.data_version(), ui.run(PR.costs_version, store))
+gp = ui.shop_profit(store)
 c = st.columns(3)
 if gp["gross_profit"] is None:
     c[0].metric("粗利（原価が分かる商品）", "原価未登録")

@@ -160,6 +160,20 @@ def data_version() -> tuple[str, int, str]:
     return (s.path, *pipeline.data_version(s))  # the path: the sample's file and the shop's never share a cache entry
 
 
+@st.cache_data(ttl=900, max_entries=16, show_spinner="粗利を集計しています…")
+def _shop_profit(db: str, version: tuple, costs_version: tuple) -> dict[str, Any]:
+    from crm_core.analytics.profit import profit_overview
+
+    return profit_overview(store())
+
+
+def shop_profit(s: Store) -> dict[str, Any]:
+    """The shop's gross profit overview (every order line against the costs), once per data and costs version."""
+    from crm_core.ingest import products
+
+    return run(_shop_profit, str(s.path), data_version(), run(products.costs_version, s))
+
+
 def run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Call into ``crm_core``; show an ``InputError`` in Japanese and stop.
 
