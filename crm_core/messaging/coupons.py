@@ -225,6 +225,16 @@ def target_customer_ids(store: Store, coupon: Coupon) -> list[str]:
     return segment_customer_ids(store, coupon.segment or "all")
 
 
+def target_size(store: Store, coupon: Coupon) -> int:
+    """How many customers :func:`target_customer_ids` would return (counted in SQL; for the page's estimate)."""
+    from crm_core.messaging.preview import segment_size
+
+    problem = target_problem(store, coupon)
+    if problem:
+        raise InputError(problem, f"coupon {coupon.coupon_id} targets a missing segment {coupon.segment!r}")
+    return segment_size(store, coupon.segment or "all")
+
+
 def issue_for_target(store: Store, coupon_id: str, *, prefix: str = "") -> int:
     """Issue unique codes to the coupon's own target segment (refused when that segment was deleted)."""
     return issue_unique_codes(store, coupon_id, target_customer_ids(store, get_coupon(store, coupon_id)), prefix=prefix)

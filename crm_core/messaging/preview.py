@@ -70,6 +70,16 @@ def preview_customers(store: Store, segment: str = "all", limit: int = 50) -> li
     ]
 
 
+def segment_size(store: Store, segment: str = "all") -> int:
+    """How many customers a segment holds (:func:`segment_customer_ids` without fetching the ids)."""
+    from crm_core.audience import segments
+
+    rule = segment_rule(store, segment)
+    if not store.has_table("customer_model"):
+        return 0
+    return segments.count(store, rule)
+
+
 def segment_customer_ids(store: Store, segment: str = "all") -> list[str]:
     """Every customer id of a segment (for issuing unique coupon codes)."""
     from crm_core.audience import segments

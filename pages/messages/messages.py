@@ -329,9 +329,9 @@ with tab_coupon:
     target_problem = ui.run(coupons.target_problem, store, coupon)
     if target_problem:
         st.error(target_problem, icon="🚫")
-        audience = []
+        audience = 0
     else:
-        audience = ui.run(coupons.target_customer_ids, store, coupon)
+        audience = ui.run(coupons.target_size, store, coupon)  # a count: the ids are fetched only when issuing
 
     st.markdown("**費用の見積もり**")
     shop_gp = ui.shop_profit(store)
@@ -349,7 +349,7 @@ with tab_coupon:
                             help=(f"過去のクーポン施策{measured['campaigns']}件で、送らないグループと比べて増えた注文の割合（実績）です。"
                                   if measured else "クーポンがなくても買っていたお客様の利用は、利益を増やしません。送らないグループ付きのクーポン施策の"
                                   "実績ができると、ここに実績が入ります（それまでは仮の値20%）。"))
-    est = ui.run(coupons.estimate_cost, store, coupon, len(audience), average_order_value=aov, margin=margin / 100,
+    est = ui.run(coupons.estimate_cost, store, coupon, audience, average_order_value=aov, margin=margin / 100,
                  redemption_rate=rate / 100, incremental_share=share / 100)
     m = st.columns(5)
     m[0].metric("対象のお客様", ui.count(est.recipients, "人"))
@@ -361,7 +361,7 @@ with tab_coupon:
 
     if coupon.code_mode == "unique":
         st.markdown("**お客様ごとのコード**")
-        if st.button(f"対象のお客様{len(audience):,}人にコードを発行", key="cpn_issue", disabled=bool(target_problem)):
+        if st.button(f"対象のお客様{audience:,}人にコードを発行", key="cpn_issue", disabled=bool(target_problem)):
             issued = ui.run(coupons.issue_for_target, store, cid)
             st.success(f"{issued:,}件のコードを発行しました（発行済みのお客様には新しく発行しません）。")
         codes = ui.run(coupons.export_codes, store, cid)

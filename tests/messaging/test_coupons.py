@@ -182,11 +182,16 @@ def test_a_deleted_saved_segment_refuses_issuing_instead_of_targeting_everyone(s
     coupon = K.get_coupon(store, cid)
     assert K.target_problem(store, coupon) is None
     assert sorted(K.target_customer_ids(store, coupon)) == ["C002", "C003"]
+    assert K.target_size(store, coupon) == 2  # the page's count, without fetching the ids
+    assert K.target_size(store, K.get_coupon(store, K.create_coupon(store, _unique()))) == len(
+        K.target_customer_ids(store, K.get_coupon(store, K.create_coupon(store, _unique()))))
     segment_library.delete_segment(store, seg_id)
     problem = K.target_problem(store, coupon)
     assert problem and "削除されたため" in problem and "すべてのお客様に発行されることはありません" in problem
     with pytest.raises(InputError, match="削除されたため"):
         K.issue_for_target(store, cid)
+    with pytest.raises(InputError, match="削除されたため"):
+        K.target_size(store, coupon)
     assert store.scalar("SELECT count(*) FROM coupon_codes") == 0
 
 
