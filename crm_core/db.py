@@ -535,14 +535,14 @@ MIGRATIONS.append("""
     );
 """)
 
-# 7: customers whose orders an import changed since the last refresh (NULL: everyone), see crm_core.pipeline
-MIGRATIONS.append("CREATE TABLE IF NOT EXISTS refresh_touched (customer_id VARCHAR)")
-
 
 # 7: a unique code's own expiry (scenario coupons valid for N days from each customer's send)
 MIGRATIONS.append("""
     ALTER TABLE coupon_codes ADD COLUMN IF NOT EXISTS valid_to TIMESTAMP;
 """)
+
+# 8: customers whose orders an import changed since the last refresh (NULL: everyone), see crm_core.pipeline
+MIGRATIONS.append("CREATE TABLE IF NOT EXISTS refresh_touched (customer_id VARCHAR)")
 
 
 REFRESH_DUE = "refresh_due"
