@@ -77,6 +77,7 @@ ACTIONS: dict[str, tuple[Role, str]] = {
     "segments.edit": (Role.OPERATOR, "セグメントの作成・変更"),
     "messages.edit": (Role.OPERATOR, "メッセージの作成・変更"),
     "coupons.edit": (Role.OPERATOR, "クーポンの発行"),
+    "coupons.export": (Role.OPERATOR, "クーポンコード一覧（氏名・メールアドレス付き）のダウンロード"),
     "plans.edit": (Role.OPERATOR, "販促計画・カレンダーの変更"),
     "campaigns.edit": (Role.OPERATOR, "施策の記録・結果の取り込み"),
     "model.edit": (Role.OPERATOR, "RFM・ランクの基準の変更"),
@@ -96,7 +97,7 @@ FUNCTION_ACTIONS: dict[str, str] = {
        for n in ("save_segment", "delete_segment", "duplicate_segment", "rename_segment")},
     **{f"crm_core.messaging.templates.{n}": "messages.edit" for n in ("save_template", "reset_template")},
     "crm_core.messaging.context.save_shop_profile": "send_settings.edit",
-    **{f"crm_core.messaging.coupons.{n}": "coupons.edit" for n in ("create_coupon", "issue_for_target", "export_codes")},
+    **{f"crm_core.messaging.coupons.{n}": "coupons.edit" for n in ("create_coupon", "issue_for_target")},
     **{f"crm_core.messaging.sends.{n}": "test_send"
        for n in ("test_send", "add_test_recipient", "remove_test_recipient")},
     **{f"crm_core.messaging.sends.{n}": "send_settings.edit" for n in ("save_console_settings", "check_connection")},

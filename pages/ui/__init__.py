@@ -174,6 +174,12 @@ def shop_profit(s: Store) -> dict[str, Any]:
     return run(_shop_profit, str(s.path), data_version(), run(products.costs_version, s))
 
 
+def audit(action: str, detail: str = "") -> None:
+    """Write ``action`` by the signed-in user to the shop's audit log (``detail``: never customer data)."""
+    if not real_store().read_only:  # a read-only store refused the change itself already
+        access.audit(real_store(), current_user(), action, detail)
+
+
 def run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Call into ``crm_core``; show an ``InputError`` in Japanese and stop.
 
@@ -189,8 +195,7 @@ def run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         user = current_user()
         access.require(user, action)
         result = fn(*args, **kwargs)
-        if not real_store().read_only:  # a read-only store refused the change itself already
-            access.audit(real_store(), user, action, getattr(fn, "__qualname__", ""))
+        audit(action, getattr(fn, "__qualname__", ""))
         return result
     except InputError as exc:
         st.error(exc.message, icon="⚠️")

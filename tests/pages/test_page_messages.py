@@ -405,3 +405,22 @@ def test_customer_choices_never_show_the_internal_id(db):
     for label in box.options:
         assert not any(cid in label for cid in ("C001", "C002", "C003")), label
         assert "顧客番号なし" in label and "回購入" in label, label
+
+
+def test_rerunning_the_coupon_tab_writes_nothing_to_the_audit_log(db):
+    """Looking at a coupon's issued codes is not a change: only creating and issuing are audited."""
+    at = _messages()
+    at.text_input(key="cpn_name").set_value("F2 10%")
+    at.radio(key="cpn_mode").set_value("unique")
+    at.button[[b.label for b in at.button].index("クーポンを作成")].click().run()
+    at.button(key="cpn_issue").click().run()
+    s = Store(db)
+    actions = [r[0] for r in s.fetchall("SELECT action FROM audit_log ORDER BY rowid")]
+    s.close()
+    assert actions.count("coupons.edit") == 2  # created, issued
+    at.run()
+    at.run()
+    s = Store(db)
+    assert [r[0] for r in s.fetchall("SELECT action FROM audit_log ORDER BY rowid")] == actions
+    s.close()
+    assert any("発行済み 3件" in c.value for c in at.caption)
