@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
@@ -53,6 +54,8 @@ def test_switch_a_preset_on_and_see_the_days_dry_run(tmp_path, monkeypatch):
     row = table[table["シナリオ"] == "サンクス（初回購入）"].iloc[0]
     assert row["送信"] == expected["steps"][0]["queued"] > 0
     assert at.metric[0].value == f"{expected['total']:,}通"
+    shown = "\n".join(m.value for m in at.markdown)
+    assert "顧客番号" in shown and not re.search(r"[0-9a-f]{32}", shown)  # samples named as the shop knows them
     # after the real run the results table shows the sends
     with opsdb.connect(opsdb.ops_path(path)) as ops:
         engine.record(store, ops, day, now=dt.datetime.combine(day, dt.time(20), tzinfo=JST))

@@ -80,6 +80,39 @@ def segment_size(store: Store, segment: str = "all") -> int:
     return segments.count(store, rule)
 
 
+def customer_label(person: dict[str, Any]) -> str:
+    """How a screen names a customer: the shop's own number when the export had one, else rank and orders.
+
+    Never the console's internal id (a 32-digit hash that means nothing to a marketer).
+    ``person``: ``name``, ``customer_key`` and optionally ``rank``, ``orders``.
+    """
+    name = person.get("name") or "（氏名なし）"
+    if person.get("customer_key"):
+        return f"{name}（顧客番号 {person['customer_key']}）"
+    facts = ["顧客番号なし"]
+    if person.get("rank"):
+        facts.append(str(person["rank"]))
+    if person.get("orders") is not None and person.get("orders") == person.get("orders"):
+        facts.append(f"{int(person['orders']):,}回購入")
+    return f"{name}（{'・'.join(facts)}）"
+
+
+def customer_labels(store: Store, customer_ids: list[str]) -> dict[str, str]:
+    """:func:`customer_label` for each id (a few at a time: previews and samples)."""
+    if not customer_ids or not store.has_table("customer_model"):
+        return {c: customer_label({}) for c in customer_ids}
+    rows = store.fetchall(
+        "SELECT m.customer_id, m.name, c.customer_key, m.rank, m.orders FROM customer_model m "
+        "LEFT JOIN customers c ON c.customer_id = m.customer_id WHERE m.customer_id IN (SELECT unnest(?))",
+        [list(customer_ids)],
+    ) if store.has_table("customers") else store.fetchall(
+        "SELECT customer_id, name, NULL, rank, orders FROM customer_model WHERE customer_id IN (SELECT unnest(?))",
+        [list(customer_ids)],
+    )
+    found = {r[0]: customer_label(dict(zip(("name", "customer_key", "rank", "orders"), r[1:], strict=True))) for r in rows}
+    return {c: found.get(c, customer_label({})) for c in customer_ids}
+
+
 def segment_customer_ids(store: Store, segment: str = "all") -> list[str]:
     """Every customer id of a segment (for issuing unique coupon codes)."""
     from crm_core.audience import segments

@@ -14,6 +14,7 @@ import streamlit as st
 
 from crm_core import clock, opsdb
 from crm_core.messaging import templates as T
+from crm_core.messaging.preview import customer_labels
 from crm_core.scenarios import definitions as SD
 from crm_core.scenarios import engine, report
 from pages import ui
@@ -145,8 +146,9 @@ with closing(ui.run(opsdb.connect, opsdb.ops_path(store.path))) as ops:
         for c in dry["steps"]:
             if c["samples"]:
                 with st.expander(f"{c['title']} ステップ{c['step']} の例（{len(c['samples'])}人）"):
+                    labels = ui.run(customer_labels, store, [smp["customer_id"] for smp in c["samples"]])
                     for smp in c["samples"]:
-                        st.markdown(f"**顧客ID {smp['customer_id']}**（{'LINE' if smp['channel'] == 'line' else 'メール'}）"
+                        st.markdown(f"**{ui.md(labels[smp['customer_id']])}**（{'LINE' if smp['channel'] == 'line' else 'メール'}）"
                                     + (f" 件名: {smp['subject']}" if smp["subject"] else ""))
                         st.text(smp["text"][:600])
 

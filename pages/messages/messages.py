@@ -12,6 +12,7 @@ import streamlit as st
 from crm_core import clock
 from crm_core.messaging import compliance, coupons, sends
 from crm_core.messaging import templates as T
+from crm_core.messaging.preview import customer_label
 from crm_core.messaging.templates import utf16_len
 from crm_core.results import attribution as R
 from pages import ui
@@ -97,19 +98,6 @@ def show_findings(findings: list[compliance.Finding]) -> None:
     for f in findings:
         box = st.error if f.severity == compliance.ERROR else st.warning
         box(f"**{compliance.SEVERITY_LABELS[f.severity]}**: {f.message}\n\n対処: {f.fix}", icon="⚠️")
-
-
-def _customer_label(person: dict) -> str:
-    """The shop's own customer number when the export had one; otherwise rank and orders (never our internal id)."""
-    name = person.get("name") or "（氏名なし）"
-    if person.get("customer_key"):
-        return f"{name}（顧客番号 {person['customer_key']}）"
-    facts = ["顧客番号なし"]
-    if person.get("rank"):
-        facts.append(str(person["rank"]))
-    if person.get("orders") is not None:
-        facts.append(f"{int(person['orders']):,}回購入")
-    return f"{name}（{'・'.join(facts)}）"
 
 
 def preview(customer_id: str) -> None:
@@ -204,7 +192,7 @@ with tab_message:
         if people:
             ids = [p["customer_id"] for p in people]
             session.restore("msg_customer", ids)
-            names = {p["customer_id"]: _customer_label(p) for p in people}
+            names = {p["customer_id"]: customer_label(p) for p in people}
             if st.session_state.get("msg_customer") not in ids:
                 st.session_state["msg_customer"] = ids[0]
 

@@ -16,6 +16,7 @@ from crm_core import access
 from crm_core.messaging import audit, sends
 from crm_core.messaging import ledger as LG
 from crm_core.messaging import templates as T
+from crm_core.messaging.preview import customer_label
 from crm_core.results import live
 from pages import ui
 
@@ -126,8 +127,7 @@ with closing(ui.run(live.open_ops, store)) as ops:
 
     st.subheader("3人分のプレビュー")
     for p in ui.run(live.previews, store, ops, cid):
-        number = f"顧客番号 {p['customer_key']}" if p.get("customer_key") else f"顧客ID {p['customer_id']}"
-        with st.expander(f"{p['name'] or '（氏名なし）'} 様（{number}・パターン {p['variant']}）"):
+        with st.expander(f"{ui.md(customer_label(p))}・パターン {p['variant']}"):
             r = p["rendered"]
             if c["channel"] == "line":
                 for m in r.line_messages:
