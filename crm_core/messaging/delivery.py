@@ -41,6 +41,8 @@ from crm_core.messaging.unsubscribe import Unsubscribe
 UNSUBSCRIBE_SENTINEL = "https://unsubscribe.invalid/__crm_unsubscribe__"
 """Rendered into bodies at preparation; replaced per recipient by the signed link at delivery."""
 EMAIL_CHUNK = 100
+STOP_CODES = ("quota_exceeded", "rate_limited", "server_error", "timeout", "connection_error", "tls_error", "unauthorized", "forbidden")
+"""LINE answers that pause the send (the batch stays queued with its key and body) instead of failing the batch."""
 
 
 @dataclass
@@ -164,6 +166,7 @@ class _Run:
         if left and not quota.allows(left) and not self.c.get("accept_overage"):
             raise _Stop("paused", f"LINEの今月の送信上限（{quota.limit:,}通）のうち{quota.used:,}通を使っており、残り{quota.remaining:,}通では"
                                   f"この配信（{left:,}通）を送りきれません。追加料金を承諾するか、上限を見直してから再開してください。")
+        contents: dict[int, Any] = {}
         while True:
             batch = self.con.execute(
                 "SELECT * FROM send_batches WHERE campaign_id = ? AND state IN ('queued', 'sending') ORDER BY batch_id LIMIT 1",
@@ -173,42 +176,29 @@ class _Run:
             self.checkpoint()
             members = [r[0] for r in self.con.execute(
                 "SELECT address FROM send_ledger WHERE batch_id = ? ORDER BY seq", [batch["batch_id"]])]
-            messages = L.load_content(self.con, batch["content_id"])
+            messages = contents.get(batch["content_id"])
+            if messages is None:
+                messages = contents[batch["content_id"]] = L.load_content(self.con, batch["content_id"])
             if batch["kind"] == "narrowcast" and not self._narrowcast_ready(api, batch, members):
                 continue
             # intent: the batch (its members, body and retry key were stored at preparation) is marked as being sent;
-            # its ledger rows stay 'queued' until the outcome (one statement less per recipient and batch)
-            self.con.execute("UPDATE send_batches SET state = 'sending', attempts = attempts + 1, updated_at = ? WHERE batch_id = ?",
-                             [L.iso(self.clock()), batch["batch_id"]])
+            # its ledger rows stay 'queued' until the outcome
+            L.batch_intent(self.con, batch["batch_id"], self.clock())
             if batch["kind"] == "narrowcast":
                 result = api.narrowcast(messages, audience_group_id=int(batch["audience_id"]), retry_key=batch["retry_key"])
             else:
                 result = api.multicast(members, messages, retry_key=batch["retry_key"], aggregation_unit=unit)
             self.requests += result.attempts
             self.done += len(members)
-            now = L.iso(self.clock())
-            with opsdb.transaction(self.con):  # outcome
-                if result.ok:
-                    self.con.execute("UPDATE send_batches SET state = 'sent', request_id = ?, updated_at = ? WHERE batch_id = ?",
-                                     [result.request_id, now, batch["batch_id"]])
-                    self.con.execute("UPDATE send_ledger SET state = 'sent', request_id = ?, sent_at = ?, updated_at = ?, error = NULL,"
-                                     " attempts = ? WHERE batch_id = ?", [result.request_id, now, now, batch["attempts"] + 1, batch["batch_id"]])
-                    continue
-                error = f"{result.error_code}: {result.message}"
-                if result.error_code in ("quota_exceeded", "rate_limited", "server_error", "timeout", "connection_error", "tls_error",
-                                         "unauthorized", "forbidden"):
-                    # the batch keeps its key and body: resuming sends exactly it again
-                    self.con.execute("UPDATE send_batches SET state = 'queued', error = ?, updated_at = ? WHERE batch_id = ?",
-                                     [error, now, batch["batch_id"]])
-                    self.con.execute("UPDATE send_ledger SET state = 'queued', error = ?, updated_at = ? WHERE batch_id = ?",
-                                     [error, now, batch["batch_id"]])
-                else:
-                    self.con.execute("UPDATE send_batches SET state = 'failed', error = ?, updated_at = ? WHERE batch_id = ?",
-                                     [error, now, batch["batch_id"]])
-                    self.con.execute("UPDATE send_ledger SET state = 'failed', error = ?, updated_at = ? WHERE batch_id = ?",
-                                     [error, now, batch["batch_id"]])
-            if result.error_code in ("quota_exceeded", "rate_limited", "server_error", "timeout", "connection_error", "tls_error",
-                                     "unauthorized", "forbidden"):
+            if result.ok:  # outcome
+                L.record_batch_sent(self.con, batch["batch_id"], request_id=result.request_id, attempts=batch["attempts"] + 1,
+                                    now=self.clock())
+                continue
+            stop = result.error_code in STOP_CODES
+            # a batch stopped by the channel keeps its key and body: resuming sends exactly it again
+            L.record_batch_error(self.con, batch["batch_id"], state="queued" if stop else "failed",
+                                 error=f"{result.error_code}: {result.message}", now=self.clock())
+            if stop:
                 raise _Stop("paused", result.message + " 送信を一時停止しました。原因を解消してから再開してください（送信済みの人には二重に送りません）。")
 
     def _narrowcast_ready(self, api: LineBulk, batch: sqlite3.Row, members: list[str]) -> bool:

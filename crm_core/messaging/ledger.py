@@ -144,6 +144,24 @@ MIGRATIONS = [
 ]
 opsdb.register("ledger", MIGRATIONS)
 
+INDEX_MIGRATIONS = [
+    # 1: partial indexes instead of full ones on the ledger's state.  With the full indexes
+    #    (campaign_id, channel, state, seq) and (customer_id, sent_at) the outcome of a LINE batch
+    #    moved 1,000 index entries (each of 500 rows deleted and re-inserted in both), 4-6 ms of
+    #    SQL per batch against a ~15 ms request.  The open-rows index only loses the sent rows, the
+    #    sent index only gains them: about 1 ms per batch.  (A component of its own, so that its
+    #    numbering never collides with scripts appended to MIGRATIONS.)
+    """
+    DROP INDEX IF EXISTS send_ledger_todo;
+    DROP INDEX IF EXISTS send_ledger_recent;
+    CREATE INDEX IF NOT EXISTS send_ledger_open ON send_ledger (campaign_id, channel, seq) WHERE state IN ('queued', 'sending');
+    CREATE INDEX IF NOT EXISTS send_ledger_sent ON send_ledger (sent_at, customer_id) WHERE state = 'sent';
+    """,
+]
+"""Queries of open rows must spell the state test as ``state IN ('queued', 'sending')`` and those of
+sent rows ``state = 'sent'``: SQLite uses a partial index only when the query contains its WHERE term."""
+opsdb.register("ledger_indexes", INDEX_MIGRATIONS)
+
 
 def utcnow() -> dt.datetime:
     return clock.now_utc()
@@ -249,6 +267,33 @@ def next_campaign_id(con: sqlite3.Connection, kind: str, *, floor: int = 0, now:
         return take()
     with opsdb.transaction(con):
         return take()
+
+
+# -- LINE batches: intent and outcome ------------------------------------------------------------
+def batch_intent(con: sqlite3.Connection, batch_id: int, now: dt.datetime) -> None:
+    """Mark a batch as being sent (its members, body and retry key were stored before): one statement, committed."""
+    con.execute("UPDATE send_batches SET state = 'sending', attempts = attempts + 1, updated_at = ? WHERE batch_id = ?",
+                [iso(now), batch_id])
+
+
+def record_batch_sent(con: sqlite3.Connection, batch_id: int, *, request_id: str | None, attempts: int, now: dt.datetime) -> None:
+    """The outcome of an accepted batch: the batch and all its ledger rows ``sent``, one statement each, one transaction."""
+    stamp = iso(now)
+    with opsdb.transaction(con):
+        con.execute("UPDATE send_batches SET state = 'sent', request_id = ?, updated_at = ? WHERE batch_id = ?",
+                    [request_id, stamp, batch_id])
+        con.execute("UPDATE send_ledger SET state = 'sent', request_id = ?, sent_at = ?, updated_at = ?, error = NULL, attempts = ?"
+                    " WHERE batch_id = ?", [request_id, stamp, stamp, attempts, batch_id])
+
+
+def record_batch_error(con: sqlite3.Connection, batch_id: int, *, state: str, error: str, now: dt.datetime) -> None:
+    """A batch that was not accepted: ``queued`` (kept with its key and body, resumed later) or ``failed``; never ``sent``."""
+    if state not in ("queued", "failed"):
+        raise ValueError(f"a batch error leaves the batch queued or failed, not {state!r}")
+    stamp = iso(now)
+    with opsdb.transaction(con):
+        con.execute("UPDATE send_batches SET state = ?, error = ?, updated_at = ? WHERE batch_id = ?", [state, error, stamp, batch_id])
+        con.execute("UPDATE send_ledger SET state = ?, error = ?, updated_at = ? WHERE batch_id = ?", [state, error, stamp, batch_id])
 
 
 # -- counts -------------------------------------------------------------------------------------
