@@ -60,3 +60,16 @@ def test_an_existing_ops_file_gets_the_partial_indexes(tmp_path):
     with closing(opsdb.connect(path)) as con:
         names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'send_ledger'")}
     assert {"send_ledger_open", "send_ledger_sent"} <= names and not names & {"send_ledger_todo", "send_ledger_recent"}
+
+
+def test_a_template_is_parsed_once_per_text_not_once_per_recipient():
+    from crm_core.messaging import templates as T
+
+    tpl = T.load_presets()["thanks_first"]
+    shop = None  # the preset renders without a shop profile
+    T.render(tpl, T.build_context({"name": "顧客0"}, T.Campaign(), shop, "email", tpl.key), "email")
+    parsed = T._analysed.cache_info().misses, T._compiled.cache_info().misses
+    for i in range(1, 50):
+        out = T.render(tpl, T.build_context({"name": f"顧客{i}"}, T.Campaign(), shop, "email", tpl.key), "email")
+        assert f"顧客{i}" in out.text
+    assert (T._analysed.cache_info().misses, T._compiled.cache_info().misses) == parsed
