@@ -286,6 +286,55 @@ def record_batch_sent(con: sqlite3.Connection, batch_id: int, *, request_id: str
                     " WHERE batch_id = ?", [request_id, stamp, stamp, attempts, batch_id])
 
 
+def record_batch_accepted(con: sqlite3.Connection, batch_id: int, *, request_id: str | None, now: dt.datetime) -> None:
+    """A narrowcast LINE accepted: the batch waits for its progress (``accepted``); its rows stay open until LINE reports it sent."""
+    con.execute("UPDATE send_batches SET state = 'accepted', request_id = ?, updated_at = ? WHERE batch_id = ?",
+                [request_id, iso(now), batch_id])
+
+
+def merge_into_narrowcast(con: sqlite3.Connection, campaign_id: int, threshold: int, now: dt.datetime) -> list[int]:
+    """Turn a large LINE send into narrowcasts: per body, never-attempted multicast batches with ``threshold`` or more
+    recipients in all become one narrowcast batch with its own retry key (stored before any request).
+
+    Only batches never sent (``attempts = 0``) are merged: a batch that was requested keeps its key,
+    since LINE may have accepted it.  Returns the new narrowcast batch ids.
+    """
+    from crm_core.messaging.channels.line_bulk import new_retry_key
+
+    out = []
+    with opsdb.transaction(con):
+        groups = con.execute(
+            "SELECT content_id, json_group_array(batch_id), sum(size) FROM send_batches WHERE campaign_id = ? AND channel = 'line'"
+            " AND kind = 'multicast' AND state = 'queued' AND attempts = 0 GROUP BY content_id HAVING sum(size) >= ?",
+            [campaign_id, max(int(threshold), 1)]).fetchall()
+        for content_id, batch_ids, size in groups:
+            cur = con.execute("INSERT INTO send_batches (campaign_id, channel, content_id, retry_key, kind, size, updated_at)"
+                              " VALUES (?, 'line', ?, ?, 'narrowcast', ?, ?)", [campaign_id, content_id, new_retry_key(), size, iso(now)])
+            con.execute("UPDATE send_ledger SET batch_id = ? WHERE batch_id IN (SELECT value FROM json_each(?))", [cur.lastrowid, batch_ids])
+            con.execute("DELETE FROM send_batches WHERE batch_id IN (SELECT value FROM json_each(?))", [batch_ids])
+            out.append(int(cur.lastrowid))
+    return out
+
+
+def split_into_multicasts(con: sqlite3.Connection, batch_id: int, now: dt.datetime, note: str) -> None:
+    """Send a never-requested narrowcast batch as multicasts after all (each of at most 500 with its own retry key)."""
+    from crm_core.messaging.channels.line_bulk import MULTICAST_MAX, new_retry_key
+
+    with opsdb.transaction(con):
+        batch = con.execute("SELECT * FROM send_batches WHERE batch_id = ?", [batch_id]).fetchone()
+        if batch["attempts"] or batch["kind"] != "narrowcast":
+            raise ValueError("only a narrowcast LINE never accepted can be split into multicasts")
+        members = [r[0] for r in con.execute("SELECT rowid FROM send_ledger WHERE batch_id = ? ORDER BY seq", [batch_id])]
+        for start in range(0, len(members), MULTICAST_MAX):
+            chunk = members[start:start + MULTICAST_MAX]
+            cur = con.execute("INSERT INTO send_batches (campaign_id, channel, content_id, retry_key, kind, size, updated_at)"
+                              " VALUES (?, 'line', ?, ?, 'multicast', ?, ?)",
+                              [batch["campaign_id"], batch["content_id"], new_retry_key(), len(chunk), iso(now)])
+            con.execute("UPDATE send_ledger SET batch_id = ? WHERE rowid IN (SELECT value FROM json_each(?))",
+                        [cur.lastrowid, json.dumps(chunk)])
+        con.execute("UPDATE send_batches SET state = 'split', error = ?, updated_at = ? WHERE batch_id = ?", [note, iso(now), batch_id])
+
+
 def record_batch_error(con: sqlite3.Connection, batch_id: int, *, state: str, error: str, now: dt.datetime) -> None:
     """A batch that was not accepted: ``queued`` (kept with its key and body, resumed later) or ``failed``; never ``sent``."""
     if state not in ("queued", "failed"):

@@ -148,6 +148,7 @@ class LineMock:
         self.unit_deliveries: dict[str, dict[str, int]] = {}  # custom aggregation unit -> user -> accepted sends
         self.narrowcasts: dict[str, dict[str, Any]] = {}  # request id -> progress LINE reports for it
         self.narrowcast_phase: str | None = None  # force the phase of the next narrowcasts' progress ("failed", "sending", ...)
+        self.unknown_users: set[str] = set()  # user ids LINE cannot match (not friends): not counted in an audience, never reached
         self.unit_stats: dict[str, dict[str, Any]] = {}
         self._answers: deque[tuple[int, dict[str, Any], dict[str, str], bool]] = deque()
         self._accepted: dict[str, str] = {}
@@ -266,7 +267,7 @@ class LineMock:
             return [body["to"]]
         if record["path"] == "/v2/bot/message/multicast":
             return list(body["to"])
-        return list(self.audiences.get(int(body.get("recipient", {}).get("audienceGroupId", -1)), []))
+        return [u for u in self.audiences.get(int(body.get("recipient", {}).get("audienceGroupId", -1)), []) if u not in self.unknown_users]
 
     def _push(self, record: dict[str, Any]) -> Response:
         """Every send (push, multicast, narrowcast): retry keys, queued answers, quota."""
@@ -348,7 +349,7 @@ class LineMock:
             if group_id not in self.audiences:
                 return self._json(400, {"message": "audience not found"})
             return self._json(200, {"audienceGroup": {"audienceGroupId": group_id, "type": "UPLOAD", "description": "crm",
-                                                      "status": "READY", "audienceCount": len(set(self.audiences[group_id])),
+                                                      "status": "READY", "audienceCount": len(set(self.audiences[group_id]) - self.unknown_users),
                                                       "created": 1764720000, "permission": "READ_WRITE",
                                                       "createRoute": "MESSAGING_API", "isIfaAudience": False},
                                     "jobs": []})

@@ -208,6 +208,17 @@ class LineBulk:
         out = self._messaging().get_narrowcast_progress(request_id, _request_timeout=self.timeout)
         return out.to_dict()
 
+    def wait_narrowcast(self, request_id: str, timeout: float = 600.0) -> dict[str, Any]:
+        """Poll a narrowcast's progress until ``succeeded`` or ``failed`` (or ``timeout`` seconds: the last phase is returned)."""
+        waited, pause = 0.0, 1.0
+        while True:
+            progress = self.narrowcast_progress(request_id)
+            if progress.get("phase") in ("succeeded", "failed") or waited >= timeout:
+                return progress
+            self._sleep(pause)
+            waited += pause
+            pause = min(pause * 2, self.max_backoff)
+
     # -- quota and audiences --------------------------------------------------------------
     def quota(self) -> Quota:
         """The month's quota and consumption (two GET requests)."""
@@ -233,10 +244,22 @@ class LineBulk:
                 {"audienceGroupId": group_id, "audiences": [{"id": i} for i in chunk]}))
         return group_id
 
-    def audience_size(self, audience_group_id: int) -> int:
-        """``audienceCount`` of an audience (LINE counts only ids it could match)."""
-        data = self._audience().get_audience_data(int(audience_group_id))
-        return int(data.audience_group.audience_count or 0)
+    def audience_size(self, audience_group_id: int, timeout: float = 300.0) -> int:
+        """``audienceCount`` of an audience once LINE has processed the upload (LINE counts only ids it could match).
+
+        0 when the audience is not ``READY`` within ``timeout`` seconds or failed.
+        """
+        waited, pause = 0.0, 1.0
+        while True:
+            group = self._audience().get_audience_data(int(audience_group_id)).audience_group
+            status = str(getattr(group.status, "value", group.status) or "")
+            if status == "READY":
+                return int(group.audience_count or 0)
+            if status not in ("IN_PROGRESS", "ACTIVATING", "") or waited >= timeout:
+                return 0
+            self._sleep(pause)
+            waited += pause
+            pause = min(pause * 2, self.max_backoff)
 
     def unit_statistics(self, unit: str, date_from: str, date_to: str) -> dict[str, Any]:
         """Per-aggregation-unit statistics (``yyyyMMdd`` JST dates); LINE's nulls stay None (below its privacy threshold)."""
