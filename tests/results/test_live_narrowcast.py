@@ -21,30 +21,14 @@ from crm_core.messaging.channels.line_bulk import LineBulk
 from crm_core.messaging.delivery import channel_objects
 from crm_core.messaging.sends import load_settings
 from crm_core.results import live
-from tests.live_support import LINE_RULE, NOON, TEMPLATE, make_store
+from tests.live_support import LINE_RULE, LIVE_TOKEN, NOON, TEMPLATE
 from tests.servers.customers import LINE_USER
-from tests.servers.line_mock import LineMock
 
 pytestmark = pytest.mark.timeout(300)
-TOKEN = "narrow-token"
+TOKEN = LIVE_TOKEN  # the stand-in of the shared fixture ``line`` (tests/results/conftest.py)
 NARROWCAST = "/v2/bot/message/narrowcast"
 MULTICAST = "/v2/bot/message/multicast"
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture()
-def env(tmp_path):
-    store = make_store(tmp_path / "crm.duckdb", line_users=1200)
-    ops = live.open_ops(store)
-    yield store, ops
-    ops.close()
-    store.close()
-
-
-@pytest.fixture()
-def line():
-    with LineMock(TOKEN) as mock:
-        yield mock
 
 
 def _approved(store, ops, mock, accept_overage=False):
@@ -69,7 +53,7 @@ def _recipients(ops, cid) -> set[str]:
 def test_a_large_send_goes_as_one_audience_and_one_narrowcast_exactly_once(env, line):
     store, ops = env
     cid, n = _approved(store, ops, line)
-    res = live.run(ops, cid, store=store, line=_bulk(line), clock=lambda: NOON, narrowcast_from=1000)
+    res = live.run(ops, cid, store=store, line=_bulk(line), clock=lambda: NOON, narrowcast_from=500)
     assert res.status == "done", res
     assert line.errors == []
     assert line.multicasts == []
@@ -102,7 +86,7 @@ def test_an_audience_below_lines_minimum_falls_back_to_multicast(env, line):
     people = sorted(_recipients(ops, cid))
     assert len(people) == n
     line.unknown_users = set(people[40:])  # LINE matches only 40 of them: a narrowcast would fail (errorCode 4)
-    res = live.run(ops, cid, store=store, line=_bulk(line), clock=lambda: NOON, narrowcast_from=1000)
+    res = live.run(ops, cid, store=store, line=_bulk(line), clock=lambda: NOON, narrowcast_from=500)
     assert res.status == "done", res
     assert [r for r in line.requests if r["path"] == NARROWCAST] == []
     assert sum(len(r["body"]["to"]) for r in line.multicasts) == n
@@ -115,7 +99,7 @@ def test_a_refused_narrowcast_marks_nobody_sent(env, line):
     store, ops = env
     cid, n = _approved(store, ops, line)
     line.answer(400, {"message": "The request body has 1 error(s)"})
-    res = live.run(ops, cid, store=store, line=_bulk(line), clock=lambda: NOON, narrowcast_from=1000)
+    res = live.run(ops, cid, store=store, line=_bulk(line), clock=lambda: NOON, narrowcast_from=500)
     counts = L.counts(ops, cid)
     assert counts["sent"] == 0 and counts["failed"] == n
     assert line.deliveries == [] or {p for _, _, p in line.deliveries} == {"/v2/bot/message/push"}  # only the test send
@@ -126,7 +110,7 @@ def test_a_narrowcast_that_line_reports_failed_marks_nobody_sent_and_pauses(env,
     store, ops = env
     cid, n = _approved(store, ops, line)
     line.narrowcast_phase = "failed"
-    res = live.run(ops, cid, store=store, line=_bulk(line), clock=lambda: NOON, narrowcast_from=1000)
+    res = live.run(ops, cid, store=store, line=_bulk(line), clock=lambda: NOON, narrowcast_from=500)
     assert res.status == "paused" and "絞り込み配信" in res.message and "送信済みになったお客様はいません" in res.message
     counts = L.counts(ops, cid)
     assert counts["sent"] == 0 and counts["failed"] == n
@@ -137,10 +121,10 @@ def test_server_errors_on_the_narrowcast_pause_and_resume_sends_once(env, line):
     store, ops = env
     cid, n = _approved(store, ops, line)
     line.storm(8, 503)  # every attempt of this run fails: nobody is marked sent, the batch keeps its key
-    res = live.run(ops, cid, store=store, line=_bulk(line), clock=lambda: NOON, narrowcast_from=1000)
+    res = live.run(ops, cid, store=store, line=_bulk(line), clock=lambda: NOON, narrowcast_from=500)
     assert res.status == "paused" and L.counts(ops, cid)["sent"] == 0 and line.delivered_to(NARROWCAST) == {}
     live.resume(ops, cid, "hanako")
-    res = live.run(ops, cid, store=store, line=_bulk(line), clock=lambda: NOON, narrowcast_from=1000)
+    res = live.run(ops, cid, store=store, line=_bulk(line), clock=lambda: NOON, narrowcast_from=500)
     assert res.status == "done"
     keys = {r["retry_key"] for r in line.requests if r["path"] == NARROWCAST}
     assert len(keys) == 1  # the same retry key on every attempt, before and after the pause
@@ -152,7 +136,7 @@ def test_a_lost_answer_is_retried_with_the_same_key_and_answered_409(env, line):
     store, ops = env
     cid, n = _approved(store, ops, line)
     line.answer(500, accept=True)  # LINE accepted the narrowcast, the answer was lost
-    res = live.run(ops, cid, store=store, line=_bulk(line), clock=lambda: NOON, narrowcast_from=1000)
+    res = live.run(ops, cid, store=store, line=_bulk(line), clock=lambda: NOON, narrowcast_from=500)
     assert res.status == "done" and line.conflicts == 1
     got = line.delivered_to(NARROWCAST)
     assert len(got) == n and set(got.values()) == {1} and L.counts(ops, cid)["sent"] == n
@@ -162,7 +146,7 @@ def test_the_months_quota_is_checked_before_the_audience_is_uploaded(env, line):
     store, ops = env
     cid, n = _approved(store, ops, line)
     line.quota_limit = n - 1
-    res = live.run(ops, cid, store=store, line=_bulk(line), clock=lambda: NOON, narrowcast_from=1000)
+    res = live.run(ops, cid, store=store, line=_bulk(line), clock=lambda: NOON, narrowcast_from=500)
     assert res.status == "paused" and "追加料金を承諾" in res.message
     assert [r for r in line.requests if r["path"].startswith(("/v2/bot/audienceGroup", NARROWCAST))] == []
 
@@ -183,7 +167,7 @@ def test_kill_9_while_the_narrowcast_is_in_flight_resumes_without_sending_twice(
     line.keep_requests = False
     line.delay_after_accept = 3.0  # LINE has accepted the narrowcast; its answer is still on the way when the sender dies
     env_ = {**os.environ, "PYTHONPATH": str(ROOT), "LINE_CHANNEL_ACCESS_TOKEN": TOKEN, "LINE_API_BASE_URL": line.url,
-            "CRM_LINE_NARROWCAST_FROM": "1000"}
+            "CRM_LINE_NARROWCAST_FROM": "500"}
     cmd = [sys.executable, "-m", "crm_core", "campaign", "send", "--campaign", str(cid), "--db", str(tmp_path / "crm.duckdb")]
     proc = subprocess.Popen(cmd, env=env_, cwd=str(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     end = time.monotonic() + 120

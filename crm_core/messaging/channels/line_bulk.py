@@ -19,10 +19,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import urllib3
-
-from crm_core.messaging.channels import FAILED, INVALID, SENT, SendResult
-from crm_core.messaging.channels.line import DEFAULT_BASE_URL, _header, _line_message, explain_status
+from crm_core.messaging.channels import INVALID, SendResult
+from crm_core.messaging.channels.line import DEFAULT_BASE_URL, call_with_retries
 
 MULTICAST_MAX = 500
 """User ids per multicast request (LINE's limit)."""
@@ -129,46 +127,11 @@ class LineBulk:
 
     # -- the retry loop -------------------------------------------------------------------
     def _call(self, do: Callable[[], Any], ok_text: str) -> SendResult:
-        """Run ``do`` (one HTTP request with the same key and body) until it succeeds or must stop."""
+        """Run ``do`` (one HTTP request with the same key and body) until it succeeds or must stop (429 is retried too)."""
         from linebot.v3.audience import ApiException as AudienceApiException
-        from linebot.v3.messaging import ApiException
 
-        attempts = 0
-        last: SendResult | None = None
-        while attempts < self.max_attempts:
-            if attempts:
-                self._sleep(min(self.backoff * (2 ** (attempts - 1)), self.max_backoff))
-            attempts += 1
-            try:
-                response = do()
-            except (ApiException, AudienceApiException) as exc:
-                status = int(exc.status or 0)
-                if status == 409:
-                    accepted = _header(exc.headers, "x-line-accepted-request-id")
-                    if accepted:
-                        return SendResult(True, SENT, ok_text + "（前回の送信がすでに受け付けられていました）",
-                                          request_id=accepted, http_status=409, attempts=attempts)
-                if status == 0:
-                    last = SendResult(False, FAILED, "LINEのサーバーと安全に接続できませんでした。LINE APIの接続先を確認してください。",
-                                      attempts=attempts, error_code="tls_error")
-                    break
-                text, code = explain_status(status, _line_message(exc.body))
-                last = SendResult(False, FAILED, text, request_id=_header(exc.headers, "x-line-request-id"),
-                                  http_status=status, attempts=attempts, error_code=code)
-                if code in RETRYABLE:
-                    continue
-                break
-            except (urllib3.exceptions.HTTPError, TimeoutError, ConnectionError) as exc:
-                timeout = isinstance(exc, urllib3.exceptions.TimeoutError | TimeoutError) or "timed out" in str(exc).lower()
-                text = ("LINEのサーバーから時間内に応答がありませんでした。" if timeout
-                        else "LINEのサーバーに接続できませんでした。LINE APIの接続先とネットワークを確認してください。")
-                last = SendResult(False, FAILED, text, attempts=attempts, error_code="timeout" if timeout else "connection_error",
-                                  detail=type(exc).__name__)
-                continue
-            return SendResult(True, SENT, ok_text, request_id=_header(getattr(response, "headers", None), "x-line-request-id"),
-                              http_status=getattr(response, "status_code", 200), attempts=attempts)
-        assert last is not None
-        return last
+        return call_with_retries(do, ok_text, max_attempts=self.max_attempts, backoff=self.backoff, max_backoff=self.max_backoff,
+                                 sleep=self._sleep, retryable=RETRYABLE, api_errors=(AudienceApiException,))
 
     # -- sends ----------------------------------------------------------------------------
     def multicast(self, to: Sequence[str], messages: Sequence[Mapping[str, Any]], *, retry_key: str,
