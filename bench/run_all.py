@@ -184,6 +184,10 @@ def main(argv: list[str] | None = None) -> None:
     work = Path(args.workdir or tmp.name)
     work.mkdir(parents=True, exist_ok=True)
     narrow, delta = work / "narrow.csv", work / "delta.csv"
+    if args.send and args.send_only:
+        print(f"live sends only: {args.send:,} recipients per channel; {os.cpu_count()} cores; {load()}", flush=True)
+        (work / "table.json").write_text(json.dumps(_send(args.send, args.runs, work), indent=1))
+        return
     print(f"scale {args.scale}: {lines:,} lines; {os.cpu_count()} cores; {load()}", flush=True)
     if not narrow.exists():
         generate_narrow(narrow, lines, customers)
@@ -193,9 +197,6 @@ def main(argv: list[str] | None = None) -> None:
     table = []
     if args.send:
         table.extend(_send(args.send, args.runs, work))
-        if args.send_only:
-            (work / "table.json").write_text(json.dumps(table, indent=1))
-            return
 
     store_path = work / "crm.duckdb"
     for p in work.glob("crm.duckdb*"):
