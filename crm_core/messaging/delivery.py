@@ -76,7 +76,7 @@ def deliver(
     progress: Callable[[dict[str, int]], None] | None = None,
     max_messages: int | None = None,
     narrowcast_from: int = 0,
-    narrowcast_wait: float = 600.0,
+    narrowcast_wait: float = 240.0,
 ) -> Outcome:
     """Send what is still due for a prepared campaign.
 
@@ -92,6 +92,7 @@ def deliver(
         instead of multicasts of 500 (0: always multicast; below LINE's minimum audience, multicast).
     narrowcast_wait : float
         Seconds to wait for LINE to finish a narrowcast before this run stops (status ``sending``; the next run checks again).
+        Kept below :data:`~crm_core.messaging.ledger.LOCK_STALE_SECONDS`: the send lock is not refreshed while waiting.
     """
     campaign = L.get(con, campaign_id)
     if campaign is None or not campaign.get("prepared_at"):
@@ -144,7 +145,7 @@ class _Run:
         self.allowed = allowed
         self.progress = progress
         self.requests = 0
-        self.narrowcast_wait = 600.0
+        self.narrowcast_wait = 240.0
 
     def checkpoint(self) -> None:
         """Stop when paused, cancelled, inside quiet hours or when the lock was taken over."""
