@@ -227,12 +227,13 @@ class _Run:
                 members = [r[0] for r in self.con.execute("SELECT address FROM send_ledger WHERE batch_id = ? ORDER BY seq", [bid])]
                 group = api.create_audience(f"crm施策{self.cid}", members)
                 self.con.execute("UPDATE send_batches SET audience_id = ? WHERE batch_id = ?", [group, bid])
-                size = api.audience_size(group)
-                if size < NARROWCAST_MIN and not batch["attempts"]:
-                    L.split_into_multicasts(self.con, bid, self.clock(),
-                                            f"audience {group}: {size} users matched, below LINE's narrowcast minimum ({NARROWCAST_MIN}): multicast")
-                    return
                 batch = self.con.execute("SELECT * FROM send_batches WHERE batch_id = ?", [bid]).fetchone()
+            if not batch["attempts"]:  # never requested: check the audience's size first (also after a crash right after the upload)
+                size = api.audience_size(int(batch["audience_id"]))
+                if size < NARROWCAST_MIN:
+                    L.split_into_multicasts(self.con, bid, self.clock(), f"audience {batch['audience_id']}: {size} users matched,"
+                                                                         f" below LINE's narrowcast minimum ({NARROWCAST_MIN}): multicast")
+                    return
             L.batch_intent(self.con, bid, self.clock())  # intent (the retry key was stored when the batch was made)
             result = api.narrowcast(messages, audience_group_id=int(batch["audience_id"]), retry_key=batch["retry_key"])
             self.requests += result.attempts
