@@ -243,8 +243,8 @@ def write_rows(con: sqlite3.Connection, campaign_id: int, channel: str, rows: li
             chunk = members[start:start + MULTICAST_MAX]
             cur = con.execute("INSERT INTO send_batches (campaign_id, channel, content_id, retry_key, size, updated_at)"
                               " VALUES (?, 'line', ?, ?, ?, ?)", [campaign_id, content_id, new_retry_key(), len(chunk), stamp])
-            con.executemany("UPDATE send_ledger SET batch_id = ? WHERE campaign_id = ? AND customer_id = ? AND channel = 'line'",
-                            [(cur.lastrowid, campaign_id, m) for m in chunk])
+            con.execute("UPDATE send_ledger SET batch_id = ? WHERE campaign_id = ? AND channel = 'line'"
+                        " AND customer_id IN (SELECT value FROM json_each(?))", [cur.lastrowid, campaign_id, json.dumps(chunk)])
 
 
 # -- campaign ids ----------------------------------------------------------------------------------
