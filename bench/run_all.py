@@ -11,7 +11,7 @@ average next to each figure (the machine is shared).  Data is generated
 
 Usage::
 
-    python bench/run_all.py --scale small|full [--runs 3] [--wide] [--pages]
+    python bench/run_all.py --scale small|full [--runs 3] [--wide] [--pages] [--send 100000 [--send-only]]
         [--lifetimes-python /tmp/lt-venv/bin/python]
 
 ``lifetimes.utils.summary_data_from_transaction_data`` runs in the Python
@@ -174,12 +174,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pages", action="store_true", help="also AppTest first render and rerun of every page")
     parser.add_argument("--lifetimes-python", default=None)
     parser.add_argument("--workdir", default=None, help="folder for the generated data (default: a temp folder)")
+    parser.add_argument("--send", type=int, default=0, metavar="N",
+                        help="also live sends (bench_send.py): N e-mails and N LINE recipients, ledger vs bare loop, resume after kill -9"
+                             " (the issue's size is 100000)")
+    parser.add_argument("--send-only", action="store_true", help="only the live-send rows (with --send)")
     args = parser.parse_args(argv)
     lines, customers = SCALES[args.scale]
     tmp = tempfile.TemporaryDirectory(prefix="crm_bench_")
     work = Path(args.workdir or tmp.name)
     work.mkdir(parents=True, exist_ok=True)
     narrow, delta = work / "narrow.csv", work / "delta.csv"
+    if args.send and args.send_only:
+        print(f"live sends only: {args.send:,} recipients per channel; {os.cpu_count()} cores; {load()}", flush=True)
+        (work / "table.json").write_text(json.dumps(_send(args.send, args.runs, work), indent=1))
+        return
     print(f"scale {args.scale}: {lines:,} lines; {os.cpu_count()} cores; {load()}", flush=True)
     if not narrow.exists():
         generate_narrow(narrow, lines, customers)
@@ -187,6 +195,8 @@ def main(argv: list[str] | None = None) -> None:
     mapping = json.dumps(MAPPING)
     print(f"{'step':52s} {'ours':>10s} {'plain':>10s} ratio", flush=True)
     table = []
+    if args.send:
+        table.extend(_send(args.send, args.runs, work))
 
     store_path = work / "crm.duckdb"
     for p in work.glob("crm.duckdb*"):
@@ -246,6 +256,33 @@ def main(argv: list[str] | None = None) -> None:
         subprocess.run([sys.executable, str(HERE / "bench_import.py"), "--lines", str(wide), "--repeat", "1", "--no-pandas"])
     (work / "table.json").write_text(json.dumps(table, indent=1))
     print(f"table written to {work / 'table.json'}", flush=True)
+
+
+def _send(recipients: int, runs: int, work: Path) -> list[dict]:
+    """Live sends through the ledger vs a bare loop of the same requests (``bench_send.py`` in its own process)."""
+    out = work / "send.json"
+    subprocess.run([sys.executable, str(HERE / "bench_send.py"), "--recipients", str(recipients), "--runs", str(runs), "--json", str(out)],
+                   cwd=HERE.parent)
+    if not out.exists():
+        return [row("live send benchmark", None, None, "failed (see its output above)")]
+    r = json.loads(out.read_text())
+    rows = []
+    for channel, label in (("email", "e-mails, one SMTP connection"), ("line", "LINE multicasts of 500")):
+        res = r.get(channel)
+        if not res:
+            continue
+        parts = res.get("rounds") or res.get("runs")
+        ledger, bare = sum(p["ledger_s"] for p in parts), sum(p["bare_s"] for p in parts)
+        loads = sorted({x for p in parts for x in p["load"]})
+        rows.append(row(f"live send: {res['recipients']:,} {label} (ledger vs bare)", ledger, bare,
+                        f"median overhead {res['overhead_median']:+.1%} over {len(parts)} interleaved rounds; "
+                        f"{res['ledger_per_s']:,}/s vs {res['bare_per_s']:,}/s; load {loads[0]}–{loads[-1]}"))
+        resume = r.get(f"{channel}_resume")
+        if resume:
+            rows.append(row(f"live send: {channel} resume after kill -9 (to first send)", resume["restart_to_first_send_s"], None,
+                            f"to the end {resume['restart_to_done_s']} s; {resume['sent_at_kill']:,} of {resume['recipients']:,} sent at the kill;"
+                            f" {resume['left']} left; load {resume['load'][0]}"))
+    return rows
 
 
 def _pages(store_path: Path, runs: int) -> list[dict]:

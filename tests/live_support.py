@@ -19,6 +19,7 @@ LINE_RULE = {"all": [{"field": "has_line", "op": "is_true"}]}
 EMAIL_RULE = {"all": [{"field": "email_opt_in", "op": "is_true"}]}
 SECRET = "unsubscribe-secret-for-tests-0123456789"
 PUBLIC = "https://crm.example.jp"
+LIVE_TOKEN = "live-token"  # noqa: S105 - the LINE stand-in's token in the live-send tests
 
 
 def line_id(i: int) -> str:

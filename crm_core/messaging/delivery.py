@@ -34,13 +34,15 @@ from crm_core import opsdb
 from crm_core.messaging import consent
 from crm_core.messaging import ledger as L
 from crm_core.messaging.channels.email_bulk import SmtpSession, campaign_message
-from crm_core.messaging.channels.line_bulk import NARROWCAST_MIN, LineBulk, aggregation_unit, new_retry_key
+from crm_core.messaging.channels.line_bulk import NARROWCAST_MIN, LineBulk, aggregation_unit
 from crm_core.messaging.templates import Rendered
 from crm_core.messaging.unsubscribe import Unsubscribe
 
 UNSUBSCRIBE_SENTINEL = "https://unsubscribe.invalid/__crm_unsubscribe__"
 """Rendered into bodies at preparation; replaced per recipient by the signed link at delivery."""
 EMAIL_CHUNK = 100
+STOP_CODES = ("quota_exceeded", "rate_limited", "server_error", "timeout", "connection_error", "tls_error", "unauthorized", "forbidden")
+"""LINE answers that pause the send (the batch stays queued with its key and body) instead of failing the batch."""
 
 
 @dataclass
@@ -73,6 +75,8 @@ def deliver(
     allowed: Callable[[dt.datetime], str | None] = lambda now: None,
     progress: Callable[[dict[str, int]], None] | None = None,
     max_messages: int | None = None,
+    narrowcast_from: int = 0,
+    narrowcast_wait: float = 240.0,
 ) -> Outcome:
     """Send what is still due for a prepared campaign.
 
@@ -83,6 +87,12 @@ def deliver(
         Japanese reason (quiet hours): the run stops with status ``waiting``.
     max_messages : int, optional
         Stop (status ``sending``) after about this many recipients; the next run continues.
+    narrowcast_from : int
+        LINE: from this many recipients of one body, send an uploaded audience as a narrowcast
+        instead of multicasts of 500 (0: always multicast; below LINE's minimum audience, multicast).
+    narrowcast_wait : float
+        Seconds to wait for LINE to finish a narrowcast before this run stops (status ``sending``; the next run checks again).
+        Kept below :data:`~crm_core.messaging.ledger.LOCK_STALE_SECONDS`: the send lock is not refreshed while waiting.
     """
     campaign = L.get(con, campaign_id)
     if campaign is None or not campaign.get("prepared_at"):
@@ -93,12 +103,13 @@ def deliver(
     if owner is None:
         return Outcome("busy", "別の送信処理がこの施策を送信中です（二重には送りません）。", L.counts(con, campaign_id))
     run = _Run(con, campaign, owner, clock, allowed, progress, max_messages)
+    run.narrowcast_wait = narrowcast_wait
     try:
         L.set_status(con, campaign_id, "sending")
         if campaign["channel"] == "line":
             if line is None:
                 raise _Stop("paused", "LINEの送信設定（チャネルアクセストークン）がありません。")
-            run.line(line)
+            run.line(line, narrowcast_from)
         elif campaign["channel"] == "email":
             if smtp is None or unsubscribe is None:
                 raise _Stop("paused", "メールの送信設定（SMTPサーバーと配信停止リンクの設定）がありません。")
@@ -134,6 +145,7 @@ class _Run:
         self.allowed = allowed
         self.progress = progress
         self.requests = 0
+        self.narrowcast_wait = 240.0
 
     def checkpoint(self) -> None:
         """Stop when paused, cancelled, inside quiet hours or when the lock was taken over."""
@@ -152,9 +164,10 @@ class _Run:
             self.progress(L.counts(self.con, self.cid))
 
     # -- LINE -----------------------------------------------------------------------------
-    def line(self, api: LineBulk) -> None:
+    def line(self, api: LineBulk, narrowcast_from: int = 0) -> None:
         unit = aggregation_unit(self.cid)
         api.open()
+        # every LINE row still open, multicast or narrowcast: the month's quota must cover them all
         left = self.con.execute("SELECT count(*) FROM send_ledger WHERE campaign_id = ? AND channel = 'line' AND state IN ('queued', 'sending')",
                                 [self.cid]).fetchone()[0]
         try:
@@ -164,78 +177,85 @@ class _Run:
         if left and not quota.allows(left) and not self.c.get("accept_overage"):
             raise _Stop("paused", f"LINEの今月の送信上限（{quota.limit:,}通）のうち{quota.used:,}通を使っており、残り{quota.remaining:,}通では"
                                   f"この配信（{left:,}通）を送りきれません。追加料金を承諾するか、上限を見直してから再開してください。")
+        if narrowcast_from:
+            L.merge_into_narrowcast(self.con, self.cid, max(narrowcast_from, NARROWCAST_MIN), self.clock())
+        contents: dict[int, Any] = {}
         while True:
             batch = self.con.execute(
-                "SELECT * FROM send_batches WHERE campaign_id = ? AND state IN ('queued', 'sending') ORDER BY batch_id LIMIT 1",
+                "SELECT * FROM send_batches WHERE campaign_id = ? AND state IN ('queued', 'sending', 'accepted') ORDER BY batch_id LIMIT 1",
                 [self.cid]).fetchone()
             if batch is None:
                 return
             self.checkpoint()
-            members = [r[0] for r in self.con.execute(
-                "SELECT address FROM send_ledger WHERE batch_id = ? ORDER BY seq", [batch["batch_id"]])]
-            messages = L.load_content(self.con, batch["content_id"])
-            if batch["kind"] == "narrowcast" and not self._narrowcast_ready(api, batch, members):
-                continue
-            # intent: the batch (its members, body and retry key were stored at preparation) is marked as being sent;
-            # its ledger rows stay 'queued' until the outcome (one statement less per recipient and batch)
-            self.con.execute("UPDATE send_batches SET state = 'sending', attempts = attempts + 1, updated_at = ? WHERE batch_id = ?",
-                             [L.iso(self.clock()), batch["batch_id"]])
+            messages = contents.get(batch["content_id"])
+            if messages is None:
+                messages = contents[batch["content_id"]] = L.load_content(self.con, batch["content_id"])
             if batch["kind"] == "narrowcast":
-                result = api.narrowcast(messages, audience_group_id=int(batch["audience_id"]), retry_key=batch["retry_key"])
-            else:
-                result = api.multicast(members, messages, retry_key=batch["retry_key"], aggregation_unit=unit)
+                self._narrowcast(api, batch, messages)
+                continue
+            members = [r[0] for r in self.con.execute("SELECT address FROM send_ledger WHERE batch_id = ? ORDER BY seq", [batch["batch_id"]])]
+            # intent: the batch (its members, body and retry key were stored at preparation) is marked as being sent;
+            # its ledger rows stay 'queued' until the outcome
+            L.batch_intent(self.con, batch["batch_id"], self.clock())
+            result = api.multicast(members, messages, retry_key=batch["retry_key"], aggregation_unit=unit)
             self.requests += result.attempts
             self.done += len(members)
-            now = L.iso(self.clock())
-            with opsdb.transaction(self.con):  # outcome
-                if result.ok:
-                    self.con.execute("UPDATE send_batches SET state = 'sent', request_id = ?, updated_at = ? WHERE batch_id = ?",
-                                     [result.request_id, now, batch["batch_id"]])
-                    self.con.execute("UPDATE send_ledger SET state = 'sent', request_id = ?, sent_at = ?, updated_at = ?, error = NULL,"
-                                     " attempts = ? WHERE batch_id = ?", [result.request_id, now, now, batch["attempts"] + 1, batch["batch_id"]])
-                    continue
-                error = f"{result.error_code}: {result.message}"
-                if result.error_code in ("quota_exceeded", "rate_limited", "server_error", "timeout", "connection_error", "tls_error",
-                                         "unauthorized", "forbidden"):
-                    # the batch keeps its key and body: resuming sends exactly it again
-                    self.con.execute("UPDATE send_batches SET state = 'queued', error = ?, updated_at = ? WHERE batch_id = ?",
-                                     [error, now, batch["batch_id"]])
-                    self.con.execute("UPDATE send_ledger SET state = 'queued', error = ?, updated_at = ? WHERE batch_id = ?",
-                                     [error, now, batch["batch_id"]])
-                else:
-                    self.con.execute("UPDATE send_batches SET state = 'failed', error = ?, updated_at = ? WHERE batch_id = ?",
-                                     [error, now, batch["batch_id"]])
-                    self.con.execute("UPDATE send_ledger SET state = 'failed', error = ?, updated_at = ? WHERE batch_id = ?",
-                                     [error, now, batch["batch_id"]])
-            if result.error_code in ("quota_exceeded", "rate_limited", "server_error", "timeout", "connection_error", "tls_error",
-                                     "unauthorized", "forbidden"):
-                raise _Stop("paused", result.message + " 送信を一時停止しました。原因を解消してから再開してください（送信済みの人には二重に送りません）。")
+            if result.ok:  # outcome
+                L.record_batch_sent(self.con, batch["batch_id"], request_id=result.request_id, attempts=batch["attempts"] + 1,
+                                    now=self.clock())
+                continue
+            self._batch_failed(batch, result)
 
-    def _narrowcast_ready(self, api: LineBulk, batch: sqlite3.Row, members: list[str]) -> bool:
-        """Upload the audience once; below LINE's minimum, turn the batch into multicasts. True when ready to narrowcast."""
-        from crm_core.messaging.channels.line_bulk import MULTICAST_MAX
+    def _batch_failed(self, batch: sqlite3.Row, result: Any) -> None:
+        """A LINE request that was not accepted: nobody in the batch is marked sent."""
+        stop = result.error_code in STOP_CODES
+        # a batch stopped by the channel keeps its key and body: resuming sends exactly it again
+        L.record_batch_error(self.con, batch["batch_id"], state="queued" if stop else "failed",
+                             error=f"{result.error_code}: {result.message}", now=self.clock())
+        if stop:
+            raise _Stop("paused", result.message + " 送信を一時停止しました。原因を解消してから再開してください（送信済みの人には二重に送りません）。")
 
-        if batch["audience_id"] is None:
-            group = api.create_audience(f"crm施策{self.cid}", members)
-            self.con.execute("UPDATE send_batches SET audience_id = ? WHERE batch_id = ?", [group, batch["batch_id"]])
-            size = api.audience_size(group)
-            if size >= NARROWCAST_MIN:
-                return False  # re-read the batch with its audience id
+    def _narrowcast(self, api: LineBulk, batch: sqlite3.Row, messages: Any) -> None:
+        """One narrowcast batch: upload the audience once and check its size, send with the stored retry key, wait for LINE's progress.
+
+        Below LINE's minimum audience the batch becomes multicasts (never requested, so nobody can get both).
+        Its rows are marked sent only when LINE's progress says ``succeeded``; a refused or failed narrowcast marks nobody sent.
+        """
+        bid = int(batch["batch_id"])
+        if batch["state"] != "accepted":
+            if batch["audience_id"] is None:
+                members = [r[0] for r in self.con.execute("SELECT address FROM send_ledger WHERE batch_id = ? ORDER BY seq", [bid])]
+                group = api.create_audience(f"crm施策{self.cid}", members)
+                self.con.execute("UPDATE send_batches SET audience_id = ? WHERE batch_id = ?", [group, bid])
+                batch = self.con.execute("SELECT * FROM send_batches WHERE batch_id = ?", [bid]).fetchone()
+            if not batch["attempts"]:  # never requested: check the audience's size first (also after a crash right after the upload)
+                size = api.audience_size(int(batch["audience_id"]))
+                if size < NARROWCAST_MIN:
+                    L.split_into_multicasts(self.con, bid, self.clock(), f"audience {batch['audience_id']}: {size} users matched,"
+                                                                         f" below LINE's narrowcast minimum ({NARROWCAST_MIN}): multicast")
+                    return
+            L.batch_intent(self.con, bid, self.clock())  # intent (the retry key was stored when the batch was made)
+            result = api.narrowcast(messages, audience_group_id=int(batch["audience_id"]), retry_key=batch["retry_key"])
+            self.requests += result.attempts
+            if not result.ok:
+                self._batch_failed(batch, result)
+                return
+            L.record_batch_accepted(self.con, bid, request_id=result.request_id, now=self.clock())
+            request_id = result.request_id
         else:
-            return True
-        with opsdb.transaction(self.con):  # fall back to multicast batches
-            rows = self.con.execute("SELECT customer_id FROM send_ledger WHERE batch_id = ? ORDER BY seq", [batch["batch_id"]]).fetchall()
-            now = L.iso(self.clock())
-            for start in range(0, len(rows), MULTICAST_MAX):
-                cur = self.con.execute(
-                    "INSERT INTO send_batches (campaign_id, channel, content_id, retry_key, kind, size, updated_at)"
-                    " VALUES (?, 'line', ?, ?, 'multicast', ?, ?)",
-                    [self.cid, batch["content_id"], new_retry_key(), len(rows[start:start + MULTICAST_MAX]), now])
-                self.con.executemany("UPDATE send_ledger SET batch_id = ? WHERE campaign_id = ? AND customer_id = ? AND channel = 'line'",
-                                     [(cur.lastrowid, self.cid, r[0]) for r in rows[start:start + MULTICAST_MAX]])
-            self.con.execute("UPDATE send_batches SET state = 'failed', error = 'audience below the narrowcast minimum: multicast'"
-                             " WHERE batch_id = ?", [batch["batch_id"]])
-        return False
+            request_id = batch["request_id"]
+        progress = api.wait_narrowcast(request_id, timeout=self.narrowcast_wait)
+        phase = progress.get("phase")
+        if phase == "succeeded":
+            L.record_batch_sent(self.con, bid, request_id=request_id, attempts=int(batch["attempts"]) + 1, now=self.clock())
+            self.done += int(batch["size"])
+            return
+        if phase == "failed":
+            L.record_batch_error(self.con, bid, state="failed", now=self.clock(),
+                                 error=f"narrowcast failed: errorCode {progress.get('errorCode')} {progress.get('failedDescription') or ''}".strip())
+            raise _Stop("paused", f"LINEの絞り込み配信（オーディエンス配信）が失敗しました（エラーコード{progress.get('errorCode')}）。"
+                                  "この配信で送信済みになったお客様はいません。内容を確認してから再開してください。")
+        raise _Stop("sending", "LINEが絞り込み配信を送信中です。次の実行で結果を確認します（二重には送りません）。")
 
     # -- e-mail -------------------------------------------------------------------------------
     def email(self, smtp: SmtpSession, unsubscribe: Unsubscribe) -> None:
@@ -305,6 +325,7 @@ LIVE_SETTING_NAMES = {
     "CRM_UNSUBSCRIBE_SECRET": "配信停止リンクの署名キー（16文字以上のランダムな文字列）",
     "LINE_CHANNEL_SECRET": "LINEチャネルシークレット（Webhookの署名確認）",
     "CRM_SEND_RATE": "メールの送信速度（1秒あたりの通数、0は制限なし）",
+    "CRM_LINE_NARROWCAST_FROM": "LINEでこの人数以上に同じメッセージを送るときはオーディエンスを作って絞り込み配信にする（0または空欄は使わない）",
 }
 
 
@@ -325,8 +346,16 @@ def live_setting(name: str, secrets: Any = None, environ: Any = None) -> str:
 
 
 def channel_objects(settings: Any, secrets: Any = None, environ: Any = None) -> dict[str, Any]:
-    """``line`` (LineBulk), ``smtp`` (SmtpSession), ``unsubscribe`` and ``from_addr`` from the send settings (None when not set)."""
-    out: dict[str, Any] = {"line": None, "smtp": None, "unsubscribe": None, "from_addr": settings.smtp_from}
+    """``line`` (LineBulk), ``smtp`` (SmtpSession), ``unsubscribe``, ``from_addr`` and ``narrowcast_from`` from the send settings.
+
+    The channel objects are None when not set; ``narrowcast_from`` is 0 (always multicast) unless
+    ``CRM_LINE_NARROWCAST_FROM`` is a positive whole number.
+    """
+    out: dict[str, Any] = {"line": None, "smtp": None, "unsubscribe": None, "from_addr": settings.smtp_from, "narrowcast_from": 0}
+    try:
+        out["narrowcast_from"] = max(int(live_setting("CRM_LINE_NARROWCAST_FROM", secrets, environ) or 0), 0)
+    except ValueError:
+        out["narrowcast_from"] = 0
     if settings.line_token:
         out["line"] = LineBulk(settings.line_token, settings.line_base_url or None)
     if settings.smtp_host:

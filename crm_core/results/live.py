@@ -702,11 +702,13 @@ def run(
     from_addr: str = "",
     clock: Callable[[], dt.datetime] = now_utc,
     progress: Callable[[dict[str, int]], None] | None = None,
+    narrowcast_from: int = 0,
 ) -> Outcome:
     """Send a campaign if it is due: prepare once (needs the DuckDB store), then deliver from the ledger.
 
     ``store`` may be a callable opening the store, so that a resumed send
-    (already prepared) never opens the DuckDB file.
+    (already prepared) never opens the DuckDB file.  ``narrowcast_from``: LINE
+    sends to at least this many recipients go as audience + narrowcast (0: multicast only).
     """
     c = _get(ops, campaign_id)
     if c["status"] in ("draft",):
@@ -741,7 +743,7 @@ def run(
     if c["channel"] == "rmail":
         return Outcome(c["status"], "R-Mailは書き出したファイルをRMSから送信し、「送信済みにする」で記録してください。", L.counts(ops, campaign_id))
     return deliver(ops, campaign_id, line=line, smtp=smtp, unsubscribe=unsubscribe, clock=clock,
-                   allowed=lambda now: due(ops, campaign_id, now), progress=progress)
+                   allowed=lambda now: due(ops, campaign_id, now), progress=progress, narrowcast_from=narrowcast_from)
 
 
 def rmail_export(ops: sqlite3.Connection, campaign_id: int) -> list[dict[str, str]]:
@@ -786,7 +788,8 @@ def send_due(db_path: str, ops: sqlite3.Connection, campaign_id: int,
     objs = channel_objects(console_settings(secrets, db_path), secrets)
     try:
         return run(ops, campaign_id, store=store if store is not None else (lambda: Store(db_path)), line=objs["line"],
-                   smtp=objs["smtp"], unsubscribe=objs["unsubscribe"], from_addr=objs["from_addr"])
+                   smtp=objs["smtp"], unsubscribe=objs["unsubscribe"], from_addr=objs["from_addr"],
+                   narrowcast_from=objs["narrowcast_from"])
     finally:
         if objs["smtp"] is not None:
             objs["smtp"].close()

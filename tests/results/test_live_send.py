@@ -21,30 +21,14 @@ from crm_core.messaging.sends import load_settings
 from crm_core.messaging.unsubscribe import Unsubscribe
 from crm_core.results import campaigns as C
 from crm_core.results import live
-from tests.live_support import EMAIL_RULE, JST, LINE_RULE, NOON, PUBLIC, SECRET, TEMPLATE, line_id, make_store
+from tests.live_support import EMAIL_RULE, JST, LINE_RULE, LIVE_TOKEN, NOON, PUBLIC, SECRET, TEMPLATE, line_id
 from tests.servers.customers import LINE_USER
 from tests.servers.line_mock import LineMock
 from tests.servers.smtp_sink import SmtpSink
 
-TOKEN = "live-token"
+TOKEN = LIVE_TOKEN
 MULTICAST = "/v2/bot/message/multicast"
 ME = "marketer@example.jp"
-
-
-@pytest.fixture()
-def env(tmp_path):
-    store = make_store(tmp_path / "crm.duckdb", line_users=1100, emails=40, rakuten=3)
-    ops = live.open_ops(store)
-    yield store, ops
-    ops.close()
-    store.close()
-
-
-@pytest.fixture()
-def line():
-    with LineMock(TOKEN) as mock:
-        mock.keep_requests = True
-        yield mock
 
 
 def _settings(mock: LineMock | None = None, smtp: SmtpSink | None = None):

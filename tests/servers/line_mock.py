@@ -145,6 +145,10 @@ class LineMock:
         self.conflicts = 0  # retries answered 409 (already accepted)
         self.keep_requests = True
         self.audiences: dict[int, list[str]] = {}
+        self.unit_deliveries: dict[str, dict[str, int]] = {}  # custom aggregation unit -> user -> accepted sends
+        self.narrowcasts: dict[str, dict[str, Any]] = {}  # request id -> progress LINE reports for it
+        self.narrowcast_phase: str | None = None  # force the phase of the next narrowcasts' progress ("failed", "sending", ...)
+        self.unknown_users: set[str] = set()  # user ids LINE cannot match (not friends): not counted in an audience, never reached
         self.unit_stats: dict[str, dict[str, Any]] = {}
         self._answers: deque[tuple[int, dict[str, Any], dict[str, str], bool]] = deque()
         self._accepted: dict[str, str] = {}
@@ -244,6 +248,9 @@ class LineMock:
                     uuid.UUID(key)
                 except ValueError:
                     errors.append(f"X-Line-Retry-Key is not a UUID: {key!r}")
+        if request.path == "/_mock/deliveries" and request.method == "GET":  # the benchmark's view into the stand-in process
+            got = self.unit_deliveries.get(request.args.get("unit", ""), {})
+            return self._json(200, {"users": len(got), "twice": sum(n > 1 for n in got.values()), "conflicts": self.conflicts})
         if record["authorization"] != f"Bearer {self.token}":
             return self._json(401, {"message": "Authentication failed. Confirm that the access token in the authorization header is valid."})
         if errors:
@@ -260,7 +267,7 @@ class LineMock:
             return [body["to"]]
         if record["path"] == "/v2/bot/message/multicast":
             return list(body["to"])
-        return list(self.audiences.get(int(body.get("recipient", {}).get("audienceGroupId", -1)), []))
+        return [u for u in self.audiences.get(int(body.get("recipient", {}).get("audienceGroupId", -1)), []) if u not in self.unknown_users]
 
     def _push(self, record: dict[str, Any]) -> Response:
         """Every send (push, multicast, narrowcast): retry keys, queued answers, quota."""
@@ -282,10 +289,10 @@ class LineMock:
         if answer is not None:
             status, body, headers, accept = answer
             if accept:
-                self._accept(key, request_id, users, record["path"])
+                self._accept(key, request_id, users, record)
             if status != 200:
                 return self._json(status, body, headers)
-        self._accept(key, request_id, users, record["path"])
+        self._accept(key, request_id, users, record)
         if self.delay_after_accept:
             time.sleep(self.delay_after_accept)
         if record["path"] == "/v2/bot/message/narrowcast":
@@ -295,13 +302,24 @@ class LineMock:
         return self._json(200, {"sentMessages": [{"id": str(len(self.deliveries)), "quoteToken": "q" + request_id[:8]}]},
                           {"x-line-request-id": request_id})
 
-    def _accept(self, key: str | None, request_id: str, users: list[str], path: str) -> None:
+    def _accept(self, key: str | None, request_id: str, users: list[str], record: dict[str, Any]) -> None:
+        path = record["path"]
         with self._lock:
             if key and key in self._accepted:
                 return
             if key:
                 self._accepted[key] = request_id
+            if path == "/v2/bot/message/narrowcast":
+                # LINE delivers a narrowcast later; below 50 recipients it fails with errorCode 4 (FACTS.md)
+                phase = self.narrowcast_phase or ("failed" if len(set(users)) < 50 else "succeeded")
+                self.narrowcasts[request_id] = {"phase": phase, "users": len(set(users))}
+                if phase != "succeeded":
+                    return
             self.deliveries.extend((u, request_id, path) for u in users)
+            for unit in (record["body"] or {}).get("customAggregationUnits") or []:
+                got = self.unit_deliveries.setdefault(unit, {})
+                for u in users:
+                    got[u] = got.get(u, 0) + 1
             self.usage += len(users)
 
     def _other(self, request: Request, body: Any) -> Response:
@@ -331,13 +349,23 @@ class LineMock:
             if group_id not in self.audiences:
                 return self._json(400, {"message": "audience not found"})
             return self._json(200, {"audienceGroup": {"audienceGroupId": group_id, "type": "UPLOAD", "description": "crm",
-                                                      "status": "READY", "audienceCount": len(set(self.audiences[group_id])),
+                                                      "status": "READY", "audienceCount": len(set(self.audiences[group_id]) - self.unknown_users),
                                                       "created": 1764720000, "permission": "READ_WRITE",
                                                       "createRoute": "MESSAGING_API", "isIfaAudience": False},
                                     "jobs": []})
         if path == "/v2/bot/message/progress/narrowcast" and method == "GET":
-            return self._json(200, {"phase": "succeeded", "successCount": 0, "failureCount": 0, "targetCount": 0,
-                                    "acceptedTime": "2026-12-03T10:00:00.000Z"})
+            known = self.narrowcasts.get(request.args.get("requestId", ""))
+            if known is None:
+                return self._json(400, {"message": "The request ID is invalid"})
+            out: dict[str, Any] = {"phase": known["phase"], "acceptedTime": "2026-12-03T10:00:00.000Z"}
+            if known["phase"] == "succeeded":
+                out |= {"successCount": known["users"], "failureCount": 0, "targetCount": known["users"],
+                        "completedTime": "2026-12-03T10:00:05.000Z"}
+            elif known["phase"] == "failed":
+                small = known["users"] < 50
+                out |= {"errorCode": 4 if small else 1, "failedDescription": "audience too small" if small else "internal error",
+                        "completedTime": "2026-12-03T10:00:05.000Z"}
+            return self._json(200, out)
         if path == "/v2/bot/insight/message/event/aggregation" and method == "GET":
             unit = request.args.get("customAggregationUnit", "")
             first, last = (dt.datetime.strptime(request.args.get(k, ""), "%Y%m%d").date() for k in ("from", "to"))
@@ -357,8 +385,10 @@ def main() -> None:  # pragma: no cover - manual use
     parser = argparse.ArgumentParser(description="local LINE Messaging API mock")
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--token", default="test-token")
+    parser.add_argument("--count-only", action="store_true", help="keep no request bodies (benchmarks)")
     args = parser.parse_args()
     mock = LineMock(args.token, port=args.port)
+    mock.keep_requests = not args.count_only
     print(f"LINE mock on {mock.url}", flush=True)  # noqa: T201
     mock._server.serve_forever()
 

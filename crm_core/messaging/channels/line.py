@@ -103,6 +103,73 @@ def explain_status(status: int, line_message: str = "") -> tuple[str, str]:
     return (f"LINEから予期しない応答がありました（{status}）。{note}", f"http_{status}")
 
 
+RETRY_SERVER_ERRORS = ("server_error", "timeout", "connection_error")
+"""What a one-to-one send retries (FACTS.md: 5xx and timeouts only)."""
+
+
+def call_with_retries(
+    do: Callable[[], Any],
+    ok_text: str,
+    *,
+    max_attempts: int,
+    backoff: float,
+    sleep: Callable[[float], None],
+    retryable: tuple[str, ...] = RETRY_SERVER_ERRORS,
+    max_backoff: float | None = None,
+    api_errors: tuple[type[BaseException], ...] = (),
+) -> SendResult:
+    """Run ``do`` (one HTTP request to LINE, always with the same retry key and body) until it succeeds or must stop.
+
+    The one retry loop of the LINE channels (test sends and live sends).  A 409
+    with ``x-line-accepted-request-id`` means LINE already accepted an earlier
+    attempt: success.  Errors whose code is in ``retryable`` are tried again after
+    ``backoff`` seconds, doubled each time (capped at ``max_backoff``); others stop at once.
+    """
+    from linebot.v3.messaging import ApiException
+
+    caught = (ApiException, *api_errors)
+    ok = ok_text.removesuffix("。")
+    attempts = 0
+    last: SendResult | None = None
+    while attempts < max(1, max_attempts):
+        if attempts:
+            wait = backoff * (2 ** (attempts - 1))
+            sleep(wait if max_backoff is None else min(wait, max_backoff))
+        attempts += 1
+        try:
+            response = do()
+        except caught as exc:
+            status = int(exc.status or 0)
+            if status == 409:
+                accepted = _header(exc.headers, "x-line-accepted-request-id")
+                if accepted:
+                    return SendResult(True, SENT, ok + "（前回の送信がすでに受け付けられていました）。",
+                                      request_id=accepted, http_status=409, attempts=attempts)
+            if status == 0:  # SSL and similar transport errors reported by the SDK
+                last = SendResult(False, FAILED, "LINEのサーバーと安全に接続できませんでした。LINE APIの接続先とネットワークを確認してください。",
+                                  attempts=attempts, error_code="tls_error")
+                break
+            text, code = explain_status(status, _line_message(exc.body))
+            last = SendResult(False, FAILED, text, request_id=_header(exc.headers, "x-line-request-id"),
+                              http_status=status, attempts=attempts, error_code=code)
+            if code in retryable:
+                continue
+            break
+        except (urllib3.exceptions.HTTPError, TimeoutError, ConnectionError) as exc:
+            timeout = isinstance(exc, urllib3.exceptions.TimeoutError | TimeoutError) or "timed out" in str(exc).lower()
+            text = ("LINEのサーバーから時間内に応答がありませんでした。しばらくしてからもう一度お試しください。" if timeout
+                    else "LINEのサーバーに接続できませんでした。LINE APIの接続先とネットワークを確認してください。")
+            last = SendResult(False, FAILED, text, attempts=attempts, error_code="timeout" if timeout else "connection_error",
+                              detail=type(exc).__name__)
+            if last.error_code in retryable:
+                continue
+            break
+        return SendResult(True, SENT, ok_text, request_id=_header(getattr(response, "headers", None), "x-line-request-id"),
+                          http_status=getattr(response, "status_code", 200), attempts=attempts)
+    assert last is not None
+    return last
+
+
 class LineSender:
     """Push messages to one LINE user.
 
@@ -183,7 +250,7 @@ class LineSender:
 
     def push(self, to: str, messages: list[Mapping[str, Any]]) -> SendResult:
         """One logical push: one retry key for every attempt, identical body."""
-        from linebot.v3.messaging import ApiClient, ApiException, MessagingApi, PushMessageRequest
+        from linebot.v3.messaging import ApiClient, MessagingApi, PushMessageRequest
 
         try:
             request = PushMessageRequest.from_dict({"to": to, "messages": [dict(m) for m in messages]})
@@ -191,49 +258,15 @@ class LineSender:
             return SendResult(False, INVALID, "LINEのメッセージの形式が正しくありません。テンプレートを確認してください。",
                               error_code="invalid_message", detail=type(exc).__name__)
         retry_key = str(uuid.uuid4())
-        attempts = 0
-        last: SendResult | None = None
         with ApiClient(self._configuration()) as client:
             api = MessagingApi(client)
-            while attempts < self.max_attempts:
-                if attempts:
-                    self._sleep(self.backoff * (2 ** (attempts - 1)))
-                attempts += 1
-                try:
-                    response = api.push_message_with_http_info(
-                        request, x_line_retry_key=retry_key, _request_timeout=self.timeout
-                    )
-                except ApiException as exc:
-                    status = int(exc.status or 0)
-                    if status == 409:
-                        accepted = _header(exc.headers, "x-line-accepted-request-id")
-                        if accepted:
-                            return SendResult(True, SENT, "LINEでテスト送信しました（前回の送信がすでに受け付けられていました）。",
-                                              request_id=accepted, http_status=409, attempts=attempts)
-                    if status == 0:  # SSL and similar transport errors reported by the SDK
-                        last = SendResult(False, FAILED, "LINEのサーバーと安全に接続できませんでした。LINE APIの接続先とネットワークを確認してください。",
-                                          attempts=attempts, error_code="tls_error")
-                        break
-                    text, code = explain_status(status, _line_message(exc.body))
-                    last = SendResult(False, FAILED, text, request_id=_header(exc.headers, "x-line-request-id"),
-                                      http_status=status, attempts=attempts, error_code=code)
-                    if 500 <= status <= 599:
-                        continue
-                    break
-                except (urllib3.exceptions.HTTPError, TimeoutError, ConnectionError) as exc:
-                    timeout = isinstance(exc, urllib3.exceptions.TimeoutError | TimeoutError) or "timed out" in str(exc).lower()
-                    if timeout:
-                        text = "LINEのサーバーから時間内に応答がありませんでした。しばらくしてからもう一度お試しください。"
-                    else:
-                        text = "LINEのサーバーに接続できませんでした。LINE APIの接続先とネットワークを確認してください。"
-                    last = SendResult(False, FAILED, text, attempts=attempts, error_code="timeout" if timeout else "connection_error",
-                                      detail=type(exc).__name__)
-                    continue
-                request_id = _header(response.headers, "x-line-request-id")
-                return SendResult(True, SENT, "LINEでテスト送信しました。", request_id=request_id,
-                                  http_status=response.status_code, attempts=attempts)
-        assert last is not None
-        if last.error_code in ("server_error", "timeout", "connection_error") and attempts > 1:
+            last = call_with_retries(
+                lambda: api.push_message_with_http_info(request, x_line_retry_key=retry_key, _request_timeout=self.timeout),
+                "LINEでテスト送信しました。", max_attempts=self.max_attempts, backoff=self.backoff, sleep=self._sleep)
+        if last.ok:
+            return last
+        attempts = last.attempts
+        if last.error_code in RETRY_SERVER_ERRORS and attempts > 1:
             last = SendResult(False, FAILED, last.message + f"（同じ送信キーで{attempts}回試しました。二重に届くことはありません）",
                               request_id=last.request_id, http_status=last.http_status, attempts=attempts,
                               error_code=last.error_code, detail=last.detail)

@@ -19,10 +19,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import urllib3
-
-from crm_core.messaging.channels import FAILED, INVALID, SENT, SendResult
-from crm_core.messaging.channels.line import DEFAULT_BASE_URL, _header, _line_message, explain_status
+from crm_core.messaging.channels import INVALID, SendResult
+from crm_core.messaging.channels.line import DEFAULT_BASE_URL, call_with_retries
 
 MULTICAST_MAX = 500
 """User ids per multicast request (LINE's limit)."""
@@ -129,46 +127,11 @@ class LineBulk:
 
     # -- the retry loop -------------------------------------------------------------------
     def _call(self, do: Callable[[], Any], ok_text: str) -> SendResult:
-        """Run ``do`` (one HTTP request with the same key and body) until it succeeds or must stop."""
+        """Run ``do`` (one HTTP request with the same key and body) until it succeeds or must stop (429 is retried too)."""
         from linebot.v3.audience import ApiException as AudienceApiException
-        from linebot.v3.messaging import ApiException
 
-        attempts = 0
-        last: SendResult | None = None
-        while attempts < self.max_attempts:
-            if attempts:
-                self._sleep(min(self.backoff * (2 ** (attempts - 1)), self.max_backoff))
-            attempts += 1
-            try:
-                response = do()
-            except (ApiException, AudienceApiException) as exc:
-                status = int(exc.status or 0)
-                if status == 409:
-                    accepted = _header(exc.headers, "x-line-accepted-request-id")
-                    if accepted:
-                        return SendResult(True, SENT, ok_text + "（前回の送信がすでに受け付けられていました）",
-                                          request_id=accepted, http_status=409, attempts=attempts)
-                if status == 0:
-                    last = SendResult(False, FAILED, "LINEのサーバーと安全に接続できませんでした。LINE APIの接続先を確認してください。",
-                                      attempts=attempts, error_code="tls_error")
-                    break
-                text, code = explain_status(status, _line_message(exc.body))
-                last = SendResult(False, FAILED, text, request_id=_header(exc.headers, "x-line-request-id"),
-                                  http_status=status, attempts=attempts, error_code=code)
-                if code in RETRYABLE:
-                    continue
-                break
-            except (urllib3.exceptions.HTTPError, TimeoutError, ConnectionError) as exc:
-                timeout = isinstance(exc, urllib3.exceptions.TimeoutError | TimeoutError) or "timed out" in str(exc).lower()
-                text = ("LINEのサーバーから時間内に応答がありませんでした。" if timeout
-                        else "LINEのサーバーに接続できませんでした。LINE APIの接続先とネットワークを確認してください。")
-                last = SendResult(False, FAILED, text, attempts=attempts, error_code="timeout" if timeout else "connection_error",
-                                  detail=type(exc).__name__)
-                continue
-            return SendResult(True, SENT, ok_text, request_id=_header(getattr(response, "headers", None), "x-line-request-id"),
-                              http_status=getattr(response, "status_code", 200), attempts=attempts)
-        assert last is not None
-        return last
+        return call_with_retries(do, ok_text, max_attempts=self.max_attempts, backoff=self.backoff, max_backoff=self.max_backoff,
+                                 sleep=self._sleep, retryable=RETRYABLE, api_errors=(AudienceApiException,))
 
     # -- sends ----------------------------------------------------------------------------
     def multicast(self, to: Sequence[str], messages: Sequence[Mapping[str, Any]], *, retry_key: str,
@@ -208,6 +171,17 @@ class LineBulk:
         out = self._messaging().get_narrowcast_progress(request_id, _request_timeout=self.timeout)
         return out.to_dict()
 
+    def wait_narrowcast(self, request_id: str, timeout: float = 600.0) -> dict[str, Any]:
+        """Poll a narrowcast's progress until ``succeeded`` or ``failed`` (or ``timeout`` seconds: the last phase is returned)."""
+        waited, pause = 0.0, 1.0
+        while True:
+            progress = self.narrowcast_progress(request_id)
+            if progress.get("phase") in ("succeeded", "failed") or waited >= timeout:
+                return progress
+            self._sleep(pause)
+            waited += pause
+            pause = min(pause * 2, self.max_backoff)
+
     # -- quota and audiences --------------------------------------------------------------
     def quota(self) -> Quota:
         """The month's quota and consumption (two GET requests)."""
@@ -233,10 +207,22 @@ class LineBulk:
                 {"audienceGroupId": group_id, "audiences": [{"id": i} for i in chunk]}))
         return group_id
 
-    def audience_size(self, audience_group_id: int) -> int:
-        """``audienceCount`` of an audience (LINE counts only ids it could match)."""
-        data = self._audience().get_audience_data(int(audience_group_id))
-        return int(data.audience_group.audience_count or 0)
+    def audience_size(self, audience_group_id: int, timeout: float = 300.0) -> int:
+        """``audienceCount`` of an audience once LINE has processed the upload (LINE counts only ids it could match).
+
+        0 when the audience is not ``READY`` within ``timeout`` seconds or failed.
+        """
+        waited, pause = 0.0, 1.0
+        while True:
+            group = self._audience().get_audience_data(int(audience_group_id)).audience_group
+            status = str(getattr(group.status, "value", group.status) or "")
+            if status == "READY":
+                return int(group.audience_count or 0)
+            if status not in ("IN_PROGRESS", "ACTIVATING", "") or waited >= timeout:
+                return 0
+            self._sleep(pause)
+            waited += pause
+            pause = min(pause * 2, self.max_backoff)
 
     def unit_statistics(self, unit: str, date_from: str, date_to: str) -> dict[str, Any]:
         """Per-aggregation-unit statistics (``yyyyMMdd`` JST dates); LINE's nulls stay None (below its privacy threshold)."""
