@@ -17,6 +17,8 @@ the file: CSV columns are read under generated names ``c0, c1, ...``).
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import logging
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -143,6 +145,7 @@ class _Plan:
     source: str
     columns: dict[str, int]
     rows: int = 0
+    same: dict | None = None  # the record of this very file, when the store still holds what it left
 
 
 def import_files(
@@ -228,8 +231,10 @@ def import_files(
         # Read every file into its staging table first: a file DuckDB cannot parse
         # fails here, before anything in the store is touched.
         for i, plan in enumerate(plans):
-            say(0.3 + i / n * 0.2, f"「{plan.display_name}」を解析しています…")
-            plan.rows = _stage(cur, plan, f"stage_{i}")
+            plan.same = _same_as_last_file(cur, plan, key)
+            if plan.same is None:
+                say(0.3 + i / n * 0.2, f"「{plan.display_name}」を解析しています…")
+                plan.rows = _stage(cur, plan, f"stage_{i}")
         cur.execute("BEGIN TRANSACTION")
         try:
             # customers whose orders this batch adds or changes (before and after), for the refresh
@@ -237,7 +242,12 @@ def import_files(
             for i, plan in enumerate(plans):
                 say(0.5 + i / n * 0.35, f"「{plan.display_name}」を取り込んでいます（{F.KIND_LABELS[plan.kind]}）…")
                 _drop_temp(cur)  # the previous file's working tables
-                _stage_view(cur, plan, f"stage_{i}")
+                if plan.same is not None:
+                    plan.same = _same_as_last_file(cur, plan, key)  # an earlier file of the batch may have changed it
+                    if plan.same is None:
+                        plan.rows = _stage(cur, plan, f"stage_{i}")
+                if plan.same is None:
+                    _stage_view(cur, plan, f"stage_{i}")
                 report.files.append(_import_one(cur, plan, key, report))
                 cur.execute("DROP TABLE IF EXISTS temp." + quote_ident(f"stage_{i}"))  # its memory, at once
             say(0.88, "顧客データを更新しています…")
@@ -539,6 +549,8 @@ def _import_one(cur: duckdb.DuckDBPyConnection, plan: _Plan, key: str, report: I
         kind=plan.kind,
         encoding=ENCODING_LABELS.get(plan.raw.encoding, plan.raw.encoding),
     )
+    if plan.same is not None:
+        return _unchanged_file(cur, plan, fr, report)
     previous = cur.execute(
         "SELECT import_id FROM imports WHERE sha256 = ? AND format = ? ORDER BY import_id DESC LIMIT 1",
         [plan.raw.sha256, plan.fmt_key],
@@ -579,6 +591,78 @@ def _import_one(cur: duckdb.DuckDBPyConnection, plan: _Plan, key: str, report: I
             ],
         )
         fr.import_id = import_id
+    if plan.kind == "orders":
+        _remember_file(cur, plan, key, fr, import_id if fr.import_id is not None else (previous[0] if previous else None))
+    return fr
+
+
+# --------------------------------------------------------------------------
+# the same file again
+# --------------------------------------------------------------------------
+
+_READER_VERSION = 2
+"""Part of every file's recipe: raise it when the importer reads a file differently (an identical file is then read again)."""
+_LAST_FILE = "last_orders_file:"
+
+
+def _recipe(plan: _Plan, key: str) -> str:
+    """How a file is read: format, kind, column positions, identity key, reader version."""
+    spec = {"v": _READER_VERSION, "format": plan.fmt_key, "kind": plan.kind, "source": plan.source,
+            "columns": sorted(plan.columns.items()), "key": key, "encoding": plan.raw.encoding}
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
+
+
+def _orders_state(cur: duckdb.DuckDBPyConnection, source: str) -> str:
+    """What the store holds of one source's orders: count, import ids and a hash over every order's content hash."""
+    n, ids, sig = cur.execute(
+        "SELECT count(*), sum(import_id), bit_xor(hash(content_hash)) FROM orders WHERE source = ?", [source]
+    ).fetchone()
+    return f"{n}:{ids}:{sig}"
+
+
+def _remember_file(cur: duckdb.DuckDBPyConnection, plan: _Plan, key: str, fr: FileReport, rejects_of: int | None) -> None:
+    """Record the last orders file of a source with the state it left the store in (see :func:`_same_as_last_file`)."""
+    record = {
+        "sha256": plan.raw.sha256, "recipe": _recipe(plan, key), "state": _orders_state(cur, plan.source),
+        "rows_read": fr.rows_read, "orders": fr.orders_added + fr.orders_updated + fr.orders_unchanged,
+        "lines": fr.lines, "rows_rejected": fr.rows_rejected, "rejects_of": rejects_of,
+    }
+    cur.execute("DELETE FROM settings WHERE key = ?", [_LAST_FILE + plan.source])
+    cur.execute("INSERT INTO settings VALUES (?, ?)", [_LAST_FILE + plan.source, json.dumps(record)])
+
+
+def _same_as_last_file(cur: duckdb.DuckDBPyConnection, plan: _Plan, key: str) -> dict | None:
+    """The record of this source's last orders file when importing ``plan`` again cannot change anything.
+
+    That is: byte for byte the same file (SHA-256), read the same way (format,
+    column positions, identity key, reader version), and the store still holds
+    exactly what that import left of the source (count, import ids and content
+    hashes of its orders).  Then the file is not read again: it would add and
+    update nothing.
+    """
+    if plan.kind != "orders":
+        return None
+    row = cur.execute("SELECT value FROM settings WHERE key = ?", [_LAST_FILE + plan.source]).fetchone()
+    if row is None:
+        return None
+    last = json.loads(row[0])
+    if last.get("sha256") != plan.raw.sha256 or last.get("recipe") != _recipe(plan, key):
+        return None
+    return last if last.get("state") == _orders_state(cur, plan.source) else None
+
+
+def _unchanged_file(cur: duckdb.DuckDBPyConnection, plan: _Plan, fr: FileReport, report: ImportReport) -> FileReport:
+    """The report of a file that is the source's last file again: nothing read, nothing written; its rejects as recorded."""
+    last = plan.same or {}
+    fr.already_imported = True
+    fr.rows_read, fr.orders_unchanged = int(last["rows_read"]), int(last["orders"])
+    fr.lines, fr.rows_rejected = int(last["lines"]), int(last["rows_rejected"])
+    if fr.rows_rejected and last.get("rejects_of") is not None:
+        rows = cur.execute(
+            "SELECT row_no, order_id, reason FROM import_rejects WHERE import_id = ? ORDER BY row_no LIMIT 10000",
+            [int(last["rejects_of"])],
+        ).fetchall()
+        report.rejects.extend({"file": plan.display_name, "row": r[0], "order_id": r[1], "reason": r[2]} for r in rows)
     return fr
 
 
