@@ -146,6 +146,7 @@ class _Plan:
     columns: dict[str, int]
     rows: int = 0
     same: dict | None = None  # the record of this very file, when the store still holds what it left
+    track_touched: bool = True  # list the customers it touches (not when the store was empty: all are new)
 
 
 def import_files(
@@ -230,7 +231,9 @@ def import_files(
         cur.execute("DROP TABLE IF EXISTS temp.touched_customers")
         # Read every file into its staging table first: a file DuckDB cannot parse
         # fails here, before anything in the store is touched.
+        empty_before = not cur.execute("SELECT count(*) FROM (SELECT 1 FROM orders LIMIT 1)").fetchone()[0]
         for i, plan in enumerate(plans):
+            plan.track_touched = not empty_before
             plan.same = _same_as_last_file(cur, plan, key)
             if plan.same is None:
                 say(0.3 + i / n * 0.2, f"「{plan.display_name}」を解析しています…")
@@ -423,12 +426,13 @@ def _stage(cur: duckdb.DuckDBPyConnection, plan: _Plan, table: str) -> int:
     last_error: Exception | None = None
     for options in (_CSV_FAST, _CSV_PADDED):
         try:
-            cur.execute(
-                "CREATE OR REPLACE TEMP TABLE " + target + " AS " + head + "SELECT " + select  # noqa: S608 - quote_ident() identifiers only
-                + " FROM read_csv($paths, header = false, skip = $skip, all_varchar = true, names = $names,"
-                " delim = ',', quote = '\"', escape = '\"', max_line_size = 10000000, " + options + ")" + tail,
-                {"paths": [str(p) for p in plan.raw.parts], "skip": plan.raw.skip, "names": names},
-            )
+            with _lazy_fallbacks(cur):
+                cur.execute(
+                    "CREATE OR REPLACE TEMP TABLE " + target + " AS " + head + "SELECT " + select  # noqa: S608 - quote_ident() identifiers only
+                    + " FROM read_csv($paths, header = false, skip = $skip, all_varchar = true, names = $names,"
+                    " delim = ',', quote = '\"', escape = '\"', max_line_size = 10000000, " + options + ")" + tail,
+                    {"paths": [str(p) for p in plan.raw.parts], "skip": plan.raw.skip, "names": names},
+                )
             return int(cur.execute("SELECT count(*) FROM " + target).fetchone()[0])  # noqa: S608
         except duckdb.Error as exc:
             last_error = exc
@@ -437,6 +441,22 @@ def _stage(cur: duckdb.DuckDBPyConnection, plan: _Plan, table: str) -> int:
         f"{_short_duckdb_message(last_error)}を確認してください。",
         f"duckdb could not parse the CSV: {type(last_error).__name__}",
     )
+
+
+@contextlib.contextmanager
+def _lazy_fallbacks(cur: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Keep the parsers' slow branches lazy while a file is parsed.
+
+    The date parser falls back to regular expressions only for values the
+    plain cast cannot read; DuckDB's common-subexpression rule would compute
+    the fallback's shared part (the digit folding) for every row instead,
+    several times the cost of the whole read.  Only the plan changes, never a value.
+    """
+    cur.execute("SET disabled_optimizers = 'common_subexpressions'")
+    try:
+        yield
+    finally:
+        cur.execute("RESET disabled_optimizers")
 
 
 def _field_type(fld: str) -> str:
@@ -845,7 +865,7 @@ def _import_orders(
         added = cur.execute("SELECT count(*) FROM per_order WHERE NOT (has_bad_row OR no_date)").fetchone()[0]
         updated = unchanged = 0
     fr.orders_added, fr.orders_updated, fr.orders_unchanged = int(added), int(updated), int(unchanged)
-    if updated:
+    if updated and plan.track_touched:
         # the customers the changed orders belonged to are touched too (the identity may have changed)
         cur.execute(
             "INSERT INTO touched_customers SELECT DISTINCT old_customer_id FROM diff "
@@ -865,7 +885,8 @@ def _import_orders(
         with _unordered_inserts(cur):
             cur.execute("INSERT INTO orders BY NAME SELECT * FROM new_orders" + changed)  # noqa: S608 - fixed SQL
             cur.execute("INSERT INTO order_lines BY NAME SELECT ? AS source, * FROM new_lines" + changed, [plan.source])  # noqa: S608
-        cur.execute("INSERT INTO touched_customers SELECT DISTINCT customer_id FROM orders WHERE import_id = ?", [import_id])
+        if plan.track_touched:
+            cur.execute("INSERT INTO touched_customers SELECT DISTINCT customer_id FROM orders WHERE import_id = ?", [import_id])
     fr.lines = int(cur.execute("SELECT count(*) FROM new_lines").fetchone()[0])
 
 
