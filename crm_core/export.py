@@ -248,6 +248,7 @@ def _copy_through_pipe(store, copy: str, params, head: str, pipe: Path, part: Pa
     the characters written as ``?``.  A failing ``COPY`` or transcoder ends
     both sides (the pipe is closed), and the error is raised.
     """
+    pipe.unlink(missing_ok=True)  # left by a killed export of a process with the same id
     os.mkfifo(pipe, 0o600)
     outcome: dict[str, object] = {}
 
