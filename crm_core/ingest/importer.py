@@ -254,7 +254,10 @@ def import_files(
                 report.files.append(_import_one(cur, plan, key, report))
                 cur.execute("DROP TABLE IF EXISTS temp." + quote_ident(f"stage_{i}"))  # its memory, at once
             say(0.88, "顧客データを更新しています…")
-            stats = rebuild_customers(cur)
+            # only the customers whose orders changed, unless contact lists or LINE links (matched by
+            # e-mail and phone) are in the batch, or the store was empty (every customer is new)
+            everyone = empty_before or any(p.kind in ("contacts", "line_links") for p in plans)
+            stats = rebuild_customers(cur, touched=None if everyone else "touched_customers")
             report.customers = stats["customers"]
             report.orders_merged = stats["orders_merged"]
             report.customers_without_key = stats["customers_without_key"]
