@@ -194,7 +194,7 @@ _MACROS = [
     # Local date-time (JST) in several shapes, with an optional UTC offset
     # (+0900, +09:00, Z) that is converted to JST.
     r"""
-    CREATE OR REPLACE TEMP MACRO crm_local_ts(s) AS
+    CREATE OR REPLACE TEMP MACRO crm_local_ts_any(s) AS
       try_strptime(
         regexp_replace(regexp_replace(crm_fold(s), 'T', ' '), '(\.\d+)?\s*(Z|[+-]\d\d:?\d\d)$', ''),
         ['%Y-%m-%d %H:%M:%S', '%Y/%m/%d %H:%M:%S', '%Y-%m-%d %H:%M', '%Y/%m/%d %H:%M',
@@ -211,11 +211,23 @@ _MACROS = [
         ELSE 540
       END
     """,
+    # The common shapes (ASCII `YYYY-MM-DD` with or without `HH:MM:SS`, no offset) by a plain cast:
+    # the general parser above runs regular expressions and seven formats (about 100x slower).
+    # The pattern admits only what the general parser reads the same way (hours 00-23, no sign).
+    r"""
+    CREATE OR REPLACE TEMP MACRO crm_ts_plain(s) AS
+      CASE WHEN regexp_full_match(s, '\d{4}-\d\d-\d\d( ([01]\d|2[0-3]):[0-5]\d:[0-5]\d)?')
+           THEN TRY_CAST(s AS TIMESTAMP) END
+    """,
+    r"""
+    CREATE OR REPLACE TEMP MACRO crm_local_ts(s) AS
+      coalesce(crm_ts_plain(s), crm_local_ts_any(s))
+    """,
     r"""
     CREATE OR REPLACE TEMP MACRO crm_ts_jst(s) AS
       coalesce(
-        try_strptime(s, '%Y-%m-%d %H:%M:%S'),
-        crm_local_ts(s) + to_minutes(CAST(540 - crm_offset_minutes(s) AS BIGINT)))
+        crm_ts_plain(s),
+        crm_local_ts_any(s) + to_minutes(CAST(540 - crm_offset_minutes(s) AS BIGINT)))
     """,
     r"""
     CREATE OR REPLACE TEMP MACRO crm_digits(s) AS

@@ -8,6 +8,7 @@ starting with ``= + - @``, a tab or a carriage return gets a leading ``'``
 from __future__ import annotations
 
 import codecs
+import contextlib
 import os
 import shutil
 import threading
@@ -207,9 +208,16 @@ def copy_csv(
     copy = (
         "COPY (SELECT " + select + " " + from_sql + ") TO "  # noqa: S608 - caller's allowlisted SQL
         + _sql_literal(str(part if direct else body))
-        + " (FORMAT csv, HEADER " + ("true" if direct else "false") + ", NEW_LINE '\r\n')"
+        + " (FORMAT csv, HEADER " + ("true" if direct else "false") + ", NEW_LINE '\r\n', USE_TMP_FILE false)"
     )
     try:
+        if encoding == "cp932" and hasattr(os, "mkfifo"):
+            head = ",".join(_quote_header(n) for n in names) + "\r\n"
+            rows, bad = _copy_through_pipe(store, copy, params, head, body, part)
+            if unencodable is not None:
+                unencodable |= bad
+            os.replace(part, out)
+            return rows
         rows = int(store.execute(copy, params).fetchone()[0])
         if not direct:
             head = ",".join(_quote_header(n) for n in names) + "\r\n"
@@ -229,13 +237,79 @@ def copy_csv(
     return rows
 
 
-def _transcode_cp932(head: str, body: Path, fh) -> set[str]:
+_PIPE_SIZE = 1 << 20  # bytes the pipe holds while the transcoder works (Linux: F_SETPIPE_SZ)
+
+
+def _copy_through_pipe(store, copy: str, params, head: str, pipe: Path, part: Path) -> tuple[int, set[str]]:
+    """Run ``copy`` into the named pipe ``pipe`` while a thread transcodes what arrives into ``part`` (cp932).
+
+    DuckDB formats and writes on its threads while Python's cp932 codec runs
+    on another, instead of one after the other.  Return the rows written and
+    the characters written as ``?``.  A failing ``COPY`` or transcoder ends
+    both sides (the pipe is closed), and the error is raised.
+    """
+    pipe.unlink(missing_ok=True)  # left by a killed export of a process with the same id
+    os.mkfifo(pipe, 0o600)
+    outcome: dict[str, object] = {}
+
+    def pump() -> None:
+        try:
+            fd = os.open(pipe, os.O_RDONLY)  # waits for the writer (DuckDB, or release() below)
+            try:
+                with contextlib.suppress(OSError):
+                    import fcntl
+
+                    fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), _PIPE_SIZE)
+                with open(part, "wb") as fh, open(fd, "rb", closefd=False) as src:
+                    # whole blocks (a read of the pipe alone returns whatever DuckDB wrote last): fewer codec calls
+                    outcome["bad"] = _transcode_cp932(head, lambda: src.read(_PIPE_SIZE), fh)
+            finally:
+                os.close(fd)
+        except BaseException as exc:  # handed to the caller's thread
+            outcome["error"] = exc
+
+    def release() -> None:
+        """Give a transcoder still waiting for a writer its end of file."""
+        while worker.is_alive():
+            try:
+                os.close(os.open(pipe, os.O_WRONLY | os.O_NONBLOCK))
+                return
+            except OSError:  # no reader yet (ENXIO): it is about to open
+                worker.join(0.01)
+
+    worker = threading.Thread(target=pump, name="cp932-export", daemon=True)
+    worker.start()
+    try:
+        rows = int(store.execute(copy, params).fetchone()[0])
+    except BaseException:
+        release()
+        worker.join()
+        if isinstance(outcome.get("error"), BaseException):
+            raise outcome["error"] from None
+        raise
+    release()  # a COPY of no rows may never have opened the pipe
+    worker.join()
+    if isinstance(outcome.get("error"), BaseException):
+        raise outcome["error"]
+    return rows, outcome.get("bad", set())
+
+
+def _transcode_cp932(head: str, body, fh) -> set[str]:
     """Write ``head`` and the UTF-8 file ``body`` to ``fh`` in cp932; return the characters written as ``?``."""
+    """Write ``head`` and the UTF-8 ``body`` to ``fh`` in cp932; return the characters written as ``?``.
+
+    ``body`` is a file path, or a function returning the next bytes (``b""`` at the end).
+    """
     _SINK.bad = set()
     decoder = codecs.getincrementaldecoder("utf-8")()
     fh.write(head.encode("cp932", errors="crm_collect_unencodable"))
-    with open(body, "rb") as src:
-        while chunk := src.read(_TRANSCODE_CHUNK):
+    with contextlib.ExitStack() as stack:
+        if callable(body):
+            read = body
+        else:
+            src = stack.enter_context(open(body, "rb"))
+            read = lambda: src.read(_TRANSCODE_CHUNK)  # noqa: E731
+        while chunk := read():
             fh.write(decoder.decode(chunk).encode("cp932", errors="crm_collect_unencodable"))
         fh.write(decoder.decode(b"", final=True).encode("cp932", errors="crm_collect_unencodable"))
     return _SINK.bad

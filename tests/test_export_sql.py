@@ -126,3 +126,43 @@ def test_coupon_code_export_matches_the_pandas_writer(shop, tmp_path, encoding):
     assert report["rows"] == len(df) > 0
     assert out.read_bytes() == to_csv_bytes(df, encoding)
     assert report["unencodable"] == (sorted(cp932_unencodable(df)) if encoding == "cp932" else [])
+
+
+def test_cp932_copy_csv_is_all_or_nothing_and_ends_when_the_query_fails(tmp_path):
+    """cp932 goes through a pipe to a transcoding thread: a failing COPY must end both sides and leave nothing."""
+    import threading
+
+    store = _hostile_store()
+    out = tmp_path / "t.csv"
+    out.write_bytes(b"previous export")
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            copy_csv(store, [("CAST(txt AS INTEGER)", "x")], "FROM t WHERE txt IS NOT NULL", None, out, "cp932")
+        except Exception as exc:  # noqa: BLE001 - the test inspects it
+            errors.append(exc)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(120)
+    assert not worker.is_alive(), "the export hung"
+    assert errors and "onver" in str(errors[0])
+    assert out.read_bytes() == b"previous export"
+    assert [p.name for p in tmp_path.iterdir()] == ["t.csv"]
+
+
+def test_cp932_copy_csv_of_many_rows_matches_the_pandas_writer(tmp_path):
+    """Enough rows that the pipe splits multi-byte characters between reads."""
+    store = Store(":memory:")
+    store.execute(
+        "CREATE TABLE big AS SELECT i, (['髙橋 ①子', '普通の名前', '=式', 'abc', '𠮷田 é😀', '東京都'])[i % 6 + 1] || i AS txt "
+        "FROM range(60000) r(i)"
+    )
+    df = store.df("SELECT i, txt FROM big ORDER BY i")
+    out = tmp_path / "big.csv"
+    bad: set[str] = set()
+    assert copy_csv(store, [("i", "番号"), ("txt", "名前")], "FROM big ORDER BY i", None, out, "cp932", bad) == 60000
+    df.columns = ["番号", "名前"]
+    assert out.read_bytes() == to_csv_bytes(df, "cp932")
+    assert bad == cp932_unencodable(df) and bad

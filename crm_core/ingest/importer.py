@@ -16,9 +16,12 @@ the file: CSV columns are read under generated names ``c0, c1, ...``).
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -142,6 +145,8 @@ class _Plan:
     source: str
     columns: dict[str, int]
     rows: int = 0
+    same: dict | None = None  # the record of this very file, when the store still holds what it left
+    track_touched: bool = True  # list the customers it touches (not when the store was empty: all are new)
 
 
 def import_files(
@@ -223,20 +228,36 @@ def import_files(
         report.identity_key = key
         cur = store.cursor()
         _drop_temp(cur, len(plans))
+        cur.execute("DROP TABLE IF EXISTS temp.touched_customers")
         # Read every file into its staging table first: a file DuckDB cannot parse
         # fails here, before anything in the store is touched.
+        empty_before = not cur.execute("SELECT count(*) FROM (SELECT 1 FROM orders LIMIT 1)").fetchone()[0]
         for i, plan in enumerate(plans):
-            say(0.3 + i / n * 0.2, f"「{plan.display_name}」を解析しています…")
-            plan.rows = _stage(cur, plan, _STAGE_FIELDS[plan.kind], f"stage_{i}")
+            plan.track_touched = not empty_before
+            plan.same = _same_as_last_file(cur, plan, key)
+            if plan.same is None:
+                say(0.3 + i / n * 0.2, f"「{plan.display_name}」を解析しています…")
+                plan.rows = _stage(cur, plan, f"stage_{i}")
         cur.execute("BEGIN TRANSACTION")
         try:
+            # customers whose orders this batch adds or changes (before and after), for the refresh
+            cur.execute("CREATE TEMP TABLE touched_customers (customer_id VARCHAR)")
             for i, plan in enumerate(plans):
                 say(0.5 + i / n * 0.35, f"「{plan.display_name}」を取り込んでいます（{F.KIND_LABELS[plan.kind]}）…")
                 _drop_temp(cur)  # the previous file's working tables
-                cur.execute("ALTER TABLE " + quote_ident(f"stage_{i}") + " RENAME TO stage")
+                if plan.same is not None:
+                    plan.same = _same_as_last_file(cur, plan, key)  # an earlier file of the batch may have changed it
+                    if plan.same is None:
+                        plan.rows = _stage(cur, plan, f"stage_{i}")
+                if plan.same is None:
+                    _stage_view(cur, plan, f"stage_{i}")
                 report.files.append(_import_one(cur, plan, key, report))
+                cur.execute("DROP TABLE IF EXISTS temp." + quote_ident(f"stage_{i}"))  # its memory, at once
             say(0.88, "顧客データを更新しています…")
-            stats = rebuild_customers(cur)
+            # only the customers whose orders changed, unless contact lists or LINE links (matched by
+            # e-mail and phone) are in the batch, or the store was empty (every customer is new)
+            everyone = empty_before or any(p.kind in ("contacts", "line_links") for p in plans)
+            stats = rebuild_customers(cur, touched=None if everyone else "touched_customers")
             report.customers = stats["customers"]
             report.orders_merged = stats["orders_merged"]
             report.customers_without_key = stats["customers_without_key"]
@@ -259,6 +280,7 @@ def import_files(
                 for part in plan.raw.temporary:
                     remove_quietly(part)
             _drop_temp(cur, len(plans))
+            cur.execute("DROP TABLE IF EXISTS temp.touched_customers")
 
     report.warnings.extend(f.note for f in report.files if f.note)
     if report.total("rows_rejected"):
@@ -382,8 +404,13 @@ def _check_required(name: str, kind: str, columns: dict[str, int], label: Callab
 # --------------------------------------------------------------------------
 
 
-def _stage(cur: duckdb.DuckDBPyConnection, plan: _Plan, fields: Sequence[str], table: str) -> int:
-    """Read the file into TEMP ``table`` with one VARCHAR column per canonical field.
+def _stage(cur: duckdb.DuckDBPyConnection, plan: _Plan, table: str) -> int:
+    """Read the file into TEMP ``table``: one column per field the file has, nothing else.
+
+    Fields the file lacks are not stored (a column of NULLs still costs memory
+    for every row); :func:`_stage_view` adds them as constants.  An orders
+    file is parsed on the way in (:func:`_orders_parse_select`): amounts, dates
+    and the reason a row cannot be read, so the rows are read and parsed once.
 
     The fast path reads in parallel and expects every row to have the header's
     number of columns; if DuckDB refuses the file, a second, single-threaded
@@ -392,20 +419,23 @@ def _stage(cur: duckdb.DuckDBPyConnection, plan: _Plan, fields: Sequence[str], t
     """
     ncols = max(len(plan.raw.headers), max(plan.columns.values(), default=0) + 1)
     names = [f"c{i}" for i in range(ncols)]
-    select = ", ".join(
-        f"{quote_ident(names[plan.columns[f]])} AS {quote_ident(f)}" if f in plan.columns else f"NULL::VARCHAR AS {quote_ident(f)}"
-        for f in fields
-    )
+    fields = [f for f in _STAGE_FIELDS[plan.kind] if f in plan.columns]
+    select = ", ".join(f"{quote_ident(names[plan.columns[f]])} AS {quote_ident(f)}" for f in fields)
+    if plan.kind == "orders":
+        head, tail = _orders_parse_select(plan)
+    else:
+        head, tail = "SELECT * FROM (", ")"
     target = quote_ident(table)
     last_error: Exception | None = None
     for options in (_CSV_FAST, _CSV_PADDED):
         try:
-            cur.execute(
-                "CREATE OR REPLACE TEMP TABLE " + target + " AS SELECT " + select  # noqa: S608 - quote_ident() identifiers only
-                + " FROM read_csv($paths, header = false, skip = $skip, all_varchar = true, names = $names,"
-                " delim = ',', quote = '\"', escape = '\"', max_line_size = 10000000, " + options + ")",
-                {"paths": [str(p) for p in plan.raw.parts], "skip": plan.raw.skip, "names": names},
-            )
+            with _lazy_fallbacks(cur):
+                cur.execute(
+                    "CREATE OR REPLACE TEMP TABLE " + target + " AS " + head + "SELECT " + select  # noqa: S608 - quote_ident() identifiers only
+                    + " FROM read_csv($paths, header = false, skip = $skip, all_varchar = true, names = $names,"
+                    " delim = ',', quote = '\"', escape = '\"', max_line_size = 10000000, " + options + ")" + tail,
+                    {"paths": [str(p) for p in plan.raw.parts], "skip": plan.raw.skip, "names": names},
+                )
             return int(cur.execute("SELECT count(*) FROM " + target).fetchone()[0])  # noqa: S608
         except duckdb.Error as exc:
             last_error = exc
@@ -416,10 +446,100 @@ def _stage(cur: duckdb.DuckDBPyConnection, plan: _Plan, fields: Sequence[str], t
     )
 
 
+@contextlib.contextmanager
+def _lazy_fallbacks(cur: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Keep the parsers' slow branches lazy while a file is parsed.
+
+    The date parser falls back to regular expressions only for values the
+    plain cast cannot read; DuckDB's common-subexpression rule would compute
+    the fallback's shared part (the digit folding) for every row instead,
+    several times the cost of the whole read.  Only the plan changes, never a value.
+    """
+    cur.execute("SET disabled_optimizers = 'common_subexpressions'")
+    try:
+        yield
+    finally:
+        cur.execute("RESET disabled_optimizers")
+
+
+def _field_type(fld: str) -> str:
+    """The SQL type of a parsed order field (every other staged field is text)."""
+    if fld in F.AMOUNT_FIELDS:
+        return "DECIMAL(18, 2)"
+    if fld in F.INT_FIELDS:
+        return "BIGINT"
+    return {"ordered_at": "TIMESTAMP", "birthday": "DATE"}.get(fld, "VARCHAR")
+
+
+def _stage_view(cur: duckdb.DuckDBPyConnection, plan: _Plan, table: str) -> None:
+    """The view the import statements read: the staged columns plus a typed NULL for every absent field.
+
+    Orders: ``st_rows`` (``row_no`` = the file's row number, header = 1, parsed
+    fields and ``reason``).  Other kinds: ``stage`` (raw text, ``_row`` in file
+    order).  Constants cost nothing: DuckDB folds the expressions over them.
+    """
+    fields = _STAGE_FIELDS[plan.kind]
+    absent = [f for f in fields if f not in plan.columns]
+    if plan.kind == "orders":
+        extra = "".join(f", NULL::{_field_type(f)} AS {quote_ident(f)}" for f in absent)
+        cur.execute(
+            "CREATE TEMP VIEW st_rows AS SELECT rowid + 2 AS row_no, *" + extra + " FROM " + quote_ident(table)  # noqa: S608 - quote_ident() identifiers, fixed types
+        )
+    else:
+        extra = "".join(f", NULL::VARCHAR AS {quote_ident(f)}" for f in absent)
+        cur.execute("CREATE TEMP VIEW stage AS SELECT rowid AS _row, *" + extra + " FROM " + quote_ident(table))  # noqa: S608
+
+
+def _orders_parse_select(plan: _Plan) -> tuple[str, str]:
+    """``(head, tail)`` around the raw read of an orders file that parse its text: typed fields and ``reason``.
+
+    Only fields the file has.  The reason names every problem of the row
+    (labels are the Japanese field names from formats.py, written as escaped
+    SQL literals: our own constants).
+    """
+    present = [f for f in _ORDER_STAGE_FIELDS if f in plan.columns]
+    typed = [f for f in present if f in F.AMOUNT_FIELDS + F.INT_FIELDS + ("ordered_at", "birthday")]
+    cleaned = [f"{_clean(f)} AS {quote_ident(f + '_raw' if f in typed else f)}" for f in present]
+    parsed = []
+    for f in typed:
+        raw = quote_ident(f + "_raw")
+        if f in F.AMOUNT_FIELDS:
+            expr = f"crm_amount({raw})"
+        elif f in F.INT_FIELDS:
+            expr = f"crm_int({raw})"
+        elif f == "ordered_at":
+            expr = f"crm_ts_jst({raw})"
+        else:
+            expr = f"CAST(crm_local_ts({raw}) AS DATE)"
+        parsed.append(f"{expr} AS {quote_ident(f)}")
+    checks = ["CASE WHEN order_id IS NULL THEN '注文番号が空です' END"]
+    if "ordered_at" in typed:
+        checks.append(
+            "CASE WHEN ordered_at_raw IS NOT NULL AND ordered_at IS NULL "
+            "THEN '注文日時「' || left(ordered_at_raw, 40) || '」を日時として読めません' END"
+        )
+    for f in typed:
+        if f not in F.AMOUNT_FIELDS + F.INT_FIELDS:
+            continue
+        raw, val = quote_ident(f + "_raw"), quote_ident(f)
+        kind_word = "数" if f in F.INT_FIELDS else "金額"
+        checks.append(
+            f"CASE WHEN {raw} IS NOT NULL AND {val} IS NULL "
+            f"THEN {_text_literal(F.ORDER_FIELDS[f])} || '「' || left({raw}, 40) || '」を{kind_word}として読めません' END"
+        )
+    exclude = f" EXCLUDE ({', '.join(quote_ident(f + '_raw') for f in typed)})" if typed else ""
+    head = (
+        "SELECT *" + exclude + ", NULLIF(concat_ws('; ', " + ", ".join(checks) + "), '') AS reason FROM ("  # noqa: S608 - quote_ident() identifiers, our own labels
+        "SELECT *" + "".join(", " + e for e in parsed) + " FROM ("
+        "SELECT " + ", ".join(cleaned) + " FROM ("
+    )
+    return head, ")))"
+
+
 _CSV_FAST = "parallel = true, null_padding = false"
 _CSV_PADDED = "parallel = false, null_padding = true"
-_TEMP_VIEWS = ("st_ok", "st_rows")
-_TEMP_TABLES = ("stage", "st", "st0", "rej", "bad_orders", "o1", "new_orders", "new_lines", "diff", "status_codes", "pref_names")
+_TEMP_VIEWS = ("new_orders", "o1", "st_ok", "st_rows", "stage")
+_TEMP_TABLES = ("st", "st0", "rej", "bad_orders", "per_order", "new_lines", "diff", "status_codes", "pref_names")
 
 
 def _drop_temp(cur: duckdb.DuckDBPyConnection, staged: int = 0) -> None:
@@ -452,6 +572,8 @@ def _import_one(cur: duckdb.DuckDBPyConnection, plan: _Plan, key: str, report: I
         kind=plan.kind,
         encoding=ENCODING_LABELS.get(plan.raw.encoding, plan.raw.encoding),
     )
+    if plan.same is not None:
+        return _unchanged_file(cur, plan, fr, report)
     previous = cur.execute(
         "SELECT import_id FROM imports WHERE sha256 = ? AND format = ? ORDER BY import_id DESC LIMIT 1",
         [plan.raw.sha256, plan.fmt_key],
@@ -492,6 +614,78 @@ def _import_one(cur: duckdb.DuckDBPyConnection, plan: _Plan, key: str, report: I
             ],
         )
         fr.import_id = import_id
+    if plan.kind == "orders":
+        _remember_file(cur, plan, key, fr, import_id if fr.import_id is not None else (previous[0] if previous else None))
+    return fr
+
+
+# --------------------------------------------------------------------------
+# the same file again
+# --------------------------------------------------------------------------
+
+_READER_VERSION = 2
+"""Part of every file's recipe: raise it when the importer reads a file differently (an identical file is then read again)."""
+_LAST_FILE = "last_orders_file:"
+
+
+def _recipe(plan: _Plan, key: str) -> str:
+    """How a file is read: format, kind, column positions, identity key, reader version."""
+    spec = {"v": _READER_VERSION, "format": plan.fmt_key, "kind": plan.kind, "source": plan.source,
+            "columns": sorted(plan.columns.items()), "key": key, "encoding": plan.raw.encoding}
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
+
+
+def _orders_state(cur: duckdb.DuckDBPyConnection, source: str) -> str:
+    """What the store holds of one source's orders: count, import ids and a hash over every order's content hash."""
+    n, ids, sig = cur.execute(
+        "SELECT count(*), sum(import_id), bit_xor(hash(content_hash)) FROM orders WHERE source = ?", [source]
+    ).fetchone()
+    return f"{n}:{ids}:{sig}"
+
+
+def _remember_file(cur: duckdb.DuckDBPyConnection, plan: _Plan, key: str, fr: FileReport, rejects_of: int | None) -> None:
+    """Record the last orders file of a source with the state it left the store in (see :func:`_same_as_last_file`)."""
+    record = {
+        "sha256": plan.raw.sha256, "recipe": _recipe(plan, key), "state": _orders_state(cur, plan.source),
+        "rows_read": fr.rows_read, "orders": fr.orders_added + fr.orders_updated + fr.orders_unchanged,
+        "lines": fr.lines, "rows_rejected": fr.rows_rejected, "rejects_of": rejects_of,
+    }
+    cur.execute("DELETE FROM settings WHERE key = ?", [_LAST_FILE + plan.source])
+    cur.execute("INSERT INTO settings VALUES (?, ?)", [_LAST_FILE + plan.source, json.dumps(record)])
+
+
+def _same_as_last_file(cur: duckdb.DuckDBPyConnection, plan: _Plan, key: str) -> dict | None:
+    """The record of this source's last orders file when importing ``plan`` again cannot change anything.
+
+    That is: byte for byte the same file (SHA-256), read the same way (format,
+    column positions, identity key, reader version), and the store still holds
+    exactly what that import left of the source (count, import ids and content
+    hashes of its orders).  Then the file is not read again: it would add and
+    update nothing.
+    """
+    if plan.kind != "orders":
+        return None
+    row = cur.execute("SELECT value FROM settings WHERE key = ?", [_LAST_FILE + plan.source]).fetchone()
+    if row is None:
+        return None
+    last = json.loads(row[0])
+    if last.get("sha256") != plan.raw.sha256 or last.get("recipe") != _recipe(plan, key):
+        return None
+    return last if last.get("state") == _orders_state(cur, plan.source) else None
+
+
+def _unchanged_file(cur: duckdb.DuckDBPyConnection, plan: _Plan, fr: FileReport, report: ImportReport) -> FileReport:
+    """The report of a file that is the source's last file again: nothing read, nothing written; its rejects as recorded."""
+    last = plan.same or {}
+    fr.already_imported = True
+    fr.rows_read, fr.orders_unchanged = int(last["rows_read"]), int(last["orders"])
+    fr.lines, fr.rows_rejected = int(last["lines"]), int(last["rows_rejected"])
+    if fr.rows_rejected and last.get("rejects_of") is not None:
+        rows = cur.execute(
+            "SELECT row_no, order_id, reason FROM import_rejects WHERE import_id = ? ORDER BY row_no LIMIT 10000",
+            [int(last["rejects_of"])],
+        ).fetchall()
+        report.rejects.extend({"file": plan.display_name, "row": r[0], "order_id": r[1], "reason": r[2]} for r in rows)
     return fr
 
 
@@ -524,7 +718,13 @@ _NEW_LINES_DEDUPED = (
 def _import_orders(
     cur: duckdb.DuckDBPyConnection, plan: _Plan, key: str, import_id: int, fr: FileReport, report: ImportReport
 ) -> None:
-    fields = _ORDER_STAGE_FIELDS
+    """Validate, compare and upsert the staged rows of an orders file (view ``st_rows``, see :func:`_stage_view`).
+
+    Set-based throughout, and nothing wide is materialised: the per-order
+    facts (first row, bad rows) and the keys compared with the store are
+    narrow tables; the order rows themselves are computed by a view when
+    they are inserted.
+    """
     fr.rows_read = plan.rows
     if fr.rows_read == 0:
         raise InputError(f"「{plan.display_name}」にはデータ行がありません（見出し行だけです）。", "no data rows")
@@ -536,51 +736,19 @@ def _import_orders(
         "INSERT INTO pref_names VALUES (?, ?)",
         list(F.PREFECTURES_EN.items()) + list(F.PREFECTURE_CODES.items()),
     )
-
-    text_fields = [f for f in fields if f not in F.AMOUNT_FIELDS + F.INT_FIELDS + ("ordered_at", "birthday")]
-    parsed = [f"{_clean(f)} AS {quote_ident(f)}" for f in text_fields]
-    parsed += [f"{_clean(f)} AS {quote_ident(f + '_raw')}" for f in F.AMOUNT_FIELDS + F.INT_FIELDS + ("ordered_at", "birthday")]
-    parsed += [f"crm_amount({_clean(f)}) AS {quote_ident(f)}" for f in F.AMOUNT_FIELDS]
-    parsed += [f"crm_int({_clean(f)}) AS {quote_ident(f)}" for f in F.INT_FIELDS]
-    parsed.append(f"crm_ts_jst({_clean('ordered_at')}) AS ordered_at")
-    parsed.append(f"CAST(crm_local_ts({_clean('birthday')}) AS DATE) AS birthday")
-
-    # One reason per problem; labels are the Japanese field names from formats.py.
-    checks = ["CASE WHEN order_id IS NULL THEN '注文番号が空です' END"]
-    checks.append(
-        "CASE WHEN ordered_at_raw IS NOT NULL AND ordered_at IS NULL "
-        "THEN '注文日時「' || left(ordered_at_raw, 40) || '」を日時として読めません' END"
-    )
-    for f in F.AMOUNT_FIELDS + F.INT_FIELDS:
-        raw = quote_ident(f + "_raw")
-        val = quote_ident(f)
-        kind_word = "数" if f in F.INT_FIELDS else "金額"
-        checks.append(
-            f"CASE WHEN {raw} IS NOT NULL AND {val} IS NULL "
-            f"THEN {_text_literal(F.ORDER_FIELDS[f])} || '「' || left({raw}, 40) || '」を{kind_word}として読めません' END"
-        )
-    # A view, not a table: parsing is cheap and re-running it beats writing (and
-    # spilling) a second copy of millions of rows.  Views take no bound parameters,
-    # so the labels above are our own constants written as escaped SQL literals.
-    cur.execute(
-        "CREATE TEMP VIEW st_rows AS SELECT *, NULLIF(concat_ws('; ', "  # noqa: S608 - identifiers are quote_ident() over fixed field lists; no user values
-        + ", ".join(checks)
-        + "), '') AS reason FROM (SELECT rowid - (SELECT min(rowid) FROM stage) + 2 AS row_no, "
-        + ", ".join(parsed)
-        + " FROM stage)"
-    )
-    # Orders with any bad row, or with no order date at all, are rejected whole.
+    # One pass over the rows for every per-order fact: its first row, whether any
+    # row is bad, whether it has an order date at all.
     cur.execute(
         """
-        CREATE TEMP TABLE bad_orders AS
-        SELECT order_id,
-               bool_or(reason IS NOT NULL) AS has_bad_row,
-               max(ordered_at) IS NULL AS no_date
+        CREATE TEMP TABLE per_order AS
+        SELECT order_id, min(row_no) AS first_row, count(*) AS n_rows,
+               bool_or(reason IS NOT NULL) AS has_bad_row, max(ordered_at) IS NULL AS no_date
         FROM st_rows WHERE order_id IS NOT NULL
         GROUP BY order_id
-        HAVING bool_or(reason IS NOT NULL) OR max(ordered_at) IS NULL
         """
     )
+    # Orders with any bad row, or with no order date at all, are rejected whole.
+    cur.execute("CREATE TEMP TABLE bad_orders AS SELECT order_id, has_bad_row, no_date FROM per_order WHERE has_bad_row OR no_date")
     # Rejected rows are kept aside; they are recorded with the import record
     # (a file imported again adds neither, see _import_one).
     cur.execute(
@@ -608,21 +776,20 @@ def _import_orders(
     cur.execute(
         "CREATE TEMP VIEW st_ok AS SELECT r.* FROM st_rows r ANTI JOIN bad_orders b USING (order_id) WHERE r.order_id IS NOT NULL"
     )
-
     # Order level: the values of the order's first row.  Rakuten repeats them on
     # every row and Shopify fills only the first one, so the first row is right
-    # for both -- and a join on it is several times cheaper than arg_min per field.
-    first = ", ".join(f"s.{quote_ident(f)}" for f in F.ORDER_LEVEL)
-    cur.execute(
-        "CREATE TEMP TABLE o1 AS WITH f AS (SELECT min(row_no) AS first_row FROM st_ok GROUP BY order_id) "  # noqa: S608 - identifiers are quote_ident() over fixed field lists
-        "SELECT s.order_id, s.row_no AS first_row, " + first + " FROM st_ok s JOIN f ON s.row_no = f.first_row"
-    )
+    # for both.  When every order has one row (a narrow order log), every row is first.
+    one_row_each = not cur.execute("SELECT count(*) FROM per_order WHERE n_rows > 1").fetchone()[0]
+    if one_row_each:
+        cur.execute("CREATE TEMP VIEW o1 AS SELECT * FROM st_ok")
+    else:
+        cur.execute("CREATE TEMP VIEW o1 AS SELECT s.* FROM st_ok s SEMI JOIN per_order f ON s.row_no = f.first_row")
     # Rakuten's line grain is (order, 商品明細ID): a line repeated in the file is kept once.
     dedupe = "line_key" in plan.columns
     cur.execute(_NEW_LINES_DEDUPED if dedupe else _NEW_LINES)
     cur.execute(
         """
-        CREATE TEMP TABLE new_orders AS
+        CREATE TEMP VIEW new_orders AS
         WITH l AS (
             SELECT order_id, sum(line_amount) AS line_sum,
                    bit_xor(hash(line_no, product_id, sku, product_name, category, unit_price, quantity, line_amount)) AS line_sig
@@ -641,8 +808,8 @@ def _import_orders(
         )
         SELECT
             order_id,
-            ? AS source,
-            crm_customer_id(?, ?, customer_key, email, phone_digits, name_full, postcode_digits, order_id) AS customer_id,
+            $source AS source,
+            crm_customer_id($key, $source, customer_key, email, phone_digits, name_full, postcode_digits, order_id) AS customer_id,
             ordered_at,
             status_label AS status,
             coalesce(crm_bool(cancelled_flag), FALSE)
@@ -669,33 +836,44 @@ def _import_orders(
                       payment_method, o.prefecture, subscription_id, subscription_seq, customer_key, name_full,
                       kana_full, email, phone_digits, postcode_digits, gender, birthday, email_opt_in, line_sig)
                  AS VARCHAR) AS content_hash,
-            ? AS import_id
+            $import_id AS import_id
         FROM o
         LEFT JOIN pref_names pn ON pn.code = regexp_replace(lower(o.prefecture), '[- ](ken|to|fu|prefecture)$', '')
         LEFT JOIN pref_names pc ON pc.code = lower(o.prefecture)
-        """,
-        [plan.source, key, plan.source, import_id],
+        """.replace("$source", _text_literal(plan.source)).replace("$key", _text_literal(key)).replace(
+            "$import_id", str(int(import_id))
+        )  # a view takes no bound parameters: our own constants (format source, checked identity key, an integer)
     )
-    cur.execute("DROP TABLE o1")
-    cur.execute(
-        """
-        CREATE TEMP TABLE diff AS
-        SELECT n.order_id, n.content_hash, e.content_hash AS old_hash
-        FROM new_orders n
-        LEFT JOIN (SELECT order_id, content_hash FROM orders WHERE source = ?) e USING (order_id)
-        """,
-        [plan.source],
-    )
-    added, updated, unchanged = cur.execute(
-        """
-        SELECT count(*) FILTER (WHERE old_hash IS NULL),
-               count(*) FILTER (WHERE old_hash IS NOT NULL AND old_hash <> content_hash),
-               count(*) FILTER (WHERE old_hash = content_hash)
-        FROM diff
-        """
-    ).fetchone()
+    # The keys compared with the store: narrow, materialised once.
+    had_orders = cur.execute("SELECT count(*) FROM (SELECT 1 FROM orders WHERE source = ? LIMIT 1)", [plan.source]).fetchone()[0]
+    if had_orders:
+        cur.execute(
+            """
+            CREATE TEMP TABLE diff AS
+            SELECT n.order_id, n.content_hash, e.content_hash AS old_hash, e.customer_id AS old_customer_id
+            FROM (SELECT order_id, content_hash FROM new_orders) n
+            LEFT JOIN (SELECT order_id, content_hash, customer_id FROM orders WHERE source = ?) e USING (order_id)
+            """,
+            [plan.source],
+        )
+        added, updated, unchanged = cur.execute(
+            """
+            SELECT count(*) FILTER (WHERE old_hash IS NULL),
+                   count(*) FILTER (WHERE old_hash IS NOT NULL AND old_hash <> content_hash),
+                   count(*) FILTER (WHERE old_hash = content_hash)
+            FROM diff
+            """
+        ).fetchone()
+    else:  # nothing of this source in the store: every order is new
+        added = cur.execute("SELECT count(*) FROM per_order WHERE NOT (has_bad_row OR no_date)").fetchone()[0]
+        updated = unchanged = 0
     fr.orders_added, fr.orders_updated, fr.orders_unchanged = int(added), int(updated), int(unchanged)
-    if updated:
+    if updated and plan.track_touched:
+        # the customers the changed orders belonged to are touched too (the identity may have changed)
+        cur.execute(
+            "INSERT INTO touched_customers SELECT DISTINCT old_customer_id FROM diff "
+            "WHERE old_hash <> content_hash AND old_customer_id IS NOT NULL"
+        )
         for table in ("order_lines", "orders"):
             cur.execute(
                 "DELETE FROM "  # noqa: S608 - identifiers are quote_ident() over fixed field lists; values are bound
@@ -703,22 +881,26 @@ def _import_orders(
                 + " WHERE source = ? AND order_id IN (SELECT order_id FROM diff WHERE old_hash <> content_hash)",
                 [plan.source],
             )
-    cur.execute(
-        """
-        INSERT INTO orders BY NAME
-        SELECT * FROM new_orders
-        WHERE order_id IN (SELECT order_id FROM diff WHERE old_hash IS NULL OR old_hash <> content_hash)
-        """
-    )
-    cur.execute(
-        """
-        INSERT INTO order_lines BY NAME
-        SELECT ? AS source, * FROM new_lines
-        WHERE order_id IN (SELECT order_id FROM diff WHERE old_hash IS NULL OR old_hash <> content_hash)
-        """,
-        [plan.source],
-    )
+    if added or updated:
+        changed = "" if not had_orders or not (unchanged or updated) else (
+            " WHERE order_id IN (SELECT order_id FROM diff WHERE old_hash IS NULL OR old_hash <> content_hash)"
+        )
+        with _unordered_inserts(cur):
+            cur.execute("INSERT INTO orders BY NAME SELECT * FROM new_orders" + changed)  # noqa: S608 - fixed SQL
+            cur.execute("INSERT INTO order_lines BY NAME SELECT ? AS source, * FROM new_lines" + changed, [plan.source])  # noqa: S608
+        if plan.track_touched:
+            cur.execute("INSERT INTO touched_customers SELECT DISTINCT customer_id FROM orders WHERE import_id = ?", [import_id])
     fr.lines = int(cur.execute("SELECT count(*) FROM new_lines").fetchone()[0])
+
+
+@contextlib.contextmanager
+def _unordered_inserts(cur: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Let DuckDB write rows in any order (faster, less memory); rows have no order in a table anyway."""
+    cur.execute("SET preserve_insertion_order = false")
+    try:
+        yield
+    finally:
+        cur.execute("RESET preserve_insertion_order")
 
 
 # --------------------------------------------------------------------------
@@ -800,12 +982,12 @@ def _import_products(cur: duckdb.DuckDBPyConnection, plan: _Plan, import_id: int
         f"""
         CREATE TEMP TABLE st AS
         SELECT {key} AS product_id,
-               arg_min({_clean('product_name')}, rowid) AS product_name,
-               arg_min({_clean('category')}, rowid) AS category,
-               arg_min({_clean('sku')}, rowid) AS sku,
-               arg_min(ltrim({_clean('jan')}, ''''), rowid) AS jan,
-               arg_min(crm_amount({_clean('unit_cost')}), rowid) AS unit_cost,
-               arg_min(CAST(CASE WHEN {rate} > 1 THEN {rate} / 100 ELSE {rate} END AS DOUBLE), rowid) AS margin_rate,
+               arg_min({_clean('product_name')}, _row) AS product_name,
+               arg_min({_clean('category')}, _row) AS category,
+               arg_min({_clean('sku')}, _row) AS sku,
+               arg_min(ltrim({_clean('jan')}, ''''), _row) AS jan,
+               arg_min(crm_amount({_clean('unit_cost')}), _row) AS unit_cost,
+               arg_min(CAST(CASE WHEN {rate} > 1 THEN {rate} / 100 ELSE {rate} END AS DOUBLE), _row) AS margin_rate,
                CAST(? AS VARCHAR) AS cost_source,
                ? AS import_id
         FROM stage WHERE {key} IS NOT NULL

@@ -99,3 +99,31 @@ def test_offsets_convert_to_jst(store, d, offset_minutes, colon, t):
 @pytest.mark.parametrize("text", ["2025-02-30 10:00:00", "2025-13-01", "昨日", "10:00", "2025/1/1 25:00:00"])
 def test_invalid_dates_are_null(store, text):
     assert ts(store, text) is None
+
+
+# The general parser as it was before the plain-cast fast path (the oracle for the fast path).
+_GENERAL_JST = (
+    "SELECT coalesce(try_strptime($s, '%Y-%m-%d %H:%M:%S'),"
+    " crm_local_ts_any($s) + to_minutes(CAST(540 - crm_offset_minutes($s) AS BIGINT)))"
+)
+_date_like = st.builds(
+    lambda y, m, d, clock, sep: f"{y:04d}{sep}{m:02d}{sep}{d:02d}" + clock,
+    st.integers(0, 9999),
+    st.integers(0, 13),
+    st.integers(0, 32),
+    st.one_of(
+        st.just(""),
+        st.builds(lambda h, mi, s, t: f"{t}{h:02d}:{mi:02d}:{s:02d}", st.integers(0, 25), st.integers(0, 61),
+                  st.integers(0, 61), st.sampled_from([" ", "T", "  "])),
+        st.sampled_from([" 10:00", " 10:00:00+09:00", " 10:00:00Z", "+0900", ".5"]),
+    ),
+    st.sampled_from(["-", "-", "/", ""]),
+)
+
+
+@settings(max_examples=600, deadline=None)
+@given(text=st.one_of(_date_like, st.text(alphabet="0123456789-/: T+Z．０１２", max_size=22)))
+def test_plain_cast_fast_path_reads_every_string_like_the_general_parser(store, text):
+    """Dates in the common shapes skip the regular expressions; the answer must be the general parser's."""
+    assert ts(store, text) == store.scalar(_GENERAL_JST, {"s": text})
+    assert store.scalar("SELECT crm_local_ts(?)", [text]) == store.scalar("SELECT crm_local_ts_any(?)", [text])
