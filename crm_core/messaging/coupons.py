@@ -381,6 +381,21 @@ def export_codes_csv(store: Store, coupon_id: str, path: str | Path, encoding: s
     return {"rows": rows, "unencodable": sorted(bad)}
 
 
+def issued_count(store: Store, coupon_id: str) -> int:
+    """How many unique codes of this coupon are issued (a count; the codes are read only when exported)."""
+    return int(store.scalar("SELECT count(*) FROM coupon_codes WHERE coupon_id = ?", [coupon_id]) or 0)
+
+
+def export_codes_bytes(store: Store, coupon_id: str, encoding: str = "utf-8-sig") -> bytes:
+    """:func:`export_codes_csv` as bytes for a download button (written by DuckDB's ``COPY`` in a private folder)."""
+    from crm_core.tempfiles import work_dir
+
+    with work_dir("coupons") as folder:
+        path = Path(folder) / "codes.csv"
+        export_codes_csv(store, coupon_id, path, encoding)
+        return path.read_bytes()
+
+
 # -- cost estimate -----------------------------------------------------------------------------
 @dataclass
 class CostEstimate:

@@ -352,12 +352,18 @@ with tab_coupon:
         if st.button(f"対象のお客様{audience:,}人にコードを発行", key="cpn_issue", disabled=bool(target_problem)):
             issued = ui.run(coupons.issue_for_target, store, cid)
             st.success(f"{issued:,}件のコードを発行しました（発行済みのお客様には新しく発行しません）。")
-        codes = ui.run(coupons.export_codes, store, cid) if ui.allowed("coupons.export") else None
-        if codes is None:
-            st.caption("コード一覧（氏名・メールアドレス付き）のダウンロードは、担当以上の役割の方ができます。")
+        issued_n = ui.run(coupons.issued_count, store, cid)
+        if not ui.allowed("coupons.export"):
+            st.caption(f"発行済み {issued_n:,}件。コード一覧（氏名・メールアドレス付き）のダウンロードは、担当以上の役割の方ができます。")
+        elif issued_n:
+            st.caption(f"発行済み {issued_n:,}件。RMSやShopifyへの登録用にダウンロードできます（Excelで開けるUTF-8 BOM付きCSV）。")
+            ready = st.session_state.get("cpn_csv")
+            if ready is not None and ready[0] == (cid, issued_n):  # the file is made on request, not on every rerun
+                if st.download_button("コード一覧をダウンロード（CSV）", ready[1], file_name=f"クーポンコード_{coupon.name}.csv",
+                                      mime="text/csv", key="cpn_download"):
+                    ui.audit("coupons.export", f"export_codes {cid}")  # the download, not each look at the page
+            elif st.button(f"コード一覧（{issued_n:,}件）のファイルを用意", key="cpn_prepare"):
+                st.session_state["cpn_csv"] = ((cid, issued_n), ui.run(coupons.export_codes_bytes, store, cid))
+                st.rerun()
         else:
-            st.caption(f"発行済み {len(codes):,}件。RMSやShopifyへの登録用にダウンロードできます。")
-        if codes is not None and len(codes) and st.download_button(
-                "コード一覧をダウンロード（CSV）", ui.csv_bytes(codes), file_name=f"クーポンコード_{coupon.name}.csv",
-                mime="text/csv", key="cpn_download"):
-            ui.audit("coupons.export", f"export_codes {cid}")  # the download, not each look at the page
+            st.caption("まだコードを発行していません。")

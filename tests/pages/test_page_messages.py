@@ -8,6 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from crm_core.db import Store
+from crm_core.export import to_csv_bytes
 from crm_core.messaging import coupons as K
 from crm_core.messaging.sends import add_test_recipient
 from tests.servers.customers import LINE_USER, seed_customers
@@ -424,3 +425,23 @@ def test_rerunning_the_coupon_tab_writes_nothing_to_the_audit_log(db):
     assert [r[0] for r in s.fetchall("SELECT action FROM audit_log ORDER BY rowid")] == actions
     s.close()
     assert any("発行済み 3件" in c.value for c in at.caption)
+
+
+def test_the_code_list_file_is_made_on_request_and_matches_the_export(db):
+    """Issued codes are counted on each rerun; the CSV (every code with name and address) is made only when asked."""
+    at = _messages()
+    at.text_input(key="cpn_name").set_value("F2 10%")
+    at.radio(key="cpn_mode").set_value("unique")
+    at.button[[b.label for b in at.button].index("クーポンを作成")].click().run()
+    assert any("まだコードを発行していません" in c.value for c in at.caption)
+    at.button(key="cpn_issue").click().run()
+    assert not at.get("download_button") and "cpn_csv" not in at.session_state
+    at.button(key="cpn_prepare").click().run()
+    assert not at.exception, at.exception
+    assert len(at.get("download_button")) == 1
+    (key, data), = [at.session_state["cpn_csv"]]
+    s = Store(db)
+    cid = K.list_coupons(s)[0].coupon_id
+    expected = to_csv_bytes(K.export_codes(s, cid))
+    s.close()
+    assert key == (cid, 3) and data == expected
