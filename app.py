@@ -202,7 +202,9 @@ def finish_pending_refresh() -> None:
     """Finish the refresh of an import whose process was stopped before it ended (issue 11)."""
     from crm_core import pipeline
 
-    due = [s for s in {id(x): x for x in (ui.real_store(), ui.store())}.values() if pipeline.refresh_due(s)]
+    # A read-only store is another process's snapshot (an import or its refresh is running there) or a read-only
+    # file: the refresh is that process's to finish, or nobody's.
+    due = [s for s in {id(x): x for x in (ui.real_store(), ui.store())}.values() if not s.read_only and pipeline.refresh_due(s)]
     if not due:
         return
     with st.status("前回中断された取り込みの仕上げ（顧客分析の更新）を行っています…", expanded=True) as status:
