@@ -514,7 +514,7 @@ def cmd_campaign_create(args: argparse.Namespace) -> int:
                           send_at=args.send_at, quiet_hours=args.quiet_hours, frequency_cap=args.frequency_cap, actor=_actor(args),
                           ab={"sample_share": args.ab_sample, "wait_hours": args.ab_wait_hours,
                               "default": args.variants.split(",")[0]} if args.ab_sample else None)
-        out["cost"] = live.cost(store, args.channel, out["funnel"]["will_receive"])
+        out["cost"] = live.send_cost(store, args.channel, out["funnel"])
     _print(out)
     return 0
 
@@ -526,7 +526,7 @@ def cmd_campaign_test_send(args: argparse.Namespace) -> int:
     store = _store(args)
     with closing(_ops(args)) as ops:
         result = live.test_send(store, ops, args.campaign, settings=load_settings(secrets_file_settings()), recipient=args.to,
-                                actor=_actor(args))
+                                actor=_actor(args), channel=args.channel)
     _print(result.to_dict())
     return 0 if result.ok else 1
 
@@ -605,12 +605,14 @@ def cmd_suppress(args: argparse.Namespace) -> int:
 
 def add_live_commands(camp_sub: argparse._SubParsersAction, subparsers: argparse._SubParsersAction) -> None:
     """``campaign create|test-send|approve|send|status|pause|resume|cancel|rmail-export`` and ``suppress``."""
-    from crm_core.results.campaigns import CHANNELS, DEFAULT_HOLDOUT
+    from crm_core.results.campaigns import DEFAULT_HOLDOUT
+    from crm_core.results.live import SEND_CHANNELS
 
     p = _with_db(camp_sub.add_parser("create", help="create a live campaign (draft) and print its audience funnel"))
     p.add_argument("--name", required=True)
     p.add_argument("--rule", required=True, type=Path, help="JSON segment rule file")
-    p.add_argument("--channel", required=True, choices=list(CHANNELS))
+    p.add_argument("--channel", required=True, choices=list(SEND_CHANNELS),
+                   help="line_or_email: LINE to customers LINE reaches, e-mail to the others (one message each)")
     p.add_argument("--template", required=True, help="message template key")
     p.add_argument("--coupon", help="coupon id (unique codes are issued per recipient)")
     p.add_argument("--holdout", type=float, default=DEFAULT_HOLDOUT)
@@ -628,6 +630,8 @@ def add_live_commands(camp_sub: argparse._SubParsersAction, subparsers: argparse
     p = _with_db(camp_sub.add_parser("test-send", help="send exactly this content to a registered test recipient"))
     p.add_argument("--campaign", required=True, type=int)
     p.add_argument("--to", required=True)
+    p.add_argument("--channel", choices=["line", "email"],
+                   help="line_or_email campaigns: the channel to test (each channel used needs a test send)")
     p.add_argument("--by")
     p.set_defaults(func=cmd_campaign_test_send)
     p = _with_db(camp_sub.add_parser("approve", help="approve a tested campaign"))

@@ -106,14 +106,15 @@ def deliver(
     run.narrowcast_wait = narrowcast_wait
     try:
         L.set_status(con, campaign_id, "sending")
-        if campaign["channel"] == "line":
-            if line is None:
-                raise _Stop("paused", "LINEの送信設定（チャネルアクセストークン）がありません。")
-            run.line(line, narrowcast_from)
-        elif campaign["channel"] == "email":
-            if smtp is None or unsubscribe is None:
-                raise _Stop("paused", "メールの送信設定（SMTPサーバーと配信停止リンクの設定）がありません。")
-            run.email(smtp, unsubscribe)
+        for channel in _channels(con, campaign):  # LINE（なければメール）: the LINE rows first, then the e-mail rows
+            if channel == "line":
+                if line is None:
+                    raise _Stop("paused", "LINEの送信設定（チャネルアクセストークン）がありません。")
+                run.line(line, narrowcast_from)
+            elif channel == "email":
+                if smtp is None or unsubscribe is None:
+                    raise _Stop("paused", "メールの送信設定（SMTPサーバーと配信停止リンクの設定）がありません。")
+                run.email(smtp, unsubscribe)
         left = con.execute("SELECT count(*) FROM send_ledger WHERE campaign_id = ? AND state IN ('queued', 'sending')"
                            " AND reason IS NOT 'ab_rest'", [campaign_id]).fetchone()[0]
         if left:
@@ -131,6 +132,15 @@ def deliver(
         return Outcome(L.status_of(con, campaign_id) or stop.status, stop.message, L.counts(con, campaign_id), run.requests)
     finally:
         L.release(con, campaign_id, owner)
+
+
+def _channels(con: sqlite3.Connection, campaign: dict[str, Any]) -> list[str]:
+    """The channels a run sends on: the campaign's own, or those of a ``line_or_email`` send with rows still to send."""
+    if campaign["channel"] != "line_or_email":
+        return [campaign["channel"]]
+    open_ = {r[0] for r in con.execute("SELECT DISTINCT channel FROM send_ledger WHERE campaign_id = ? AND state IN ('queued', 'sending')"
+                                       " AND reason IS NOT 'ab_rest'", [int(campaign["campaign_id"])])}
+    return [ch for ch in ("line", "email") if ch in open_]
 
 
 class _Run:

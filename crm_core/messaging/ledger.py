@@ -162,6 +162,57 @@ INDEX_MIGRATIONS = [
 sent rows ``state = 'sent'``: SQLite uses a partial index only when the query contains its WHERE term."""
 opsdb.register("ledger_indexes", INDEX_MIGRATIONS)
 
+CHANNEL_MIGRATIONS = [
+    # 1: a live campaign may go out on LINE（なければメール） (``line_or_email``: the channel is chosen per
+    #    recipient, each ledger row has its own); ``tested_channels`` holds the content hash each channel was
+    #    test-sent with.  SQLite cannot change a CHECK in place: the table is rebuilt with the same columns.
+    #    (A component of its own, so that its numbering never collides with scripts appended to MIGRATIONS.)
+    """
+    CREATE TABLE send_campaigns_v2 (
+        campaign_id    INTEGER PRIMARY KEY,
+        name           TEXT NOT NULL,
+        channel        TEXT NOT NULL CHECK (channel IN ('line', 'email', 'rmail', 'line_or_email')),
+        rule           TEXT,
+        template       TEXT NOT NULL,
+        coupon_id      TEXT,
+        holdout        REAL NOT NULL DEFAULT 0.1,
+        variants       TEXT NOT NULL DEFAULT '["A"]',
+        variant_templates TEXT NOT NULL DEFAULT '{}',
+        send_at        TEXT NOT NULL,
+        quiet_hours    TEXT NOT NULL DEFAULT '21-08',
+        frequency_cap  INTEGER NOT NULL DEFAULT 3,
+        status         TEXT NOT NULL DEFAULT 'draft',
+        content_hash   TEXT,
+        tested_hash    TEXT,
+        tested_at      TEXT,
+        tested_by      TEXT,
+        created_by     TEXT NOT NULL,
+        created_at     TEXT NOT NULL,
+        approved_by    TEXT,
+        approved_at    TEXT,
+        approved_count INTEGER,
+        accept_overage INTEGER NOT NULL DEFAULT 0,
+        prepared_at    TEXT,
+        finished_at    TEXT,
+        funnel         TEXT NOT NULL DEFAULT '{}',
+        ab             TEXT NOT NULL DEFAULT '{}',
+        sender         TEXT NOT NULL DEFAULT '{}',
+        note           TEXT,
+        tested_channels TEXT NOT NULL DEFAULT '{}'
+    );
+    INSERT INTO send_campaigns_v2 (campaign_id, name, channel, rule, template, coupon_id, holdout, variants, variant_templates,
+        send_at, quiet_hours, frequency_cap, status, content_hash, tested_hash, tested_at, tested_by, created_by, created_at,
+        approved_by, approved_at, approved_count, accept_overage, prepared_at, finished_at, funnel, ab, sender, note)
+    SELECT campaign_id, name, channel, rule, template, coupon_id, holdout, variants, variant_templates,
+        send_at, quiet_hours, frequency_cap, status, content_hash, tested_hash, tested_at, tested_by, created_by, created_at,
+        approved_by, approved_at, approved_count, accept_overage, prepared_at, finished_at, funnel, ab, sender, note
+    FROM send_campaigns;
+    DROP TABLE send_campaigns;
+    ALTER TABLE send_campaigns_v2 RENAME TO send_campaigns;
+    """,
+]
+opsdb.register("ledger_channels", CHANNEL_MIGRATIONS)
+
 
 def utcnow() -> dt.datetime:
     return clock.now_utc()
@@ -406,8 +457,8 @@ def get(con: sqlite3.Connection, campaign_id: int) -> dict[str, Any] | None:
     if row is None:
         return None
     out = dict(row)
-    for key in ("variants", "variant_templates", "funnel", "ab", "sender"):
-        out[key] = json.loads(out[key]) if out[key] else ({} if key != "variants" else ["A"])
+    for key in ("variants", "variant_templates", "funnel", "ab", "sender", "tested_channels"):
+        out[key] = json.loads(out[key]) if out.get(key) else ({} if key != "variants" else ["A"])
     out["rule"] = json.loads(out["rule"]) if out["rule"] else None
     return out
 

@@ -592,7 +592,7 @@ def campaign_summaries(store: Store) -> pd.DataFrame:
         days = range(-7, int(c["attribution_days"]))
         t = trend[trend["campaign_id"] == cid].set_index("day")["revenue"]
         rows.append({
-            "campaign_id": cid, "name": c["name"], "channel": C.CHANNELS.get(c["channel"], c["channel"]),
+            "campaign_id": cid, "name": c["name"], "channel": C.CHANNEL_LABELS.get(c["channel"], c["channel"]),
             "sent_at": c["sent_at"], "recipients": int(c["recipients"]), "buyers": int(buyers), "conversion": conv,
             "revenue": float(treat_orders["revenue"].sum()), "lift": lift_text, "verdict": verdict_text,
             "trend": [float(t.get(d, 0.0)) for d in days],
@@ -699,7 +699,7 @@ def groups_frame(report: dict[str, Any]) -> pd.DataFrame:
 def report_text(report: dict[str, Any]) -> str:
     """A plain-text summary for the command line."""
     c = report["campaign"]
-    lines = [f"施策 {c['campaign_id']}: {c['name']}（{C.CHANNELS.get(c['channel'], c['channel'])}、送信 {c['sent_at']}、{c['attribution_days']}日間）"]
+    lines = [f"施策 {c['campaign_id']}: {c['name']}（{C.CHANNEL_LABELS.get(c['channel'], c['channel'])}、送信 {c['sent_at']}、{c['attribution_days']}日間）"]
     for g in report["groups"]:
         lines.append(
             f"  {g['group']}: 対象 {g['recipients']:,}人 / 購入者 {g['buyers']:,}人 (購入率 {g['conversion']:.2%}) / "

@@ -53,9 +53,12 @@ from crm_core import clock
 from crm_core.audience import reach as reach_table
 from crm_core.db import Store
 from crm_core.errors import InputError
+from crm_core.messaging import choice
 
 CHANNELS = reach_table.labels(("line", "email", "rmail"))
 """The channels a campaign is recorded for (labels from the channel table, :mod:`crm_core.audience.reach`)."""
+CHANNEL_LABELS = {**CHANNELS, "line_or_email": choice.LABELS["line_or_email"]}
+"""Labels of every campaign's channel, including a live send's 「LINE（なければメール）」 (channel chosen per customer)."""
 DEFAULT_ATTRIBUTION_DAYS = 7
 DEFAULT_HOLDOUT = 0.1
 MAX_VARIANTS = 5
@@ -141,10 +144,11 @@ def split_global_holdout(store: Store, ids: Iterable[str]) -> tuple[list[str], l
 
 
 # -- validation ---------------------------------------------------------------------------
-def _check(name: str, channel: str, holdout_share: float, attribution_days: int, variants: Sequence[str]) -> list[str]:
+def _check(name: str, channel: str, holdout_share: float, attribution_days: int, variants: Sequence[str],
+           channels: Any = CHANNELS) -> list[str]:
     if not str(name or "").strip():
         raise InputError("施策名を入力してください。", "empty name")
-    if channel not in CHANNELS:
+    if channel not in channels:
         raise InputError("チャネルは LINE・メール・R-Mail から選んでください。", f"unknown channel {channel!r}")
     if not 0 <= float(holdout_share) <= 0.5:
         raise InputError("送らないグループ（比較用）の割合は0〜50%にしてください。", "holdout share out of range")
@@ -312,7 +316,9 @@ def freeze_campaign(
         Bad inputs, no recipients (saying which filter removed everyone), or
         a campaign id that already exists.
     """
-    names = _check(name, channel, holdout_share, attribution_days, variants)
+    # a live send's list of recipients may mix channels (line_or_email); a segment is reached on one channel
+    names = _check(name, channel, holdout_share, attribution_days, variants,
+                   CHANNEL_LABELS if customer_ids is not None else CHANNELS)
     sent = parse_datetime(sent_at)
     if customer_ids is None:
         if rule is None:
@@ -337,7 +343,7 @@ def freeze_campaign(
     ids, held = split_global_holdout(store, ids)
     if not ids:
         raise InputError("配信対象のお客様が全員、全体の比較グループ（どの施策も送らないお客様）に入っています。", "all globally held out")
-    if line_plan is None and channel == "line":
+    if line_plan is None and channel in ("line", "line_or_email"):
         from crm_core.planning.costs import line_plan_setting
 
         line_plan = line_plan_setting(store)

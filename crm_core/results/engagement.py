@@ -200,16 +200,16 @@ STATS_DAYS = 30
 
 
 def line_campaigns_to_fetch(ops: Any, now: dt.datetime) -> list[dict[str, Any]]:
-    """Live LINE campaigns sent in the last :data:`STATS_DAYS` days (``campaign_id``, ``name``, ``sent_on`` JST, ``sent``)."""
-    from crm_core.messaging import ledger as L
-
+    """Live campaigns with a LINE part sent in the last :data:`STATS_DAYS` days (``campaign_id``, ``name``, ``sent_on`` JST,
+    ``sent``: the recipients LINE accepted — the LINE part of a LINE（なければメール） send)."""
     jst = dt.timezone(dt.timedelta(hours=9))
     today = now.astimezone(jst).date()
     out = []
-    for r in ops.execute("SELECT campaign_id, name, prepared_at FROM send_campaigns WHERE channel = 'line' AND prepared_at IS NOT NULL"
-                         " ORDER BY campaign_id").fetchall():
+    for r in ops.execute("SELECT campaign_id, name, prepared_at FROM send_campaigns WHERE channel IN ('line', 'line_or_email')"
+                         " AND prepared_at IS NOT NULL ORDER BY campaign_id").fetchall():
         sent_on = dt.datetime.fromisoformat(r[2]).astimezone(jst).date()
-        sent = int(L.counts(ops, r[0]).get("sent", 0))
+        sent = int(ops.execute("SELECT count(*) FROM send_ledger WHERE campaign_id = ? AND channel = 'line' AND state = 'sent'",
+                               [r[0]]).fetchone()[0])
         if sent and 0 <= (today - sent_on).days < STATS_DAYS:
             out.append({"campaign_id": int(r[0]), "name": r[1], "sent_on": sent_on, "sent": sent})
     return out

@@ -31,10 +31,10 @@ import pandas as pd
 from crm_core import clock, opsdb
 from crm_core.db import Store
 from crm_core.errors import InputError
-from crm_core.messaging import audit, consent
+from crm_core.messaging import audit, choice, consent
 from crm_core.messaging import ledger as L
 from crm_core.messaging import templates as T
-from crm_core.messaging.channels.email_bulk import RAKUTEN_REFUSAL, is_rakuten_relay
+from crm_core.messaging.channels.email_bulk import RAKUTEN_REFUSAL
 from crm_core.messaging.delivery import UNSUBSCRIBE_SENTINEL, Outcome, deliver
 from crm_core.results import campaigns as C
 
@@ -53,6 +53,16 @@ FUNNEL_LABELS = {
     "holdout": "比較用に送らない人",
     "will_receive": "送信する人数",
 }
+CHANNEL_FUNNEL_LABELS = {
+    "reachable_line": "うちLINEで届く人",
+    "reachable_email": "うちメールで届く人",
+    "will_receive_line": "送信する人数（LINE）",
+    "will_receive_email": "送信する人数（メール）",
+}
+"""The per-channel counts of a ``line_or_email`` send (shown after the funnel)."""
+SEND_CHANNELS = ("line", "email", "rmail", "line_or_email")
+"""A live campaign's channel setting: one channel, or LINE（なければメール） chosen per customer."""
+MIXED = ("line_or_email",)
 
 
 def now_utc() -> dt.datetime:
@@ -131,33 +141,57 @@ def _addresses(store: Store, ids: Sequence[str], channel: str) -> dict[str, str]
 
 def funnel(store: Store, ops: sqlite3.Connection, *, rule: Any, channel: str, campaign_id: int, holdout: float,
            variants: Sequence[str], frequency_cap: int = DEFAULT_FREQUENCY_CAP, now: dt.datetime | None = None) -> Funnel:
-    """Segment size → reachable → minus suppressed → minus frequency-capped → minus holdout → will receive."""
+    """Segment size → reachable → minus suppressed → minus frequency-capped → minus holdout → will receive.
+
+    Each row carries its ``channel``.  With ``line_or_email`` the channel is chosen per customer
+    (:func:`crm_core.messaging.choice.choose`) and the counts also say, per channel, who is reachable
+    (``reachable_line``/``reachable_email``, a customer may be on both) and who will receive it
+    (``will_receive_line`` + ``will_receive_email`` = ``will_receive``).  The holdout is each
+    customer's draw (:func:`crm_core.results.campaigns.assign`), independent of the channel, so it is
+    one random share of the whole audience whichever channel a customer would get; a held-out row
+    keeps the channel it would have had, so results can also be compared per channel.
+    """
     from crm_core.audience import segments
 
     now = now or now_utc()
     size = segments.count(store, rule)
-    reachable = C.audience_ids(store, rule, channel)["ids"]
-    addr_channel = "line" if channel == "line" else "email"
-    addresses = _addresses(store, reachable, addr_channel)
-    blocked = consent.suppressed(ops, addr_channel)
     recent = L.recently_sent(ops, now - dt.timedelta(days=CAP_WINDOW_DAYS))
-    rows = []
+    mixed = channel in MIXED
     counts = dict.fromkeys(FUNNEL_LABELS, 0)
+    if mixed:
+        counts |= dict.fromkeys(channel_keys(channel), 0)
     counts["segment"] = size
+    if channel == "rmail":
+        reachable = C.audience_ids(store, rule, channel)["ids"]
+        addresses = _addresses(store, reachable, "email")
+        blocked = consent.suppressed(ops, "email")
+        chosen = {cid: choice.Choice("suppressed" if consent.normalise("email", a) in blocked else "queued", "rmail", a,
+                                     "opt_out" if consent.normalise("email", a) in blocked else None)
+                  for cid, a in addresses.items()}
+    else:
+        reachable = list(dict.fromkeys(cid for ch in choice.modes_of(channel) for cid in C.audience_ids(store, rule, ch)["ids"]))
+        people = choice.people(store, reachable)
+        blocked_by = choice.blocked(ops)
+        chosen = {cid: choice.choose(people.get(cid), channel, blocked_by) for cid in reachable}
+        if mixed:
+            for cid in reachable:
+                for ch in choice.modes_of(channel):
+                    counts[f"reachable_{ch}"] += bool((people.get(cid) or {}).get(ch))
+    rows = []
     for cid in reachable:
-        address = addresses.get(cid)
-        if not address:
+        pick = chosen.get(cid)
+        if pick is None or pick.state == "unreachable":
             continue
         counts["reachable"] += 1
-        norm = consent.normalise(addr_channel, address)
         variant, held = C.assign(campaign_id, cid, holdout, variants)
-        row = {"customer_id": cid, "address": address, "variant": variant, "state": "queued", "reason": None}
-        if norm in blocked:
-            row.update(state="suppressed", reason="opt_out")
-            counts["suppressed"] += 1
-        elif channel == "email" and is_rakuten_relay(address):
+        row = {"customer_id": cid, "address": pick.address, "variant": variant, "state": "queued", "reason": None,
+               "channel": pick.channel}
+        if pick.state == "suppressed" and pick.reason == "rakuten_relay":
             row.update(state="suppressed", reason="rakuten_relay")
             counts["rakuten_relay"] += 1
+        elif pick.state == "suppressed":
+            row.update(state="suppressed", reason="opt_out")
+            counts["suppressed"] += 1
         elif frequency_cap and recent.get(cid, 0) >= frequency_cap:
             row.update(state="capped", reason=f"{recent[cid]} in {CAP_WINDOW_DAYS} days")
             counts["capped"] += 1
@@ -166,8 +200,23 @@ def funnel(store: Store, ops: sqlite3.Connection, *, rule: Any, channel: str, ca
             counts["holdout"] += 1
         else:
             counts["will_receive"] += 1
+            if mixed:
+                counts[f"will_receive_{pick.channel}"] += 1
         rows.append(row)
     return Funnel(counts, rows)
+
+
+def channel_keys(channel: str) -> list[str]:
+    """The per-channel funnel counts of a multi-channel send (``reachable_line`` … ``will_receive_email``)."""
+    chans = choice.modes_of(channel) if channel in MIXED else ()
+    return [f"reachable_{ch}" for ch in chans] + [f"will_receive_{ch}" for ch in chans]
+
+
+def used_channels(channel: str, counts: dict[str, int]) -> list[str]:
+    """The channels a send goes out on: its own, or (``line_or_email``) those with someone to receive it."""
+    if channel not in MIXED:
+        return [channel]
+    return [ch for ch in choice.modes_of(channel) if counts.get(f"will_receive_{ch}")]
 
 
 def shop_frequency_cap(store: Store) -> int:
@@ -179,8 +228,9 @@ def shop_frequency_cap(store: Store) -> int:
 
 
 def funnel_table(counts: dict[str, int]) -> list[dict[str, Any]]:
-    """The funnel as rows for the screen: 段階, 人数."""
-    return [{"段階": FUNNEL_LABELS[k], "人数": int(counts.get(k, 0))} for k in FUNNEL_LABELS]
+    """The funnel as rows for the screen: 段階, 人数 (then the per-channel counts of a multi-channel send)."""
+    return ([{"段階": FUNNEL_LABELS[k], "人数": int(counts.get(k, 0))} for k in FUNNEL_LABELS]
+            + [{"段階": label, "人数": int(counts[k])} for k, label in CHANNEL_FUNNEL_LABELS.items() if k in counts])
 
 
 # -- create ---------------------------------------------------------------------------------
@@ -222,7 +272,9 @@ def create(
         e-mail that fails the compliance lint (特定電子メール法 display items).
     """
     now = now or now_utc()
-    names = C._check(name, channel, holdout, C.DEFAULT_ATTRIBUTION_DAYS, variants)
+    if channel not in SEND_CHANNELS:
+        raise InputError("チャネルは LINE・メール・R-Mail・LINE（なければメール）から選んでください。", f"unknown channel {channel!r}")
+    names = C._check(name, channel, holdout, C.DEFAULT_ATTRIBUTION_DAYS, variants, C.CHANNEL_LABELS)
     if rule is None:
         raise InputError("配信対象（セグメント）を選んでください。", "no rule")
     quiet = parse_quiet_hours(quiet_hours)
@@ -246,8 +298,8 @@ def create(
         raise InputError("送信できるお客様が0人です（配信停止・送信回数の上限・比較用グループを除いた結果）。条件かチャネルを見直してください。",
                          "nobody to send to")
     findings = lint(store, channel, keys, f.rows, coupon_id)
-    errors = [x for x in findings if x["severity"] == "error"]
-    if errors and channel == "email":
+    errors = [x for x in findings if x["severity"] == "error" and x.get("channel") == "email"]
+    if errors:
         raise InputError("このメールは送信できません: " + " / ".join(x["message"] for x in errors[:3]), "lint errors")
     with opsdb.transaction(ops):
         ops.execute(
@@ -269,22 +321,25 @@ def create(
 
 
 def lint(store: Store, channel: str, keys: dict[str, str], rows: list[dict[str, Any]], coupon_id: str | None) -> list[dict[str, str]]:
-    """Compliance findings for the first recipient of each variant (R-Mail / e-mail / LINE rules)."""
+    """Compliance findings for the first recipient of each variant on each channel used (R-Mail / e-mail / LINE rules).
+
+    Each finding carries the ``channel`` whose message it is about (a ``line_or_email`` send is
+    linted as a LINE message and as an e-mail).
+    """
     from crm_core.messaging import compliance
 
-    sample = next((r["customer_id"] for r in rows if r["state"] == "queued"), None)
-    if sample is None:
-        return []
     shop = T.shop_profile(store)
     out: list[dict[str, str]] = []
-    seen: set[str] = set()
-    for key in dict.fromkeys(keys.values()):
-        rendered = T.render_for_customer(store, key, sample, channel, _campaign_values(store, coupon_id, sample))
-        for finding in compliance.lint(rendered, shop):
-            d = finding.to_dict()
-            if d["message"] not in seen:
-                seen.add(d["message"])
-                out.append(d)
+    seen: set[tuple[str, str]] = set()
+    for ch in dict.fromkeys(r.get("channel") or channel for r in rows if r["state"] == "queued"):
+        sample = next(r["customer_id"] for r in rows if r["state"] == "queued" and (r.get("channel") or channel) == ch)
+        for key in dict.fromkeys(keys.values()):
+            rendered = T.render_for_customer(store, key, sample, ch, _campaign_values(store, coupon_id, sample))
+            for finding in compliance.lint(rendered, shop):
+                d = {**finding.to_dict(), "channel": ch}
+                if (ch, d["message"]) not in seen:
+                    seen.add((ch, d["message"]))
+                    out.append(d)
     return out
 
 
@@ -300,23 +355,24 @@ def _campaign_values(store: Store, coupon_id: str | None, customer_id: str, utm:
 
 
 def previews(store: Store, ops: sqlite3.Connection, campaign_id: int, count: int = 3) -> list[dict[str, Any]]:
-    """The message as three real recipients would get it (customer id, variant, rendered JSON)."""
+    """The message as three real recipients would get it (customer id, variant, channel, rendered), per channel used."""
     c = _get(ops, campaign_id)
     f = funnel(store, ops, rule=c["rule"], channel=c["channel"], campaign_id=campaign_id, holdout=c["holdout"],
                variants=c["variants"], frequency_cap=c["frequency_cap"])
     out = []
-    chosen = [r for r in f.rows if r["state"] == "queued"][:count]
+    queued = [r for r in f.rows if r["state"] == "queued"]
+    chosen = [r for ch in dict.fromkeys(r["channel"] for r in queued) for r in [q for q in queued if q["channel"] == ch][:count]]
     keys = "(SELECT k.customer_key FROM customers AS k WHERE k.customer_id = cm.customer_id LIMIT 1)" if store.has_table("customers") else "NULL"
     who = {r[0]: (r[1], r[2]) for r in store.fetchall(
         "SELECT customer_id, name, " + keys + " FROM customer_model AS cm WHERE customer_id IN (SELECT unnest(?))",  # noqa: S608 - fixed fragments
         [[r["customer_id"] for r in chosen]])}
     for row in chosen:
         key = c["variant_templates"].get(row["variant"], c["template"])
-        rendered = T.render_for_customer(store, key, row["customer_id"], c["channel"],
+        rendered = T.render_for_customer(store, key, row["customer_id"], row["channel"],
                                          _campaign_values(store, c["coupon_id"], row["customer_id"], f"crm{campaign_id}"))
         name, customer_key = who.get(row["customer_id"], (None, None))
         out.append({"customer_id": row["customer_id"], "name": name, "customer_key": customer_key, "variant": row["variant"],
-                    "rendered": rendered})
+                    "channel": row["channel"], "rendered": rendered})
     return out
 
 
@@ -341,6 +397,19 @@ def cost(store: Store, channel: str, messages: int, used_this_month: int = 0) ->
     return {"channel": channel, "messages": messages, "yen": None, "warnings": ["メールの費用は契約中の配信サービス（ESP）の料金によります。"]}
 
 
+def send_cost(store: Store, channel: str, counts: dict[str, int], used_this_month: int = 0) -> dict[str, Any]:
+    """The cost of a campaign from its funnel: :func:`cost` of its channel, or of each channel of a
+    ``line_or_email`` send (``parts``: the LINE part against the plan, the e-mail part by the ESP; ``yen``
+    their known sum)."""
+    if channel not in MIXED:
+        return cost(store, channel, int(counts.get("will_receive", 0)), used_this_month)
+    parts = [cost(store, ch, int(counts.get(f"will_receive_{ch}", 0)), used_this_month) for ch in choice.modes_of(channel)]
+    return {"channel": channel, "messages": int(counts.get("will_receive", 0)), "parts": parts,
+            "yen": float(sum(p["yen"] for p in parts if p["yen"] is not None)),
+            "blocked": sum(int(p.get("blocked", 0)) for p in parts),
+            "warnings": [w for p in parts for w in p["warnings"]]}
+
+
 # -- reading ------------------------------------------------------------------------------------
 def _get(ops: sqlite3.Connection, campaign_id: int) -> dict[str, Any]:
     c = L.get(ops, campaign_id)
@@ -355,7 +424,25 @@ def status(ops: sqlite3.Connection, campaign_id: int) -> dict[str, Any]:
     return {"campaign_id": campaign_id, "name": c["name"], "channel": c["channel"], "status": c["status"],
             "status_label": L.CAMPAIGN_STATUS.get(c["status"], c["status"]), "send_at": c["send_at"],
             "approved_by": c["approved_by"], "approved_at": c["approved_at"], "tested": c["tested_hash"] == c["content_hash"],
-            "funnel": c["funnel"], "ledger": L.counts(ops, campaign_id), "note": c["note"], "ab": c["ab"]}
+            "funnel": c["funnel"], "ledger": L.counts(ops, campaign_id), "note": c["note"], "ab": c["ab"],
+            "channels": used_channels(c["channel"], c["funnel"]), "tested_channels": tested_channels(c),
+            "by_channel": channel_counts(ops, campaign_id)}
+
+
+def channel_counts(ops: sqlite3.Connection, campaign_id: int) -> dict[str, dict[str, int]]:
+    """Ledger rows by channel and state (``{"line": {"sent": …}, "email": {…}}``; only channels with rows)."""
+    out: dict[str, dict[str, int]] = {}
+    for ch, state, n in ops.execute("SELECT channel, state, count(*) FROM send_ledger WHERE campaign_id = ? GROUP BY channel, state",
+                                    [campaign_id]):
+        out.setdefault(ch, dict.fromkeys(L.STATES, 0))[state] = int(n)
+    return out
+
+
+def tested_channels(c: dict[str, Any]) -> list[str]:
+    """The channels whose test send covers the campaign's current content."""
+    if c["channel"] not in MIXED:
+        return used_channels(c["channel"], c["funnel"]) if c["tested_hash"] == c["content_hash"] else []
+    return [ch for ch, h in (c.get("tested_channels") or {}).items() if h == c["content_hash"]]
 
 
 def list_live(ops: sqlite3.Connection) -> list[dict[str, Any]]:
@@ -364,27 +451,49 @@ def list_live(ops: sqlite3.Connection) -> list[dict[str, Any]]:
 
 
 # -- test send and approval --------------------------------------------------------------------
-def record_test_send(ops: sqlite3.Connection, campaign_id: int, actor: str, ok: bool, now: dt.datetime | None = None) -> None:
-    """Remember a successful test send of the campaign's current content."""
+def record_test_send(ops: sqlite3.Connection, campaign_id: int, actor: str, ok: bool, now: dt.datetime | None = None,
+                     channel: str | None = None) -> None:
+    """Remember a successful test send of the campaign's current content.
+
+    A ``line_or_email`` send counts as tested only when every channel it goes out on
+    (:func:`used_channels`) had a test send of this content.
+    """
     c = _get(ops, campaign_id)
-    if ok:
-        ops.execute("UPDATE send_campaigns SET tested_hash = ?, tested_at = ?, tested_by = ? WHERE campaign_id = ?",
-                    [c["content_hash"], L.iso(now or now_utc()), actor, campaign_id])
-    audit.log(ops, actor, "test_send", campaign_id, now=now, ok=ok)
+    with opsdb.transaction(ops):
+        if ok and c["channel"] in MIXED:
+            done = {**(c.get("tested_channels") or {}), str(channel): c["content_hash"]}
+            ops.execute("UPDATE send_campaigns SET tested_channels = ? WHERE campaign_id = ?", [json.dumps(done), campaign_id])
+            ok_all = all(done.get(ch) == c["content_hash"] for ch in used_channels(c["channel"], c["funnel"]))
+            if ok_all:
+                ops.execute("UPDATE send_campaigns SET tested_hash = ?, tested_at = ?, tested_by = ? WHERE campaign_id = ?",
+                            [c["content_hash"], L.iso(now or now_utc()), actor, campaign_id])
+        elif ok:
+            ops.execute("UPDATE send_campaigns SET tested_hash = ?, tested_at = ?, tested_by = ? WHERE campaign_id = ?",
+                        [c["content_hash"], L.iso(now or now_utc()), actor, campaign_id])
+        audit.log(ops, actor, "test_send", campaign_id, now=now, ok=ok, **({"channel": channel} if channel else {}))
 
 
 def test_send(store: Store, ops: sqlite3.Connection, campaign_id: int, *, settings: Any, recipient: str, actor: str,
-              sender: Any = None, now: dt.datetime | None = None) -> Any:
-    """Send exactly this campaign's content (first variant, a real recipient's data) to a registered test recipient."""
+              sender: Any = None, now: dt.datetime | None = None, channel: str | None = None) -> Any:
+    """Send exactly this campaign's content (every variant, a real recipient's data) to a registered test recipient.
+
+    ``channel``: for a ``line_or_email`` send, the channel to test (``line`` or ``email``), rendered for a
+    real recipient who gets it on that channel; each channel used needs its own test send.
+    """
     from crm_core.messaging import sends
 
     c = _get(ops, campaign_id)
-    channel = "email" if c["channel"] == "rmail" else c["channel"]
+    if c["channel"] in MIXED:
+        if channel not in choice.modes_of(c["channel"]):
+            raise InputError("テスト送信するチャネル（LINEかメール）を選んでください。", f"test channel {channel!r}")
+    else:
+        channel = "email" if c["channel"] == "rmail" else c["channel"]
     f = funnel(store, ops, rule=c["rule"], channel=c["channel"], campaign_id=campaign_id, holdout=c["holdout"],
                variants=c["variants"], frequency_cap=c["frequency_cap"])
-    sample = next((r for r in f.rows if r["state"] == "queued"), None)
+    sample = next((r for r in f.rows if r["state"] == "queued" and (c["channel"] not in MIXED or r["channel"] == channel)), None)
     if sample is None:
-        raise InputError("テスト送信に使うお客様がいません。", "no sample")
+        raise InputError("テスト送信に使うお客様がいません" + (f"（{choice.LABELS[channel]}で送るお客様がいません）。"
+                                                          if c["channel"] in MIXED else "。"), "no sample")
     result = None
     for variant in c["variants"]:
         key = c["variant_templates"].get(variant, c["template"])
@@ -393,7 +502,7 @@ def test_send(store: Store, ops: sqlite3.Connection, campaign_id: int, *, settin
                                  campaign=_campaign_values(store, c["coupon_id"], sample["customer_id"], f"crm{campaign_id}"))
         if not result.ok:
             break
-    record_test_send(ops, campaign_id, actor, bool(result and result.ok), now)
+    record_test_send(ops, campaign_id, actor, bool(result and result.ok), now, channel if c["channel"] in MIXED else None)
     return result
 
 
@@ -421,7 +530,10 @@ def approve(ops: sqlite3.Connection, campaign_id: int, *, by: str, confirm_count
     if c["status"] != "draft":
         raise InputError(f"この配信は「{L.CAMPAIGN_STATUS.get(c['status'], c['status'])}」のため承認できません。", "not a draft")
     if c["tested_hash"] != c["content_hash"]:
-        raise InputError("承認の前に、この内容のテスト送信が必要です（内容を変えた場合はもう一度テスト送信してください）。", "not tested")
+        missing = [choice.LABELS[ch] for ch in used_channels(c["channel"], c["funnel"]) if ch not in tested_channels(c)]
+        raise InputError("承認の前に、この内容のテスト送信が必要です（内容を変えた場合はもう一度テスト送信してください）。"
+                         + (f"まだテスト送信していないチャネル: {'・'.join(missing)}。" if c["channel"] in MIXED and missing else ""),
+                         "not tested")
     n = int(c["funnel"].get("will_receive", 0))
     if by == c["created_by"]:
         if confirm_count is None or int(confirm_count) != n:
@@ -536,6 +648,7 @@ def _write_rows(store: Store, ops: sqlite3.Connection, c: dict[str, Any], rows: 
     todo = [r for r in rows if r["state"] == "queued" and r.get("reason") != "ab_rest"]
     shop = dataclasses.replace(T.shop_profile(store), unsubscribe_url=UNSUBSCRIBE_SENTINEL)
     people = _customer_rows(store, [r["customer_id"] for r in todo]) if channel != "rmail" and todo else {}
+    by_channel: dict[str, list[dict[str, Any]]] = {}  # each recipient's own channel (line_or_email mixes them)
     templates = {v: T.get_template(store, k) for v, k in c["variant_templates"].items()}
     default_tpl = T.get_template(store, c["template"])
     coupon_obj = None
@@ -549,11 +662,11 @@ def _write_rows(store: Store, ops: sqlite3.Connection, c: dict[str, Any], rows: 
             for key, t in {**{default_tpl.key: default_tpl}, **{t.key: t for t in templates.values()}}.items()}
     personal = {k: bool(set(names) & PERSONAL_PLACEHOLDERS) or (coupon_obj is not None and coupon_obj.code_mode == "unique")
                 for k, names in used.items()}
-    out = []
     for r in rows:
         content_id = None
         variant = variant_override or r["variant"]
-        if r["state"] == "queued" and r.get("reason") != "ab_rest" and channel in ("line", "email"):
+        ch = r.get("channel") or channel
+        if r["state"] == "queued" and r.get("reason") != "ab_rest" and ch in ("line", "email"):
             values = T.Campaign(utm_campaign=f"crm{campaign_id}")
             if coupon_obj is not None:
                 from crm_core.messaging import coupons
@@ -561,20 +674,21 @@ def _write_rows(store: Store, ops: sqlite3.Connection, c: dict[str, Any], rows: 
                 for k, v in coupons.placeholder_values(store, coupon_obj, r["customer_id"]).items():
                     setattr(values, k, v)
             tpl = templates.get(variant, default_tpl)
-            key = (tpl.key,) if not personal[tpl.key] else None
+            key = (ch, tpl.key) if not personal[tpl.key] else None
             content_id = rendered_cache.get(key) if key else None
             if content_id is None:
-                ctx = T.build_context(people.get(r["customer_id"]), values, shop, channel, tpl.key)
-                key = key or (tpl.key, *(ctx.get(n, "") for n in used[tpl.key]))
+                ctx = T.build_context(people.get(r["customer_id"]), values, shop, ch, tpl.key)
+                key = key or (ch, tpl.key, *(ctx.get(n, "") for n in used[tpl.key]))
                 content_id = rendered_cache.get(key)
             if content_id is None:  # render once per distinct set of placeholder values (once for a non-personal message)
-                rendered = T.render(tpl, ctx, channel, values.utm_campaign)
-                body = rendered.line_messages if channel == "line" else {
+                rendered = T.render(tpl, ctx, ch, values.utm_campaign)
+                body = rendered.line_messages if ch == "line" else {
                     "subject": rendered.subject, "preheader": rendered.preheader, "text": rendered.text, "html": rendered.html}
                 content_id = rendered_cache[key] = L.store_content(ops, campaign_id, body, cache)
-        out.append({"customer_id": r["customer_id"], "variant": variant, "address": r["address"], "state": r["state"],
-                    "reason": r.get("reason"), "content_id": content_id})
-    L.write_rows(ops, campaign_id, channel, out, from_addr=from_addr, now=now, insert=insert)
+        by_channel.setdefault(ch, []).append({"customer_id": r["customer_id"], "variant": variant, "address": r["address"],
+                                              "state": r["state"], "reason": r.get("reason"), "content_id": content_id})
+    for ch, out in by_channel.items():
+        L.write_rows(ops, campaign_id, ch, out, from_addr=from_addr, now=now, insert=insert)
 
 
 def prepare(store: Store, ops: sqlite3.Connection, campaign_id: int, *, from_addr: str = "", now: dt.datetime | None = None,
@@ -615,7 +729,7 @@ def prepare(store: Store, ops: sqlite3.Connection, campaign_id: int, *, from_add
     sent_at = now.astimezone(JST).replace(tzinfo=None, microsecond=0)
     C.freeze_campaign(store, c["name"], channel, sent_at, customer_ids=[r["customer_id"] for r in frozen], template=c["template"],
                       coupon_code=coupon_code, holdout_share=c["holdout"], variants=c["variants"], campaign_id=campaign_id,
-                      now=sent_at)
+                      now=sent_at, cost_per_message=_mixed_rate(store, channel, f.counts))
     shop_real = T.shop_profile(store)
     with opsdb.transaction(ops):
         _write_rows(store, ops, c, f.rows, from_addr=from_addr, now=now, insert=True)
@@ -625,6 +739,18 @@ def prepare(store: Store, ops: sqlite3.Connection, campaign_id: int, *, from_add
                      campaign_id])
         audit.log(ops, actor, "send", campaign_id, now=now, queued=len(queued_ids), ab_rest=sum(r.get("reason") == "ab_rest" for r in f.rows))
     return L.counts(ops, campaign_id)
+
+
+def _mixed_rate(store: Store, channel: str, counts: dict[str, int]) -> float | None:
+    """The results page's yen per message of a ``line_or_email`` send: the LINE rate (plan) weighted by the LINE share of the
+    recipients (own e-mail costs ¥0 there); None (the channel's own rate) for one-channel sends."""
+    if channel not in MIXED or not counts.get("will_receive"):
+        return None
+    from crm_core.planning import costs
+    from crm_core.results import attribution
+
+    rate = attribution.message_rate("line", costs.line_plan_setting(store))
+    return float(rate) * int(counts.get("will_receive_line", 0)) / int(counts["will_receive"])
 
 
 def decide_ab(store: Store, ops: sqlite3.Connection, campaign_id: int, *, now: dt.datetime | None = None,
@@ -643,7 +769,7 @@ def decide_ab(store: Store, ops: sqlite3.Connection, campaign_id: int, *, now: d
     from crm_core.results import attribution as R
 
     c = _get(ops, campaign_id)
-    rest = [dict(r) for r in ops.execute("SELECT customer_id, address, state, reason, variant FROM send_ledger"
+    rest = [dict(r) for r in ops.execute("SELECT customer_id, address, state, reason, variant, channel FROM send_ledger"
                                          " WHERE campaign_id = ? AND reason = 'ab_rest' ORDER BY seq", [campaign_id])]
     if not rest:
         return {"decided": False, "winner": c["ab"].get("winner"), "message": "A/Bテストの残りの送信先はありません。", "rest": 0}
@@ -853,6 +979,8 @@ def readiness(channel: str, settings: Any, secrets: Any = None, environ: Any = N
     from crm_core.messaging.delivery import live_setting
 
     problems = []
+    if channel in MIXED:
+        return [p for ch in choice.modes_of(channel) for p in readiness(ch, settings, secrets, environ)]
     if channel == "line" and not settings.line_token:
         problems.append("LINEのチャネルアクセストークンが設定されていないため、送信できません（「送信設定」ページで設定します）。")
     if channel == "email":

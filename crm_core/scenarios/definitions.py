@@ -36,6 +36,7 @@ from typing import Any
 
 from crm_core import clock, opsdb
 from crm_core.errors import InputError
+from crm_core.messaging import choice
 
 PRESETS_PATH = Path(__file__).resolve().parents[2] / "data" / "scenarios" / "presets.toml"
 DEFAULT_HOLDOUT = 0.1
@@ -57,7 +58,7 @@ TRIGGERS = {
     "rank_down": "ランクダウン",
     "segment": "セグメントに入った",
 }
-CHANNELS = {"line": "LINE", "email": "メール", "line_or_email": "LINE（なければメール）"}
+CHANNELS = choice.LABELS
 EXITS = {"": "なし", "ordered": "きっかけの後に購入したら終了"}
 STATES = {
     "queued": "送信",

@@ -37,10 +37,9 @@ from zoneinfo import ZoneInfo
 from crm_core import clock, opsdb
 from crm_core.db import Store
 from crm_core.errors import InputError
-from crm_core.messaging import audit, consent
+from crm_core.messaging import audit, choice
 from crm_core.messaging import ledger as L
 from crm_core.messaging import templates as T
-from crm_core.messaging.channels.email_bulk import is_rakuten_relay
 from crm_core.messaging.delivery import UNSUBSCRIBE_SENTINEL
 from crm_core.scenarios import definitions as D
 from crm_core.scenarios import triggers
@@ -85,14 +84,6 @@ def in_holdout(scenario: str, customer_id: str, trigger_key: str, share: float) 
     return _hash_share("scenario-holdout", scenario, customer_id, trigger_key) < share
 
 
-def _people(store: Store, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-    if not ids:
-        return {}
-    cur = store.execute("SELECT customer_id, has_line, trim(line_user_id), email_opt_in, trim(email) FROM customer_model"
-                        " WHERE customer_id IN (SELECT unnest(?))", [list(ids)])
-    return {r[0]: {"has_line": bool(r[1]) and bool(r[2]), "line": r[2], "opt_in": bool(r[3]), "email": r[4]} for r in cur.fetchall()}
-
-
 def _exited(store: Store, evs: list[dict[str, Any]], day: dt.date) -> set[tuple[str, str]]:
     """(customer, trigger key) with a counted order after the trigger, before the end of the day."""
     if not evs:
@@ -116,24 +107,16 @@ def _matching(store: Store, rule: dict[str, Any], ids: Sequence[str], day: dt.da
 
 
 def _choose(person: dict[str, Any] | None, wanted: str, blocked: dict[str, set[str]]) -> tuple[str, str | None, str]:
-    """(state, channel, address) for one customer and a step's channel."""
-    if person is None:
-        return "suppressed", None, ""
-    options = ["line", "email"] if wanted == "line_or_email" else [wanted]
-    for ch in options:
-        if ch == "line" and person["has_line"] and consent.normalise("line", person["line"]) not in blocked["line"]:
-            return "queued", "line", person["line"]
-        if (ch == "email" and person["opt_in"] and person["email"] and not is_rakuten_relay(person["email"])
-                and consent.normalise("email", person["email"]) not in blocked["email"]):
-            return "queued", "email", person["email"]
-    return "suppressed", None, ""
+    """(state, channel, address) for one customer and a step's channel (:func:`crm_core.messaging.choice.choose`)."""
+    c = choice.choose(person, wanted, blocked)
+    return ("queued", c.channel, c.address) if c.state == "queued" else ("suppressed", None, "")
 
 
 def candidates(store: Store, ops: sqlite3.Connection, day: dt.date, scenarios: Sequence[D.Scenario]) -> list[dict[str, Any]]:
     """Steps 1–4: every new (scenario, step, customer, trigger event) of the day with its state before the caps."""
     from crm_core.results import campaigns as C
 
-    blocked = {"line": consent.suppressed(ops, "line"), "email": consent.suppressed(ops, "email")}
+    blocked = choice.blocked(ops)
     rows: list[dict[str, Any]] = []
     for s in scenarios:
         for i, step in enumerate(s.steps):
@@ -157,7 +140,7 @@ def candidates(store: Store, ops: sqlite3.Connection, day: dt.date, scenarios: S
             exited = _exited(store, evs, day) if step.exit == "ordered" else set()
             ids = [e["customer_id"] for e in evs]
             matching = _matching(store, step.condition, ids, day) if step.condition else set(ids)
-            people = _people(store, ids)
+            people = choice.people(store, ids)
             _kept, global_held = C.split_global_holdout(store, ids)
             global_held_set = set(global_held)
             for e in evs:

@@ -103,7 +103,7 @@ if not summaries.empty:
     report = ui.run(_report, version, cid)
     camp, treat, lift, cost = report["campaign"], report["groups"][0], report["lift"], report["cost"]
     st.subheader(ui.md(camp["name"]))
-    st.caption(f"{C.CHANNELS.get(camp['channel'], camp['channel'])}・送信 {ui.jdate(camp['sent_at'])} {pd.Timestamp(camp['sent_at']):%H:%M}"
+    st.caption(f"{C.CHANNEL_LABELS.get(camp['channel'], camp['channel'])}・送信 {ui.jdate(camp['sent_at'])} {pd.Timestamp(camp['sent_at']):%H:%M}"
                f"・集計期間 {camp['attribution_days']}日・送らないグループ {ui.pct(camp['holdout_share'])}"
                + (f"・クーポン {camp['coupon_code']}" if camp.get("coupon_code") else "")
                + ("・送信済みとして記録" if camp.get("marked_only") else ""))
