@@ -99,3 +99,48 @@ def test_cli_rmail_export(db, capsys):
     assert code == 0 and out["rows"] > 0
     assert target.read_bytes().decode("cp932").startswith("顧客ID,メールアドレス")
     assert _run(capsys, "campaign", "status", "--campaign", str(cid), "--json", "--db", path)[1]["status"] == "done"
+
+
+def test_cli_line_or_email_prints_both_channels_and_sends_each_recipient_once(db, capsys, monkeypatch):
+    """``campaign create --channel line_or_email``: the JSON funnel and cost per channel, a test send per channel, then
+    ``campaign send`` delivers LINE to the LINE friends and e-mail to the others, once each."""
+    from tests.servers.smtp_sink import SmtpSink
+
+    (db / "all.json").write_text(json.dumps({"all": []}))
+    path = str(db / "crm.duckdb")
+    with LineMock(TOKEN) as line, SmtpSink() as smtp:
+        for name, value in {"LINE_CHANNEL_ACCESS_TOKEN": TOKEN, "LINE_API_BASE_URL": line.url, "SMTP_HOST": smtp.host,
+                            "SMTP_PORT": str(smtp.port), "SMTP_FROM": "shop@natural.example.jp", "SMTP_STARTTLS": "false",
+                            "CRM_TEST_RECIPIENTS": f"{LINE_USER},me@example.jp", "CRM_UNSUBSCRIBE_SECRET": "s" * 32,
+                            "CRM_PUBLIC_URL": "https://crm.example.jp"}.items():
+            monkeypatch.setenv(name, value)
+        code, out = _run(capsys, "campaign", "create", "--name", "冬", "--rule", str(db / "all.json"), "--channel", "line_or_email",
+                         "--template", TEMPLATE, "--holdout", "0", "--quiet-hours", "off", "--frequency-cap", "0", "--by", "hanako",
+                         "--db", path)
+        assert code == 0, out
+        f = out["funnel"]
+        # 30 LINE friends + C001 and C003 (LINE) · 10 opted-in addresses (e-mail) · 2 Rakuten relay addresses (R-Mail)
+        assert (f["will_receive_line"], f["will_receive_email"], f["rakuten_relay"]) == (32, 10, 2)
+        assert f["will_receive"] == 42 and f["reachable_line"] == 32 and f["reachable_email"] == 14
+        assert out["cost"]["channel"] == "line_or_email"
+        assert [(p["channel"], p["messages"]) for p in out["cost"]["parts"]] == [("line", 32), ("email", 10)]
+        cid = str(out["campaign_id"])
+        code, out = _run(capsys, "campaign", "test-send", "--campaign", cid, "--to", LINE_USER, "--channel", "line", "--by", "hanako",
+                         "--db", path)
+        assert code == 0 and out["ok"]
+        code, out = _run(capsys, "campaign", "approve", "--campaign", cid, "--by", "hanako", "--count", "42", "--db", path)
+        assert code == 2 and "メール" in out["errors"][0]  # the e-mail part needs its own test send
+        code, out = _run(capsys, "campaign", "test-send", "--campaign", cid, "--to", "me@example.jp", "--channel", "email",
+                         "--by", "hanako", "--db", path)
+        assert code == 0 and out["ok"]
+        code, out = _run(capsys, "campaign", "approve", "--campaign", cid, "--by", "hanako", "--count", "42", "--db", path)
+        assert code == 0 and out["status"] == "approved"
+        code, out = _run(capsys, "campaign", "send", "--campaign", cid, "--db", path)
+        assert code == 0 and out["status"] == "done", out
+        code, out = _run(capsys, "campaign", "status", "--campaign", cid, "--json", "--db", path)
+    assert out["by_channel"]["line"]["sent"] == 32 and out["by_channel"]["email"]["sent"] == 10
+    assert out["by_channel"]["email"]["suppressed"] == 2
+    delivered = line.delivered_to("/v2/bot/message/multicast")
+    assert len(delivered) == 32 and set(delivered.values()) == {1}
+    mails = [str(m["To"]) for m in smtp.messages if not str(m["Subject"]).startswith("【テスト】")]
+    assert len(mails) == len(set(mails)) == 10 and all(m.startswith("m") for m in mails)

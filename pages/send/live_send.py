@@ -13,7 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from crm_core import access
-from crm_core.messaging import audit, sends
+from crm_core.messaging import audit, choice, sends
 from crm_core.messaging import ledger as LG
 from crm_core.messaging import templates as T
 from crm_core.messaging.preview import customer_label
@@ -21,6 +21,7 @@ from crm_core.results import live
 from pages import ui
 
 st.title("🚀 配信（本番送信）")
+CHANNEL_NAMES = {**T.CHANNEL_LABELS, "line_or_email": choice.LABELS["line_or_email"]}
 st.caption("セグメントにLINE・メールで本番の配信をします。送る前に、届く人数・費用・表示義務のチェック・3人分のプレビューを確認し、"
            "テスト送信と承認をしてから送ります。配信停止・ブロック・宛先不明のお客様と、比較用に送らないお客様には送りません。")
 
@@ -64,7 +65,8 @@ with closing(ui.run(live.open_ops, store)) as ops:
             # one row per pair, so that a phone (one column) reads them in this order too
             c1, c2 = st.columns(2)
             name = c1.text_input("配信名", key="live_name", placeholder="例: 冬のセール告知")
-            channel = c2.selectbox("チャネル", ["line", "email", "rmail"], format_func=T.CHANNEL_LABELS.get, key="live_channel")
+            channel = c2.selectbox("チャネル", ["line", "email", "line_or_email", "rmail"], format_func=CHANNEL_NAMES.get,
+                                   key="live_channel", help="「LINE（なければメール）」: " + choice.EXPLANATION)
             c1, c2 = st.columns(2)
             choices = ui.run(T.segment_choices, store)
             segment = c1.selectbox("送る相手（セグメント）", list(choices), format_func=choices.get, key="live_segment")
@@ -85,6 +87,7 @@ with closing(ui.run(live.open_ops, store)) as ops:
             cap = c2.number_input("1人あたり7日間の送信回数の上限（0は上限なし）", 0, 100, ui.run(live.shop_frequency_cap, store),
                                   key="live_cap", help="初期値はショップ全体の7日間の上限（シナリオ・カレンダーと共通）です。"
                                                        "上限に達したお客様には送りません。")
+            st.caption("💡 「LINE（なければメール）」を選ぶと、" + choice.EXPLANATION)
             created = st.form_submit_button("配信を作成して人数を確認", type="primary")
         if created:
             rule = ui.run(T.segment_rule, store, segment)
@@ -115,21 +118,27 @@ with closing(ui.run(live.open_ops, store)) as ops:
     st.subheader("届く人数")
     st.dataframe(pd.DataFrame(live.funnel_table(state["funnel"])), hide_index=True, use_container_width=False)
     n = int(state["funnel"].get("will_receive", 0))
-    cost = ui.run(live.cost, store, c["channel"], n)
-    if cost["yen"] is None:
-        st.caption("💴 " + " ".join(cost["warnings"]))
-    else:
-        st.caption(f"💴 この配信の追加費用（税抜）: {ui.yen(cost['yen'])}" + (" ・ " + " ".join(cost["warnings"]) if cost["warnings"] else ""))
+    used = state["channels"]  # the channels this send goes out on (both for LINE（なければメール）)
+    if c["channel"] == "line_or_email":
+        st.caption(f"📨 {choice.LABELS['line_or_email']}: " + choice.EXPLANATION)
+    cost = ui.run(live.send_cost, store, c["channel"], state["funnel"])
+    for part in cost.get("parts", [cost]):
+        label = f"（{CHANNEL_NAMES[part['channel']]} {part['messages']:,}通）" if "parts" in cost else ""
+        if part["yen"] is None:
+            st.caption(f"💴 {label}" + " ".join(part["warnings"]))
+        else:
+            st.caption(f"💴 この配信の追加費用{label}（税抜）: {ui.yen(part['yen'])}"
+                       + (" ・ " + " ".join(part["warnings"]) if part["warnings"] else ""))
     if state["funnel"].get("rakuten_relay"):
         st.warning(live.RAKUTEN_NOTE, icon="📮")
     st.caption(f"送信予定: {dt.datetime.fromisoformat(state['send_at']):%Y年%m月%d日 %H:%M}"
                + ("（21:00〜08:00は送りません）" if c["quiet_hours"] != "off" else ""))
 
-    st.subheader("3人分のプレビュー")
+    st.subheader("3人分のプレビュー" + ("（チャネルごと）" if len(used) > 1 else ""))
     for p in ui.run(live.previews, store, ops, cid):
-        with st.expander(f"{ui.md(customer_label(p))}・パターン {p['variant']}"):
+        with st.expander(f"{ui.md(customer_label(p))}・パターン {p['variant']}・{CHANNEL_NAMES[p['channel']]}"):
             r = p["rendered"]
-            if c["channel"] == "line":
+            if p["channel"] == "line":
                 for m in r.line_messages:
                     st.text(m.get("text") or m.get("altText") or "（カード）")
             else:
@@ -140,24 +149,33 @@ with closing(ui.run(live.open_ops, store)) as ops:
     st.subheader("テスト送信")
     if state["tested"]:
         st.success("この内容でテスト送信済みです。", icon="✅")
-    send_channel = "email" if c["channel"] == "rmail" else c["channel"]
-    recipients = sends.test_recipients(store, settings, send_channel)
-    if not recipients:
-        st.info("テスト送信先が登録されていません。「送信設定」ページで登録してください。", icon="ℹ️")
-    else:
-        to = st.selectbox("テスト送信先", [r["address"] for r in recipients], key="live_to")
-        if "live_test_flash" in st.session_state:
-            ok, message = st.session_state.pop("live_test_flash")
-            (st.success if ok else st.error)(message)
-        if st.button("この内容でテスト送信", key="live_test"):
-            result = ui.run(live.test_send, store, ops, cid, settings=settings, recipient=to, actor=actor)
+    elif c["channel"] == "line_or_email":
+        st.caption("LINEとメールの両方で送る配信は、それぞれのチャネルでこの内容のテスト送信が必要です。")
+    if "live_test_flash" in st.session_state:
+        ok, message = st.session_state.pop("live_test_flash")
+        (st.success if ok else st.error)(message)
+    for send_channel in (used if c["channel"] == "line_or_email" else ["email" if c["channel"] == "rmail" else c["channel"]]):
+        mixed = c["channel"] == "line_or_email"
+        if mixed and send_channel in state["tested_channels"]:
+            st.caption(f"✅ {CHANNEL_NAMES[send_channel]}: テスト送信済み")
+        recipients = sends.test_recipients(store, settings, send_channel)
+        if not recipients:
+            st.info(f"{CHANNEL_NAMES[send_channel] + 'の' if mixed else ''}テスト送信先が登録されていません。「送信設定」ページで登録してください。",
+                    icon="ℹ️")
+            continue
+        to = st.selectbox("テスト送信先" + (f"（{CHANNEL_NAMES[send_channel]}）" if mixed else ""),
+                          [r["address"] for r in recipients], key=f"live_to_{send_channel}" if mixed else "live_to")
+        if st.button("この内容でテスト送信" + (f"（{CHANNEL_NAMES[send_channel]}）" if mixed else ""),
+                     key=f"live_test_{send_channel}" if mixed else "live_test"):
+            result = ui.run(live.test_send, store, ops, cid, settings=settings, recipient=to, actor=actor,
+                            channel=send_channel if mixed else None)
             st.session_state["live_test_flash"] = (result.ok, result.message)
             st.rerun()  # the approval below follows the test send at once
 
     # -- approve -------------------------------------------------------------------------------
     st.subheader("承認")
     if c["status"] not in ("done", "cancelled"):
-        for problem in live.readiness(c["channel"], settings, _secrets()):
+        for problem in [p for ch in used for p in live.readiness(ch, settings, _secrets())]:
             st.warning(problem, icon="⚠️")
     if state["approved_by"]:
         st.success(f"{_who(state['approved_by'])}承認しました（{_jst(state['approved_at'])}）。", icon="✅")
@@ -169,7 +187,7 @@ with closing(ui.run(live.open_ops, store)) as ops:
         else:
             typed = None
             st.caption(f"{c['created_by']} さんが作成した配信を、{actor} さん（承認者）として承認します。")
-        overage = st.checkbox("LINEの今月の上限を超える分の追加料金を承諾する", key="live_overage") if c["channel"] == "line" else False
+        overage = st.checkbox("LINEの今月の上限を超える分の追加料金を承諾する", key="live_overage") if "line" in used else False
         if st.button("承認する", key="live_approve", type="primary", disabled=not state["tested"]):
             role = "approver" if user is not None and user.role is access.Role.ADMIN else ""
             ui.run(live.approve, ops, cid, by=actor, confirm_count=None if typed is None else int(typed), role=role,
@@ -193,6 +211,9 @@ with closing(ui.run(live.open_ops, store)) as ops:
         st.progress(done / todo if todo else 0.0,
                     text=f"{now_state['status_label']} ・ 送信済み {counts['sent']:,}人 ・ 失敗 {counts['failed']:,}人"
                          f" ・ 残り {(counts['queued'] + counts['sending']) if todo else n:,}人")
+        if len(now_state["by_channel"]) > 1:
+            st.caption(" ・ ".join(f"{CHANNEL_NAMES.get(ch, ch)}: 送信済み {k['sent']:,}人・失敗 {k['failed']:,}人・残り {k['queued'] + k['sending']:,}人"
+                                   for ch, k in sorted(now_state["by_channel"].items())))
         status_now = now_state["status"]
         if status_now == "draft":
             st.caption("テスト送信と承認が終わると、送信を予約します。")

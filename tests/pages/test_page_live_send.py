@@ -93,3 +93,54 @@ def test_an_email_send_without_unsubscribe_settings_says_so_before_approval(db, 
         monkeypatch.setenv("CRM_PUBLIC_URL", "https://crm.example.jp")
         at.run()
         assert "配信停止リンク" not in "\n".join(str(w.value) for w in at.warning)
+
+
+def test_line_or_email_is_offered_explained_and_tested_per_channel(db, monkeypatch):
+    """「LINE（なければメール）」: the option in Japanese with its explanation, both channels' counts and cost,
+    previews of each channel, and approval only after a test send on each channel."""
+    from tests.servers.smtp_sink import SmtpSink
+
+    with LineMock(TOKEN) as line, SmtpSink() as smtp:
+        for name, value in {"LINE_CHANNEL_ACCESS_TOKEN": TOKEN, "LINE_API_BASE_URL": line.url,
+                            "SMTP_HOST": smtp.host, "SMTP_PORT": str(smtp.port), "SMTP_FROM": "shop@natural.example.jp",
+                            "SMTP_STARTTLS": "false", "CRM_TEST_RECIPIENTS": f"{LINE_USER},marketer@example.jp",
+                            "CRM_UNSUBSCRIBE_SECRET": "s" * 32, "CRM_PUBLIC_URL": "https://crm.example.jp"}.items():
+            monkeypatch.setenv(name, value)
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+        at.run()
+        at.switch_page(PAGE).run()
+        channel = at.selectbox(key="live_channel")
+        assert "line_or_email" in channel.options or "LINE（なければメール）" in channel.options
+        assert "LINEで届かない方にはメール" in _texts(at)  # the explanation, in Japanese
+        at.text_input(key="live_name").set_value("冬のセール")
+        channel.set_value("line_or_email")
+        at.selectbox(key="live_segment").set_value("all")
+        at.selectbox(key="live_template").set_value(TEMPLATE)
+        at.button[0].click().run()
+        assert not at.exception, at.exception
+        frame = at.dataframe[0].value
+        counts = dict(zip(frame["段階"], frame["人数"], strict=True))
+        with live.open_ops(str(db)) as ops:
+            funnel = live.status(ops, 1)["funnel"]
+        # 40 LINE friends + C001/C003 on LINE; the 5 opted-in addresses by e-mail (minus this campaign's holdout)
+        assert counts["送信する人数（LINE）"] == funnel["will_receive_line"] > 0
+        assert counts["送信する人数（メール）"] == funnel["will_receive_email"] > 0
+        assert counts["送信する人数"] == funnel["will_receive"] == funnel["will_receive_line"] + funnel["will_receive_email"]
+        texts = _texts(at)
+        assert "LINE" in texts and "通）" in texts  # the cost per channel
+        labels = [e.label for e in at.expander]
+        assert any("・LINE" in x for x in labels) and any("・メール" in x for x in labels)  # previews of each channel
+        assert at.button(key="live_approve").disabled
+        at.button(key="live_test_line").click().run()
+        assert not at.exception, at.exception
+        assert at.button(key="live_approve").disabled  # the e-mail part is not tested yet
+        assert "LINE: テスト送信済み" in _texts(at)
+        at.button(key="live_test_email").click().run()
+        assert not at.exception, at.exception
+        assert not at.button(key="live_approve").disabled
+        at.number_input(key="live_count").set_value(funnel["will_receive"]).run()
+        at.button(key="live_approve").click().run()
+        assert not at.exception, at.exception
+        with live.open_ops(str(db)) as ops:
+            assert live.status(ops, 1)["status"] == "approved"
+        assert len(line.pushes) == 1 and len(smtp.messages) == 1
