@@ -180,3 +180,67 @@ def test_a_second_sender_started_concurrently_never_double_sends(tmp_path):
     assert any('"busy"' in t for t in texts) or all('"done"' in t for t in texts), texts
     assert status == "done" and counts["sent"] == n
     assert len(got) == n and set(got.values()) == {1}
+
+
+def test_kill_9_repeatedly_line_or_email_sends_each_recipient_once_on_one_channel(tmp_path):
+    """LINE（なければメール）: kills land in the LINE part and in the e-mail part; in the end every recipient got exactly
+    one message, on the channel the ledger says, and nobody got both."""
+    from crm_core.messaging.sends import load_settings
+
+    with LineMock(TOKEN) as line, SmtpSink() as smtp:
+        line.keep_requests = False
+        line.delay, line.delay_after_accept = 0.05, 0.3
+        env = {"LINE_CHANNEL_ACCESS_TOKEN": TOKEN, "LINE_API_BASE_URL": line.url, "SMTP_HOST": smtp.host, "SMTP_PORT": str(smtp.port),
+               "SMTP_FROM": "shop@natural.example.jp", "SMTP_STARTTLS": "false", "CRM_UNSUBSCRIBE_SECRET": SECRET, "CRM_PUBLIC_URL": PUBLIC}
+        db = tmp_path / "crm.duckdb"
+        store = make_store(db, line_users=1600, emails=600)
+        ops = live.open_ops(store)
+        out = live.create(store, ops, name="kill", channel="line_or_email", rule={"all": []}, template=TEMPLATE, actor="hanako",
+                          quiet_hours="off", frequency_cap=0, now=NOON, send_at=NOON)
+        cid, n = out["campaign_id"], out["funnel"]["will_receive"]
+        settings = load_settings({}, {**env, "CRM_TEST_RECIPIENTS": f"{LINE_USER},{ME}"})
+        for ch, to in (("line", LINE_USER), ("email", ME)):
+            assert live.test_send(store, ops, cid, settings=settings, recipient=to, actor="hanako", channel=ch).ok
+        live.approve(ops, cid, by="hanako", confirm_count=n)
+        live.prepare(store, ops, cid, from_addr="shop@natural.example.jp", now=NOON)
+        ops.close()
+        store.close()
+        line.deliveries.clear()
+        smtp.messages.clear()
+        smtp.envelopes.clear()
+        rng = random.Random(2026)
+        kills, sent_before, kinds = 0, 0, set()
+        for _ in range(20):
+            proc = _sender(db, cid, env)
+            target = sent_before + rng.randint(5, 150)
+            if _wait_for(db, cid, f"SELECT count(*) >= {int(target)} FROM send_ledger WHERE campaign_id = ? AND state = 'sent'", proc):  # noqa: S608 - int
+                time.sleep(rng.uniform(0.0, 0.2))
+                proc.send_signal(signal.SIGKILL)
+                kills += 1
+            proc.wait(60)
+            with _ops(db) as con:
+                kinds |= {r[0] for r in con.execute("SELECT DISTINCT channel FROM send_ledger WHERE campaign_id = ? AND state = 'sent'", [cid])}
+            status, counts = _status(db, cid)
+            sent_before = counts["sent"]
+            if status == "done":
+                break
+        final = _sender(db, cid, env)
+        _, err = final.communicate(timeout=120)
+        assert final.returncode == 0, err.decode()
+        status, counts = _status(db, cid)
+        with _ops(db) as con:
+            ledger = {r[0]: (r[1], r[2], r[3]) for r in con.execute(
+                "SELECT customer_id, channel, address, message_id FROM send_ledger WHERE campaign_id = ? AND state = 'sent'", [cid])}
+        got_line = line.delivered_to(MULTICAST)
+        received: dict[str, list[str]] = {}
+        for env_, msg in zip(smtp.envelopes, smtp.messages, strict=True):
+            received.setdefault(env_["rcpt_tos"][0], []).append(str(msg["Message-ID"]))
+    by_line = {a for ch, a, _ in ledger.values() if ch == "line"}
+    by_mail = {a: m for ch, a, m in ledger.values() if ch == "email"}
+    print(f"line_or_email kill test: {kills} kills, {len(by_line)} by LINE, {len(by_mail)} by e-mail")  # noqa: T201
+    assert kills >= 4 and kinds == {"line", "email"}
+    assert status == "done" and counts["sent"] == n == len(by_line) + len(by_mail)
+    assert set(got_line) == by_line and set(got_line.values()) == {1}, "a LINE recipient was skipped or got it twice"
+    assert set(received) == set(by_mail), "an e-mail recipient was skipped (or mailed who gets LINE)"
+    assert all(set(ids) == {by_mail[a]} for a, ids in received.items()), "a resent mail must carry the same Message-ID"
+    assert sum(len(v) - 1 for v in received.values()) <= kills
