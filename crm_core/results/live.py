@@ -438,6 +438,39 @@ def channel_counts(ops: sqlite3.Connection, campaign_id: int) -> dict[str, dict[
     return out
 
 
+def results_by_channel(store: Store, ops: sqlite3.Connection, campaign_id: int) -> list[dict[str, Any]]:
+    """A ``line_or_email`` campaign's results per channel (the results page's チャネル別): for each channel, those sent on
+    it against the holdout customers who would have got it (each ledger row keeps its channel, the holdout's too).
+
+    Rows: ``channel``, ``label``, ``recipients``, ``buyers``, ``conversion``, ``holdout``, ``holdout_buyers``,
+    ``holdout_conversion``, ``diff`` (None without a holdout on that channel), ``verdict`` (Japanese).
+    Empty for one-channel campaigns (their whole result is the channel's).
+    """
+    from crm_core.results import attribution as R
+
+    c = L.get(ops, campaign_id)
+    if c is None or c["channel"] not in MIXED:
+        return []
+    channel_of = {r[0]: r[1] for r in ops.execute("SELECT customer_id, channel FROM send_ledger WHERE campaign_id = ?"
+                                                  " AND state IN ('sent', 'held_out')", [campaign_id])}
+    table = R.recipient_table(store, campaign_id)
+    table = table.assign(channel=table["customer_id"].map(channel_of))
+    out = []
+    for ch in choice.modes_of(c["channel"]):
+        mine = table[table["channel"] == ch]
+        treat, control = mine[~mine["holdout"].astype(bool)], mine[mine["holdout"].astype(bool)]
+        if treat.empty and control.empty:
+            continue
+        lift = R.compare(treat, control) if len(treat) and len(control) else None
+        out.append({"channel": ch, "label": choice.LABELS[ch], "recipients": len(treat), "buyers": int((treat["orders"] > 0).sum()),
+                    "conversion": (treat["orders"] > 0).mean() if len(treat) else None, "holdout": len(control),
+                    "holdout_buyers": int((control["orders"] > 0).sum()),
+                    "holdout_conversion": (control["orders"] > 0).mean() if len(control) else None,
+                    "diff": None if lift is None else lift["conversion_diff"],
+                    "verdict": R.VERDICT_NO_HOLDOUT if lift is None else lift["verdict"]})
+    return out
+
+
 def tested_channels(c: dict[str, Any]) -> list[str]:
     """The channels whose test send covers the campaign's current content."""
     if c["channel"] not in MIXED:

@@ -49,6 +49,17 @@ def _report(version: tuple, campaign_id: int) -> dict:
     return R.campaign_report(store, campaign_id)
 
 
+@st.cache_data(ttl=600, max_entries=32, show_spinner=False)
+def _by_channel(version: tuple, campaign_id: int) -> list:
+    """A LINE（なければメール） send's results per channel (the channel of each recipient is on the send ledger)."""
+    from contextlib import closing
+
+    from crm_core.results import live
+
+    with closing(live.open_ops(store)) as ops:
+        return live.results_by_channel(store, ops, campaign_id)
+
+
 def _num(value, fmt: str) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
@@ -166,6 +177,18 @@ if not summaries.empty:
                 f"95%信頼区間から見た範囲: {ui.pct(cost['roi_gross_profit_low'], 0)}〜{ui.pct(cost['roi_gross_profit_high'], 0)}"))
     st.caption("粗利ベースのROIは、売上ベースより実際のもうけに近い数字です。値引き（クーポン）は使われたすべての注文の分を費用に入れ、"
                "利益は送らないグループより増えた分だけを数えます。")
+
+    if camp["channel"] == "line_or_email":  # LINE（なければメール）: each channel against the holdout who would have got it
+        by_channel = ui.run(_by_channel, version, cid)
+        if by_channel:
+            st.markdown("**チャネル別（LINEで送った人・メールで送った人）**")
+            st.dataframe(pd.DataFrame([{
+                "チャネル": r["label"], "配信した人数": r["recipients"], "購入率": ui.pct(r["conversion"]),
+                "送らないグループ": r["holdout"], "送らないグループの購入率": ui.pct(r["holdout_conversion"]),
+                "購入率の差": "—" if r["diff"] is None else ui.points(r["diff"]), "判定": r["verdict"]} for r in by_channel]),
+                hide_index=True)
+            st.caption("比較用に送らないお客様は、チャネルを決める前に全体から選んでいます。送らないグループの各お客様は、"
+                       "送っていたら届いたはずのチャネルで分けて比べます。")
 
     for note in report["notes"][1:]:
         if not (srm and note == srm["message"]):

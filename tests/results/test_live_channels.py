@@ -315,3 +315,33 @@ def test_unknown_channel_is_refused_in_japanese(shop):
     with pytest.raises(InputError, match="LINE（なければメール）"):
         live.create(store, ops, name="冬", channel="fax", rule=EVERYONE, template=TEMPLATE, actor="a", now=NOON)
     assert JST  # the shared clock zone of the live tests
+
+
+def test_results_split_by_channel_against_the_holdout_that_would_have_got_it(tmp_path):
+    store = make_store(tmp_path / "crm.duckdb", line_users=30, emails=30)
+    ops = live.open_ops(store)
+    with LineMock(LIVE_TOKEN) as line, SmtpSink() as smtp:
+        cid, out = _approved_mixed(store, ops, line, smtp, holdout=0.5)
+        with SmtpSession(smtp.host, smtp.port, starttls=False) as session:
+            res = live.run(ops, cid, store=store, line=LineBulk(LIVE_TOKEN, line.url, sleep=lambda s: None), smtp=session,
+                           unsubscribe=Unsubscribe(SECRET, PUBLIC), from_addr="shop@natural.example.jp", clock=lambda: NOON)
+    assert res.status == "done", res
+    rows = {r[0]: (r[1], r[2]) for r in ops.execute("SELECT customer_id, channel, state FROM send_ledger WHERE campaign_id = ?"
+                                                     " AND state IN ('sent', 'held_out')", [cid])}
+    # the next day, two of each channel's recipients and one of each channel's holdout order
+    buyers = [c for ch in ("line", "email") for state, k in (("sent", 2), ("held_out", 1))
+              for c in sorted(c for c, (x, s) in rows.items() if x == ch and s == state)[:k]]
+    assert len(buyers) == 6
+    for i, customer in enumerate(buyers):
+        store.execute("INSERT INTO orders (order_id, source, customer_id, ordered_at, cancelled, total_amount)"
+                      " VALUES (?, 'generic', ?, TIMESTAMP '2026-12-04 10:00:00', FALSE, 3000)", [f"o{i}", customer])
+    got = {r["channel"]: r for r in live.results_by_channel(store, ops, cid)}
+    for ch in ("line", "email"):
+        mine = {c: s for c, (k, s) in rows.items() if k == ch}
+        assert got[ch]["recipients"] == sum(s == "sent" for s in mine.values()) > 0
+        assert got[ch]["holdout"] == sum(s == "held_out" for s in mine.values()) > 0
+        assert (got[ch]["buyers"], got[ch]["holdout_buyers"]) == (2, 1)
+        assert got[ch]["diff"] == pytest.approx(2 / got[ch]["recipients"] - 1 / got[ch]["holdout"])
+    assert live.results_by_channel(store, ops, 999) == []
+    ops.close()
+    store.close()
