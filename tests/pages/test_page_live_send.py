@@ -144,3 +144,42 @@ def test_line_or_email_is_offered_explained_and_tested_per_channel(db, monkeypat
         with live.open_ops(str(db)) as ops:
             assert live.status(ops, 1)["status"] == "approved"
         assert len(line.pushes) == 1 and len(smtp.messages) == 1
+
+
+def test_results_page_splits_a_line_or_email_send_by_channel(db, monkeypatch):
+    from crm_core.db import Store
+    from crm_core.messaging.channels.email_bulk import SmtpSession
+    from crm_core.messaging.channels.line_bulk import LineBulk
+    from crm_core.messaging.sends import load_settings
+    from crm_core.messaging.unsubscribe import Unsubscribe
+    from tests.live_support import NOON
+    from tests.servers.smtp_sink import SmtpSink
+
+    store = Store(db)
+    ops = live.open_ops(store)
+    with LineMock(TOKEN) as line, SmtpSink() as smtp:
+        settings = load_settings({}, {"LINE_CHANNEL_ACCESS_TOKEN": TOKEN, "LINE_API_BASE_URL": line.url, "SMTP_HOST": smtp.host,
+                                      "SMTP_PORT": str(smtp.port), "SMTP_FROM": "shop@natural.example.jp", "SMTP_STARTTLS": "false",
+                                      "CRM_TEST_RECIPIENTS": f"{LINE_USER},me@example.jp"})
+        out = live.create(store, ops, name="冬のLINEかメール", channel="line_or_email", rule={"all": []}, template=TEMPLATE,
+                          actor="hanako", holdout=0.3, now=NOON)
+        cid = out["campaign_id"]
+        for ch, to in (("line", LINE_USER), ("email", "me@example.jp")):
+            assert live.test_send(store, ops, cid, settings=settings, recipient=to, actor="hanako", channel=ch).ok
+        live.approve(ops, cid, by="hanako", confirm_count=out["funnel"]["will_receive"])
+        with SmtpSession(smtp.host, smtp.port, starttls=False) as session:
+            res = live.run(ops, cid, store=store, line=LineBulk(TOKEN, line.url, sleep=lambda s: None), smtp=session,
+                           unsubscribe=Unsubscribe("s" * 32, "https://crm.example.jp"), from_addr="shop@natural.example.jp",
+                           clock=lambda: NOON)
+    assert res.status == "done", res
+    ops.close()
+    store.close()
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.run()
+    at.switch_page("pages/results/results.py").run()
+    assert not at.exception, at.exception
+    assert "LINE（なければメール）" in _texts(at)
+    frames = [d.value for d in at.dataframe]
+    split = next(f for f in frames if "チャネル" in f.columns and "送らないグループの購入率" in f.columns)
+    assert list(split["チャネル"]) == ["LINE", "メール"]
+    assert int(split["配信した人数"].sum()) == out["funnel"]["will_receive"]
