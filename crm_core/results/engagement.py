@@ -211,8 +211,19 @@ def line_campaigns_to_fetch(ops: Any, now: dt.datetime) -> list[dict[str, Any]]:
         sent = int(ops.execute("SELECT count(*) FROM send_ledger WHERE campaign_id = ? AND channel = 'line' AND state = 'sent'",
                                [r[0]]).fetchone()[0])
         if sent and 0 <= (today - sent_on).days < STATS_DAYS:
-            out.append({"campaign_id": int(r[0]), "name": r[1], "sent_on": sent_on, "sent": sent})
+            batches = ops.execute("SELECT kind, request_id FROM send_batches WHERE campaign_id = ? AND channel = 'line' AND state = 'sent'",
+                                  [r[0]]).fetchall()
+            out.append({"campaign_id": int(r[0]), "name": r[1], "sent_on": sent_on, "sent": sent,
+                        "multicast": any(b[0] == "multicast" for b in batches),
+                        "narrowcasts": [b[1] for b in batches if b[0] == "narrowcast" and b[1]]})
     return out
+
+
+def _sum_withheld(parts: list[dict[str, Any]], key: str) -> int | None:
+    """The sum of one statistic over a campaign's parts (disjoint recipients: each is in one batch); None — withheld —
+    when LINE withheld it for any part (a partial sum would read as a lower number than the truth)."""
+    values = [p.get(key) for p in parts]
+    return None if not values or any(v is None for v in values) else int(sum(values))
 
 
 def fetch_line_stats(store: Store, ops: Any, line: Any, now: dt.datetime | None = None) -> dict[str, Any]:
@@ -243,14 +254,16 @@ def fetch_line_stats(store: Store, ops: Any, line: Any, now: dt.datetime | None 
         unit = aggregation_unit(c["campaign_id"])
         last = min(today, c["sent_on"] + dt.timedelta(days=STATS_DAYS - 1))
         try:
-            overview = line.unit_statistics(unit, f"{c['sent_on']:%Y%m%d}", f"{last:%Y%m%d}")
+            # multicasts: the campaign's aggregation unit; narrowcasts (no unit): each request id (FACTS.md §9)
+            parts = [line.unit_statistics(unit, f"{c['sent_on']:%Y%m%d}", f"{last:%Y%m%d}")] if c.get("multicast", True) else []
+            parts += [line.request_statistics(rid) for rid in c.get("narrowcasts", [])]
         except Exception as exc:  # noqa: BLE001 - one campaign's failure must not stop the others; reported in the summary
             failed[c["campaign_id"]] = str(getattr(exc, "reason", "") or type(exc).__name__)[:200]
             continue
         record_message_stats(store, c["campaign_id"], "line_api", {
             "message_name": c["name"], "sent_on": c["sent_on"],
-            "overview": {"delivered": c["sent"], "uniqueImpression": overview.get("uniqueImpression"),
-                         "uniqueClick": overview.get("uniqueClick")}})
+            "overview": {"delivered": c["sent"], "uniqueImpression": _sum_withheld(parts, "uniqueImpression"),
+                         "uniqueClick": _sum_withheld(parts, "uniqueClick")}})
         fetched.append(c["campaign_id"])
     summary = (f"LINEの配信統計を{len(fetched)}件の配信について取得しました。" if fetched else "統計を取得するLINEの配信（30日以内）はありません。")
     if failed:

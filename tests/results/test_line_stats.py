@@ -109,3 +109,33 @@ def test_old_campaigns_are_not_fetched_and_no_line_settings_is_not_a_failure(sen
         ctx = JobContext(job=job, db_path=str(tmp / "crm.duckdb"), ops_path=ops_path, inbox=tmp / "inbox")
         result = KINDS["line_stats"].run(ctx)
     assert "LINE" in result["summary"] and not result.get("fetched")
+
+
+def test_a_narrowcast_send_fetches_its_statistics_by_request_id(tmp_path):
+    """Narrowcasts carry no aggregation unit (FACTS.md §9): their statistics come per request id, so a campaign sent as
+    narrowcasts still gets LINE's opens and clicks; a withheld value stays withheld."""
+    store = make_store(tmp_path / "crm.duckdb", line_users=700)
+    ops = live.open_ops(store)
+    with LineMock(TOKEN) as mock:
+        out = live.create(store, ops, name="大型セール", channel="line", rule=LINE_RULE, template=TEMPLATE, actor="hanako",
+                          now=NOON, holdout=0.1)
+        cid = out["campaign_id"]
+        settings = load_settings({}, {"CRM_TEST_RECIPIENTS": LINE_USER, "LINE_CHANNEL_ACCESS_TOKEN": TOKEN, "LINE_API_BASE_URL": mock.url})
+        assert live.test_send(store, ops, cid, settings=settings, recipient=LINE_USER, actor="hanako").ok
+        live.approve(ops, cid, by="hanako", confirm_count=out["funnel"]["will_receive"])
+        bulk = LineBulk(TOKEN, mock.url, sleep=lambda s: None)
+        res = live.run(ops, cid, store=store, line=bulk, clock=lambda: NOON, narrowcast_from=500)
+        assert res.status == "done", res
+        request_ids = [r[0] for r in ops.execute("SELECT request_id FROM send_batches WHERE campaign_id = ? AND kind = 'narrowcast'"
+                                                 " AND state = 'sent'", [cid])]
+        assert len(request_ids) == 1
+        mock.request_stats[request_ids[0]] = {"uniqueImpression": 312, "uniqueClick": None}
+        result = EN.fetch_line_stats(store, ops, bulk, now=NOON + dt.timedelta(days=2))
+        assert result["fetched"] == [cid] and not result["failed"] and mock.errors == []
+        asked = [r["path"] for r in mock.requests if r["path"].startswith("/v2/bot/insight")]
+    assert asked == ["/v2/bot/insight/message/event"]  # no aggregation unit to ask for: nothing went out as multicast
+    stats = EN.message_stats(store, cid).iloc[0]
+    assert int(stats["delivered"]) == out["funnel"]["will_receive"] and int(stats["opens"]) == 312
+    assert stats["withheld"] == "unique_clicks"
+    ops.close()
+    store.close()

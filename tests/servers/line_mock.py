@@ -150,6 +150,7 @@ class LineMock:
         self.narrowcast_phase: str | None = None  # force the phase of the next narrowcasts' progress ("failed", "sending", ...)
         self.unknown_users: set[str] = set()  # user ids LINE cannot match (not friends): not counted in an audience, never reached
         self.unit_stats: dict[str, dict[str, Any]] = {}
+        self.request_stats: dict[str, dict[str, Any]] = {}  # narrowcast request id -> its insight overview (uniqueImpression, ...)
         self._answers: deque[tuple[int, dict[str, Any], dict[str, str], bool]] = deque()
         self._accepted: dict[str, str] = {}
         self._lock = threading.Lock()
@@ -324,6 +325,15 @@ class LineMock:
 
     def _other(self, request: Request, body: Any) -> Response:
         path, method = request.path, request.method
+        if path == "/v2/bot/insight/message/event" and method == "GET":  # statistics of one narrowcast, by request id
+            request_id = request.args.get("requestId", "")
+            known = self.narrowcasts.get(request_id)
+            if known is None:
+                return self._json(400, {"message": "The request ID is invalid"})
+            overview = {"requestId": request_id, "timestamp": 1764730800, "delivered": known["users"], "uniqueImpression": None,
+                        "uniqueClick": None, "uniqueMediaPlayed": None, "uniqueMediaPlayed100Percent": None,
+                        **self.request_stats.get(request_id, {})}
+            return self._json(200, {"overview": overview, "messages": [], "clicks": []})
         if path == "/v2/bot/info" and method == "GET":
             return self._json(200, {"userId": "U" + "a" * 32, "basicId": "@123abcde", "displayName": self.display_name,
                                     "chatMode": "chat", "markAsReadMode": "manual"})

@@ -224,6 +224,19 @@ class LineBulk:
             waited += pause
             pause = min(pause * 2, self.max_backoff)
 
+    def request_statistics(self, request_id: str) -> dict[str, Any]:
+        """Statistics of one narrowcast by its request id (narrowcasts carry no aggregation unit, FACTS.md §9);
+        LINE's nulls stay None (below its privacy threshold)."""
+        from linebot.v3.insight import ApiClient, Configuration, Insight
+
+        config = Configuration(access_token=self._token, host=self.base_url)
+        config.debug = False
+        with ApiClient(config) as client:
+            resp = Insight(client).get_message_event(request_id)
+        overview = resp.overview.to_dict() if resp.overview else {}
+        return {k: overview.get(k) for k in ("delivered", "uniqueImpression", "uniqueClick", "uniqueMediaPlayed",
+                                             "uniqueMediaPlayed100Percent")}
+
     def unit_statistics(self, unit: str, date_from: str, date_to: str) -> dict[str, Any]:
         """Per-aggregation-unit statistics (``yyyyMMdd`` JST dates); LINE's nulls stay None (below its privacy threshold)."""
         from linebot.v3.insight import ApiClient, Configuration, Insight
