@@ -345,3 +345,39 @@ def test_results_split_by_channel_against_the_holdout_that_would_have_got_it(tmp
     assert live.results_by_channel(store, ops, 999) == []
     ops.close()
     store.close()
+
+
+def test_ab_samples_then_the_rest_on_each_recipients_own_channel(tmp_path):
+    """An automatic A/B test on LINE（なければメール）: samples first, the rest after the decision, each on its own channel,
+    nobody twice."""
+    store = make_store(tmp_path / "crm.duckdb", line_users=300, emails=200)
+    ops = live.open_ops(store)
+    with LineMock(LIVE_TOKEN) as line, SmtpSink() as smtp:
+        line.keep_requests = True
+        out = live.create(store, ops, name="AB", channel="line_or_email", rule=EVERYONE, template=TEMPLATE, actor="hanako", now=NOON,
+                          variants=["A", "B"], variant_templates={"B": "winter_sale_b"}, holdout=0.1, quiet_hours="off",
+                          frequency_cap=0, ab={"sample_share": 0.1, "wait_hours": 24, "default": "A"})
+        cid, n = out["campaign_id"], out["funnel"]["will_receive"]
+        for ch, to in (("line", LINE_USER), ("email", ME)):
+            assert live.test_send(store, ops, cid, settings=_settings(line, smtp), recipient=to, actor="hanako", channel=ch).ok
+        live.approve(ops, cid, by="hanako", confirm_count=n)
+        unsub = Unsubscribe(SECRET, PUBLIC)
+        with SmtpSession(smtp.host, smtp.port, starttls=False) as session:
+            kw = {"store": store, "line": LineBulk(LIVE_TOKEN, line.url, sleep=lambda s: None), "smtp": session,
+                  "unsubscribe": unsub, "from_addr": "shop@natural.example.jp"}
+            first = live.run(ops, cid, clock=lambda: NOON, **kw)
+            assert first.status == "ab_waiting", first
+            sampled = live.channel_counts(ops, cid)
+            assert sampled["line"]["sent"] > 0 and sampled["email"]["sent"] > 0
+            done = live.run(ops, cid, clock=lambda: NOON + dt.timedelta(hours=25), **kw)
+        assert done.status == "done", done
+        ledger = {r[0]: (r[1], r[2], r[3]) for r in ops.execute(
+            "SELECT customer_id, channel, address, variant FROM send_ledger WHERE campaign_id = ? AND state = 'sent'", [cid])}
+        got_line = line.delivered_to(MULTICAST)
+        mails = [str(m["To"]) for m in smtp.messages if not str(m["Subject"]).startswith("【テスト】")]
+    assert len(ledger) == n
+    assert set(got_line) == {a for ch, a, _ in ledger.values() if ch == "line"} and set(got_line.values()) == {1}
+    assert sorted(mails) == sorted(a for ch, a, _ in ledger.values() if ch == "email")
+    assert {v for _, _, v in ledger.values()} == {"A", "B"}
+    ops.close()
+    store.close()
