@@ -742,6 +742,15 @@ def prepare(store: Store, ops: sqlite3.Connection, campaign_id: int, *, from_add
     channel = c["channel"]
     f = funnel(store, ops, rule=c["rule"], channel=channel, campaign_id=campaign_id, holdout=c["holdout"], variants=c["variants"],
                frequency_cap=c["frequency_cap"], now=now)
+    untested = [ch for ch in dict.fromkeys(r["channel"] for r in f.rows if r["state"] == "queued")
+                if channel in MIXED and ch not in tested_channels(c)]
+    if untested:  # a channel nobody was to get at creation has recipients now: its content was never test-sent
+        names = "・".join(choice.LABELS[ch] for ch in untested)
+        with opsdb.transaction(ops):
+            L.set_status(ops, campaign_id, "paused", f"承認の後に、{names}で送るお客様が加わりました。{names}ではまだこの内容をテスト送信して"
+                                                     f"いないため、送信を一時停止しました。{names}でテスト送信してから「再開」してください。")
+            audit.log(ops, actor, "pause", campaign_id, now=now, reason="untested channel", channels=untested)
+        return L.counts(ops, campaign_id)
     share = float(c["ab"].get("sample_share") or 0) if len(c["variants"]) > 1 else 0.0
     if share:
         for r in f.rows:
@@ -899,6 +908,9 @@ def run(
         finally:
             if callable(store):
                 s.close()
+        after = _get(ops, campaign_id)
+        if after["status"] == "paused":  # stopped before freezing (a channel without its test send)
+            return Outcome("paused", after["note"] or L.CAMPAIGN_STATUS["paused"], L.counts(ops, campaign_id))
     if c["channel"] == "rmail":
         return Outcome(c["status"], "R-Mailは書き出したファイルをRMSから送信し、「送信済みにする」で記録してください。", L.counts(ops, campaign_id))
     return deliver(ops, campaign_id, line=line, smtp=smtp, unsubscribe=unsubscribe, clock=clock,

@@ -154,7 +154,10 @@ with closing(ui.run(live.open_ops, store)) as ops:
     if "live_test_flash" in st.session_state:
         ok, message = st.session_state.pop("live_test_flash")
         (st.success if ok else st.error)(message)
-    for send_channel in (used if c["channel"] == "line_or_email" else ["email" if c["channel"] == "rmail" else c["channel"]]):
+    # LINE（なければメール）: each channel used; a paused send also offers the other (it may have gained recipients since)
+    tests = (list(choice.modes_of(c["channel"])) if c["status"] == "paused" else used) if c["channel"] == "line_or_email" else [
+        "email" if c["channel"] == "rmail" else c["channel"]]
+    for send_channel in tests:
         mixed = c["channel"] == "line_or_email"
         if mixed and send_channel in state["tested_channels"]:
             st.caption(f"✅ {CHANNEL_NAMES[send_channel]}: テスト送信済み")

@@ -381,3 +381,33 @@ def test_ab_samples_then_the_rest_on_each_recipients_own_channel(tmp_path):
     assert {v for _, _, v in ledger.values()} == {"A", "B"}
     ops.close()
     store.close()
+
+
+def test_a_channel_that_gains_recipients_after_approval_needs_its_test_send_first(shop):
+    """Nobody was to get e-mail when the campaign was tested and approved; by the send an e-mail recipient appears:
+    the send pauses before anything goes out, and continues once that channel was test-sent."""
+    store, ops = shop
+    for address in ("c1@example.jp", "d1@example.jp"):  # at creation the two e-mail recipients had unsubscribed
+        consent.record(ops, "email", address, "opt_out", "unsubscribe", occurred_at=NOON - dt.timedelta(days=1))
+    with LineMock(LIVE_TOKEN) as line, SmtpSink() as smtp:
+        line.keep_requests = True
+        out = live.create(store, ops, name="冬", channel="line_or_email", rule=EVERYONE, template=TEMPLATE, actor="hanako",
+                          holdout=0.0, frequency_cap=3, now=NOON)
+        cid = out["campaign_id"]
+        assert out["funnel"]["will_receive_email"] == 0 and live.status(ops, cid)["channels"] == ["line"]
+        assert live.test_send(store, ops, cid, settings=_settings(line, smtp), recipient=LINE_USER, actor="hanako", channel="line").ok
+        live.approve(ops, cid, by="hanako", confirm_count=out["funnel"]["will_receive"])
+        consent.record(ops, "email", "d1@example.jp", "opt_in", "manual", occurred_at=NOON)  # D1 asks for mail again
+        unsub = Unsubscribe(SECRET, PUBLIC)
+        with SmtpSession(smtp.host, smtp.port, starttls=False) as session:
+            kw = {"store": store, "line": LineBulk(LIVE_TOKEN, line.url, sleep=lambda s: None), "smtp": session, "unsubscribe": unsub,
+                  "from_addr": "shop@natural.example.jp"}
+            paused = live.run(ops, cid, clock=lambda: NOON + dt.timedelta(minutes=1), **kw)
+            assert paused.status == "paused" and "メールでテスト送信してから" in paused.message
+            assert line.multicasts == [] and L.counts(ops, cid)["sent"] == 0
+            assert live.test_send(store, ops, cid, settings=_settings(line, smtp), recipient=ME, actor="hanako", channel="email").ok
+            live.resume(ops, cid, "hanako")
+            done = live.run(ops, cid, clock=lambda: NOON + dt.timedelta(minutes=2), **kw)
+        assert done.status == "done", done
+        assert len(line.delivered_to(MULTICAST)) == 4
+        assert [str(m["To"]) for m in smtp.messages if not str(m["Subject"]).startswith("【テスト】")] == ["d1@example.jp"]
