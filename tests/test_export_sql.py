@@ -166,3 +166,24 @@ def test_cp932_copy_csv_of_many_rows_matches_the_pandas_writer(tmp_path):
     df.columns = ["番号", "名前"]
     assert out.read_bytes() == to_csv_bytes(df, "cp932")
     assert bad == cp932_unencodable(df) and bad
+
+
+def test_coupon_code_export_names_each_customer_by_the_shops_number(tmp_path):
+    """RMS and Shopify know a customer by the shop's own number, not by the console's internal id."""
+    import datetime as dt
+
+    shop = Store(tmp_path / "crm.duckdb")
+    import_files(shop, [fx.shopify_orders(tmp_path / "s.csv"), fx.shopify_customers(tmp_path / "c.csv"),
+                        fx.rakuten_current(tmp_path / "r.csv")])
+    coupon = K.Coupon(name="番号つき", kind="yen", value=500, min_purchase=0, code_mode="unique",
+                      valid_from=dt.datetime(2026, 12, 1), valid_to=dt.datetime(2026, 12, 31, 23, 59))
+    cid = K.create_coupon(shop, coupon)
+    ids = [r[0] for r in shop.fetchall("SELECT customer_id FROM customers ORDER BY customer_id")]
+    assert any(shop.fetchall("SELECT 1 FROM customers WHERE customer_key IS NOT NULL")), "Shopify customers have a number"
+    K.issue_unique_codes(shop, cid, ids)
+    df = K.export_codes(shop, cid)
+    assert list(df.columns[:3]) == ["クーポンコード", "顧客ID", "ショップの顧客番号"]
+    keys = dict(shop.fetchall("SELECT customer_id, customer_key FROM customers WHERE customer_id IN (SELECT unnest(?))", [ids]))
+    shown = df["ショップの顧客番号"].astype(object).where(df["ショップの顧客番号"].notna(), None)
+    assert dict(zip(df["顧客ID"], shown, strict=True)) == keys
+    assert "7001" in keys.values()  # a Shopify number, not only empty cells

@@ -330,21 +330,30 @@ def placeholder_values_many(store: Store, coupon: Coupon, customer_ids: list[str
     return out
 
 
+def _export_joins(store: Store) -> tuple[str, tuple[str, str], str]:
+    """The code export's shop number, name and e-mail expressions and the joins they need (fixed SQL, no input)."""
+    null = "CAST(NULL AS VARCHAR)"
+    join = ""
+    key, person = null, (null, null)
+    if store.has_table("customers"):
+        key, join = "k.customer_key", join + " LEFT JOIN customers k ON k.customer_id = c.customer_id"
+    if store.has_table("customer_model"):
+        person, join = ("m.name", "m.email"), join + " LEFT JOIN customer_model m ON m.customer_id = c.customer_id"
+    return key, person, join
+
+
 def export_codes(store: Store, coupon_id: str) -> pd.DataFrame:
     """Unique codes with their customers, for registering in RMS or Shopify.
 
-    Columns: クーポンコード, 顧客ID, 氏名, メールアドレス, クーポン名, 割引, 利用条件, 有効期限.
+    Columns: クーポンコード, 顧客ID, ショップの顧客番号 (the number RMS or Shopify knows the customer by),
+    氏名, メールアドレス, クーポン名, 割引, 利用条件, 有効期限.
     """
     coupon = get_coupon(store, coupon_id)
-    has_model = store.has_table("customer_model")
-    if has_model:
-        sql = ("SELECT c.code, c.customer_id, m.name, m.email, c.valid_to FROM coupon_codes c "
-               "LEFT JOIN customer_model m ON m.customer_id = c.customer_id WHERE c.coupon_id = ? ORDER BY c.customer_id")
-    else:
-        sql = ("SELECT code, customer_id, NULL AS name, NULL AS email, valid_to FROM coupon_codes WHERE coupon_id = ?"
-               " ORDER BY customer_id")
+    key, person, join = _export_joins(store)
+    sql = (f"SELECT c.code, c.customer_id, {key}, {person[0]}, {person[1]}, c.valid_to FROM coupon_codes c{join} "  # noqa: S608
+           "WHERE c.coupon_id = ? ORDER BY c.customer_id")  # the fragments are _export_joins' constants
     df = store.df(sql, [coupon_id])
-    df.columns = ["クーポンコード", "顧客ID", "氏名", "メールアドレス", "valid_to"]
+    df.columns = ["クーポンコード", "顧客ID", "ショップの顧客番号", "氏名", "メールアドレス", "valid_to"]
     df["クーポン名"] = coupon.name
     df["割引"] = coupon.discount_label()
     df["利用条件"] = coupon.condition_label()
@@ -365,14 +374,14 @@ def export_codes_csv(store: Store, coupon_id: str, path: str | Path, encoding: s
     if encoding not in ENCODINGS:
         raise InputError("文字コードは utf-8-sig（UTF-8 BOM付き）か cp932（Shift_JIS）を選んでください。", f"encoding={encoding!r}")
     coupon = get_coupon(store, coupon_id)
-    person = ("m.name", "m.email") if store.has_table("customer_model") else ("CAST(NULL AS VARCHAR)", "CAST(NULL AS VARCHAR)")
+    key, person, join = _export_joins(store)
     columns = [
-        ("c.code", "クーポンコード"), ("c.customer_id", "顧客ID"), (person[0], "氏名"), (person[1], "メールアドレス"),
+        ("c.code", "クーポンコード"), ("c.customer_id", "顧客ID"), (key, "ショップの顧客番号"),
+        (person[0], "氏名"), (person[1], "メールアドレス"),
         ("CAST($coupon_name AS VARCHAR)", "クーポン名"), ("CAST($discount AS VARCHAR)", "割引"),
         ("CAST($condition AS VARCHAR)", "利用条件"),
         ("CASE WHEN c.valid_to IS NULL THEN CAST($expiry AS VARCHAR) ELSE strftime(c.valid_to, '%Y年%-m月%-d日 %H:%Mまで') END", "有効期限"),
     ]
-    join = " LEFT JOIN customer_model m ON m.customer_id = c.customer_id" if store.has_table("customer_model") else ""
     from_sql = "FROM coupon_codes c" + join + " WHERE c.coupon_id = $coupon_id ORDER BY c.customer_id"
     params = {"coupon_id": coupon_id, "coupon_name": coupon.name, "discount": coupon.discount_label(),
               "condition": coupon.condition_label(), "expiry": coupon.expiry_label()}

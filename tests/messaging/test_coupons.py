@@ -90,7 +90,8 @@ def test_issue_unique_codes_once_per_customer_and_export(store):
     assert K.issue_unique_codes(store, cid, ["C001", "C002", "C002"]) == 2
     assert K.issue_unique_codes(store, cid, ["C001", "C003"]) == 1  # C001 keeps its code
     df = K.export_codes(store, cid)
-    assert list(df.columns) == ["クーポンコード", "顧客ID", "氏名", "メールアドレス", "クーポン名", "割引", "利用条件", "有効期限"]
+    assert list(df.columns) == ["クーポンコード", "顧客ID", "ショップの顧客番号", "氏名", "メールアドレス", "クーポン名", "割引", "利用条件",
+                                "有効期限"]
     assert list(df["顧客ID"]) == ["C001", "C002", "C003"]
     assert df["クーポンコード"].is_unique
     assert df.loc[0, "氏名"] == "髙橋 ①子" and df.loc[0, "割引"] == "10%OFF"
