@@ -47,6 +47,54 @@ REASON_TOGETHER = "「{}」と一緒によく購入されている商品です"
 REASON_POPULAR = "最近よく売れている人気商品です"
 
 
+def _basket_ctes(level: str, item_ids: bool = False) -> list[tuple[str, str]]:
+    """The basket CTEs in order, as ``(name, "AS [MATERIALIZED] (...)")`` (see :func:`_baskets_sql`)."""
+    if level not in LEVELS:
+        raise InputError("集計の単位は「商品」か「カテゴリ」を選んでください。", detail=f"level={level!r}")
+    if level == "product" and item_ids:
+        item, master = "d.iid", "JOIN item_dict d ON d.product_id = l.product_id"
+    elif level == "product":
+        item, master = "l.product_id", ""
+    else:
+        item = "coalesce(m.category, l.category)"
+        master = "LEFT JOIN product_master m ON m.product_id = l.product_id"
+    ctes = [
+        ("item_dict", """AS MATERIALIZED (
+            SELECT product_id, CAST(row_number() OVER (ORDER BY product_id) AS INTEGER) AS iid
+            FROM (SELECT DISTINCT product_id FROM order_lines WHERE product_id IS NOT NULL)
+        )"""),
+        ("customer_keys", """AS MATERIALIZED (
+            SELECT customer_id, CAST(row_number() OVER () AS BIGINT) AS ck
+            FROM (SELECT DISTINCT customer_id FROM purchases)
+        )"""),
+        ("order_keys", """AS MATERIALIZED (
+            SELECT p.source, p.order_id, p.ordered_at, c.ck,
+                   (c.ck << 32) + row_number() OVER w AS ok,
+                   lead(p.order_id) OVER w IS NOT NULL AS has_next,
+                   row_number() OVER w > 1 AS has_prev
+            FROM purchases p JOIN customer_keys c USING (customer_id)
+            WINDOW w AS (PARTITION BY c.ck ORDER BY p.ordered_at, p.source, p.order_id)
+        )"""),
+        ("order_items", "AS MATERIALIZED ("  # noqa: S608 - allowlisted expressions
+            + """
+            SELECT DISTINCT k.ok, """ + item + """ AS item
+            FROM order_lines l
+            JOIN order_keys k ON k.source = l.source AND k.order_id = l.order_id
+            """ + master + """
+            WHERE """ + item + """ IS NOT NULL
+        )"""),
+        ("basket_sizes", "AS MATERIALIZED (SELECT ok, count(*) AS k FROM order_items GROUP BY ok)"),
+        # two steps: a DISTINCT over the pair alone keeps its hash table small (2 M customers spill less);
+        # the order's size on every line, so the baskets are a filter, not another join
+        ("basket_lines", """AS MATERIALIZED (
+            SELECT i.ok, i.item, k.ck, k.ordered_at, k.has_next, k.has_prev, s.k
+            FROM order_items i JOIN order_keys k USING (ok) JOIN basket_sizes s USING (ok)
+        )"""),
+        ("baskets", "AS (SELECT * FROM basket_lines WHERE k <= $max_items)"),
+    ]
+    return ctes if item_ids else ctes[1:]
+
+
 def _baskets_sql(level: str, item_ids: bool = False) -> str:
     """CTEs up to the basket tables, all keyed by integers.
 
@@ -66,66 +114,13 @@ def _baskets_sql(level: str, item_ids: bool = False) -> str:
     ``basket_sizes``: items per order; ``baskets``: basket lines of orders
     with at most ``$max_items`` items.
     """
-    if level not in LEVELS:
-        raise InputError("集計の単位は「商品」か「カテゴリ」を選んでください。", detail=f"level={level!r}")
-    if level == "product" and item_ids:
-        item, master = "d.iid", "JOIN item_dict d ON d.product_id = l.product_id"
-    elif level == "product":
-        item, master = "l.product_id", ""
-    else:
-        item = "coalesce(m.category, l.category)"
-        master = "LEFT JOIN product_master m ON m.product_id = l.product_id"
     return (
         "WITH "  # noqa: S608 - fixed SQL fragments; values are bound parameters
         + PURCHASES_CTE
         + ","
         + PRODUCT_MASTER_CTE
-        + """,
-"""
-        + (
-            """
-        item_dict AS MATERIALIZED (
-            SELECT product_id, CAST(row_number() OVER (ORDER BY product_id) AS INTEGER) AS iid
-            FROM (SELECT DISTINCT product_id FROM order_lines WHERE product_id IS NOT NULL)
-        ),"""
-            if item_ids
-            else ""
-        )
-        + """
-        customer_keys AS MATERIALIZED (
-            SELECT customer_id, CAST(row_number() OVER () AS BIGINT) AS ck
-            FROM (SELECT DISTINCT customer_id FROM purchases)
-        ),
-        order_keys AS MATERIALIZED (
-            SELECT p.source, p.order_id, p.ordered_at, c.ck,
-                   (c.ck << 32) + row_number() OVER w AS ok,
-                   lead(p.order_id) OVER w IS NOT NULL AS has_next,
-                   row_number() OVER w > 1 AS has_prev
-            FROM purchases p JOIN customer_keys c USING (customer_id)
-            WINDOW w AS (PARTITION BY c.ck ORDER BY p.ordered_at, p.source, p.order_id)
-        ),
-        order_items AS (
-            SELECT DISTINCT k.ok, """
-        + item  # allowlisted expression
-        + """ AS item
-            FROM order_lines l
-            JOIN order_keys k ON k.source = l.source AND k.order_id = l.order_id
-            """
-        + master
-        + """
-            WHERE """
-        + item
-        + """ IS NOT NULL
-        ),
-        -- two steps: a DISTINCT over the pair alone keeps its hash table small (2 M customers spill less)
-        basket_lines AS MATERIALIZED (
-            SELECT i.ok, i.item, k.ck, k.ordered_at, k.has_next, k.has_prev
-            FROM order_items i JOIN order_keys k USING (ok)
-        ),
-        basket_sizes AS MATERIALIZED (SELECT ok, count(*) AS k FROM basket_lines GROUP BY ok),
-        baskets AS (
-            SELECT b.* FROM basket_lines b JOIN basket_sizes s USING (ok) WHERE s.k <= $max_items
-        )"""
+        + ","
+        + ",".join(f"\n        {name} {body}" for name, body in _basket_ctes(level, item_ids))
     )
 
 
@@ -137,10 +132,7 @@ min_orders AS (SELECT greatest($min_orders, ceil($min_support * n)) AS m FROM or
 item_orders AS (SELECT item, count(*) AS n_x FROM basket_lines GROUP BY item),
 frequent AS (SELECT item, n_x FROM item_orders WHERE n_x >= (SELECT m FROM min_orders)),
 pair_lines AS MATERIALIZED (
-    SELECT b.ok, b.item
-    FROM baskets b
-    JOIN basket_sizes s ON s.ok = b.ok AND s.k >= 2
-    SEMI JOIN frequent f ON f.item = b.item
+    SELECT b.ok, b.item FROM baskets b SEMI JOIN frequent f ON f.item = b.item WHERE b.k >= 2
 ),
 pairs AS (
     SELECT a.item AS x, b.item AS y, count(*) AS n_xy
@@ -160,17 +152,20 @@ together AS (
     CROSS JOIN order_total t
 )"""
 
-# Needs the basket CTEs; defines next_rules(x, y, n_xy, n_x, n_y, confidence, lift).
+# Needs the basket CTEs; defines next_items(ck, item, before, after): whether the customer has the item in
+# a basket with a next (before) or a previous (after) purchase -- one grouping serves both counts of
+# distinct customers.
+_NEXT_ITEMS_SQL = """,
+next_items AS (
+    SELECT ck, item, bool_or(has_next) AS before, bool_or(has_prev) AS after
+    FROM baskets WHERE has_next OR has_prev GROUP BY ck, item
+)"""
+
+# Needs the basket CTEs and next_items; defines next_rules(x, y, n_xy, n_x, n_y, confidence, lift).
 _NEXT_SQL = """,
 next_customers AS (SELECT count(DISTINCT ck) AS c FROM order_keys WHERE has_next),
-n_before AS (
-    SELECT item, count(DISTINCT ck) AS n FROM baskets WHERE has_next
-    GROUP BY item HAVING count(DISTINCT ck) >= $min_customers
-),
-n_after AS (
-    SELECT item, count(DISTINCT ck) AS n FROM baskets WHERE has_prev
-    GROUP BY item HAVING count(DISTINCT ck) >= $min_customers
-),
+n_before AS (SELECT item, count(*) AS n FROM next_items WHERE before GROUP BY item HAVING count(*) >= $min_customers),
+n_after AS (SELECT item, count(*) AS n FROM next_items WHERE after GROUP BY item HAVING count(*) >= $min_customers),
 before_lines AS (SELECT b.ok, b.ck, b.item FROM baskets b SEMI JOIN n_before n ON n.item = b.item WHERE b.has_next),
 after_lines AS (SELECT b.ok, b.item FROM baskets b SEMI JOIN n_after n ON n.item = b.item WHERE b.has_prev),
 transitions AS (
@@ -341,6 +336,7 @@ def bought_next(
     df = query_df(
         store,
         _baskets_sql(level)  # noqa: S608 - fixed SQL fragments; values are bound parameters
+        + _NEXT_ITEMS_SQL
         + _NEXT_SQL
         + """,
         result AS (SELECT * FROM next_rules ORDER BY confidence DESC, n_xy DESC, x, y LIMIT $limit)"""
@@ -431,123 +427,247 @@ def build_recommendations(
         reason_together=REASON_TOGETHER.replace("{}", "\x00"),
         reason_popular=REASON_POPULAR,
     )
-    select = (
-        _baskets_sql("product", item_ids=True)  # noqa: S608 - fixed SQL fragments; values are bound parameters
+    with store.transaction() as cur:
+        try:
+            if cur.execute("SELECT count(*) FROM (FROM order_lines WHERE product_id IS NOT NULL LIMIT 1)").fetchone()[0]:
+                _stage_picks(cur, params)
+            else:  # nothing to recommend from (a narrow order file): an empty table, without numbering every order
+                cur.execute(
+                    "CREATE OR REPLACE TEMP TABLE rec_picks AS SELECT o.customer_id, l.product_id,"
+                    " l.product_id AS because_of, CAST(NULL AS DOUBLE) AS score, 0 AS kind"
+                    " FROM orders o, order_lines l LIMIT 0"
+                )
+            cur.execute("CREATE OR REPLACE TABLE customer_recommendations AS " + _NAMES_SQL, bound(_NAMES_SQL, params))
+        finally:
+            for name in _REC_TABLES:
+                cur.execute("DROP TABLE IF EXISTS temp.main." + name)
+        n = cur.execute("SELECT count(*) FROM customer_recommendations").fetchone()[0]
+    return int(n)
+
+
+# Names in a statement over the picks only: joining every line to its order for the names while
+# the basket tables are being computed competes for memory (a 2 M-customer shop spilled gigabytes).
+_NAMES_SQL = (
+    "WITH "  # noqa: S608 - fixed SQL fragments; values are bound parameters
+    + PRODUCT_MASTER_CTE
+    + """,
+    pick_ids AS (SELECT product_id FROM rec_picks UNION SELECT because_of FROM rec_picks),"""
+    + product_names_cte("pick_ids")
+    + """
+    SELECT p.customer_id, p.product_id, n.product_name, CAST(p.score AS DOUBLE) AS score,
+           CASE p.kind
+               WHEN 1 THEN replace($reason_next, chr(0), coalesce(b.product_name, p.because_of))
+               WHEN 2 THEN replace($reason_together, chr(0), coalesce(b.product_name, p.because_of))
+               ELSE $reason_popular
+           END AS reason
+    FROM rec_picks p
+    LEFT JOIN product_names n ON n.product_id = p.product_id
+    LEFT JOIN product_names b ON b.product_id = p.because_of
+    ORDER BY p.customer_id
+    """
+)
+
+#: Customers whose candidates are listed in one statement (about 10 rows per product they bought):
+#: small enough that no hash table of the statement spills with the default memory limit.
+RETRY_SLICE = 250_000
+
+# The temporary tables of one build (dropped at its end), in the order they are made.
+_REC_TABLES = (
+    "rec_item_dict", "rec_customer_keys", "rec_order_keys", "rec_order_items", "rec_basket_sizes", "rec_basket_lines",
+    "rec_customer_items", "rec_active", "rec_top_rules", "rec_popular", "rec_candidates", "rec_first", "rec_other_owned", "rec_best",
+    "rec_retry", "rec_retry_picks", "rec_picks",
+)
+# Basket CTEs made into temporary tables one statement each: DuckDB then knows their sizes and
+# builds its hash tables on the small side (in one statement it misjudged a 48.8 M-row join as
+# 28 rows, hashed that side and spilled 4.3 GB at 2.26 M customers).
+_STAGED = ("item_dict", "customer_keys", "order_keys", "order_items", "basket_sizes", "basket_lines")
+
+
+def _with_staged(upto: str | None = None) -> str:
+    """``WITH`` purchases, product master and the basket CTEs: the staged ones read from their tables.
+
+    With ``upto`` only the CTEs up to that one (the statement that makes its table).
+    """
+    parts = [PURCHASES_CTE, PRODUCT_MASTER_CTE]
+    for name, body in _basket_ctes("product", item_ids=True):
+        if name in _STAGED and name != upto:
+            parts.append(f"\n{name} AS (FROM rec_{name})")  # noqa: S608 - names written in code
+        else:
+            parts.append(f"\n{name} {body}")
+        if name == upto:
+            break
+    return "WITH " + ",".join(parts)
+
+
+def _stage_picks(cur: Any, params: dict[str, Any]) -> None:
+    """Fill the temporary table ``rec_picks`` (customer_id, product_id, because_of, score, kind).
+
+    Every candidate of a customer has a rank ``pos``: the top rules (``rule_rank``) first, then the popular
+    products (``rules + pop_rank``), so the pick is the best-ranked candidate the customer does not
+    own — the same as "the best rule left, else the most popular product left".  Most customers own
+    few products, so the best candidate overall (one join of the basket lines with each product's
+    best rule, then one ownership check per customer) is usually left: only the customers who own
+    it (``rec_retry``) have all their candidates listed, a slice of customers at a time.
+    """
+
+    def run(sql: str, **more: Any) -> None:
+        cur.execute(sql, bound(sql, {**params, **more}))
+
+    def make(name: str, sql: str) -> None:
+        run(f"CREATE OR REPLACE TEMP TABLE {name} AS " + sql)
+
+    for name in _STAGED:
+        make(f"rec_{name}", _with_staged(name) + f"\nSELECT * FROM {name}")  # noqa: S608 - names written in code
+    # Each customer's products, once: for the bought-next counts (next_items), the popular products,
+    # the candidates and what the customer owns.
+    make(
+        "rec_customer_items",
+        """
+        SELECT ck, item, max(ordered_at) AS last_at,
+               bool_or(has_next AND k <= $max_items) AS before, bool_or(has_prev AND k <= $max_items) AS after
+        FROM rec_basket_lines GROUP BY ck, item
+        """,
+    )
+    make(
+        "rec_active",
+        "SELECT item FROM rec_customer_items GROUP BY item HAVING max(last_at) >= $end - to_days($active_days)",
+    )
+    rules = (
+        _with_staged()  # noqa: S608 - fixed SQL fragments; values are bound parameters
+        + """,
+        next_items AS (SELECT ck, item, before, after FROM rec_customer_items WHERE before OR after),
+        active_products AS (FROM rec_active)"""
         + _TOGETHER_SQL
         + _NEXT_SQL
         + """,
-        active_products AS (
-            SELECT item FROM basket_lines GROUP BY item HAVING max(ordered_at) >= $end - to_days($active_days)
-        ),
         rules AS (
             SELECT x, y, confidence, lift, 1 AS kind FROM next_rules WHERE lift > 1
             UNION ALL
             SELECT x, y, confidence, lift, 2 AS kind FROM together WHERE lift > 1
-        ),
-        top_rules AS MATERIALIZED (
-            SELECT r.*, row_number() OVER (ORDER BY r.confidence DESC, r.lift DESC, r.kind, r.y, r.x) AS rule_rank
-            FROM (
-                SELECT r.* FROM rules r SEMI JOIN active_products a ON a.item = r.y
-                QUALIFY row_number() OVER (PARTITION BY r.x, r.kind ORDER BY r.confidence DESC, r.lift DESC, r.y)
-                        <= $per_item
-            ) r
-        ),
-        customer_ids AS (SELECT ck, customer_id FROM customer_keys),
-        customer_total AS (SELECT count(*) AS c FROM customer_ids),
-        popular_products AS MATERIALIZED (
-            SELECT *, row_number() OVER (ORDER BY recent DESC, buyers DESC, product_id) AS pop_rank
-            FROM (
-                SELECT b.item AS product_id,
-                       count(DISTINCT b.ck) FILTER (WHERE b.ordered_at >= $end - to_days($popular_days)) AS recent,
-                       count(DISTINCT b.ck) AS buyers
-                FROM basket_lines b SEMI JOIN active_products a ON a.item = b.item
-                GROUP BY b.item
-                ORDER BY recent DESC, buyers DESC, b.item
-                LIMIT $popular
-            )
-        ),
-        candidate_products AS (
-            SELECT y AS product_id FROM top_rules UNION SELECT product_id FROM popular_products
-        ),
-        -- (customer, product) as one integer: a join on one BIGINT hashes faster than on two columns.
-        -- The purchases' products are in basket_lines already; only the lines of the customers'
-        -- other orders (cancelled, undated, after as_of) are joined here.
-        owned AS MATERIALIZED (
-            SELECT DISTINCT owned_key FROM (
-                SELECT (b.ck << 32) + b.item AS owned_key
-                FROM basket_lines b
-                WHERE b.item IN (SELECT product_id FROM candidate_products)
+        )
+        SELECT r.*, row_number() OVER (ORDER BY r.confidence DESC, r.lift DESC, r.kind, r.y, r.x) AS rule_rank
+        FROM (
+            SELECT r.* FROM rules r SEMI JOIN active_products a ON a.item = r.y
+            QUALIFY row_number() OVER (PARTITION BY r.x, r.kind ORDER BY r.confidence DESC, r.lift DESC, r.y)
+                    <= $per_item
+        ) r
+        """
+    )
+    make("rec_top_rules", rules)
+    make(
+        "rec_popular",
+        """
+        SELECT *, (SELECT count(*) FROM rec_top_rules) + row_number() OVER (ORDER BY recent DESC, buyers DESC, product_id) AS pos
+        FROM (
+            SELECT b.item AS product_id,
+                   count(*) FILTER (WHERE b.last_at >= $end - to_days($popular_days)) AS recent,
+                   count(*) AS buyers
+            FROM rec_customer_items b SEMI JOIN rec_active a ON a.item = b.item
+            GROUP BY b.item
+            ORDER BY recent DESC, buyers DESC, b.item
+            LIMIT $popular
+        )
+        """,
+    )
+    # Every candidate as (x = the product that leads to it or NULL for a popular one, y, pos).
+    make(
+        "rec_candidates",
+        """
+        SELECT x, y, rule_rank AS pos FROM rec_top_rules
+        UNION ALL
+        SELECT NULL, product_id, pos FROM rec_popular
+        """,
+    )
+    make("rec_first", "SELECT x, min(pos) AS pos FROM rec_candidates WHERE x IS NOT NULL GROUP BY x")
+    # Products of the customers' other orders (cancelled, undated, after as_of): owned, never recommended.
+    make(
+        "rec_other_owned",
+        "SELECT DISTINCT"  # noqa: S608 - a fixed predicate from crm_core.purchases
+        + """ (i.ck << 32) + d.iid AS owned_key
+        FROM orders o
+        JOIN order_lines l ON l.source = o.source AND l.order_id = o.order_id
+        JOIN rec_customer_keys i ON i.customer_id = o.customer_id
+        JOIN rec_item_dict d ON d.product_id = l.product_id
+        WHERE NOT coalesce(""" + is_customer_purchase("o") + """ AND o.ordered_at < $end, FALSE)
+          AND d.iid IN (SELECT y FROM rec_candidates)
+        """,
+    )
+    # Each customer's best candidate, owned or not.
+    make(
+        "rec_best",
+        """
+        WITH by_rule AS (
+            SELECT b.ck, min(f.pos) AS pos FROM rec_customer_items b JOIN rec_first f ON f.x = b.item GROUP BY b.ck
+        )
+        SELECT c.ck, least(r.pos, (SELECT min(pos) FROM rec_popular)) AS pos
+        FROM rec_customer_keys c LEFT JOIN by_rule r USING (ck)
+        WHERE r.pos IS NOT NULL OR EXISTS (SELECT 1 FROM rec_popular)
+        """,
+    )
+    # The customers who own their best candidate.
+    make(
+        "rec_retry",
+        """
+        WITH best_keys AS (
+            SELECT b.ck, (b.ck << 32) + c.y AS owned_key
+            FROM rec_best b JOIN rec_candidates c USING (pos)
+        )
+        SELECT ck FROM best_keys k
+        WHERE k.owned_key IN (SELECT owned_key FROM rec_other_owned)
+           OR k.owned_key IN (SELECT (ck << 32) + item FROM rec_customer_items)
+        """,
+    )
+    retry = cur.execute("SELECT count(*) FROM rec_retry").fetchone()[0]
+    make("rec_retry_picks", "SELECT ck, pos FROM rec_best WHERE FALSE")
+    # Their candidates (about 10 per product they bought, plus the popular ones) in slices that fit in memory.
+    slices = max(1, -(-retry // RETRY_SLICE))
+    for part in range(slices):
+        run(
+            """
+            INSERT INTO rec_retry_picks
+            WITH who AS (SELECT ck FROM rec_retry WHERE ck % $slices = $part),
+            owned AS (
+                SELECT DISTINCT owned_key FROM (
+                    SELECT (b.ck << 32) + b.item AS owned_key FROM rec_customer_items b SEMI JOIN who w ON w.ck = b.ck
+                    UNION ALL
+                    SELECT owned_key FROM rec_other_owned WHERE (owned_key >> 32) % $slices = $part
+                )
+            ),
+            items AS (SELECT b.ck, b.item FROM rec_customer_items b SEMI JOIN who w ON w.ck = b.ck),
+            candidates AS (
+                SELECT i.ck, c.y, c.pos FROM items i JOIN rec_candidates c ON c.x = i.item
                 UNION ALL
-                SELECT (i.ck << 32) + d.iid
-                FROM orders o
-                JOIN order_lines l ON l.source = o.source AND l.order_id = o.order_id
-                JOIN customer_ids i ON i.customer_id = o.customer_id
-                JOIN item_dict d ON d.product_id = l.product_id
-                WHERE NOT coalesce(""" + is_customer_purchase("o") + """ AND o.ordered_at < $end, FALSE)
-                  AND d.iid IN (SELECT product_id FROM candidate_products)
+                SELECT w.ck, p.product_id, p.pos FROM who w CROSS JOIN rec_popular p
             )
-        ),
-        customer_items AS (SELECT DISTINCT ck, item FROM basket_lines),
-        rule_picks AS MATERIALIZED (
-            SELECT ci.ck, min(r.rule_rank) AS rule_rank
-            FROM customer_items ci
-            JOIN top_rules r ON r.x = ci.item
-            ANTI JOIN owned w ON w.owned_key = (ci.ck << 32) + r.y
-            GROUP BY ci.ck
-        ),
-        popular_picks AS (
-            SELECT i.ck, min(p.pop_rank) AS pop_rank
-            FROM customer_ids i
-            CROSS JOIN popular_products p
-            ANTI JOIN rule_picks rp ON rp.ck = i.ck
-            ANTI JOIN owned w ON w.owned_key = (i.ck << 32) + p.product_id
-            GROUP BY i.ck
-        ),
-        picks AS MATERIALIZED (
-            SELECT i.customer_id, dy.product_id, dx.product_id AS because_of, r.confidence AS score, r.kind
-            FROM rule_picks rp JOIN top_rules r USING (rule_rank) JOIN customer_ids i USING (ck)
-            JOIN item_dict dy ON dy.iid = r.y JOIN item_dict dx ON dx.iid = r.x
+            SELECT c.ck, min(c.pos) AS pos
+            FROM candidates c
+            ANTI JOIN owned o ON o.owned_key = (c.ck << 32) + c.y
+            GROUP BY c.ck
+            """,
+            slices=slices,
+            part=part,
+        )
+    make(
+        "rec_picks",
+        """
+        WITH picks AS (
+            SELECT ck, pos FROM rec_best ANTI JOIN rec_retry USING (ck)
             UNION ALL
-            SELECT i.customer_id, d.product_id, NULL AS because_of, p.buyers / t.c AS score, 3 AS kind
-            FROM popular_picks pp
-            JOIN popular_products p USING (pop_rank)
-            JOIN item_dict d ON d.iid = p.product_id
-            JOIN customer_ids i USING (ck)
-            CROSS JOIN customer_total t
-        ),
-        SELECT customer_id, product_id, because_of, score, kind FROM picks
-        """
+            SELECT ck, pos FROM rec_retry_picks
+        )
+        SELECT i.customer_id, dy.product_id,
+               dx.product_id AS because_of,
+               coalesce(r.confidence, p.buyers / (SELECT count(*) FROM rec_customer_keys)) AS score,
+               coalesce(r.kind, 3) AS kind
+        FROM picks k
+        JOIN rec_customer_keys i USING (ck)
+        JOIN rec_candidates c USING (pos)
+        LEFT JOIN rec_top_rules r ON r.rule_rank = k.pos
+        LEFT JOIN rec_popular p ON p.pos = k.pos
+        JOIN rec_item_dict dy ON dy.iid = c.y
+        LEFT JOIN rec_item_dict dx ON dx.iid = c.x
+        """,
     )
-    # Names in a second statement over the picks only: in one statement the basket
-    # tables stay in memory while every line is joined to its order for the names,
-    # and a 2 M-customer shop spills gigabytes to disk.
-    names = (
-        "WITH "  # noqa: S608 - fixed SQL fragments; values are bound parameters
-        + PRODUCT_MASTER_CTE
-        + """,
-        pick_ids AS (SELECT product_id FROM rec_picks UNION SELECT because_of FROM rec_picks),"""
-        + product_names_cte("pick_ids")
-        + """
-        SELECT p.customer_id, p.product_id, n.product_name, CAST(p.score AS DOUBLE) AS score,
-               CASE p.kind
-                   WHEN 1 THEN replace($reason_next, chr(0), coalesce(b.product_name, p.because_of))
-                   WHEN 2 THEN replace($reason_together, chr(0), coalesce(b.product_name, p.because_of))
-                   ELSE $reason_popular
-               END AS reason
-        FROM rec_picks p
-        LEFT JOIN product_names n ON n.product_id = p.product_id
-        LEFT JOIN product_names b ON b.product_id = p.because_of
-        ORDER BY p.customer_id
-        """
-    )
-    with store.transaction() as cur:
-        try:
-            cur.execute("CREATE OR REPLACE TEMP TABLE rec_picks AS " + select, bound(select, params))
-            cur.execute("CREATE OR REPLACE TABLE customer_recommendations AS " + names, bound(names, params))
-        finally:
-            cur.execute("DROP TABLE IF EXISTS temp.main.rec_picks")
-        n = cur.execute("SELECT count(*) FROM customer_recommendations").fetchone()[0]
-    return int(n)
 
 
 def recommendation_summary(store: Store, limit: int = 20) -> pd.DataFrame:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pandas as pd
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -88,5 +89,79 @@ def test_a_seeded_shop_gives_the_same_recommendations():
         assert_same_recommendations(store, as_of)
         assert_same_recommendations(store, as_of, min_orders=1, min_customers=1, rules_per_item=2, popular=3)
         assert_same_rules(store, as_of, "product")
+    finally:
+        store.close()
+
+
+A = ("PA", "商品A", None, 100)
+B = ("PB", "商品B", None, 200)
+C = ("PC", "商品C", None, 300)
+D = ("PD", "商品D", None, 400)
+
+
+def _owners_shop() -> Store:
+    """Customers who own the product of their best rule, checked by hand.
+
+    Seven purchases on 2026-02-01 (c1 {A,B}, c2 {A,B}, c3 {C,D}, c4 {D}, c5 {A}, c6 {A}, c7 {A,C}) and
+    c6's cancelled {B}.  N = 7, n(A) = 5, n(B) = n(C) = n(D) = 2, n(A,B) = 2, n(C,D) = 1, n(A,C) = 1.
+    Bought-together rules with lift > 1, ranked: B→A (confidence 1.0), D→C and C→D (0.5, lift 1.75;
+    y = C sorts first), A→B (0.4); A–C has lift 0.7.  Most popular: A (5 of 7 customers).
+    """
+    s = Store(":memory:")
+    for i, (cid, items) in enumerate(
+        [("c1", [A, B]), ("c2", [A, B]), ("c3", [C, D]), ("c4", [D]), ("c5", [A]), ("c6", [A]), ("c7", [A, C])], start=1
+    ):
+        add_order(s, f"o{i}", cid, "2026-02-01 10:00:00", 100.0, list(items))
+    add_order(s, "o8", "c6", "2026-02-02 10:00:00", 200.0, [B], cancelled=True)
+    return s
+
+
+def test_customers_who_own_their_best_candidate_get_the_next_one():
+    store = _owners_shop()
+    try:
+        as_of = dt.date(2026, 3, 31)
+        n = basket.build_recommendations(store, as_of, min_orders=1, popular=1)
+        got = {r[0]: r[1:] for r in store.fetchall(
+            "SELECT customer_id, product_id, score, reason FROM customer_recommendations")}
+        # c1, c2: own A and B, the only candidates.  c3: D→C and C→D lead to products it owns, so the
+        # popular A (5/7).  c4: D→C.  c5: A→B.  c6: owns B through its cancelled order, and A.  c7: C→D
+        # (rank 3) before A→B (rank 4).
+        assert n == 4
+        assert set(got) == {"c3", "c4", "c5", "c7"}
+        assert got["c3"][:2] == ("PA", pytest.approx(5 / 7))
+        assert got["c3"][2] == basket.REASON_POPULAR
+        assert got["c4"] == ("PC", pytest.approx(0.5), "「商品D」と一緒によく購入されている商品です")
+        assert got["c5"] == ("PB", pytest.approx(0.4), "「商品A」と一緒によく購入されている商品です")
+        assert got["c7"] == ("PD", pytest.approx(0.5), "「商品C」と一緒によく購入されている商品です")
+        assert_same_recommendations(store, as_of, min_orders=1, popular=1)
+        assert_same_recommendations(store, as_of, min_orders=1, popular=0)
+    finally:
+        store.close()
+
+
+def test_a_medium_shop_gives_the_same_recommendations_in_slices(monkeypatch):
+    """The customers who own their best candidate are handled a slice at a time; a few per slice here."""
+    store = Store(":memory:")
+    try:
+        seeded_shop(store, customers=4000, seed=23)
+        as_of = dt.date(2026, 10, 31)
+        monkeypatch.setattr(basket, "RETRY_SLICE", 40)
+        assert_same_recommendations(store, as_of, min_orders=1, min_customers=1, rules_per_item=3, popular=4)
+        assert_same_recommendations(store, as_of)
+        assert_same_recommendations(store, as_of, popular=0)
+    finally:
+        store.close()
+
+
+def test_a_store_without_product_lines_gets_an_empty_table_of_the_same_shape():
+    store = Store(":memory:")
+    try:
+        add_order(store, "o1", "c1", "2026-02-01 10:00:00", 100.0)
+        add_order(store, "o2", "c2", "2026-02-02 10:00:00", 100.0, [(None, "名前だけ", None, 100)])
+        as_of = dt.date(2026, 3, 31)
+        assert basket.build_recommendations(store, as_of) == 0
+        new = store.fetchall("DESCRIBE customer_recommendations")
+        assert basket_before.build_recommendations_before(store, as_of) == 0
+        assert new == store.fetchall("DESCRIBE customer_recommendations_before")
     finally:
         store.close()
