@@ -27,6 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -157,8 +158,8 @@ class _Run:
         self.requests = 0
         self.narrowcast_wait = 240.0
 
-    def checkpoint(self) -> None:
-        """Stop when paused, cancelled, inside quiet hours or when the lock was taken over."""
+    def checkpoint(self, heartbeat: bool = True) -> None:
+        """Stop when paused, cancelled, inside quiet hours or when the lock was taken over (``heartbeat=False``: refreshed elsewhere)."""
         now = self.clock()
         status = L.status_of(self.con, self.cid)
         if status in ("paused", "cancelled"):
@@ -166,7 +167,7 @@ class _Run:
         reason = self.allowed(now)
         if reason:
             raise _Stop("waiting", reason)
-        if not L.heartbeat(self.con, self.cid, self.owner, now):
+        if heartbeat and not L.heartbeat(self.con, self.cid, self.owner, now):
             raise _Stop("sending", "別の送信処理に引き継がれました。")
         if self.max_messages is not None and self.done >= self.max_messages:
             raise _Stop("sending", "今回の送信数の上限に達しました。続きは次の実行で送ります。")
@@ -191,30 +192,86 @@ class _Run:
             L.merge_into_narrowcast(self.con, self.cid, max(narrowcast_from, NARROWCAST_MIN), self.clock())
         contents: dict[int, Any] = {}
         while True:
-            batch = self.con.execute(
-                "SELECT * FROM send_batches WHERE campaign_id = ? AND state IN ('queued', 'sending', 'accepted') ORDER BY batch_id LIMIT 1",
-                [self.cid]).fetchone()
-            if batch is None:
+            batches = self.con.execute(
+                "SELECT * FROM send_batches WHERE campaign_id = ? AND state IN ('queued', 'sending', 'accepted') ORDER BY batch_id",
+                [self.cid]).fetchall()
+            if not batches:
                 return
-            self.checkpoint()
-            messages = contents.get(batch["content_id"])
-            if messages is None:
-                messages = contents[batch["content_id"]] = L.load_content(self.con, batch["content_id"])
-            if batch["kind"] == "narrowcast":
-                self._narrowcast(api, batch, messages)
+            for b in batches:
+                if b["content_id"] not in contents:
+                    contents[b["content_id"]] = L.load_content(self.con, b["content_id"])
+            if batches[0]["kind"] == "narrowcast":
+                self.checkpoint()
+                self._narrowcast(api, batches[0], contents[batches[0]["content_id"]])
                 continue
-            members = [r[0] for r in self.con.execute("SELECT address FROM send_ledger WHERE batch_id = ? ORDER BY seq", [batch["batch_id"]])]
-            # intent: the batch (its members, body and retry key were stored at preparation) is marked as being sent;
-            # its ledger rows stay 'queued' until the outcome
-            L.batch_intent(self.con, batch["batch_id"], self.clock())
-            result = api.multicast(members, messages, retry_key=batch["retry_key"], aggregation_unit=unit)
-            self.requests += result.attempts
-            self.done += len(members)
-            if result.ok:  # outcome
-                L.record_batch_sent(self.con, batch["batch_id"], request_id=result.request_id, attempts=batch["attempts"] + 1,
-                                    now=self.clock())
-                continue
-            self._batch_failed(batch, result)
+            run = []
+            for b in batches:  # the multicasts up to the next narrowcast
+                if b["kind"] != "multicast":
+                    break
+                run.append(b)
+            self._multicasts(api, run, contents, unit)
+
+    def _multicasts(self, api: LineBulk, batches: list[sqlite3.Row], contents: dict[int, Any], unit: str) -> None:
+        """Send multicast batches in order, the ledger's writes overlapping the requests.
+
+        Each batch's members, body and retry key were stored at preparation.  Before request k leaves,
+        its intent (``sending``, one more attempt) is committed; while request k is in flight, a
+        thread with its own connection commits, in one transaction, the outcome of batch k-1 (it and
+        its rows ``sent``), the intent of batch k+1 and the lock's heartbeat
+        (:func:`~crm_core.messaging.ledger.batch_step`).  A crash (kill -9) leaves at most the batches
+        k-1, k and k+1 ``sending`` without an outcome; the next run sends them again with the same keys
+        (LINE answers 409 for those it accepted), so nobody gets a message twice and nobody is skipped.
+        A run that stops on its own (pause, quiet hours, an error) first writes every outcome it has,
+        and gives back the intent of a batch it marked ahead but never requested.
+        """
+        pipe = _Pipe(self.con)
+        lock = (self.cid, self.owner)
+        ahead: list[int] = []  # batches whose intent this run committed and whose request it has not made
+        unconfirmed: list[tuple[int, str | None, int]] = []  # accepted batches whose outcome is not known to be committed
+        step: dict[str, Any] = {"future": None, "sent": None, "members": [], "lost": False}
+
+        def submit(sent: tuple[int, str | None, int] | None, intent: int | None) -> None:
+            step.update(future=pipe.submit(L.batch_step, sent=sent, intent=intent, lock=lock, now=self.clock()), sent=sent)
+
+        def wait() -> None:
+            if step["future"] is not None:
+                members, alive = step["future"].result()
+                step.update(future=None, members=members, lost=step["lost"] or not alive)
+                if step["sent"] is not None:
+                    unconfirmed.remove(step["sent"])
+                    step["sent"] = None
+
+        self.checkpoint(heartbeat=False)
+        submit(None, batches[0]["batch_id"])
+        try:
+            for k, batch in enumerate(batches):
+                wait()  # this batch's intent is committed (when the lock is lost, nothing but the outcome is written)
+                if step["lost"]:
+                    raise _Stop("sending", "別の送信処理に引き継がれました。")
+                ahead.append(batch["batch_id"])
+                members = step["members"]
+                if k:
+                    self.checkpoint(heartbeat=False)
+                submit(unconfirmed[-1] if unconfirmed else None, batches[k + 1]["batch_id"] if k + 1 < len(batches) else None)
+                ahead.remove(batch["batch_id"])  # from here on the request may have left
+                result = api.multicast(members, contents[batch["content_id"]], retry_key=batch["retry_key"], aggregation_unit=unit)
+                self.requests += result.attempts
+                self.done += len(members)
+                if result.ok:
+                    unconfirmed.append((batch["batch_id"], result.request_id, batch["attempts"] + 1))
+                    continue
+                wait()  # the writer is idle before this connection writes
+                self._batch_failed(batch, result)
+            wait()
+        finally:
+            try:
+                wait()
+            finally:
+                pipe.close()
+                for batch_id, request_id, attempts in unconfirmed:  # idempotent: written again when unsure
+                    L.record_batch_sent(self.con, batch_id, request_id=request_id, attempts=attempts, now=self.clock())
+                if not step["lost"]:  # a sender that took over may be sending these now: leave them as they are
+                    L.withdraw_intent(self.con, ahead, self.clock())
 
     def _batch_failed(self, batch: sqlite3.Row, result: Any) -> None:
         """A LINE request that was not accepted: nobody in the batch is marked sent."""
@@ -321,6 +378,32 @@ class _Run:
                     if result.error_code == "recipient_refused":
                         consent.suppress(self.con, "email", r["address"], source="bounce", reason=f"SMTP {result.http_status}",
                                          actor="sender", campaign_id=self.cid, customer_id=r["customer_id"])
+
+
+class _Pipe:
+    """One writer thread with its own connection to the operations file (the caller's when the file has no path)."""
+
+    def __init__(self, con: Any) -> None:
+        path = con.execute("PRAGMA database_list").fetchone()[2]
+        self._own = opsdb.connect(path, migrate=False) if path else None
+        self._con = self._own if self._own is not None else con
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger") if self._own is not None else None
+
+    def submit(self, fn: Callable[..., Any], **kwargs: Any) -> Future:
+        if self._pool is None:  # an in-memory store: the same work, in this thread
+            done: Future = Future()
+            try:
+                done.set_result(fn(self._con, **kwargs))
+            except Exception as exc:  # noqa: BLE001 - raised again by result()
+                done.set_exception(exc)
+            return done
+        return self._pool.submit(fn, self._con, **kwargs)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+        if self._own is not None:
+            self._own.close()
 
 
 def _json(values: list[str]) -> str:

@@ -329,12 +329,57 @@ def batch_intent(con: sqlite3.Connection, batch_id: int, now: dt.datetime) -> No
 
 def record_batch_sent(con: sqlite3.Connection, batch_id: int, *, request_id: str | None, attempts: int, now: dt.datetime) -> None:
     """The outcome of an accepted batch: the batch and all its ledger rows ``sent``, one statement each, one transaction."""
-    stamp = iso(now)
     with opsdb.transaction(con):
-        con.execute("UPDATE send_batches SET state = 'sent', request_id = ?, updated_at = ? WHERE batch_id = ?",
-                    [request_id, stamp, batch_id])
-        con.execute("UPDATE send_ledger SET state = 'sent', request_id = ?, sent_at = ?, updated_at = ?, error = NULL, attempts = ?"
-                    " WHERE batch_id = ?", [request_id, stamp, stamp, attempts, batch_id])
+        _batch_sent(con, batch_id, request_id, attempts, iso(now))
+
+
+def _batch_sent(con: sqlite3.Connection, batch_id: int, request_id: str | None, attempts: int, stamp: str) -> None:
+    con.execute("UPDATE send_batches SET state = 'sent', request_id = ?, updated_at = ? WHERE batch_id = ?",
+                [request_id, stamp, batch_id])
+    con.execute("UPDATE send_ledger SET state = 'sent', request_id = ?, sent_at = ?, updated_at = ?, error = NULL, attempts = ?"
+                " WHERE batch_id = ?", [request_id, stamp, stamp, attempts, batch_id])
+
+
+def batch_step(con: sqlite3.Connection, *, sent: tuple[int, str | None, int] | None, intent: int | None, lock: tuple[int, str] | None,
+               now: dt.datetime) -> tuple[list[str], bool]:
+    """One transaction between two LINE multicasts: the outcome of the batch LINE accepted, the intent of the next, the heartbeat.
+
+    ``sent``: ``(batch_id, request_id, attempts)`` of an accepted batch whose outcome is not recorded
+    yet (:func:`record_batch_sent`); ``intent``: the batch to mark ``sending`` (:func:`batch_intent`);
+    ``lock``: ``(campaign_id, owner)`` whose heartbeat to refresh.  Committed together (one commit
+    instead of three).  Returns the intent batch's member addresses in order (read after the
+    commit) and whether the lock is still this sender's (when it is not, only the outcome is written).
+
+    The live sender runs this on its own connection in a thread while the request of the batch
+    between the two is in flight (:mod:`crm_core.messaging.delivery`), so a batch's intent is
+    committed one request ahead and its outcome one request behind: after a crash the batches
+    marked ``sending`` (at most three) are sent again with their stored retry keys, and LINE
+    answers those it accepted with 409.
+    """
+    stamp = iso(now)
+    alive = True
+    with opsdb.transaction(con):
+        if lock is not None:
+            alive = heartbeat(con, lock[0], lock[1], now)
+        if sent is not None:  # LINE accepted it: true whoever holds the lock now
+            _batch_sent(con, sent[0], sent[1], sent[2], stamp)
+        if intent is not None and alive:
+            con.execute("UPDATE send_batches SET state = 'sending', attempts = attempts + 1, updated_at = ? WHERE batch_id = ?",
+                        [stamp, intent])
+    members = [] if intent is None or not alive else [r[0] for r in con.execute("SELECT address FROM send_ledger WHERE batch_id = ? ORDER BY seq",
+                                                                    [intent])]
+    return members, alive
+
+
+def withdraw_intent(con: sqlite3.Connection, batch_ids: list[int], now: dt.datetime) -> None:
+    """Undo the intent of batches marked ``sending`` ahead of time whose request never left (the run stopped first).
+
+    Only for a sender that holds the campaign's lock and knows it made no request for them: the batch is
+    ``queued`` again with its attempt given back (so a never-requested batch can still be merged into a narrowcast).
+    """
+    if batch_ids:
+        con.execute("UPDATE send_batches SET state = 'queued', attempts = max(attempts - 1, 0), updated_at = ?"
+                    " WHERE state = 'sending' AND batch_id IN (SELECT value FROM json_each(?))", [iso(now), json.dumps(batch_ids)])
 
 
 def record_batch_accepted(con: sqlite3.Connection, batch_id: int, *, request_id: str | None, now: dt.datetime) -> None:

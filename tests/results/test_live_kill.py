@@ -124,6 +124,54 @@ def test_kill_9_mid_batch_repeatedly_line_delivers_everyone_exactly_once(tmp_pat
     assert set(got.values()) == {1}, "somebody got the message twice"
 
 
+def test_kill_9_between_a_batchs_intent_and_its_outcome_resends_it_with_the_same_key_and_skips_nobody(tmp_path):
+    """The sender commits a batch's intent one request ahead and its outcome one request behind: killed while LINE holds
+    request k (batch k+1 already marked, never requested), the restart sends k again with its key (409) and k+1 for the first time."""
+    import threading
+
+    arrived, release = threading.Event(), threading.Event()
+    with LineMock(TOKEN) as line:
+        line.keep_requests = True
+        env = {"LINE_CHANNEL_ACCESS_TOKEN": TOKEN, "LINE_API_BASE_URL": line.url}
+        db, cid, n = _prepare(tmp_path, "line", env, line_users=2600)
+        line.requests.clear()
+        line.deliveries.clear()
+
+        def hold_the_third(record):
+            if record["path"] == MULTICAST and len(line.multicasts) == 3 and not release.is_set():
+                arrived.set()
+                release.wait(60)
+
+        line.on_send = hold_the_third
+        proc = _sender(db, cid, env)
+        assert arrived.wait(60), "the third multicast never arrived"
+        with _ops(db) as con:
+            keys = [r[0] for r in con.execute("SELECT retry_key FROM send_batches WHERE campaign_id = ? ORDER BY batch_id", [cid])]
+        # wait until the batch after the one in flight is marked (its intent and the previous outcome are one transaction)
+        marked = f"SELECT state = 'sending' FROM send_batches WHERE retry_key = '{keys[3]}' AND campaign_id = ?"  # noqa: S608 - a UUID we read
+        assert _wait_for(db, cid, marked, proc, timeout=30), "the next batch was not marked ahead"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(60)
+        with _ops(db) as con:
+            left = {r[0]: (r[1], r[2]) for r in con.execute("SELECT retry_key, state, attempts FROM send_batches WHERE campaign_id = ?", [cid])}
+        release.set()  # LINE accepts the held request after the sender died: its answer is lost
+        time.sleep(0.3)
+        line.on_send = None
+        assert [left[k] for k in keys[:4]] == [("sent", 1), ("sent", 1), ("sending", 1), ("sending", 1)]
+        assert all(left[k] == ("queued", 0) for k in keys[4:])
+        final = _sender(db, cid, env)
+        _, err = final.communicate(timeout=120)
+        assert final.returncode == 0, err.decode()
+        status, counts = _status(db, cid)
+        got = line.delivered_to(MULTICAST)
+        sent_keys = [r["retry_key"] for r in line.multicasts]
+    assert status == "done" and counts["sent"] == n and counts["queued"] == counts["sending"] == 0
+    assert len(got) == n, "somebody was skipped"
+    assert set(got.values()) == {1}, "somebody got the message twice"
+    assert line.conflicts == 1  # the held batch, sent again with its key
+    assert sent_keys.count(keys[2]) == 2 and all(sent_keys.count(k) == 1 for k in keys if k != keys[2])
+
+
 def test_kill_9_mid_send_repeatedly_email_resumes_from_the_ledger(tmp_path):
     with SmtpSink() as smtp:
         env = {"SMTP_HOST": smtp.host, "SMTP_PORT": str(smtp.port), "SMTP_FROM": "shop@natural.example.jp",

@@ -129,7 +129,8 @@ class LineMock:
     for every accepted send (a retry that got 409 delivers nothing), so tests
     can count what reached each user.  ``quota_limit`` (None = unlimited) and
     ``delay`` / ``delay_after_accept`` (seconds before accepting a send / between
-    accepting it and answering) shape the channel.
+    accepting it and answering) shape the channel; ``on_send(record)``, when set, is
+    called as each send arrives (tests look at the sender's ledger at that moment).
     """
 
     def __init__(self, token: str = "test-token", host: str = "127.0.0.1", port: int = 0) -> None:  # noqa: S107 - test token
@@ -143,6 +144,7 @@ class LineMock:
         self.delay = 0.0
         self.delay_after_accept = 0.0
         self.conflicts = 0  # retries answered 409 (already accepted)
+        self.on_send: Any = None  # called with each send's record (path, body, retry_key) before it is accepted
         self.keep_requests = True
         self.audiences: dict[int, list[str]] = {}
         self.unit_deliveries: dict[str, dict[str, int]] = {}  # custom aggregation unit -> user -> accepted sends
@@ -276,6 +278,8 @@ class LineMock:
 
         if self.delay:
             time.sleep(self.delay)
+        if self.on_send is not None:
+            self.on_send(record)
         key = record["retry_key"]
         users = self._recipients(record)
         with self._lock:
