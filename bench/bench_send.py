@@ -19,7 +19,9 @@ For each channel (``--channels email,line``), ``--recipients`` (100,000) recipie
   (which also checks the month's quota first: 2 GET requests); order alternating.
 * Overhead = (b) / (a) − 1 per round; the median over rounds is reported, with
   the load average (the machine is shared) and ``ledger_sql_s``, the time spent
-  inside the operations store's statements during (b).  ``cpu_overhead`` is the
+  inside the sender's own connection's statements during (b) (for LINE, the
+  batches' intents and outcomes run on the writer thread's connection, overlapping
+  the requests, and are not in this figure: ``cpu_overhead`` includes them).  ``cpu_overhead`` is the
   same ratio of the sending process's CPU time (the servers' CPU not included),
   which the other processes' load disturbs less than wall time.
 * **Resume**: the real sender (``python -m crm_core campaign send``) on a fresh

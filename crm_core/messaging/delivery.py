@@ -7,10 +7,14 @@ batches with their retry keys were written by the preparation step.
 Exactly once
 ------------
 * LINE: a batch's members, ``X-Line-Retry-Key`` and body were stored before
-  its first request.  The batch is marked ``sending`` (intent), sent, then it
-  and its ledger rows are marked ``sent`` with LINE's request id (outcome).  After a crash the same batch is
-  sent again with the same key and body: LINE (and the stand-in) answers 409
-  with the accepted request id, so nobody gets it twice and nobody is skipped.
+  its first request.  The batch is marked ``sending`` (intent) before its request
+  leaves, and it and its ledger rows are marked ``sent`` with LINE's request id
+  afterwards (outcome).  Multicasts are pipelined: while request k is in flight a
+  writer thread commits, in one transaction, the outcome of batch k-1 and the
+  intent of batch k+1 (:meth:`_Run._multicasts`).  After a crash the batches marked
+  ``sending`` (at most three) are sent again with the same key and body: LINE (and
+  the stand-in) answers 409 with the accepted request id for those it accepted, so
+  nobody gets it twice and nobody is skipped.
 * E-mail: rows are marked ``sending`` a chunk at a time, each mail's outcome
   is committed right after the server's answer.  A crash can only leave the one
   mail in flight undecided; it is sent again with the **same Message-ID**, so

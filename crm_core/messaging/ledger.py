@@ -21,7 +21,9 @@ Tables
     LINE multicast batches: members (ledger rows with the batch id), the
     content and the ``X-Line-Retry-Key`` — stored before the first request and
     reused on every retry and after a crash, so LINE answers a batch it already
-    accepted with 409 and nobody gets it twice.
+    accepted with 409 and nobody gets it twice.  ``state`` ``sending`` with
+    ``attempts`` > 0 means "may have been requested" (intent, committed before the
+    request); only batches with ``attempts = 0`` may get a new key (narrowcast merge).
 ``send_locks``
     One running sender per campaign (pid, host, heartbeat): a second sender
     started at the same time does nothing; a lock whose process died
