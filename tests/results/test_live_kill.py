@@ -149,7 +149,8 @@ def test_kill_9_between_a_batchs_intent_and_its_outcome_resends_it_with_the_same
             keys = [r[0] for r in con.execute("SELECT retry_key FROM send_batches WHERE campaign_id = ? ORDER BY batch_id", [cid])]
         # wait until the batch after the one in flight is marked (its intent and the previous outcome are one transaction)
         marked = f"SELECT state = 'sending' FROM send_batches WHERE retry_key = '{keys[3]}' AND campaign_id = ?"  # noqa: S608 - a UUID we read
-        assert _wait_for(db, cid, marked, proc, timeout=30), "the next batch was not marked ahead"
+        # (well within the SDK's 15 s timeout, after which the held request would be retried)
+        assert _wait_for(db, cid, marked, proc, timeout=8), "the next batch was not marked ahead"
         proc.send_signal(signal.SIGKILL)
         proc.wait(60)
         with _ops(db) as con:
