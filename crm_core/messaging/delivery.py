@@ -422,7 +422,7 @@ LIVE_SETTING_NAMES = {
     "CRM_UNSUBSCRIBE_SECRET": "配信停止リンクの署名キー（16文字以上のランダムな文字列）",
     "LINE_CHANNEL_SECRET": "LINEチャネルシークレット（Webhookの署名確認）",
     "CRM_SEND_RATE": "メールの送信速度（1秒あたりの通数、0は制限なし）",
-    "CRM_LINE_NARROWCAST_FROM": "LINEでこの人数以上に同じメッセージを送るときはオーディエンスを作って絞り込み配信にする（0または空欄は使わない）",
+    "CRM_LINE_NARROWCAST_FROM": "LINEでこの人数以上に同じメッセージを送るときはオーディエンスを作って絞り込み配信にする（空欄なら10,000人から、0は使わない）",
 }
 
 
@@ -442,15 +442,21 @@ def live_setting(name: str, secrets: Any = None, environ: Any = None) -> str:
     return str(value or "").strip()
 
 
+NARROWCAST_DEFAULT_FROM = 10_000  # below it multicasts of 500 are few and each has its own statistics unit
+
+
 def channel_objects(settings: Any, secrets: Any = None, environ: Any = None) -> dict[str, Any]:
     """``line`` (LineBulk), ``smtp`` (SmtpSession), ``unsubscribe``, ``from_addr`` and ``narrowcast_from`` from the send settings.
 
-    The channel objects are None when not set; ``narrowcast_from`` is 0 (always multicast) unless
-    ``CRM_LINE_NARROWCAST_FROM`` is a positive whole number.
+    The channel objects are None when not set.  ``narrowcast_from``: sends to at least this many LINE
+    recipients go out as an uploaded audience plus one narrowcast (their statistics are fetched per
+    request id); ``CRM_LINE_NARROWCAST_FROM`` unset or blank means :data:`NARROWCAST_DEFAULT_FROM`,
+    ``0`` always multicasts, anything that is not a whole number also multicasts (the safe reading).
     """
     out: dict[str, Any] = {"line": None, "smtp": None, "unsubscribe": None, "from_addr": settings.smtp_from, "narrowcast_from": 0}
+    raw = live_setting("CRM_LINE_NARROWCAST_FROM", secrets, environ)
     try:
-        out["narrowcast_from"] = max(int(live_setting("CRM_LINE_NARROWCAST_FROM", secrets, environ) or 0), 0)
+        out["narrowcast_from"] = NARROWCAST_DEFAULT_FROM if raw == "" else max(int(raw), 0)
     except ValueError:
         out["narrowcast_from"] = 0
     if settings.line_token:

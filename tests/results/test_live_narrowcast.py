@@ -153,7 +153,10 @@ def test_the_months_quota_is_checked_before_the_audience_is_uploaded(env, line):
 
 def test_the_threshold_is_a_send_setting():
     settings = load_settings({}, {"LINE_CHANNEL_ACCESS_TOKEN": TOKEN})
-    assert channel_objects(settings, environ={})["narrowcast_from"] == 0
+    # large sends narrowcast unless the shop says otherwise (their statistics come per request id)
+    assert channel_objects(settings, environ={})["narrowcast_from"] == 10_000
+    assert channel_objects(settings, environ={"CRM_LINE_NARROWCAST_FROM": ""})["narrowcast_from"] == 10_000
+    assert channel_objects(settings, environ={"CRM_LINE_NARROWCAST_FROM": "0"})["narrowcast_from"] == 0
     assert channel_objects(settings, environ={"CRM_LINE_NARROWCAST_FROM": "20000"})["narrowcast_from"] == 20000
     assert channel_objects(settings, environ={"CRM_LINE_NARROWCAST_FROM": "たくさん"})["narrowcast_from"] == 0
 
