@@ -46,7 +46,7 @@ def after_settings_change(store: Store, progress: Progress | None = None) -> lis
     return _rebuild(store, progress, strict=True)
 
 
-def _rebuild(store: Store, progress: Progress | None, strict: bool) -> list[str]:
+def _rebuild(store: Store, progress: Progress | None, strict: bool, touched: str | None = None) -> list[str]:
     warnings: list[str] = []
     if store.is_empty():
         return warnings
@@ -58,7 +58,8 @@ def _rebuild(store: Store, progress: Progress | None, strict: bool) -> list[str]
 
     say(0.0, "顧客分析（RFM・ランク・予測）を計算しています…")
     try:
-        report = model.rebuild(store, reuse_fit=not strict)  # new settings refit at once
+        # new settings refit at once; only the refresh after an import names the touched customers
+        report = model.rebuild(store, reuse_fit=not strict, touched=touched)
         warnings.extend(getattr(report, "warnings", []) or [])
     except InputError as exc:
         if strict:
@@ -81,12 +82,17 @@ def refresh(store: Store, progress: Progress | None = None) -> list[str]:
     """:func:`after_import`, then clear the 'refresh due' mark and the touched customers; return its Japanese warnings.
 
     The imports record the customers they touched in ``refresh_touched``
-    (:func:`crm_core.ingest.identity.rebuild_customers`); the refresh still
-    rebuilds the whole model, recommendations and sizes (the shop-wide
-    parts -- scores by quintile, the as-of day, the association rules --
-    move with every import), and empties the list once done.
+    (:func:`crm_core.ingest.identity.rebuild_customers`): the customer model
+    aggregates only their orders and reuses everyone else's stored aggregates
+    (``model.rebuild(touched=...)``; a NULL row, i.e. everyone, or an empty
+    list with the refresh due -- a migration, an interrupted refresh of
+    unknown scope -- aggregates everyone).  The shop-wide parts (scores by
+    quintile, the as-of day with recency and predictions, the association
+    rules, segment sizes) are recomputed for everyone; the list is emptied
+    once done.
     """
-    warnings = after_import(store, progress)
+    touched = "refresh_touched" if store.scalar("SELECT count(*) FROM refresh_touched") else None
+    warnings = _rebuild(store, progress, strict=False, touched=touched)
     with store.transaction() as cur:
         cur.execute("DELETE FROM settings WHERE key = ?", [REFRESH_DUE])
         cur.execute("DELETE FROM refresh_touched")

@@ -73,6 +73,7 @@ report as JSON).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -82,7 +83,7 @@ from typing import Any
 import pandas as pd
 
 from crm_core import clock
-from crm_core.db import Store
+from crm_core.db import Store, quote_ident
 from crm_core.events import rakuten as events
 from crm_core.model.predict import _per_customer, kept_fit
 from crm_core.model.report import ModelReport, _Params, _Timer
@@ -94,7 +95,7 @@ SUBSCRIPTION_GRACE_CYCLES = 1.5
 SUBSCRIPTION_DEFAULT_CYCLE_DAYS = 30
 SHORT_HISTORY_DAYS = 180
 
-TEMP_TABLES = ("cm_agg", "cm_last", "cm_sub")
+TEMP_TABLES = ("cm_agg", "cm_last", "cm_sub", "cm_touched")
 
 
 # ---------------------------------------------------------------------------
@@ -195,7 +196,7 @@ WITH f AS (
            CAST(CAST(ordered_at AS DATE) - $d0 AS INTEGER) + 1 AS i,
            epoch_us(ordered_at) - epoch_us(date_trunc('day', ordered_at)) AS us
     FROM orders
-    WHERE """ + is_customer_purchase() + """ AND ordered_at < $end_ts
+    WHERE """ + is_customer_purchase() + """ AND ordered_at < $end_ts{scope}
 ),
 o AS (
     SELECT row_no, customer_id, source, ordered_at, d,
@@ -256,7 +257,11 @@ def _events_range_start(store: Store, end_ts: datetime) -> date | None:
     )
 
 
-def aggregate_orders(store: Store, as_of: date) -> int:
+_SCOPE = " AND customer_id IN (SELECT customer_id FROM cm_touched)"
+"""Restricts a scan of ``orders`` to the customers in the temp table ``cm_touched``."""
+
+
+def aggregate_orders(store: Store, as_of: date, scoped: bool = False) -> int:
     """Step 1 of :func:`rebuild`: per-customer aggregates into the temp table ``cm_agg``.
 
     One hash aggregation over ``orders``: non-cancelled orders before
@@ -264,7 +269,8 @@ def aggregate_orders(store: Store, as_of: date) -> int:
     summed per customer (orders, revenue, first/last order, purchase days,
     12-month figures, sale orders, coupon use, first source, last order).
     A small second pass fixes the first-day spend of customers who ordered
-    several times on one day.  Exposed for the benchmark.
+    several times on one day.  ``scoped``: only the customers of the temp
+    table ``cm_touched``.  Exposed for the benchmark.
 
     Returns
     -------
@@ -278,7 +284,7 @@ def aggregate_orders(store: Store, as_of: date) -> int:
     params: dict[str, Any] = {
         **sale_params, "end_ts": end_ts, "start12": as_of - timedelta(days=364), "d0": first_day,
     }
-    sql = _AGGREGATE_SQL.replace("{sale_code}", sale_code)
+    sql = _AGGREGATE_SQL.replace("{sale_code}", sale_code).replace("{scope}", _SCOPE if scoped else "")
     if span <= BITMAP_MAX_DAYS:
         sql = sql.replace("{n_days}", _DAYS_BITMAP)
         params["span"] = max(span, 1)
@@ -299,27 +305,22 @@ WITH last_order AS (
     SELECT a.rowid AS rid, o.source, o.order_id
     FROM orders AS o
     JOIN cm_agg AS a ON o.rowid = CAST(a.last_key - ((a.last_key >> 40) << 40) AS BIGINT)
-),
-top AS (
-    SELECT lo.rid,
-           arg_max({'product_id': l.product_id, 'product_name': l.product_name, 'category': l.category},
-                   {'amount': coalesce(l.line_amount, l.unit_price * l.quantity, 0), 'line': -l.line_no}) AS p
-    FROM last_order AS lo
-    JOIN order_lines AS l ON l.source = lo.source AND l.order_id = lo.order_id
-    GROUP BY lo.rid
-),
-prod AS (
+)
+SELECT lo.rid,
+       arg_max({'product_id': l.product_id, 'product_name': l.product_name, 'category': l.category},
+               {'amount': coalesce(l.line_amount, l.unit_price * l.quantity, 0), 'line': -l.line_no}) AS p
+FROM last_order AS lo
+JOIN order_lines AS l ON l.source = lo.source AND l.order_id = lo.order_id
+GROUP BY lo.rid
+"""
+# The line's own name and category are stored with the aggregates; the product
+# master's (the latest import's) fills the gaps when the model table is written,
+# so a products file imported since is used for every customer.
+_PRODUCTS_SQL = """
     SELECT product_id,
            arg_max(product_name, coalesce(import_id, 0)) AS product_name,
            arg_max(category, coalesce(import_id, 0)) AS category
     FROM products WHERE product_id IS NOT NULL GROUP BY product_id
-)
-SELECT top.rid,
-       top.p.product_id AS last_product_id,
-       coalesce(top.p.product_name, prod.product_name) AS last_product_name,
-       coalesce(top.p.category, prod.category) AS last_category
-FROM top
-LEFT JOIN prod ON prod.product_id = top.p.product_id
 """
 
 _SUBSCRIPTIONS_SQL = """
@@ -330,13 +331,15 @@ WITH s AS (
            min(CAST(ordered_at AS DATE)) AS first_d, max(CAST(ordered_at AS DATE)) AS last_d
     FROM orders
     WHERE """ + is_customer_purchase() + """
-      AND ordered_at < $end_ts AND coalesce(subscription_id, '') <> ''
+      AND ordered_at < $end_ts AND coalesce(subscription_id, '') <> ''{scope}
     GROUP BY customer_id, source, subscription_id
 )
+-- a subscription is active on the as-of day when as_of - last_d <= grace * cycle, i.e.
+-- (whole days) as_of <= last_d + floor(grace * cycle): the last such day is stored
 SELECT customer_id,
-       bool_or(date_diff('day', last_d, $as_of) <= $grace * CASE
+       max(last_d + CAST(floor($grace * CASE
            WHEN n >= 2 AND last_d > first_d THEN date_diff('day', first_d, last_d) / (n - 1)
-           ELSE $default_cycle END) AS active,
+           ELSE $default_cycle END) AS INTEGER)) AS active_until,
        sum(greatest(n, coalesce(max_seq, 0))) AS deliveries
 FROM s GROUP BY customer_id
 """  # noqa: S608 - constant fragments of crm_core.purchases
@@ -384,14 +387,15 @@ def _rank_sql(p: _Params, ranks: Sequence[dict[str, Any]]) -> tuple[str, str, st
 _FINAL_SQL = """
 CREATE OR REPLACE {target} AS
 WITH s AS (
-    -- cm_per_customer holds one row per cm_agg row, in the same order
-    SELECT a.*, a.rowid AS rid, pc.*,
+    -- cm_per_customer holds one row per customer_model_facts row, in the same order
+    SELECT a.*, pc.*,
            date_diff('day', a.last_d, {as_of}) AS recency_days,
            date_diff('day', a.first_d, {as_of}) AS tenure_days,
            a.n_days - 1 AS x,
            date_diff('day', a.first_d, a.last_d) AS t_x
-    FROM cm_agg AS a POSITIONAL JOIN cm_per_customer AS pc
-)
+    FROM customer_model_facts AS a POSITIONAL JOIN cm_per_customer AS pc
+),
+prod AS ({products})
 SELECT s.customer_id,
        c.name, c.email, c.prefecture, c.gender, c.birthday,
        CASE WHEN c.birthday <= {as_of} THEN CAST(date_sub('year', c.birthday, {as_of}) AS INTEGER) END AS age,
@@ -410,10 +414,12 @@ SELECT s.customer_id,
        CAST({gap} AS DECIMAL(18, 2)) AS gap_to_next_rank,
        CAST({orders_gap} AS BIGINT) AS orders_to_next_rank,
        CASE s.first_k WHEN 1 THEN 'スーパーSALE' WHEN 2 THEN 'お買い物マラソン' ELSE '通常' END AS acquisition_event,
-       s.first_source, l.last_product_id, l.last_product_name, l.last_category,
-       CASE WHEN sub.customer_id IS NULL THEN NULL WHEN sub.active THEN '継続中' ELSE '解約' END
+       s.first_source, s.last_product_id,
+       coalesce(s.line_product_name, prod.product_name) AS last_product_name,
+       coalesce(s.line_category, prod.category) AS last_category,
+       CASE WHEN NOT s.subscriber THEN NULL WHEN {as_of} <= s.active_until THEN '継続中' ELSE '解約' END
            AS subscription_status,
-       CAST(coalesce(sub.deliveries, 0) AS BIGINT) AS subscription_deliveries,
+       CAST(coalesce(s.deliveries, 0) AS BIGINT) AS subscription_deliveries,
        s.coupon AS used_coupon,
        s.orders >= 2 AND s.sale_n = s.orders AS sale_only_buyer,
        s.p_alive, s.churn_probability_90d,
@@ -425,9 +431,49 @@ SELECT s.customer_id,
        CAST({as_of_out} AS DATE) AS as_of
 FROM s
 LEFT JOIN customers AS c ON c.customer_id = s.customer_id
-LEFT JOIN cm_last AS l ON l.rid = s.rid
-LEFT JOIN cm_sub AS sub ON sub.customer_id = s.customer_id
+LEFT JOIN prod ON prod.product_id = s.last_product_id
 """
+
+# ---------------------------------------------------------------------------
+# The stored aggregates (customer_model_facts)
+# ---------------------------------------------------------------------------
+
+FACTS = "customer_model_facts"
+"""Per-customer aggregates of the last build (everything of a customer's orders the model needs).
+
+Kept between builds so the refresh after an import recomputes only the customers it touched
+(see :func:`rebuild`): apart from the 12-month figures (kept for the stored ``as_of`` and moved
+forward by subtracting the orders that left the window), nothing in it depends on the as-of day.
+Columns: the aggregates of :func:`aggregate_orders` (without the row key), the last order's top
+line (``last_product_id``, ``line_product_name``, ``line_category``) and the subscriptions
+(``subscriber``, ``active_until``: the last day any of them counts as active, ``deliveries``)."""
+
+_FACTS_SELECT = """
+SELECT a.customer_id, a.orders, a.revenue, a.first_at, a.last_at, a.first_d, a.last_d, a.n_days,
+       a.first_day_amt, a.orders_12m, a.revenue_12m, a.sale_n, a.coupon, a.first_k, a.first_source,
+       a.amt_missing,
+       l.p.product_id AS last_product_id, l.p.product_name AS line_product_name, l.p.category AS line_category,
+       sub.customer_id IS NOT NULL AS subscriber, sub.active_until, sub.deliveries
+FROM cm_agg AS a
+LEFT JOIN cm_last AS l ON l.rid = a.rowid
+LEFT JOIN cm_sub AS sub ON sub.customer_id = a.customer_id
+"""
+
+# Orders leaving the 12-month window when the as-of day moves from $old to $new
+# (orders of days old - 364 .. new - 365), per customer still in the table.
+_SHIFT_12M_SQL = """
+UPDATE customer_model_facts
+SET orders_12m = customer_model_facts.orders_12m - d.n,
+    revenue_12m = CAST(customer_model_facts.revenue_12m - d.r AS DECIMAL(18, 2))
+FROM (
+    SELECT customer_id, count(*) AS n, sum(""" + revenue() + """) AS r
+    FROM orders
+    WHERE """ + is_customer_purchase() + """ AND ordered_at >= $lo AND ordered_at < $hi
+    GROUP BY customer_id
+) AS d
+WHERE customer_model_facts.customer_id = d.customer_id
+"""  # noqa: S608 - constant fragments of crm_core.purchases
+
 
 
 def _final_sql(
@@ -449,6 +495,7 @@ def _final_sql(
         next_rank=next_rank,
         gap=gap,
         orders_gap=orders_gap,
+        products=_PRODUCTS_SQL,
     )
     return sql, p.values
 
@@ -458,7 +505,9 @@ def _final_sql(
 # ---------------------------------------------------------------------------
 
 
-def rebuild(store: Store, as_of: date | datetime | str | None = None, reuse_fit: bool = False) -> ModelReport:
+def rebuild(
+    store: Store, as_of: date | datetime | str | None = None, reuse_fit: bool = False, touched: str | None = None,
+) -> ModelReport:
     """Compute and store ``customer_model`` (see the module docstring for columns).
 
     Parameters
@@ -478,6 +527,16 @@ def rebuild(store: Store, as_of: date | datetime | str | None = None, reuse_fit:
         day, customers changed by at most :data:`~crm_core.model.predict.REFIT_GROWTH`);
         predictions are evaluated for everyone either way.  The refresh after an import
         passes True; settings changes and as-of exports refit.
+    touched : str, optional
+        A table whose ``customer_id`` column names the only customers whose orders changed
+        since the last build (a NULL id: everyone), as the imports leave in
+        ``refresh_touched``.  When the stored aggregates (:data:`FACTS`) still describe
+        everyone else -- built from every order, for the same or an earlier day, with the
+        same sale windows -- only the touched customers are aggregated from their orders;
+        the other customers' 12-month figures move with the as-of day.  Scores,
+        predictions and the table are then computed for everyone as in a full build, so
+        the result is the full build's.  Otherwise (and without ``touched``) every customer
+        is aggregated.
 
     Returns
     -------
@@ -496,7 +555,8 @@ def rebuild(store: Store, as_of: date | datetime | str | None = None, reuse_fit:
         thresholds = rfm_thresholds(store)
         rules = rfm_segments(store)
         ranks = rank_thresholds(store)
-        as_of = _as_date(as_of)
+        requested = _as_date(as_of)
+        as_of = requested
         if as_of is None:
             as_of = as_of_default(store)
     report.as_of = as_of
@@ -506,27 +566,57 @@ def rebuild(store: Store, as_of: date | datetime | str | None = None, reuse_fit:
     registered = False
     try:
         # One transaction: a consistent snapshot of the orders (row ids stay
-        # valid between steps) and an all-or-nothing replacement of the table.
+        # valid between steps) and an all-or-nothing replacement of the tables.
         with store.transaction():
-            with timer("aggregate"):
-                n = aggregate_orders(store, calc_as_of)
+            previous = last_report(store)
+            kept_as_of = None
+            if touched is not None and requested is None and as_of is not None:
+                with timer("settings"):
+                    kept_as_of = _facts_kept(store, previous, touched, calc_as_of)
+            sub_params = {
+                "end_ts": end_ts,
+                "grace": SUBSCRIPTION_GRACE_CYCLES,
+                "default_cycle": SUBSCRIPTION_DEFAULT_CYCLE_DAYS,
+            }
+            if kept_as_of is not None:
+                with timer("aggregate"):
+                    store.execute(
+                        "CREATE OR REPLACE TEMP TABLE cm_touched AS SELECT DISTINCT customer_id FROM "  # noqa: S608
+                        + quote_ident(touched) + " WHERE customer_id IS NOT NULL"
+                    )
+                    report.touched = int(store.scalar("SELECT count(*) FROM cm_touched"))
+                    aggregate_orders(store, calc_as_of, scoped=True)
+                with timer("orders"):
+                    store.execute(_ORDERS_SQL)
+                with timer("subscriptions"):
+                    store.execute(_SUBSCRIPTIONS_SQL.replace("{scope}", _SCOPE), sub_params)
+                with timer("facts"):
+                    store.execute("DELETE FROM " + FACTS + " WHERE customer_id IN (SELECT customer_id FROM cm_touched)")  # noqa: S608
+                    lo, hi = kept_as_of - timedelta(days=364), calc_as_of - timedelta(days=364)
+                    if hi > lo:
+                        store.execute(_SHIFT_12M_SQL, {
+                            "lo": datetime.combine(lo, datetime.min.time()),
+                            "hi": datetime.combine(hi, datetime.min.time()),
+                        })
+                    store.execute("INSERT INTO " + FACTS + _FACTS_SELECT)  # noqa: S608 - constants
+            else:
+                with timer("aggregate"):
+                    aggregate_orders(store, calc_as_of)
+                with timer("orders"):
+                    store.execute(_ORDERS_SQL)
+                with timer("subscriptions"):
+                    store.execute(_SUBSCRIPTIONS_SQL.replace("{scope}", ""), sub_params)
+                with timer("facts"):
+                    store.execute("CREATE OR REPLACE TABLE " + FACTS + " AS" + _FACTS_SELECT)  # noqa: S608 - constants
+            n = int(store.scalar("SELECT count(*) FROM " + FACTS))  # noqa: S608 - constant
             report.customers = n
-            with timer("orders"):
-                store.execute(_ORDERS_SQL)
-            with timer("subscriptions"):
-                store.execute(
-                    _SUBSCRIPTIONS_SQL,
-                    {
-                        "end_ts": end_ts,
-                        "as_of": calc_as_of,
-                        "grace": SUBSCRIPTION_GRACE_CYCLES,
-                        "default_cycle": SUBSCRIPTION_DEFAULT_CYCLE_DAYS,
-                    },
-                )
+            with timer("settings"):
+                report.facts = _facts_meta(store, calc_as_of, end_ts, complete=requested is None or (
+                    as_of is not None and as_of >= (as_of_default(store) or as_of)))
             with timer("predict"):
                 now = _now_jst()
-                kept = kept_fit(last_report(store), n, calc_as_of, now) if reuse_fit else None
-                per_customer = _per_customer(store, report, n, calc_as_of, thresholds, kept, now)
+                kept = kept_fit(previous, n, calc_as_of, now) if reuse_fit else None
+                per_customer = _per_customer(store, report, n, calc_as_of, thresholds, kept, now, source=FACTS)
                 cur.register("cm_per_customer", per_customer)
                 registered = True
             with timer("table"):
@@ -553,6 +643,39 @@ def rebuild(store: Store, as_of: date | datetime | str | None = None, reuse_fit:
     return report
 
 
+def _sales_digest(store: Store, first_day: date, as_of: date) -> str:
+    """A digest of the sale-window pieces the aggregates of ``first_day .. as_of`` were labelled with."""
+    pieces = _sale_day_pieces(first_day, as_of, store)
+    text = json.dumps({k: [str(v) for v in values] for k, values in pieces.items()}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _facts_meta(store: Store, as_of: date, end_ts: datetime, complete: bool) -> dict[str, Any]:
+    first_day = _events_range_start(store, end_ts) or as_of
+    return {"as_of": as_of.isoformat(), "first_day": first_day.isoformat(), "complete": bool(complete),
+            "sales": _sales_digest(store, first_day, as_of)}
+
+
+def _facts_kept(store: Store, previous: dict[str, Any] | None, touched: str, as_of: date) -> date | None:
+    """The as-of day of the stored aggregates when they may be updated for the touched customers only, else None.
+
+    They may when the last build stored them from every order (not an earlier as-of day),
+    for ``as_of`` or an earlier day, the sale windows they were labelled with are unchanged
+    and ``touched`` does not say 'everyone' (a NULL id).
+    """
+    facts = (previous or {}).get("facts")
+    if not facts or not facts.get("complete") or not store.has_table(FACTS) or not store.has_table(TABLE):
+        return None
+    kept_as_of = date.fromisoformat(facts["as_of"])
+    if kept_as_of > as_of:
+        return None
+    if store.scalar("SELECT count(*) FROM " + quote_ident(touched) + " WHERE customer_id IS NULL"):  # noqa: S608
+        return None
+    if _sales_digest(store, date.fromisoformat(facts["first_day"]), kept_as_of) != facts.get("sales"):
+        return None
+    return kept_as_of
+
+
 @contextmanager
 def model_as_of(store: Store, as_of: date | datetime | str) -> Iterator[ModelReport]:
     """Inside the block, ``customer_model`` (on this thread's connection) describes ``as_of``.
@@ -576,7 +699,7 @@ def _collect_warnings(store: Store, report: ModelReport) -> None:
         report.warnings.append("集計できる注文がありません（キャンセルを除く注文がまだありません）。")
         return
     missing_amount, short_history = store.fetchone(
-        "SELECT sum(amt_missing), date_diff('day', min(first_d), ?) FROM cm_agg", [report.as_of]
+        "SELECT sum(amt_missing), date_diff('day', min(first_d), ?) FROM " + FACTS, [report.as_of]  # noqa: S608
     )
     if missing_amount:
         report.warnings.append(f"金額（合計金額・商品合計金額）が空欄の注文が{int(missing_amount):,}件あり、0円として集計しました。")
@@ -585,7 +708,7 @@ def _collect_warnings(store: Store, report: ModelReport) -> None:
             f"購入履歴が{SHORT_HISTORY_DAYS}日未満のため、予測の精度は限られます。"
         )
     no_profile = store.scalar(
-        "SELECT count(*) FROM cm_agg a ANTI JOIN customers c ON c.customer_id = a.customer_id"
+        "SELECT count(*) FROM " + FACTS + " a ANTI JOIN customers c ON c.customer_id = a.customer_id"  # noqa: S608
     )
     if no_profile:
         report.warnings.append(f"顧客テーブルにない顧客が{int(no_profile):,}人います（氏名などは空欄です）。")

@@ -106,11 +106,11 @@ PREDICTION_COLUMNS = ("p_alive", "churn_probability_90d", "expected_orders_365d"
 
 def _per_customer(
     store: Store, report: ModelReport, n_customers: int, as_of: date, thresholds: dict[str, Any],
-    kept: dict[str, Any] | None = None, now: datetime | None = None,
+    kept: dict[str, Any] | None = None, now: datetime | None = None, source: str = "cm_agg",
 ) -> pa.Table:
-    """RFM scores and BG/NBD + Gamma-Gamma predictions for every row of ``cm_agg``.
+    """RFM scores and BG/NBD + Gamma-Gamma predictions for every row of ``source`` (a constant table name).
 
-    The rows come back in ``cm_agg``'s row order, so the final query pairs
+    The rows come back in ``source``'s row order, so the final query pairs
     them with a positional join.  Prediction columns are null when the fit is
     impossible (reason in the report).
     """
@@ -122,8 +122,7 @@ def _per_customer(
                CASE WHEN n_days > 1 THEN (CAST(revenue AS DOUBLE) - first_day_amt) / (n_days - 1) ELSE 0 END AS m,
                (hash(customer_id) % 1000000) < $fit_per_million AS fit,
                date_diff('day', last_d, $as_of) AS recency_days, orders, CAST(revenue AS DOUBLE) AS revenue
-        FROM cm_agg
-        """,
+        FROM """ + source,  # noqa: S608 - a constant of crm_core.model.build
         {"as_of": as_of, "fit_per_million": int(math.ceil(rate * 1_000_000))},
     ).fetchnumpy()
     rid = np.asarray(data["rid"], dtype=np.int64)

@@ -41,6 +41,15 @@ class ModelReport:
         Wall time per step.
     warnings : list of str
         Japanese notes for the marketer.
+    touched : int or None
+        Customers recomputed from their orders when the build updated only the customers an
+        import touched (:func:`crm_core.model.build.rebuild` with ``touched``); None for a
+        build from all orders.
+    facts : dict or None
+        What the stored per-customer aggregates (``customer_model_facts``) describe:
+        ``as_of``, ``first_day``, ``complete`` (every order counted) and ``sales`` (a digest of
+        the sale windows they were labelled with).  A build for the touched customers only
+        reuses them when they still hold.
     """
 
     customers: int = 0
@@ -54,6 +63,8 @@ class ModelReport:
     prediction_error: str | None = None
     seconds: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    touched: int | None = None
+    facts: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable copy."""
