@@ -385,7 +385,7 @@ def _rank_sql(p: _Params, ranks: Sequence[dict[str, Any]]) -> tuple[str, str, st
 
 
 _FINAL_SQL = """
-CREATE OR REPLACE {target} AS
+{target}
 WITH s AS (
     -- cm_per_customer holds one row per customer_model_facts row, in the same order
     SELECT a.*, pc.*,
@@ -432,7 +432,22 @@ SELECT s.customer_id,
 FROM s
 LEFT JOIN customers AS c ON c.customer_id = s.customer_id
 LEFT JOIN prod ON prod.product_id = s.last_product_id
+{where}
 """
+
+DAILY_COLUMNS: tuple[str, ...] = (
+    "age", "recency_days", "tenure_days", "orders_12m", "revenue_12m", "r_score", "f_score", "m_score",
+    "rfm_segment", "rank", "next_rank", "gap_to_next_rank", "orders_to_next_rank", "last_product_name",
+    "last_category", "subscription_status", "p_alive", "churn_probability_90d", "churn_risk",
+    "expected_orders_365d", "predicted_clv_365d", "expected_next_order_date", "as_of",
+)
+"""Columns of ``customer_model`` that change for a customer whose orders did not: the as-of day
+(and with it recency, tenure, age, the 12-month figures, subscription status, predictions), scores
+by quintile over everyone, and the product master's names.  The refresh after an import updates
+these in place for the customers it did not touch and rewrites only the touched customers' rows."""
+
+_TOUCHED = "s.customer_id IN (SELECT customer_id FROM cm_touched)"
+
 
 # ---------------------------------------------------------------------------
 # The stored aggregates (customer_model_facts)
@@ -481,7 +496,8 @@ def _final_sql(
     as_of_out: date | None,
     rules: list[dict[str, Any]],
     ranks: list[dict[str, Any]],
-    target: str = "TABLE customer_model",
+    target: str = "CREATE OR REPLACE TABLE customer_model AS",
+    where: str = "",
 ) -> tuple[str, dict[str, Any]]:
     p = _Params()
     as_of_ref = p(as_of)
@@ -496,6 +512,7 @@ def _final_sql(
         gap=gap,
         orders_gap=orders_gap,
         products=_PRODUCTS_SQL,
+        where=where,
     )
     return sql, p.values
 
@@ -620,13 +637,23 @@ def rebuild(
                 cur.register("cm_per_customer", per_customer)
                 registered = True
             with timer("table"):
-                sql, params = _final_sql(calc_as_of, as_of, rules, ranks, "TABLE " + TABLE)
                 _collect_warnings(store, report)
                 if report.prediction_error:
                     report.warnings.append(
                         f"予測列（継続確率・離反確率・予測購入など）は空欄です: {report.prediction_error}"
                     )
-                store.execute(sql, params)
+                if kept_as_of is None:
+                    store.execute(*_final_sql(calc_as_of, as_of, rules, ranks, "CREATE OR REPLACE TABLE " + TABLE + " AS"))
+                else:
+                    # the touched customers' rows anew, the daily columns of everyone else in place
+                    # (a fraction of rewriting every column of every row)
+                    store.execute("DELETE FROM " + TABLE + " WHERE customer_id IN (SELECT customer_id FROM cm_touched)")  # noqa: S608
+                    sql, params = _final_sql(calc_as_of, as_of, rules, ranks, "", "WHERE NOT " + _TOUCHED)
+                    store.execute(
+                        "UPDATE " + TABLE + " SET " + ", ".join(f"{c} = d.{c}" for c in DAILY_COLUMNS)  # noqa: S608
+                        + " FROM (" + sql + ") AS d WHERE " + TABLE + ".customer_id = d.customer_id", params,
+                    )
+                    store.execute(*_final_sql(calc_as_of, as_of, rules, ranks, "INSERT INTO " + TABLE, "WHERE " + _TOUCHED))
                 store.execute(
                     "CREATE OR REPLACE TABLE customer_model_meta "
                     "(as_of DATE, built_at TIMESTAMP, customers BIGINT, report JSON)"
