@@ -649,11 +649,13 @@ def rebuild(
                     # (a fraction of rewriting every column of every row)
                     store.execute("DELETE FROM " + TABLE + " WHERE customer_id IN (SELECT customer_id FROM cm_touched)")  # noqa: S608
                     sql, params = _final_sql(calc_as_of, as_of, rules, ranks, "", "WHERE NOT " + _TOUCHED)
-                    store.execute(
-                        "UPDATE " + TABLE + " SET " + ", ".join(f"{c} = d.{c}" for c in DAILY_COLUMNS)  # noqa: S608
-                        + " FROM (" + sql + ") AS d WHERE " + TABLE + ".customer_id = d.customer_id", params,
-                    )
-                    store.execute(*_final_sql(calc_as_of, as_of, rules, ranks, "INSERT INTO " + TABLE, "WHERE " + _TOUCHED))
+                    with timer("table_update"):
+                        store.execute(
+                            "UPDATE " + TABLE + " SET " + ", ".join(f"{c} = d.{c}" for c in DAILY_COLUMNS)  # noqa: S608
+                            + " FROM (" + sql + ") AS d WHERE " + TABLE + ".customer_id = d.customer_id", params,
+                        )
+                    with timer("table_insert"):
+                        store.execute(*_final_sql(calc_as_of, as_of, rules, ranks, "INSERT INTO " + TABLE, "WHERE " + _TOUCHED))
                 store.execute(
                     "CREATE OR REPLACE TABLE customer_model_meta "
                     "(as_of DATE, built_at TIMESTAMP, customers BIGINT, report JSON)"

@@ -181,3 +181,12 @@ def test_a_build_for_an_earlier_day_is_not_reused_for_the_touched_customers(monk
     pipeline.refresh(store)
     assert model.last_report(store)["touched"] is None
     store.close()
+
+
+def test_clearing_the_data_drops_the_stored_aggregates():
+    store = _shop(9)
+    pipeline.refresh(store)
+    assert store.has_table("customer_model_facts")
+    store.clear_data()
+    assert not store.has_table("customer_model_facts")
+    store.close()
