@@ -1005,7 +1005,8 @@ DATA_TABLES = (
 )
 TABLES = DATA_TABLES + ("column_mappings", "settings", "schema_version")
 # Rebuilt from the data after every import.
-DERIVED_TABLES = ("customer_model", "customer_model_meta", "customer_model_facts", "customer_recommendations", "sale_events")  # sale_events: stores of earlier versions
+DERIVED_TABLES = ("customer_model", "customer_model_meta", "customer_model_facts", "customer_recommendations",
+                  "page_summaries", "sale_events")  # sale_events: stores of earlier versions
 # Tables of later stages that refer to customers (emptied with the data, if present).
 CUSTOMER_LINKED_TABLES = (
     "segment_sizes",

@@ -72,6 +72,9 @@ def _rebuild(store: Store, progress: Progress | None, strict: bool, touched: str
     basket.build_recommendations(store)
     say(0.95, "保存したセグメントの人数を数えています…")
     segment_library.measure_all(store)  # size history of saved segments
+    from crm_core.analytics import summaries
+
+    summaries.write(store, data_version(store))  # the pages' shop-wide figures, so no first render scans every order
     return warnings
 
 

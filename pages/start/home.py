@@ -5,7 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from crm_core.analytics.overview import line_reach, shop_overview
+from crm_core.analytics import summaries
+from crm_core.analytics.overview import line_reach
 from pages import ui
 
 st.title("🛍️ リピートCRMコンソール")
@@ -14,10 +15,11 @@ st.caption("楽天市場・Shopify・定期通販のリピート顧客づくり�
 store = ui.require_data()
 
 
-# It reads every order: once per data version, not on every rerun (the gross profit: ui.shop_profit).
+# It reads every order: stored by the refresh (crm_core.analytics.summaries), else once per data version
+# (the gross profit: ui.shop_profit).
 @st.cache_data(ttl=900, max_entries=16, show_spinner="集計しています…")
 def _overview(db: str, version: tuple) -> dict:
-    return shop_overview(ui.store())
+    return summaries.get(ui.store(), "shop_overview", version[1:])
 
 
 

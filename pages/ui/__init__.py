@@ -162,9 +162,9 @@ def data_version() -> tuple[str, int, str]:
 
 @st.cache_data(ttl=900, max_entries=16, show_spinner="粗利を集計しています…")
 def _shop_profit(db: str, version: tuple, costs_version: tuple) -> dict[str, Any]:
-    from crm_core.analytics.profit import profit_overview
+    from crm_core.analytics import summaries
 
-    return profit_overview(store())
+    return summaries.get(store(), "profit_overview", version[1:])  # stored by the refresh when current
 
 
 def shop_profit(s: Store) -> dict[str, Any]:
