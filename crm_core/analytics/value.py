@@ -37,6 +37,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from crm_core.db import Store
@@ -311,17 +312,6 @@ def rf_heatmap(store: Store, scores: Sequence[int] = (1, 2, 3, 4, 5)) -> pd.Data
 # --------------------------------------------------------------------------
 
 
-def _rank_case(column: str, thresholds: Sequence[tuple[str, float]], params: dict[str, Any]) -> str:
-    """A CASE expression mapping spend to a rank; thresholds go in as parameters."""
-    parts = []
-    for i, (name, minimum) in enumerate(thresholds[:-1]):
-        params[f"rank_min_{i}"] = float(minimum)
-        params[f"rank_name_{i}"] = name
-        parts.append(f"WHEN coalesce({column}, 0) >= $rank_min_{i} THEN $rank_name_{i}")
-    params["rank_last"] = thresholds[-1][0]
-    return "CASE " + " ".join(parts) + " ELSE $rank_last END"
-
-
 def check_thresholds(thresholds: Sequence[tuple[str, float]]) -> list[tuple[str, float]]:
     """Validate rank thresholds: names unique, minimum spends strictly descending.
 
@@ -382,6 +372,9 @@ def rank_movement(
     purchases; ``basis="orders_12m"``: their number of purchases) in the
     ``window_days`` days ending on that day (365: the 12-month figures
     ``customer_model.revenue_12m`` and ``orders_12m`` use).
+    :func:`rank_spend_grid` (the query) then :func:`rank_movement_from_grid`
+    (the thresholds), so a page can keep the grid and try other thresholds
+    without reading the orders again.
 
     Parameters
     ----------
@@ -402,7 +395,27 @@ def rank_movement(
         ranks), ``to_rank`` (移動先), ``customers``, ``share_of_from`` (share of
         the ``from_rank`` row), ``movement`` ('昇格', '維持', '降格' or '新規').
     """
-    ranks = check_thresholds(thresholds)
+    check_thresholds(thresholds)
+    return rank_movement_from_grid(rank_spend_grid(store, date_from, date_to, window_days, basis), thresholds)
+
+
+def rank_spend_grid(
+    store: Store,
+    date_from: dt.date | str,
+    date_to: dt.date | str,
+    window_days: int = 365,
+    basis: str = "revenue_12m",
+) -> pd.DataFrame:
+    """Customers per (new after ``date_from``, spend on ``date_from``, spend on ``date_to``): what ranks bucket.
+
+    Returns
+    -------
+    DataFrame
+        ``is_new`` (first purchase after ``date_from``), ``spend_a``, ``spend_b``
+        (spend or number of purchases in the ``window_days`` days ending on each
+        day, 0 when none), ``customers``.  One row per distinct triple: a few
+        hundred thousand rows for millions of customers.
+    """
     a, b = as_of_date(date_from), as_of_date(date_to)
     if a > b:
         raise InputError("比較の開始日が終了日より後になっています。日付を入れ替えてください。")
@@ -415,10 +428,7 @@ def rank_movement(
         "end": period_params(b)["end"],
         "end_a": period_params(a)["end"],
         "window": int(window_days),
-        "not_yet": NOT_YET_CUSTOMER,
     }
-    rank_a = _rank_case("spend_a", ranks, params)
-    rank_b = _rank_case("spend_b", ranks, params)
     sql = (
         "WITH "  # noqa: S608 - fixed SQL fragments; values are bound parameters
         + PURCHASES_CTE
@@ -432,21 +442,40 @@ def rank_movement(
             FROM purchases
             GROUP BY customer_id
         )
-        SELECT CASE WHEN first_at >= $end_a THEN $not_yet ELSE """
-        + rank_a
-        + """ END AS from_rank,
-               """
-        + rank_b
-        + """ AS to_rank,
+        SELECT first_at >= $end_a AS is_new,
+               CAST(coalesce(spend_a, 0) AS DOUBLE) AS spend_a,
+               CAST(coalesce(spend_b, 0) AS DOUBLE) AS spend_b,
                count(*) AS customers
         FROM per_customer
         GROUP BY ALL
         """
     )
-    df = query_df(store, sql, params)
+    return query_df(store, sql, params)
+
+
+def rank_movement_from_grid(grid: pd.DataFrame, thresholds: Sequence[tuple[str, float]] = RANK_THRESHOLDS) -> pd.DataFrame:
+    """The :func:`rank_movement` matrix of a :func:`rank_spend_grid` under ``thresholds``.
+
+    A spend takes the first (highest) rank whose minimum it reaches, else the
+    last rank (a customer without purchases in the window spends 0).
+    """
+    ranks = check_thresholds(thresholds)
     names = [name for name, _ in ranks]
-    grid = pd.MultiIndex.from_product([[NOT_YET_CUSTOMER, *names], names], names=["from_rank", "to_rank"])
-    df = df.set_index(["from_rank", "to_rank"]).reindex(grid, fill_value=0).reset_index()
+    minimums = np.array([minimum for _, minimum in ranks[:-1]], dtype="float64")
+
+    def rank_index(spend: pd.Series) -> np.ndarray:
+        # minimums descend: the rank is the number of minimums the spend does not reach
+        return (spend.to_numpy(dtype="float64")[:, None] < minimums[None, :]).sum(axis=1)
+
+    label = np.array(names, dtype=object)
+    from_rank = np.where(grid["is_new"].to_numpy(dtype=bool), NOT_YET_CUSTOMER, label[rank_index(grid["spend_a"])])
+    to_rank = label[rank_index(grid["spend_b"])]
+    df = (
+        pd.DataFrame({"from_rank": from_rank, "to_rank": to_rank, "customers": grid["customers"].to_numpy(dtype="int64")})
+        .groupby(["from_rank", "to_rank"], sort=False)["customers"].sum()
+    )
+    index = pd.MultiIndex.from_product([[NOT_YET_CUSTOMER, *names], names], names=["from_rank", "to_rank"])
+    df = df.reindex(index, fill_value=0).reset_index()
     df["customers"] = df["customers"].astype("int64")
     row_total = df.groupby("from_rank", sort=False)["customers"].transform("sum")
     df["share_of_from"] = (df["customers"] / row_total.where(row_total > 0)).astype("float64")

@@ -26,7 +26,7 @@ TABS = ["RFM", "リピート", "コホート", "定期", "LTV・予測", "買い
 _FUNCS: dict[str, Callable[..., Any]] = {
     "rfm_segment_summary": analytics.rfm_segment_summary,
     "rf_heatmap": analytics.rf_heatmap,
-    "rank_movement": analytics.rank_movement,
+    "rank_spend_grid": analytics.rank_spend_grid,
     "clv_distribution": analytics.clv_distribution,
     "churn_risk_summary": analytics.churn_risk_summary,
     "repeat_conversion": repeat.repeat_conversion,
@@ -203,7 +203,9 @@ def tab_rfm() -> None:
             f"それ以外は{ui.md(ranks[-1][0])}です。初期値はショップのランク設定です。ここでの変更はこの分析にだけ使われます。"
             "基準は上位のランクほど高くしてください。"
         )
-    moves = compute("rank_movement", date_from=date_from, date_to=date_to, thresholds=tuple(thresholds), basis=basis)
+    # The orders are read once per pair of days; other thresholds only re-bucket the cached grid.
+    grid = compute("rank_spend_grid", date_from=date_from, date_to=date_to, basis=basis)
+    moves = ui.run(analytics.rank_movement_from_grid, grid, tuple(thresholds))
     summary = analytics.rank_movement_summary(moves)
     for col, row in zip(st.columns(4), summary.itertuples(index=False), strict=True):
         col.metric(ui.md(row.movement), ui.count(row.customers, "人"), help=f"全体の{ui.pct(row.share)}")
