@@ -42,13 +42,21 @@ def pages(only: str | None = None) -> list[Path]:
 
 
 def _candidates(at) -> list[tuple[str, int]]:
-    """Widgets that can change, in the order tried: select boxes, radios, checkboxes, numbers, texts."""
+    """Widgets that can change, in the order tried: select boxes, radios, checkboxes, numbers, texts.
+
+    Widgets inside a form are left out: in a browser changing one does not rerun the page (only the
+    form's submit button does), so it is no rerun a marketer waits for.
+    """
+
+    def changeable(w) -> bool:
+        return not w.disabled and not getattr(w, "form_id", "")
+
     out = []
-    out += [("selectbox", i) for i, w in enumerate(at.selectbox) if len(w.options) >= 2 and not w.disabled]
-    out += [("radio", i) for i, w in enumerate(at.radio) if len(w.options) >= 2 and not w.disabled]
-    out += [("checkbox", i) for i, w in enumerate(at.checkbox) if not w.disabled]
-    out += [("number_input", i) for i, w in enumerate(at.number_input) if not w.disabled]
-    out += [("text_input", i) for i, w in enumerate(at.text_input) if not w.disabled]
+    out += [("selectbox", i) for i, w in enumerate(at.selectbox) if len(w.options) >= 2 and changeable(w)]
+    out += [("radio", i) for i, w in enumerate(at.radio) if len(w.options) >= 2 and changeable(w)]
+    out += [("checkbox", i) for i, w in enumerate(at.checkbox) if changeable(w)]
+    out += [("number_input", i) for i, w in enumerate(at.number_input) if changeable(w)]
+    out += [("text_input", i) for i, w in enumerate(at.text_input) if changeable(w)]
     return out
 
 

@@ -343,17 +343,28 @@ def reach_caption(store: Store) -> None:
     st.caption("📱 " + text + "。楽天のお客様のLINE IDは「データ取込」でLINE連携ファイル（注文番号・電話番号→LINEユーザーID）を取り込むと増えます。")
 
 
+def rule_version(store: Store) -> tuple:
+    """What a segment's figures depend on besides its rule: the data (imports, model rebuilds), the costs,
+    and the campaigns a rule may refer to."""
+    return (ui.data_version(), *ui.run(PR.costs_version, store), *ui.run(C.results_version, store))
+
+
 @st.cache_data(ttl=600, max_entries=64, show_spinner="粗利を集計しています…")
 def _profit_summary(db: str, version: tuple, rule: dict[str, Any]) -> dict[str, Any]:
     """:func:`S.profit_summary` joins every order line of the segment to the costs: kept per rule and version."""
     return S.profit_summary(ui.store(), rule)
 
 
+@st.cache_data(ttl=600, max_entries=64, show_spinner=False)
+def _summary(db: str, version: tuple, rule: dict[str, Any]) -> dict[str, Any]:
+    """:func:`S.summary` reads every customer of the model: kept per rule and version (a rerun that leaves the
+    rule as it is, such as choosing a preset or typing a name, does not count again)."""
+    return S.summary(ui.store(), rule)
+
+
 def profit_metrics(store: Store, rule: dict[str, Any]) -> None:
     """The segment's gross profit, historic and predicted, with how much of it rests on known costs."""
-    # the key: the data (imports, model rebuilds), the costs, and the campaigns a rule may refer to
-    version = (ui.data_version(), *ui.run(PR.costs_version, store), *ui.run(C.results_version, store))
-    gp = ui.run(_profit_summary, str(store.path), version, rule)
+    gp = ui.run(_profit_summary, str(store.path), rule_version(store), rule)
     c = st.columns(3)
     if gp["gross_profit"] is None:
         c[0].metric("累計粗利", "原価未登録", help="このセグメントの商品に原価・粗利率が登録されていません。「データ取込」の「商品の原価・粗利率」で登録できます。")
@@ -373,7 +384,7 @@ def result_panel(store: Store, rule: dict[str, Any]) -> dict[str, Any] | None:
     if problem:
         st.warning(problem, icon="✏️")
         return None
-    result = ui.run(S.summary, store, rule)
+    result = ui.run(_summary, str(store.path), rule_version(store), rule)
     st.info("**条件：** " + md(result["description"]), icon="🎯")
     c = st.columns(5)
     c[0].metric("該当顧客数", ui.count(result["customers"], "人"), help=f"{ui.jdate(result['as_of'])}時点の顧客データ")
