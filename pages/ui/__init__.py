@@ -299,6 +299,24 @@ REACH_FIX_LINKS = {
 """Where the fix of a :class:`crm_core.planning.planner.ReachNote` is (its ``fix`` key → page, label, icon)."""
 
 
+@st.cache_data(ttl=600, max_entries=64, show_spinner=False)
+def _explain_reach(db: str, version: tuple, channel: str, segment: Any, rule: Any) -> Any:
+    from crm_core.audience.reach import explain_reach as explain
+
+    return explain(store(), channel, segment)
+
+
+def explain_reach(s: Store, channel: str, segment: Any = None) -> Any:
+    """:func:`crm_core.audience.reach.explain_reach`, kept per data version, channel and the rule the segment
+    stands for (it counts every customer of the model; pages ask it on every rerun)."""
+    from crm_core.audience import references
+    from crm_core.results import campaigns
+
+    rule = run(references.resolve, s, segment)  # a saved segment edited since: another key
+    version = (data_version(), *run(campaigns.results_version, s))  # a rule may refer to campaigns
+    return run(_explain_reach, str(s.path), version, channel, segment, rule)
+
+
 def reach_note(note: Any, lead: str = "", key: str | None = None) -> bool:
     """Explain a channel that reaches nobody (reason + a link to the fix); False when it reaches someone.
 
