@@ -245,3 +245,37 @@ def test_counts_in_the_plan_and_cost_tables_have_separators(db):
     for column in ("対象者数", "メッセージ数"):
         frame = next(d for d in at.dataframe if column in d.value.columns)
         assert json.loads(frame.proto.columns)[column]["type_config"]["format"] == "localized", column
+
+
+
+def test_the_plans_reach_is_kept_per_data_version_and_equals_the_direct_count(db):
+    """The plan's 対象者数 is kept per data version, channel and rule (ui.explain_reach): it equals the direct
+    count, and after the data changes (customers lose their LINE id, the model is rebuilt) the new direct count."""
+    from crm_core import pipeline
+    from crm_core.audience.reach import explain_reach
+
+    def direct() -> int:
+        s = Store(db)
+        try:
+            return explain_reach(s, "line", None).reachable
+        finally:
+            s.close()
+
+    at = _page()
+    assert at.selectbox(key="cal_plan_segment").value == "全員（チャネルで届くお客様すべて）"
+
+    def shown() -> str:
+        return next(c.value for c in at.caption if c.value.startswith("対象者数:"))
+
+    before = direct()
+    assert before > 0 and shown().startswith(f"対象者数: {before:,}人")
+    store = Store(db)
+    store.execute("UPDATE customers SET line_user_id = NULL WHERE customer_id IN "
+                  "(SELECT customer_id FROM customers WHERE line_user_id IS NOT NULL ORDER BY customer_id LIMIT 5)")
+    pipeline.after_settings_change(store)
+    store.close()
+    after = direct()
+    assert after < before
+    at.run()
+    assert not at.exception
+    assert shown().startswith(f"対象者数: {after:,}人")
