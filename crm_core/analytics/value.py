@@ -467,16 +467,13 @@ def rank_movement_from_grid(grid: pd.DataFrame, thresholds: Sequence[tuple[str, 
         # minimums descend: the rank is the number of minimums the spend does not reach
         return (spend.to_numpy(dtype="float64")[:, None] < minimums[None, :]).sum(axis=1)
 
-    label = np.array(names, dtype=object)
-    from_rank = np.where(grid["is_new"].to_numpy(dtype=bool), NOT_YET_CUSTOMER, label[rank_index(grid["spend_a"])])
-    to_rank = label[rank_index(grid["spend_b"])]
-    df = (
-        pd.DataFrame({"from_rank": from_rank, "to_rank": to_rank, "customers": grid["customers"].to_numpy(dtype="int64")})
-        .groupby(["from_rank", "to_rank"], sort=False)["customers"].sum()
-    )
+    # cell number: from (0 = not yet a customer, then the ranks) × len(names) + to; counted with bincount
+    k = len(names)
+    from_index = np.where(grid["is_new"].to_numpy(dtype=bool), 0, rank_index(grid["spend_a"]) + 1)
+    cell = from_index * k + rank_index(grid["spend_b"])
+    counts = np.bincount(cell, weights=grid["customers"].to_numpy(dtype="float64"), minlength=(k + 1) * k)
     index = pd.MultiIndex.from_product([[NOT_YET_CUSTOMER, *names], names], names=["from_rank", "to_rank"])
-    df = df.reindex(index, fill_value=0).reset_index()
-    df["customers"] = df["customers"].astype("int64")
+    df = pd.DataFrame({"customers": np.rint(counts).astype("int64")}, index=index).reset_index()
     row_total = df.groupby("from_rank", sort=False)["customers"].transform("sum")
     df["share_of_from"] = (df["customers"] / row_total.where(row_total > 0)).astype("float64")
     level = {name: i for i, name in enumerate(names)}  # 0 = highest
