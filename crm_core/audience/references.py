@@ -12,6 +12,9 @@ A reference is one of
 ``{"rule": RULE}`` or a bare rule
     an inline rule (JSON, validated).
 
+Each object spelling may also come as its JSON text (as :func:`crm_core.planning.planner.segment_json`
+stores it and the calendar's segment choices hold it).
+
 :func:`resolve` turns any of these into a validated rule (``None`` for everyone) or raises
 one :class:`~crm_core.errors.InputError` in Japanese, e.g. when a saved segment was deleted.
 The message templates, the campaign planner and the results page all resolve through here.
@@ -19,6 +22,7 @@ The message templates, the campaign planner and the results page all resolve thr
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +54,11 @@ class SegmentRef:
             return value
         if value is None or value == "all" or value == "":
             return cls("all")
+        if isinstance(value, str) and value.lstrip().startswith("{"):  # the stored spelling (planner.segment_json)
+            try:
+                value = json.loads(value)
+            except ValueError:
+                raise InputError(f"配信対象の指定「{value[:40]}」を読めません。{_CHOOSE_AGAIN}", "bad segment JSON") from None
         if isinstance(value, str):
             kind, _, ref = value.partition(":")
             if kind == "preset" and ref:

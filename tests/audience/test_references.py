@@ -57,3 +57,14 @@ def test_unknown_references_say_what_to_do(store):
         refs.resolve(store, "preset:nope")
     with pytest.raises(InputError, match="選び直して"):
         refs.SegmentRef.parse("saved:abc")
+
+
+def test_the_stored_json_spelling_resolves_like_the_object(store):
+    """planner.segment_json text (what the calendar's segment choices and planned sends hold) is a reference too."""
+    sid = L.save_segment(store, "休眠", DORMANT)
+    for obj in (planner.saved_segment(sid, "休眠"), planner.named_segment("休眠", DORMANT), DORMANT):
+        text = planner.segment_json(obj)
+        assert refs.SegmentRef.parse(text) == refs.SegmentRef.parse(obj)
+        assert refs.resolve(store, text) == refs.resolve(store, obj)
+    with pytest.raises(InputError, match="読めません"):
+        refs.SegmentRef.parse("{not json")

@@ -279,3 +279,21 @@ def test_the_plans_reach_is_kept_per_data_version_and_equals_the_direct_count(db
     at.run()
     assert not at.exception
     assert shown().startswith(f"対象者数: {after:,}人")
+
+
+def test_a_plan_for_a_preset_shows_its_reach(db):
+    """Choosing a preset as the plan's audience counts it (it stopped the page with 「…を読めません」)."""
+    from crm_core.audience.reach import explain_reach
+    from crm_core.planning import plan_editor
+
+    at = _page()
+    label = next(o for o in at.selectbox(key="cal_plan_segment").options if o.startswith("プリセット: 休眠（90日"))
+    at.selectbox(key="cal_plan_segment").set_value(label).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    store = Store(db)
+    try:
+        expected = explain_reach(store, "line", dict(plan_editor.segment_choices(store))[label])
+    finally:
+        store.close()
+    caption = next(c.value for c in at.caption if c.value.startswith("対象者数:"))
+    assert caption.startswith(f"対象者数: {expected.reachable:,}人")
