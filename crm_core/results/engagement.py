@@ -24,6 +24,7 @@ import pandas as pd
 from crm_core import clock
 from crm_core.db import Store
 from crm_core.errors import InputError
+from crm_core.messaging import ledger as _ledger  # noqa: F401 - registers send_ledger / send_campaigns, read by the LINE statistics
 
 WITHHELD_LABEL = "非公開（少数のため）"
 APPROX_NOTE = (

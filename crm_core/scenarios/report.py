@@ -20,6 +20,7 @@ import pandas as pd
 from crm_core import jp
 from crm_core import purchases as P
 from crm_core.db import Store
+from crm_core.messaging import ledger as _ledger  # noqa: F401 - registers send_ledger, which these reports read
 from crm_core.results import attribution as R
 from crm_core.scenarios import definitions as D
 
