@@ -12,7 +12,7 @@ campaigns with a real effect, seeded extra orders for some treatment
 copies the customer's latest earlier order (source, buyer details,
 prefecture, payment method, import id) and its first line's product, with
 a new order id in the source's id shape (Rakuten ``392817-YYYYMMDD-8NNNNNN``,
-Shopify ``#8NNNNN``), ``content_hash`` ``'sample-campaign'`` and, for coupon
+Shopify ``#8NNNNN``), ``content_hash`` :data:`crm_core.db.SAMPLE_ORDER_HASH` and, for coupon
 campaigns, the coupon code and a 15% discount.  Then the customer model is
 rebuilt (:func:`crm_core.pipeline.after_import`).  Per-recipient delivery /
 open / click rows are generated for the LINE and e-mail sends (R-Mail gives
@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from crm_core.db import Store
+from crm_core.db import SAMPLE_ORDER_HASH, Store
 from crm_core.results import campaigns as C
 
 
@@ -123,8 +123,8 @@ def _extra_orders(store: Store, cid: int, spec: SampleCampaign, rec: pd.DataFram
                   price - CASE WHEN $coupon IS NULL THEN 0 ELSE round(price * 0.15) END, price, 0,
                   CASE WHEN $coupon IS NULL THEN 0 ELSE round(price * 0.15) END, 0, 0, $coupon, payment_method, prefecture,
                   buyer_name, buyer_name_kana, email, phone, postcode, gender, birthday, email_opt_in, customer_key,
-                  'sample-campaign', import_id
-           FROM sample_extra_orders""",
+                  """ + SAMPLE_ORDER_HASH + """, import_id
+           FROM sample_extra_orders""",  # noqa: S608 - a constant SQL expression
         {"coupon": coupon},
     )
     cur.execute(

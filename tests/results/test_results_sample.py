@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from crm_core.db import Store
+from crm_core.db import SAMPLE_ORDER_HASH, Store
 from crm_core.results import attribution as R
 from crm_core.results import charts as RC
 from crm_core.sample.campaigns import SAMPLE_CAMPAIGNS, load_sample_campaigns
@@ -41,7 +41,7 @@ def test_sample_campaigns_are_seeded_and_meaningful(shop):
     assert reports[1]["with_results"] and reports[1]["cost"]["coupon_cost"] > 0
     # Extra orders are schema-consistent: every one has a line and a known source shape.
     bad = store.scalar(
-        "SELECT count(*) FROM orders o WHERE content_hash = 'sample-campaign' AND NOT EXISTS "
+        "SELECT count(*) FROM orders o WHERE content_hash = " + SAMPLE_ORDER_HASH + " AND NOT EXISTS "
         "(SELECT 1 FROM order_lines l WHERE l.source = o.source AND l.order_id = o.order_id)"
     )
     assert bad == 0
