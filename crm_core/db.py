@@ -583,6 +583,12 @@ def _numeric_content_hashes(con: duckdb.DuckDBPyConnection) -> None:
     last-file record whose state still matches the store is carried over to the
     new column, so the re-import shortcut keeps recognising that file.
     """
+    kind = con.execute(
+        "SELECT data_type FROM information_schema.columns WHERE table_catalog = current_database() "
+        "AND table_schema = 'main' AND table_name = 'orders' AND column_name = 'content_hash'"
+    ).fetchone()
+    if kind and kind[0] == "UBIGINT":
+        return
     records = con.execute("SELECT key, value FROM settings WHERE key LIKE ?", [LAST_ORDERS_FILE + "%"]).fetchall()
     current = []
     for key, value in records:
