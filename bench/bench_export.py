@@ -100,9 +100,10 @@ def run(store: Store, runs: int, out_dir: Path, pandas: bool = False) -> list[di
         t = time.perf_counter()
         K.issue_unique_codes(store, cid, [r[0] for r in store.fetchall("SELECT customer_id FROM customer_model")])
         print(f"    issued {store.scalar('SELECT count(*) FROM coupon_codes'):,} codes in {time.perf_counter() - t:.1f} s", flush=True)
-    code_cols = [("c.code", "a"), ("c.customer_id", "b"), ("m.name", "c"), ("m.email", "d"),
+    code_cols = [("c.code", "a"), ("c.customer_id", "b"), ("k.customer_key", "b2"), ("m.name", "c"), ("m.email", "d"),
                  ("'bench'", "e"), ("'10%OFF'", "f"), ("'3,000円以上'", "g"), ("'2026年12月31日まで'", "h")]
-    code_from = "FROM coupon_codes c LEFT JOIN customer_model m ON m.customer_id = c.customer_id WHERE c.coupon_id = ? ORDER BY c.customer_id"
+    code_from = ("FROM coupon_codes c LEFT JOIN customers k ON k.customer_id = c.customer_id"
+                 " LEFT JOIN customer_model m ON m.customer_id = c.customer_id WHERE c.coupon_id = ? ORDER BY c.customer_id")
     for enc in ("utf-8-sig", "cp932"):
         results.append(_pair(f"coupon codes ({enc})", runs,
                              lambda: _plain_copy(store, code_cols, code_from, [cid], plain_out),
