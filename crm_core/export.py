@@ -295,7 +295,6 @@ def _copy_through_pipe(store, copy: str, params, head: str, pipe: Path, part: Pa
 
 
 def _transcode_cp932(head: str, body, fh) -> set[str]:
-    """Write ``head`` and the UTF-8 file ``body`` to ``fh`` in cp932; return the characters written as ``?``."""
     """Write ``head`` and the UTF-8 ``body`` to ``fh`` in cp932; return the characters written as ``?``.
 
     ``body`` is a file path, or a function returning the next bytes (``b""`` at the end).
