@@ -300,7 +300,8 @@ def create(
     findings = lint(store, channel, keys, f.rows, coupon_id)
     errors = [x for x in findings if x["severity"] == "error" and x.get("channel") == "email"]
     if errors:
-        raise InputError("このメールは送信できません: " + " / ".join(x["message"] for x in errors[:3]), "lint errors")
+        raise InputError("このメールは送信できません: " + " / ".join(x["message"] for x in errors[:3])
+                         + (f" 直し方: {errors[0]['fix']}" if errors[0].get("fix") else ""), "lint errors")
     with opsdb.transaction(ops):
         ops.execute(
             "INSERT INTO send_campaigns (campaign_id, name, channel, rule, template, coupon_id, holdout, variants, variant_templates,"

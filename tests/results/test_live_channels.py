@@ -189,9 +189,10 @@ def test_a_marketing_mail_without_the_display_items_cannot_be_sent_even_as_the_f
     bare = dataclasses.replace(T.get_template(store, TEMPLATE), key="winter_bare", label="表示なし", email_footer="",
                                email_body="冬のセールを開催中です。")
     T.save_template(store, bare)  # no sender, address, opt-out statement or contact: 特定電子メール法's display items are missing
-    with pytest.raises(InputError, match="このメールは送信できません"):
+    with pytest.raises(InputError, match="このメールは送信できません") as refused:
         live.create(store, ops, name="冬", channel="line_or_email", rule=EVERYONE, template="winter_bare", actor="a", holdout=0.0,
                     frequency_cap=3, now=NOON)
+    assert "直し方: " in str(refused.value)  # the refusal says what to change, not only what is wrong
     # a LINE message is not an e-mail: the same template may go out on LINE alone
     assert live.create(store, ops, name="冬", channel="line", rule=EVERYONE, template="winter_bare", actor="a", holdout=0.0,
                        frequency_cap=3, now=NOON)["funnel"]["will_receive"] == 4
