@@ -728,59 +728,22 @@ def _import_orders(
         "INSERT INTO pref_names VALUES (?, ?)",
         list(F.PREFECTURES_EN.items()) + list(F.PREFECTURE_CODES.items()),
     )
-    # One pass over the rows for every per-order fact: its first row, whether any
-    # row is bad, whether it has an order date at all.
-    cur.execute(
-        """
-        CREATE TEMP TABLE per_order AS
-        SELECT order_id, min(row_no) AS first_row, count(*) AS n_rows,
-               bool_or(reason IS NOT NULL) AS has_bad_row, max(ordered_at) IS NULL AS no_date
-        FROM st_rows WHERE order_id IS NOT NULL
-        GROUP BY order_id
-        """
-    )
-    # Orders with any bad row, or with no order date at all, are rejected whole.
-    cur.execute("CREATE TEMP TABLE bad_orders AS SELECT order_id, has_bad_row, no_date FROM per_order WHERE has_bad_row OR no_date")
-    # Rejected rows are kept aside; they are recorded with the import record
-    # (a file imported again adds neither, see _import_one).
-    cur.execute(
-        """
-        CREATE TEMP TABLE rej AS
-        SELECT st.row_no, st.order_id,
-               coalesce(st.reason,
-                        CASE WHEN b.no_date THEN '注文日時がありません'
-                             ELSE '同じ注文の別の行に不備があるため、この注文は取り込んでいません' END) AS reason
-        FROM st_rows st LEFT JOIN bad_orders b USING (order_id)
-        WHERE st.order_id IS NULL OR b.order_id IS NOT NULL
-        """
-    )
-    fr.rows_rejected = int(cur.execute("SELECT count(*) FROM rej").fetchone()[0])
-    if fr.rows_rejected:
-        rows = cur.execute("SELECT row_no, order_id, reason FROM rej ORDER BY row_no LIMIT 10000").fetchall()
-        report.rejects.extend({"file": plan.display_name, "row": r[0], "order_id": r[1], "reason": r[2]} for r in rows)
-    if fr.rows_rejected == fr.rows_read:
-        raise InputError(
-            f"「{plan.display_name}」のすべての行（{fr.rows_read:,}行）で日付や金額を読めませんでした。"
-            f"最初の問題: {report.rejects[0]['reason'] if report.rejects else '不明'}。"
-            "正しい注文データのファイルか確認してください。",
-            "every row rejected",
-        )
-    cur.execute(
-        "CREATE TEMP VIEW st_ok AS SELECT r.* FROM st_rows r ANTI JOIN bad_orders b USING (order_id) WHERE r.order_id IS NOT NULL"
-    )
-    # Order level: the values of the order's first row.  Rakuten repeats them on
-    # every row and Shopify fills only the first one, so the first row is right
-    # for both.  When every order has one row (a narrow order log), every row is first.
-    one_row_each = not cur.execute("SELECT count(*) FROM per_order WHERE n_rows > 1").fetchone()[0]
-    if one_row_each:
+    # A clean order log (one row per order, every row readable and dated, no product
+    # lines) needs no per-order pass: nothing is rejected and every row is its order's
+    # first.  A file with product lines has several rows per order: straight to the pass.
+    clean = not _has_lines(plan) and _one_clean_row_per_order(cur, fr.rows_read)
+    if clean:
+        cur.execute("CREATE TEMP TABLE bad_orders (order_id VARCHAR, has_bad_row BOOLEAN, no_date BOOLEAN)")
+        cur.execute("CREATE TEMP TABLE rej (row_no BIGINT, order_id VARCHAR, reason VARCHAR)")
+        fr.rows_rejected = 0
+        cur.execute("CREATE TEMP VIEW st_ok AS SELECT * FROM st_rows")
         cur.execute("CREATE TEMP VIEW o1 AS SELECT * FROM st_ok")
     else:
-        cur.execute("CREATE TEMP VIEW o1 AS SELECT s.* FROM st_ok s SEMI JOIN per_order f ON s.row_no = f.first_row")
+        _order_facts(cur, plan, fr, report)
     # Rakuten's line grain is (order, 商品明細ID): a line repeated in the file is kept once.
     dedupe = "line_key" in plan.columns
     cur.execute(_NEW_LINES_DEDUPED if dedupe else _NEW_LINES)
-    cur.execute(
-        """
+    cur.execute(_skip_absent_joins(plan, """
         CREATE TEMP VIEW new_orders AS
         WITH l AS (
             SELECT order_id, sum(line_amount) AS line_sum,
@@ -834,7 +797,7 @@ def _import_orders(
         LEFT JOIN pref_names pc ON pc.code = lower(o.prefecture)
         """.replace("$source", _text_literal(plan.source)).replace("$key", _text_literal(key)).replace(
             "$import_id", str(int(import_id))
-        )  # a view takes no bound parameters: our own constants (format source, checked identity key, an integer)
+        ))  # a view takes no bound parameters: our own constants (format source, checked identity key, an integer)
     )
     # The keys compared with the store: narrow, materialised once.
     had_orders = cur.execute("SELECT count(*) FROM (SELECT 1 FROM orders WHERE source = ? LIMIT 1)", [plan.source]).fetchone()[0]
@@ -857,7 +820,7 @@ def _import_orders(
             """
         ).fetchone()
     else:  # nothing of this source in the store: every order is new
-        added = cur.execute("SELECT count(*) FROM per_order WHERE NOT (has_bad_row OR no_date)").fetchone()[0]
+        added = fr.rows_read if clean else cur.execute("SELECT count(*) FROM per_order WHERE NOT (has_bad_row OR no_date)").fetchone()[0]
         updated = unchanged = 0
     fr.orders_added, fr.orders_updated, fr.orders_unchanged = int(added), int(updated), int(unchanged)
     if updated and plan.track_touched:
@@ -883,6 +846,96 @@ def _import_orders(
         if plan.track_touched:
             cur.execute("INSERT INTO touched_customers SELECT DISTINCT customer_id FROM orders WHERE import_id = ?", [import_id])
     fr.lines = int(cur.execute("SELECT count(*) FROM new_lines").fetchone()[0])
+
+
+def _skip_absent_joins(plan: _Plan, sql: str) -> str:
+    """``new_orders`` without the lookups of fields the file does not have (each probes every row; a narrow log has none).
+
+    Only the plan changes, never a value: without product fields there are no
+    lines (``line_sum``/``line_sig`` NULL of the same types, so content hashes are
+    the same), without a status or prefecture the lookups find nothing.
+    """
+    cuts = []
+    if not _has_lines(plan):
+        cuts += [("LEFT JOIN l USING (order_id)", ""),
+                 ("l.line_sum, l.line_sig", "NULL::DECIMAL(38, 2) AS line_sum, NULL::UBIGINT AS line_sig")]
+    if "status" not in plan.columns:
+        cuts += [("LEFT JOIN status_codes sc ON sc.code = lower(o1.status)", ""),
+                 ("coalesce(sc.label, o1.status) AS status_label", "o1.status AS status_label")]
+    if "prefecture" not in plan.columns:
+        cuts += [("LEFT JOIN pref_names pn ON pn.code = regexp_replace(lower(o.prefecture), '[- ](ken|to|fu|prefecture)$', '')", ""),
+                 ("LEFT JOIN pref_names pc ON pc.code = lower(o.prefecture)", ""),
+                 ("coalesce(pn.label, pc.label, o.prefecture) AS prefecture", "o.prefecture AS prefecture")]
+    for old, new in cuts:
+        if old not in sql:
+            raise RuntimeError(f"new_orders changed: {old!r} not found")
+        sql = sql.replace(old, new)
+    return sql
+
+
+def _has_lines(plan: _Plan) -> bool:
+    """Whether the file can have product lines (a product field is mapped): then orders may span rows."""
+    return any(f in plan.columns for f in ("product_id", "product_id_alt", "sku", "product_name"))
+
+
+def _one_clean_row_per_order(cur: duckdb.DuckDBPyConnection, rows: int) -> bool:
+    """Every staged row readable, dated, with an order id, and no order id twice (two cheap scans, no table)."""
+    bad = cur.execute(
+        "SELECT count(*) FILTER (WHERE order_id IS NULL OR reason IS NOT NULL OR ordered_at IS NULL) FROM st_rows"
+    ).fetchone()[0]
+    return not bad and cur.execute("SELECT count(DISTINCT order_id) FROM st_rows").fetchone()[0] == rows
+
+
+def _order_facts(cur: duckdb.DuckDBPyConnection, plan: _Plan, fr: FileReport, report: ImportReport) -> None:
+    """The general path: per-order facts, rejected rows (``rej``) and the views ``st_ok`` and ``o1`` of the rows kept."""
+    # One pass over the rows for every per-order fact: its first row, whether any
+    # row is bad, whether it has an order date at all.
+    cur.execute(
+        """
+        CREATE TEMP TABLE per_order AS
+        SELECT order_id, min(row_no) AS first_row, count(*) AS n_rows,
+               bool_or(reason IS NOT NULL) AS has_bad_row, max(ordered_at) IS NULL AS no_date
+        FROM st_rows WHERE order_id IS NOT NULL
+        GROUP BY order_id
+        """
+    )
+    # Orders with any bad row, or with no order date at all, are rejected whole.
+    cur.execute("CREATE TEMP TABLE bad_orders AS SELECT order_id, has_bad_row, no_date FROM per_order WHERE has_bad_row OR no_date")
+    # Rejected rows are kept aside; they are recorded with the import record
+    # (a file imported again adds neither, see _import_one).
+    cur.execute(
+        """
+        CREATE TEMP TABLE rej AS
+        SELECT st.row_no, st.order_id,
+               coalesce(st.reason,
+                        CASE WHEN b.no_date THEN '注文日時がありません'
+                             ELSE '同じ注文の別の行に不備があるため、この注文は取り込んでいません' END) AS reason
+        FROM st_rows st LEFT JOIN bad_orders b USING (order_id)
+        WHERE st.order_id IS NULL OR b.order_id IS NOT NULL
+        """
+    )
+    fr.rows_rejected = int(cur.execute("SELECT count(*) FROM rej").fetchone()[0])
+    if fr.rows_rejected:
+        rows = cur.execute("SELECT row_no, order_id, reason FROM rej ORDER BY row_no LIMIT 10000").fetchall()
+        report.rejects.extend({"file": plan.display_name, "row": r[0], "order_id": r[1], "reason": r[2]} for r in rows)
+    if fr.rows_rejected == fr.rows_read:
+        raise InputError(
+            f"「{plan.display_name}」のすべての行（{fr.rows_read:,}行）で日付や金額を読めませんでした。"
+            f"最初の問題: {report.rejects[0]['reason'] if report.rejects else '不明'}。"
+            "正しい注文データのファイルか確認してください。",
+            "every row rejected",
+        )
+    cur.execute(
+        "CREATE TEMP VIEW st_ok AS SELECT r.* FROM st_rows r ANTI JOIN bad_orders b USING (order_id) WHERE r.order_id IS NOT NULL"
+    )
+    # Order level: the values of the order's first row.  Rakuten repeats them on
+    # every row and Shopify fills only the first one, so the first row is right
+    # for both.  When every order has one row (a narrow order log), every row is first.
+    one_row_each = not cur.execute("SELECT count(*) FROM per_order WHERE n_rows > 1").fetchone()[0]
+    if one_row_each:
+        cur.execute("CREATE TEMP VIEW o1 AS SELECT * FROM st_ok")
+    else:
+        cur.execute("CREATE TEMP VIEW o1 AS SELECT s.* FROM st_ok s SEMI JOIN per_order f ON s.row_no = f.first_row")
 
 
 @contextlib.contextmanager

@@ -114,3 +114,15 @@ def test_status_and_prefecture_still_named_in_a_narrow_file(store, tmp_path):
         ("n-2", "支払済", False, "大阪府"),
         ("n-3", None, False, "北海道"),
     ]
+
+
+def test_empty_product_status_and_prefecture_columns_change_nothing(store, tmp_path):
+    """Mapped but empty columns keep the lookups the absent ones skip: same values, same hashes."""
+    _imp(store, fx.write_csv(tmp_path / "a.csv", HEADER, ROWS, "utf-8"))
+    before = _orders(store)
+    header = [*HEADER, "item", "state", "pref"]
+    mapping = {**MAPPING, "item": "product_name", "state": "status", "pref": "prefecture"}
+    again = _imp(store, fx.write_csv(tmp_path / "b.csv", header, ROWS, "utf-8"), mapping=mapping)
+    d = again.to_dict()
+    assert (d["orders_added"], d["orders_updated"], d["orders_unchanged"]) == (0, 0, 4)
+    assert _orders(store) == before
