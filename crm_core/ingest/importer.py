@@ -730,7 +730,7 @@ def _import_orders(
     )
     # A clean order log (one row per order, every row readable and dated, no product
     # lines) needs no per-order pass: nothing is rejected and every row is its order's
-    # first.  A file with product lines has several rows per order: straight to the pass.
+    # first.  A file with product fields can have several rows per order: straight to the pass.
     clean = not _has_lines(plan) and _one_clean_row_per_order(cur, fr.rows_read)
     if clean:
         cur.execute("CREATE TEMP TABLE bad_orders (order_id VARCHAR, has_bad_row BOOLEAN, no_date BOOLEAN)")
