@@ -64,10 +64,10 @@ def _basket_ctes(level: str, item_ids: bool = False) -> list[tuple[str, str]]:
             FROM (SELECT DISTINCT product_id FROM order_lines WHERE product_id IS NOT NULL)
         )"""),
         ("customer_keys", """AS MATERIALIZED (
-            SELECT customer_id, CAST(row_number() OVER () AS BIGINT) AS ck
-            FROM (SELECT DISTINCT customer_id FROM purchases)
+            SELECT customer_id, CAST(row_number() OVER () AS BIGINT) AS ck, count(*) AS orders
+            FROM purchases GROUP BY customer_id
         )"""),
-        ("order_keys", """AS MATERIALIZED (
+        ("order_keys", """AS (
             SELECT p.source, p.order_id, p.ordered_at, c.ck,
                    (c.ck << 32) + row_number() OVER w AS ok,
                    lead(p.order_id) OVER w IS NOT NULL AS has_next,
@@ -106,7 +106,7 @@ def _baskets_sql(level: str, item_ids: bool = False) -> str:
     basket lines hash integers instead of text.
 
     ``customer_keys``: the purchasing customers numbered ``ck`` (in no
-    particular order).  ``order_keys``: one row per purchase, ``ok`` =
+    particular order) with their number of purchases ``orders``.  ``order_keys``: one row per purchase, ``ok`` =
     ``ck * 2^32`` + the purchase's place in the customer's history (time,
     then source and order id), so the next order of a customer is
     ``ok + 1``; ``has_next`` / ``has_prev`` tell whether the customer has an
@@ -165,7 +165,7 @@ next_items AS (
 
 # Needs the basket CTEs and next_items; defines next_rules(x, y, n_xy, n_x, n_y, confidence, lift).
 _NEXT_SQL = """,
-next_customers AS (SELECT count(DISTINCT ck) AS c FROM order_keys WHERE has_next),
+next_customers AS (SELECT count(*) AS c FROM customer_keys WHERE orders >= 2),
 n_before AS (SELECT item, count(*) AS n FROM next_items WHERE before GROUP BY item HAVING count(*) >= $min_customers),
 n_after AS (SELECT item, count(*) AS n FROM next_items WHERE after GROUP BY item HAVING count(*) >= $min_customers),
 before_lines AS (SELECT b.ok, b.ck, b.item FROM baskets b SEMI JOIN n_before n ON n.item = b.item WHERE b.has_next),
@@ -475,14 +475,16 @@ RETRY_SLICE = 250_000
 
 # The temporary tables of one build (dropped at its end), in the order they are made.
 _REC_TABLES = (
-    "rec_item_dict", "rec_customer_keys", "rec_order_keys", "rec_basket_lines",
+    "rec_item_dict", "rec_customer_keys", "rec_basket_lines",
     "rec_customer_items", "rec_active", "rec_top_rules", "rec_popular", "rec_candidates", "rec_first", "rec_other_owned", "rec_best",
     "rec_retry", "rec_retry_picks", "rec_picks",
 )
 # Basket CTEs made into temporary tables one statement each: DuckDB then knows their sizes and
 # builds its hash tables on the small side (in one statement it misjudged a 48.8 M-row join as
-# 28 rows, hashed that side and spilled 4.3 GB at 2.26 M customers).
-_STAGED = ("item_dict", "customer_keys", "order_keys", "basket_lines")
+# 28 rows, hashed that side and spilled 4.3 GB at 2.26 M customers).  order_keys is not kept: only
+# basket_lines reads it, and its text keys would take a sixth of the memory limit from the later
+# statements (they spilled); the customers with a next order are counted on customer_keys.
+_STAGED = ("item_dict", "customer_keys", "basket_lines")
 
 
 def _with_staged(upto: str | None = None) -> str:
