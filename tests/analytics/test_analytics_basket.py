@@ -147,6 +147,17 @@ def test_bought_next_confidence_and_lift(sequences):
     assert_table(basket.bought_next(sequences, AS_OF, min_customers=1), expected)
 
 
+def test_bought_next_counts_customers_with_a_next_order_without_product_lines(sequences):
+    # c7 has two purchases without product lines: a customer with a next order all the same, so the lift's
+    # denominator has 5 customers (X→Y: (2/3) / (2/5)); their orders still form no transition.
+    put(sequences, "c7-1", "c7", "2026-01-15", [(None, "名前だけ", None, 500)])
+    put(sequences, "c7-2", "c7", "2026-02-15", [(None, "名前だけ", None, 500)])
+    df = basket.bought_next(sequences, AS_OF, min_customers=1)
+    rows = {(r.product_id, r.other_product_id): (r.customers, r.lift) for r in df.itertuples()}
+    assert rows == {("PY", "PZ"): (2, pytest.approx(5 / 3)), ("PX", "PY"): (2, pytest.approx(5 / 3)),
+                    ("PX", "PZ"): (1, pytest.approx(5 / 9))}
+
+
 def test_bought_next_thresholds_and_repurchase(sequences):
     df = basket.bought_next(sequences, AS_OF, min_customers=2)
     assert list(zip(df["product_id"], df["other_product_id"], strict=True)) == [("PY", "PZ"), ("PX", "PY")]
