@@ -86,7 +86,7 @@ def product_names_cte(ids: str) -> str:
 
     The name is the product master's, else the one on the product's latest
     order line.  Needs ``product_master`` (:data:`PRODUCT_MASTER_CTE`).  Only
-    the lines of the listed products are read, so keep ``ids`` small.
+    the lines of the listed products without a master name are read, so keep ``ids`` small.
     """
     if not ids.isidentifier():
         raise ValueError(f"not a CTE name: {ids!r}")
@@ -94,7 +94,8 @@ def product_names_cte(ids: str) -> str:
 line_names AS (
     SELECT l.product_id, arg_max(l.product_name, o.ordered_at) AS product_name
     FROM order_lines l JOIN orders o ON o.source = l.source AND o.order_id = l.order_id
-    WHERE l.product_id IN (SELECT product_id FROM {ids})
+    WHERE l.product_id IN (SELECT product_id FROM {ids}
+                           EXCEPT SELECT product_id FROM product_master WHERE product_name IS NOT NULL)
     GROUP BY l.product_id
 ),
 product_names AS (

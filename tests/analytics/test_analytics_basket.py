@@ -238,3 +238,17 @@ def test_recommendation_summary(sequences):
     assert list(df["product_id"]) == ["PY", "PZ"]
     assert list(df["customers"]) == [2, 1]
     assert df["share"].tolist() == pytest.approx([2 / 3, 1 / 3])
+
+
+def test_recommended_names_come_from_the_master_else_the_latest_line():
+    # PA has a master name (its lines' names are never used); PB has none: the name on its latest line.
+    s = Store(":memory:")
+    add_product(s, "PA", "マスターの名前", None)
+    add_order(s, "o1", "c1", "2026-01-01 10:00:00", 300.0, [("PA", "古い行の名前", None, 100), ("PB", "古いB", None, 200)])
+    add_order(s, "o2", "c2", "2026-02-01 10:00:00", 300.0, [("PA", "新しい行の名前", None, 100), ("PB", "新しいB", None, 200)])
+    add_order(s, "o3", "c3", "2026-01-15 10:00:00", 100.0, [("PA", "中ごろの名前", None, 100)])
+    add_order(s, "o4", "c4", "2026-01-20 10:00:00", 200.0, [("PB", "中ごろのB", None, 200)])
+    basket.build_recommendations(s, AS_OF, popular=2)
+    assert recommendations(s)["c3"][:2] == ("PB", "新しいB")
+    assert recommendations(s)["c4"][:2] == ("PA", "マスターの名前")
+    s.close()
