@@ -187,3 +187,25 @@ def test_coupon_code_export_names_each_customer_by_the_shops_number(tmp_path):
     shown = df["ショップの顧客番号"].astype(object).where(df["ショップの顧客番号"].notna(), None)
     assert dict(zip(df["顧客ID"], shown, strict=True)) == keys
     assert "7001" in keys.values()  # a Shopify number, not only empty cells
+
+
+def test_cp932_copy_csv_names_every_replaced_character_when_one_is_on_every_line_and_others_come_late(tmp_path):
+    """A character cp932 cannot carry on every line (the coupon file's ``¥``) is counted rather than collected one call
+    at a time: the file and the characters reported stay those of the pandas writer, also for characters that first
+    appear megabytes later, for more distinct ones than are counted, and next to real question marks."""
+    store = Store(":memory:")
+    late = "".join(chr(0x1F600 + k) for k in range(12))  # twelve emoji, each on one line: seven a megabyte apart, five at the end
+    store.execute(
+        "CREATE TABLE big AS SELECT i, '¥3,000以上のお買い物で' AS cond, CASE"
+        " WHEN i % 20000 = 10000 THEN '顧客' || substr($late, i // 20000 + 1, 1) || '?'"
+        " WHEN i >= 149990 AND i < 149995 THEN '顧客' || substr($late, i - 149990 + 8, 1) || '?'"
+        " ELSE '顧客' || i END AS name FROM range(150000) r(i)", {"late": late})
+    df = store.df("SELECT i, cond, name FROM big ORDER BY i")
+    out = tmp_path / "big.csv"
+    bad: set[str] = set()
+    assert copy_csv(store, [("i", "番号"), ("cond", "利用条件"), ("name", "氏名")], "FROM big ORDER BY i", None, out, "cp932",
+                    bad) == 150000
+    df.columns = ["番号", "利用条件", "氏名"]
+    assert out.stat().st_size > 4 << 20  # several reads of the pipe
+    assert out.read_bytes() == to_csv_bytes(df, "cp932")
+    assert bad == cp932_unencodable(df) == {"¥", *late}
