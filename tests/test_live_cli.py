@@ -144,3 +144,44 @@ def test_cli_line_or_email_prints_both_channels_and_sends_each_recipient_once(db
     assert len(delivered) == 32 and set(delivered.values()) == {1}
     mails = [str(m["To"]) for m in smtp.messages if not str(m["Subject"]).startswith("【テスト】")]
     assert len(mails) == len(set(mails)) == 10 and all(m.startswith("m") for m in mails)
+
+
+def test_cli_send_without_a_sender_address_pauses_with_the_settings_message_and_sends_once_it_is_set(db, capsys, monkeypatch):
+    """An e-mail campaign approved while 送信元メールアドレス was set, sent after it was removed: a Japanese refusal
+    naming the setting (what 配信（本番送信） shows before approval), nothing sent and nothing frozen; once the address
+    is back, 再開 and the send deliver every mail from it."""
+    from tests.servers.smtp_sink import SmtpSink
+
+    path = str(db / "crm.duckdb")
+    with SmtpSink() as smtp:
+        for name, value in {"SMTP_HOST": smtp.host, "SMTP_PORT": str(smtp.port), "SMTP_FROM": "shop@natural.example.jp",
+                            "SMTP_STARTTLS": "false", "CRM_TEST_RECIPIENTS": "me@example.jp", "CRM_UNSUBSCRIBE_SECRET": "s" * 32,
+                            "CRM_PUBLIC_URL": "https://crm.example.jp"}.items():
+            monkeypatch.setenv(name, value)
+        code, out = _run(capsys, "campaign", "create", "--name", "冬", "--rule", str(db / "email.json"), "--channel", "email",
+                         "--template", TEMPLATE, "--holdout", "0", "--quiet-hours", "off", "--by", "hanako", "--db", path)
+        assert code == 0, out
+        cid, n = str(out["campaign_id"]), out["funnel"]["will_receive"]
+        code, out = _run(capsys, "campaign", "test-send", "--campaign", cid, "--to", "me@example.jp", "--by", "hanako", "--db", path)
+        assert code == 0 and out["ok"], out
+        code, out = _run(capsys, "campaign", "approve", "--campaign", cid, "--by", "hanako", "--count", str(n), "--db", path)
+        assert code == 0 and out["status"] == "approved", out
+
+        monkeypatch.setenv("SMTP_FROM", "")
+        code, out = _run(capsys, "campaign", "send", "--campaign", cid, "--db", path)
+        assert code == 1 and out["status"] == "paused", out
+        from crm_core.messaging.sends import console_settings, secrets_file_settings
+
+        settings = console_settings(secrets_file_settings(), path)
+        assert out["message"] in live.readiness("email", settings)  # the words the page shows before approval
+        assert "送信元メールアドレス" in out["message"] and "送信設定" in out["message"]
+        assert len(smtp.messages) == 1  # the test send only
+        code, out = _run(capsys, "campaign", "status", "--campaign", cid, "--json", "--db", path)
+        assert out["status"] == "paused" and out["ledger"]["sent"] == 0
+
+        monkeypatch.setenv("SMTP_FROM", "shop@natural.example.jp")
+        assert _run(capsys, "campaign", "resume", "--campaign", cid, "--by", "hanako", "--db", path)[1]["status"] == "approved"
+        code, out = _run(capsys, "campaign", "send", "--campaign", cid, "--db", path)
+        assert code == 0 and out["status"] == "done", out
+        sent = smtp.messages[1:]
+        assert len(sent) == n and {m["From"].addresses[0].addr_spec for m in sent} == {"shop@natural.example.jp"}

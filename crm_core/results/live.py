@@ -752,6 +752,11 @@ def prepare(store: Store, ops: sqlite3.Connection, campaign_id: int, *, from_add
                                                      f"いないため、送信を一時停止しました。{names}でテスト送信してから「再開」してください。")
             audit.log(ops, actor, "pause", campaign_id, now=now, reason="untested channel", channels=untested)
         return L.counts(ops, campaign_id)
+    if not sender_address_ok(from_addr) and any(r["state"] == "queued" and (r.get("channel") or channel) == "email" for r in f.rows):
+        with opsdb.transaction(ops):  # nothing frozen yet: 再開 after 送信設定 prepares with the address
+            L.set_status(ops, campaign_id, "paused", NO_SENDER_ADDRESS)
+            audit.log(ops, actor, "pause", campaign_id, now=now, reason="no sender address")
+        return L.counts(ops, campaign_id)
     share = float(c["ab"].get("sample_share") or 0) if len(c["variants"]) > 1 else 0.0
     if share:
         for r in f.rows:
@@ -1015,6 +1020,17 @@ def pending_send(ops: sqlite3.Connection, campaign_id: int) -> dt.datetime | Non
     return dt.datetime.fromisoformat(row[0]).astimezone(JST) if row and row[0] else None
 
 
+NO_SENDER_ADDRESS = ("メールの送信元アドレスが設定されていないか正しくないため、送信できません"
+                     "（「送信設定」ページの「送信元メールアドレス」で設定します）。")
+
+
+def sender_address_ok(address: str | None) -> bool:
+    """Whether the e-mail sender address (``SMTP_FROM``) can stand in a From header."""
+    from crm_core.messaging.channels.email import EMAIL_RE
+
+    return bool(address and EMAIL_RE.match(address))
+
+
 def readiness(channel: str, settings: Any, secrets: Any = None, environ: Any = None) -> list[str]:
     """What stops a live send of ``channel`` with these send settings (Japanese, empty when nothing does).
 
@@ -1032,6 +1048,8 @@ def readiness(channel: str, settings: Any, secrets: Any = None, environ: Any = N
     if channel == "email":
         if not settings.smtp_host:
             problems.append("メールの送信サーバー（SMTP）が設定されていないため、送信できません（「送信設定」ページで設定します）。")
+        if not sender_address_ok(settings.smtp_from):
+            problems.append(NO_SENDER_ADDRESS)
         secret = live_setting("CRM_UNSUBSCRIBE_SECRET", secrets, environ)
         public = live_setting("CRM_PUBLIC_URL", secrets, environ)
         if len(secret) < 16 or not public.startswith("https://"):

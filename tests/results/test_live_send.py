@@ -309,7 +309,7 @@ def test_live_mail_without_unsubscribe_settings_pauses_instead_of_sending(env):
     with SmtpSink() as smtp:
         cid, _ = _approved(store, ops, smtp=smtp, channel="email")
         with SmtpSession(smtp.host, smtp.port, starttls=False) as session:
-            res = live.run(ops, cid, store=store, smtp=session, unsubscribe=None, clock=_clock(NOON))
+            res = live.run(ops, cid, store=store, smtp=session, unsubscribe=None, from_addr="shop@natural.example.jp", clock=_clock(NOON))
     assert res.status == "paused" and "配信停止リンク" in res.message
     assert all(str(m["Subject"]).startswith("【テスト】") for m in smtp.messages)
 
