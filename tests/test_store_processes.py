@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
 
 import pytest
@@ -14,18 +15,37 @@ from crm_core.db import EXIT_BUSY, WAIT_MESSAGE, Store, store_is_busy
 from tests.procs import ROOT, Holder, counts, env, import_cmd, start_import, write_orders
 
 
+def _stderr_until(proc: subprocess.Popen, text: str, timeout: float) -> list[str]:
+    """The lines ``proc`` writes on stderr up to the first holding ``text`` (all of them if it ends or ``timeout`` passes)."""
+    lines: list[str] = []
+    found = threading.Event()
+
+    def read() -> None:
+        for line in proc.stderr:
+            lines.append(line)
+            if text in line:
+                break
+        found.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    found.wait(timeout)
+    return list(lines)
+
+
 def test_an_import_waits_for_another_writer_says_so_and_then_lands(tmp_path):
     db = tmp_path / "crm.duckdb"
     csv = tmp_path / "orders.csv"
     orders = write_orders(csv, 2_000)
     holder = Holder(db)
     proc = start_import(db, csv)
-    time.sleep(3)
+    # it says so while the other writer still holds the store (a fixed sleep assumed the process reached the store
+    # within 3 s; on a loaded machine starting Python and the libraries alone takes 2-3 s)
+    said = _stderr_until(proc, WAIT_MESSAGE, timeout=120)
+    assert said and WAIT_MESSAGE in said[-1], "".join(said)
     assert proc.poll() is None, proc.communicate()  # still waiting, not failed
     holder.release()
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
-    assert WAIT_MESSAGE in err
     assert json.loads(out.strip().splitlines()[-1])["orders_added"] == orders
     assert counts(db)[0] == orders
 
