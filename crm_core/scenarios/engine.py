@@ -386,8 +386,11 @@ def _send_at(day: dt.date, slot: str, quiet: str) -> dt.datetime:
 
 
 def _campaign_for(store: Store, ops: sqlite3.Connection, s: D.Scenario, step: int, day: dt.date, channel: str,
-                  settings: dict[str, Any], now: dt.datetime) -> int:
-    """The ledger campaign of (scenario, step, day, channel), created on first use (inside the caller's transaction)."""
+                  settings: dict[str, Any], now: dt.datetime, sender: dict[str, str]) -> int:
+    """The ledger campaign of (scenario, step, day, channel), created on first use (inside the caller's transaction).
+
+    ``sender``: the From of its mails (``from_addr``, ``from_name``), as a live campaign stores it at prepare.
+    """
     row = ops.execute("SELECT campaign_id FROM scenario_batches WHERE scenario = ? AND step = ? AND day = ? AND channel = ?",
                       [s.name, step, day.isoformat(), channel]).fetchone()
     if row is not None:
@@ -402,7 +405,7 @@ def _campaign_for(store: Store, ops: sqlite3.Connection, s: D.Scenario, step: in
         " VALUES (?, ?, ?, ?, ?, 0, ?, ?, 0, 'approved', 'scenario', ?, 'scenario', ?, ?, ?)",
         [campaign_id, f"シナリオ「{s.title}」ステップ{step + 1}（{day:%Y-%m-%d}）", channel, st.template,
          (st.coupon or {}).get("coupon_id"), _send_at(day, st.slot, settings["quiet_hours"]).isoformat(),
-         settings["quiet_hours"], L.iso(now), L.iso(now), L.iso(now), json.dumps({}, ensure_ascii=False)])
+         settings["quiet_hours"], L.iso(now), L.iso(now), L.iso(now), json.dumps(sender, ensure_ascii=False)])
     ops.execute("INSERT INTO scenario_batches VALUES (?, ?, ?, ?, ?)", [s.name, step, day.isoformat(), channel, campaign_id])
     return campaign_id
 
@@ -474,7 +477,8 @@ def record(store: Store, ops: sqlite3.Connection, day: dt.date, *, names: Sequen
             if state == "queued":
                 ledger.setdefault((r["scenario"], r["step"], r["channel"]), []).append((r["customer_id"], r["address"], body))
         for (name, i, channel), members in ledger.items():
-            campaign_id = _campaign_for(store, ops, by_name[name], i, day, channel, caps, now)
+            campaign_id = _campaign_for(store, ops, by_name[name], i, day, channel, caps, now,
+                                        {"from_addr": from_addr, "from_name": shop.from_name()})
             _write_ledger(ops, campaign_id, channel, members, from_addr, now)
             ops.executemany("UPDATE scenario_occurrences SET campaign_id = ? WHERE scenario = ? AND step = ? AND customer_id = ?"
                             " AND day = ?", [(campaign_id, name, i, m[0], day.isoformat()) for m in members])
@@ -491,9 +495,13 @@ def _groups(rows: Any) -> dict[tuple[str, int], list[dict[str, Any]]]:
     return out
 
 
-def deliver_due(ops: sqlite3.Connection, *, line: Any = None, smtp: Any = None, unsubscribe: Any = None,
+def deliver_due(ops: sqlite3.Connection, *, line: Any = None, smtp: Any = None, unsubscribe: Any = None, from_addr: str = "",
                 clock: Callable[[], dt.datetime] = clock.now_utc) -> list[dict[str, Any]]:
-    """Send every scenario campaign that is due (quiet hours and send slot respected) through the live sender."""
+    """Send every scenario campaign that is due (quiet hours and send slot respected) through the live sender.
+
+    ``from_addr`` (``SMTP_FROM``) completes the sender of a mail campaign recorded while it was not set;
+    without a usable address the mails wait in the ledger, like mails without SMTP settings.
+    """
     from crm_core.results import live
 
     now = clock()
@@ -507,9 +515,28 @@ def deliver_due(ops: sqlite3.Connection, *, line: Any = None, smtp: Any = None, 
             # not configured: the rows wait in the ledger (never paused, never lost) until the settings exist
             out.append({"campaign_id": int(cid), "status": "approved", "message": MISSING[channel], "counts": L.counts(ops, int(cid))})
             continue
+        if channel == "email" and not _sender_ready(ops, int(cid), from_addr):
+            out.append({"campaign_id": int(cid), "status": "approved", "message": live.NO_SENDER_ADDRESS, "counts": L.counts(ops, int(cid))})
+            continue
         outcome = live.run(ops, int(cid), line=line, smtp=smtp, unsubscribe=unsubscribe, clock=clock)
         out.append({"campaign_id": int(cid), **outcome.to_dict()})
     return out
+
+
+def _sender_ready(ops: sqlite3.Connection, campaign_id: int, from_addr: str) -> bool:
+    """Whether a scenario mail campaign has a usable From address, taking ``from_addr`` when its own is missing."""
+    from crm_core.results import live
+
+    row = ops.execute("SELECT sender FROM send_campaigns WHERE campaign_id = ?", [campaign_id]).fetchone()
+    sender = json.loads(row[0] or "{}") if row else {}
+    if live.sender_address_ok(sender.get("from_addr", "")):
+        return True
+    if not live.sender_address_ok(from_addr):
+        return False
+    with opsdb.transaction(ops):
+        ops.execute("UPDATE send_campaigns SET sender = ? WHERE campaign_id = ?",
+                    [json.dumps({**sender, "from_addr": from_addr}, ensure_ascii=False), campaign_id])
+    return True
 
 
 def run_scenarios(store: Store, ops: sqlite3.Connection, day: dt.date | None = None, *, now: dt.datetime | None = None,
@@ -526,7 +553,7 @@ def run_scenarios(store: Store, ops: sqlite3.Connection, day: dt.date | None = N
         raise InputError("時刻はタイムゾーン付きで指定してください。", "naive now")
     day = day or now.astimezone(JST).date()
     recorded = record(store, ops, day, names=names, from_addr=from_addr, now=now)
-    sent = deliver_due(ops, line=line, smtp=smtp, unsubscribe=unsubscribe, clock=lambda: now)
+    sent = deliver_due(ops, line=line, smtp=smtp, unsubscribe=unsubscribe, from_addr=from_addr, clock=lambda: now)
     return {"day": day.isoformat(), "recorded": recorded, "deliveries": sent,
             "summary": f"{day:%Y-%m-%d} のシナリオ: 新しく送信 {recorded.get('queued', 0)}件・比較用 {recorded.get('held_out', 0)}件"}
 
