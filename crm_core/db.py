@@ -1067,7 +1067,7 @@ DATA_TABLES = (
 TABLES = DATA_TABLES + ("column_mappings", "settings", "schema_version")
 # Rebuilt from the data after every import.
 DERIVED_TABLES = ("customer_model", "customer_model_meta", "customer_model_facts", "customer_recommendations",
-                  "page_summaries", "sale_events")  # sale_events: stores of earlier versions
+                  "page_summaries", "customer_profit_stored", "sale_events")  # sale_events: stores of earlier versions
 # Tables of later stages that refer to customers (emptied with the data, if present).
 CUSTOMER_LINKED_TABLES = (
     "segment_sizes",

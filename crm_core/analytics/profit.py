@@ -26,6 +26,22 @@ customer_profit AS (
     GROUP BY o.customer_id
 )"""
 
+# :data:`CUSTOMER_PROFIT_CTE` written as a table at refresh (:mod:`crm_core.analytics.summaries` keeps its version),
+# so a segment's gross profit is a sum over its customers instead of a join of its every order line to the costs.
+STORED_CUSTOMER_PROFIT = "customer_profit_stored"
+
+
+def store_customer_profit(store: Store) -> int:
+    """Write every customer's gross profit (``customer_profit`` of :data:`CUSTOMER_PROFIT_CTE`) to
+    :data:`STORED_CUSTOMER_PROFIT`; returns its row count.  Only :func:`crm_core.analytics.summaries.write` calls it."""
+    with store.transaction() as cur:
+        cur.execute(
+            "CREATE OR REPLACE TABLE " + STORED_CUSTOMER_PROFIT + " AS WITH "  # noqa: S608 - constant SQL
+            + GROSS_PROFIT_CTE + ", " + CUSTOMER_PROFIT_CTE
+            + " SELECT customer_id, line_revenue, covered_revenue, gross_profit FROM customer_profit"
+        )
+    return int(store.scalar("SELECT count(*) FROM " + STORED_CUSTOMER_PROFIT))  # noqa: S608 - constant
+
 
 def order_profit(store: Store, order_ids: Sequence[str] | None = None) -> pd.DataFrame:
     """Gross profit per non-cancelled order.

@@ -32,8 +32,13 @@ SUMMARIES: dict[str, Callable[[Store], Any]] = {
     "shop_overview": overview.shop_overview,
     "profit_overview": profit.profit_overview,
 }
+# Per-customer tables written at refresh: name -> (table, writer returning its row count).  Read only while current
+# (:func:`table_current`); a reader falls back to the same SQL over the orders otherwise.
+TABLES: dict[str, tuple[str, Callable[[Store], int]]] = {
+    "customer_profit": (profit.STORED_CUSTOMER_PROFIT, profit.store_customer_profit),
+}
 # Summaries that also depend on the costs (a cost can change without an import or a rebuild).
-WITH_COSTS = frozenset({"profit_overview"})
+WITH_COSTS = frozenset({"profit_overview", "customer_profit"})
 
 
 def ensure_table(store: Store) -> None:
@@ -99,8 +104,8 @@ def decode(text: str) -> Any:
     return _dec(json.loads(text))
 
 
-def write(store: Store, data_version: Sequence[Any], names: Sequence[str] = tuple(SUMMARIES)) -> dict[str, float]:
-    """Compute and store the summaries ``names`` for ``data_version``; returns seconds per summary.
+def write(store: Store, data_version: Sequence[Any], names: Sequence[str] = (*SUMMARIES, *TABLES)) -> dict[str, float]:
+    """Compute and store the summaries and tables ``names`` for ``data_version``; returns seconds per name.
 
     A summary that cannot be written (a read-only store, a full disk) is only logged: the pages
     then compute it themselves.
@@ -112,7 +117,7 @@ def write(store: Store, data_version: Sequence[Any], names: Sequence[str] = tupl
         ensure_table(store)
         for name in names:
             t = time.perf_counter()
-            value = encode(SUMMARIES[name](store))
+            value = encode(TABLES[name][1](store) if name in TABLES else SUMMARIES[name](store))
             key = version_key(store, name, data_version)
             spent[name] = time.perf_counter() - t
             with store.transaction() as cur:
@@ -131,6 +136,11 @@ def stored(store: Store, name: str, data_version: Sequence[Any]) -> tuple[bool, 
     if row is None or row[0] != version_key(store, name, data_version):
         return False, None
     return True, decode(row[1])
+
+
+def table_current(store: Store, name: str, data_version: Sequence[Any]) -> bool:
+    """True when the table ``name`` of :data:`TABLES` was written for the store as it is now (data and costs)."""
+    return store.has_table(TABLES[name][0]) and stored(store, name, data_version)[0]
 
 
 def get(store: Store, name: str, data_version: Sequence[Any]) -> Any:

@@ -351,8 +351,9 @@ def rule_version(store: Store) -> tuple:
 
 @st.cache_data(ttl=600, max_entries=64, show_spinner="粗利を集計しています…")
 def _profit_summary(db: str, version: tuple, rule: dict[str, Any]) -> dict[str, Any]:
-    """:func:`S.profit_summary` joins every order line of the segment to the costs: kept per rule and version."""
-    return S.profit_summary(ui.store(), rule)
+    """:func:`S.profit_summary`: a sum of the customers' gross profit stored by the last refresh (when current,
+    else every order line of the segment joined to the costs), kept per rule and version."""
+    return S.profit_summary(ui.store(), rule, data_version=version[0][1:])  # version[0]: ui.data_version()
 
 
 @st.cache_data(ttl=600, max_entries=64, show_spinner=False)

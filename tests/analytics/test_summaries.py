@@ -6,6 +6,7 @@ import datetime as dt
 from decimal import Decimal
 
 from crm_core import pipeline
+from crm_core.analytics import profit as P
 from crm_core.analytics import summaries as S
 from crm_core.ingest import products as PR
 from crm_core.pipeline import import_files
@@ -73,3 +74,61 @@ def test_stored_values_keep_their_types():
              "tuple": (1, 2.5, None, "顧客"), "f": 0.1 + 0.2, "n": None, "b": True, "l": [Decimal("1.5")]}
     assert S.decode(S.encode(value)) == value
     assert [type(v) for v in S.decode(S.encode(value)).values()] == [type(v) for v in value.values()]
+
+
+# -- per-customer gross profit stored at refresh (a segment's profit is a sum over its customers) --------------
+RULES = ({"all": []}, {"all": [{"field": "orders", "op": "gte", "value": 2}]},
+         {"all": [{"field": "orders", "op": "lt", "value": 2}]})
+
+
+def test_the_refresh_stores_each_customers_gross_profit_and_a_segments_profit_reads_it(store, tmp_path):
+    from crm_core.audience import segments as SEG
+
+    shop.build(store, tmp_path)
+    pipeline.after_import(store)
+    version = pipeline.data_version(store)
+    assert S.table_current(store, "customer_profit", version)
+    stored = store.df(f"SELECT * FROM {S.TABLES['customer_profit'][0]} ORDER BY customer_id")
+    direct = P.customer_profit(store)
+    assert list(stored["customer_id"]) == list(direct["customer_id"])
+    for col in ("line_revenue", "covered_revenue", "gross_profit"):
+        assert stored[col].fillna(-1).tolist() == direct[col].fillna(-1).tolist(), col
+    # by hand (tests/profit_shop.py): a 800 + 1,200 (Z-1 unknown), b 400 + 500, c 600
+    assert sorted(stored["gross_profit"].tolist()) == [600.0, 900.0, 2000.0]
+    for rule in RULES:
+        assert SEG.profit_summary(store, rule, data_version=version) == SEG.profit_summary(store, rule), rule
+    # and it is the stored table that is read (one customer's stored figure moved by 1 yen moves the sum)
+    store.execute(f"UPDATE {S.TABLES['customer_profit'][0]} SET gross_profit = gross_profit + 1")
+    assert SEG.profit_summary(store, RULES[0], data_version=version)["gross_profit"] == 3500 + 3
+    assert SEG.profit_summary(store, RULES[0])["gross_profit"] == 3500
+
+
+def test_stored_customer_profit_of_older_data_or_costs_is_not_used(store, tmp_path):
+    from crm_core.audience import segments as SEG
+
+    shop.build(store, tmp_path)
+    pipeline.after_import(store)
+    store.execute(f"UPDATE {S.TABLES['customer_profit'][0]} SET gross_profit = gross_profit + 1")  # marks what is read
+    PR.set_category_margin(store, "雑貨", 25)  # Z-1 (4,000) gets a cost: a's profit + 1,000
+    version = pipeline.data_version(store)
+    assert not S.table_current(store, "customer_profit", version)
+    assert SEG.profit_summary(store, RULES[0], data_version=version)["gross_profit"] == 3500 + 1000
+    pipeline.after_settings_change(store)  # a rebuild writes it again, with the new cost
+    version = pipeline.data_version(store)
+    assert S.table_current(store, "customer_profit", version)
+    assert SEG.profit_summary(store, RULES[0], data_version=version)["gross_profit"] == 4500
+    more = write_csv(tmp_path / "more.csv", shop.ORDER_HEADER, [
+        {**shop.order_rows()[5], "注文番号": "O9", "注文日時": "2025-02-01 10:00:00"}], "utf-8")
+    import_files(store, [more], fmt="generic", mapping=shop.ORDER_MAP, kind="orders", rebuild_model=False)
+    version = pipeline.data_version(store)
+    assert not S.table_current(store, "customer_profit", version)  # c bought again: the stored sums are old
+    assert SEG.profit_summary(store, RULES[0], data_version=version) == SEG.profit_summary(store, RULES[0])
+    assert SEG.profit_summary(store, RULES[0], data_version=version)["gross_profit"] == 4500 + 600
+
+
+def test_clearing_the_data_drops_the_stored_customer_profit(store, tmp_path):
+    shop.build(store, tmp_path)
+    pipeline.after_import(store)
+    store.clear_data()
+    assert not store.has_table(S.TABLES["customer_profit"][0])
+    assert not S.table_current(store, "customer_profit", pipeline.data_version(store))
