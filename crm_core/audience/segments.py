@@ -599,7 +599,7 @@ def profit_summary(store: Store, rule: Any, as_of: dt.date | None = None,
     """
     c = compile_rule(store, rule, as_of)
     if data_version is not None and summaries.table_current(store, "customer_profit", data_version):
-        source = "WITH customer_profit AS (SELECT * FROM " + STORED_CUSTOMER_PROFIT + ")"
+        source = "WITH customer_profit AS (SELECT * FROM " + STORED_CUSTOMER_PROFIT + ")"  # noqa: S608 - constant table name
     else:
         source = "WITH " + GROSS_PROFIT_CTE + ", " + CUSTOMER_PROFIT_CTE
     sql = (
