@@ -74,7 +74,8 @@ def _rebuild(store: Store, progress: Progress | None, strict: bool, touched: str
     segment_library.measure_all(store)  # size history of saved segments
     from crm_core.analytics import summaries
 
-    summaries.write(store, data_version(store))  # the pages' shop-wide figures, so no first render scans every order
+    # the pages' shop-wide figures and per-customer gross profit, so no first render scans every order line
+    summaries.write(store, data_version(store), touched=touched)
     return warnings
 
 

@@ -24,7 +24,7 @@ revenue / line revenue`` -- never costed at 0 (:data:`GROSS_PROFIT_CTE`).
 
 from __future__ import annotations
 
-__all__ = ["GROSS_PROFIT_CTE", "PURCHASES_CTE", "is_customer_purchase", "is_purchase", "revenue", "revenue_unknown"]
+__all__ = ["GROSS_PROFIT_CTE", "PURCHASES_CTE", "gross_profit_cte", "is_customer_purchase", "is_purchase", "revenue", "revenue_unknown"]
 
 
 def _col(alias: str, name: str) -> str:
@@ -66,8 +66,8 @@ purchases AS (
 
 # Gross profit: the one definition (see the module docstring).
 # CTEs ``line_profit`` (one row per line of a non-cancelled order) and ``order_profit``
-# (one row per such order).  No parameters.
-GROSS_PROFIT_CTE = f"""
+# (one row per such order).  No parameters.  :func:`gross_profit_cte` restricts it to some orders.
+_GROSS_PROFIT_CTE = f"""
 pm_cost AS (
     SELECT product_id, upper(trim(sku)) AS sku, trim(jan) AS jan,
            CAST(unit_cost AS DOUBLE) AS unit_cost, margin_rate, coalesce(import_id, 0) AS import_id
@@ -94,7 +94,7 @@ line_profit AS (
              WHEN cm.margin_rate IS NOT NULL THEN CAST(coalesce(l.line_amount, 0) AS DOUBLE) * (1 - cm.margin_rate)
            END AS cost
     FROM order_lines l
-    JOIN orders o ON o.source = l.source AND o.order_id = l.order_id AND {is_purchase('o')}
+    JOIN {{orders}} o ON o.source = l.source AND o.order_id = l.order_id AND {is_purchase('o')}
     LEFT JOIN pm_by_id m1 ON m1.product_id = l.product_id
     LEFT JOIN pm_by_sku m2 ON m2.sku = upper(trim(coalesce(l.sku, l.product_id)))
     LEFT JOIN pm_by_jan m3 ON m3.jan = trim(coalesce(l.sku, l.product_id))
@@ -110,3 +110,12 @@ order_profit AS (
            bool_and(cost IS NOT NULL) AS fully_costed
     FROM line_profit GROUP BY source, order_id
 )"""  # noqa: S608 - constant fragments
+
+
+def gross_profit_cte(orders: str = "orders") -> str:
+    """:data:`GROSS_PROFIT_CTE` over the lines of the orders ``orders`` (a table, or a constant subquery of
+    ``orders`` in parentheses, e.g. some customers' orders)."""
+    return _GROSS_PROFIT_CTE.replace("{orders}", orders)
+
+
+GROSS_PROFIT_CTE = gross_profit_cte()

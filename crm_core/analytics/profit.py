@@ -12,8 +12,8 @@ from typing import Any
 
 import pandas as pd
 
-from crm_core.db import Store
-from crm_core.purchases import GROSS_PROFIT_CTE
+from crm_core.db import Store, quote_ident
+from crm_core.purchases import GROSS_PROFIT_CTE, gross_profit_cte
 
 # Per-customer gross profit over all non-cancelled orders (CTE ``customer_profit``; needs GROSS_PROFIT_CTE).
 CUSTOMER_PROFIT_CTE = """
@@ -29,18 +29,28 @@ customer_profit AS (
 # :data:`CUSTOMER_PROFIT_CTE` written as a table at refresh (:mod:`crm_core.analytics.summaries` keeps its version),
 # so a segment's gross profit is a sum over its customers instead of a join of its every order line to the costs.
 STORED_CUSTOMER_PROFIT = "customer_profit_stored"
+_TOUCHED_TABLES = ("refresh_touched",)
 
 
-def store_customer_profit(store: Store) -> int:
+def store_customer_profit(cur: Any, touched: str | None = None) -> int:
     """Write every customer's gross profit (``customer_profit`` of :data:`CUSTOMER_PROFIT_CTE`) to
-    :data:`STORED_CUSTOMER_PROFIT`; returns its row count.  Only :func:`crm_core.analytics.summaries.write` calls it."""
-    with store.transaction() as cur:
-        cur.execute(
-            "CREATE OR REPLACE TABLE " + STORED_CUSTOMER_PROFIT + " AS WITH "  # noqa: S608 - constant SQL
-            + GROSS_PROFIT_CTE + ", " + CUSTOMER_PROFIT_CTE
-            + " SELECT customer_id, line_revenue, covered_revenue, gross_profit FROM customer_profit"
-        )
-    return int(store.scalar("SELECT count(*) FROM " + STORED_CUSTOMER_PROFIT))  # noqa: S608 - constant
+    :data:`STORED_CUSTOMER_PROFIT` on the connection ``cur``; returns how many customers were computed.
+
+    With ``touched`` (a table of customer ids, ``refresh_touched``) only those customers' rows are
+    replaced, from their own orders' lines; the caller checks that the rest is still current (same costs,
+    written by the last refresh).  Only :func:`crm_core.analytics.summaries.write` calls it.
+    """
+    cols = " SELECT customer_id, line_revenue, covered_revenue, gross_profit FROM customer_profit"
+    if touched is None:
+        cur.execute("CREATE OR REPLACE TABLE " + STORED_CUSTOMER_PROFIT + " AS WITH "  # noqa: S608 - constant SQL
+                    + GROSS_PROFIT_CTE + ", " + CUSTOMER_PROFIT_CTE + cols)
+        return int(cur.execute("SELECT count(*) FROM " + STORED_CUSTOMER_PROFIT).fetchone()[0])  # noqa: S608
+    ids = "(SELECT customer_id FROM " + quote_ident(touched, _TOUCHED_TABLES) + " WHERE customer_id IS NOT NULL)"  # noqa: S608
+    cur.execute("DELETE FROM " + STORED_CUSTOMER_PROFIT + " WHERE customer_id IN " + ids)  # noqa: S608 - constant SQL
+    orders = "(SELECT * FROM orders WHERE customer_id IN " + ids + ")"  # noqa: S608 - allowlisted table name
+    cur.execute("INSERT INTO " + STORED_CUSTOMER_PROFIT + " WITH "  # noqa: S608 - constant SQL
+                + gross_profit_cte(orders) + ", " + CUSTOMER_PROFIT_CTE + cols)
+    return int(cur.execute("SELECT count(DISTINCT customer_id) FROM " + ids).fetchone()[0])  # noqa: S608
 
 
 def order_profit(store: Store, order_ids: Sequence[str] | None = None) -> pd.DataFrame:

@@ -20,7 +20,7 @@ from typing import Any
 import duckdb
 
 from crm_core.analytics import overview, profit
-from crm_core.db import Store
+from crm_core.db import Store, quote_ident
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +32,10 @@ SUMMARIES: dict[str, Callable[[Store], Any]] = {
     "shop_overview": overview.shop_overview,
     "profit_overview": profit.profit_overview,
 }
-# Per-customer tables written at refresh: name -> (table, writer returning its row count).  Read only while current
-# (:func:`table_current`); a reader falls back to the same SQL over the orders otherwise.
-TABLES: dict[str, tuple[str, Callable[[Store], int]]] = {
+# Per-customer tables written at refresh: name -> (table, writer(connection, touched table or None) returning the
+# customers it computed).  Read only while current (:func:`table_current`); a reader falls back to the same SQL over
+# the orders otherwise.  After a daily import only the touched customers are recomputed (see :func:`write`).
+TABLES: dict[str, tuple[str, Callable[[Any, str | None], int]]] = {
     "customer_profit": (profit.STORED_CUSTOMER_PROFIT, profit.store_customer_profit),
 }
 # Summaries that also depend on the costs (a cost can change without an import or a rebuild).
@@ -104,11 +105,17 @@ def decode(text: str) -> Any:
     return _dec(json.loads(text))
 
 
-def write(store: Store, data_version: Sequence[Any], names: Sequence[str] = (*SUMMARIES, *TABLES)) -> dict[str, float]:
+def write(store: Store, data_version: Sequence[Any], names: Sequence[str] = (*SUMMARIES, *TABLES),
+          touched: str | None = None) -> dict[str, float]:
     """Compute and store the summaries and tables ``names`` for ``data_version``; returns seconds per name.
 
+    ``touched`` (``refresh_touched``, from :func:`crm_core.pipeline.refresh`): the customers whose orders
+    changed since the last refresh; a table of :data:`TABLES` is then updated for them only, when the last
+    refresh wrote it with the same costs and no id is NULL ('everyone').
+
     A summary that cannot be written (a read-only store, a full disk) is only logged: the pages
-    then compute it themselves.
+    then compute it themselves.  A table that cannot be written loses its version row, so the next
+    refresh writes it whole.
     """
     spent: dict[str, float] = {}
     if store.read_only:
@@ -116,8 +123,11 @@ def write(store: Store, data_version: Sequence[Any], names: Sequence[str] = (*SU
     try:
         ensure_table(store)
         for name in names:
+            if name in TABLES:
+                spent[name] = _write_table(store, name, data_version, touched)
+                continue
             t = time.perf_counter()
-            value = encode(TABLES[name][1](store) if name in TABLES else SUMMARIES[name](store))
+            value = encode(SUMMARIES[name](store))
             key = version_key(store, name, data_version)
             spent[name] = time.perf_counter() - t
             with store.transaction() as cur:
@@ -128,11 +138,43 @@ def write(store: Store, data_version: Sequence[Any], names: Sequence[str] = (*SU
     return spent
 
 
+def _write_table(store: Store, name: str, data_version: Sequence[Any], touched: str | None) -> float:
+    from crm_core.ingest import products
+
+    t = time.perf_counter()
+    table, writer = TABLES[name]
+    costs = repr(products.costs_version(store))
+    previous = _row(store, name)
+    scope = None
+    if touched is not None and previous is not None and store.has_table(table):
+        kept = decode(previous[1])
+        everyone = store.scalar("SELECT count(*) FROM " + quote_ident(touched, ("refresh_touched",))  # noqa: S608
+                                + " WHERE customer_id IS NULL")
+        scope = touched if kept.get("costs") == costs and not everyone else None
+    try:
+        with store.transaction() as cur:
+            cur.execute(f"DELETE FROM {TABLE} WHERE name = ?", [name])  # noqa: S608 - constant
+            computed = writer(cur, scope)
+            value = encode({"computed": computed, "touched_only": scope is not None, "costs": costs})
+            key = version_key(store, name, data_version)
+            cur.execute(f"INSERT INTO {TABLE} VALUES (?, ?, ?, ?, now())",  # noqa: S608 - constant
+                        [name, key, value, time.perf_counter() - t])
+    except duckdb.Error:
+        # the table may be older than the touched list the refresh is about to clear: never update it in place again
+        store.execute(f"DELETE FROM {TABLE} WHERE name = ?", [name])  # noqa: S608 - constant
+        raise
+    return time.perf_counter() - t
+
+
+def _row(store: Store, name: str) -> tuple | None:
+    if not store.has_table(TABLE):
+        return None
+    return store.fetchone(f"SELECT version, value FROM {TABLE} WHERE name = ?", [name])  # noqa: S608 - constant
+
+
 def stored(store: Store, name: str, data_version: Sequence[Any]) -> tuple[bool, Any]:
     """``(True, value)`` when ``name`` is stored for the current version, else ``(False, None)``."""
-    if not store.has_table(TABLE):
-        return False, None
-    row = store.fetchone(f"SELECT version, value FROM {TABLE} WHERE name = ?", [name])  # noqa: S608 - constant
+    row = _row(store, name)
     if row is None or row[0] != version_key(store, name, data_version):
         return False, None
     return True, decode(row[1])

@@ -5,10 +5,15 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
+import numpy as np
+import pytest
+
 from crm_core import pipeline
 from crm_core.analytics import profit as P
 from crm_core.analytics import summaries as S
+from crm_core.db import mark_refresh_due
 from crm_core.ingest import products as PR
+from crm_core.model import build
 from crm_core.pipeline import import_files
 from tests import profit_shop as shop
 from tests.fixtures import write_csv
@@ -132,3 +137,45 @@ def test_clearing_the_data_drops_the_stored_customer_profit(store, tmp_path):
     store.clear_data()
     assert not store.has_table(S.TABLES["customer_profit"][0])
     assert not S.table_current(store, "customer_profit", pipeline.data_version(store))
+
+
+def test_a_daily_refresh_recomputes_only_the_touched_customers_profit_and_equals_the_full_computation(monkeypatch):
+    from tests.model import test_model_incremental as shop2
+
+    rng = np.random.default_rng(7)
+    store = shop2._shop(5)
+    with store.transaction() as cur:  # costs: unit costs for half the products, a category rate for 食品
+        cur.execute("UPDATE products SET unit_cost = 400 + 100 * CAST(substr(product_id, 2) AS INTEGER) "
+                    "WHERE CAST(substr(product_id, 2) AS INTEGER) % 2 = 0")
+    PR.set_category_margin(store, "食品", 30)
+    monkeypatch.setattr(build, "_now_jst", lambda: dt.datetime(2026, 7, 1, 9, 0))
+    mark_refresh_due(store)
+    pipeline.refresh(store)
+    first = S.stored(store, "customer_profit", pipeline.data_version(store))[1]
+    assert first["touched_only"] is False and first["computed"] == store.scalar(
+        f"SELECT count(*) FROM {S.TABLES['customer_profit'][0]}")
+
+    def same_as_direct() -> None:
+        got = store.df(f"SELECT * FROM {S.TABLES['customer_profit'][0]} ORDER BY customer_id").fillna(-1.0)
+        want = P.customer_profit(store)[["customer_id", "line_revenue", "covered_revenue", "gross_profit"]].fillna(-1.0)
+        assert list(got["customer_id"]) == list(want["customer_id"])
+        for col in ("line_revenue", "covered_revenue", "gross_profit"):
+            assert got[col].tolist() == pytest.approx(want[col].tolist(), rel=1e-12), col
+        assert (got["gross_profit"] > 0).any()
+
+    same_as_direct()
+    for step, day in enumerate([shop2.END + dt.timedelta(days=1), shop2.END + dt.timedelta(days=3)]):
+        shop2._import_day(store, rng, day, tag=str(step))  # new and repeat buyers, an order cancelled, one moved
+        touched = store.scalar("SELECT count(DISTINCT customer_id) FROM refresh_touched")
+        pipeline.refresh(store)
+        version = pipeline.data_version(store)
+        assert S.table_current(store, "customer_profit", version)
+        info = S.stored(store, "customer_profit", version)[1]
+        assert info["touched_only"] is True and info["computed"] == touched < 60
+        same_as_direct()
+    PR.set_category_margin(store, "雑貨", 20)  # a cost change: the next refresh computes everyone again
+    shop2._import_day(store, rng, shop2.END + dt.timedelta(days=4), tag="c")
+    pipeline.refresh(store)
+    assert S.stored(store, "customer_profit", pipeline.data_version(store))[1]["touched_only"] is False
+    same_as_direct()
+    store.close()
