@@ -105,6 +105,16 @@ def _global_uniform(customer_id: str) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
+# The same membership in SQL (``{col}``: the customer id column; parameters :func:`global_holdout_params`):
+# the first 8 bytes of the SHA-256 as an unsigned integer, scaled to [0, 1) exactly as Python does.
+GLOBAL_HOLDOUT_SQL = ("($gh_share > 0 AND CAST(CAST('0x' || left(sha256($gh_salt || '|' || {col}), 16) AS UBIGINT) AS DOUBLE)"
+                      " / 18446744073709551616.0 < $gh_share)")
+
+
+def global_holdout_params(share: float) -> dict[str, Any]:
+    return {"gh_share": float(share), "gh_salt": GLOBAL_SALT}
+
+
 def in_global_holdout(customer_id: str, share: float) -> bool:
     """True when the customer belongs to a global holdout of this share (stable; see the module docstring)."""
     return share > 0 and _global_uniform(str(customer_id)) < share
@@ -435,6 +445,36 @@ def audience_ids(store: Store, rule: Any, channel: str) -> dict[str, list[str]]:
     return {"ids": kept, "global_holdout": held}
 
 
+# The audience's purchases per (customer, window) pair; the audience is the relation ``aud`` (``customer_id``).
+_BASE_RATES_SQL = """
+    last AS (SELECT max(ordered_at) + INTERVAL 1 SECOND AS end_at FROM orders),
+    pairs AS (
+        SELECT o.customer_id, floor(epoch(l.end_at - o.ordered_at) / (86400 * $days)) AS w,
+               sum(CAST(coalesce(o.total_amount, 0) AS DOUBLE)) AS revenue
+        FROM orders o CROSS JOIN last l
+        WHERE o.customer_id IN (SELECT customer_id FROM aud) AND NOT coalesce(o.cancelled, FALSE)
+          AND o.ordered_at >= l.end_at - to_days($days * $k) AND o.ordered_at < l.end_at
+        GROUP BY ALL)
+    SELECT count(*) FILTER (WHERE revenue > 0), coalesce(sum(revenue), 0), coalesce(sum(revenue * revenue), 0) FROM pairs"""
+
+
+def _windows(days: int, lookback_days: int) -> tuple[int, int]:
+    days = max(int(days), 1)
+    return days, max(int(lookback_days) // days, 1)
+
+
+def _rates(customers: int, days: int, k: int, row: Sequence[Any] | None) -> dict[str, float]:
+    out = {"conversion": math.nan, "mean": math.nan, "sd": math.nan, "windows": k, "customers": customers}
+    if not customers or row is None:
+        return out
+    pairs = customers * k
+    buyers, total, total_sq = int(row[0]), float(row[1]), float(row[2])
+    mean = total / pairs
+    var = max((total_sq - pairs * mean * mean) / (pairs - 1), 0.0) if pairs > 1 else math.nan
+    out.update(conversion=buyers / pairs, mean=mean, sd=math.sqrt(var) if not math.isnan(var) else math.nan)
+    return out
+
+
 def audience_base_rates(store: Store, customer_ids: Sequence[str], days: int = DEFAULT_ATTRIBUTION_DAYS,
                         lookback_days: int = 364) -> dict[str, float]:
     """The audience's own purchase behaviour per ``days``-day window over the last ``lookback_days``.
@@ -449,33 +489,16 @@ def audience_base_rates(store: Store, customer_ids: Sequence[str], days: int = D
         of revenue per pair (zeros included), ``windows``, ``customers``.
     """
     ids = sorted({str(c) for c in customer_ids if c})
-    days = max(int(days), 1)
-    k = max(int(lookback_days) // days, 1)
-    out = {"conversion": math.nan, "mean": math.nan, "sd": math.nan, "windows": k, "customers": len(ids)}
-    if not ids:
-        return out
-    frame = pd.DataFrame({"customer_id": ids})
-    with store.transaction() as cur:
-        cur.register("audience_frame", frame)
-        row = cur.execute(
-            """WITH last AS (SELECT max(ordered_at) + INTERVAL 1 SECOND AS end_at FROM orders),
-                    pairs AS (
-                        SELECT o.customer_id, floor(epoch(l.end_at - o.ordered_at) / (86400 * $days)) AS w,
-                               sum(CAST(coalesce(o.total_amount, 0) AS DOUBLE)) AS revenue
-                        FROM orders o JOIN audience_frame a ON a.customer_id = o.customer_id CROSS JOIN last l
-                        WHERE NOT coalesce(o.cancelled, FALSE)
-                          AND o.ordered_at >= l.end_at - to_days($days * $k) AND o.ordered_at < l.end_at
-                        GROUP BY ALL)
-               SELECT count(*) FILTER (WHERE revenue > 0), coalesce(sum(revenue), 0), coalesce(sum(revenue * revenue), 0) FROM pairs""",
-            {"days": days, "k": k},
-        ).fetchall()[0]
-        cur.unregister("audience_frame")
-    pairs = len(ids) * k
-    buyers, total, total_sq = int(row[0]), float(row[1]), float(row[2])
-    mean = total / pairs
-    var = max((total_sq - pairs * mean * mean) / (pairs - 1), 0.0) if pairs > 1 else math.nan
-    out.update(conversion=buyers / pairs, mean=mean, sd=math.sqrt(var) if not math.isnan(var) else math.nan)
-    return out
+    days, k = _windows(days, lookback_days)
+    row = None
+    if ids:
+        frame = pd.DataFrame({"customer_id": ids})
+        with store.transaction() as cur:
+            cur.register("audience_frame", frame)
+            row = cur.execute("WITH aud AS (SELECT customer_id FROM audience_frame), " + _BASE_RATES_SQL,  # noqa: S608
+                              {"days": days, "k": k}).fetchall()[0]
+            cur.unregister("audience_frame")
+    return _rates(len(ids), days, k, row)
 
 
 def detectable_effect(store: Store, customer_ids: Sequence[str], holdout_share: float,
@@ -486,6 +509,37 @@ def detectable_effect(store: Store, customer_ids: Sequence[str], holdout_share: 
     base = audience_base_rates(store, customer_ids, days)
     out = experiments.detectable_effect(len(customer_ids), float(holdout_share), base["conversion"], base["mean"], base["sd"])
     out["base"] = base
+    return out
+
+
+def audience_outlook(store: Store, rule: Any, channel: str, holdout_share: float,
+                     days: int = DEFAULT_ATTRIBUTION_DAYS, lookback_days: int = 364) -> dict[str, Any]:
+    """:func:`detectable_effect` of the audience :func:`audience_ids` gives, with ``n`` and the ``global_holdout``
+    count, in one DuckDB query: the rule, reach and global holdout are applied in SQL and the base rates
+    joined against them, so no list of (possibly millions of) ids goes through Python."""
+    from crm_core.audience import segments
+    from crm_core.results import experiments
+
+    if channel not in CHANNELS:
+        raise InputError("チャネルは LINE・メール・R-Mail から選んでください。", f"unknown channel {channel!r}")
+    c = segments.compile_rule(store, rule)
+    days, k = _windows(days, lookback_days)
+    held = GLOBAL_HOLDOUT_SQL.format(col="cm.customer_id")
+    sql = (
+        "WITH seg AS (SELECT cm.customer_id, " + held + " AS held FROM customer_model AS cm WHERE ("  # noqa: S608
+        + c.where + ") AND " + reach_table.reach_sql(channel) + "), "
+        + "aud AS (SELECT customer_id FROM seg WHERE NOT held), " + _BASE_RATES_SQL.replace(
+            "FROM pairs", ", (SELECT count(*) FROM aud), (SELECT count(*) FROM seg WHERE held) FROM pairs")
+    )
+    params = {**c.params, **global_holdout_params(global_holdout_setting(store)["share"]), "days": days, "k": k}
+    row = segments._run(store, sql, params, c.rule)[0]
+    n, global_held = int(row[3]), int(row[4])
+    if not n:
+        return {"n": 0, "global_holdout": global_held, "message": "", "too_small": True}
+    base = _rates(n, days, k, row)
+    out = experiments.detectable_effect(n, float(holdout_share), base["conversion"], base["mean"], base["sd"])
+    out["base"] = base
+    out["global_holdout"] = global_held
     return out
 
 

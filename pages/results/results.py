@@ -457,12 +457,7 @@ def _rule(source: str) -> dict:
 
 @st.cache_data(ttl=600, max_entries=32, show_spinner="対象のお客様といつもの購入率を調べています…")
 def _hint(version: tuple, setting: tuple, source: str, channel: str, holdout: int, days: int) -> dict:
-    audience = C.audience_ids(store, _rule(source), channel)
-    if not audience["ids"]:
-        return {"n": 0, "global_holdout": len(audience["global_holdout"]), "message": "", "too_small": True}
-    out = C.detectable_effect(store, audience["ids"], holdout / 100, days)
-    out["global_holdout"] = len(audience["global_holdout"])
-    return out
+    return C.audience_outlook(store, _rule(source), channel, holdout / 100, days)  # in DuckDB: no id list
 
 
 st.divider()
