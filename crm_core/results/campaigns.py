@@ -47,6 +47,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from crm_core import clock
@@ -512,35 +513,74 @@ def detectable_effect(store: Store, customer_ids: Sequence[str], holdout_share: 
     return out
 
 
-def audience_outlook(store: Store, rule: Any, channel: str, holdout_share: float,
-                     days: int = DEFAULT_ATTRIBUTION_DAYS, lookback_days: int = 364) -> dict[str, Any]:
-    """:func:`detectable_effect` of the audience :func:`audience_ids` gives, with ``n`` and the ``global_holdout``
-    count, in one DuckDB query: the rule, reach and global holdout are applied in SQL and the base rates
-    joined against them, so no list of (possibly millions of) ids goes through Python."""
+def audience_purchases(store: Store, rule: Any, channel: str, lookback_days: int = 364) -> dict[str, Any]:
+    """The audience :func:`audience_ids` gives, as counts, with its purchases of the last ``lookback_days``.
+
+    The rule, reach and global holdout are applied in DuckDB; no list of (possibly millions of) ids
+    leaves it.  What leaves is one row per purchase in the window, as numbers: ``customer`` (a dense
+    index), ``before`` (seconds before the end of the windows, as :func:`audience_base_rates` counts
+    them), ``revenue``; plus ``n`` (the audience) and ``global_holdout`` (left out by the global
+    holdout).  :func:`outlook` turns it into the detectable effect for any holdout share and window
+    length up to ``lookback_days``, without another query (a page keeps it per data version).
+    """
     from crm_core.audience import segments
-    from crm_core.results import experiments
 
     if channel not in CHANNELS:
         raise InputError("チャネルは LINE・メール・R-Mail から選んでください。", f"unknown channel {channel!r}")
     c = segments.compile_rule(store, rule)
-    days, k = _windows(days, lookback_days)
-    held = GLOBAL_HOLDOUT_SQL.format(col="cm.customer_id")
-    sql = (
-        "WITH seg AS (SELECT cm.customer_id, " + held + " AS held FROM customer_model AS cm WHERE ("  # noqa: S608
-        + c.where + ") AND " + reach_table.reach_sql(channel) + "), "
-        + "aud AS (SELECT customer_id FROM seg WHERE NOT held), " + _BASE_RATES_SQL.replace(
-            "FROM pairs", ", (SELECT count(*) FROM aud), (SELECT count(*) FROM seg WHERE held) FROM pairs")
-    )
-    params = {**c.params, **global_holdout_params(global_holdout_setting(store)["share"]), "days": days, "k": k}
-    row = segments._run(store, sql, params, c.rule)[0]
-    n, global_held = int(row[3]), int(row[4])
+    share = global_holdout_setting(store)["share"]
+    held = GLOBAL_HOLDOUT_SQL.format(col="cm.customer_id") if share > 0 else "FALSE"  # no hashing when it is off
+    seg = ("WITH seg AS (SELECT cm.customer_id, " + held + " AS held FROM customer_model AS cm WHERE ("  # noqa: S608
+           + c.where + ") AND " + reach_table.reach_sql(channel) + "), aud AS (SELECT customer_id FROM seg WHERE NOT held)")
+    params = {**c.params, **(global_holdout_params(share) if share > 0 else {})}
+    n, global_held = segments._run(store, seg + " SELECT count(*) FILTER (WHERE NOT held), count(*) FILTER (WHERE held) FROM seg",
+                                   params, c.rule)[0]
+    out: dict[str, Any] = {"n": int(n), "global_holdout": int(global_held), "lookback_days": int(lookback_days),
+                           "customer": np.zeros(0, np.int64), "before": np.zeros(0), "revenue": np.zeros(0)}
     if not n:
-        return {"n": 0, "global_holdout": global_held, "message": "", "too_small": True}
-    base = _rates(n, days, k, row)
+        return out
+    rows = store.execute(
+        seg + """, last AS (SELECT max(ordered_at) + INTERVAL 1 SECOND AS end_at FROM orders),
+        bought AS (
+            SELECT o.customer_id, epoch(l.end_at - o.ordered_at) AS before,
+                   CAST(coalesce(o.total_amount, 0) AS DOUBLE) AS revenue
+            FROM orders o CROSS JOIN last l
+            WHERE o.customer_id IN (SELECT customer_id FROM aud) AND NOT coalesce(o.cancelled, FALSE)
+              AND o.ordered_at >= l.end_at - to_days($lookback) AND o.ordered_at < l.end_at)
+        SELECT dense_rank() OVER (ORDER BY customer_id) AS customer, before, revenue FROM bought""",
+        {**params, "lookback": int(lookback_days)},
+    ).fetchnumpy()
+    out.update(customer=np.asarray(rows["customer"], np.int64), before=np.asarray(rows["before"], float),
+               revenue=np.asarray(rows["revenue"], float))
+    return out
+
+
+def outlook(purchases: dict[str, Any], holdout_share: float, days: int = DEFAULT_ATTRIBUTION_DAYS) -> dict[str, Any]:
+    """:func:`detectable_effect` of the audience of :func:`audience_purchases` (the same base rates as
+    :func:`audience_base_rates` on its ids), with ``global_holdout`` (the count left out)."""
+    from crm_core.results import experiments
+
+    n = purchases["n"]
+    if not n:
+        return {"n": 0, "global_holdout": purchases["global_holdout"], "message": "", "too_small": True}
+    days, k = _windows(days, purchases["lookback_days"])
+    inside = purchases["before"] <= days * k * 86400.0  # ordered_at >= end - (days × k) days
+    window = np.floor(purchases["before"][inside] / (86400.0 * days)).astype(np.int64)  # as the SQL's floor(epoch / …)
+    pair = purchases["customer"][inside] * (k + 1) + window
+    _, which = np.unique(pair, return_inverse=True)
+    revenue = np.bincount(which, weights=purchases["revenue"][inside]) if len(pair) else np.zeros(0)
+    base = _rates(n, days, k, (int((revenue > 0).sum()), float(revenue.sum()), float((revenue * revenue).sum())))
     out = experiments.detectable_effect(n, float(holdout_share), base["conversion"], base["mean"], base["sd"])
     out["base"] = base
-    out["global_holdout"] = global_held
+    out["global_holdout"] = purchases["global_holdout"]
     return out
+
+
+def audience_outlook(store: Store, rule: Any, channel: str, holdout_share: float,
+                     days: int = DEFAULT_ATTRIBUTION_DAYS, lookback_days: int = 364) -> dict[str, Any]:
+    """:func:`detectable_effect` of the audience :func:`audience_ids` gives, with ``n`` and the ``global_holdout``
+    count, without a list of ids through Python (:func:`audience_purchases`, then :func:`outlook`)."""
+    return outlook(audience_purchases(store, rule, channel, lookback_days), holdout_share, days)
 
 
 def delete_campaign(store: Store, campaign_id: int) -> None:

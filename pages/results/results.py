@@ -455,9 +455,15 @@ def _rule(source: str) -> dict:
     return ui.run(references.resolve, store, source) or {"all": []}
 
 
-@st.cache_data(ttl=600, max_entries=32, show_spinner="対象のお客様といつもの購入率を調べています…")
+@st.cache_resource(ttl=600, max_entries=4, show_spinner="対象のお客様といつもの購入率を調べています…")
+def _purchases(version: tuple, setting: tuple, source: str, channel: str) -> dict:
+    """The audience's count and last year's purchases as numbers (no ids), per data version, global holdout
+    setting, audience and channel: changing the holdout share or the window needs no query.  Read only."""
+    return C.audience_purchases(store, _rule(source), channel)
+
+
 def _hint(version: tuple, setting: tuple, source: str, channel: str, holdout: int, days: int) -> dict:
-    return C.audience_outlook(store, _rule(source), channel, holdout / 100, days)  # in DuckDB: no id list
+    return C.outlook(ui.run(_purchases, version, setting, source, channel), holdout / 100, days)
 
 
 st.divider()

@@ -190,6 +190,40 @@ def test_detectable_effect_hint_follows_the_holdout_share(sample_db, tmp_path, m
     assert "送らないグループ 50%" in second and first != second
 
 
+def test_the_hint_equals_the_direct_figure_for_the_window_and_after_new_data(sample_db, tmp_path, monkeypatch):
+    """The hint's audience and purchases are kept per data version (the window changes without a query):
+    it equals the direct computation for each window, and after the data changed the new direct one."""
+    from crm_core import pipeline
+
+    path = _use(sample_db, tmp_path, monkeypatch)
+    at = open_page()
+    at.selectbox(key="res_new_source").select("all")
+    at.selectbox(key="res_new_channel").select("email").run()
+
+    def hint() -> str:
+        return next(m.value for m in [*at.info, *at.warning] if "見分け" in m.value)
+
+    def direct(days: int) -> str:
+        s = Store(path)
+        try:
+            return C.audience_outlook(s, {"all": []}, "email", 0.1, days)["message"]
+        finally:
+            s.close()
+
+    assert hint() == direct(7)
+    at.number_input(key="res_new_days").set_value(30).run()
+    assert not at.exception, at.exception
+    assert hint() == direct(30) != direct(7)
+    before = hint()
+    s = Store(path)  # new data: the latest 200 orders cancelled, the model rebuilt
+    s.execute("UPDATE orders SET cancelled = TRUE WHERE order_id IN (SELECT order_id FROM orders ORDER BY ordered_at DESC LIMIT 200)")
+    pipeline.after_settings_change(s)
+    s.close()
+    at.run()
+    assert not at.exception, at.exception
+    assert hint() == direct(30) != before
+
+
 def test_too_small_audience_is_told_plainly(tmp_path, monkeypatch):
     path = tmp_path / "crm.duckdb"
     store = Store(path)

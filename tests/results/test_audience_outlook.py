@@ -64,7 +64,7 @@ def test_the_outlook_from_the_rule_equals_the_one_from_the_ids(store, share):
     seen = 0
     for rule in RULES:
         for channel in C.CHANNELS:
-            for days, holdout in ((7, 0.1), (30, 0.25)):
+            for days, holdout in ((7, 0.1), (30, 0.25), (1, 0.05), (60, 0.5)):
                 audience = C.audience_ids(store, rule, channel)
                 got = C.audience_outlook(store, rule, channel, holdout, days)
                 assert got["n"] == len(audience["ids"]) and got["global_holdout"] == len(audience["global_holdout"])
