@@ -87,3 +87,21 @@ def test_recording_a_campaign_nobody_can_receive_says_why(rakuten_shop):
         campaigns.freeze_campaign(rakuten_shop, "LINEテスト", "line", "2025-04-01 12:00", rule={"all": []})
     assert err.value.message.startswith("配信対象のお客様が0人です。")
     assert "LINE友だちの一覧" in err.value.message
+
+
+def test_many_segments_counted_at_once_equal_each_counted_alone(mixed_shop, tmp_path):
+    """The calendar counts every audience it offers in one pass (reach.explain_reach_many): each note, its counts
+    and its reason, equals explain_reach of that audience alone, on every channel."""
+    from crm_core.audience import library, reach
+    from crm_core.audience import segments as S
+    from crm_core.planning import plan_editor
+
+    library.save_segment(mixed_shop, "2回以上", {"all": [{"field": "orders", "op": "gte", "value": 2}]})
+    choices = [seg for _, seg in plan_editor.segment_choices(mixed_shop)]
+    choices.append({"all": [{"field": "orders", "op": "gte", "value": 99}]})  # nobody
+    assert len(choices) == len(S.PRESETS) + 3
+    for channel in [*reach.CHANNELS, "mail_list"]:
+        together = reach.explain_reach_many(mixed_shop, channel, choices)
+        alone = [reach.explain_reach(mixed_shop, channel, seg) for seg in choices]
+        assert together == alone, channel
+    assert any(n.reachable for n in together) and any(n.customers == 0 for n in together)

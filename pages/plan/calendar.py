@@ -53,6 +53,12 @@ shown_events = events if show_points else events[~events.kind.isin(cal.POINT_KIN
 
 
 
+@st.cache_data(ttl=600, max_entries=8, show_spinner=False)
+def _daily_sales(db: str, version: tuple, start, end) -> pd.DataFrame:
+    """Last year's daily sales (a scan of the orders), kept per data version and range: reruns reuse it."""
+    return cal.daily_sales(ui.store(), start, end)
+
+
 def editor_config(store) -> dict:
     """Column widgets of the editable send tables."""
     labels = ui.run(planner.template_labels, store)
@@ -107,7 +113,7 @@ with tab_view:
     if store.is_empty():
         ui.empty_state("注文データを取り込むと、昨年の同じ時期の日別売上をイベントと重ねて表示します。")
     else:
-        daily = ui.run(cal.daily_sales, store, ly_start, ly_end)
+        daily = ui.run(_daily_sales, str(store.path), ui.data_version(), ly_start, ly_end)
         ly_events = ui.run(cal.list_events, store, ly_start, ly_end)
         sales_chart = views.sales_overlay_chart(daily, ly_events)
         if sales_chart is None:
@@ -261,7 +267,7 @@ with tab_plan:
         draft = ui.run(plan_editor.from_editor, edited, segment)
         for w in plan_editor.send_warnings(draft, now):
             st.warning(w, icon="⏰")
-        reach = ui.explain_reach(store, channel, segment)
+        reach = ui.explain_reach_among(store, channel, segment, [seg for _, seg in seg_options])  # all counted once
         if not ui.reach_note(reach, f"この計画の対象者数は0人です（{planner.CHANNELS[channel]}で届くお客様がいません）。"):
             st.caption(f"対象者数: {ui.count(reach.reachable, '人')}（{ui.md(planner.segment_text(segment, channel, store))}）")
         st.caption("推奨の時間帯: 平日 12:00〜13:00・18:00〜19:00、土日祝 14:00〜16:00。")
