@@ -89,19 +89,23 @@ def test_recording_a_campaign_nobody_can_receive_says_why(rakuten_shop):
     assert "LINE友だちの一覧" in err.value.message
 
 
-def test_many_segments_counted_at_once_equal_each_counted_alone(mixed_shop, tmp_path):
-    """The calendar counts every audience it offers in one pass (reach.explain_reach_many): each note, its counts
-    and its reason, equals explain_reach of that audience alone, on every channel."""
-    from crm_core.audience import library, reach
+def test_every_offered_audience_counts_its_customers_and_explains_only_a_zero(mixed_shop):
+    """explain_reach reads the five explaining counts only when nobody is reached: the counts stay the direct
+    ones for every audience the calendar offers, on every channel, and a reason comes exactly with a zero."""
+    from crm_core.audience import library, reach, references
     from crm_core.audience import segments as S
     from crm_core.planning import plan_editor
 
     library.save_segment(mixed_shop, "2回以上", {"all": [{"field": "orders", "op": "gte", "value": 2}]})
     choices = [seg for _, seg in plan_editor.segment_choices(mixed_shop)]
     choices.append({"all": [{"field": "orders", "op": "gte", "value": 99}]})  # nobody
-    assert len(choices) == len(S.PRESETS) + 3
+    seen = set()
     for channel in [*reach.CHANNELS, "mail_list"]:
-        together = reach.explain_reach_many(mixed_shop, channel, choices)
-        alone = [reach.explain_reach(mixed_shop, channel, seg) for seg in choices]
-        assert together == alone, channel
-    assert any(n.reachable for n in together) and any(n.customers == 0 for n in together)
+        for seg in choices:
+            note = reach.explain_reach(mixed_shop, channel, seg)
+            rule = references.resolve(mixed_shop, seg) or {"all": []}
+            assert note.customers == S.count(mixed_shop, rule), (channel, seg)
+            assert 0 <= note.reachable <= note.customers
+            assert bool(note.reason) == (note.reachable == 0), (channel, seg, note)
+            seen.add(note.reachable > 0)
+    assert seen == {True, False}

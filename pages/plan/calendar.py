@@ -267,7 +267,7 @@ with tab_plan:
         draft = ui.run(plan_editor.from_editor, edited, segment)
         for w in plan_editor.send_warnings(draft, now):
             st.warning(w, icon="⏰")
-        reach = ui.explain_reach_among(store, channel, segment, [seg for _, seg in seg_options])  # all counted once
+        reach = ui.explain_reach(store, channel, segment)
         if not ui.reach_note(reach, f"この計画の対象者数は0人です（{planner.CHANNELS[channel]}で届くお客様がいません）。"):
             st.caption(f"対象者数: {ui.count(reach.reachable, '人')}（{ui.md(planner.segment_text(segment, channel, store))}）")
         st.caption("推奨の時間帯: 平日 12:00〜13:00・18:00〜19:00、土日祝 14:00〜16:00。")

@@ -7,12 +7,11 @@ Session-state keys used across pages are initialised in ``app.py``
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import threading
 import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -316,28 +315,6 @@ def explain_reach(s: Store, channel: str, segment: Any = None) -> Any:
     rule = run(references.resolve, s, segment)  # a saved segment edited since: another key
     version = (data_version(), *run(campaigns.results_version, s))  # a rule may refer to campaigns
     return run(_explain_reach, str(s.path), version, channel, segment, rule)
-
-
-@st.cache_data(ttl=600, max_entries=16, show_spinner=False)
-def _explain_reach_among(db: str, version: tuple, channel: str, choices: tuple, rules: tuple) -> list:
-    from crm_core.audience.reach import explain_reach_many
-
-    return explain_reach_many(store(), channel, list(choices))
-
-
-def explain_reach_among(s: Store, channel: str, segment: Any, choices: Sequence[Any]) -> Any:
-    """:func:`explain_reach` of ``segment``, one of the audiences ``choices`` a page offers: all of them are
-    counted in one pass over the model and kept per data version, channel and the rules they stand for, so
-    choosing another of them needs no query."""
-    from crm_core.audience import references
-    from crm_core.results import campaigns
-
-    choices = tuple(choices)
-    if segment not in choices:
-        return explain_reach(s, channel, segment)
-    rules = tuple(json.dumps(run(references.resolve, s, c), sort_keys=True, default=str) for c in choices)
-    version = (data_version(), *run(campaigns.results_version, s))  # a rule may refer to campaigns
-    return run(_explain_reach_among, str(s.path), version, channel, choices, rules)[choices.index(segment)]
 
 
 def reach_note(note: Any, lead: str = "", key: str | None = None) -> bool:
