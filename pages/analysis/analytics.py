@@ -58,6 +58,12 @@ def _cached(name: str, db: str, version: tuple, kwargs: tuple) -> Any:
     return _FUNCS[name](ui.store(), **dict(kwargs))
 
 
+@st.cache_data(ttl=900, max_entries=8, show_spinner=False)
+def _latest_order_date(db: str, version: tuple) -> dt.date | None:
+    """The latest order's day (a scan of every order), kept per data version: reruns reuse it."""
+    return analytics.latest_order_date(ui.store())
+
+
 def compute(name: str, **kwargs: Any) -> Any:
     """Run an analysis through the cache; errors become a Japanese message."""
     return ui.run(_cached, name, str(STORE.path), VERSION, tuple(sorted(kwargs.items())))
@@ -740,7 +746,7 @@ def tab_basket() -> None:
 
 st.title("顧客分析")
 STORE = ui.require_data()
-LATEST = analytics.latest_order_date(STORE) or clock.today()
+LATEST = ui.run(_latest_order_date, str(STORE.path), ui.data_version()) or clock.today()
 HAS_MODEL = analytics.has_customer_model(STORE)
 VERSION = (
     ui.data_version(),

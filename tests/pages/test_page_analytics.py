@@ -187,3 +187,31 @@ def test_churn_figures_cannot_be_misread(monkeypatch, shop_db):
     captions = " ".join(c.value for c in at.caption)
     assert "両方が高くなります" in captions
     assert "低＝33%未満、中＝33〜66%、高＝66%超" in captions
+
+
+def test_the_latest_order_day_is_kept_per_data_version(monkeypatch, tmp_path):
+    """The caption's 最終注文日 is kept between reruns (a scan of every order), and a new order with its
+    rebuild shows the new day."""
+    from crm_core import pipeline
+
+    db = tmp_path / "shop.duckdb"
+    s = Store(db)
+    seeded_shop(s, customers=200, seed=3)
+    latest = s.scalar("SELECT CAST(max(ordered_at) AS DATE) FROM orders WHERE NOT coalesce(cancelled, FALSE)")
+    s.close()
+    at = app(monkeypatch, db)
+    at.run()
+    assert_clean(at)
+
+    def shown() -> str:
+        return next(c.value for c in at.caption if "最終注文日" in c.value).split("最終注文日: ")[1]
+
+    first = shown()
+    assert first == f"{latest.year}年{latest.month}月{latest.day}日"
+    s = Store(db)
+    add_order(s, "late-1", s.scalar("SELECT min(customer_id) FROM orders"), "2027-03-05", 1000)
+    pipeline.after_settings_change(s)
+    s.close()
+    at.run()
+    assert_clean(at)
+    assert shown() == "2027年3月5日" != first
