@@ -143,7 +143,9 @@ def _write_table(store: Store, name: str, data_version: Sequence[Any], touched: 
 
     t = time.perf_counter()
     table, writer = TABLES[name]
-    costs = repr(products.costs_version(store))
+    # every cost and link of the products and category rates, digested (costs_version misses e.g. a changed SKU link)
+    costs = repr((products.costs_version(store), store.fetchone(
+        "SELECT (SELECT sum(hash(p)) FROM products p), (SELECT sum(hash(m)) FROM category_margins m)")))
     previous = _row(store, name)
     scope = None
     if touched is not None and previous is not None and store.has_table(table):

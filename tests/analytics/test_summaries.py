@@ -173,7 +173,10 @@ def test_a_daily_refresh_recomputes_only_the_touched_customers_profit_and_equals
         info = S.stored(store, "customer_profit", version)[1]
         assert info["touched_only"] is True and info["computed"] == touched < 60
         same_as_direct()
-    PR.set_category_margin(store, "雑貨", 20)  # a cost change: the next refresh computes everyone again
+    # P1 (no unit cost, 雑貨: no rate) moved to 食品 (30 %): its buyers' profit changes although no cost figure did;
+    # the next refresh computes everyone again
+    with store.transaction() as cur:
+        cur.execute("UPDATE products SET category = '食品' WHERE product_id = 'P1'")
     shop2._import_day(store, rng, shop2.END + dt.timedelta(days=4), tag="c")
     pipeline.refresh(store)
     assert S.stored(store, "customer_profit", pipeline.data_version(store))[1]["touched_only"] is False
