@@ -538,3 +538,25 @@ def test_scenario_mails_recorded_before_the_sender_address_was_set_go_out_with_i
         assert len(smtp.envelopes) == mail_rows
         assert {e["mail_from"] for e in smtp.envelopes} == {"shop@example.jp"}
         assert {parseaddr(str(m["From"]))[1] for m in smtp.messages} == {"shop@example.jp"}
+
+
+def test_scenario_mails_of_a_campaign_recorded_without_a_sender_get_the_shops_name_too(shop):
+    """A scenario campaign row written before scenario campaigns stored their sender (``{}``) sends with the shop's From name."""
+    from email.utils import parseaddr
+
+    from crm_core.messaging.context import shop_profile
+
+    store, ops, _ = shop
+    engine.enable(store, ops, "thanks")
+    mails = {d: sum(r["state"] == "queued" and r["channel"] == "email" for r in engine.plan(store, ops, d, names=["thanks"]).rows)
+             for d in OCTOBER}
+    day = max(OCTOBER, key=lambda d: (mails[d], d))
+    with LineMock(TOKEN) as line, SmtpSink() as smtp, SmtpSession(smtp.host, smtp.port, starttls=False) as session:
+        bulk = LineBulk(TOKEN, line.url, sleep=lambda s: None)
+        unsub = Unsubscribe(SECRET, "https://crm.example.jp")
+        engine.run_scenarios(store, ops, day, now=at(day, 20), line=bulk, smtp=None, unsubscribe=unsub, from_addr="")
+        ops.execute("UPDATE send_campaigns SET sender = '{}' WHERE campaign_id IN (SELECT campaign_id FROM scenario_batches)")
+        ops.commit()
+        engine.run_scenarios(store, ops, day, now=at(day, 20), line=bulk, smtp=session, unsubscribe=unsub, from_addr="shop@example.jp")
+        assert smtp.messages
+        assert {parseaddr(str(m["From"])) for m in smtp.messages} == {(shop_profile(store).from_name(), "shop@example.jp")}

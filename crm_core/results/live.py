@@ -919,6 +919,13 @@ def run(
             return Outcome("paused", after["note"] or L.CAMPAIGN_STATUS["paused"], L.counts(ops, campaign_id))
     if c["channel"] == "rmail":
         return Outcome(c["status"], "R-Mailは書き出したファイルをRMSから送信し、「送信済みにする」で記録してください。", L.counts(ops, campaign_id))
+    mail_left = ops.execute("SELECT 1 FROM send_ledger WHERE campaign_id = ? AND channel = 'email' AND state IN ('queued', 'sending')"
+                            " AND content_id IS NOT NULL LIMIT 1", [campaign_id]).fetchone()
+    if mail_left and not complete_sender(ops, campaign_id, from_addr):
+        with opsdb.transaction(ops):  # frozen without a usable address: nothing is sent until 送信設定 has one
+            L.set_status(ops, campaign_id, "paused", NO_SENDER_ADDRESS)
+            audit.log(ops, "sender", "pause", campaign_id, now=clock(), reason="no sender address")
+        return Outcome("paused", NO_SENDER_ADDRESS, L.counts(ops, campaign_id))
     return deliver(ops, campaign_id, line=line, smtp=smtp, unsubscribe=unsubscribe, clock=clock,
                    allowed=lambda now: due(ops, campaign_id, now), progress=progress, narrowcast_from=narrowcast_from)
 
@@ -1022,6 +1029,24 @@ def pending_send(ops: sqlite3.Connection, campaign_id: int) -> dt.datetime | Non
 
 NO_SENDER_ADDRESS = ("メールの送信元アドレスが設定されていないか正しくないため、送信できません"
                      "（「送信設定」ページの「送信元メールアドレス」で設定します）。")
+
+
+def complete_sender(ops: sqlite3.Connection, campaign_id: int, from_addr: str, from_name: str = "") -> bool:
+    """Whether the campaign's stored sender has a usable address; a missing one (and a missing name) is filled from the
+    current settings when those are usable.  Campaigns frozen without an address (a scenario recorded before
+    ``SMTP_FROM`` was set, a send of an earlier version) take it here instead of failing inside the mail library."""
+    row = ops.execute("SELECT sender FROM send_campaigns WHERE campaign_id = ?", [campaign_id]).fetchone()
+    sender = json.loads(row[0] or "{}") if row else {}
+    if sender_address_ok(sender.get("from_addr", "")):
+        return True
+    if not sender_address_ok(from_addr):
+        return False
+    filled = {**sender, "from_addr": from_addr}
+    if not filled.get("from_name") and from_name:
+        filled["from_name"] = from_name
+    with opsdb.transaction(ops):
+        ops.execute("UPDATE send_campaigns SET sender = ? WHERE campaign_id = ?", [json.dumps(filled, ensure_ascii=False), campaign_id])
+    return True
 
 
 def sender_address_ok(address: str | None) -> bool:

@@ -496,10 +496,10 @@ def _groups(rows: Any) -> dict[tuple[str, int], list[dict[str, Any]]]:
 
 
 def deliver_due(ops: sqlite3.Connection, *, line: Any = None, smtp: Any = None, unsubscribe: Any = None, from_addr: str = "",
-                clock: Callable[[], dt.datetime] = clock.now_utc) -> list[dict[str, Any]]:
+                from_name: str = "", clock: Callable[[], dt.datetime] = clock.now_utc) -> list[dict[str, Any]]:
     """Send every scenario campaign that is due (quiet hours and send slot respected) through the live sender.
 
-    ``from_addr`` (``SMTP_FROM``) completes the sender of a mail campaign recorded while it was not set;
+    ``from_addr`` (``SMTP_FROM``) and ``from_name`` complete the sender of a mail campaign recorded while it was not set;
     without a usable address the mails wait in the ledger, like mails without SMTP settings.
     """
     from crm_core.results import live
@@ -515,28 +515,12 @@ def deliver_due(ops: sqlite3.Connection, *, line: Any = None, smtp: Any = None, 
             # not configured: the rows wait in the ledger (never paused, never lost) until the settings exist
             out.append({"campaign_id": int(cid), "status": "approved", "message": MISSING[channel], "counts": L.counts(ops, int(cid))})
             continue
-        if channel == "email" and not _sender_ready(ops, int(cid), from_addr):
+        if channel == "email" and not live.complete_sender(ops, int(cid), from_addr, from_name):
             out.append({"campaign_id": int(cid), "status": "approved", "message": live.NO_SENDER_ADDRESS, "counts": L.counts(ops, int(cid))})
             continue
-        outcome = live.run(ops, int(cid), line=line, smtp=smtp, unsubscribe=unsubscribe, clock=clock)
+        outcome = live.run(ops, int(cid), line=line, smtp=smtp, unsubscribe=unsubscribe, from_addr=from_addr, clock=clock)
         out.append({"campaign_id": int(cid), **outcome.to_dict()})
     return out
-
-
-def _sender_ready(ops: sqlite3.Connection, campaign_id: int, from_addr: str) -> bool:
-    """Whether a scenario mail campaign has a usable From address, taking ``from_addr`` when its own is missing."""
-    from crm_core.results import live
-
-    row = ops.execute("SELECT sender FROM send_campaigns WHERE campaign_id = ?", [campaign_id]).fetchone()
-    sender = json.loads(row[0] or "{}") if row else {}
-    if live.sender_address_ok(sender.get("from_addr", "")):
-        return True
-    if not live.sender_address_ok(from_addr):
-        return False
-    with opsdb.transaction(ops):
-        ops.execute("UPDATE send_campaigns SET sender = ? WHERE campaign_id = ?",
-                    [json.dumps({**sender, "from_addr": from_addr}, ensure_ascii=False), campaign_id])
-    return True
 
 
 def run_scenarios(store: Store, ops: sqlite3.Connection, day: dt.date | None = None, *, now: dt.datetime | None = None,
@@ -553,7 +537,8 @@ def run_scenarios(store: Store, ops: sqlite3.Connection, day: dt.date | None = N
         raise InputError("時刻はタイムゾーン付きで指定してください。", "naive now")
     day = day or now.astimezone(JST).date()
     recorded = record(store, ops, day, names=names, from_addr=from_addr, now=now)
-    sent = deliver_due(ops, line=line, smtp=smtp, unsubscribe=unsubscribe, from_addr=from_addr, clock=lambda: now)
+    sent = deliver_due(ops, line=line, smtp=smtp, unsubscribe=unsubscribe, from_addr=from_addr,
+                       from_name=T.shop_profile(store).from_name(), clock=lambda: now)
     return {"day": day.isoformat(), "recorded": recorded, "deliveries": sent,
             "summary": f"{day:%Y-%m-%d} のシナリオ: 新しく送信 {recorded.get('queued', 0)}件・比較用 {recorded.get('held_out', 0)}件"}
 

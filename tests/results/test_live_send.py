@@ -314,6 +314,34 @@ def test_live_mail_without_unsubscribe_settings_pauses_instead_of_sending(env):
     assert all(str(m["Subject"]).startswith("【テスト】") for m in smtp.messages)
 
 
+def test_a_campaign_frozen_without_a_sender_address_takes_the_current_one_or_pauses(env):
+    """A send frozen with an empty From (by an earlier version, whose prepare did not check it) never reaches the mail
+    library without an address: with SMTP_FROM set it goes out from that address (the frozen name kept), else it pauses."""
+    from email.utils import parseaddr
+
+    store, ops = env
+    with SmtpSink() as smtp:
+        cid, _ = _approved(store, ops, smtp=smtp, channel="email")
+        live.prepare(store, ops, cid, from_addr="shop@natural.example.jp", now=NOON)
+        name = live._get(ops, cid)["sender"]["from_name"]
+        assert name
+        ops.execute("UPDATE send_campaigns SET sender = json_set(sender, '$.from_addr', '') WHERE campaign_id = ?", [cid])
+        ops.commit()
+        tests_sent = len(smtp.messages)
+        with SmtpSession(smtp.host, smtp.port, starttls=False) as session:
+            res = live.run(ops, cid, store=store, smtp=session, unsubscribe=Unsubscribe(SECRET, PUBLIC), from_addr="",
+                           clock=_clock(NOON + dt.timedelta(minutes=1)))
+            assert res.status == "paused" and res.message == live.NO_SENDER_ADDRESS
+            assert len(smtp.messages) == tests_sent  # nothing left
+            L.set_status(ops, cid, "approved", "")
+            res = live.run(ops, cid, store=store, smtp=session, unsubscribe=Unsubscribe(SECRET, PUBLIC),
+                           from_addr="shop@natural.example.jp", clock=_clock(NOON + dt.timedelta(minutes=2)))
+        assert res.status == "done", res
+        live_mails = smtp.messages[tests_sent:]
+        assert live_mails and {parseaddr(str(m["From"])) for m in live_mails} == {(name, "shop@natural.example.jp")}
+        assert {e["mail_from"] for e in smtp.envelopes[tests_sent:]} == {"shop@natural.example.jp"}
+
+
 def test_rmail_campaign_exports_without_holdout_and_suppressed(env):
     store, ops = env
     # R-Mail reaches Rakuten buyers who allowed shop mail (FACTS.md §9; the channel table, crm_core.audience.reach)
