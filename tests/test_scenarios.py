@@ -71,7 +71,7 @@ def _occurrences(ops, **where) -> pd.DataFrame:
 
 def _ledger(ops) -> pd.DataFrame:
     rows = [dict(r) for r in ops.execute(
-        "SELECT l.* FROM send_ledger l JOIN scenario_batches b USING (campaign_id)")]
+        "SELECT l.* FROM send_ledger_now l JOIN scenario_batches b USING (campaign_id)")]
     return pd.DataFrame(rows, columns=["campaign_id", "customer_id", "channel", "state", "sent_at", "address"])
 
 

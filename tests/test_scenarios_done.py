@@ -61,9 +61,9 @@ def test_thanks_and_f2_switched_on_and_the_worker_run_for_simulated_days(tmp_pat
             failed = [h for h in jobs.history(ops_path) if h["outcome"] != "done"]
             assert not failed, failed
             sent = {(r[0], r[1], r[2]) for r in ops.execute(
-                "SELECT b.scenario, l.channel, l.address FROM send_ledger l JOIN scenario_batches b USING (campaign_id)"
+                "SELECT b.scenario, l.channel, l.address FROM send_ledger_now l JOIN scenario_batches b USING (campaign_id)"
                 " WHERE l.state = 'sent'")}
-            assert ops.execute("SELECT count(*) FROM send_ledger WHERE state <> 'sent'").fetchone()[0] == 0
+            assert ops.execute("SELECT count(*) FROM send_ledger_now WHERE state <> 'sent'").fetchone()[0] == 0
         assert sent == expected
         assert {s for s, _, _ in sent} == {"thanks", "f2"} and {c for _, c, _ in sent} == {"line", "email"}
         assert sorted(u for u, _, _ in line.deliveries) == sorted(a for _, c, a in sent if c == "line")

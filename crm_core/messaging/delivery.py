@@ -8,8 +8,8 @@ Exactly once
 ------------
 * LINE: a batch's members, ``X-Line-Retry-Key`` and body were stored before
   its first request.  The batch is marked ``sending`` (intent) before its request
-  leaves, and it and its ledger rows are marked ``sent`` with LINE's request id
-  afterwards (outcome).  Multicasts are pipelined: while request k is in flight a
+  leaves, and it is marked ``sent`` with LINE's request id afterwards (outcome:
+  the batch row alone; its ledger rows read it through the view ``send_ledger_now``).  Multicasts are pipelined: while request k is in flight a
   writer thread commits, in one transaction, the outcome of batch k-1 and the
   intent of batch k+1 (:meth:`_Run._multicasts`).  After a crash the batches marked
   ``sending`` (at most three) are sent again with the same key and body: LINE (and
@@ -120,8 +120,8 @@ def deliver(
                 if smtp is None or unsubscribe is None:
                     raise _Stop("paused", "メールの送信設定（SMTPサーバーと配信停止リンクの設定）がありません。")
                 run.email(smtp, unsubscribe)
-        left = con.execute("SELECT count(*) FROM send_ledger WHERE campaign_id = ? AND state IN ('queued', 'sending')"
-                           " AND reason IS NOT 'ab_rest'", [campaign_id]).fetchone()[0]
+        left = con.execute("SELECT count(*) FROM send_ledger_now WHERE campaign_id = ? AND row_state IN ('queued', 'sending')"
+                           " AND state IN ('queued', 'sending') AND reason IS NOT 'ab_rest'", [campaign_id]).fetchone()[0]
         if left:
             raise _Stop("paused", f"{left}件が未送信のまま残っています。")
         rest = con.execute("SELECT count(*) FROM send_ledger WHERE campaign_id = ? AND reason = 'ab_rest'", [campaign_id]).fetchone()[0]
@@ -143,8 +143,8 @@ def _channels(con: sqlite3.Connection, campaign: dict[str, Any]) -> list[str]:
     """The channels a run sends on: the campaign's own, or those of a ``line_or_email`` send with rows still to send."""
     if campaign["channel"] != "line_or_email":
         return [campaign["channel"]]
-    open_ = {r[0] for r in con.execute("SELECT DISTINCT channel FROM send_ledger WHERE campaign_id = ? AND state IN ('queued', 'sending')"
-                                       " AND reason IS NOT 'ab_rest'", [int(campaign["campaign_id"])])}
+    open_ = {r[0] for r in con.execute("SELECT DISTINCT channel FROM send_ledger_now WHERE campaign_id = ? AND row_state IN ('queued', 'sending')"
+                                       " AND state IN ('queued', 'sending') AND reason IS NOT 'ab_rest'", [int(campaign["campaign_id"])])}
     return [ch for ch in ("line", "email") if ch in open_]
 
 
@@ -183,8 +183,8 @@ class _Run:
         unit = aggregation_unit(self.cid)
         api.open()
         # every LINE row still open, multicast or narrowcast: the month's quota must cover them all
-        left = self.con.execute("SELECT count(*) FROM send_ledger WHERE campaign_id = ? AND channel = 'line' AND state IN ('queued', 'sending')",
-                                [self.cid]).fetchone()[0]
+        left = self.con.execute("SELECT count(*) FROM send_ledger_now WHERE campaign_id = ? AND channel = 'line'"
+                                " AND row_state IN ('queued', 'sending') AND state IN ('queued', 'sending')", [self.cid]).fetchone()[0]
         try:
             quota = api.quota()
         except Exception as exc:  # noqa: BLE001 - the SDK raises several types; a quota we cannot read stops the send
@@ -220,8 +220,8 @@ class _Run:
 
         Each batch's members, body and retry key were stored at preparation.  Before request k leaves,
         its intent (``sending``, one more attempt) is committed; while request k is in flight, a
-        thread with its own connection commits, in one transaction, the outcome of batch k-1 (it and
-        its rows ``sent``), the intent of batch k+1 and the lock's heartbeat
+        thread with its own connection commits, in one transaction, the outcome of batch k-1 (the
+        batch row ``sent``), the intent of batch k+1 and the lock's heartbeat
         (:func:`~crm_core.messaging.ledger.batch_step`).  A crash (kill -9) leaves at most the batches
         k-1, k and k+1 ``sending`` without an outcome; the next run sends them again with the same keys
         (LINE answers 409 for those it accepted), so nobody gets a message twice and nobody is skipped.

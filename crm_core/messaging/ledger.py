@@ -12,8 +12,10 @@ Tables
     One row per (campaign, recipient, channel) with the variant, the address,
     the ``state`` (:data:`STATES`), the Message-ID (e-mail) or batch (LINE), the
     provider's request id and the last error.  Rows are written when the
-    recipients are frozen (intent: ``queued``), set to ``sending`` before the
-    request and to ``sent`` / ``failed`` after it.
+    recipients are frozen (intent: ``queued``); an e-mail row is set to
+    ``sending`` before its request and to ``sent`` / ``failed`` after it.  A LINE
+    row stays ``queued``: its outcome is its batch's (below).  Readers see every
+    row's effective state through the view ``send_ledger_now`` (:data:`EFFECTIVE`).
 ``send_contents``
     Rendered message bodies (zlib JSON), shared by every recipient who gets
     the same text.
@@ -24,6 +26,8 @@ Tables
     accepted with 409 and nobody gets it twice.  ``state`` ``sending`` with
     ``attempts`` > 0 means "may have been requested" (intent, committed before the
     request); only batches with ``attempts = 0`` may get a new key (narrowcast merge).
+    The outcome (``sent`` with the request id and ``sent_at``, or ``failed``) is
+    written on the batch row alone, for all its members at once.
 ``send_locks``
     One running sender per campaign (pid, host, heartbeat): a second sender
     started at the same time does nothing; a lock whose process died
@@ -215,6 +219,44 @@ CHANNEL_MIGRATIONS = [
 ]
 opsdb.register("ledger_channels", CHANNEL_MIGRATIONS)
 
+OUTCOME_MIGRATIONS = [
+    # 1: a LINE batch's outcome (sent / failed, request id, sent_at) is written on its ``send_batches`` row alone;
+    #    its ledger rows keep their intent state (``queued``) and read their effective state through the batch
+    #    (:data:`EFFECTIVE`, the view ``send_ledger_now``).  Writing the outcome on the 500 rows of a batch cost
+    #    ≈ 2.1 ms of CPU per batch (each row rewritten, its partial-index entries moved); the batch row alone
+    #    ≈ 0.04 ms.  Rows already marked by the previous release keep their own outcome (the view reads it).
+    #    (A component of its own, so that its numbering never collides with scripts appended to MIGRATIONS.)
+    """
+    ALTER TABLE send_batches ADD COLUMN sent_at TEXT;
+    UPDATE send_batches SET sent_at = updated_at WHERE state = 'sent';
+    CREATE INDEX IF NOT EXISTS send_batches_sent ON send_batches (sent_at) WHERE state = 'sent';
+    CREATE VIEW IF NOT EXISTS send_ledger_now AS
+    SELECT l.campaign_id, l.customer_id, l.channel, l.variant, l.address,
+           CASE WHEN o.batch_id IS NULL THEN l.state ELSE o.state END AS state, l.state AS row_state,
+           l.reason, l.content_id, l.batch_id, l.message_id,
+           CASE WHEN o.batch_id IS NULL THEN l.request_id ELSE o.request_id END AS request_id,
+           CASE WHEN o.batch_id IS NULL THEN l.error ELSE o.error END AS error,
+           CASE WHEN o.batch_id IS NULL THEN l.attempts ELSE o.attempts END AS attempts,
+           l.seq, l.updated_at,
+           CASE WHEN o.batch_id IS NULL THEN l.sent_at ELSE o.sent_at END AS sent_at
+    FROM send_ledger l
+    LEFT JOIN send_batches o ON o.batch_id = l.batch_id AND o.state IN ('sent', 'failed') AND l.state IN ('queued', 'sending');
+    """,
+]
+opsdb.register("ledger_outcome", OUTCOME_MIGRATIONS)
+
+EFFECTIVE = "send_ledger_now"
+"""The ledger as its readers must see it: one row per ``send_ledger`` row, same columns, with a LINE row whose
+batch has an outcome (``sent`` / ``failed``) showing the batch's state, request id, error, attempts and sent_at.
+The one home of the "effective state": every reader of a row's state, request id or sent time reads this view
+(``FROM send_ledger_now``), never ``send_ledger``'s raw ``state`` (which for LINE stays the intent, ``queued``).
+A row's own outcome wins when it has one (e-mail, R-Mail, suppressed / held out / capped rows, rows of the
+previous release); a batch's outcome applies only to rows still open.  Writers keep writing ``send_ledger``.
+
+``row_state`` is the row's own state.  An open row (effective ``queued`` / ``sending``) is always open on its own, so
+readers of open rows add ``row_state IN ('queued', 'sending')``: it changes nothing in the answer and lets SQLite read
+the partial index ``send_ledger_open`` (it uses a partial index only when the query spells its WHERE term)."""
+
 
 def utcnow() -> dt.datetime:
     return clock.now_utc()
@@ -330,15 +372,14 @@ def batch_intent(con: sqlite3.Connection, batch_id: int, now: dt.datetime) -> No
 
 
 def record_batch_sent(con: sqlite3.Connection, batch_id: int, *, request_id: str | None, attempts: int, now: dt.datetime) -> None:
-    """The outcome of an accepted batch: the batch and all its ledger rows ``sent``, one statement each, one transaction."""
+    """The outcome of an accepted batch: the batch ``sent`` (one statement; its ledger rows read it through the batch)."""
     with opsdb.transaction(con):
         _batch_sent(con, batch_id, request_id, attempts, iso(now))
 
 
 def _batch_sent(con: sqlite3.Connection, batch_id: int, request_id: str | None, attempts: int, stamp: str) -> None:
-    con.execute("UPDATE send_batches SET state = 'sent', request_id = ?, updated_at = ? WHERE batch_id = ?",
-                [request_id, stamp, batch_id])
-    con.execute("UPDATE send_ledger SET state = 'sent', request_id = ?, sent_at = ?, updated_at = ?, error = NULL, attempts = ?"
+    """The batch row alone: its members read their outcome through it (:data:`EFFECTIVE`)."""
+    con.execute("UPDATE send_batches SET state = 'sent', request_id = ?, sent_at = ?, updated_at = ?, error = NULL, attempts = ?"
                 " WHERE batch_id = ?", [request_id, stamp, stamp, attempts, batch_id])
 
 
@@ -347,7 +388,7 @@ def batch_step(con: sqlite3.Connection, *, sent: tuple[int, str | None, int] | N
     """One transaction between two LINE multicasts: the outcome of the batch LINE accepted, the intent of the next, the heartbeat.
 
     ``sent``: ``(batch_id, request_id, attempts)`` of an accepted batch whose outcome is not recorded
-    yet (:func:`record_batch_sent`); ``intent``: the batch to mark ``sending`` (:func:`batch_intent`);
+    yet (:func:`record_batch_sent`: the batch row only); ``intent``: the batch to mark ``sending`` (:func:`batch_intent`);
     ``lock``: ``(campaign_id, owner)`` whose heartbeat to refresh.  Committed together (one commit
     instead of three).  Returns the intent batch's member addresses in order (read after the
     commit) and whether the lock is still this sender's (when it is not, only the outcome is written).
@@ -434,28 +475,37 @@ def split_into_multicasts(con: sqlite3.Connection, batch_id: int, now: dt.dateti
 
 
 def record_batch_error(con: sqlite3.Connection, batch_id: int, *, state: str, error: str, now: dt.datetime) -> None:
-    """A batch that was not accepted: ``queued`` (kept with its key and body, resumed later) or ``failed``; never ``sent``."""
+    """A batch that was not accepted: ``queued`` (kept with its key and body, resumed later) or ``failed``; never ``sent``.
+
+    Written on the batch row alone: its rows read ``failed`` through it (:data:`EFFECTIVE`) and stay ``queued`` otherwise."""
     if state not in ("queued", "failed"):
         raise ValueError(f"a batch error leaves the batch queued or failed, not {state!r}")
-    stamp = iso(now)
-    with opsdb.transaction(con):
-        con.execute("UPDATE send_batches SET state = ?, error = ?, updated_at = ? WHERE batch_id = ?", [state, error, stamp, batch_id])
-        con.execute("UPDATE send_ledger SET state = ?, error = ?, updated_at = ? WHERE batch_id = ?", [state, error, stamp, batch_id])
+    con.execute("UPDATE send_batches SET state = ?, error = ?, updated_at = ? WHERE batch_id = ?", [state, error, iso(now), batch_id])
 
 
 # -- counts -------------------------------------------------------------------------------------
 def counts(con: sqlite3.Connection, campaign_id: int) -> dict[str, int]:
     """Ledger rows by state (every state present, 0 when none)."""
     out = dict.fromkeys(STATES, 0)
-    for state, n in con.execute("SELECT state, count(*) FROM send_ledger WHERE campaign_id = ? GROUP BY state", [campaign_id]):
+    for state, n in con.execute("SELECT state, count(*) FROM send_ledger_now WHERE campaign_id = ? GROUP BY state", [campaign_id]):
         out[state] = int(n)
     return out
 
 
 def recently_sent(con: sqlite3.Connection, since: dt.datetime) -> dict[str, int]:
-    """Marketing messages sent per customer since a time (every campaign and scenario on the ledger)."""
-    rows = con.execute("SELECT customer_id, count(*) FROM send_ledger WHERE state = 'sent' AND sent_at >= ? GROUP BY customer_id",
-                       [iso(since)])
+    """Marketing messages sent per customer since a time (every campaign and scenario on the ledger).
+
+    The rows :data:`EFFECTIVE` shows ``sent`` since then, read in two parts so that each uses its partial index
+    (a filter on the view's computed state could not): rows with their own outcome (``send_ledger_sent``) and
+    the open rows of batches sent since then (``send_batches_sent``, then the rows by batch).
+    """
+    stamp = iso(since)
+    rows = con.execute("SELECT customer_id, count(*) FROM ("
+                       " SELECT customer_id FROM send_ledger WHERE state = 'sent' AND sent_at >= ?"
+                       " UNION ALL"
+                       " SELECT l.customer_id FROM send_batches b JOIN send_ledger l ON l.batch_id = b.batch_id"
+                       " WHERE b.state = 'sent' AND b.sent_at >= ? AND l.state IN ('queued', 'sending'))"
+                       " GROUP BY customer_id", [stamp, stamp])
     return {r[0]: int(r[1]) for r in rows}
 
 

@@ -209,7 +209,7 @@ def line_campaigns_to_fetch(ops: Any, now: dt.datetime) -> list[dict[str, Any]]:
     for r in ops.execute("SELECT campaign_id, name, prepared_at FROM send_campaigns WHERE channel IN ('line', 'line_or_email')"
                          " AND prepared_at IS NOT NULL ORDER BY campaign_id").fetchall():
         sent_on = dt.datetime.fromisoformat(r[2]).astimezone(jst).date()
-        sent = int(ops.execute("SELECT count(*) FROM send_ledger WHERE campaign_id = ? AND channel = 'line' AND state = 'sent'",
+        sent = int(ops.execute("SELECT count(*) FROM send_ledger_now WHERE campaign_id = ? AND channel = 'line' AND state = 'sent'",
                                [r[0]]).fetchone()[0])
         if sent and 0 <= (today - sent_on).days < STATS_DAYS:
             batches = ops.execute("SELECT kind, request_id FROM send_batches WHERE campaign_id = ? AND channel = 'line' AND state = 'sent'",

@@ -433,7 +433,7 @@ def status(ops: sqlite3.Connection, campaign_id: int) -> dict[str, Any]:
 def channel_counts(ops: sqlite3.Connection, campaign_id: int) -> dict[str, dict[str, int]]:
     """Ledger rows by channel and state (``{"line": {"sent": …}, "email": {…}}``; only channels with rows)."""
     out: dict[str, dict[str, int]] = {}
-    for ch, state, n in ops.execute("SELECT channel, state, count(*) FROM send_ledger WHERE campaign_id = ? GROUP BY channel, state",
+    for ch, state, n in ops.execute("SELECT channel, state, count(*) FROM send_ledger_now WHERE campaign_id = ? GROUP BY channel, state",
                                     [campaign_id]):
         out.setdefault(ch, dict.fromkeys(L.STATES, 0))[state] = int(n)
     return out
@@ -452,7 +452,7 @@ def results_by_channel(store: Store, ops: sqlite3.Connection, campaign_id: int) 
     c = L.get(ops, campaign_id)
     if c is None or c["channel"] not in MIXED:
         return []
-    channel_of = {r[0]: r[1] for r in ops.execute("SELECT customer_id, channel FROM send_ledger WHERE campaign_id = ?"
+    channel_of = {r[0]: r[1] for r in ops.execute("SELECT customer_id, channel FROM send_ledger_now WHERE campaign_id = ?"
                                                   " AND state IN ('sent', 'held_out')", [campaign_id])}
     table = R.recipient_table(store, campaign_id)
     table = table.assign(channel=table["customer_id"].map(channel_of))
@@ -817,7 +817,7 @@ def decide_ab(store: Store, ops: sqlite3.Connection, campaign_id: int, *, now: d
     from crm_core.results import attribution as R
 
     c = _get(ops, campaign_id)
-    rest = [dict(r) for r in ops.execute("SELECT customer_id, address, state, reason, variant, channel FROM send_ledger"
+    rest = [dict(r) for r in ops.execute("SELECT customer_id, address, state, reason, variant, channel FROM send_ledger_now"
                                          " WHERE campaign_id = ? AND reason = 'ab_rest' ORDER BY seq", [campaign_id])]
     if not rest:
         return {"decided": False, "winner": c["ab"].get("winner"), "message": "A/Bテストの残りの送信先はありません。", "rest": 0}
@@ -934,7 +934,7 @@ def rmail_export(ops: sqlite3.Connection, campaign_id: int) -> list[dict[str, st
     """Who the R-Mail send reaches: Rakuten relay addresses refused for e-mail, or an R-Mail campaign's recipients (holdout and suppressed removed)."""
     c = _get(ops, campaign_id)
     if c["channel"] == "rmail":
-        rows = ops.execute("SELECT customer_id, address FROM send_ledger WHERE campaign_id = ? AND state = 'queued' ORDER BY seq",
+        rows = ops.execute("SELECT customer_id, address FROM send_ledger_now WHERE campaign_id = ? AND state = 'queued' ORDER BY seq",
                            [campaign_id])
     else:
         rows = ops.execute("SELECT customer_id, address FROM send_ledger WHERE campaign_id = ? AND reason = 'rakuten_relay' ORDER BY seq",

@@ -191,8 +191,8 @@ def assign(ops: sqlite3.Connection, day: dt.date, rows: list[dict[str, Any]], se
     recent = L.recently_sent(ops, since)
     # scenario messages handed to the ledger but not sent yet count against the frequency cap too
     pending = {c: int(n) for c, n in ops.execute(
-        "SELECT l.customer_id, count(*) FROM send_ledger l JOIN scenario_batches b USING (campaign_id)"
-        " WHERE l.state IN ('queued', 'sending') GROUP BY l.customer_id")}
+        "SELECT l.customer_id, count(*) FROM send_ledger_now l JOIN scenario_batches b USING (campaign_id)"
+        " WHERE l.row_state IN ('queued', 'sending') AND l.state IN ('queued', 'sending') GROUP BY l.customer_id")}
     daily_cap, freq_cap = int(settings["daily_cap"]), int(settings["frequency_cap"])
     added: dict[str, int] = {}
     for r in sorted((r for r in out if r["state"] == "queued"), key=lambda r: (r["priority"], r["scenario"], r["step"])):

@@ -86,7 +86,7 @@ def results(store: Store, ops: sqlite3.Connection, name: str, days: int = ATTRIB
     s = D.get(ops, name)
     rows = [dict(r) for r in ops.execute(
         "SELECT o.step, o.customer_id, o.day, o.state, l.state AS ledger_state FROM scenario_occurrences o"
-        " LEFT JOIN send_ledger l ON l.campaign_id = o.campaign_id AND l.customer_id = o.customer_id AND l.channel = o.channel"
+        " LEFT JOIN send_ledger_now l ON l.campaign_id = o.campaign_id AND l.customer_id = o.customer_id AND l.channel = o.channel"
         " WHERE o.scenario = ? AND o.state IN ('queued', 'held_out')", [name])]
     occ = pd.DataFrame(rows, columns=["step", "customer_id", "day", "state", "ledger_state"])
     if not occ.empty:

@@ -244,7 +244,7 @@ def test_each_recipient_gets_exactly_one_message_on_the_right_channel(shop):
     mails = [m for m in smtp.messages if not str(m["Subject"]).startswith("【テスト】")]
     assert sorted(str(m["To"]) for m in mails) == ["c1@example.jp", "d1@example.jp"]
     assert all(m["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click" for m in mails)
-    ledger = {r[0]: (r[1], r[2]) for r in ops.execute("SELECT customer_id, channel, state FROM send_ledger WHERE campaign_id = ?", [cid])}
+    ledger = {r[0]: (r[1], r[2]) for r in ops.execute("SELECT customer_id, channel, state FROM send_ledger_now WHERE campaign_id = ?", [cid])}
     assert ledger == {"C001": ("line", "sent"), "C003": ("line", "sent"), "A1": ("line", "sent"), "B1": ("line", "sent"),
                       "C1": ("email", "sent"), "D1": ("email", "sent"), "E1": ("email", "suppressed"), "G1": ("line", "suppressed"),
                       "F1": ("email", "suppressed"), "K1": ("email", "suppressed"), "J1": ("email", "capped")}
@@ -327,7 +327,7 @@ def test_results_split_by_channel_against_the_holdout_that_would_have_got_it(tmp
             res = live.run(ops, cid, store=store, line=LineBulk(LIVE_TOKEN, line.url, sleep=lambda s: None), smtp=session,
                            unsubscribe=Unsubscribe(SECRET, PUBLIC), from_addr="shop@natural.example.jp", clock=lambda: NOON)
     assert res.status == "done", res
-    rows = {r[0]: (r[1], r[2]) for r in ops.execute("SELECT customer_id, channel, state FROM send_ledger WHERE campaign_id = ?"
+    rows = {r[0]: (r[1], r[2]) for r in ops.execute("SELECT customer_id, channel, state FROM send_ledger_now WHERE campaign_id = ?"
                                                      " AND state IN ('sent', 'held_out')", [cid])}
     # the next day, two of each channel's recipients and one of each channel's holdout order
     buyers = [c for ch in ("line", "email") for state, k in (("sent", 2), ("held_out", 1))
@@ -373,7 +373,7 @@ def test_ab_samples_then_the_rest_on_each_recipients_own_channel(tmp_path):
             done = live.run(ops, cid, clock=lambda: NOON + dt.timedelta(hours=25), **kw)
         assert done.status == "done", done
         ledger = {r[0]: (r[1], r[2], r[3]) for r in ops.execute(
-            "SELECT customer_id, channel, address, variant FROM send_ledger WHERE campaign_id = ? AND state = 'sent'", [cid])}
+            "SELECT customer_id, channel, address, variant FROM send_ledger_now WHERE campaign_id = ? AND state = 'sent'", [cid])}
         got_line = line.delivered_to(MULTICAST)
         mails = [str(m["To"]) for m in smtp.messages if not str(m["Subject"]).startswith("【テスト】")]
     assert len(ledger) == n

@@ -186,7 +186,7 @@ def test_kill_9_mid_send_repeatedly_email_resumes_from_the_ledger(tmp_path):
         for _ in range(12):
             proc = _sender(db, cid, env)
             target = sent_before + rng.randint(5, 60)
-            if _wait_for(db, cid, f"SELECT count(*) >= {int(target)} FROM send_ledger WHERE campaign_id = ? AND state = 'sent'", proc):  # noqa: S608 - int
+            if _wait_for(db, cid, f"SELECT count(*) >= {int(target)} FROM send_ledger_now WHERE campaign_id = ? AND state = 'sent'", proc):  # noqa: S608 - int
                 proc.send_signal(signal.SIGKILL)
                 kills += 1
             proc.wait(60)
@@ -200,7 +200,7 @@ def test_kill_9_mid_send_repeatedly_email_resumes_from_the_ledger(tmp_path):
         status, counts = _status(db, cid)
         with _ops(db) as con:
             expected = {r[0]: r[1] for r in con.execute(
-                "SELECT address, message_id FROM send_ledger WHERE campaign_id = ? AND state = 'sent'", [cid])}
+                "SELECT address, message_id FROM send_ledger_now WHERE campaign_id = ? AND state = 'sent'", [cid])}
     received: dict[str, list[str]] = {}
     for env_, msg in zip(smtp.envelopes, smtp.messages, strict=True):
         received.setdefault(env_["rcpt_tos"][0], []).append(str(msg["Message-ID"]))
@@ -262,13 +262,13 @@ def test_kill_9_repeatedly_line_or_email_sends_each_recipient_once_on_one_channe
         for _ in range(20):
             proc = _sender(db, cid, env)
             target = sent_before + rng.randint(5, 150)
-            if _wait_for(db, cid, f"SELECT count(*) >= {int(target)} FROM send_ledger WHERE campaign_id = ? AND state = 'sent'", proc):  # noqa: S608 - int
+            if _wait_for(db, cid, f"SELECT count(*) >= {int(target)} FROM send_ledger_now WHERE campaign_id = ? AND state = 'sent'", proc):  # noqa: S608 - int
                 time.sleep(rng.uniform(0.0, 0.2))
                 proc.send_signal(signal.SIGKILL)
                 kills += 1
             proc.wait(60)
             with _ops(db) as con:
-                kinds |= {r[0] for r in con.execute("SELECT DISTINCT channel FROM send_ledger WHERE campaign_id = ? AND state = 'sent'", [cid])}
+                kinds |= {r[0] for r in con.execute("SELECT DISTINCT channel FROM send_ledger_now WHERE campaign_id = ? AND state = 'sent'", [cid])}
             status, counts = _status(db, cid)
             sent_before = counts["sent"]
             if status == "done":
@@ -279,7 +279,7 @@ def test_kill_9_repeatedly_line_or_email_sends_each_recipient_once_on_one_channe
         status, counts = _status(db, cid)
         with _ops(db) as con:
             ledger = {r[0]: (r[1], r[2], r[3]) for r in con.execute(
-                "SELECT customer_id, channel, address, message_id FROM send_ledger WHERE campaign_id = ? AND state = 'sent'", [cid])}
+                "SELECT customer_id, channel, address, message_id FROM send_ledger_now WHERE campaign_id = ? AND state = 'sent'", [cid])}
         got_line = line.delivered_to(MULTICAST)
         received: dict[str, list[str]] = {}
         for env_, msg in zip(smtp.envelopes, smtp.messages, strict=True):

@@ -10,7 +10,8 @@ from crm_core.messaging import ledger as L
 
 OPEN_QUERIES = [
     # delivery: what is left of a LINE campaign, the next e-mail chunk, what is left at the end
-    "SELECT count(*) FROM send_ledger WHERE campaign_id = ? AND channel = 'line' AND state IN ('queued', 'sending')",
+    "SELECT count(*) FROM send_ledger_now WHERE campaign_id = ? AND channel = 'line' AND row_state IN ('queued', 'sending')"
+    " AND state IN ('queued', 'sending')",
     "SELECT customer_id FROM send_ledger WHERE campaign_id = ? AND channel = 'email' AND state IN ('queued', 'sending')"
     " AND content_id IS NOT NULL ORDER BY seq LIMIT 100",
 ]
@@ -32,10 +33,19 @@ def test_open_and_sent_rows_are_read_through_partial_indexes(tmp_path):
             assert "send_ledger_open" in _plan(con, sql), sql
         assert "send_ledger_sent" in _plan(con, "SELECT customer_id, count(*) FROM send_ledger WHERE state = 'sent' AND sent_at >= ?"
                                                  " GROUP BY customer_id", "2026-11-26")
+        # the frequency cap reads rows with their own outcome and rows of sent batches, each part through its partial index
+        statements: list[str] = []
+        con.set_trace_callback(statements.append)
+        L.recently_sent(con, L.utcnow())
+        con.set_trace_callback(None)
+        plan = " ".join(r[3] for r in con.execute("EXPLAIN QUERY PLAN " + statements[-1]))  # the statement with its values
+        assert "send_ledger_sent" in plan and "send_batches_sent" in plan and "send_ledger_batch" in plan, plan
 
 
 def test_a_batch_outcome_is_one_statement_and_recently_sent_still_counts_it(tmp_path):
     with closing(opsdb.connect(tmp_path / "crm.ops.sqlite")) as con:
+        con.execute("INSERT INTO send_batches (batch_id, campaign_id, channel, content_id, retry_key, size, updated_at)"
+                    " VALUES (7, 1, 'line', 1, 'key-7', 500, '2026-12-03T03:00:00+00:00')")
         rows = [(1, f"C{i:04d}", "line", f"U{i:032x}", "queued", 7, i, "2026-12-03T03:00:00+00:00") for i in range(500)]
         con.executemany("INSERT INTO send_ledger (campaign_id, customer_id, channel, address, state, batch_id, seq, updated_at)"
                         " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
@@ -44,7 +54,7 @@ def test_a_batch_outcome_is_one_statement_and_recently_sent_still_counts_it(tmp_
         L.record_batch_sent(con, 7, request_id="r1", attempts=1, now=L.utcnow())
         con.set_trace_callback(None)
         writes = [s for s in statements if s.lstrip().upper().startswith(("UPDATE", "INSERT", "DELETE"))]
-        assert len(writes) == 2, writes  # the batch and its rows, one statement each
+        assert len(writes) == 1, writes  # the batch row alone: its rows read their outcome through it
         assert L.counts(con, 1)["sent"] == 500
         assert len(L.recently_sent(con, L.utcnow().replace(year=2025))) == 500
 

@@ -46,7 +46,7 @@ def _bulk(mock):
 
 
 def _recipients(ops, cid) -> set[str]:
-    return {r[0] for r in ops.execute("SELECT address FROM send_ledger WHERE campaign_id = ? AND state IN ('queued', 'sending', 'sent')"
+    return {r[0] for r in ops.execute("SELECT address FROM send_ledger_now WHERE campaign_id = ? AND state IN ('queued', 'sending', 'sent')"
                                       " AND channel = 'line'", [cid])}
 
 
