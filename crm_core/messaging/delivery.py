@@ -120,16 +120,16 @@ def deliver(
                 if smtp is None or unsubscribe is None:
                     raise _Stop("paused", "メールの送信設定（SMTPサーバーと配信停止リンクの設定）がありません。")
                 run.email(smtp, unsubscribe)
-        left = con.execute("SELECT count(*) FROM send_ledger_now WHERE campaign_id = ? AND row_state IN ('queued', 'sending')"
-                           " AND state IN ('queued', 'sending') AND reason IS NOT 'ab_rest'", [campaign_id]).fetchone()[0]
+        tallied = L.tally(con, campaign_id)
+        left = sum(n for _ch, state, rest, n in tallied if state in ("queued", "sending") and not rest)
         if left:
             raise _Stop("paused", f"{left}件が未送信のまま残っています。")
-        rest = con.execute("SELECT count(*) FROM send_ledger WHERE campaign_id = ? AND reason = 'ab_rest'", [campaign_id]).fetchone()[0]
+        rest = sum(n for _ch, _state, rest, n in tallied if rest)
         if rest:
             raise _Stop("ab_waiting", f"A/Bテストのサンプルに送りました。結果を待って、残り{rest:,}人に勝ちパターンを送ります。")
         con.execute("UPDATE send_campaigns SET status = 'done', finished_at = ?, note = NULL WHERE campaign_id = ?",
                     [L.iso(clock()), campaign_id])
-        return Outcome("done", "送信が完了しました。", L.counts(con, campaign_id), run.requests)
+        return Outcome("done", "送信が完了しました。", L.counts(con, campaign_id, tallied), run.requests)
     except _Stop as stop:
         current = L.status_of(con, campaign_id)
         if current not in ("cancelled", "paused"):  # a pause or cancel from outside stays as it was set
@@ -143,8 +143,7 @@ def _channels(con: sqlite3.Connection, campaign: dict[str, Any]) -> list[str]:
     """The channels a run sends on: the campaign's own, or those of a ``line_or_email`` send with rows still to send."""
     if campaign["channel"] != "line_or_email":
         return [campaign["channel"]]
-    open_ = {r[0] for r in con.execute("SELECT DISTINCT channel FROM send_ledger_now WHERE campaign_id = ? AND row_state IN ('queued', 'sending')"
-                                       " AND state IN ('queued', 'sending') AND reason IS NOT 'ab_rest'", [int(campaign["campaign_id"])])}
+    open_ = {ch for ch, state, rest, n in L.tally(con, int(campaign["campaign_id"])) if state in ("queued", "sending") and not rest and n}
     return [ch for ch in ("line", "email") if ch in open_]
 
 
@@ -183,8 +182,7 @@ class _Run:
         unit = aggregation_unit(self.cid)
         api.open()
         # every LINE row still open, multicast or narrowcast: the month's quota must cover them all
-        left = self.con.execute("SELECT count(*) FROM send_ledger_now WHERE campaign_id = ? AND channel = 'line'"
-                                " AND row_state IN ('queued', 'sending') AND state IN ('queued', 'sending')", [self.cid]).fetchone()[0]
+        left = sum(n for ch, state, _rest, n in L.tally(self.con, self.cid) if ch == "line" and state in ("queued", "sending"))
         try:
             quota = api.quota()
         except Exception as exc:  # noqa: BLE001 - the SDK raises several types; a quota we cannot read stops the send

@@ -433,9 +433,8 @@ def status(ops: sqlite3.Connection, campaign_id: int) -> dict[str, Any]:
 def channel_counts(ops: sqlite3.Connection, campaign_id: int) -> dict[str, dict[str, int]]:
     """Ledger rows by channel and state (``{"line": {"sent": …}, "email": {…}}``; only channels with rows)."""
     out: dict[str, dict[str, int]] = {}
-    for ch, state, n in ops.execute("SELECT channel, state, count(*) FROM send_ledger_now WHERE campaign_id = ? GROUP BY channel, state",
-                                    [campaign_id]):
-        out.setdefault(ch, dict.fromkeys(L.STATES, 0))[state] = int(n)
+    for ch, state, _rest, n in L.tally(ops, campaign_id):
+        out.setdefault(ch, dict.fromkeys(L.STATES, 0))[state] += n
     return out
 
 

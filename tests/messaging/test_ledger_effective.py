@@ -64,6 +64,21 @@ def test_status_counts_read_a_sent_batch_as_sent(ops):
     assert by_channel["line"]["sent"] == 500 and by_channel["line"]["queued"] == 100
 
 
+def test_the_tally_agrees_with_the_view(ops):
+    first, second = _batches(ops)
+    L.record_batch_sent(ops, first, request_id="req-1", attempts=1, now=NOON)
+    L.record_batch_error(ops, second, state="failed", error="invalid", now=NOON)
+    ops.execute("UPDATE send_ledger SET reason = 'ab_rest', state = 'queued' WHERE customer_id = 'H00001'")
+    with opsdb.transaction(ops):
+        L.write_rows(ops, CID, "email", [{"customer_id": "E1", "address": "e@example.jp", "state": "queued", "content_id": 2}],
+                     from_addr="shop@example.jp", now=NOON)
+    ops.execute("UPDATE send_ledger SET state = 'sent' WHERE customer_id = 'C00003'")  # a row with its own outcome
+    view = {(r[0], r[1], bool(r[2])): r[3] for r in ops.execute(
+        f"SELECT channel, state, reason IS 'ab_rest', count(*) FROM {L.EFFECTIVE} WHERE campaign_id = ? GROUP BY 1, 2, 3", [CID])}  # noqa: S608
+    assert {(ch, state, rest): n for ch, state, rest, n in L.tally(ops, CID)} == view
+    assert view == {("line", "sent", False): 500, ("line", "failed", False): 100, ("line", "queued", True): 1, ("email", "queued", False): 1}
+
+
 def test_a_failed_batch_reads_failed_and_a_stopped_one_stays_queued(ops):
     first, second = _batches(ops)
     L.record_batch_error(ops, first, state="failed", error="invalid: bad request", now=NOON)

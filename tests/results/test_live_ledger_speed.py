@@ -9,9 +9,7 @@ from crm_core import opsdb
 from crm_core.messaging import ledger as L
 
 OPEN_QUERIES = [
-    # delivery: what is left of a LINE campaign, the next e-mail chunk, what is left at the end
-    "SELECT count(*) FROM send_ledger_now WHERE campaign_id = ? AND channel = 'line' AND row_state IN ('queued', 'sending')"
-    " AND state IN ('queued', 'sending')",
+    # delivery: the next e-mail chunk
     "SELECT customer_id FROM send_ledger WHERE campaign_id = ? AND channel = 'email' AND state IN ('queued', 'sending')"
     " AND content_id IS NOT NULL ORDER BY seq LIMIT 100",
 ]
@@ -23,6 +21,7 @@ def _plan(con: sqlite3.Connection, sql: str, *args) -> str:
 
 def test_open_and_sent_rows_are_read_through_partial_indexes(tmp_path):
     with closing(opsdb.connect(tmp_path / "crm.ops.sqlite")) as con:
+        statements: list[str] = []
         indexes = {r[0]: r[1] for r in con.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'send_ledger'")
                    if r[1]}
         # no index holds every row's state: a sent batch would move each of its rows inside it
@@ -33,8 +32,15 @@ def test_open_and_sent_rows_are_read_through_partial_indexes(tmp_path):
             assert "send_ledger_open" in _plan(con, sql), sql
         assert "send_ledger_sent" in _plan(con, "SELECT customer_id, count(*) FROM send_ledger WHERE state = 'sent' AND sent_at >= ?"
                                                  " GROUP BY customer_id", "2026-11-26")
+        # a campaign's counts (status, progress, what is left to send) read the rows' states from a covering index, per batch
+        statements = []
+        con.set_trace_callback(statements.append)
+        L.tally(con, 1)
+        con.set_trace_callback(None)
+        plan = " ".join(r[3] for r in con.execute("EXPLAIN QUERY PLAN " + statements[-1]))
+        assert "COVERING INDEX send_ledger_tally" in plan, plan
         # the frequency cap reads rows with their own outcome and rows of sent batches, each part through its partial index
-        statements: list[str] = []
+        statements = []
         con.set_trace_callback(statements.append)
         L.recently_sent(con, L.utcnow())
         con.set_trace_callback(None)
