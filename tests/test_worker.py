@@ -131,6 +131,11 @@ def test_kill_9_of_the_worker_mid_import_the_job_runs_again_and_the_console_read
             assert any("顧客" in c.value for c in at.sidebar.caption)
             renders += 1
             assert renders < 200
+
+        def finished() -> bool:  # the report is written before the job's refresh and its run record end
+            return any(r["outcome"] == "done" for r in jobs.history(opsdb.ops_path(db)) if r["kind"] == "inbox_import")
+
+        wait_until(finished, timeout=180)
     finally:
         log = stop(worker)
         os.environ.pop("CRM_DB")
