@@ -81,21 +81,51 @@ product_master AS (
 )"""
 
 
-def product_names_cte(ids: str) -> str:
-    """CTEs ``line_names`` and ``product_names(product_id, product_name)`` for the ids in CTE ``ids``.
+#: Days of the latest orders whose lines :func:`product_names_cte` reads first.
+NAME_RECENT_DAYS = 31
 
-    The name is the product master's, else the one on the product's latest
-    order line.  Needs ``product_master`` (:data:`PRODUCT_MASTER_CTE`).  Only
-    the lines of the listed products without a master name are read, so keep ``ids`` small.
+
+def product_names_cte(ids: str, recent_days: int = NAME_RECENT_DAYS) -> str:
+    """CTEs ``product_names(product_id, product_name)`` for the ids in CTE ``ids`` (and helpers ``name_*``).
+
+    The name is the product master's, else the name on the product's latest
+    order line with a name (orders of any status; lines of orders without a
+    time are never the latest; among lines at the same latest time, any
+    one's).  Needs ``product_master`` (:data:`PRODUCT_MASTER_CTE`).  Only the
+    lines of the listed products without a master name are read.
+
+    The lines of the orders of the last ``recent_days`` days (up to the
+    latest order time) are read first: a product with a named line there has
+    its latest named line there too, since every later line is there.  Only
+    the other products' lines are joined to all their orders -- usually none,
+    instead of every line of the shop (a shop without a product master).
     """
     if not ids.isidentifier():
         raise ValueError(f"not a CTE name: {ids!r}")
+    recent = int(recent_days)
     return f"""
+name_ids AS (
+    SELECT product_id FROM {ids}
+    EXCEPT SELECT product_id FROM product_master WHERE product_name IS NOT NULL
+),
+name_recent_orders AS MATERIALIZED (
+    SELECT source, order_id, ordered_at FROM orders
+    WHERE ordered_at >= (SELECT max(ordered_at) FROM orders) - to_days({recent})
+),
+name_recent AS (
+    SELECT l.product_id, arg_max(l.product_name, o.ordered_at) AS product_name
+    FROM order_lines l JOIN name_recent_orders o ON o.source = l.source AND o.order_id = l.order_id
+    WHERE l.product_id IN (SELECT product_id FROM name_ids) AND l.product_name IS NOT NULL
+    GROUP BY l.product_id
+),
+name_rest AS (SELECT product_id FROM name_ids EXCEPT SELECT product_id FROM name_recent),
 line_names AS (
+    SELECT product_id, product_name FROM name_recent
+    UNION ALL
     SELECT l.product_id, arg_max(l.product_name, o.ordered_at) AS product_name
     FROM order_lines l JOIN orders o ON o.source = l.source AND o.order_id = l.order_id
-    WHERE l.product_id IN (SELECT product_id FROM {ids}
-                           EXCEPT SELECT product_id FROM product_master WHERE product_name IS NOT NULL)
+    -- the count: DuckDB then hashes these lines, not all orders, and skips the join when there are none
+    WHERE l.product_id IN (SELECT product_id FROM name_rest) AND (SELECT count(*) FROM name_rest) > 0
     GROUP BY l.product_id
 ),
 product_names AS (
@@ -103,7 +133,7 @@ product_names AS (
     FROM (SELECT DISTINCT product_id FROM {ids} WHERE product_id IS NOT NULL) i
     LEFT JOIN product_master m ON m.product_id = i.product_id
     LEFT JOIN line_names n ON n.product_id = i.product_id
-)"""  # noqa: S608 - ids is a CTE name written in code
+)"""  # noqa: S608 - ids is a CTE name written in code, recent an int
 
 
 def product_name_map(store: Store, ids: Sequence[Any]) -> dict[str, str]:

@@ -47,14 +47,14 @@ def test_product_name_map_takes_the_master_else_the_latest_named_dated_line(shop
     check(value.product_name_map(shop, ["PA", "PB", "PC", "PD", "PE", "PF", "PG", "PX"]))
 
 
-@pytest.mark.parametrize("recent_orders", [1, 2, 3, 4, 5, 100])
-def test_names_are_the_same_however_few_recent_orders_are_read_first(shop, recent_orders):
-    # Lines of the latest orders are read first; products without a named line there are read in full.
+@pytest.mark.parametrize("recent_days", [0, 1, 4, 5, 30, 60, 1000])
+def test_names_are_the_same_however_few_recent_days_are_read_first(shop, recent_days):
+    # Lines of the latest days' orders are read first; products without a named line there are read in full.
     df = shop.df(
         "WITH "  # noqa: S608 - fixed SQL fragments
         + value.PRODUCT_MASTER_CTE
         + ", ids AS (SELECT DISTINCT product_id FROM order_lines),"
-        + value.product_names_cte("ids", recent_orders=recent_orders)
+        + value.product_names_cte("ids", recent_days=recent_days)
         + " SELECT product_id, product_name FROM product_names WHERE product_name IS NOT NULL"
     )
     names = dict(zip(df["product_id"], df["product_name"]))
