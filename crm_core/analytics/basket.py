@@ -77,13 +77,15 @@ def _basket_ctes(level: str, item_ids: bool = False) -> list[tuple[str, str]]:
         )"""),
         # One grouping by (order, item) carries the order's keys along (functions of the order), and a
         # window gives the order's size to every line: half the time of a DISTINCT, a group count and
-        # two joins back (2.26 M customers).  first_line marks one line per order.
+        # two joins back (2.26 M customers).  first_line marks one line per order.  ck and has_prev are
+        # read off ok after the grouping (ok = ck * 2^32 + place) rather than carried through it.
         ("basket_lines", "AS MATERIALIZED ("  # noqa: S608 - allowlisted expressions
             + """
-            SELECT *, count(*) OVER (PARTITION BY ok) AS k, row_number() OVER (PARTITION BY ok) = 1 AS first_line
+            SELECT ok, item, ok >> 32 AS ck, ordered_at, has_next, (ok & 4294967295) > 1 AS has_prev,
+                   count(*) OVER (PARTITION BY ok) AS k, row_number() OVER (PARTITION BY ok) = 1 AS first_line
             FROM (
-                SELECT k.ok, """ + item + """ AS item, any_value(k.ck) AS ck, any_value(k.ordered_at) AS ordered_at,
-                       any_value(k.has_next) AS has_next, any_value(k.has_prev) AS has_prev
+                SELECT k.ok, """ + item + """ AS item, any_value(k.ordered_at) AS ordered_at,
+                       any_value(k.has_next) AS has_next
                 FROM order_lines l
                 JOIN order_keys k ON k.source = l.source AND k.order_id = l.order_id
                 """ + master + """
