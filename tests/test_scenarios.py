@@ -53,6 +53,13 @@ def busy_day(store: Store, ops, name: str) -> dt.date:
     return max(OCTOBER, key=lambda d: (counts[d], d))
 
 
+def mail_day(store: Store, ops, name: str) -> dt.date:
+    """The October day on which scenario ``name`` sends the most e-mails (the data decides, not the test)."""
+    mails = {day: sum(r["state"] == "queued" and r["channel"] == "email" for r in engine.plan(store, ops, day, names=[name]).rows)
+             for day in OCTOBER}
+    return max(OCTOBER, key=lambda d: (mails[d], d))
+
+
 def _orders(store: Store) -> pd.DataFrame:
     df = store.df("SELECT customer_id, source, order_id, ordered_at FROM orders WHERE NOT coalesce(cancelled, FALSE)"
                   " AND customer_id IS NOT NULL ORDER BY ordered_at")
@@ -434,9 +441,7 @@ def test_quiet_hours_move_a_late_slot_to_the_next_morning(shop):
     s.steps[0].slot = "22:30"
     D.save(ops, s)
     engine.enable(store, ops, "thanks")
-    mails = {d: sum(r["state"] == "queued" and r["channel"] == "email" for r in engine.plan(store, ops, d, names=["thanks"]).rows)
-             for d in OCTOBER}
-    day = max(OCTOBER, key=lambda d: (mails[d], d))  # the data decides which day has thanks mails
+    day = mail_day(store, ops, "thanks")
     with LineMock(TOKEN) as line:
         bulk = LineBulk(TOKEN, line.url, sleep=lambda s: None)
         engine.run_scenarios(store, ops, day, now=at(day, 23), line=bulk)
@@ -520,9 +525,7 @@ def test_scenario_mails_recorded_before_the_sender_address_was_set_go_out_with_i
 
     store, ops, _ = shop
     engine.enable(store, ops, "thanks")
-    mails = {d: sum(r["state"] == "queued" and r["channel"] == "email" for r in engine.plan(store, ops, d, names=["thanks"]).rows)
-             for d in OCTOBER}
-    day = max(OCTOBER, key=lambda d: (mails[d], d))  # the data decides which day has thanks mails
+    day = mail_day(store, ops, "thanks")
     with LineMock(TOKEN) as line, SmtpSink() as smtp, SmtpSession(smtp.host, smtp.port, starttls=False) as session:
         bulk = LineBulk(TOKEN, line.url, sleep=lambda s: None)
         unsub = Unsubscribe(SECRET, "https://crm.example.jp")
@@ -548,9 +551,7 @@ def test_scenario_mails_of_a_campaign_recorded_without_a_sender_get_the_shops_na
 
     store, ops, _ = shop
     engine.enable(store, ops, "thanks")
-    mails = {d: sum(r["state"] == "queued" and r["channel"] == "email" for r in engine.plan(store, ops, d, names=["thanks"]).rows)
-             for d in OCTOBER}
-    day = max(OCTOBER, key=lambda d: (mails[d], d))
+    day = mail_day(store, ops, "thanks")
     with LineMock(TOKEN) as line, SmtpSink() as smtp, SmtpSession(smtp.host, smtp.port, starttls=False) as session:
         bulk = LineBulk(TOKEN, line.url, sleep=lambda s: None)
         unsub = Unsubscribe(SECRET, "https://crm.example.jp")
