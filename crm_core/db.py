@@ -13,13 +13,17 @@ of work (a command, one page run of the console, one job of the worker) and
 writers take turns through a cross-process lock file beside the store
 (``crm.duckdb.lock``, an OS file lock: a killed process releases it).  A
 :class:`Store` holds that lock from opening to :meth:`Store.close`; stores of
-one process on the same file share it.  Opening waits for the lock up to
-``wait`` seconds (``$CRM_WAIT``, default 600) and then raises
-:class:`StoreBusy`.
+one process on the same file share it.  Readers (commands that open the file
+read-only) take turns with writers through a second lock file
+(``crm.duckdb.readers``: shared by readers, exclusive for the writer), since
+DuckDB lets a read-only opening and a writing one of the same file exclude
+each other too.  Opening waits for its turn up to ``wait`` seconds
+(``$CRM_WAIT``, default 600) and then raises :class:`StoreBusy`.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -72,17 +76,94 @@ def default_wait() -> float:
         return 600.0
 
 
+class _ReadersGate:
+    """Readers against the writer of one store file: ``<db>.readers``, ``flock`` shared or exclusive.
+
+    A read-only DuckDB opening and a writing one exclude each other across
+    processes, so readers take their turn too: each reader process holds the
+    gate shared, the writer (inside :class:`_WriterLock`, after the writers'
+    lock) holds it exclusive.  Stores of one process share one hold.  Where the
+    file cannot be created (a read-only folder) there is no gate: nobody can
+    write there either.  The kernel releases a killed process's hold.
+    """
+
+    def __init__(self, path: str, exclusive: bool) -> None:
+        self.path = path
+        self.op = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
+        self.mutex = threading.Lock()
+        self.count = 0
+        self.fd: int | None = None
+
+    def acquire(self, wait: float, on_wait: Callable[[], None] | None, told: bool = False) -> None:
+        """Take (or join) the gate, waiting up to ``wait`` seconds (``on_wait`` once, unless ``told``); else StoreBusy."""
+        with self.mutex:
+            if self.count == 0:
+                self.fd = self._take(wait, on_wait, told)
+            self.count += 1
+
+    def _take(self, wait: float, on_wait: Callable[[], None] | None, told: bool) -> int | None:
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:
+            return None
+        deadline = time.monotonic() + max(wait, 0)
+        pause = 0.02
+        while True:
+            try:
+                fcntl.flock(fd, self.op | fcntl.LOCK_NB)
+                return fd
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    raise StoreBusy(wait) from None
+                if not told and on_wait is not None:
+                    on_wait()
+                told = True
+                time.sleep(pause)
+                pause = min(pause * 2, 0.25)
+            except OSError:  # a file system without flock: no gate
+                os.close(fd)
+                return None
+
+    def release(self) -> None:
+        with self.mutex:
+            self.count -= 1
+            if self.count == 0 and self.fd is not None:
+                os.close(self.fd)  # closing the descriptor releases the flock
+                self.fd = None
+
+
+def readers_path(db_path: str | Path) -> str:
+    """The readers' gate beside the store file (``crm.duckdb.readers``)."""
+    return str(db_path) + ".readers"
+
+
+_reader_gates: dict[str, _ReadersGate] = {}
+
+
+def _reader_gate(db_path: str) -> _ReadersGate:
+    key = os.path.realpath(db_path)
+    with _writer_locks_guard:
+        gate = _reader_gates.get(key)
+        if gate is None:
+            gate = _reader_gates[key] = _ReadersGate(readers_path(key), exclusive=False)
+        return gate
+
+
 class _WriterLock:
     """The cross-process writer lock of one store file, shared by the stores of this process.
 
-    The first :class:`Store` of the process takes the OS lock on ``<db>.lock``;
-    later ones (other threads, e.g. concurrent page runs) join it; the last
-    :meth:`release` gives it back.  ``filelock`` uses ``flock``: the kernel
-    releases it when the process dies, so a killed process blocks nobody.
+    The first :class:`Store` of the process takes the OS lock on ``<db>.lock``
+    (writers take turns), then the readers' gate exclusively (it waits for
+    readers to finish, and readers wait for it); later stores (other threads,
+    e.g. concurrent page runs) join; the last :meth:`release` gives both back.
+    ``filelock`` uses ``flock``: the kernel releases it when the process dies,
+    so a killed process blocks nobody.
     """
 
     def __init__(self, lock_path: str) -> None:
         self.file = FileLock(lock_path, thread_local=False, is_singleton=False)
+        self.readers = _ReadersGate(readers_path(lock_path.removesuffix(".lock")), exclusive=True)
         self.mutex = threading.Lock()
         self.count = 0
 
@@ -91,15 +172,26 @@ class _WriterLock:
         with self.mutex:
             fresh = self.count == 0
             if fresh:
+                start = time.monotonic()
+                told = False
                 try:
                     self.file.acquire(timeout=0)
                 except Timeout:
                     if on_wait is not None:
                         on_wait()
+                    told = True
                     try:
                         self.file.acquire(timeout=max(wait, 0), poll_interval=0.05)
                     except Timeout:
                         raise StoreBusy(wait) from None
+                try:
+                    self.readers.acquire(max(wait, 0) - (time.monotonic() - start), on_wait, told=told)
+                except StoreBusy:
+                    self.file.release(force=True)
+                    raise StoreBusy(wait) from None
+                except BaseException:
+                    self.file.release(force=True)
+                    raise
             self.count += 1
             return fresh
 
@@ -107,6 +199,7 @@ class _WriterLock:
         with self.mutex:
             self.count -= 1
             if self.count == 0:
+                self.readers.release()
                 self.file.release(force=True)
 
 
@@ -634,15 +727,17 @@ FOREIGN_HOLDER_WAIT = 5.0
 """Seconds a writer retries when a program outside the console (a DuckDB shell, an old version) holds the file."""
 
 
-def _connect_retry(path: str, config: dict[str, str], wait: float, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+def _connect_retry(path: str, config: dict[str, str], wait: float, read_only: bool = False,
+                   turn_taken: bool = False) -> duckdb.DuckDBPyConnection:
     """``duckdb.connect``, retrying while another process holds the file.
 
-    Every process of the console takes the writer lock first, so a writer
-    that still finds the file locked has met a program outside the console:
-    it retries for :data:`FOREIGN_HOLDER_WAIT` seconds and then says who
-    holds the file (:mod:`crm_core.failures`).  A reader (a read-only
-    command while an import writes) waits up to ``wait`` for a console
-    writer, and like a writer for anything else.
+    Every process of the console takes its turn first (``turn_taken``: the
+    writer lock and the readers' gate), so an opening that still finds the
+    file locked has met a program outside the console: it retries for
+    :data:`FOREIGN_HOLDER_WAIT` seconds and then says who holds the file
+    (:mod:`crm_core.failures`).  Without a gate (a read-only folder) a
+    reader waits up to ``wait`` for a console writer, and like a writer for
+    anything else.
     """
     start = time.monotonic()
     pause = 0.05
@@ -654,7 +749,7 @@ def _connect_retry(path: str, config: dict[str, str], wait: float, read_only: bo
                 raise
             # A reader facing a console writer (it holds the writer lock) waits for its turn;
             # anyone facing a program outside the console gives up soon and says who holds the file.
-            ours = read_only and store_is_busy(path)
+            ours = read_only and not turn_taken and store_is_busy(path)
             limit = max(wait, 0) if ours else min(max(wait, 0), FOREIGN_HOLDER_WAIT)
             if time.monotonic() - start >= limit:
                 if ours:
@@ -766,7 +861,7 @@ class Store:
         self.wait = default_wait() if wait is None else float(wait)
         self.on_wait = on_wait
         self._con: duckdb.DuckDBPyConnection | None = None
-        self._writer: _WriterLock | None = None
+        self._writer: _WriterLock | _ReadersGate | None = None  # this store's turn, given back at close
         self._lock = threading.Lock()
         self._local = threading.local()
         self._generation = 0
@@ -800,17 +895,23 @@ class Store:
         with self._lock:
             if self._con is not None:
                 return self._con
-            writer = None
+            writer: _WriterLock | _ReadersGate | None = None
             fresh = False
+            turn_taken = False
             if self.path != ":memory:" and not self.read_only:
                 writer = _writer_lock(self.path)
                 fresh = writer.acquire(self.wait, self.on_wait)
+                turn_taken = writer.readers.fd is not None
+            elif self.path != ":memory:" and not self.path.endswith(".snapshot"):  # nobody writes a snapshot
+                writer = _reader_gate(self.path)
+                writer.acquire(self.wait, self.on_wait)
+                turn_taken = writer.fd is not None
             try:
                 # A bounded buffer pool keeps big imports within a laptop's memory
                 # (DuckDB spills to a temp folder beside the database file instead).
                 config = {"memory_limit": os.environ.get("CRM_DB_MEMORY_LIMIT", "1536MB")}
                 try:
-                    con = _connect_retry(self.path, config, self.wait, read_only=self.read_only)
+                    con = _connect_retry(self.path, config, self.wait, read_only=self.read_only, turn_taken=turn_taken)
                 except (duckdb.Error, OSError) as exc:
                     raise self._failure(exc) from exc
                 try:

@@ -50,7 +50,8 @@ def start_import(db: Path, csv: Path, *extra: str) -> subprocess.Popen:
 HOLD = """
 import sys, time
 from crm_core.db import Store
-s = Store(sys.argv[1], snapshot=len(sys.argv) > 2)
+mode = sys.argv[2] if len(sys.argv) > 2 else ""
+s = Store(sys.argv[1], snapshot=mode == "snapshot", read_only=True if mode == "read" else None)
 s.execute("SELECT 1")
 print("held", flush=True)
 sys.stdin.readline()
@@ -62,8 +63,9 @@ print("released", flush=True)
 class Holder:
     """A process that holds the store until :meth:`release` (or is killed)."""
 
-    def __init__(self, db: Path, snapshot: bool = False) -> None:
-        argv = [sys.executable, "-c", HOLD, str(db)] + (["snapshot"] if snapshot else [])
+    def __init__(self, db: Path, snapshot: bool = False, read: bool = False) -> None:
+        """``read``: a reader (the store opened read-only, as read commands open it)."""
+        argv = [sys.executable, "-c", HOLD, str(db)] + (["snapshot"] if snapshot else ["read"] if read else [])
         self.proc = subprocess.Popen(argv, cwd=ROOT, env=env(db),
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         assert self.proc.stdout.readline().strip() == "held"

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from crm_core.db import EXIT_BUSY, WAIT_MESSAGE, Store, store_is_busy
+from crm_core.db import EXIT_BUSY, WAIT_MESSAGE, Store, StoreBusy, store_is_busy
 from tests.procs import ROOT, Holder, counts, env, import_cmd, start_import, write_orders
 
 
@@ -128,6 +128,43 @@ def test_stores_of_one_process_share_the_turn(tmp_path):
         holder.release()
     with Store(db, wait=0) as c:
         assert c.scalar("SELECT 1") == 1
+
+
+def test_a_writer_waits_for_a_reader_of_the_console_and_is_never_told_another_program_holds_the_file(tmp_path):
+    # CI found it: a command that only reads (here the worker's start-up check for a refresh a killed import left)
+    # opens the file read-only, which DuckDB makes exclusive of any writer; the console, opening the store at
+    # that moment, said "another program (PID …) holds the file" instead of waiting a moment for its turn
+    db = tmp_path / "crm.duckdb"
+    with Store(db) as s:
+        s.execute("SELECT 1")
+    reader = Holder(db, read=True)
+    late = threading.Timer(1.0, reader.release)
+    try:
+        with pytest.raises(StoreBusy):  # the console's quick try: busy (so it shows the snapshot or waits), not a failure
+            Store(db, wait=0).cursor()
+        said: list[str] = []
+        late.start()
+        t0 = time.monotonic()
+        with Store(db, wait=60, on_wait=lambda: said.append("waiting")) as w:
+            assert w.scalar("SELECT 1") == 1
+        assert said == ["waiting"]
+        assert time.monotonic() - t0 >= 0.5
+        late.join()
+    finally:
+        late.cancel()
+        if reader.proc.poll() is None and not late.is_alive():
+            reader.proc.kill()
+    # and a reader waits for a writer of the console the same way
+    holder = Holder(db)
+    try:
+        with pytest.raises(StoreBusy):
+            Store(db, read_only=True, wait=0.3).cursor()
+    finally:
+        holder.release()
+    # readers share the file
+    first, second = Holder(db, read=True), Holder(db, read=True)
+    first.release()
+    second.release()
 
 
 def test_a_long_writer_publishes_a_snapshot_the_console_reads_while_it_writes(tmp_path, monkeypatch):
