@@ -134,12 +134,14 @@ def _text(value: Any, kind: str) -> str:
     return jp.number(value, 1 if kind == "days" else 2)
 
 
-def chart(c: Any, caption: str, empty: str) -> None:
-    """Render a chart with its how-to-read caption, or an explanatory empty state."""
-    if c is None:
+def chart(c: tuple, caption: str, empty: str) -> None:
+    """Render ``(builder, *args)``'s chart with its how-to-read caption, or an explanatory empty state.
+
+    The chart is built once per arguments (:func:`pages.ui.altair_chart`): a rerun after a widget that
+    did not change its data reuses it."""
+    if not ui.altair_chart(*c):
         ui.empty_state(empty)
         return
-    st.altair_chart(c, width="stretch")
     st.caption(caption)
 
 
@@ -161,7 +163,7 @@ def tab_rfm() -> None:
         st.caption(f"セグメントとスコアは顧客モデルの基準日（{ui.jdate(analytics.customer_model_as_of(STORE))}）時点です。")
         seg = compute("rfm_segment_summary")
         chart(
-            charts.rfm_segment_chart(seg),
+            (charts.rfm_segment_chart, seg),
             "青は顧客数、オレンジは累計売上の構成比です。オレンジが青より高いセグメントは、人数以上に売上を支えています。",
             "セグメントに分類された顧客がいません。",
         )
@@ -181,7 +183,7 @@ def tab_rfm() -> None:
             "rfm",
         )
         chart(
-            charts.rf_heatmap_chart(compute("rf_heatmap")),
+            (charts.rf_heatmap_chart, compute("rf_heatmap")),
             "縦が最終購入の新しさ（上ほど最近）、横が購入回数（右ほど多い）。右上は優良顧客、左上は最近買ったばかりの新規・育成中、"
             "下の段は離れつつある顧客です。色が濃いほど人数が多いマスです。",
             "RFMスコアのある顧客がいません。",
@@ -216,7 +218,7 @@ def tab_rfm() -> None:
     for col, row in zip(st.columns(4), summary.itertuples(index=False), strict=True):
         col.metric(ui.md(row.movement), ui.count(row.customers, "人"), help=f"全体の{ui.pct(row.share)}")
     chart(
-        charts.rank_movement_chart(moves, date_from, date_to),
+        (charts.rank_movement_chart, moves, date_from, date_to),
         "行が比較元の日のランク、列が比較先の日のランクです。対角線上は維持、左下は昇格、右上は降格。"
         "「未購入」の行は、比較元の日より後に初めて購入した新規顧客です。ランクはその日までの365日間の購入金額で決まります。",
         "この期間に購入した顧客がいません。",
@@ -253,7 +255,7 @@ def tab_repeat() -> None:
         young = ", ".join(f"{w}日: {n}か月" for w, n in immature.groupby("window_days")["cohort_month"].nunique().items())
         note = f"初回購入から日数が経っていない月は、期間を全員が経過するまで集計に含めません（除外した直近の月数 — {young}）。"
     chart(
-        charts.repeat_conversion_chart(conv, "f2" if step.startswith("F2") else "f3"),
+        (charts.repeat_conversion_chart, conv, "f2" if step.startswith("F2") else "f3"),
         "初回購入月ごとに、初回購入から30・60・90日以内に2回目（F3は3回目）を購入した顧客の割合です。"
         "同じ日の複数注文は1回と数えます。" + note,
         "まだ期間を経過した初回購入月がありません。データが増えると表示されます。",
@@ -280,7 +282,7 @@ def tab_repeat() -> None:
     c2.metric("リピート率", ui.pct(stats["repeat_share"]))
     c3.metric("2回目までの日数（中央値）", "—" if stats["median_days"] is None else f"{stats['median_days']:.0f}日")
     chart(
-        charts.days_to_second_chart(compute("days_to_second_purchase", as_of=AS_OF)),
+        (charts.days_to_second_chart, compute("days_to_second_purchase", as_of=AS_OF)),
         "2回目を購入した顧客が、初回から何日後に買ったかの分布です。山の位置がフォローのメールやLINEを送る目安になります。",
         "2回目の購入をした顧客がまだいません。",
     )
@@ -288,7 +290,7 @@ def tab_repeat() -> None:
     st.subheader("新規・リピート別の売上")
     split = compute("revenue_new_vs_repeat", as_of=AS_OF, months=24)
     chart(
-        charts.new_vs_repeat_chart(split),
+        (charts.new_vs_repeat_chart, split),
         "月ごとの売上を、初回購入日の注文（新規）とそれ以外（リピート）に分けています。リピートの割合が増えるほど、既存顧客に支えられた売上です。",
         "集計期間に売上がありません。",
     )
@@ -314,7 +316,7 @@ def tab_cohorts() -> None:
     ret = compute("cohort_retention", as_of=AS_OF, unit=unit, cohorts=12 if unit == "month" else 8, max_months=12)
     st.subheader("コホート別の継続率")
     chart(
-        charts.retention_heatmap_chart(ret, unit),
+        (charts.retention_heatmap_chart, ret, unit),
         "行は初回購入の月（四半期）、列は初回購入から何か月後か。マスの数字は、その月に購入した顧客の割合です。"
         "右へ行くほど薄くなるのが普通で、下の行（新しいコホート）が上の行より濃ければ、リピート施策が効いています。",
         "初回購入から1か月以上たった顧客がまだいません。",
@@ -335,7 +337,7 @@ def tab_cohorts() -> None:
         )
     st.subheader("コホート別の1人あたり累計売上")
     chart(
-        charts.cohort_curve_chart(ret, "cumulative_revenue_per_customer", "cohort_start", unit),
+        (charts.cohort_curve_chart, ret, "cumulative_revenue_per_customer", "cohort_start", unit),
         "初回購入からの経過月ごとに、コホートの1人あたり累計売上（初回購入を含む）を示します。線が上にあるコホートほど顧客が育っています。",
         "表示できるコホートがありません。",
     )
@@ -345,14 +347,14 @@ def tab_cohorts() -> None:
         return
     ev = compute("event_cohort_retention", as_of=AS_OF, max_months=12, lookback_months=24)
     chart(
-        charts.cohort_curve_chart(ev, "retention", "acquisition_event", title="獲得イベント別の継続率"),
+        (charts.cohort_curve_chart, ev, "retention", "acquisition_event", "month", "獲得イベント別の継続率"),
         "初回購入がスーパーSALE・お買い物マラソン・通常時のどれだったかで分けた継続率です。"
         "セールで獲得した顧客が通常時より早く離れていれば、セール後のフォローを厚くしましょう。",
         "初回購入から1か月以上たった顧客がまだいません。",
     )
     chart(
-        charts.cohort_curve_chart(
-            ev, "cumulative_revenue_per_customer", "acquisition_event", title="獲得イベント別の1人あたり累計売上"
+        (charts.cohort_curve_chart,
+            ev, "cumulative_revenue_per_customer", "acquisition_event", "month", "獲得イベント別の1人あたり累計売上"
         ),
         "同じ顧客群の1人あたり累計売上です。経過月ごとに、その月まで観測できた顧客だけで平均しています。",
         "表示できるデータがありません。",
@@ -388,7 +390,7 @@ def tab_subscription() -> None:
         c3.metric("1回目→2回目の継続率", ui.pct(by_n["continuation_rate"].iloc[0]))
     st.subheader("お届け回数別の継続率")
     chart(
-        charts.subscription_delivery_chart(by_n),
+        (charts.subscription_delivery_chart, by_n),
         "各回のお届けのあと、次の回も届いた定期の割合です。多くの定期は2回目・3回目で大きく離脱します。"
         f"最後のお届けから{int(grace)}日以内のものは判定待ちとして除いています。",
         "継続率を計算できるお届けがまだありません。",
@@ -410,7 +412,7 @@ def tab_subscription() -> None:
         )
     st.subheader("月次継続率")
     chart(
-        charts.subscription_monthly_chart(by_m),
+        (charts.subscription_monthly_chart, by_m),
         "前月に稼働していた定期のうち、その月も続いていた割合です。隔月などのお届けでも、"
         f"最後のお届けから{int(grace)}日までは稼働中として数えます。",
         "月次継続率を計算できる期間がまだありません。",
@@ -449,7 +451,7 @@ def subscription_projection(grace: int) -> None:
               help=f"2回目以降に届く回数の期待値。先のお届けほど割り引いています（年{report['annual_discount']:.0%}）。")
     c3.metric("新規1件の定期の価値（予測）", ui.yen(pooled["value_new"]), help="1回目を含むお届け回数の期待値 × 1回あたりの平均金額")
     chart(
-        charts.subscription_projection_chart(pooled),
+        (charts.subscription_projection_chart, pooled),
         "オレンジの線が実績（その回まで続いた定期の割合）、青の点線がsBGモデルによる予測です。sBGモデルは、定期ごとに"
         "「毎回やめる確率」が違うと考え、やめやすい人から先に抜けるので、回を重ねるほど継続率が上がる様子を表します。"
         "実績の線に予測が沿っていれば、その先の予測も参考にできます（Fader & Hardie 2007）。",
@@ -498,8 +500,8 @@ def tab_ltv() -> None:
     st.subheader("これまでのLTV（1人あたり累計売上）")
     curves = compute("ltv_curves", as_of=AS_OF, unit="quarter", cohorts=8, max_months=24)
     chart(
-        charts.cohort_curve_chart(
-            curves, "cumulative_revenue_per_customer", "cohort_start", "quarter", title="初回購入の四半期別 1人あたり累計売上"
+        (charts.cohort_curve_chart,
+            curves, "cumulative_revenue_per_customer", "cohort_start", "quarter", "初回購入の四半期別 1人あたり累計売上"
         ),
         "初回購入の四半期ごとに、1人あたりの累計売上が経過月とともにどう伸びるかを示します。"
         "同じ経過月で比べて上にある四半期ほど、価値の高い顧客を獲得できています。",
@@ -517,13 +519,13 @@ def tab_ltv() -> None:
                     if fitted else "")
         st.caption(f"予測の基準日: {ui.jdate(model_day)}（BG/NBD・Gamma-Gammaモデルによる推定）{fit_text}")
     chart(
-        charts.clv_distribution_chart(compute("clv_distribution")),
+        (charts.clv_distribution_chart, compute("clv_distribution")),
         "今後365日に見込まれる1人あたり売上（予測CLV）の分布です。右側の少数の顧客が売上の大部分を生むことが多く、手厚いフォローの候補になります。",
         "予測CLVが計算された顧客がいません（購入データが少ないと予測できません）。",
     )
     risk = compute("churn_risk_summary")
     chart(
-        charts.churn_risk_chart(risk),
+        (charts.churn_risk_chart, risk),
         "離反リスクは、今後90日以内に購入しない確率で分けています: 低＝33%未満、中＝33〜66%、高＝66%超。"
         "「中」はまだ引き戻しやすい層なので、クーポンや新商品のお知らせの優先候補です。",
         "離反リスクが計算された顧客がいません。",
@@ -596,7 +598,7 @@ def tab_cycles() -> None:
         )
         return
     chart(
-        charts.cycle_chart(cyc),
+        (charts.cycle_chart, cyc),
         "同じ顧客が同じ商品（カテゴリ）を再び買うまでの日数です。縦線が中央値、帯が中間の50%の範囲（四分位範囲）。"
         "帯が狭い商品ほど買い替え時期が読みやすく、リマインドのタイミングを合わせやすい商品です。",
         "表示できる商品がありません。",
@@ -663,7 +665,7 @@ def tab_basket() -> None:
     st.subheader("よく一緒に買われる組み合わせ")
     together = compute("bought_together", as_of=AS_OF, level=level, min_support=float(support), min_orders=2)
     chart(
-        charts.bought_together_chart(together),
+        (charts.bought_together_chart, together),
         "同じ注文で一緒に買われた組み合わせです。支持度は全注文のうちその組み合わせを含む割合、確信度は左を買った注文のうち右も買った割合、"
         "リフト値は偶然の何倍一緒に買われているか（1より大きいほど強い関係）。セット販売や同梱チラシの候補になります。",
         "条件を満たす組み合わせがありません。1つの注文で複数の商品が買われている必要があります。最小支持度を下げてみてください。",
@@ -689,7 +691,7 @@ def tab_basket() -> None:
     st.subheader("次の注文で買われる商品")
     nxt = compute("bought_next", as_of=AS_OF, level=level, min_customers=2)
     chart(
-        charts.bought_next_chart(nxt),
+        (charts.bought_next_chart, nxt),
         "ある商品を買った顧客が、その次の注文で何を買ったか（同じ商品の買い直しは除く）。確信度は左を買った顧客のうち、次の注文で右を買った人の割合です。"
         "購入後のステップ配信でおすすめする商品の候補になります。",
         "次の注文のデータがまだ足りません（2回以上購入した顧客が必要です）。",

@@ -91,15 +91,14 @@ tab_view, tab_events, tab_plan, tab_cost, tab_freq, tab_export = st.tabs(
 
 # -- calendar ------------------------------------------------------------------
 with tab_view:
-    chart = views.calendar_chart(
-        shown_events, hol,
+    drawn = ui.altair_chart(
+        views.calendar_chart, shown_events, hol,
         sends.assign(recipients_text=[ui.count(n, "通") for n in sends.recipients]) if not sends.empty else None,
         start, end,
     )
-    if chart is None:
+    if not drawn:
         ui.empty_state("この期間にはイベントも配信予定もありません。")
     else:
-        st.altair_chart(chart, width="stretch")
         st.caption(
             "帯はセール期間（点線の帯は過去の開催パターンからの予測）、●はポイントデー、◆は配信予定（色はチャネル）、"
             "赤い線は祝日、灰色の日は土日祝です（4か月以上の表示では省略）。マウスを重ねると詳細が出ます。"
@@ -115,11 +114,9 @@ with tab_view:
     else:
         daily = ui.run(_daily_sales, str(store.path), ui.data_version(), ly_start, ly_end)
         ly_events = ui.run(cal.list_events, store, ly_start, ly_end)
-        sales_chart = views.sales_overlay_chart(daily, ly_events)
-        if sales_chart is None:
+        if not ui.altair_chart(views.sales_overlay_chart, daily, ly_events):
             ui.empty_state(f"{ui.jdate(ly_start)}〜{ui.jdate(ly_end)}の注文はありません（キャンセルを除く）。")
         else:
-            st.altair_chart(sales_chart, width="stretch")
             perf = cal.event_sales(daily, ly_events)
             if not perf.empty:
                 st.dataframe(pd.DataFrame({

@@ -317,6 +317,33 @@ def explain_reach(s: Store, channel: str, segment: Any = None) -> Any:
     return run(_explain_reach, str(s.path), version, channel, segment, rule)
 
 
+@st.cache_data(ttl=900, max_entries=64, show_spinner=False)
+def _chart_spec(builder: str, args: tuple, _build: Callable[..., Any]) -> dict[str, Any] | None:
+    """The Vega-Lite spec (data as Arrow) that ``st.altair_chart`` would send for ``_build(*args)``.
+
+    Keyed by the builder's name and the arguments' contents (the frames drawn), so new data, an
+    edited event or another threshold is another entry; building and validating an Altair chart
+    costs 0.05–0.2 s per chart, and a rerun that did not change a chart's data reuses it.
+    """
+    from streamlit.elements.vega_charts import _convert_altair_to_vega_lite_spec
+
+    chart = _build(*args)
+    return None if chart is None else _convert_altair_to_vega_lite_spec(chart)
+
+
+def altair_chart(build: Callable[..., Any], *args: Any, width: Any = "stretch") -> bool:
+    """Draw ``build(*args)`` (an Altair chart, or None for nothing to draw) as ``st.altair_chart`` would,
+    building it only when the arguments changed; returns whether a chart was drawn.
+
+    ``build`` must depend on its arguments only (pass the frames, not the store).
+    """
+    spec = run(_chart_spec, f"{build.__module__}.{build.__qualname__}", args, build)
+    if spec is None:
+        return False
+    st.vega_lite_chart(spec=spec, width=width)
+    return True
+
+
 def reach_note(note: Any, lead: str = "", key: str | None = None) -> bool:
     """Explain a channel that reaches nobody (reason + a link to the fix); False when it reaches someone.
 
