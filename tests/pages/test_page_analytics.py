@@ -215,3 +215,45 @@ def test_the_latest_order_day_is_kept_per_data_version(monkeypatch, tmp_path):
     at.run()
     assert_clean(at)
     assert shown() == "2027年3月5日" != first
+
+
+def test_the_charts_are_kept_per_their_data_and_follow_new_data(monkeypatch, tmp_path):
+    """The RFM tab's charts are built once per their data (ui.altair_chart): a threshold change redraws only
+    the rank movement; after new orders and a rebuild (a new data version) every chart equals the one a fresh
+    page (caches cleared) draws, and the segment chart changed."""
+    import streamlit as st
+
+    from crm_core import pipeline
+    from tests.pages.charts import drawn
+
+    db = tmp_path / "shop.duckdb"
+    s = Store(db)
+    seeded_shop(s, customers=300, seed=5)
+    s.close()
+    at = app(monkeypatch, db)
+    at.run()
+    assert_clean(at)
+    before = drawn(at)
+    assert len(before) >= 3
+    box = next(n for n in at.number_input if n.key and n.key.startswith("ana_rank"))
+    box.set_value(box.value + 1000 if box.value < 10_000_000 else box.value - 1000).run()
+    assert_clean(at)
+    moved = drawn(at)
+    assert [c["spec"] for c in moved[:2]] == [c["spec"] for c in before[:2]]  # segments and heatmap kept
+    s = Store(db)
+    for i, cid in enumerate(s.fetchall("SELECT customer_id FROM customers ORDER BY customer_id LIMIT 40")):
+        add_order(s, f"late-{i}", cid[0], "2027-03-05", 250_000)
+    pipeline.after_settings_change(s)
+    s.close()
+    at.run()
+    assert_clean(at)
+    after = drawn(at)
+    assert after[0]["spec"] != moved[0]["spec"]
+    st.cache_data.clear()
+    fresh = app(monkeypatch, db)
+    fresh.run()
+    for key in ("ana_rank_from", "ana_rank_to"):  # the page keeps the days chosen before the new data
+        fresh.date_input(key=key).set_value(at.date_input(key=key).value)
+    fresh.number_input(key=box.key).set_value(at.number_input(key=box.key).value).run()
+    assert_clean(fresh)
+    assert [c["spec"] for c in drawn(fresh)] == [c["spec"] for c in after]

@@ -6,6 +6,7 @@ import datetime as dt
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -297,3 +298,70 @@ def test_a_plan_for_a_preset_shows_its_reach(db):
         store.close()
     caption = next(c.value for c in at.caption if c.value.startswith("対象者数:"))
     assert caption.startswith(f"対象者数: {expected.reachable:,}人")
+
+
+def _chart_with(at: AppTest, column: str, sales: bool = False):
+    """The datasets holding ``column`` of the calendar chart (or of last year's sales chart, titled 日別売上…)."""
+    from tests.pages.charts import drawn
+
+    found = [c for c in drawn(at) if str(c["spec"].get("title", "")).startswith("日別売上") == sales
+             and any(column in df.columns for df in c["data"].values())]
+    assert len(found) == 1, f"{len(found)} charts hold {column!r}"
+    return pd.concat([df for df in found[0]["data"].values() if column in df.columns], ignore_index=True)
+
+
+def test_the_calendar_chart_is_kept_per_its_data_and_shows_a_new_event(db):
+    """The calendar chart is built once per its frames (ui.altair_chart): a rerun reuses it, an event added
+    since is drawn, and the chart equals the one a fresh page (caches cleared) draws."""
+    import streamlit as st
+
+    from crm_core.events import calendar as cal
+    from tests.pages.charts import drawn
+
+    at = _page()
+    names = set(_chart_with(at, "名前")["名前"].dropna())
+    assert names
+    day = clock.now().date() + dt.timedelta(days=10)
+    store = Store(db)
+    cal.add_event(store, "product_launch", "秋の新作発売（テスト）", dt.datetime.combine(day, dt.time(0, 0)),
+                  dt.datetime.combine(day + dt.timedelta(days=2), dt.time(23, 59, 59)))
+    store.close()
+    at.run()
+    assert not at.exception
+    after = set(_chart_with(at, "名前")["名前"].dropna())
+    assert after == names | {"秋の新作発売（テスト）"}
+    kept = drawn(at)
+    st.cache_data.clear()
+    fresh = _page()
+    assert [c["spec"] for c in drawn(fresh)] == [c["spec"] for c in kept]
+
+
+def test_last_years_sales_chart_follows_new_orders(db):
+    """Last year's daily sales chart is kept between reruns; a new order of last year with its rebuild (a new data
+    version) is drawn: the chart's revenue equals the direct daily sales of the range."""
+    from crm_core import pipeline
+    from crm_core.events import calendar as cal
+    from tests.analytics_shop import add_order
+
+    at = _page()
+    before = _chart_with(at, "revenue", sales=True)
+    today = clock.now().date()
+    start = today.replace(day=1)
+    ly_start = start.replace(year=start.year - 1)
+    ly_end = ly_start + dt.timedelta(days=60)
+    store = Store(db)
+    add_order(store, "ly-big-1", store.scalar("SELECT min(customer_id) FROM customers"),
+              str(ly_start + dt.timedelta(days=3)), 987_654)
+    pipeline.after_settings_change(store)
+    store.close()
+    at.run()
+    assert not at.exception
+    after = _chart_with(at, "revenue", sales=True)
+    store = Store(db)
+    try:
+        direct = cal.daily_sales(store, ly_start, ly_end)
+    finally:
+        store.close()
+    day = pd.Timestamp(ly_start + dt.timedelta(days=3))
+    assert float(after.loc[after.date == day, "revenue"].sum()) == float(direct.loc[direct.date == day, "revenue"].sum())
+    assert float(after.revenue.sum()) - float(before.revenue.sum()) == 987_654
