@@ -29,6 +29,7 @@ command line (``python -m crm_core calendar ...``) lives in :mod:`crm_core.cli`.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
@@ -193,8 +194,22 @@ def write_bundle(path: Path = BUNDLE_PATH, start: dt.date = BUNDLE_START, end: d
     return len(out)
 
 
+def _file_key(path: Path) -> tuple[str, int, int]:
+    """The file's identity for the in-process caches below: a rewritten bundle is read again."""
+    st = path.stat()
+    return str(path), st.st_mtime_ns, st.st_size
+
+
 def load_bundle(path: Path = BUNDLE_PATH) -> pd.DataFrame:
-    """The bundled calendar file as a DataFrame (:data:`BUNDLE_COLUMNS`, times as timestamps)."""
+    """The bundled calendar file as a DataFrame (:data:`BUNDLE_COLUMNS`, times as timestamps).
+
+    Read once per file version (path, modification time, size) in this process; callers get a copy.
+    """
+    return _read_bundle(*_file_key(Path(path))).copy()
+
+
+@functools.lru_cache(maxsize=4)
+def _read_bundle(path: str, mtime_ns: int, size: int) -> pd.DataFrame:
     df = pd.read_csv(path, dtype=str, keep_default_na=False)
     missing = [c for c in BUNDLE_COLUMNS if c not in df.columns]
     if missing:
@@ -239,6 +254,12 @@ def base_events(start: dt.date, end: dt.date, bundle: pd.DataFrame | None = None
         return pd.DataFrame(columns=cols)
     out = pd.concat(parts, ignore_index=True)
     return out.sort_values(["starts_at", "event_id"]).reset_index(drop=True)
+
+
+@functools.lru_cache(maxsize=16)
+def _shipped_base_events(start: dt.date, end: dt.date, path: str, mtime_ns: int, size: int) -> pd.DataFrame:
+    """:func:`base_events` of the shipped bundle (the page asks it for the same ranges on every rerun)."""
+    return base_events(start, end, _read_bundle(path, mtime_ns, size).copy())
 
 
 # --------------------------------------------------------------------------
@@ -319,8 +340,11 @@ def list_events(store: Store | None, start: dt.date, end: dt.date, include_hidde
         overridden, hidden, note``.  An override replaces its bundled row's
         values (and can move it into or out of the range).
     """
-    bundle = load_bundle() if bundle is None else bundle
-    base = base_events(start - _MARGIN, end + _MARGIN, bundle)
+    if bundle is None:  # the shipped file: its rows of a range are kept per file version and range
+        bundle = load_bundle()
+        base = _shipped_base_events(start - _MARGIN, end + _MARGIN, *_file_key(BUNDLE_PATH)).copy()
+    else:
+        base = base_events(start - _MARGIN, end + _MARGIN, bundle)
     base["overridden"] = False
     base["hidden"] = False
     base["note"] = ""

@@ -55,6 +55,42 @@ def test_bundle_coverage_and_statuses():
     )
 
 
+def test_the_bundle_is_read_once_per_file_version_and_each_caller_gets_its_own_copy(tmp_path):
+    """load_bundle keeps the parsed file per path, modification time and size: a rewritten file is read again
+    (a name changed in it shows), and changing a returned frame does not change the next one."""
+    import os
+
+    path = tmp_path / "events.csv"
+    cal.write_bundle(path, dt.date(2026, 1, 1), dt.date(2026, 3, 31))
+    first = cal.load_bundle(path)
+    assert first.equals(cal.load_bundle(path))
+    first.loc[first.index[0], "name"] = "書き換えた名前"
+    assert "書き換えた名前" not in set(cal.load_bundle(path).name)
+    text = path.read_text(encoding="utf-8")
+    old = cal.load_bundle(path).name.iloc[0]
+    path.write_text(text.replace(old, "同梱ファイルを直した名前", 1), encoding="utf-8")
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))  # also on a coarse file-system clock
+    assert cal.load_bundle(path).name.iloc[0] == "同梱ファイルを直した名前"
+
+
+def test_list_events_of_the_shipped_bundle_equals_the_uncached_computation(store):
+    """list_events keeps the shipped bundle's rows per range; with an own event and an override it still equals
+    the computation from a freshly read bundle, and a frame it returned can be changed without effect."""
+    start, end = dt.date(2026, 5, 1), dt.date(2026, 8, 31)
+    cal.add_event(store, "product_launch", "夏の新作", dt.datetime(2026, 6, 10), dt.datetime(2026, 6, 12, 23, 59, 59))
+    sale = next(i for i in cal.list_events(store, start, end).event_id if i.startswith("super_sale-"))
+    cal.confirm_event(store, sale)
+    fresh = pd.read_csv(cal.BUNDLE_PATH, dtype=str, keep_default_na=False)
+    for col in ("starts_at", "ends_at", "entry_starts_at"):
+        fresh[col] = pd.to_datetime(fresh[col].replace("", None)).astype("datetime64[us]")
+    direct = cal.list_events(store, start, end, bundle=fresh[list(cal.BUNDLE_COLUMNS)])
+    kept = cal.list_events(store, start, end)
+    pd.testing.assert_frame_equal(kept, direct)
+    kept.drop(kept.index, inplace=True)
+    pd.testing.assert_frame_equal(cal.list_events(store, start, end), direct)
+
+
 def test_year_2026_event_generation():
     """Dates, times and statuses for one year, straight from FACTS.md §6."""
     y = cal.list_events(None, dt.date(2026, 1, 1), dt.date(2026, 12, 31))
