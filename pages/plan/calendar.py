@@ -367,7 +367,7 @@ with tab_cost:
         st.caption(f"この期間の配信予定: {ui.count(len(sends), '件')}（メッセージ {ui.count(int(monthly.messages.sum()), '通')}）")
         for w in summary["warnings"]:
             st.warning(w, icon="⚠️")
-        st.altair_chart(costs.load_chart(monthly, chosen_plan), width="stretch")
+        ui.altair_chart(costs.load_chart, monthly, chosen_plan)
         st.caption("LINEの通数は「対象者数 × 配信回数」で数えます（1回の配信で吹き出しを複数送っても1通、ブロック中の友だちは数えません）。"
                    "R-Mailは1通¥1、Shopify Emailは月10,000通まで無料でその後1,000通ごとに$1です。"
                    "コミュニケーションプランとライトプランは無料枠を超えて送ることができません。")

@@ -131,6 +131,30 @@ def test_cost_tab_warns_when_the_plan_cannot_send(db):
     assert metrics["プランの上限で送れない通数"] != "0通"
 
 
+def test_the_cost_chart_follows_the_line_plan_and_the_saved_plans(db):
+    """The monthly load chart is kept per its data (ui.altair_chart): another LINE plan or another saved plan
+    draws another chart, each equal to the one a fresh page (caches cleared) draws."""
+    import streamlit as st
+
+    from tests.pages.charts import drawn
+
+    def load_chart(at: AppTest) -> dict:
+        found = [c for c in drawn(at) if "メッセージ数" in str(c["spec"]) or "通数" in str(c["spec"].get("title", ""))]
+        assert len(found) == 1, [c["spec"].get("title") for c in drawn(at)]
+        return found[0]["spec"]
+
+    at = _page()
+    _button(at, "この計画を保存").click().run()
+    first = load_chart(at)
+    at.selectbox(key="cal_line_plan").set_value("communication").run()
+    assert not at.exception
+    second = load_chart(at)
+    assert second != first
+    st.cache_data.clear()
+    fresh = _page()
+    assert load_chart(fresh) == second
+
+
 def test_frequency_limit_and_counts(db):
     at = _page()
     _button(at, "この計画を保存").click().run()
