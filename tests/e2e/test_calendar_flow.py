@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from crm_core.db import Store
@@ -53,3 +55,14 @@ def test_calendar_page_with_a_saved_plan(sample_server, page):
     main.get_by_text("LINE公式アカウントのプラン").wait_for()
     page.wait_for_timeout(500)
     shot(page, "calendar_cost")
+
+    # the ICS file is built when the button is pressed (not on every rerun): it holds the saved plan's sends
+    main.get_by_role("tab", name="書き出し").click()
+    with page.expect_download() as info:
+        main.get_by_role("button", name="カレンダー（ICS）をダウンロード").click()
+    download = info.value
+    assert download.suggested_filename.endswith(".ics")
+    text = Path(download.path()).read_text(encoding="utf-8")
+    assert text.startswith("BEGIN:VCALENDAR") and "END:VCALENDAR" in text
+    assert text.count("BEGIN:VEVENT") >= 2
+    assert "UID:send-" in text  # the saved plan's sends are in it, not only the sale events

@@ -1,0 +1,229 @@
+"""Page reruns as a marketer waits for them: a real ``streamlit run`` server and headless Chromium.
+
+``bench_pages.py`` times the page scripts under AppTest, which compiles ``app.py`` and the page
+again on every run (a server compiles each script once) and draws nothing.  This bench opens the
+console in Chromium (Playwright, ``/usr/bin/chromium``), visits each page and then changes the
+widget ``bench_pages.py`` changes on it (AppTest picks it: the first select box, else radio,
+checkbox, number input — ＋ in the browser — outside forms; a tab is opened first if it sits in
+another tab, which reruns nothing) and times, in the browser, from that click
+(``pointerdown``) to the moment Streamlit reports the script finished
+(``data-test-script-state`` back to ``notRunning``): the round trip over the WebSocket, the script,
+and every element's delta received by the browser.
+
+First visits are timed too (from the navigation to the script finished), but the server's caches
+are shared between pages (the sidebar's counts and the data version are cached by the first page);
+``bench_pages.py`` clears every cache before each first render and stays the figure for first renders.
+Each run starts a fresh server on the same store (``--runs``); medians are printed with the targets
+(rerun ≤ 300 ms).
+
+Usage::
+
+    python bench/bench_pages_browser.py --db /path/to/store.duckdb [--runs 3] [--page calendar]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+
+RERUN_TARGET = 0.3
+
+# Records, in the page, when the script state changes and when the marketer last pressed or typed.
+_OBSERVE = """
+() => {
+  const app = document.querySelector("[data-testid='stApp']");
+  window.__states = [];
+  window.__input = null;
+  new MutationObserver(() => window.__states.push([performance.now(), app.getAttribute('data-test-script-state')]))
+    .observe(app, {attributes: true, attributeFilter: ['data-test-script-state']});
+  for (const ev of ['pointerdown', 'keydown']) {
+    document.addEventListener(ev, () => { window.__input = performance.now(); }, true);
+  }
+}
+"""
+_FINISHED = """
+() => {
+  if (window.__input === null) return false;
+  const after = window.__states.filter(([t]) => t > window.__input);
+  const ran = after.findIndex(([, s]) => s === 'running');
+  return ran >= 0 && after.slice(ran).some(([, s]) => s === 'notRunning');
+}
+"""
+_ELAPSED = """
+() => {
+  const after = window.__states.filter(([t]) => t > window.__input);
+  const ran = after.findIndex(([, s]) => s === 'running');
+  const done = after.slice(ran).find(([, s]) => s === 'notRunning');
+  return (done[0] - window.__input) / 1000;
+}
+"""
+def apptest_widget(page_file: str) -> tuple[str, str] | None:
+    """The (kind, label) of the widget ``bench_pages.py`` changes on this page (AppTest decides, so both benches
+    change the same one), or None when it changes none."""
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    from bench.bench_pages import HOME, _candidates
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=600)
+    at.run()
+    if page_file != HOME:
+        at.switch_page(page_file).run()
+    st.cache_data.clear()
+    for kind, i in _candidates(at):
+        if kind != "text_input":
+            return kind, getattr(at, kind)[i].label
+    return None
+
+
+def _visible(page, locator) -> bool:
+    """Make ``locator`` visible, opening the page's tabs one by one and their closed expanders (neither reruns)."""
+    if locator.count() and locator.first.is_visible():
+        return True
+    tabs = page.locator("[data-testid='stMain'] [role='tab']")
+    for i in range(max(tabs.count(), 1)):
+        if tabs.count():
+            tabs.nth(i).click()
+        if locator.count() and locator.first.is_visible():
+            return True
+        closed = page.locator("[data-testid='stMain'] [data-testid='stExpander'] details:not([open]) > summary")
+        for j in range(closed.count()):
+            if closed.nth(j).is_visible():
+                closed.nth(j).click()
+        if locator.count() and locator.first.is_visible():
+            return True
+    return False
+
+
+def _change(page, kind: str, label: str) -> bool:
+    """Change the widget ``kind`` labelled ``label`` in the page's main area as a marketer would; False if not found."""
+    main = page.locator("[data-testid='stMain']")
+    if kind == "selectbox":
+        box = main.get_by_role("combobox", name=label, exact=True)
+        if not _visible(page, box):
+            return False
+        current = box.first.input_value()
+        box.first.click()
+        options = page.get_by_role("option")
+        options.first.wait_for(timeout=10_000)
+        texts = [options.nth(i).inner_text().strip() for i in range(options.count())]
+        others = [i for i, t in enumerate(texts) if t != current]
+        if not others:
+            page.keyboard.press("Escape")
+            return False
+        options.nth(others[0]).click()
+        return True
+    testid = {"radio": "stRadio", "checkbox": "stCheckbox", "number_input": "stNumberInput"}[kind]
+    widget = main.locator(f"[data-testid='{testid}']").filter(has_text=label)
+    if not _visible(page, widget):
+        return False
+    widget = widget.first
+    if kind == "radio":
+        choices = widget.locator("label:has(input[type='radio'])")
+        unchecked = [i for i in range(choices.count()) if not choices.nth(i).locator("input").is_checked()]
+        choices.nth(unchecked[0]).click()
+    elif kind == "checkbox":
+        widget.locator("label").first.click()
+    else:
+        widget.locator("[data-testid='stNumberInputStepUp']").click()
+    return True
+
+
+def _wait_idle(page) -> None:
+    page.wait_for_selector("[data-testid='stApp'][data-test-connection-state='CONNECTED']", timeout=600_000)
+    page.wait_for_selector("[data-testid='stMain'] [data-testid='stElementContainer']", timeout=600_000)
+    page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']", timeout=600_000)
+
+
+def url_paths(only: str | None) -> list[tuple[str, str]]:
+    """(page file, URL path) of every page, as ``st.navigation`` names them (the file's stem)."""
+    from bench.bench_pages import pages
+
+    return [(f"{p.parent.name}/{p.stem}", "/" if p.stem == "home" else f"/{p.stem}") for p in pages(only)]
+
+
+def run(db: str | Path, runs: int = 3, only: str | None = None, printer=print) -> list[dict]:
+    from playwright.sync_api import Error as PlaywrightError
+    from playwright.sync_api import sync_playwright
+
+    from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS, Server
+
+    os.environ["CRM_DB"] = str(db)  # AppTest (which widget to change) reads the same store
+    os.environ.setdefault("CRM_NO_SAMPLE", "1")
+    targets = url_paths(only)
+    widgets = {name: apptest_widget(f"pages/{name}.py") for name, _ in targets}
+    firsts: dict[str, list[float]] = {name: [] for name, _ in targets}
+    reruns: dict[str, list[float]] = {name: [] for name, _ in targets}
+    changed: dict[str, str] = {}
+    env = {"CRM_DB": str(db), "CRM_NO_SAMPLE": "1"}
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        for _ in range(runs):
+            with tempfile.TemporaryDirectory() as tmp:
+                server = Server(Path(tmp), env=env)
+                try:
+                    page = browser.new_page(viewport={"width": 1280, "height": 900})
+                    page.goto(server.url + "/")  # the first script of a fresh server (see tests/e2e/browser.goto)
+                    _wait_idle(page)
+                    for name, path in targets:
+                        t = time.perf_counter()
+                        page.goto(server.url + path)
+                        _wait_idle(page)
+                        firsts[name].append(time.perf_counter() - t)
+                        if widgets[name] is None:
+                            changed[name] = "（変更できる部品なし）"
+                            continue
+                        kind, label = widgets[name]
+                        print(f"{name}: {kind}「{label}」", file=sys.stderr, flush=True)
+                        page.evaluate(_OBSERVE)
+                        try:
+                            found = _change(page, kind, label)
+                        except PlaywrightError as exc:
+                            page.screenshot(path=str(Path(tempfile.gettempdir()) / f"bench_pages_{name.replace('/', '_')}.png"))
+                            print(f"{name}: could not change it: {str(exc).splitlines()[0]}", file=sys.stderr)
+                            found = False
+                        if not found:
+                            changed[name] = f"{kind}「{label}」がブラウザで見つからない"
+                            continue
+                        page.wait_for_function(_FINISHED, timeout=600_000)
+                        reruns[name].append(page.evaluate(_ELAPSED))
+                        changed[name] = f"{kind}「{label}」"
+                    page.close()
+                finally:
+                    server.stop()
+        browser.close()
+    rows = []
+    printer(f"{'page (Chromium)':32s} {'visit':>8s} {'rerun':>8s}  rerun≤{RERUN_TARGET * 1000:.0f}ms  widget changed; load")
+    for name, _ in targets:
+        first = statistics.median(firsts[name]) if firsts[name] else None
+        rerun = statistics.median(reruns[name]) if reruns[name] else None
+        row = {"page": name, "first": first, "rerun": rerun, "changed": changed.get(name, "—"),
+               "load": os.getloadavg()[0]}
+        rows.append(row)
+        shown_first = f"{first:7.2f}s" if first is not None else "      —"
+        shown_rerun = f"{rerun * 1000:6.0f}ms" if rerun is not None else "      —"
+        ok = "—" if rerun is None else "ok" if rerun <= RERUN_TARGET else "NG"
+        printer(f"{name:32s} {shown_first} {shown_rerun}  {ok:13s} {row['changed']}; load {row['load']:.1f}")
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", required=True, help="the store (a copy is fine; pages only read, except the caches)")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--page", default=None, help="only pages whose file name contains this")
+    args = parser.parse_args(argv)
+    run(args.db, args.runs, args.page)
+
+
+if __name__ == "__main__":
+    main()
