@@ -28,6 +28,7 @@ compliance lint turns them into findings).
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 import re
@@ -330,8 +331,19 @@ def channel_texts(template: Template, channel: str) -> list[str]:
 
 
 def load_presets(path: Path | None = None) -> dict[str, Template]:
-    """The preset templates from ``data/templates/presets.toml``, by key."""
-    with open(path or PRESETS_PATH, "rb") as fh:
+    """The preset templates from ``data/templates/presets.toml``, by key (each caller gets its own copies).
+
+    The file is parsed once per version (path, modification time, size) in this process: a page asks for the
+    templates several times per run.
+    """
+    target = Path(path or PRESETS_PATH)
+    info = target.stat()
+    return copy.deepcopy(_parse_presets(str(target), info.st_mtime_ns, info.st_size))
+
+
+@functools.lru_cache(maxsize=4)
+def _parse_presets(path: str, mtime_ns: int, size: int) -> dict[str, Template]:
+    with open(path, "rb") as fh:
         data = tomllib.load(fh)
     shared = data.get("shared", {})
     return {t["key"]: Template.from_dict(t, shared) for t in data.get("template", [])}

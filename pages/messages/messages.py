@@ -27,7 +27,7 @@ st.write(
     "法令や楽天の規約に触れる表現はチェック結果に表示されます。「テスト送信」で自分のLINEやメールに送って確かめられます。"
 )
 
-tab_message, tab_coupon = st.tabs(["メッセージ", "クーポン"])
+tab_message, tab_coupon = st.tabs(["メッセージ", "クーポン"], key="msg_tab")  # the open tab survives reruns
 
 
 # -- small view helpers (everything interpolated is html.escape'd) -----------------------------

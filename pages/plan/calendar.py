@@ -86,7 +86,8 @@ def zero_audience(sends: pd.DataFrame) -> None:
 
 
 tab_view, tab_events, tab_plan, tab_cost, tab_freq, tab_export = st.tabs(
-    ["カレンダー", "イベント", "キャンペーン計画", "配信数と費用", "配信頻度", "書き出し"]
+    ["カレンダー", "イベント", "キャンペーン計画", "配信数と費用", "配信頻度", "書き出し"],
+    key="cal_tab",  # the open tab stays open when the page reruns (a saved plan, a changed setting)
 )
 
 # -- calendar ------------------------------------------------------------------
@@ -426,12 +427,13 @@ with tab_export:
         if not sends.empty else sends
     # built when the button is pressed (the icalendar library takes ≈ 50 ms; every rerun of the page paid it)
     st.download_button("カレンダー（ICS）をダウンロード", lambda: views.to_ics(ics_events, export_sends),
-                       file_name=f"販促カレンダー_{start:%Y%m}-{end:%Y%m}.ics", mime="text/calendar", key="cal_ics_download",
+                       file_name=f"販促カレンダー_{start:%Y%m}-{end:%Y%m}.ics", mime="text/calendar", key="cal_ics_download", on_click="ignore",
                        help="Googleカレンダーや Outlook に読み込めます（時刻は日本時間）。")
     e1, e2 = st.columns(2)
-    e1.download_button("配信計画（CSV）をダウンロード", ui.csv_bytes(frequency.plan_table(sends, store)),
-                       file_name=f"配信計画_{start:%Y%m}-{end:%Y%m}.csv", mime="text/csv", key="cal_plan_csv",
+    plan_rows = frequency.plan_table(sends, store)  # read from the store now: the files are written when pressed
+    e1.download_button("配信計画（CSV）をダウンロード", lambda: ui.csv_bytes(plan_rows),
+                       file_name=f"配信計画_{start:%Y%m}-{end:%Y%m}.csv", mime="text/csv", key="cal_plan_csv", on_click="ignore",
                        disabled=sends.empty)
-    e2.download_button("イベント一覧（CSV）をダウンロード", ui.csv_bytes(views.events_table(ics_events)),
-                       file_name=f"イベント一覧_{start:%Y%m}-{end:%Y%m}.csv", mime="text/csv", key="cal_events_csv")
+    e2.download_button("イベント一覧（CSV）をダウンロード", lambda: ui.csv_bytes(views.events_table(ics_events)),
+                       file_name=f"イベント一覧_{start:%Y%m}-{end:%Y%m}.csv", mime="text/csv", key="cal_events_csv", on_click="ignore")
 

@@ -61,8 +61,19 @@ def test_calendar_page_with_a_saved_plan(sample_server, page):
     with page.expect_download() as info:
         main.get_by_role("button", name="カレンダー（ICS）をダウンロード").click()
     download = info.value
+    wait_idle(page)  # pressing a download button reruns the page
     assert download.suggested_filename.endswith(".ics")
     text = Path(download.path()).read_text(encoding="utf-8")
     assert text.startswith("BEGIN:VCALENDAR") and "END:VCALENDAR" in text
     assert text.count("BEGIN:VEVENT") >= 2
     assert "UID:send-" in text  # the saved plan's sends are in it, not only the sale events
+    # so are the two CSV files (UTF-8 with BOM for Excel): the saved plan's sends and the events
+    for button, rows_at_least in (("配信計画（CSV）をダウンロード", 2), ("イベント一覧（CSV）をダウンロード", 2)):
+        with page.expect_download() as info:
+            main.get_by_role("button", name=button).click()
+        data = Path(info.value.path()).read_bytes()
+        wait_idle(page)
+        assert data.startswith(b"\xef\xbb\xbf")
+        assert len(data.decode("utf-8-sig").strip().splitlines()) >= rows_at_least + 1
+    # downloading neither reruns the page nor sends the marketer back to the first tab
+    assert main.get_by_role("tab", name="書き出し").get_attribute("aria-selected") == "true"

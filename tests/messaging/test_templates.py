@@ -352,3 +352,23 @@ def test_a_huge_value_is_cut_and_a_huge_output_is_refused():
     source = "{{name}}" * 2_500  # 20,000 characters of template
     with pytest.raises(InputError, match="長すぎます"):
         T.render_string(source, ctx)
+
+
+def test_presets_are_parsed_once_per_file_version_and_each_caller_gets_its_own_copies(tmp_path):
+    import os
+
+    path = tmp_path / "presets.toml"
+    path.write_bytes(T.PRESETS_PATH.read_bytes())
+    first = T.load_presets(path)
+    first["thanks_first"].line_text = "changed by a caller"
+    again = T.load_presets(path)
+    assert again["thanks_first"].line_text != "changed by a caller"  # a caller's change never reaches the next one
+    assert again == T.load_presets(T.PRESETS_PATH)
+    # a rewritten file is read again (same size and a new modification time, then a new size)
+    text = path.read_text(encoding="utf-8")
+    key_line = next(line for line in text.splitlines() if line.startswith("label"))
+    path.write_text(text.replace(key_line, key_line[:-2] + "X\"", 1), encoding="utf-8")
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    assert [t.label for t in T.load_presets(path).values()] != [t.label for t in again.values()]
+    path.write_text(text + "\n", encoding="utf-8")
+    assert T.load_presets(path) == again
