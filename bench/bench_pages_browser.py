@@ -67,21 +67,35 @@ _ELAPSED = """
 }
 """
 def apptest_widget(page_file: str) -> tuple[str, str] | None:
-    """The (kind, label) of the widget ``bench_pages.py`` changes on this page (AppTest decides, so both benches
-    change the same one), or None when it changes none."""
+    """The (kind, label) of the widget ``bench_pages.py`` changes on this page, or None when it changes none.
+
+    AppTest decides, as in ``bench_pages.measure``: the first candidate it can set and rerun (some formatted
+    select boxes it cannot set are skipped), so both benches change the same widget.
+    """
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
     from bench.bench_pages import HOME, _candidates
+    from bench.bench_pages import _change as apptest_change
 
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=600)
-    at.run()
-    if page_file != HOME:
-        at.switch_page(page_file).run()
+    def opened() -> AppTest:
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=600)
+        at.run()
+        if page_file != HOME:
+            at.switch_page(page_file).run()
+        return at
+
+    at = opened()
     st.cache_data.clear()
     for kind, i in _candidates(at):
-        if kind != "text_input":
-            return kind, getattr(at, kind)[i].label
+        label = getattr(at, kind)[i].label
+        try:
+            apptest_change(at, kind, i)
+            at.run()
+        except Exception:  # noqa: BLE001 - AppTest's own limits: bench_pages tries the next widget too
+            at = opened()
+            continue
+        return None if kind == "text_input" else (kind, label)
     return None
 
 
