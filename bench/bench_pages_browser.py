@@ -178,6 +178,7 @@ def run(db: str | Path, runs: int = 3, only: str | None = None, printer=print) -
     firsts: dict[str, list[float]] = {name: [] for name, _ in targets}
     reruns: dict[str, list[float]] = {name: [] for name, _ in targets}
     changed: dict[str, str] = {}
+    peaks: list[float] = []
     env = {"CRM_DB": str(db), "CRM_NO_SAMPLE": "1"}
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -212,6 +213,7 @@ def run(db: str | Path, runs: int = 3, only: str | None = None, printer=print) -
                         reruns[name].append(page.evaluate(_ELAPSED))
                         changed[name] = f"{kind}「{label}」"
                     page.close()
+                    peaks.append(_peak_mb(server.proc.pid))
                 finally:
                     server.stop()
         browser.close()
@@ -227,7 +229,19 @@ def run(db: str | Path, runs: int = 3, only: str | None = None, printer=print) -
         shown_rerun = f"{rerun * 1000:6.0f}ms" if rerun is not None else "      —"
         ok = "—" if rerun is None else "ok" if rerun <= RERUN_TARGET else "NG"
         printer(f"{name:32s} {shown_first} {shown_rerun}  {ok:13s} {row['changed']}; load {row['load']:.1f}")
+    printer(f"peak memory of the console's server process (every page above): {max(peaks, default=0):,.0f} MB (target < 2,048 MB)")
     return rows
+
+
+def _peak_mb(pid: int) -> float:
+    """The process's peak resident memory (``VmHWM``), in MB (Linux)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
 
 
 def main(argv: list[str] | None = None) -> None:
