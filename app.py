@@ -26,6 +26,8 @@ from crm_core.analytics import summaries
 from pages import ui
 from pages.ui import gate
 
+ui.freeze_startup_objects()  # once per process: the per-run garbage collection then skips the libraries' objects
+
 st.set_page_config(page_title="リピートCRMコンソール", page_icon="🛍️", layout="wide")
 
 # Session state shared by pages (page-local keys carry the page's prefix; "keep:<widget key>"
