@@ -207,16 +207,22 @@ def usd_jpy_setting(store: Store) -> Decimal:
         return DEFAULT_USD_JPY
 
 
-def uses_shopify_email(store: Store, sends: pd.DataFrame | None = None) -> bool:
+def uses_shopify_email(store: Store, sends: pd.DataFrame | None = None, shopify_orders: bool | None = None) -> bool:
     """True when Shopify Email matters to this shop: a planned send uses it, or orders came from Shopify.
 
-    The page asks for a dollar rate only then (a Rakuten-only shop has no dollar charges).
+    The page asks for a dollar rate only then (a Rakuten-only shop has no dollar charges).  ``shopify_orders``:
+    :func:`has_shopify_orders` when the caller keeps it per data version (it reads every order).
     """
     if sends is not None and not sends.empty and "channel" in sends and (sends.channel == "shopify_email").any():
         return True
     if store.has_table("planned_sends") and store.scalar("SELECT count(*) FROM planned_sends WHERE channel = 'shopify_email'"):
         return True
-    return bool(store.has_table("orders") and store.scalar("SELECT count(*) FROM orders WHERE source = 'shopify'"))
+    return has_shopify_orders(store) if shopify_orders is None else shopify_orders
+
+
+def has_shopify_orders(store: Store) -> bool:
+    """True when any order came from Shopify (a scan of every order's source)."""
+    return bool(store.has_table("orders") and store.scalar("SELECT EXISTS (SELECT 1 FROM orders WHERE source = 'shopify')"))
 
 
 def set_usd_jpy(store: Store, rate: float | Decimal) -> None:

@@ -59,6 +59,12 @@ def _daily_sales(db: str, version: tuple, start, end) -> pd.DataFrame:
     return cal.daily_sales(ui.store(), start, end)
 
 
+@st.cache_data(ttl=600, max_entries=8, show_spinner=False)
+def _has_shopify_orders(db: str, version: tuple) -> bool:
+    """Whether any order came from Shopify (a scan of every order), kept per data version."""
+    return costs.has_shopify_orders(ui.store())
+
+
 def editor_config(store) -> dict:
     """Column widgets of the editable send tables."""
     labels = ui.run(planner.template_labels, store)
@@ -344,7 +350,7 @@ with tab_cost:
     if chosen_plan == "standard" and abs(beyond - float(costs.beyond_rate_setting(store))) > 1e-9:
         ui.run(costs.set_beyond_rate, store, beyond)
     usd = float(costs.usd_jpy_setting(store))
-    if ui.run(costs.uses_shopify_email, store, sends):
+    if ui.run(costs.uses_shopify_email, store, sends, ui.run(_has_shopify_orders, str(store.path), ui.data_version())):
         usd = k3.number_input("為替レート（1ドル＝円）", 50.0, 500.0, usd, 1.0, key="cal_usd_jpy",
                               help="Shopify Emailの追加料金（ドル建て）を円で概算するためのレートです。")
         if abs(usd - float(costs.usd_jpy_setting(store))) > 1e-9:

@@ -389,3 +389,17 @@ def test_last_years_sales_chart_follows_new_orders(db):
     day = pd.Timestamp(ly_start + dt.timedelta(days=3))
     assert float(after.loc[after.date == day, "revenue"].sum()) == float(direct.loc[direct.date == day, "revenue"].sum())
     assert float(after.revenue.sum()) - float(before.revenue.sum()) == 987_654
+
+
+def test_the_exchange_rate_appears_once_shopify_orders_arrive(rakuten_db, tmp_path):
+    """Whether any order came from Shopify is kept per data version (a scan of every order): an import changes it."""
+    from crm_core.pipeline import import_files
+    from tests import fixtures as fx
+
+    at = _page()
+    assert not [x for x in at.number_input if x.key == "cal_usd_jpy"]  # a Rakuten-only shop: no dollar charges
+    store = Store(rakuten_db)
+    import_files(store, [fx.shopify_orders(tmp_path / "shopify.csv")])
+    store.close()
+    at = _page()
+    assert [x for x in at.number_input if x.key == "cal_usd_jpy"]
