@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -202,6 +203,41 @@ def test_a_long_writer_publishes_a_snapshot_the_console_reads_while_it_writes(tm
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
     at.run()
     assert not any("取込を始める前" in i.value for i in at.info)
+
+
+def test_a_page_run_that_starts_before_the_snapshot_is_published_reads_it_once_it_is(tmp_path, monkeypatch):
+    """CI found it: a page run that met an import between taking its turn and publishing its snapshot (checkpoint and
+    copy) waited for the whole import instead of reading the snapshot a moment later."""
+    from streamlit.testing.v1 import AppTest
+
+    from crm_core.db import snapshot_path
+
+    db = tmp_path / "crm.duckdb"
+    csv = tmp_path / "orders.csv"
+    orders = write_orders(csv, 3_000)
+    assert subprocess.run(import_cmd(db, csv), cwd=ROOT, env=env(db), capture_output=True, timeout=120).returncode == 0
+    ready = tmp_path / "ready.duckdb"
+    shutil.copyfile(db, ready)  # the copy the writer is about to publish
+    monkeypatch.setenv("CRM_DB", str(db))
+    monkeypatch.setenv("CRM_NO_SAMPLE", "1")
+    monkeypatch.setenv("CRM_WAIT", "15")  # the console's limit: waiting for the whole writer fails the page after 15 s
+    holder = Holder(db)  # an import that has taken its turn and not yet published its snapshot
+    released = threading.Event()
+    try:
+        publish = threading.Timer(2.0, lambda: os.replace(ready, snapshot_path(db)))
+        publish.start()
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+        at.run()  # starts while there is no snapshot yet
+        publish.join()
+        answered_while_held = not released.is_set()
+        assert not at.exception
+        assert any("取込を始める前の内容を表示しています" in i.value for i in at.info)
+        assert any(f"注文 {orders:,}件" in c.value for c in at.sidebar.caption)
+        assert answered_while_held
+    finally:
+        released.set()
+        holder.release()
+        snapshot_path(db).unlink(missing_ok=True)
 
 
 def test_the_console_leaves_a_refresh_another_process_is_doing_to_that_process(tmp_path, monkeypatch):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,7 +20,7 @@ import pandas as pd
 import streamlit as st
 
 from crm_core import access, jp, shops
-from crm_core.db import WAIT_MESSAGE, Store, StoreBusy, snapshot_path
+from crm_core.db import WAIT_MESSAGE, Store, StoreBusy, default_wait, snapshot_path
 from crm_core.errors import InputError
 
 log = logging.getLogger("crm_console")
@@ -84,22 +85,42 @@ def _open_for_run(path: str) -> Store:
             return Store(path, wait=0)
         except StoreBusy:
             pass
-        snap = snapshot_path(path)
-        if snap.exists():
-            try:
-                s = Store(snap, read_only=True, wait=2)
-                s.cursor()
-            except Exception:  # noqa: BLE001 - replaced or removed meanwhile: wait for the store instead
-                log.info("snapshot not readable, waiting for the store")
-            else:
-                st.info(READ_ONLY_NOTICE, icon="⏳")
-                return s
+        snap = _snapshot_store(path)
+        if snap is not None:
+            return snap
         with st.spinner(WAIT_MESSAGE):
-            return Store(path)
+            # A writer that has just taken its turn publishes its snapshot a moment later (checkpoint and copy):
+            # look for it between short waits instead of waiting for the whole write.
+            limit = default_wait()
+            deadline = time.monotonic() + limit
+            while True:
+                try:
+                    return Store(path, wait=min(0.5, max(deadline - time.monotonic(), 0)))
+                except StoreBusy:
+                    snap = _snapshot_store(path)
+                    if snap is not None:
+                        return snap
+                    if time.monotonic() >= deadline:
+                        raise StoreBusy(limit) from None
     except InputError as exc:  # StoreBusy after the wait, or a machine failure
         st.error(exc.message, icon="⚠️")
         st.stop()
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _snapshot_store(path: str) -> Store | None:
+    """The snapshot a long writer of ``path`` published, opened read-only with the notice; None when there is none."""
+    snap = snapshot_path(path)
+    if not snap.exists():
+        return None
+    try:
+        s = Store(snap, read_only=True, wait=2)
+        s.cursor()
+    except Exception:  # noqa: BLE001 - replaced or removed meanwhile: wait for the store instead
+        log.info("snapshot not readable, waiting for the store")
+        return None
+    st.info(READ_ONLY_NOTICE, icon="⏳")
+    return s
 
 
 def _run_store(path: str) -> Store:
