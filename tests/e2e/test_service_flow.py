@@ -64,7 +64,7 @@ def test_console_answers_pages_while_a_two_million_line_import_runs(tmp_path, pa
         wait_idle(page)
         assert _sidebar_orders(page) == n_small + n_big  # the page refreshed once the import landed
         shot(page, "console_after_concurrent_import")
-        print(f"1M-line import next to the console: {took:.1f} s, {renders} page renders meanwhile ({from_snapshot} from the snapshot)")
+        print(f"2M-line import next to the console: {took:.1f} s, {renders} page renders meanwhile ({from_snapshot} from the snapshot)")
     finally:
         srv.stop()
 
