@@ -111,6 +111,8 @@ def test_results_page_profit_roi_and_reports(db):
 
 def test_coupon_estimate_uses_shop_margin_and_incremental_share(db):
     at = _open("pages/messages/messages.py")
+    at.session_state["msg_tab"] = "クーポン"  # only the open tab runs
+    at.run()
     at.text_input(key="cpn_name").set_value("テスト10%")
     at.number_input(key="cpn_value").set_value(10.0)
     at.radio(key="cpn_mode").set_value("unique")

@@ -80,10 +80,28 @@ def _audit(path, action):
         return [e for e in audit.entries(ops) if e["action"] == action]
 
 
+def _open_editor(at, name: str) -> None:
+    """Open the scenario's 「編集」 expander, as a click does (its state is kept under its key)."""
+    at.session_state[f"scenario_editor_{name}"] = True
+    at.run()
+    assert not at.exception, at.exception
+
+
+def test_the_editors_run_only_when_opened(tmp_path, monkeypatch):
+    """About 20 inputs per scenario: a closed editor draws none of them, an opened one all of its own."""
+    _, at = _page(tmp_path, monkeypatch)
+    assert len(at.expander) >= 6
+    assert not [w for w in at.number_input if w.key.startswith("scenario_priority_")]
+    _open_editor(at, "f2")
+    assert [w.key for w in at.number_input if w.key.startswith("scenario_priority_")] == ["scenario_priority_f2"]
+    assert at.number_input(key="scenario_f2_0_day").value == 30
+
+
 def test_edit_priority_holdout_and_a_step_without_a_terminal(tmp_path, monkeypatch):
     from crm_core.scenarios import definitions as D
 
     path, at = _page(tmp_path, monkeypatch)
+    _open_editor(at, "f2")
     at.number_input(key="scenario_priority_f2").set_value(3)
     at.number_input(key="scenario_holdout_f2").set_value(20)
     at.number_input(key="scenario_f2_0_day").set_value(28)
@@ -115,6 +133,7 @@ def test_bad_inputs_are_refused_in_japanese_and_nothing_changes(tmp_path, monkey
     from crm_core.scenarios import definitions as D
 
     path, at = _page(tmp_path, monkeypatch)
+    _open_editor(at, "thanks")
     at.text_input(key="scenario_thanks_0_slot").set_value("25:00")
     at.button(key="scenario_save_thanks").click().run()
     assert not at.exception, at.exception

@@ -50,3 +50,13 @@ def test_everyone_suppressed_is_explained_with_the_counts(shop):  # noqa: F811
     recorded = engine.record(store, ops, day, now=at(day))
     why = report.results(store, ops, "mail_only")["steps"][0]["why"]
     assert recorded.get("queued", 0) == 0 and why == f"送った人はいません: {D.STATES['suppressed']} {recorded['suppressed']:,}人。"
+
+
+def test_the_journey_chart_names_templates_in_japanese():
+    """The timeline shows each step's template by its Japanese name; a key without a template stays as it is."""
+    presets = {s.name: s for s in D.load_presets()}
+    df = report.timeline([presets["f2"], presets["winback"]], {"winback": "休眠のお客様へ"})
+    assert list(df["テンプレート"]) == ["休眠のお客様へ"] * 3
+    assert list(report.timeline([presets["thanks"]], {})["テンプレート"]) == [presets["thanks"].steps[0].template]
+    spec = report.journey_chart(df).to_dict()
+    assert spec["layer"][0]["encoding"]["y"]["axis"]["labelLimit"] >= 200  # titles like 「F2促進（初回購入30日後・クーポン付き）」

@@ -39,7 +39,7 @@ from zoneinfo import ZoneInfo
 import jpholiday
 import pandas as pd
 
-from crm_core import clock
+from crm_core import clock, filecache
 from crm_core.db import Store
 from crm_core.errors import InputError
 from crm_core.events import rakuten as events
@@ -194,18 +194,12 @@ def write_bundle(path: Path = BUNDLE_PATH, start: dt.date = BUNDLE_START, end: d
     return len(out)
 
 
-def _file_key(path: Path) -> tuple[str, int, int]:
-    """The file's identity for the in-process caches below: a rewritten bundle is read again."""
-    st = path.stat()
-    return str(path), st.st_mtime_ns, st.st_size
-
-
 def load_bundle(path: Path = BUNDLE_PATH) -> pd.DataFrame:
     """The bundled calendar file as a DataFrame (:data:`BUNDLE_COLUMNS`, times as timestamps).
 
     Read once per file version (path, modification time, size) in this process; callers get a copy.
     """
-    return _read_bundle(*_file_key(Path(path))).copy()
+    return _read_bundle(*filecache.file_version(path)).copy()
 
 
 @functools.lru_cache(maxsize=4)
@@ -342,7 +336,7 @@ def list_events(store: Store | None, start: dt.date, end: dt.date, include_hidde
     """
     if bundle is None:  # the shipped file: its rows of a range are kept per file version and range
         bundle = load_bundle()
-        base = _shipped_base_events(start - _MARGIN, end + _MARGIN, *_file_key(BUNDLE_PATH)).copy()
+        base = _shipped_base_events(start - _MARGIN, end + _MARGIN, *filecache.file_version(BUNDLE_PATH)).copy()
     else:
         base = base_events(start - _MARGIN, end + _MARGIN, bundle)
     base["overridden"] = False

@@ -28,7 +28,6 @@ compliance lint turns them into findings).
 
 from __future__ import annotations
 
-import copy
 import functools
 import json
 import re
@@ -43,7 +42,7 @@ from jinja2 import nodes
 from jinja2.exceptions import SecurityError, TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
 
-from crm_core import clock
+from crm_core import clock, filecache
 from crm_core.db import Store
 from crm_core.errors import InputError
 from crm_core.messaging.context import (
@@ -333,21 +332,18 @@ def channel_texts(template: Template, channel: str) -> list[str]:
 def load_presets(path: Path | None = None) -> dict[str, Template]:
     """The preset templates from ``data/templates/presets.toml``, by key (each caller gets its own copies).
 
-    The file is parsed once per version (path, modification time, size) in this process: a page asks for the
+    The file is parsed once per version (:func:`crm_core.filecache.read_once`): a page asks for the
     templates several times per run.
     """
-    target = Path(path or PRESETS_PATH)
-    info = target.stat()
-    return copy.deepcopy(_parse_presets(str(target), info.st_mtime_ns, info.st_size))
+    return _read_presets(path or PRESETS_PATH)
 
 
-@functools.lru_cache(maxsize=4)
-def _parse_presets(path: str, mtime_ns: int, size: int) -> dict[str, Template]:
+@filecache.read_once
+def _read_presets(path: str) -> dict[str, Template]:
     with open(path, "rb") as fh:
         data = tomllib.load(fh)
     shared = data.get("shared", {})
     return {t["key"]: Template.from_dict(t, shared) for t in data.get("template", [])}
-
 
 
 def list_templates(store: Store | None = None) -> list[Template]:
@@ -602,10 +598,16 @@ def render_for_customer(
     customer_id: str,
     channel: str,
     campaign: Campaign | None = None,
+    *,
+    customer: Mapping[str, Any] | None = None,
 ) -> Rendered:
-    """Load the template (by key, or use the one given), the customer and the shop profile, then :func:`render`."""
+    """Load the template (by key, or use the one given), the customer and the shop profile, then :func:`render`.
+
+    ``customer``: the customer's :func:`customer_fields` when the caller has read them already.
+    """
     tpl = get_template(store, template) if isinstance(template, str) else template
-    customer = customer_fields(store, customer_id)
+    if customer is None:
+        customer = customer_fields(store, customer_id)
     campaign = campaign or Campaign()
     ctx = build_context(customer, campaign, shop_profile(store), channel, tpl.key)
     return render(tpl, ctx, channel, campaign.utm_campaign or tpl.key)

@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from crm_core import clock, opsdb
+from crm_core import clock, filecache, opsdb
 from crm_core.errors import InputError
 from crm_core.messaging import choice
 
@@ -252,14 +252,27 @@ def _check_coupon(name: str, i: int, spec: dict[str, Any]) -> None:
 
 
 def load_presets(path: Path | None = None) -> list[Scenario]:
-    with open(path or PRESETS_PATH, "rb") as fh:
+    """The preset scenarios (``data/scenarios/presets.toml``), parsed once per version of the file; callers get copies."""
+    return _read_presets(path or PRESETS_PATH)
+
+
+@filecache.read_once
+def _read_presets(path: str) -> list[Scenario]:
+    with open(path, "rb") as fh:
         data = tomllib.load(fh)
     return [parse(s) for s in data.get("scenario", [])]
 
 
+@filecache.read_once
+def _preset_rows(path: str) -> list[tuple[str, str]]:
+    """``(name, definition JSON)`` of each preset, as :func:`_seed` stores them."""
+    return [(s.name, json.dumps(s.to_dict(), ensure_ascii=False)) for s in _read_presets(path)]
+
+
 def _seed(con: sqlite3.Connection) -> None:
+    """Add the presets the shop does not have yet (every read does this: cheap once the file is parsed)."""
     now = clock.now_utc().isoformat()
-    rows = [(s.name, json.dumps(s.to_dict(), ensure_ascii=False), now) for s in load_presets()]
+    rows = [(name, definition, now) for name, definition in _preset_rows(PRESETS_PATH)]
     con.executemany("INSERT OR IGNORE INTO scenarios (name, definition, enabled, changed_by, changed_at) VALUES (?, ?, 0, 'preset', ?)",
                     rows)
 

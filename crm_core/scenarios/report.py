@@ -155,13 +155,17 @@ def _num(x: Any) -> float | None:
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
 
 
-def timeline(scenarios: list[D.Scenario]) -> pd.DataFrame:
-    """One row per step for the journey chart: scenario title, day after the trigger, template, channel."""
+def timeline(scenarios: list[D.Scenario], labels: dict[str, str] | None = None) -> pd.DataFrame:
+    """One row per step for the journey chart: scenario title, day after the trigger, template, channel.
+
+    ``labels``: the templates' Japanese names by key (a key without one is shown as it is).
+    """
+    labels = labels or {}
     rows = []
     for s in scenarios:
         for i, st in enumerate(s.steps):
             rows.append({"シナリオ": s.title, "きっかけ": s.trigger_label(), "ステップ": i + 1, "日数": st.day, "時刻": st.slot,
-                         "テンプレート": st.template, "チャネル": D.CHANNELS[st.channel], "状態": "オン" if s.enabled else "オフ",
+                         "テンプレート": labels.get(st.template, st.template), "チャネル": D.CHANNELS[st.channel], "状態": "オン" if s.enabled else "オフ",
                          "クーポン": "あり" if st.coupon else "", "終了条件": D.EXITS[st.exit]})
     return pd.DataFrame(rows)
 
@@ -174,7 +178,7 @@ def journey_chart(df: pd.DataFrame) -> Any:
         return None
     base = alt.Chart(df).encode(
         x=alt.X("日数:Q", title="きっかけからの日数"),
-        y=alt.Y("シナリオ:N", title=None, sort=list(dict.fromkeys(df["シナリオ"]))),
+        y=alt.Y("シナリオ:N", title=None, sort=list(dict.fromkeys(df["シナリオ"])), axis=alt.Axis(labelLimit=260)),
     )
     line = base.mark_line(color="#bbbbbb").encode(detail="シナリオ:N")
     points = base.mark_circle(size=160).encode(

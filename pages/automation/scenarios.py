@@ -38,9 +38,8 @@ with closing(ui.run(opsdb.connect, opsdb.ops_path(store.path))) as ops:
 
     # -- journeys ------------------------------------------------------------------------
     st.subheader("シナリオの流れ")
-    chart = report.journey_chart(report.timeline(scenarios))
-    if chart is not None:
-        st.altair_chart(chart, use_container_width=True)
+    templates = {t.key: t.label for t in ui.run(T.list_templates, store)}
+    ui.altair_chart(report.journey_chart, report.timeline(scenarios, templates))  # built again only when one changed
 
     # -- caps (one 7-day limit for the whole shop) -----------------------------------------
     caps = ui.run(engine.settings, store, ops)
@@ -62,7 +61,6 @@ with closing(ui.run(opsdb.connect, opsdb.ops_path(store.path))) as ops:
 
     # -- switches and editing --------------------------------------------------------------------
     st.subheader("オン・オフと編集")
-    templates = {t.key: t.label for t in ui.run(T.list_templates, store)}
     for s in scenarios:
         cols = st.columns([1, 5])
         segment = s.trigger["type"] == "segment"
@@ -86,7 +84,12 @@ with closing(ui.run(opsdb.connect, opsdb.ops_path(store.path))) as ops:
                 ui.run(engine.disable, ops, s.name, actor)
                 st.session_state["scenario_flash"] = f"「{s.title}」をオフにしました。"
             st.rerun()
-        with cols[1].expander("編集（重要度・比較用の割合・ステップ）"), st.form(f"scenario_edit_{s.name}"):
+        # The editor runs only while it is open (about 20 inputs per scenario: drawing all six on every rerun
+        # cost more than the rest of the page); its state is kept under this key.
+        editor = cols[1].expander("編集（重要度・比較用の割合・ステップ）", key=f"scenario_editor_{s.name}", on_change="rerun")
+        if not editor.open:
+            continue
+        with editor, st.form(f"scenario_edit_{s.name}"):
             e1, e2 = st.columns(2)
             priority = e1.number_input("重要度（1〜999、小さいほど優先）", min_value=1, max_value=999, value=int(s.priority), step=1,
                                        key=f"scenario_priority_{s.name}")

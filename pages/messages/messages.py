@@ -27,7 +27,23 @@ st.write(
     "法令や楽天の規約に触れる表現はチェック結果に表示されます。「テスト送信」で自分のLINEやメールに送って確かめられます。"
 )
 
-tab_message, tab_coupon = st.tabs(["メッセージ", "クーポン"], key="msg_tab")  # the open tab survives reruns
+tab_message, tab_coupon = st.tabs(["メッセージ", "クーポン"], key="msg_tab", on_change="rerun")  # the open tab survives reruns
+
+
+@st.cache_data(ttl=600, max_entries=32, show_spinner=False)
+def _preview_people(db: str, version: tuple, segment: str, rule: object, limit: int) -> list[dict]:
+    return T.preview_customers(ui.store(), segment, limit)
+
+
+def preview_people(segment: str, limit: int = 200) -> list[dict]:
+    """:func:`crm_core.messaging.preview.preview_customers` (the top-revenue customers of the segment: a sort of
+    every customer of the model), kept per data version and the rule the segment stands for, so changing the
+    template, channel or campaign values does not pick them again; an edited saved segment is another key."""
+    from crm_core.results import campaigns
+
+    rule = ui.run(T.segment_rule, store, segment)
+    version = (ui.data_version(), *ui.run(campaigns.results_version, store))  # a rule may refer to campaigns
+    return ui.run(_preview_people, str(store.path), version, segment, rule, limit)
 
 
 # -- small view helpers (everything interpolated is html.escape'd) -----------------------------
@@ -107,9 +123,9 @@ def preview(customer_id: str) -> None:
         coupon = next(c for c in all_coupons if c.coupon_id == picked)
         campaign_values.update(ui.run(coupons.placeholder_values, store, coupon, customer_id))
     campaign = T.Campaign(**campaign_values)
-    rendered = ui.run(T.render_for_customer, store, edited, customer_id, channel, campaign)
-    profile = T.shop_profile(store)
     customer = ui.run(T.customer_fields, store, customer_id)
+    rendered = ui.run(T.render_for_customer, store, edited, customer_id, channel, campaign, customer=customer)
+    profile = T.shop_profile(store)
     findings = compliance.lint(rendered, profile, encoding=encoding, customer=customer)
 
     if channel == "line":
@@ -167,203 +183,205 @@ def preview(customer_id: str) -> None:
 
 # -- message tab -------------------------------------------------------------------------------
 with tab_message:
-    templates = ui.run(T.list_templates, store)
-    by_key = {t.key: t for t in templates}
-    left, right = st.columns([5, 6], gap="large")
+    if tab_message.open is not False:  # only the open tab runs (the coupon tab counts its audience)
+        templates = ui.run(T.list_templates, store)
+        by_key = {t.key: t for t in templates}
+        left, right = st.columns([5, 6], gap="large")
 
-    with left:
-        if flash := st.session_state.pop("msg_flash", None):
-            st.success(flash, icon="✅")
-        # the page's choices survive a visit to 送信設定 / ショップ情報 and back (issue 11 item 14)
-        session.restore("msg_template", by_key)
-        key = st.selectbox("テンプレート", list(by_key), format_func=lambda k: by_key[k].label + ("（編集済み）" if by_key[k].edited else ""),
-                           key="msg_template")
-        tpl = by_key[key]
-        if tpl.description:
-            st.caption(tpl.description)
-        session.restore("msg_channel", T.CHANNEL_LABELS)
-        channel = st.radio("チャネル", list(T.CHANNEL_LABELS), format_func=T.CHANNEL_LABELS.get, horizontal=True, key="msg_channel")
-        choices = ui.run(T.segment_choices, store)
-        session.restore("msg_filter", choices)
-        segment = st.selectbox("プレビューするお客様（セグメント）", list(choices), format_func=choices.get, key="msg_filter",
-                               help="「セグメント」ページで保存したセグメントも選べます。購入金額の多い順に表示します。")
-        people = ui.run(T.preview_customers, store, segment, 200)
-        customer_id = None
-        if people:
-            ids = [p["customer_id"] for p in people]
-            session.restore("msg_customer", ids)
-            names = {p["customer_id"]: customer_label(p) for p in people}
-            if st.session_state.get("msg_customer") not in ids:
-                st.session_state["msg_customer"] = ids[0]
+        with left:
+            if flash := st.session_state.pop("msg_flash", None):
+                st.success(flash, icon="✅")
+            # the page's choices survive a visit to 送信設定 / ショップ情報 and back (issue 11 item 14)
+            session.restore("msg_template", by_key)
+            key = st.selectbox("テンプレート", list(by_key), format_func=lambda k: by_key[k].label + ("（編集済み）" if by_key[k].edited else ""),
+                               key="msg_template")
+            tpl = by_key[key]
+            if tpl.description:
+                st.caption(tpl.description)
+            session.restore("msg_channel", T.CHANNEL_LABELS)
+            channel = st.radio("チャネル", list(T.CHANNEL_LABELS), format_func=T.CHANNEL_LABELS.get, horizontal=True, key="msg_channel")
+            choices = ui.run(T.segment_choices, store)
+            session.restore("msg_filter", choices)
+            segment = st.selectbox("プレビューするお客様（セグメント）", list(choices), format_func=choices.get, key="msg_filter",
+                                   help="「セグメント」ページで保存したセグメントも選べます。購入金額の多い順に表示します。")
+            people = preview_people(segment)
+            customer_id = None
+            if people:
+                ids = [p["customer_id"] for p in people]
+                session.restore("msg_customer", ids)
+                names = {p["customer_id"]: customer_label(p) for p in people}
+                if st.session_state.get("msg_customer") not in ids:
+                    st.session_state["msg_customer"] = ids[0]
 
-            def _step(delta: int, ids: list[str] = ids) -> None:
-                i = ids.index(st.session_state["msg_customer"])
-                st.session_state["msg_customer"] = ids[(i + delta) % len(ids)]
+                def _step(delta: int, ids: list[str] = ids) -> None:
+                    i = ids.index(st.session_state["msg_customer"])
+                    st.session_state["msg_customer"] = ids[(i + delta) % len(ids)]
 
-            customer_id = st.selectbox("お客様", ids, format_func=names.get, key="msg_customer")
-            b1, b2, b3 = st.columns([1, 1, 2])
-            b1.button("◀ 前", key="msg_prev", on_click=_step, args=(-1,), width="stretch")
-            b2.button("次 ▶", key="msg_next", on_click=_step, args=(1,), width="stretch")
-            b3.caption(f"{ids.index(customer_id) + 1} / {len(ids)}人目")
-        else:
-            ui.empty_state("この条件に当てはまるお客様がいません（または顧客モデルがまだありません）。")
-        session.remember("msg_template", "msg_channel", "msg_filter", "msg_customer")
+                customer_id = st.selectbox("お客様", ids, format_func=names.get, key="msg_customer")
+                b1, b2, b3 = st.columns([1, 1, 2])
+                b1.button("◀ 前", key="msg_prev", on_click=_step, args=(-1,), width="stretch")
+                b2.button("次 ▶", key="msg_next", on_click=_step, args=(1,), width="stretch")
+                b3.caption(f"{ids.index(customer_id) + 1} / {len(ids)}人目")
+            else:
+                ui.empty_state("この条件に当てはまるお客様がいません（または顧客モデルがまだありません）。")
+            session.remember("msg_template", "msg_channel", "msg_filter", "msg_customer")
 
-        with st.expander("キャンペーンの設定（クーポン・セール・リンク）", expanded=False):
-            all_coupons = ui.run(coupons.list_coupons, store)
-            coupon_labels = {c.coupon_id: f"{c.name}（{c.discount_label()}）" for c in all_coupons}
-            picked = st.selectbox("クーポン", ["", *coupon_labels], format_func=lambda c: coupon_labels.get(c, "（使わない・手入力）"), key="msg_coupon")
-            values: dict[str, str] = {}
-            c1, c2 = st.columns(2)
-            values["utm_campaign"] = c1.text_input("キャンペーン名（utm_campaign）", key="msg_utm", placeholder=tpl.key)
-            values["sale_name"] = c2.text_input("セール名", key="msg_sale_name", placeholder="楽天スーパーSALE")
-            values["sale_start"] = c1.text_input("セール開始", key="msg_sale_start", placeholder="12月4日 20:00")
-            values["sale_end"] = c2.text_input("セール終了", key="msg_sale_end", placeholder="12月11日 01:59")
-            if not picked:
-                values["coupon_value"] = c1.text_input("クーポンの割引", key="msg_coupon_value", placeholder="10%OFF")
-                values["coupon_expiry"] = c2.text_input("クーポンの有効期限", key="msg_coupon_expiry", placeholder="12月31日 23:59まで")
-                values["coupon_code"] = c1.text_input("クーポンコード", key="msg_coupon_code")
-            values["coupon_url"] = c2.text_input("クーポン取得URL", key="msg_coupon_url", placeholder="https://coupon.rakuten.co.jp/...")
-            values["points"] = c1.text_input("失効予定ポイント", key="msg_points")
-            values["points_expire_on"] = c2.text_input("ポイントの有効期限", key="msg_points_expire")
-            values["tracking_url"] = c1.text_input("配送状況の確認URL", key="msg_tracking")
-            values["review_url"] = c2.text_input("レビュー投稿URL", key="msg_review")
-            values["image_url"] = st.text_input("カード画像のURL（https）", key="msg_image")
-            encoding = st.radio("メールの文字コード", list(compliance.EMAIL_ENCODINGS), horizontal=True, key="msg_encoding",
-                                format_func=lambda e: {"utf-8": "UTF-8（推奨）", "iso-2022-jp": "ISO-2022-JP（古い携帯向け）"}[e])
+            with st.expander("キャンペーンの設定（クーポン・セール・リンク）", expanded=False):
+                all_coupons = ui.run(coupons.list_coupons, store)
+                coupon_labels = {c.coupon_id: f"{c.name}（{c.discount_label()}）" for c in all_coupons}
+                picked = st.selectbox("クーポン", ["", *coupon_labels], format_func=lambda c: coupon_labels.get(c, "（使わない・手入力）"), key="msg_coupon")
+                values: dict[str, str] = {}
+                c1, c2 = st.columns(2)
+                values["utm_campaign"] = c1.text_input("キャンペーン名（utm_campaign）", key="msg_utm", placeholder=tpl.key)
+                values["sale_name"] = c2.text_input("セール名", key="msg_sale_name", placeholder="楽天スーパーSALE")
+                values["sale_start"] = c1.text_input("セール開始", key="msg_sale_start", placeholder="12月4日 20:00")
+                values["sale_end"] = c2.text_input("セール終了", key="msg_sale_end", placeholder="12月11日 01:59")
+                if not picked:
+                    values["coupon_value"] = c1.text_input("クーポンの割引", key="msg_coupon_value", placeholder="10%OFF")
+                    values["coupon_expiry"] = c2.text_input("クーポンの有効期限", key="msg_coupon_expiry", placeholder="12月31日 23:59まで")
+                    values["coupon_code"] = c1.text_input("クーポンコード", key="msg_coupon_code")
+                values["coupon_url"] = c2.text_input("クーポン取得URL", key="msg_coupon_url", placeholder="https://coupon.rakuten.co.jp/...")
+                values["points"] = c1.text_input("失効予定ポイント", key="msg_points")
+                values["points_expire_on"] = c2.text_input("ポイントの有効期限", key="msg_points_expire")
+                values["tracking_url"] = c1.text_input("配送状況の確認URL", key="msg_tracking")
+                values["review_url"] = c2.text_input("レビュー投稿URL", key="msg_review")
+                values["image_url"] = st.text_input("カード画像のURL（https）", key="msg_image")
+                encoding = st.radio("メールの文字コード", list(compliance.EMAIL_ENCODINGS), horizontal=True, key="msg_encoding",
+                                    format_func=lambda e: {"utf-8": "UTF-8（推奨）", "iso-2022-jp": "ISO-2022-JP（古い携帯向け）"}[e])
 
-        with st.expander("テンプレートを編集", expanded=False):
-            st.caption("差し込み項目は {{ name }} のように書きます。LINEは「---」だけの行で吹き出しを分けられます。")
-            parts = {
-                "line": [("line_text", "LINE本文")],
-                "email": [("email_subject", "件名"), ("email_preheader", "プリヘッダー（件名の後に表示される一文）"),
-                          ("email_body", "本文"), ("email_footer", "フッター（送信者情報・配信停止）")],
-                "rmail": [("email_subject", "件名"), ("email_body", "本文"), ("rmail_footer", "フッター")],
-                "insert": [("insert_text", "同梱物の文面")],
-            }[channel]
-            edits: dict[str, str] = {}
-            for name, label in parts:
-                edits[name] = st.text_area(label, getattr(tpl, name), key=f"msg_edit_{tpl.key}_{name}",
-                                           height=68 if name in ("email_subject", "email_preheader") else 220)
-            card_edits = {}
-            if channel == "line" and tpl.card is not None:
-                st.markdown("**カード**")
-                for f in fields(T.Card):
-                    card_edits[f.name] = st.text_input(f"カード: {f.name}", getattr(tpl.card, f.name), key=f"msg_edit_{tpl.key}_card_{f.name}")
-            edited = replace(tpl, **edits, card=replace(tpl.card, **card_edits) if tpl.card and card_edits else tpl.card)
-            s1, s2 = st.columns(2)
-            if s1.button("テンプレートを保存", key="msg_save_template", type="primary"):
-                ui.run(T.save_template, store, edited)
-                st.session_state["msg_flash"] = "テンプレートを保存しました。"
-                st.rerun()
-            if tpl.edited and s2.button("最初の内容に戻す", key="msg_reset_template"):
-                ui.run(T.reset_template, store, tpl.key)
-                for name, _ in parts:
-                    st.session_state.pop(f"msg_edit_{tpl.key}_{name}", None)
-                st.rerun()
-            with st.popover("使える差し込み項目"):
-                st.dataframe(
-                    [{"項目": "{{ " + p.key + " }}", "内容": p.label, "例": p.example, "空のとき": p.fallback or "（空欄）"} for p in T.PLACEHOLDERS.values()],
-                    hide_index=True,
-                )
+            with st.expander("テンプレートを編集", expanded=False):
+                st.caption("差し込み項目は {{ name }} のように書きます。LINEは「---」だけの行で吹き出しを分けられます。")
+                parts = {
+                    "line": [("line_text", "LINE本文")],
+                    "email": [("email_subject", "件名"), ("email_preheader", "プリヘッダー（件名の後に表示される一文）"),
+                              ("email_body", "本文"), ("email_footer", "フッター（送信者情報・配信停止）")],
+                    "rmail": [("email_subject", "件名"), ("email_body", "本文"), ("rmail_footer", "フッター")],
+                    "insert": [("insert_text", "同梱物の文面")],
+                }[channel]
+                edits: dict[str, str] = {}
+                for name, label in parts:
+                    edits[name] = st.text_area(label, getattr(tpl, name), key=f"msg_edit_{tpl.key}_{name}",
+                                               height=68 if name in ("email_subject", "email_preheader") else 220)
+                card_edits = {}
+                if channel == "line" and tpl.card is not None:
+                    st.markdown("**カード**")
+                    for f in fields(T.Card):
+                        card_edits[f.name] = st.text_input(f"カード: {f.name}", getattr(tpl.card, f.name), key=f"msg_edit_{tpl.key}_card_{f.name}")
+                edited = replace(tpl, **edits, card=replace(tpl.card, **card_edits) if tpl.card and card_edits else tpl.card)
+                s1, s2 = st.columns(2)
+                if s1.button("テンプレートを保存", key="msg_save_template", type="primary"):
+                    ui.run(T.save_template, store, edited)
+                    st.session_state["msg_flash"] = "テンプレートを保存しました。"
+                    st.rerun()
+                if tpl.edited and s2.button("最初の内容に戻す", key="msg_reset_template"):
+                    ui.run(T.reset_template, store, tpl.key)
+                    for name, _ in parts:
+                        st.session_state.pop(f"msg_edit_{tpl.key}_{name}", None)
+                    st.rerun()
+                with st.popover("使える差し込み項目"):
+                    st.dataframe(
+                        [{"項目": "{{ " + p.key + " }}", "内容": p.label, "例": p.example, "空のとき": p.fallback or "（空欄）"} for p in T.PLACEHOLDERS.values()],
+                        hide_index=True,
+                    )
 
-    with right:
-        if customer_id is None:
-            st.caption("お客様を選ぶと、ここにプレビューが表示されます。")
-        else:
-            preview(customer_id)
+        with right:
+            if customer_id is None:
+                st.caption("お客様を選ぶと、ここにプレビューが表示されます。")
+            else:
+                preview(customer_id)
 
 
 # -- coupon tab ------------------------------------------------------------------------------------
 with tab_coupon:
-    st.subheader("新しいクーポン")
-    with st.form("cpn_new"):
-        c1, c2, c3 = st.columns(3)
-        name = c1.text_input("クーポン名", key="cpn_name", placeholder="誕生日クーポン")
-        kind = c2.selectbox("割引の種類", list(coupons.KINDS), format_func=coupons.KINDS.get, key="cpn_kind")
-        value = c3.number_input("割引（%または円。送料無料は0）", min_value=0.0, value=10.0, step=1.0, key="cpn_value")
-        min_purchase = c1.number_input("利用条件（最低購入金額・円）", min_value=0, value=0, step=500, key="cpn_min")
-        today = clock.today()
-        valid_from = c2.date_input("開始日", today, key="cpn_from")
-        valid_to = c3.date_input("終了日（23:59まで）", today + dt.timedelta(days=30), key="cpn_to")
-        mode = c1.radio("コード", list(coupons.CODE_MODES), format_func=coupons.CODE_MODES.get, key="cpn_mode", horizontal=True)
-        shared_code = c2.text_input("共通コード（全員共通のとき）", key="cpn_shared")
-        choices = ui.run(T.segment_choices, store)
-        target = c3.selectbox("対象（セグメント）", list(choices), format_func=choices.get, key="cpn_segment")
-        channel_for = c1.selectbox("配信チャネル", ["line", "email", "rmail"], format_func=T.CHANNEL_LABELS.get, key="cpn_channel")
-        if st.form_submit_button("クーポンを作成", type="primary"):
-            new = coupons.Coupon(
-                name=name, kind=kind, value=value, min_purchase=min_purchase,
-                valid_from=dt.datetime.combine(valid_from, dt.time(0, 0)), valid_to=dt.datetime.combine(valid_to, dt.time(23, 59)),
-                code_mode=mode, shared_code=shared_code, segment=target, channel=channel_for,
-            )
-            ui.run(coupons.create_coupon, store, new)
-            st.success(f"クーポン「{new.name}」を作成しました。")
+    if tab_coupon.open is not False:  # only the open tab runs
+        st.subheader("新しいクーポン")
+        with st.form("cpn_new"):
+            c1, c2, c3 = st.columns(3)
+            name = c1.text_input("クーポン名", key="cpn_name", placeholder="誕生日クーポン")
+            kind = c2.selectbox("割引の種類", list(coupons.KINDS), format_func=coupons.KINDS.get, key="cpn_kind")
+            value = c3.number_input("割引（%または円。送料無料は0）", min_value=0.0, value=10.0, step=1.0, key="cpn_value")
+            min_purchase = c1.number_input("利用条件（最低購入金額・円）", min_value=0, value=0, step=500, key="cpn_min")
+            today = clock.today()
+            valid_from = c2.date_input("開始日", today, key="cpn_from")
+            valid_to = c3.date_input("終了日（23:59まで）", today + dt.timedelta(days=30), key="cpn_to")
+            mode = c1.radio("コード", list(coupons.CODE_MODES), format_func=coupons.CODE_MODES.get, key="cpn_mode", horizontal=True)
+            shared_code = c2.text_input("共通コード（全員共通のとき）", key="cpn_shared")
+            choices = ui.run(T.segment_choices, store)
+            target = c3.selectbox("対象（セグメント）", list(choices), format_func=choices.get, key="cpn_segment")
+            channel_for = c1.selectbox("配信チャネル", ["line", "email", "rmail"], format_func=T.CHANNEL_LABELS.get, key="cpn_channel")
+            if st.form_submit_button("クーポンを作成", type="primary"):
+                new = coupons.Coupon(
+                    name=name, kind=kind, value=value, min_purchase=min_purchase,
+                    valid_from=dt.datetime.combine(valid_from, dt.time(0, 0)), valid_to=dt.datetime.combine(valid_to, dt.time(23, 59)),
+                    code_mode=mode, shared_code=shared_code, segment=target, channel=channel_for,
+                )
+                ui.run(coupons.create_coupon, store, new)
+                st.success(f"クーポン「{new.name}」を作成しました。")
 
-    all_coupons = ui.run(coupons.list_coupons, store)
-    st.subheader("クーポン一覧")
-    if not all_coupons:
-        ui.empty_state("まだクーポンはありません。上のフォームから作成してください。")
-        st.stop()
-    st.dataframe(
-        [{"クーポン名": c.name, "割引": c.discount_label(), "利用条件": c.condition_label() or "なし", "有効期限": c.expiry_label(),
-          "コード": c.shared_code if c.code_mode == "shared" else "お客様ごと", "対象": choices.get(c.segment or "all", "（削除されたセグメント）"),
-          "チャネル": T.CHANNEL_LABELS.get(c.channel, c.channel)} for c in all_coupons],
-        hide_index=True, width="stretch",
-    )
-    by_id = {c.coupon_id: c for c in all_coupons}
-    cid = st.selectbox("クーポンを選ぶ", list(by_id), format_func=lambda c: by_id[c].name, key="cpn_pick")
-    coupon = by_id[cid]
-    target_problem = ui.run(coupons.target_problem, store, coupon)
-    if target_problem:
-        st.error(target_problem, icon="🚫")
-        audience = 0
-    else:
-        audience = ui.run(coupons.target_size, store, coupon)  # a count: the ids are fetched only when issuing
-
-    st.markdown("**費用の見積もり**")
-    shop_gp = ui.shop_profit(store)
-    measured = ui.run(R.coupon_incremental_share, store)
-    e1, e2, e3, e4 = st.columns(4)
-    aov = e1.number_input("平均購入単価（円）", min_value=0, value=int(ui.run(coupons.average_order_value, store)), step=100, key="cpn_aov")
-    margin_default = round(shop_gp["margin_rate"] * 100) if shop_gp["margin_rate"] is not None else 30
-    margin = e2.number_input("粗利率（%）", min_value=0, max_value=100, value=min(max(margin_default, 0), 100), key="cpn_margin",
-                             help=(f"登録した原価から計算したお店の粗利率です（原価が分かる売上 {ui.pct(shop_gp['coverage'])}）。"
-                                   if shop_gp["margin_rate"] is not None else "商品の原価が未登録のため、仮の値です。「データ取込」で原価を登録すると実績の粗利率になります。"))
-    rate = e3.number_input("想定利用率（%）", min_value=0.0, max_value=100.0, value=5.0, step=0.5, key="cpn_rate",
-                           help="過去に発行したお客様ごとのコードの利用実績が十分にあるときは、その実績を使います。")
-    share_default = round(measured["share"] * 100) if measured else 20
-    share = e4.number_input("利用のうち上乗せになる割合（%）", min_value=0, max_value=100, value=share_default, key="cpn_incremental",
-                            help=(f"過去のクーポン施策{measured['campaigns']}件で、送らないグループと比べて増えた注文の割合（実績）です。"
-                                  if measured else "クーポンがなくても買っていたお客様の利用は、利益を増やしません。送らないグループ付きのクーポン施策の"
-                                  "実績ができると、ここに実績が入ります（それまでは仮の値20%）。"))
-    est = ui.run(coupons.estimate_cost, store, coupon, audience, average_order_value=aov, margin=margin / 100,
-                 redemption_rate=rate / 100, incremental_share=share / 100)
-    m = st.columns(5)
-    m[0].metric("対象のお客様", ui.count(est.recipients, "人"))
-    m[1].metric("想定利用数", ui.count(round(est.redemptions), "件"), help=f"利用率 {ui.pct(est.redemption_rate)}（{est.rate_source}）")
-    m[2].metric("割引コスト", ui.yen(est.discount_cost), help="値引きは、利用されたすべての注文にかかります。")
-    m[3].metric("上乗せ注文の粗利", ui.yen(est.gross_profit),
-                help=f"上乗せになる注文 約{est.incremental_orders:,.1f}件 × 注文単価 × 粗利率。クーポンがなくても買っていた注文は数えません。")
-    m[4].metric("差し引き", ui.yen(est.net))
-
-    if coupon.code_mode == "unique":
-        st.markdown("**お客様ごとのコード**")
-        if st.button(f"対象のお客様{audience:,}人にコードを発行", key="cpn_issue", disabled=bool(target_problem)):
-            issued = ui.run(coupons.issue_for_target, store, cid)
-            st.success(f"{issued:,}件のコードを発行しました（発行済みのお客様には新しく発行しません）。")
-        issued_n = ui.run(coupons.issued_count, store, cid)
-        if not ui.allowed("coupons.export"):
-            st.caption(f"発行済み {issued_n:,}件。コード一覧（氏名・メールアドレス付き）のダウンロードは、担当以上の役割の方ができます。")
-        elif issued_n:
-            st.caption(f"発行済み {issued_n:,}件。RMSやShopifyへの登録用にダウンロードできます（Excelで開けるUTF-8 BOM付きCSV）。")
-            ready = st.session_state.get("cpn_csv")
-            if ready is not None and ready[0] == (cid, issued_n):  # the file is made on request, not on every rerun
-                if st.download_button("コード一覧をダウンロード（CSV）", ready[1], file_name=f"クーポンコード_{coupon.name}.csv",
-                                      mime="text/csv", key="cpn_download"):
-                    ui.audit("coupons.export", f"export_codes {cid}")  # the download, not each look at the page
-            elif st.button(f"コード一覧（{issued_n:,}件）のファイルを用意", key="cpn_prepare"):
-                st.session_state["cpn_csv"] = ((cid, issued_n), ui.run(coupons.export_codes_bytes, store, cid))
-                st.rerun()
+        all_coupons = ui.run(coupons.list_coupons, store)
+        st.subheader("クーポン一覧")
+        if not all_coupons:
+            ui.empty_state("まだクーポンはありません。上のフォームから作成してください。")
+            st.stop()
+        st.dataframe(
+            [{"クーポン名": c.name, "割引": c.discount_label(), "利用条件": c.condition_label() or "なし", "有効期限": c.expiry_label(),
+              "コード": c.shared_code if c.code_mode == "shared" else "お客様ごと", "対象": choices.get(c.segment or "all", "（削除されたセグメント）"),
+              "チャネル": T.CHANNEL_LABELS.get(c.channel, c.channel)} for c in all_coupons],
+            hide_index=True, width="stretch",
+        )
+        by_id = {c.coupon_id: c for c in all_coupons}
+        cid = st.selectbox("クーポンを選ぶ", list(by_id), format_func=lambda c: by_id[c].name, key="cpn_pick")
+        coupon = by_id[cid]
+        target_problem = ui.run(coupons.target_problem, store, coupon)
+        if target_problem:
+            st.error(target_problem, icon="🚫")
+            audience = 0
         else:
-            st.caption("まだコードを発行していません。")
+            audience = ui.run(coupons.target_size, store, coupon)  # a count: the ids are fetched only when issuing
+
+        st.markdown("**費用の見積もり**")
+        shop_gp = ui.shop_profit(store)
+        measured = ui.run(R.coupon_incremental_share, store)
+        e1, e2, e3, e4 = st.columns(4)
+        aov = e1.number_input("平均購入単価（円）", min_value=0, value=int(ui.run(coupons.average_order_value, store)), step=100, key="cpn_aov")
+        margin_default = round(shop_gp["margin_rate"] * 100) if shop_gp["margin_rate"] is not None else 30
+        margin = e2.number_input("粗利率（%）", min_value=0, max_value=100, value=min(max(margin_default, 0), 100), key="cpn_margin",
+                                 help=(f"登録した原価から計算したお店の粗利率です（原価が分かる売上 {ui.pct(shop_gp['coverage'])}）。"
+                                       if shop_gp["margin_rate"] is not None else "商品の原価が未登録のため、仮の値です。「データ取込」で原価を登録すると実績の粗利率になります。"))
+        rate = e3.number_input("想定利用率（%）", min_value=0.0, max_value=100.0, value=5.0, step=0.5, key="cpn_rate",
+                               help="過去に発行したお客様ごとのコードの利用実績が十分にあるときは、その実績を使います。")
+        share_default = round(measured["share"] * 100) if measured else 20
+        share = e4.number_input("利用のうち上乗せになる割合（%）", min_value=0, max_value=100, value=share_default, key="cpn_incremental",
+                                help=(f"過去のクーポン施策{measured['campaigns']}件で、送らないグループと比べて増えた注文の割合（実績）です。"
+                                      if measured else "クーポンがなくても買っていたお客様の利用は、利益を増やしません。送らないグループ付きのクーポン施策の"
+                                      "実績ができると、ここに実績が入ります（それまでは仮の値20%）。"))
+        est = ui.run(coupons.estimate_cost, store, coupon, audience, average_order_value=aov, margin=margin / 100,
+                     redemption_rate=rate / 100, incremental_share=share / 100)
+        m = st.columns(5)
+        m[0].metric("対象のお客様", ui.count(est.recipients, "人"))
+        m[1].metric("想定利用数", ui.count(round(est.redemptions), "件"), help=f"利用率 {ui.pct(est.redemption_rate)}（{est.rate_source}）")
+        m[2].metric("割引コスト", ui.yen(est.discount_cost), help="値引きは、利用されたすべての注文にかかります。")
+        m[3].metric("上乗せ注文の粗利", ui.yen(est.gross_profit),
+                    help=f"上乗せになる注文 約{est.incremental_orders:,.1f}件 × 注文単価 × 粗利率。クーポンがなくても買っていた注文は数えません。")
+        m[4].metric("差し引き", ui.yen(est.net))
+
+        if coupon.code_mode == "unique":
+            st.markdown("**お客様ごとのコード**")
+            if st.button(f"対象のお客様{audience:,}人にコードを発行", key="cpn_issue", disabled=bool(target_problem)):
+                issued = ui.run(coupons.issue_for_target, store, cid)
+                st.success(f"{issued:,}件のコードを発行しました（発行済みのお客様には新しく発行しません）。")
+            issued_n = ui.run(coupons.issued_count, store, cid)
+            if not ui.allowed("coupons.export"):
+                st.caption(f"発行済み {issued_n:,}件。コード一覧（氏名・メールアドレス付き）のダウンロードは、担当以上の役割の方ができます。")
+            elif issued_n:
+                st.caption(f"発行済み {issued_n:,}件。RMSやShopifyへの登録用にダウンロードできます（Excelで開けるUTF-8 BOM付きCSV）。")
+                ready = st.session_state.get("cpn_csv")
+                if ready is not None and ready[0] == (cid, issued_n):  # the file is made on request, not on every rerun
+                    if st.download_button("コード一覧をダウンロード（CSV）", ready[1], file_name=f"クーポンコード_{coupon.name}.csv",
+                                          mime="text/csv", key="cpn_download"):
+                        ui.audit("coupons.export", f"export_codes {cid}")  # the download, not each look at the page
+                elif st.button(f"コード一覧（{issued_n:,}件）のファイルを用意", key="cpn_prepare"):
+                    st.session_state["cpn_csv"] = ((cid, issued_n), ui.run(coupons.export_codes_bytes, store, cid))
+                    st.rerun()
+            else:
+                st.caption("まだコードを発行していません。")

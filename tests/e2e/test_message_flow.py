@@ -89,3 +89,28 @@ def test_preview_and_one_click_test_send(servers, page):
     page.get_by_text("✅ 設定済み").first.wait_for(state="attached")
     assert TOKEN not in page.content()
     shot(page, "settings_after_test_sends")
+
+
+def test_the_coupon_tab_runs_when_opened_and_the_message_tab_keeps_its_choice(servers, page):
+    """Only the open tab runs: a click on 「クーポン」 draws its form, a click back shows the chosen template again."""
+    server, _, _ = servers
+    goto(page, server, "/messages")
+    page.locator("[data-testid='msg-phone']").wait_for()
+    template = page.get_by_role("combobox", name="テンプレート")
+    template.click()
+    page.keyboard.type("新商品")
+    page.get_by_role("option").filter(has_text="新商品のご案内").first.click()
+    wait_idle(page)
+    page.get_by_role("tab", name="クーポン").click()
+    page.get_by_text("まだクーポンはありません").wait_for()
+    page.locator(".st-key-cpn_name input").fill("誕生日10%")
+    page.locator(".st-key-cpn_mode").get_by_text("お客様ごとのコード").click()
+    page.get_by_role("button", name="クーポンを作成").click()
+    page.get_by_text("クーポン「誕生日10%」を作成しました。").wait_for()
+    wait_idle(page)
+    page.get_by_text("対象のお客様").first.wait_for()
+    shot(page, "messages_coupon_tab")
+    page.get_by_role("tab", name="メッセージ").click()
+    page.locator("[data-testid='msg-phone']").wait_for()
+    wait_idle(page)
+    assert "おすすめのご案内です" in page.locator("[data-testid='msg-phone']").inner_text()

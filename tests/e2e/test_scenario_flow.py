@@ -68,3 +68,29 @@ def test_switch_winback_on_and_see_tomorrows_dry_run(tmp_path, page):
         shot(page, "scenarios_tomorrow")
     finally:
         srv.stop()
+
+
+def test_open_an_editor_change_the_time_and_save(tmp_path, page):
+    """The 「編集」 expander runs its form only once opened: a click opens it, the edit is saved and shown."""
+    path = sample_db(tmp_path / "crm.duckdb")
+    srv = Server(tmp_path)
+    try:
+        goto(page, srv, "/scenarios")
+        main = page.locator("[data-testid='stMain']")
+        main.get_by_text("🔁 シナリオ（ステップ配信）").wait_for()
+        assert page.locator(".st-key-scenario_thanks_0_slot").count() == 0  # closed: not drawn
+        page.locator(".st-key-scenario_editor_thanks summary").click()
+        slot = page.locator(".st-key-scenario_thanks_0_slot input")
+        slot.wait_for()
+        slot.fill("19:45")
+        page.locator(".st-key-scenario_save_thanks button").click()
+        main.get_by_text("「サンクス（初回購入）」の変更を保存しました。").wait_for()
+        wait_idle(page)
+        assert page.locator(".st-key-scenario_thanks_0_slot input").input_value() == "19:45"  # still open
+        shot(page, "scenarios_editor")
+    finally:
+        srv.stop()
+    with opsdb.connect(opsdb.ops_path(path)) as ops:
+        from crm_core.scenarios import definitions as D
+
+        assert D.get(ops, "thanks").steps[0].slot == "19:45"

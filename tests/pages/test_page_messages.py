@@ -46,6 +46,15 @@ def _messages() -> AppTest:
     return _page("pages/messages/messages.py")
 
 
+def _coupons() -> AppTest:
+    """The page with its クーポン tab open (only the open tab runs; a click sets this key)."""
+    at = _messages()
+    at.session_state["msg_tab"] = "クーポン"
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
 def _htmls(at: AppTest) -> str:
     return "\n".join(e.proto.body for e in at.get("html"))
 
@@ -157,7 +166,7 @@ def test_one_click_email_test_send(db, monkeypatch):
 
 
 def test_coupon_tab_create_estimate_issue(db):
-    at = _messages()
+    at = _coupons()
     assert any("まだクーポンはありません" in i.value for i in at.info)
     at.text_input(key="cpn_name").set_value("休眠復帰15%")
     at.number_input(key="cpn_value").set_value(15.0)
@@ -174,6 +183,8 @@ def test_coupon_tab_create_estimate_issue(db):
     # the coupon then fills the message placeholders with each customer's own code
     code = s.scalar("SELECT code FROM coupon_codes WHERE customer_id = 'C001'")
     s.close()
+    at.session_state["msg_tab"] = "メッセージ"  # back to the message tab
+    at.run()
     at.selectbox(key="msg_template").set_value("winback").run()
     at.selectbox(key="msg_coupon").set_value(K.list_coupons(Store(db))[0].coupon_id).run()
     assert "15%OFFクーポン" in _htmls(at)
@@ -340,7 +351,7 @@ def test_coupon_of_a_deleted_segment_cannot_issue_codes(db):
     K.create_coupon(s, K.Coupon(name="LINE限定", kind="percent", value=10, code_mode="unique", segment=f"saved:{seg}"))
     segment_library.delete_segment(s, seg)
     s.close()
-    at = _messages()
+    at = _coupons()
     assert any("削除されたため" in e.value for e in at.error)
     assert at.button(key="cpn_issue").disabled
     assert {m.label: m.value for m in at.metric}["対象のお客様"] == "0人"
@@ -393,6 +404,51 @@ def test_mail_html_is_previewed_in_an_isolated_iframe_not_components_html(db):
     assert not at.get("components_html") and not at.get("iframe_html")
 
 
+def test_the_preview_customers_follow_an_edited_segment_and_a_rebuilt_model(db):
+    """The preview's customers (a top-revenue pick within the segment) are kept between reruns, never past a
+    change: an edited saved segment, or a rebuilt customer model, shows its own customers at once."""
+    from crm_core.audience import library
+
+    s = Store(db)
+    sid = library.save_segment(s, "LINE連携の方", {"all": [{"field": "has_line", "op": "is_true"}]})
+    s.close()
+    at = _messages()
+    at.selectbox(key="msg_filter").set_value(f"saved:{sid}").run()
+    assert len(at.selectbox(key="msg_customer").options) == 2  # C001, C003
+    s = Store(db)
+    library.save_segment(s, "LINE連携の方", {"all": [{"field": "has_line", "op": "is_false"}]}, segment_id=sid)
+    s.close()
+    at.run()
+    assert len(at.selectbox(key="msg_customer").options) == 1
+    assert at.selectbox(key="msg_customer").value == "C002"
+    at.selectbox(key="msg_filter").set_value("all").run()
+    assert len(at.selectbox(key="msg_customer").options) == 3
+    s = Store(db)  # a rebuild: a new customer with the highest revenue, and the model's build time
+    s.execute("INSERT INTO customer_model (customer_id, name, orders, revenue, has_line, email_opt_in) "
+              "VALUES ('C004', '新井 四郎', 9, 99000, FALSE, FALSE)")
+    s.execute("CREATE OR REPLACE TABLE customer_model_meta (as_of DATE, built_at TIMESTAMP, customers BIGINT, report JSON)")
+    s.execute("INSERT INTO customer_model_meta VALUES (DATE '2026-11-22', TIMESTAMP '2026-11-22 09:00:00', 4, '{}')")
+    s.close()
+    at.run()
+    assert len(at.selectbox(key="msg_customer").options) == 4
+    at.selectbox(key="msg_customer").set_value("C004").run()
+    assert not at.exception and "新井 四郎様" in _htmls(at)
+
+
+def test_only_the_open_tab_runs(db):
+    """The message tab does not count the coupon's audience on every rerun: the coupon tab runs once opened."""
+    s = Store(db)
+    K.create_coupon(s, K.Coupon(name="誕生日10%", kind="percent", value=10, code_mode="unique"))
+    s.close()
+    at = _messages()
+    assert at.selectbox(key="msg_template").value and "cpn_pick" not in [b.key for b in at.selectbox]
+    at.session_state["msg_tab"] = "クーポン"
+    at.run()
+    assert at.selectbox(key="cpn_pick").value is not None
+    assert "msg_template" not in [b.key for b in at.selectbox]  # and the preview does not run behind it
+    assert any(m.label == "対象のお客様" for m in at.metric)
+
+
 def test_no_page_uses_the_deprecated_components_api():
     for path in [*ROOT.glob("pages/**/*.py"), ROOT / "app.py"]:
         assert "components.v1" not in path.read_text(encoding="utf-8"), path
@@ -410,7 +466,7 @@ def test_customer_choices_never_show_the_internal_id(db):
 
 def test_rerunning_the_coupon_tab_writes_nothing_to_the_audit_log(db):
     """Looking at a coupon's issued codes is not a change: only creating and issuing are audited."""
-    at = _messages()
+    at = _coupons()
     at.text_input(key="cpn_name").set_value("F2 10%")
     at.radio(key="cpn_mode").set_value("unique")
     at.button[[b.label for b in at.button].index("クーポンを作成")].click().run()
@@ -429,7 +485,7 @@ def test_rerunning_the_coupon_tab_writes_nothing_to_the_audit_log(db):
 
 def test_the_code_list_file_is_made_on_request_and_matches_the_export(db):
     """Issued codes are counted on each rerun; the CSV (every code with name and address) is made only when asked."""
-    at = _messages()
+    at = _coupons()
     at.text_input(key="cpn_name").set_value("F2 10%")
     at.radio(key="cpn_mode").set_value("unique")
     at.button[[b.label for b in at.button].index("クーポンを作成")].click().run()
