@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import pandas as pd
@@ -113,10 +114,11 @@ def table(df: pd.DataFrame, columns: dict[str, tuple[str, str]], file_name: str,
     st.dataframe(screen.reset_index(drop=True), column_config=config, hide_index=True, width="stretch")
     st.download_button(
         "CSVをダウンロード",
-        ui.csv_bytes(out.reset_index(drop=True)),
+        partial(ui.csv_bytes, out.reset_index(drop=True)),
         file_name=f"{file_name}_{AS_OF:%Y%m%d}.csv",
         mime="text/csv",
         key=f"ana_dl_{key}",
+        on_click="ignore",
         icon="⬇️",
     )
 

@@ -524,13 +524,13 @@ def export_panel(store: Store, rule: dict[str, Any], result: dict[str, Any] | No
     frozen = copy.deepcopy(rule)
     n_csv = result["email_reachable"] if opted else result["customers"]
     st.download_button(
-        f"CSVをダウンロード（{n_csv:,}人）", lambda: S.csv_bytes(store, frozen, encoding, opted),
+        f"CSVをダウンロード（{n_csv:,}人）", ui.download_data(S.csv_bytes, store, frozen, encoding, opted),
         file_name=f"segment_{as_of:%Y%m%d}.csv", mime="text/csv", key="seg_download_csv", disabled=n_csv == 0,
     )
     st.caption("先頭が「=」「+」「-」「@」の文字は、表計算ソフトで数式にならないよう「'」を付けて書き出します。"
                + ("cp932で表せない文字（絵文字など）は「?」になります。" if encoding == "cp932" else ""))
     st.download_button(
-        f"LINEユーザーIDの一覧をダウンロード（{result['line_reachable']:,}人）", lambda: S.line_ids_text(store, frozen),
+        f"LINEユーザーIDの一覧をダウンロード（{result['line_reachable']:,}人）", ui.download_data(S.line_ids_text, store, frozen),
         file_name=f"line_audience_{as_of:%Y%m%d}.txt", mime="text/plain", key="seg_download_line",
         disabled=result["line_reachable"] == 0,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -230,10 +231,11 @@ if report:
         st.dataframe(rej, hide_index=True, width="stretch", height=min(400, 38 + 35 * len(rej)))
         st.download_button(
             "取り込めなかった行をダウンロード（CSV）",
-            ui.csv_bytes(rej),
+            partial(ui.csv_bytes, rej),
             file_name="取込エラー行.csv",
             mime="text/csv",
             key="imp_rejects_download",
+            on_click="ignore",
         )
 
 st.divider()
@@ -253,10 +255,11 @@ else:
     if all_rejects:
         st.download_button(
             "過去の取込エラー行をすべてダウンロード（CSV）",
-            ui.csv_bytes(pd.DataFrame(all_rejects).rename(columns={"import_id": "取込No.", "file_name": "ファイル", "row_no": "行番号", "order_id": "注文番号", "reason": "理由"})),
+            partial(ui.csv_bytes, pd.DataFrame(all_rejects).rename(columns={"import_id": "取込No.", "file_name": "ファイル", "row_no": "行番号", "order_id": "注文番号", "reason": "理由"})),
             file_name="取込エラー行_全件.csv",
             mime="text/csv",
             key="imp_all_rejects_download",
+            on_click="ignore",
         )
 
 

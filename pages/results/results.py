@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import math
+from functools import partial
 
 import pandas as pd
 import streamlit as st
@@ -102,8 +103,8 @@ else:
         },
     )
     st.caption(RC.CAPTIONS["list"] + "「購入率」と「売上」は配信したグループの数字です。")
-    st.download_button("施策一覧をダウンロード（CSV）", ui.csv_bytes(view.drop(columns=["売上の推移"])),
-                       file_name="施策一覧.csv", mime="text/csv", key="res_list_download")
+    st.download_button("施策一覧をダウンロード（CSV）", partial(ui.csv_bytes, view.drop(columns=["売上の推移"])),
+                       file_name="施策一覧.csv", mime="text/csv", key="res_list_download", on_click="ignore")
 
 # -- detail ------------------------------------------------------------------------------------
 if not summaries.empty:
@@ -312,14 +313,14 @@ if not summaries.empty:
     st.dataframe(view.rename(columns={"売上（円）": "売上", "1人あたり売上（円）": "1人あたり売上", "粗利（円、原価が分かる商品）": "粗利（原価が分かる商品）"}),
                  hide_index=True, width="stretch")
     d1, d2 = st.columns(2)
-    d1.download_button("グループ別の集計をダウンロード（CSV）", ui.csv_bytes(groups), file_name=f"施策{cid}_集計.csv",
-                       mime="text/csv", key="res_groups_download")
+    d1.download_button("グループ別の集計をダウンロード（CSV）", partial(ui.csv_bytes, groups), file_name=f"施策{cid}_集計.csv",
+                       mime="text/csv", key="res_groups_download", on_click="ignore")
     rec = ui.run(R.recipient_table, store, cid)
     rec_view = rec.rename(columns={"customer_id": "顧客ID", "variant": "パターン", "holdout": "送らないグループ", "has_result": "配信結果あり",
                                    "delivered": "到達", "opened": "開封", "clicked": "クリック", "orders": "注文数", "revenue": "売上（円）",
                                    "coupon_orders": "クーポン利用注文", "discount": "クーポン値引き（円）"})
-    d2.download_button("お客様ごとの結果をダウンロード（CSV）", ui.csv_bytes(rec_view), file_name=f"施策{cid}_お客様別.csv",
-                       mime="text/csv", key="res_recipients_download")
+    d2.download_button("お客様ごとの結果をダウンロード（CSV）", partial(ui.csv_bytes, rec_view), file_name=f"施策{cid}_お客様別.csv",
+                       mime="text/csv", key="res_recipients_download", on_click="ignore")
 
     # -- aggregate reports (LINE, R-Mail) beside the order-based results -----------------------
     st.markdown("**開封・クリック（配信元の集計レポート）**")
@@ -445,8 +446,8 @@ else:
             "上乗せ売上": months["incremental_revenue"].map(ui.yen),
         })
         st.dataframe(view, hide_index=True, width="stretch")
-        st.download_button("月別の比較をダウンロード（CSV）", ui.csv_bytes(months), file_name="CRM全体の効果.csv",
-                           mime="text/csv", key="res_programme_download")
+        st.download_button("月別の比較をダウンロード（CSV）", partial(ui.csv_bytes, months), file_name="CRM全体の効果.csv",
+                           mime="text/csv", key="res_programme_download", on_click="ignore")
 
 
 # -- freeze a new campaign -----------------------------------------------------------------------
@@ -523,5 +524,5 @@ with st.expander("施策を記録する（配信対象を確定）", expanded=su
             st.success(f"施策 No.{frozen} を記録しました：対象 {ui.count(len(rec), '人')}のうち、送らないグループ {ui.count(int(rec['holdout'].sum()), '人')}。"
                        "配信には「送らないグループ」を除いたお客様を使ってください。")
             send_to = rec[~rec["holdout"]].rename(columns={"customer_id": "顧客ID", "variant": "パターン"})[["顧客ID", "パターン"]]
-            st.download_button("配信するお客様の一覧（CSV）", ui.csv_bytes(send_to), file_name=f"施策{frozen}_配信対象.csv",
-                               mime="text/csv", key="res_new_download")
+            st.download_button("配信するお客様の一覧（CSV）", partial(ui.csv_bytes, send_to), file_name=f"施策{frozen}_配信対象.csv",
+                               mime="text/csv", key="res_new_download", on_click="ignore")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from contextlib import closing
+from functools import partial
 
 import pandas as pd
 import streamlit as st
@@ -257,8 +258,8 @@ with closing(ui.run(live.open_ops, store)) as ops:
     if c["channel"] == "rmail" or state["funnel"].get("rakuten_relay"):
         rows_r = ui.run(live.rmail_export, ops, cid)
         if rows_r:
-            st.download_button("R-Mail用のリストをダウンロード（Shift_JIS）", ui.csv_bytes(pd.DataFrame(rows_r), "cp932"),
-                               file_name=f"rmail_{cid}.csv", key="live_rmail")
+            st.download_button("R-Mail用のリストをダウンロード（Shift_JIS）", partial(ui.csv_bytes, pd.DataFrame(rows_r), "cp932"),
+                               file_name=f"rmail_{cid}.csv", key="live_rmail", on_click="ignore")
 
     with st.expander("操作の記録"):
         log = audit.entries(ops, cid)

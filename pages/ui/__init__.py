@@ -320,6 +320,23 @@ def csv_bytes(df: pd.DataFrame, encoding: str = "utf-8-sig") -> bytes:
     return to_csv_bytes(df, encoding=encoding)
 
 
+def download_data(make: Callable[..., T], s: Store, *args: Any) -> Callable[[], T]:
+    """The ``data`` of an ``st.download_button`` made when the button is pressed: ``make(store, *args)`` on its own
+    opening of the store (``s``'s file and mode), closed right after.
+
+    Streamlit calls it outside any page run, after :func:`store_session` closed the run's stores: ``s`` itself would
+    open the file again and keep it (with the writers' turn) until the session ends, so the worker and command-line
+    imports would wait for a marketer's download.
+    """
+    path, read_only = s.path, s.read_only
+
+    def build() -> T:
+        with Store(path, read_only=read_only, wait=default_wait()) as own:
+            return make(own, *args)
+
+    return build
+
+
 def empty_state(message: str) -> None:
     """An explanatory empty state (never a blank chart)."""
     st.info(message, icon="ℹ️")

@@ -63,3 +63,26 @@ def test_two_condition_segment_shows_the_count(shop, page):
     wait_idle(page)
     expect(count_metric(page)).to_contain_text(f"{expected['either']:,}人")
     expect(page.get_by_text("最終購入から90日以上 または 購入回数2回以上").first).to_be_visible()
+
+
+def test_a_download_gives_the_store_back(shop, page, tmp_path):
+    """The CSV is made when the button is pressed, outside any page run: it must not leave the store open.
+
+    A command-line import or the worker needs its turn right after a marketer's download.
+    """
+    server, expected = shop
+    goto(page, server, "/segments")
+    page.get_by_text("🎯 セグメント").first.wait_for()
+    wait_idle(page)
+    page.get_by_text("⬇️ 書き出し").click()
+    wait_idle(page)
+    with page.expect_download() as info:
+        page.locator(".st-key-seg_download_csv button").click()
+    data = open(info.value.path(), "rb").read()
+    assert data.startswith(b"\xef\xbb\xbf") and data.count(b"\n") >= 2  # UTF-8 BOM, a header and customers
+    wait_idle(page)
+    writer = Store(tmp_path / "crm.duckdb", wait=5)  # the worker's turn: StoreBusy while the console holds the file
+    try:
+        assert writer.scalar("SELECT count(*) FROM customer_model") > 0
+    finally:
+        writer.close()
