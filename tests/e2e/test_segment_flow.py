@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from playwright.sync_api import expect
 
@@ -78,7 +80,7 @@ def test_a_download_gives_the_store_back(shop, page, tmp_path):
     wait_idle(page)
     with page.expect_download() as info:
         page.locator(".st-key-seg_download_csv button").click()
-    data = open(info.value.path(), "rb").read()
+    data = Path(info.value.path()).read_bytes()
     assert data.startswith(b"\xef\xbb\xbf") and data.count(b"\n") >= 2  # UTF-8 BOM, a header and customers
     wait_idle(page)
     writer = Store(tmp_path / "crm.duckdb", wait=5)  # the worker's turn: StoreBusy while the console holds the file
