@@ -67,9 +67,16 @@ def test_approval_queues_the_send_at_its_time(shop):
     assert _send_jobs(ops) == [("queued", _utc(tomorrow))]
 
 
+def _noon_after_today() -> dt.datetime:
+    """Noon (JST) of the day after the real today: the job queue claims on the real clock, so a time that must not be
+    due yet has to lie in the real future (NOON + 1 day became due on 2026-12-04 and the queue claimed that job)."""
+    real_tomorrow = dt.datetime.now(JST).date() + dt.timedelta(days=1)
+    return max(NOON + dt.timedelta(days=1), dt.datetime.combine(real_tomorrow, dt.time(12, 0), tzinfo=JST))
+
+
 def test_a_run_before_the_time_queues_the_next_one_once(shop):
     store, ops, mock, tmp = shop
-    tomorrow = NOON + dt.timedelta(days=1)
+    tomorrow = _noon_after_today()
     cid = _approve(store, ops, mock, tomorrow)
     jobs.enqueue_on(ops, "campaign_send", {"campaign_id": cid})  # someone asks for it now (runs before its time)
     store.close()
