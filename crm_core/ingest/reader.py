@@ -9,19 +9,20 @@ SHA-256 for idempotent re-imports.
 from __future__ import annotations
 
 import codecs
-import concurrent.futures
 import contextlib
 import csv
 import hashlib
 import io
-import multiprocessing
 import os
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from crm_core import jp
 from crm_core.errors import InputError
+from crm_core.ingest import transcode_part
 
 CHUNK = 8 * 1024 * 1024
 SNIFF = 256 * 1024
@@ -159,8 +160,8 @@ def prepare(
     if size >= PARALLEL_MIN and (os.cpu_count() or 1) > 1:
         try:
             return _transcode_parallel(path, Path(workdir), encoding, headers, size, progress)
-        except (concurrent.futures.process.BrokenProcessPool, OSError):
-            pass  # no worker processes here (e.g. an unguarded __main__): one process then
+        except _NoWorkers:
+            pass  # worker processes could not run here: one process then
 
     out_path = Path(workdir) / (path.stem + ".utf8.csv")
     decoder = codecs.getincrementaldecoder(encoding)()
@@ -203,9 +204,7 @@ def _transcode_parallel(
         for i, (start, end) in enumerate(zip(bounds, bounds[1:]))
         if end > start
     ]
-    ctx = multiprocessing.get_context("spawn")  # never fork a threaded server
-    with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        results = list(pool.map(_decode_range, jobs))
+    results = _run_workers(jobs)
     for bad_offset in results:
         if bad_offset is not None:
             raise _decode_error(path, encoding, _count_lines(path, bad_offset) + 1)
@@ -249,30 +248,42 @@ def _scan(
     return digest.hexdigest(), header_end or size, [s for s in splits if s < size]
 
 
-def _decode_range(job: tuple[str, int, int, str, str]) -> int | None:
-    """Decode bytes [start, end) of a file into a UTF-8 part (runs in a worker process).
+class _NoWorkers(Exception):
+    """A worker process could not start or died without an answer."""
 
-    Returns None, or the byte offset of the first undecodable byte.
+
+def _run_workers(jobs: list[tuple[str, int, int, str, str]]) -> list[int | None]:
+    """Run :mod:`transcode_part` once per job, all at once, each in its own Python process.
+
+    Plain subprocesses, not a ``multiprocessing`` pool: a pool re-imports the parent's ``__main__`` (Streamlit's page
+    script in the console).  ``-I`` keeps the workers free of the environment's Python settings and of the caller's
+    directory.  Returns, per job, None or the byte offset of its first undecodable byte.
     """
-    src_path, start, end, out_path, encoding = job
-    decoder = codecs.getincrementaldecoder(encoding)()
-    done = start
-    with open(src_path, "rb") as src, open(out_path, "w", encoding="utf-8", newline="") as dst:
-        src.seek(start)
-        while done < end:
-            chunk = src.read(min(CHUNK, end - done))
-            if not chunk:
-                break
-            try:
-                dst.write(decoder.decode(chunk, final=False))
-            except UnicodeDecodeError as exc:
-                return done + exc.start
-            done += len(chunk)
-        try:
-            dst.write(decoder.decode(b"", final=True))
-        except UnicodeDecodeError:
-            return end - 1
-    return None
+    script = transcode_part.__file__
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        for src, start, end, out, encoding in jobs:
+            procs.append(subprocess.Popen(
+                [sys.executable, "-I", script, src, str(start), str(end), out, encoding],
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            ))
+        results: list[int | None] = []
+        for proc in procs:
+            out, _err = proc.communicate()
+            if proc.returncode == 0:
+                results.append(None)
+            elif proc.returncode == transcode_part.BAD_BYTES and out.strip().isdigit():
+                results.append(int(out.strip()))
+            else:
+                raise _NoWorkers(f"transcoding worker exited with {proc.returncode}")
+        return results
+    except OSError as exc:
+        raise _NoWorkers(str(exc)) from exc
+    finally:
+        for proc in procs:  # an error or an interrupt leaves no worker behind
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
 
 
 def _count_lines(path: Path, upto: int) -> int:

@@ -344,6 +344,31 @@ def test_parallel_transcoding_matches_single_pass(store, tmp_path, monkeypatch):
     assert store.scalar("SELECT count(*) FROM orders") == 3000
 
 
+def test_parallel_transcoding_runs_inside_the_console(store, tmp_path, monkeypatch):
+    """Inside Streamlit ``__main__`` is the page script: the workers must not import it (a spawned pool did, crashed,
+    and the file was silently transcoded by one process)."""
+    import sys
+    import types
+
+    from crm_core.ingest import reader
+
+    marker = tmp_path / "page_script_ran"
+    script = tmp_path / "app.py"
+    script.write_text(f"open({str(marker)!r}, 'w').close()\nraise SystemExit('the page script ran in a worker')\n")
+    page = types.ModuleType("__main__")
+    page.__file__ = str(script)
+    monkeypatch.setitem(sys.modules, "__main__", page)
+    base = fx.rakuten_rows()[0]
+    rows = [{**base, "注文番号": f"o-{i}", "商品明細ID": f"L{i}", "注文者姓": "髙橋"} for i in range(2000)]
+    path = fx.rakuten_current(tmp_path / "r.csv", rows, full_header=False)
+    monkeypatch.setattr(reader, "PARALLEL_MIN", 1024)
+    raw = reader.prepare(path, tmp_path)
+    assert len(raw.parts) > 1 and raw.skip == 0
+    assert not marker.exists()
+    text = b"".join(part.read_bytes() for part in raw.parts).decode("utf-8")
+    assert text == path.read_bytes().decode("cp932").split("\n", 1)[1]
+
+
 def test_parallel_transcoding_reports_the_bad_line(store, tmp_path, monkeypatch):
     from crm_core.ingest import reader
 
