@@ -368,10 +368,19 @@ def list_events(store: Store | None, start: dt.date, end: dt.date, include_hidde
     base["note"] = base["note"].fillna("").astype(str)
     # sources stored by older versions named an internal document (「… (FACTS.md §6)」): not for the marketer
     base["source"] = base["source"].fillna("").astype(str).str.replace(_INTERNAL_REF, "", regex=True)
-    keep = (base.starts_at.dt.date <= end) & (base.ends_at.dt.date >= start)
+    return within(base, start, end, include_hidden)
+
+
+def within(events: pd.DataFrame, start: dt.date, end: dt.date, include_hidden: bool = False) -> pd.DataFrame:
+    """The rows of ``events`` (:func:`list_events` of a wider range, with hidden rows) overlapping ``start .. end``.
+
+    A page that shows several ranges reads the events once for the range covering them all and takes each with this:
+    the same rows, in the same order, as :func:`list_events` of that range.
+    """
+    keep = (events.starts_at.dt.date <= end) & (events.ends_at.dt.date >= start)
     if not include_hidden:
-        keep &= ~base.hidden
-    out = base[keep].sort_values(["starts_at", "event_id"]).reset_index(drop=True)
+        keep &= ~events.hidden
+    out = events[keep].sort_values(["starts_at", "event_id"]).reset_index(drop=True)
     return out[list(COLUMNS)]
 
 

@@ -42,7 +42,11 @@ last_ym = (last_ym[0], last_ym[1] + 1)
 end = cal.month_bounds(*last_ym)[1]
 show_points = c3.toggle("ポイントデー（ワンダフルデー・5と0のつく日）も表示", value=span <= 3, key="cal_show_points")
 
-events = ui.run(cal.list_events, store, start, end)
+# the page's four ranges (shown, hidden, last year, the coming year) come from one reading of the events
+ly_start, ly_end = start.replace(year=start.year - 1), cal.month_bounds(last_ym[0] - 1, last_ym[1])[1]
+year_ahead = today + dt.timedelta(days=365)
+all_events = ui.run(cal.list_events, store, min(ly_start, today), max(end, year_ahead), include_hidden=True)
+events = cal.within(all_events, start, end)
 hol = cal.holidays(start, end)
 limit = frequency.max_per_week(store)
 history = ui.run(planner.planned_sends, store, start - planner.WINDOW, end)
@@ -115,12 +119,11 @@ with tab_view:
         st.caption("この期間の祝日（赤い印）: " + "、".join(f"{d.month}月{d.day}日 {n}" for d, n in zip(hol.date, hol.name)))
 
     st.subheader("昨年の同じ時期の売上とイベント")
-    ly_start, ly_end = start.replace(year=start.year - 1), cal.month_bounds(last_ym[0] - 1, last_ym[1])[1]
     if store.is_empty():
         ui.empty_state("注文データを取り込むと、昨年の同じ時期の日別売上をイベントと重ねて表示します。")
     else:
         daily = ui.run(_daily_sales, str(store.path), ui.data_version(), ly_start, ly_end)
-        ly_events = ui.run(cal.list_events, store, ly_start, ly_end)
+        ly_events = cal.within(all_events, ly_start, ly_end)
         if not ui.altair_chart(views.sales_overlay_chart, daily, ly_events):
             ui.empty_state(f"{ui.jdate(ly_start)}〜{ui.jdate(ly_end)}の注文はありません（キャンセルを除く）。")
         else:
@@ -220,7 +223,7 @@ with tab_events:
             ui.run(cal.restore_event, store, chosen)
             st.session_state["cal_flash"] = "同梱カレンダーの値に戻しました。" + _reflect_in_model(ev.kind)
             st.rerun()
-    hidden = ui.run(cal.list_events, store, start, end, include_hidden=True)
+    hidden = cal.within(all_events, start, end, include_hidden=True)
     hidden = hidden[hidden.hidden]
     if not hidden.empty:
         with st.expander(f"非表示にしたイベント（{len(hidden)}件）"):
@@ -234,7 +237,7 @@ with tab_events:
 
 # -- campaign plans ------------------------------------------------------------
 with tab_plan:
-    upcoming = ui.run(cal.list_events, store, today, today + dt.timedelta(days=365))
+    upcoming = cal.within(all_events, today, year_ahead)
     upcoming = upcoming[upcoming.kind.isin(cal.BAND_KINDS) & (upcoming.ends_at >= pd.Timestamp(now))].reset_index(drop=True)
     if upcoming.empty:
         ui.empty_state("今後1年のセール・企画がありません。「イベント」タブで追加してください。")

@@ -184,6 +184,26 @@ def test_an_override_can_move_an_event_far(store):
     assert _one(sept, "marathon-2026-07-04").origin == "bundled"
 
 
+def test_one_wide_reading_gives_every_range_the_same_rows_as_reading_it(store):
+    """The calendar page reads the events once for the range covering its four ranges and takes each with
+    ``within``: for any range, the rows and their order equal :func:`list_events` of that range (own events,
+    a moved override, a hidden row, generated years beyond the bundle included)."""
+    cal.add_event(store, "product_launch", "秋の新作", dt.datetime(2026, 9, 28, 10), dt.datetime(2026, 10, 3, 23, 59))
+    cal.update_event(store, "marathon-2026-07-04", starts_at=dt.datetime(2026, 8, 30, 20), ends_at=dt.datetime(2026, 9, 2, 1, 59, 59))
+    cal.delete_event(store, "super_sale-2026-06-04")
+    cal.confirm_event(store, "super_sale-2026-09-04", "RMS")
+    wide = cal.list_events(store, dt.date(2025, 1, 1), dt.date(2028, 6, 30), include_hidden=True)
+    ranges = [(dt.date(2026, 6, 1), dt.date(2026, 6, 30)), (dt.date(2026, 7, 1), dt.date(2026, 7, 15)),
+              (dt.date(2026, 8, 31), dt.date(2026, 9, 1)), (dt.date(2025, 12, 1), dt.date(2026, 2, 28)),
+              (dt.date(2026, 12, 4), dt.date(2027, 12, 4)), (dt.date(2027, 11, 1), dt.date(2028, 1, 31)),
+              (dt.date(2026, 10, 3), dt.date(2026, 10, 3))]
+    for start, end in ranges:
+        for hidden in (False, True):
+            pd.testing.assert_frame_equal(cal.within(wide, start, end, hidden), cal.list_events(store, start, end, hidden))
+    assert len(cal.within(wide, dt.date(2026, 6, 1), dt.date(2026, 6, 30), True)) \
+        == len(cal.within(wide, dt.date(2026, 6, 1), dt.date(2026, 6, 30))) + 1  # the hidden super SALE
+
+
 def test_restore_refuses_user_events_and_unknown_ids(store):
     eid = cal.add_event(store, "own_campaign", "周年祭", dt.datetime(2026, 5, 10), dt.datetime(2026, 5, 17))
     with pytest.raises(InputError):
