@@ -13,6 +13,7 @@ import contextlib
 import csv
 import hashlib
 import io
+import logging
 import os
 import subprocess
 import sys
@@ -29,6 +30,8 @@ SNIFF = 256 * 1024
 
 ENCODING_LABELS = {k: jp.ENCODING_LABELS[k] for k in ("utf-8", "utf-8-sig", "cp932")}
 
+
+log = logging.getLogger(__name__)
 
 PARALLEL_MIN = 64 * 1024 * 1024  # files at least this big are transcoded by several processes
 
@@ -160,8 +163,8 @@ def prepare(
     if size >= PARALLEL_MIN and (os.cpu_count() or 1) > 1:
         try:
             return _transcode_parallel(path, Path(workdir), encoding, headers, size, progress)
-        except _NoWorkers:
-            pass  # worker processes could not run here: one process then
+        except _NoWorkers as exc:  # worker processes could not run here: one process then, and say so
+            log.warning("parallel transcoding of a %d-byte file failed (%s); transcoding in one process", size, exc)
 
     out_path = Path(workdir) / (path.stem + ".utf8.csv")
     decoder = codecs.getincrementaldecoder(encoding)()
@@ -204,7 +207,12 @@ def _transcode_parallel(
         for i, (start, end) in enumerate(zip(bounds, bounds[1:]))
         if end > start
     ]
-    results = _run_workers(jobs)
+    try:
+        results = _run_workers(jobs)
+    except _NoWorkers:
+        for job in jobs:  # the single pass writes the whole file again: no half-written parts beside it
+            Path(job[3]).unlink(missing_ok=True)
+        raise
     for bad_offset in results:
         if bad_offset is not None:
             raise _decode_error(path, encoding, _count_lines(path, bad_offset) + 1)
@@ -260,30 +268,33 @@ def _run_workers(jobs: list[tuple[str, int, int, str, str]]) -> list[int | None]
     directory.  Returns, per job, None or the byte offset of its first undecodable byte.
     """
     script = transcode_part.__file__
-    procs: list[subprocess.Popen[str]] = []
+    procs: list[subprocess.Popen[bytes]] = []
     try:
         for src, start, end, out, encoding in jobs:
             procs.append(subprocess.Popen(
                 [sys.executable, "-I", script, src, str(start), str(end), out, encoding],
-                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             ))
         results: list[int | None] = []
         for proc in procs:
-            out, _err = proc.communicate()
+            out, err = proc.communicate()
+            answer = out.decode("ascii", errors="replace").strip()
             if proc.returncode == 0:
                 results.append(None)
-            elif proc.returncode == transcode_part.BAD_BYTES and out.strip().isdigit():
-                results.append(int(out.strip()))
+            elif proc.returncode == transcode_part.BAD_BYTES and answer.isdigit():
+                results.append(int(answer))
             else:
-                raise _NoWorkers(f"transcoding worker exited with {proc.returncode}")
+                last = err.decode("utf-8", errors="replace").strip().splitlines()[-1:] or [""]
+                raise _NoWorkers(f"worker exited with {proc.returncode}: {last[0][:200]}")
         return results
     except OSError as exc:
         raise _NoWorkers(str(exc)) from exc
     finally:
-        for proc in procs:  # an error or an interrupt leaves no worker behind
+        for proc in procs:  # an error or an interrupt leaves no worker (and no open pipe) behind
             if proc.poll() is None:
                 proc.kill()
-                proc.wait()
+            if proc.stdout is not None and not proc.stdout.closed:
+                proc.communicate()  # reaps it and closes its pipes
 
 
 def _count_lines(path: Path, upto: int) -> int:

@@ -336,6 +336,7 @@ def test_parallel_transcoding_matches_single_pass(store, tmp_path, monkeypatch):
     single = Store(":memory:")
     import_files(single, [path], rebuild_model=False)
     monkeypatch.setattr(reader, "PARALLEL_MIN", 1024)
+    monkeypatch.setattr(reader.os, "cpu_count", lambda: 2)  # the parallel path also on a one-core runner
     raw = reader.prepare(path, tmp_path)
     assert len(raw.parts) > 1 and raw.skip == 0
     _imp(store, path)
@@ -362,6 +363,7 @@ def test_parallel_transcoding_runs_inside_the_console(store, tmp_path, monkeypat
     rows = [{**base, "注文番号": f"o-{i}", "商品明細ID": f"L{i}", "注文者姓": "髙橋"} for i in range(2000)]
     path = fx.rakuten_current(tmp_path / "r.csv", rows, full_header=False)
     monkeypatch.setattr(reader, "PARALLEL_MIN", 1024)
+    monkeypatch.setattr(reader.os, "cpu_count", lambda: 2)
     raw = reader.prepare(path, tmp_path)
     assert len(raw.parts) > 1 and raw.skip == 0
     assert not marker.exists()
@@ -379,9 +381,41 @@ def test_parallel_transcoding_reports_the_bad_line(store, tmp_path, monkeypatch)
     cut = data.index(b'"o-1500"')
     path.write_bytes(data[:cut] + b"\x81\x7f" + data[cut:])
     monkeypatch.setattr(reader, "PARALLEL_MIN", 1024)
+    monkeypatch.setattr(reader.os, "cpu_count", lambda: 2)
     with pytest.raises(InputError, match="1,502行目付近"):  # o-1500 is on line 1,502 (header = line 1)
         _imp(store, path)
     assert store.is_empty()
+    # the workers found it (the single pass, which would also find it, never ran)
+    work = tmp_path / "work"
+    work.mkdir()
+    with pytest.raises(InputError, match="1,502行目付近"):
+        reader.prepare(path, work)
+    assert sorted(p.name for p in work.iterdir()) == ["r.part0.utf8.csv", "r.part1.utf8.csv"]
+
+
+def test_a_crashed_transcoding_worker_is_logged_and_one_process_does_the_file(tmp_path, monkeypatch, caplog):
+    """A worker that dies (killed for memory, a broken Python) leaves no half-written parts: the file is
+    transcoded in one process, and the log says why."""
+    import types
+
+    from crm_core.ingest import reader, transcode_part
+
+    crash = tmp_path / "crash.py"
+    crash.write_text("import sys\nsys.stderr.write('MemoryError: worker killed\\n')\nsys.exit(9)\n")
+    monkeypatch.setattr(reader, "transcode_part", types.SimpleNamespace(__file__=str(crash), BAD_BYTES=transcode_part.BAD_BYTES))
+    monkeypatch.setattr(reader, "PARALLEL_MIN", 1024)
+    monkeypatch.setattr(reader.os, "cpu_count", lambda: 2)
+    base = fx.rakuten_rows()[0]
+    path = fx.rakuten_current(tmp_path / "r.csv", [{**base, "注文番号": f"o-{i}", "注文者姓": "髙橋"} for i in range(2000)],
+                              full_header=False)
+    work = tmp_path / "work"
+    work.mkdir()
+    with caplog.at_level("WARNING", logger="crm_core.ingest.reader"):
+        raw = reader.prepare(path, work)
+    assert raw.parts == [work / "r.utf8.csv"] and raw.skip == 1
+    assert sorted(p.name for p in work.iterdir()) == ["r.utf8.csv"]
+    assert raw.parts[0].read_bytes().decode("utf-8") == path.read_bytes().decode("cp932")
+    assert "worker exited with 9: MemoryError: worker killed" in caplog.text
 
 
 def test_progress_names_the_derived_steps_after_an_import(store, tmp_path):
