@@ -236,66 +236,77 @@ with tab_events:
                     st.rerun()
 
 # -- campaign plans ------------------------------------------------------------
+@ui.fragment
+def proposal_form(upcoming: pd.DataFrame) -> None:
+    """The proposal for one sale or campaign: choosing the event, channel, segment or coupon, or editing the
+    proposed sends, reruns only this part (the calendar, costs and frequency above and below stay as they are);
+    saving reruns the whole page, whose saved plans, costs and timeline then include it."""
+    store = ui.store()  # this run's (see ui.fragment), not the page's
+    now = clock.now().replace(second=0, microsecond=0)
+    ev_labels = {r.event_id: f"{r.name}（{cal.format_period(r.starts_at, r.ends_at)}）" for r in upcoming.itertuples(index=False)}
+    p1, p2 = st.columns([3, 2])
+    future = [i for i, s in enumerate(upcoming.starts_at) if s >= pd.Timestamp(now)]
+    event_id = p1.selectbox("セール・企画", list(ev_labels), index=future[0] if future else 0, format_func=ev_labels.get,
+                            key="cal_plan_event")
+    channel = p2.radio("配信チャネル", list(planner.CHANNELS), format_func=planner.CHANNEL_NAMES.get, horizontal=True,
+                       key="cal_plan_channel")
+    seg_options = ui.run(plan_editor.segment_choices, store)
+    p3, p4 = st.columns([3, 2])
+    seg_label = p3.selectbox("配信対象（セグメント）", [label for label, _ in seg_options], key="cal_plan_segment",
+                             help="「セグメント」ページで保存したセグメントと、そのプリセットから選べます。保存済みセグメントは、"
+                                  "あとで条件を変えると計画の対象者数にも反映されます。")
+    segment = dict(seg_options)[seg_label]
+    coupon = p4.text_input("クーポン（コードまたは名前）", key="cal_plan_coupon", placeholder="例: SS10OFF")
+    event = upcoming[upcoming.event_id == event_id].iloc[0].to_dict()
+
+    signature = (event_id, channel, segment, coupon)
+    if st.session_state.get("cal_proposal_sig") != signature:
+        proposal = ui.run(planner.propose_phases, event, channel, segment, coupon, store, now)
+        st.session_state["cal_proposal_sig"] = signature
+        st.session_state["cal_proposal"] = plan_editor.to_editor(proposal)
+        st.session_state["cal_proposal_rev"] = st.session_state.get("cal_proposal_rev", 0) + 1
+    st.markdown("**提案された配信**（日時・テンプレート・クーポンは自由に変更できます。行の追加・削除もできます）")
+    edited = st.data_editor(
+        st.session_state["cal_proposal"], hide_index=True, width="stretch", num_rows="dynamic",
+        column_order=["配信", "日付", "時刻", "チャネル", "テンプレート", "クーポン"],
+        column_config=editor_config(store),
+        key=f"cal_proposal_editor_{st.session_state['cal_proposal_rev']}",
+    )
+    draft = ui.run(plan_editor.from_editor, edited, segment)
+    for w in plan_editor.send_warnings(draft, now):
+        st.warning(w, icon="⏰")
+    reach = ui.explain_reach(store, channel, segment)
+    if not ui.reach_note(reach, f"この計画の対象者数は0人です（{planner.CHANNELS[channel]}で届くお客様がいません）。"):
+        st.caption(f"対象者数: {ui.count(reach.reachable, '人')}（{ui.md(planner.segment_text(segment, channel, store))}）")
+    st.caption("推奨の時間帯: 平日 12:00〜13:00・18:00〜19:00、土日祝 14:00〜16:00。")
+    plan_name = st.text_input("キャンペーン名", value=f"{event['name']}（{planner.CHANNELS[channel]}）",
+                              key=f"cal_plan_name_{event_id}_{channel}")
+    if st.button("この計画を保存", type="primary", key="cal_plan_save"):
+        ui.run(planner.save_plan, store, plan_name, draft, event_id=event_id, channel=channel, segment=segment, coupon=coupon)
+        st.session_state["cal_flash"] = f"キャンペーン「{plan_name}」を保存しました。"
+        if reach.reachable == 0:
+            st.session_state["cal_flash_warning"] = (f"ただし、この計画の対象者数は0人です。配信しても誰にも届きません。{reach.reason}")
+        st.rerun()
+
+    with st.container(border=True):
+        st.markdown("**LINE友だち限定の先行セール**")
+        q1, q2 = st.columns([2, 1])
+        days = q1.slider("本セールの何日前から", planner.PRESALE_DAYS[0], planner.PRESALE_DAYS[1], 7, key="cal_presale_days")
+        if q2.button("LINE友だち先行セールを作成", key="cal_presale"):
+            ui.run(planner.add_line_presale, store, event_id, days, segment, coupon, now)
+            st.session_state["cal_flash"] = f"LINE友だち先行セール（{days}日前から）をカレンダーと計画に追加しました。"
+            st.rerun()
+        st.caption("先行セールの期間をカレンダーに追加し、LINE友だち全員（または選んだセグメント）への案内配信を計画に入れます。")
+
+
+
 with tab_plan:
     upcoming = cal.within(all_events, today, year_ahead)
     upcoming = upcoming[upcoming.kind.isin(cal.BAND_KINDS) & (upcoming.ends_at >= pd.Timestamp(now))].reset_index(drop=True)
     if upcoming.empty:
         ui.empty_state("今後1年のセール・企画がありません。「イベント」タブで追加してください。")
     else:
-        ev_labels = {r.event_id: f"{r.name}（{cal.format_period(r.starts_at, r.ends_at)}）" for r in upcoming.itertuples(index=False)}
-        p1, p2 = st.columns([3, 2])
-        future = [i for i, s in enumerate(upcoming.starts_at) if s >= pd.Timestamp(now)]
-        event_id = p1.selectbox("セール・企画", list(ev_labels), index=future[0] if future else 0, format_func=ev_labels.get,
-                                key="cal_plan_event")
-        channel = p2.radio("配信チャネル", list(planner.CHANNELS), format_func=planner.CHANNEL_NAMES.get, horizontal=True,
-                           key="cal_plan_channel")
-        seg_options = ui.run(plan_editor.segment_choices, store)
-        p3, p4 = st.columns([3, 2])
-        seg_label = p3.selectbox("配信対象（セグメント）", [label for label, _ in seg_options], key="cal_plan_segment",
-                                 help="「セグメント」ページで保存したセグメントと、そのプリセットから選べます。保存済みセグメントは、"
-                                      "あとで条件を変えると計画の対象者数にも反映されます。")
-        segment = dict(seg_options)[seg_label]
-        coupon = p4.text_input("クーポン（コードまたは名前）", key="cal_plan_coupon", placeholder="例: SS10OFF")
-        event = upcoming[upcoming.event_id == event_id].iloc[0].to_dict()
-
-        signature = (event_id, channel, segment, coupon)
-        if st.session_state.get("cal_proposal_sig") != signature:
-            proposal = ui.run(planner.propose_phases, event, channel, segment, coupon, store, now)
-            st.session_state["cal_proposal_sig"] = signature
-            st.session_state["cal_proposal"] = plan_editor.to_editor(proposal)
-            st.session_state["cal_proposal_rev"] = st.session_state.get("cal_proposal_rev", 0) + 1
-        st.markdown("**提案された配信**（日時・テンプレート・クーポンは自由に変更できます。行の追加・削除もできます）")
-        edited = st.data_editor(
-            st.session_state["cal_proposal"], hide_index=True, width="stretch", num_rows="dynamic",
-            column_order=["配信", "日付", "時刻", "チャネル", "テンプレート", "クーポン"],
-            column_config=editor_config(store),
-            key=f"cal_proposal_editor_{st.session_state['cal_proposal_rev']}",
-        )
-        draft = ui.run(plan_editor.from_editor, edited, segment)
-        for w in plan_editor.send_warnings(draft, now):
-            st.warning(w, icon="⏰")
-        reach = ui.explain_reach(store, channel, segment)
-        if not ui.reach_note(reach, f"この計画の対象者数は0人です（{planner.CHANNELS[channel]}で届くお客様がいません）。"):
-            st.caption(f"対象者数: {ui.count(reach.reachable, '人')}（{ui.md(planner.segment_text(segment, channel, store))}）")
-        st.caption("推奨の時間帯: 平日 12:00〜13:00・18:00〜19:00、土日祝 14:00〜16:00。")
-        plan_name = st.text_input("キャンペーン名", value=f"{event['name']}（{planner.CHANNELS[channel]}）",
-                                  key=f"cal_plan_name_{event_id}_{channel}")
-        if st.button("この計画を保存", type="primary", key="cal_plan_save"):
-            ui.run(planner.save_plan, store, plan_name, draft, event_id=event_id, channel=channel, segment=segment, coupon=coupon)
-            st.session_state["cal_flash"] = f"キャンペーン「{plan_name}」を保存しました。"
-            if reach.reachable == 0:
-                st.session_state["cal_flash_warning"] = (f"ただし、この計画の対象者数は0人です。配信しても誰にも届きません。{reach.reason}")
-            st.rerun()
-
-        with st.container(border=True):
-            st.markdown("**LINE友だち限定の先行セール**")
-            q1, q2 = st.columns([2, 1])
-            days = q1.slider("本セールの何日前から", planner.PRESALE_DAYS[0], planner.PRESALE_DAYS[1], 7, key="cal_presale_days")
-            if q2.button("LINE友だち先行セールを作成", key="cal_presale"):
-                ui.run(planner.add_line_presale, store, event_id, days, segment, coupon, now)
-                st.session_state["cal_flash"] = f"LINE友だち先行セール（{days}日前から）をカレンダーと計画に追加しました。"
-                st.rerun()
-            st.caption("先行セールの期間をカレンダーに追加し、LINE友だち全員（または選んだセグメント）への案内配信を計画に入れます。")
+        proposal_form(upcoming)
 
     st.divider()
     st.subheader("保存した計画")

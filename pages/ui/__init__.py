@@ -7,6 +7,7 @@ Session-state keys used across pages are initialised in ``app.py``
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import threading
@@ -178,14 +179,44 @@ def store() -> Store:
 
 @contextmanager
 def store_session() -> Iterator[None]:
-    """Wrap one page run (``app.py``): whatever stores the run opened are closed when it ends."""
+    """Wrap one page run (``app.py``) or a fragment's own run: the stores it opened are closed when it ends.
+
+    Inside a run already wrapped (a fragment drawn by its page run) it does nothing: the outer run closes them.
+    """
+    if getattr(_run, "session", False):
+        yield
+        return
+    _run.session = True
     try:
         yield
     finally:
+        _run.session = False
         opened = getattr(_run, "stores", None) or {}
         _run.stores = None
         for s in opened.values():
             s.close()
+
+
+F = TypeVar("F", bound=Callable[..., None])
+
+
+def fragment(fn: F) -> F:
+    """A part of a page that reruns on its own when one of its widgets changes (``st.fragment``).
+
+    Its own reruns happen outside ``app.py``'s page run, so they open and close the store themselves (as a
+    page run does); drawn by the page run, it uses that run's store.  The part must take the store from
+    :func:`store` inside, never from the page's variable: that one is closed once the page run ends, and
+    using it would open the file again and keep it, so the worker and command-line imports would wait.
+    Writes still go through :func:`run` (the signed-in user's role, the audit log); a button that changes
+    what the rest of the page shows ends with ``st.rerun()`` (the whole page).
+    """
+
+    @functools.wraps(fn)
+    def part(*args: Any, **kwargs: Any) -> None:
+        with store_session():
+            fn(*args, **kwargs)
+
+    return st.fragment(part)  # type: ignore[return-value]
 
 
 def viewing_sample() -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from crm_core.db import Store
 from crm_core.sample.load import load_sample
@@ -77,3 +78,41 @@ def test_calendar_page_with_a_saved_plan(sample_server, page):
         assert len(data.decode("utf-8-sig").strip().splitlines()) >= rows_at_least + 1
     # downloading neither reruns the page nor sends the marketer back to the first tab
     assert main.get_by_role("tab", name="書き出し").get_attribute("aria-selected") == "true"
+
+
+def test_the_proposal_reruns_on_its_own_and_gives_the_store_back(sample_server, page):
+    """Choosing the audience of a proposal reruns only the proposal (a fragment), outside the page run that
+    opens and closes the store: the fragment's own run must close it too, or the worker and command-line
+    imports wait for a marketer who changed a select box.  Saving then reruns the whole page."""
+    goto(page, sample_server, "/calendar")
+    main = page.locator("[data-testid='stMain']")
+    main.get_by_role("tab", name="キャンペーン計画").click()
+    main.get_by_text("提案された配信").wait_for()
+    reach = main.get_by_text("対象者数:").first
+    before = reach.inner_text()
+    assert "全員" in before
+
+    box = main.get_by_role("combobox", name="配信対象（セグメント）", exact=True)
+    box.click()
+    page.get_by_role("option", name="プリセット: 休眠（90日以上購入なし）").click()
+    wait_idle(page)
+    expect(reach).not_to_have_text(before)
+    assert "90日以上" in reach.inner_text()
+
+    writer = Store(sample_server.db, wait=5)  # the worker's turn: StoreBusy while the console holds the file
+    try:
+        assert writer.scalar("SELECT count(*) FROM planned_sends") == 0
+    finally:
+        writer.close()
+
+    main.get_by_role("button", name="この計画を保存").click()
+    wait_idle(page)
+    main.get_by_text("を保存しました。").first.wait_for()  # the flash at the top: the whole page ran again
+    expect(main.get_by_text("保存した計画")).to_be_visible()
+    assert main.locator(".st-key-cal_plan_pick").count() == 1  # the saved plan is listed for editing
+    writer = Store(sample_server.db, wait=5)
+    try:
+        segments = [r[0] for r in writer.fetchall("SELECT DISTINCT segment FROM planned_sends")]
+        assert len(segments) == 1 and "休眠（90日以上購入なし）" in segments[0]  # the audience chosen in the fragment
+    finally:
+        writer.close()
