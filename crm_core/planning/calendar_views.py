@@ -110,7 +110,7 @@ def calendar_chart(evts: pd.DataFrame, hol: pd.DataFrame, sends: pd.DataFrame | 
     off = _day_off_frame(start, end, hol) if not long_range else pd.DataFrame()
     if not off.empty:
         layers.append(alt.Chart(off).mark_rect(color="#F4F4F4").encode(
-            x=alt.X("from:T", scale=x_scale, axis=x_axis), x2="to:T"))
+            x=alt.X("from:T", scale=x_scale, axis=x_axis), x2=alt.X2("to:T")))
 
     df = _event_frame(evts) if not evts.empty else pd.DataFrame()
     if not df.empty:
@@ -126,19 +126,20 @@ def calendar_chart(evts: pd.DataFrame, hol: pd.DataFrame, sends: pd.DataFrame | 
                           for k, n, s, e in zip(b.kind, b.名前, b.starts_at, b.end_x)]).drop(columns=["day_mid"])
         if not bands.empty:
             event_layers.append(alt.Chart(bands).mark_bar(height=24, cornerRadius=3, clip=True).encode(
-                x=alt.X("starts_at:T", scale=x_scale, axis=x_axis), x2="end_x:T", y=y, color=color,
-                opacity=alt.condition("datum.pattern", alt.value(0.55), alt.value(0.95)),
-                strokeDash=alt.condition("datum.pattern", alt.value([4, 3]), alt.value([1, 0])),
-                stroke=alt.value("#333333"), strokeWidth=alt.condition("datum.pattern", alt.value(1), alt.value(0)),
+                x=alt.X("starts_at:T", scale=x_scale, axis=x_axis), x2=alt.X2("end_x:T"), y=y, color=color,
+                opacity=alt.OpacityValue(0.95, condition={"test": "datum.pattern", "value": 0.55}),
+                strokeDash=alt.StrokeDashValue([1, 0], condition={"test": "datum.pattern", "value": [4, 3]}),
+                stroke=alt.StrokeValue("#333333"),
+                strokeWidth=alt.StrokeWidthValue(0, condition={"test": "datum.pattern", "value": 1}),
                 tooltip=tooltip))
             event_layers.append(alt.Chart(bands).mark_text(align="left", dx=3, fontSize=10, color="#222222", clip=True).encode(
-                x=alt.X("starts_at:T", scale=x_scale), y=y, text="短縮:N", tooltip=tooltip))
+                x=alt.X("starts_at:T", scale=x_scale), y=y, text=alt.Text("短縮:N"), tooltip=tooltip))
         points = df[df.kind.isin(POINT_KINDS)].drop(columns=["starts_at", "end_x"])
         if not points.empty:
             event_layers.append(alt.Chart(points).mark_circle(size=60, opacity=0.9).encode(
                 x=alt.X("day_mid:T", scale=x_scale), y=y, color=color, tooltip=tooltip))
         if event_layers:
-            layers.append(alt.layer(*event_layers))
+            layers.append(alt.LayerChart(layer=event_layers))
 
     if not hol.empty:
         h = hol.assign(day_mid=hol.date + pd.Timedelta(hours=12), lane=LANE_HOLIDAY,
@@ -146,7 +147,7 @@ def calendar_chart(evts: pd.DataFrame, hol: pd.DataFrame, sends: pd.DataFrame | 
         # A mark per holiday, the name in the tooltip and in the list under the chart: names written on
         # the chart overlap (Golden Week; any range on a phone).
         layers.append(alt.Chart(h).mark_tick(color="#C8463D", thickness=2, size=14).encode(
-            x=alt.X("day_mid:T", scale=x_scale), y=y, tooltip=["祝日:N", "日付:N"]))
+            x=alt.X("day_mid:T", scale=x_scale), y=y, tooltip=[alt.Tooltip("祝日:N"), alt.Tooltip("日付:N")]))
         layers.append(alt.Chart(h).mark_rule(color="#C8463D", opacity=0.25).encode(x=alt.X("date:T", scale=x_scale)))
 
     if not sends.empty:
@@ -159,10 +160,10 @@ def calendar_chart(evts: pd.DataFrame, hol: pd.DataFrame, sends: pd.DataFrame | 
             color=alt.Color("チャネル:N", title="配信チャネル",
                             scale=alt.Scale(domain=domain, range=[CHANNEL_COLORS.get(c, "#555555") for c in domain]),
                             legend=alt.Legend(orient="bottom", symbolType="diamond", symbolSize=120)),
-            tooltip=["配信:N", "日時:N", "チャネル:N", "テンプレート:N", "対象:N"]))
+            tooltip=[alt.Tooltip(f) for f in ("配信:N", "日時:N", "チャネル:N", "テンプレート:N", "対象:N")]))
 
-    chart = alt.layer(*layers).resolve_scale(color="independent")
-    return chart.properties(width=width, height=alt.Step(36), title=f"{format_date(start)} 〜 {format_date(end)}")
+    return alt.LayerChart(layer=layers, resolve=alt.Resolve(scale=alt.ScaleResolveMap(color="independent")),
+                          width=width, height=alt.Step(36), title=f"{format_date(start)} 〜 {format_date(end)}")
 
 
 _SHORT = {"super_sale": "スーパーSALE", "marathon": "マラソン"}
@@ -204,19 +205,19 @@ def sales_overlay_chart(daily: pd.DataFrame, evts: pd.DataFrame, width: int | st
         b = _event_frame(bands)
         kinds = [k for k in KIND_LABELS if k in set(b.kind)]
         layers.append(alt.Chart(b).mark_rect(opacity=0.18, clip=True).encode(
-            x=alt.X("starts_at:T", scale=x_scale, axis=x_axis), x2="end_x:T",
+            x=alt.X("starts_at:T", scale=x_scale, axis=x_axis), x2=alt.X2("end_x:T"),
             color=alt.Color("種類:N", title="イベント", scale=alt.Scale(domain=[KIND_LABELS[k] for k in kinds],
                                                                      range=[KIND_COLORS[k] for k in kinds]),
                             legend=alt.Legend(orient="bottom")),
-            tooltip=["名前:N", "期間:N", "状態:N"]))
+            tooltip=[alt.Tooltip("名前:N"), alt.Tooltip("期間:N"), alt.Tooltip("状態:N")]))
     layers.append(alt.Chart(d).mark_bar(color="#3B6FB6", opacity=0.85).encode(
         x=alt.X("date:T", scale=x_scale, axis=x_axis),
         x2=alt.X2("date_end:T"),
         y=alt.Y("revenue:Q", title="売上（円）", axis=alt.Axis(labelExpr="'¥' + format(datum.value, ',.0f')")),
-        y2=alt.datum(0),
-        tooltip=["日付:N", "売上:N", "注文数:N"]).transform_calculate(date_end="datum.date + 86400000 * 0.85"))
-    return alt.layer(*layers).properties(width=width, height=360,
-                                         title=f"日別売上（{format_date(start)} 〜 {format_date(end)}）と楽天・自社イベント")
+        y2=alt.Y2Datum(0),
+        tooltip=[alt.Tooltip("日付:N"), alt.Tooltip("売上:N"), alt.Tooltip("注文数:N")]).transform_calculate(date_end="datum.date + 86400000 * 0.85"))
+    return alt.LayerChart(layer=layers, width=width, height=360,
+                          title=f"日別売上（{format_date(start)} 〜 {format_date(end)}）と楽天・自社イベント")
 
 
 # --------------------------------------------------------------------------
