@@ -79,3 +79,10 @@ def test_no_locale_dependent_yen_format_in_tables(path):
                    and isinstance(k.value, ast.Constant) and k.value.value in ("yen", "dollar", "euro")]
     assert not yen_formats
     assert not [s for s in _shown_strings(path) if "￥" in s]
+
+
+def test_pages_use_no_width_argument_streamlit_has_retired():
+    """``use_container_width`` logs a deprecation on every run (「will be removed after 2025-12-31」): ``width`` instead."""
+    found = [str(p.relative_to(ROOT)) for p in sorted((ROOT / "pages").rglob("*.py")) + [ROOT / "app.py"]
+             if "use_container_width" in p.read_text(encoding="utf-8")]
+    assert found == []

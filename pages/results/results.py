@@ -387,7 +387,7 @@ with contextlib.closing(ui.run(opsdb.connect, opsdb.ops_path(store.path))) as _o
 if scenario_table.empty:
     ui.empty_state("シナリオがありません。")
 else:
-    st.dataframe(scenario_table, hide_index=True, use_container_width=True, key="res_scenarios")
+    st.dataframe(scenario_table, hide_index=True, width="stretch", key="res_scenarios")
     st.page_link("pages/automation/scenarios.py", label="シナリオのオン・オフと編集へ", icon="🔁")
 
 

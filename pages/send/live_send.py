@@ -117,7 +117,7 @@ with closing(ui.run(live.open_ops, store)) as ops:
 
     # -- funnel, cost, lint, previews -------------------------------------------------------------
     st.subheader("届く人数")
-    st.dataframe(pd.DataFrame(live.funnel_table(state["funnel"])), hide_index=True, use_container_width=False)
+    st.dataframe(pd.DataFrame(live.funnel_table(state["funnel"])), hide_index=True, width="content")
     n = int(state["funnel"].get("will_receive", 0))
     used = state["channels"]  # the channels this send goes out on (both for LINE（なければメール）)
     if c["channel"] == "line_or_email":
