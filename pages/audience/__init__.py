@@ -330,9 +330,15 @@ def rule_editor(as_of: dt.date, version: int) -> dict[str, Any]:
 # ---------------------------------------------------------------------------
 
 
+@st.cache_data(ttl=600, max_entries=8, show_spinner=False)
+def _line_reach(db: str, version: tuple) -> dict[str, Any]:
+    """:func:`line_reach` counts every customer (20 ms at 2.3 M): kept per data version (LINE ids arrive by import)."""
+    return line_reach(ui.store())
+
+
 def reach_caption(store: Store) -> None:
     """How LINE reach grew with the last imports (LINE link files attach ids to Rakuten buyers)."""
-    reach = ui.run(line_reach, store)
+    reach = ui.run(_line_reach, str(store.path), ui.data_version())
     steps = [h for h in reach["history"] if h["added"]]
     text = f"LINEで届くお客様は全体で{reach['line_customers']:,}人（{ui.pct(reach['share'])}）"
     if reach["linked_by_files"]:
@@ -361,6 +367,12 @@ def _summary(db: str, version: tuple, rule: dict[str, Any]) -> dict[str, Any]:
     """:func:`S.summary` reads every customer of the model: kept per rule and version (a rerun that leaves the
     rule as it is, such as choosing a preset or typing a name, does not count again)."""
     return S.summary(ui.store(), rule)
+
+
+@st.cache_data(ttl=600, max_entries=64, show_spinner=False)
+def _sample(db: str, version: tuple, rule: dict[str, Any]) -> pd.DataFrame:
+    """:func:`S.sample` (the 20 biggest customers of the rule: 36 ms at 2.3 M customers), kept like :func:`_summary`."""
+    return S.sample(ui.store(), rule, 20)
 
 
 def profit_metrics(store: Store, rule: dict[str, Any]) -> None:
@@ -405,7 +417,7 @@ def result_panel(store: Store, rule: dict[str, Any]) -> dict[str, Any] | None:
             "「当てはまらない」の指定を見直してください。"
         )
         return result
-    table = ui.run(S.sample, store, rule, 20)
+    table = ui.run(_sample, str(store.path), rule_version(store), rule)
     table = table.rename(columns=S.labels(table.columns))
     st.caption(f"該当するお客様の例（累計購入金額の多い順に最大20人）　基準日: {ui.jdate(result['as_of'])}")
     st.dataframe(table, hide_index=True, width="stretch", key="seg_sample",

@@ -329,3 +329,27 @@ def test_zero_reach_says_why_and_links_to_the_fix(rakuten_db):
     assert any(w.startswith("メールで届くお客様が0人です。") and "メール配信許可" in w for w in warnings), warnings
     assert any(w.startswith("LINEで届くお客様が0人です。") and "LINE友だちの一覧" in w for w in warnings), warnings
     assert [link.label for link in at.get("page_link")].count("データ取込へ（顧客リスト・LINE友だちの一覧・注文CSV）") == 2
+
+
+def test_the_count_and_the_sample_follow_new_data(db):
+    """The count, the sample of customers and the LINE reach are kept per rule and data version: a rerun after an
+    import (a new import id, as every import records) shows the new customer, the same rule or not."""
+    from tests.segment_shop import AS_OF, COLUMNS, CUSTOMERS
+
+    at = open_page()
+    assert metric(at, "該当顧客数") == "8人"
+    assert "C-NEW" not in set(table(at, "顧客ID")["顧客ID"])
+    reach_before = next(c.value for c in at.caption if c.value.startswith("📱"))
+    store = Store(db)
+    row = dict(zip(COLUMNS, CUSTOMERS[0], strict=True))
+    row.update(customer_id="C-NEW", name="新しい 大口", revenue=10_000_000.0, line_user_id="U" + "f" * 32, has_line=True)
+    marks = ", ".join("?" for _ in range(len(COLUMNS) + 1))
+    store.execute(f"INSERT INTO customer_model VALUES ({marks})", [row[c] for c in COLUMNS] + [AS_OF])
+    store.execute("INSERT INTO customers (customer_id, line_user_id) VALUES ('C-NEW', ?)", [row["line_user_id"]])
+    store.execute("INSERT INTO imports (import_id, file_name, imported_at) VALUES (1, 'new.csv', now())")
+    store.close()
+    at.run()
+    assert not at.exception
+    assert metric(at, "該当顧客数") == "9人"
+    assert table(at, "顧客ID")["顧客ID"].iloc[0] == "C-NEW"  # the biggest customer now
+    assert next(c.value for c in at.caption if c.value.startswith("📱")) != reach_before
