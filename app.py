@@ -15,6 +15,7 @@ see ``crm_core.access``); else ``CRM_PASSWORD`` asks for the one shared password
 
 from __future__ import annotations
 
+import functools
 import hmac
 import os
 import time
@@ -176,6 +177,29 @@ def resolve_user() -> access.User:
     return user
 
 
+def current_member() -> access.User | None:
+    """The signed-in person's role in the current shop as it is now, read again without any sign-in screen or
+    record (None: not signed in, or no access to this shop any more)."""
+    if _auth_section() is not None:
+        email = st.user.get("email") if st.user.get("is_logged_in") else None
+        if not email:
+            return None
+        who: tuple[str, str] | None = (str(email), str(st.user.get("name") or ""))
+    elif _secret("CRM_PASSWORD") and not st.session_state["signed_in"]:
+        return None
+    else:
+        who = None
+    return shop_member(st.session_state["shop"], who, claim=False)
+
+
+def recheck_user(action: str) -> None:
+    """Before a fragment's own rerun (which skips this script): the role read again and the page's action required,
+    as every page run does, so a person removed or demoted meanwhile cannot save from a part of a page left open."""
+    user = current_member()
+    st.session_state["auth_user"] = user
+    ui.run(access.require, user, action)
+
+
 def ensure_sample() -> None:
     """On the very first start (empty store, sample never turned off) show the sample shop.
 
@@ -329,6 +353,7 @@ with ui.store_session():
     USER = resolve_user()
     page = st.navigation(build_pages(USER), expanded=True)  # every page listed (no English "View more")
     ui.run(access.require, USER, PAGE_OF_URL.get(page.url_path, "users.manage"))  # the library decides, not the menu
+    st.session_state[ui.FRAGMENT_CHECK] = functools.partial(recheck_user, PAGE_OF_URL.get(page.url_path, "users.manage"))
     if access.can(USER, "import") and ui.current_shop() == shops.DEFAULT:
         ensure_sample()
     finish_pending_refresh()

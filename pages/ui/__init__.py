@@ -198,6 +198,8 @@ def store_session() -> Iterator[None]:
 
 
 F = TypeVar("F", bound=Callable[..., None])
+FRAGMENT_CHECK = "fragment_check"
+"""Session key of the check ``app.py`` leaves for a fragment's own reruns: the role read again, the page's action."""
 
 
 def fragment(fn: F) -> F:
@@ -207,13 +209,19 @@ def fragment(fn: F) -> F:
     page run does); drawn by the page run, it uses that run's store.  The part must take the store from
     :func:`store` inside, never from the page's variable: that one is closed once the page run ends, and
     using it would open the file again and keep it, so the worker and command-line imports would wait.
-    Writes still go through :func:`run` (the signed-in user's role, the audit log); a button that changes
-    what the rest of the page shows ends with ``st.rerun()`` (the whole page).
+    A fragment's own rerun skips ``app.py``, which reads the signed-in person's role on every page run: it runs
+    the check ``app.py`` left in the session (:data:`FRAGMENT_CHECK`) first, so a person removed or demoted
+    meanwhile is refused before anything is saved.  Writes go through :func:`run` (the role, the audit log); a
+    button that changes what the rest of the page shows ends with ``st.rerun()`` (the whole page).
     """
 
     @functools.wraps(fn)
     def part(*args: Any, **kwargs: Any) -> None:
+        own_run = not getattr(_run, "session", False)
         with store_session():
+            check = st.session_state.get(FRAGMENT_CHECK) if own_run else None
+            if check is not None:
+                check()
             fn(*args, **kwargs)
 
     return st.fragment(part)  # type: ignore[return-value]

@@ -77,3 +77,30 @@ def test_second_person_is_refused_until_added(page, oidc_server):
     sign_in_as(page, oidc_server, "viewer")
     page.get_by_text("このショップを利用する権限がありません").wait_for()
     assert page.locator("[data-testid='stSidebar'] [data-testid='stCaption']").filter(has_text="顧客").count() == 0
+
+
+def test_a_person_demoted_while_the_calendar_is_open_cannot_save_from_the_proposal(page, oidc_server):
+    """The campaign proposal reruns on its own (a fragment), which skips app.py's reading of the role on every page
+    run: the role must be read again there, or a person demoted meanwhile saves a plan with the role they had."""
+    from crm_core import access
+    from crm_core.db import Store
+
+    sign_in_as(page, oidc_server, "owner")  # the first user of the shop: 承認・管理
+    owner = access.User("owner@example.jp", "店長", access.Role.ADMIN)
+    with Store(oidc_server.db) as store:
+        access.add_user(store, owner, "viewer@example.jp", access.Role.OPERATOR)  # 担当: may plan campaigns
+    page.context.clear_cookies()
+    sign_in_as(page, oidc_server, "viewer")
+    page.goto(oidc_server.url + "/calendar")
+    wait_idle(page)
+    main = page.locator("[data-testid='stMain']")
+    main.get_by_role("tab", name="キャンペーン計画").click()
+    main.get_by_text("提案された配信").wait_for()
+
+    with Store(oidc_server.db) as store:
+        access.set_role(store, owner, "viewer@example.jp", access.Role.VIEWER)  # demoted while the page is open
+    main.get_by_role("button", name="この計画を保存").click()
+    wait_idle(page)
+    main.get_by_text("以上の権限が必要です").first.wait_for()
+    with Store(oidc_server.db) as store:
+        assert not store.has_table("planned_sends") or store.scalar("SELECT count(*) FROM planned_sends") == 0
