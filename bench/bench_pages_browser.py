@@ -201,32 +201,36 @@ def run(db: str | Path, runs: int = 3, only: str | None = None, printer=print) -
                         page.goto(server.url + path)
                         _wait_idle(page)
                         firsts[name].append(time.perf_counter() - t)
-                        if widgets[name] is None:
+                        self_widget = widgets[name]
+                        if self_widget is None:
                             changed[name] = "（変更できる部品なし）"
-                            continue
-                        kind, label = widgets[name]
-                        print(f"{name}: {kind}「{label}」", file=sys.stderr, flush=True)
-                        page.evaluate(_OBSERVE)
-                        try:
-                            found = _change(page, kind, label)
-                        except PlaywrightError as exc:
-                            page.screenshot(path=str(Path(tempfile.gettempdir()) / f"bench_pages_{name.replace('/', '_')}.png"))
-                            print(f"{name}: could not change it: {str(exc).splitlines()[0]}", file=sys.stderr)
-                            found = False
-                        if not found:
-                            changed[name] = f"{kind}「{label}」がブラウザで見つからない"
-                            continue
-                        page.wait_for_function(_FINISHED, timeout=600_000)
-                        reruns[name].append(page.evaluate(_ELAPSED))
-                        changed[name] = f"{kind}「{label}」"
+                        else:
+                            kind, label = self_widget
+                            print(f"{name}: {kind}「{label}」", file=sys.stderr, flush=True)
+                            page.evaluate(_OBSERVE)
+                            try:
+                                found = _change(page, kind, label)
+                            except PlaywrightError as exc:
+                                page.screenshot(path=str(Path(tempfile.gettempdir()) / f"bench_pages_{name.replace('/', '_')}.png"))
+                                print(f"{name}: could not change it: {str(exc).splitlines()[0]}", file=sys.stderr)
+                                found = False
+                            if found:
+                                page.wait_for_function(_FINISHED, timeout=600_000)
+                                reruns[name].append(page.evaluate(_ELAPSED))
+                            changed[name] = f"{kind}「{label}」" + ("" if found else "がブラウザで見つからない")
                         for also_kind, also_label in ALSO.get(name, []):
                             row = f"{name} ·{also_label}"
                             _wait_idle(page)
                             page.evaluate(_OBSERVE)
-                            if _change(page, also_kind, also_label):
+                            try:
+                                found = _change(page, also_kind, also_label)
+                            except PlaywrightError as exc:
+                                print(f"{row}: could not change it: {str(exc).splitlines()[0]}", file=sys.stderr)
+                                found = False
+                            if found:
                                 page.wait_for_function(_FINISHED, timeout=600_000)
                                 reruns.setdefault(row, []).append(page.evaluate(_ELAPSED))
-                                changed[row] = f"{also_kind}「{also_label}」"
+                            changed[row] = f"{also_kind}「{also_label}」" + ("" if found else "がブラウザで見つからない")
                     page.close()
                     peaks.append(_peak_mb(server.proc.pid))
                 finally:
