@@ -40,7 +40,8 @@ start = dt.date(first[0], first[1], 1)
 last_ym = divmod(first[0] * 12 + first[1] - 1 + span - 1, 12)
 last_ym = (last_ym[0], last_ym[1] + 1)
 end = cal.month_bounds(*last_ym)[1]
-show_points = c3.toggle("ポイントデー（ワンダフルデー・5と0のつく日）も表示", value=span <= 3, key="cal_show_points")
+show_points = c3.toggle("ポイントデーも表示", value=span <= 3, key="cal_show_points",
+                        help="ワンダフルデー（毎月1日）と5と0のつく日を●で表示します（6か月・12か月の表示では初めはオフ）。")
 
 # the page's four ranges (shown, hidden, last year, the coming year) come from one reading of the events
 ly_start, ly_end = start.replace(year=start.year - 1), cal.month_bounds(last_ym[0] - 1, last_ym[1])[1]
