@@ -352,8 +352,9 @@ with ui.store_session():
     sign_in_gate()
     USER = resolve_user()
     page = st.navigation(build_pages(USER), expanded=True)  # every page listed (no English "View more")
-    ui.run(access.require, USER, PAGE_OF_URL.get(page.url_path, "users.manage"))  # the library decides, not the menu
-    st.session_state[ui.FRAGMENT_CHECK] = functools.partial(recheck_user, PAGE_OF_URL.get(page.url_path, "users.manage"))
+    page_action = PAGE_OF_URL.get(page.url_path, "users.manage")
+    ui.run(access.require, USER, page_action)  # the library decides, not the menu
+    st.session_state[ui.FRAGMENT_CHECK] = functools.partial(recheck_user, page_action)  # before a fragment's own rerun
     if access.can(USER, "import") and ui.current_shop() == shops.DEFAULT:
         ensure_sample()
     finish_pending_refresh()

@@ -159,6 +159,24 @@ def _change(page, kind: str, label: str) -> bool:
     return True
 
 
+def _time_change(page, row: str, kind: str, label: str) -> float | None:
+    """Change the widget and return the seconds to the script finished in the browser; None if it cannot be changed."""
+    from playwright.sync_api import Error as PlaywrightError
+
+    _wait_idle(page)
+    page.evaluate(_OBSERVE)
+    try:
+        found = _change(page, kind, label)
+    except PlaywrightError as exc:
+        page.screenshot(path=str(Path(tempfile.gettempdir()) / f"bench_pages_{row.replace('/', '_').replace(' ', '')}.png"))
+        print(f"{row}: could not change it: {str(exc).splitlines()[0]}", file=sys.stderr)
+        found = False
+    if not found:
+        return None
+    page.wait_for_function(_FINISHED, timeout=600_000)
+    return page.evaluate(_ELAPSED)
+
+
 def _wait_idle(page) -> None:
     page.wait_for_selector("[data-testid='stApp'][data-test-connection-state='CONNECTED']", timeout=600_000)
     page.wait_for_selector("[data-testid='stMain'] [data-testid='stElementContainer']", timeout=600_000)
@@ -173,7 +191,6 @@ def url_paths(only: str | None) -> list[tuple[str, str]]:
 
 
 def run(db: str | Path, runs: int = 3, only: str | None = None, printer=print) -> list[dict]:
-    from playwright.sync_api import Error as PlaywrightError
     from playwright.sync_api import sync_playwright
 
     from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS, Server
@@ -201,36 +218,16 @@ def run(db: str | Path, runs: int = 3, only: str | None = None, printer=print) -
                         page.goto(server.url + path)
                         _wait_idle(page)
                         firsts[name].append(time.perf_counter() - t)
-                        self_widget = widgets[name]
-                        if self_widget is None:
-                            changed[name] = "（変更できる部品なし）"
-                        else:
-                            kind, label = self_widget
-                            print(f"{name}: {kind}「{label}」", file=sys.stderr, flush=True)
-                            page.evaluate(_OBSERVE)
-                            try:
-                                found = _change(page, kind, label)
-                            except PlaywrightError as exc:
-                                page.screenshot(path=str(Path(tempfile.gettempdir()) / f"bench_pages_{name.replace('/', '_')}.png"))
-                                print(f"{name}: could not change it: {str(exc).splitlines()[0]}", file=sys.stderr)
-                                found = False
-                            if found:
-                                page.wait_for_function(_FINISHED, timeout=600_000)
-                                reruns[name].append(page.evaluate(_ELAPSED))
-                            changed[name] = f"{kind}「{label}」" + ("" if found else "がブラウザで見つからない")
-                        for also_kind, also_label in ALSO.get(name, []):
-                            row = f"{name} ·{also_label}"
-                            _wait_idle(page)
-                            page.evaluate(_OBSERVE)
-                            try:
-                                found = _change(page, also_kind, also_label)
-                            except PlaywrightError as exc:
-                                print(f"{row}: could not change it: {str(exc).splitlines()[0]}", file=sys.stderr)
-                                found = False
-                            if found:
-                                page.wait_for_function(_FINISHED, timeout=600_000)
-                                reruns.setdefault(row, []).append(page.evaluate(_ELAPSED))
-                            changed[row] = f"{also_kind}「{also_label}」" + ("" if found else "がブラウザで見つからない")
+                        for row, widget in ((name, widgets[name]), *((f"{name} ·{lb}", (k, lb)) for k, lb in ALSO.get(name, []))):
+                            if widget is None:
+                                changed[row] = "（変更できる部品なし）"
+                                continue
+                            kind, label = widget
+                            print(f"{row}: {kind}「{label}」", file=sys.stderr, flush=True)
+                            elapsed = _time_change(page, row, kind, label)
+                            if elapsed is not None:
+                                reruns.setdefault(row, []).append(elapsed)
+                            changed[row] = f"{kind}「{label}」" + ("" if elapsed is not None else "がブラウザで見つからない")
                     page.close()
                     peaks.append(_peak_mb(server.proc.pid))
                 finally:

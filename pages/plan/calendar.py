@@ -300,7 +300,6 @@ def proposal_form(upcoming: pd.DataFrame) -> None:
         st.caption("先行セールの期間をカレンダーに追加し、LINE友だち全員（または選んだセグメント）への案内配信を計画に入れます。")
 
 
-
 with tab_plan:
     upcoming = cal.within(all_events, today, year_ahead)
     upcoming = upcoming[upcoming.kind.isin(cal.BAND_KINDS) & (upcoming.ends_at >= pd.Timestamp(now))].reset_index(drop=True)
