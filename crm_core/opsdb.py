@@ -36,6 +36,7 @@ import errno
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -96,7 +97,7 @@ def connect(path: str | Path, *, timeout_ms: int = BUSY_TIMEOUT_MS, migrate: boo
         raise
     con.row_factory = sqlite3.Row
     con.execute(f"PRAGMA busy_timeout = {int(timeout_ms)}")
-    con.execute("PRAGMA journal_mode = WAL")
+    _use_wal(con, timeout_ms)
     # NORMAL is durable against process crashes (kill -9) in WAL mode; only a
     # power loss can drop the last transactions.  FULL costs an fsync per commit.
     con.execute("PRAGMA synchronous = " + ("FULL" if os.environ.get("CRM_OPS_SYNC_FULL") else "NORMAL"))
@@ -104,6 +105,28 @@ def connect(path: str | Path, *, timeout_ms: int = BUSY_TIMEOUT_MS, migrate: boo
     if migrate:
         _migrate(con, str(path.resolve()))
     return con
+
+
+def _use_wal(con: sqlite3.Connection, timeout_ms: int) -> None:
+    """Put the file in WAL mode (once per file: the mode is stored in it).
+
+    Switching a new file to WAL takes a lock SQLite does not wait for (the busy
+    timeout does not apply), so processes that open a fresh file together (two
+    workers and the console after ``./run.sh``) retry here until the first one
+    has switched it, within the same timeout.
+    """
+    deadline = time.monotonic() + timeout_ms / 1000
+    pause = 0.005
+    while True:
+        try:
+            if str(con.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                con.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.1)
 
 
 def _read_only_folder(folder: Path) -> bool:

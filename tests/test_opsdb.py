@@ -101,3 +101,30 @@ def test_two_processes_write_at_once_and_kill_9_loses_nothing_committed(tmp_path
         with opsdb.transaction(con):
             con.execute("INSERT INTO job_schedules (name, kind, trigger) VALUES ('after', 'k', 'interval:60')")
         assert time.monotonic() - t0 < 1.0
+
+
+OPENER = textwrap.dedent("""
+    import sys, time
+    from crm_core import jobs, opsdb  # jobs: the tables a worker registers
+    start = float(sys.argv[2])
+    time.sleep(max(0.0, start - time.time()))
+    opsdb.connect(sys.argv[1]).close()
+    print("opened", flush=True)
+""")
+
+
+def test_processes_opening_a_new_file_at_the_same_moment_all_get_in(tmp_path):
+    # A worker, a second worker and the console start together on a fresh store (./run.sh, a restart after
+    # an upgrade): switching a new file to WAL needs a lock SQLite does not wait for, so one of them died with
+    # "database is locked" (found by CI: a worker's traceback in test_two_workers_import_each_file_exactly_once).
+    for round_ in range(4):
+        path = tmp_path / f"r{round_}.ops.sqlite"
+        start = time.time() + 1.5  # all imported and waiting before the moment
+        procs = [subprocess.Popen([sys.executable, "-c", OPENER, str(path), repr(start)], cwd=ROOT,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(6)]
+        outs = [p.communicate(timeout=60) for p in procs]
+        for p, (out, err) in zip(procs, outs):
+            assert p.returncode == 0 and out.strip() == "opened", err
+        with closing(opsdb.connect(path)) as con:
+            assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+            assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

@@ -89,7 +89,7 @@ def test_two_workers_import_each_file_exactly_once(tmp_path, sample):
     assert sorted(r["args"]["name"] for r in runs) == sorted(names)
     assert all(r["outcome"] == "done" for r in runs)
     assert counts(db)[2] == 3
-    assert not any("Traceback" in log for log in logs)
+    assert not any("Traceback" in log for log in logs), "\n-----\n".join(logs)
 
 
 @pytest.mark.slow
