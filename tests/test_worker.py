@@ -151,3 +151,38 @@ def test_kill_9_of_the_worker_mid_import_the_job_runs_again_and_the_console_read
     orders, lines, imports = counts(db)
     assert orders == before[0] + report["orders_added"] and imports == 2
     assert lines == before[1] + big_lines
+
+
+@pytest.mark.slow
+def test_sigterm_mid_import_stops_the_worker_and_the_import_runs_again(tmp_path, sample):
+    # SIGTERM (systemctl stop, a container's stop, the test helpers' stop()) while DuckDB runs a statement: DuckDB
+    # turns the KeyboardInterrupt the worker raises into RuntimeError("Query interrupted"), so the job was
+    # recorded as an unexpected error and the worker went on working — it never stopped (found by a stress loop
+    # of SIGTERMs at random moments after CI's two-worker test).
+    db, inbox = tmp_path / "crm.duckdb", tmp_path / "inbox"
+    inbox.mkdir()
+    write_shopify(tmp_path / "big.csv", sample["shopify_orders"], 1000, tag="big")
+    drop(tmp_path / "big.csv", inbox, "big.csv")
+    worker = start_worker(db, inbox)
+    from crm_core.db import store_is_busy
+
+    wait_until(lambda: (inbox / "processing" / "big.csv").exists() and store_is_busy(db), timeout=120)
+    time.sleep(0.3)
+    worker.send_signal(signal.SIGTERM)
+    try:
+        out, _ = worker.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        out, _ = worker.communicate()
+        pytest.fail("the worker did not stop on SIGTERM:\n" + out)
+    assert worker.returncode == 0 and "worker stopped" in out and "Traceback" not in out, out
+    assert not store_is_busy(db)
+    (run,) = [r for r in jobs.history(opsdb.ops_path(db)) if r["kind"] == "inbox_import"]
+    assert run["outcome"] == "failed" and run["error"] == "ワーカーが停止したため中断しました。", run
+    # queued again at once: the next worker imports the file
+    worker = start_worker(db, inbox)
+    try:
+        wait_until(lambda: (inbox / "done" / "big.csv.report.json").exists(), timeout=180)
+    finally:
+        log = stop(worker)
+    assert "Traceback" not in log, log

@@ -18,7 +18,7 @@ import logging
 import signal
 import threading
 import traceback
-from contextlib import closing
+from contextlib import closing, suppress
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,8 @@ from crm_core.service.context import JobContext
 from crm_core.service.kinds import KINDS
 
 log = logging.getLogger("crm_core.worker")
+
+STOPPED = "ワーカーが停止したため中断しました。"
 
 
 class Worker:
@@ -70,9 +72,14 @@ class Worker:
             error = exc.message
         except KeyboardInterrupt:
             # stopped (Ctrl-C / SIGTERM): the attempt failed, the job runs again at once
-            self._finish(job, done, beat, error="ワーカーが停止したため中断しました。", retry=True, retry_after=0)
+            self._finish(job, done, beat, error=STOPPED, retry=True, retry_after=0)
             raise
         except Exception as exc:  # noqa: BLE001 - recorded in the history, the worker goes on
+            if self.stop.is_set():
+                # stopped while DuckDB ran a statement: DuckDB turns the KeyboardInterrupt into its own
+                # RuntimeError("Query interrupted"); still a stop, not a failure of the job
+                self._finish(job, done, beat, error=STOPPED, retry=True, retry_after=0)
+                raise KeyboardInterrupt from exc
             log.error("job %s failed\n%s", job.job_id, "".join(traceback.format_tb(exc.__traceback__)))
             error = f"予期しないエラー（{type(exc).__name__}）"
             retry = kind.retry
@@ -114,11 +121,13 @@ def main(db_path: str | Path, *, inbox: Path | None = None, poll: float = 2.0, o
     worker = Worker(db_path, inbox=inbox, poll=poll, wait=wait)
 
     def interrupt(*_: Any) -> None:
+        # the event first: whatever turns the KeyboardInterrupt into another error (DuckDB does) or
+        # swallows it, the worker still stops once the statement returns
+        worker.stop.set()
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, interrupt)
-    try:
+    with suppress(KeyboardInterrupt):  # Ctrl-C / SIGTERM (interrupt above)
         worker.run_forever(once=once)
-    except KeyboardInterrupt:
-        log.info("worker stopped")
+    log.info("worker stopped")
     return 0
