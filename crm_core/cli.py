@@ -12,7 +12,9 @@ import argparse
 import datetime as dt
 import getpass
 import json
+import signal
 import sys
+import threading
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -46,6 +48,10 @@ def _print(obj: object) -> None:
 
 
 _opened: list[Store] = []
+# set by Ctrl-C (see main): DuckDB turns the KeyboardInterrupt raised during a statement into its own
+# RuntimeError("Query interrupted"), so the error alone does not say that the person stopped the command
+_interrupted = threading.Event()
+EXIT_INTERRUPTED = 130  # what shells report for a command stopped by Ctrl-C (128 + SIGINT)
 
 
 def _say_waiting() -> None:
@@ -1022,7 +1028,11 @@ def run_command(args: argparse.Namespace) -> int:
         return EXIT_BUSY
     except InputError as exc:
         return _fail(exc)
+    except KeyboardInterrupt:
+        return _stopped()
     except Exception as exc:
+        if _interrupted.is_set():
+            return _stopped()
         from crm_core.failures import translate
 
         problem = translate(exc, args.db or default_db_path())
@@ -1032,6 +1042,17 @@ def run_command(args: argparse.Namespace) -> int:
     finally:
         while _opened:
             _opened.pop().close()
+
+
+def _stopped() -> int:
+    """Ctrl-C: say so, without a traceback (an import is one transaction: it is rolled back whole)."""
+    sys.stderr.write("中断しました（Ctrl-C）。\n")
+    return EXIT_INTERRUPTED
+
+
+def _on_interrupt(*_: Any) -> None:
+    _interrupted.set()
+    raise KeyboardInterrupt
 
 
 def _fail(exc: InputError) -> int:
@@ -1050,7 +1071,15 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, "command", None) != "run-all":
             parser.error("unrecognized arguments: " + " ".join(extra))
         args.console_args = list(args.console_args) + extra  # `streamlit run` options such as --server.port 8600
-    return run_command(args)
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is signal.default_int_handler and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, _on_interrupt)
+    try:
+        return run_command(args)
+    finally:
+        if signal.getsignal(signal.SIGINT) is _on_interrupt:
+            signal.signal(signal.SIGINT, previous)
+        _interrupted.clear()
 
 
 if __name__ == "__main__":

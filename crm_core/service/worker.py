@@ -127,6 +127,8 @@ def main(db_path: str | Path, *, inbox: Path | None = None, poll: float = 2.0, o
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, interrupt)
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:  # Ctrl-C in a terminal (ignored when started with &)
+        signal.signal(signal.SIGINT, interrupt)
     with suppress(KeyboardInterrupt):  # Ctrl-C / SIGTERM (interrupt above)
         worker.run_forever(once=once)
     log.info("worker stopped")
