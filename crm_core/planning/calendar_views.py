@@ -117,13 +117,14 @@ def calendar_chart(evts: pd.DataFrame, hol: pd.DataFrame, sends: pd.DataFrame | 
         kinds = [k for k in KIND_LABELS if k in set(df.kind)]
         color = alt.Color("種類:N", title="イベント", scale=alt.Scale(domain=[KIND_LABELS[k] for k in kinds],
                                                                    range=[KIND_COLORS[k] for k in kinds]),
-                          legend=alt.Legend(orient="bottom", columns=5))
+                          legend=alt.Legend(orient="bottom", columns={"expr": f"width >= {WIDE_FROM_PX} ? 5 : 1"}))
         tooltip = [alt.Tooltip("名前:N"), alt.Tooltip("種類:N"), alt.Tooltip("期間:N"), alt.Tooltip("エントリー:N"),
                    alt.Tooltip("状態:N"), alt.Tooltip("出典:N")]
         event_layers: list[alt.Chart] = []
-        bands = df[df.kind.isin(BAND_KINDS)].assign(
-            短縮=lambda b: [_short_name(k, n, (e - s).total_seconds() / 86400, (end - start).days + 1)
-                          for k, n, s, e in zip(b.kind, b.名前, b.starts_at, b.end_x)]).drop(columns=["day_mid"])
+        bands = df[df.kind.isin(BAND_KINDS)].drop(columns=["day_mid"])
+        span_days = (end - start).days + 1
+        bands = bands.assign(短縮=band_labels(bands, start, span_days, WIDE_PX),
+                             短縮_狭=band_labels(bands, start, span_days, NARROW_PX))
         if not bands.empty:
             event_layers.append(alt.Chart(bands).mark_bar(height=24, cornerRadius=3, clip=True).encode(
                 x=alt.X("starts_at:T", scale=x_scale, axis=x_axis), x2=alt.X2("end_x:T"), y=y, color=color,
@@ -132,8 +133,11 @@ def calendar_chart(evts: pd.DataFrame, hol: pd.DataFrame, sends: pd.DataFrame | 
                 stroke=alt.StrokeValue("#333333"),
                 strokeWidth=alt.StrokeWidthValue(0, condition={"test": "datum.pattern", "value": 1}),
                 tooltip=tooltip))
-            event_layers.append(alt.Chart(bands).mark_text(align="left", dx=3, fontSize=10, color="#222222", clip=True).encode(
-                x=alt.X("starts_at:T", scale=x_scale), y=y, text=alt.Text("短縮:N"), tooltip=tooltip))
+            # the label set is chosen where the real width is known: in the browser (a phone draws the plot ≈ 270 px wide)
+            event_layers.append(alt.Chart(bands).transform_calculate(
+                ラベル=f"width >= {WIDE_FROM_PX} ? datum['短縮'] : datum['短縮_狭']",
+            ).mark_text(align="left", dx=3, fontSize=10, color="#222222", clip=True).encode(
+                x=alt.X("starts_at:T", scale=x_scale), y=y, text=alt.Text("ラベル:N"), tooltip=tooltip))
         points = df[df.kind.isin(POINT_KINDS)].drop(columns=["starts_at", "end_x"])
         if not points.empty:
             event_layers.append(alt.Chart(points).mark_circle(size=60, opacity=0.9).encode(
@@ -167,24 +171,51 @@ def calendar_chart(evts: pd.DataFrame, hol: pd.DataFrame, sends: pd.DataFrame | 
 
 
 _SHORT = {"super_sale": "スーパーSALE", "marathon": "マラソン"}
+WIDE_PX = 900  # the plot's width on a laptop, roughly
+NARROW_PX = 270  # on a phone (390 px screen, lane names beside the plot)
+WIDE_FROM_PX = 600  # the browser uses the wide labels from this plot width on
+CHAR_PX = 11  # a character at font size 10, roughly (Japanese characters are the widest)
 
 
-def _short_name(kind: str, name: str, days: float, span_days: int) -> str:
-    """A band's label: never a word cut short (no 「スーパ…」).
+def band_labels(bands: pd.DataFrame, first_day: dt.date, span_days: int, plot_px: int) -> list[str]:
+    """Each band's label for a plot ``plot_px`` wide: never a word cut short, never over another label.
 
     The longest of the full name, the short name (スーパーSALE, マラソン) and the
-    kind's label that fits on the band (about 11 px a character on a
-    900 px-wide chart); when none fits, the shortest whole one, which may run
-    past the end of the band, on ranges up to 100 days; beyond that no label
-    (the colour legend and the tooltip name the event).
+    kind's label that fits on the band; when none fits, the shortest whole one
+    if it ends before the next band of the same lane starts (ranges up to 100
+    days); otherwise no label (the colour legend and the tooltip name the event).
+
+    Parameters
+    ----------
+    bands : DataFrame
+        ``kind, lane, 名前, starts_at, end_x`` (:func:`_event_frame` rows of band kinds).
+    first_day, span_days : date, int
+        The first day on the x axis and how many days it shows.
+    plot_px : int
+        Width of the plot area in pixels.
     """
-    per_day = 900 / max(span_days, 1)  # rough pixels per day on a wide screen
-    room = days * per_day / 11  # characters of ~11 px
-    candidates = list(dict.fromkeys([name, _SHORT.get(kind, name), KIND_LABELS.get(kind, name)]))
-    for text in sorted(candidates, key=len, reverse=True):
-        if len(text) <= room:
-            return text
-    return min(candidates, key=len) if span_days <= 100 else ""
+    per_day = plot_px / max(span_days, 1)
+    first_day = pd.Timestamp(first_day)
+    starts = pd.to_datetime(bands.starts_at)
+    next_start: dict[int, pd.Timestamp | None] = {}
+    for _lane, group in bands.assign(_s=starts).groupby("lane", sort=False):
+        ordered = group.sort_values("_s")
+        following = list(ordered["_s"].iloc[1:]) + [None]
+        next_start.update(zip(ordered.index, following))
+    out = []
+    for i, kind, name, s, e in zip(bands.index, bands.kind, bands.名前, starts, pd.to_datetime(bands.end_x)):
+        candidates = sorted(dict.fromkeys([name, _SHORT.get(kind, name), KIND_LABELS.get(kind, name)]), key=len, reverse=True)
+        nxt = next_start.get(i)
+        if nxt is None:  # the last band of its lane: the label must end before the plot does
+            nxt = first_day + pd.Timedelta(days=span_days)
+        on_band = (min(e, nxt) - s).total_seconds() / 86400 * per_day / CHAR_PX  # own events may overlap
+        label = next((t for t in candidates if len(t) <= on_band), "")
+        if not label and span_days <= 100:
+            until_next = (nxt - s).total_seconds() / 86400 * per_day / CHAR_PX - 0.5
+            shortest = candidates[-1]
+            label = shortest if len(shortest) <= until_next else ""
+        out.append(label)
+    return out
 
 
 def sales_overlay_chart(daily: pd.DataFrame, evts: pd.DataFrame, width: int | str = "container") -> alt.LayerChart | None:

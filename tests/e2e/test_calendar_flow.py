@@ -116,3 +116,42 @@ def test_the_proposal_reruns_on_its_own_and_gives_the_store_back(sample_server, 
         assert len(segments) == 1 and "休眠（90日以上購入なし）" in segments[0]  # the audience chosen in the fragment
     finally:
         writer.close()
+
+
+BAND_WORDS = {"楽天スーパーSALE", "スーパーSALE", "お買い物マラソン", "マラソン"}
+
+
+def _chart_texts(page) -> tuple[list[dict], dict]:
+    """The first chart's SVG texts naming a sale (band labels and legend entries) with their boxes, and the chart's box."""
+    chart = page.locator(CHART).first
+    chart.locator("svg text").first.wait_for()
+    page.wait_for_timeout(500)  # the width is known after the first layout
+    texts = chart.evaluate("""el => [...el.querySelectorAll('svg text')].map(t => {
+        const r = t.getBoundingClientRect();
+        return {text: t.textContent, left: r.left, right: r.right, top: r.top, bottom: r.bottom};
+    })""")
+    return [t for t in texts if t["text"] in BAND_WORDS], chart.bounding_box()
+
+
+@pytest.mark.parametrize("width", [390, 1400])
+def test_sale_names_on_the_calendar_never_overlap_or_run_off_the_chart(sample_server, browser, width):
+    """On a phone the 3-month calendar wrote 「スーパーSALE」 over 「マラソン」 (labels sized for a 900 px chart) and
+    cut the legend's 「お買い物マラソン」 at the screen's edge."""
+    context = browser.new_context(viewport={"width": width, "height": 900}, locale="ja-JP")
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    try:
+        goto(page, sample_server, "/calendar")
+        texts, box = _chart_texts(page)
+        shot(page, f"calendar_{width}px")
+    finally:
+        context.close()
+    assert {"楽天スーパーSALE", "お買い物マラソン"} <= {t["text"] for t in texts}  # the legend names both
+    for t in texts:
+        assert t["right"] <= box["x"] + box["width"] + 1, t
+    for i, a in enumerate(texts):
+        for b in texts[i + 1:]:
+            same_row = abs((a["top"] + a["bottom"]) / 2 - (b["top"] + b["bottom"]) / 2) < 5
+            assert not (same_row and a["left"] < b["right"] and b["left"] < a["right"]), (a, b)
+    if width == 1400:  # a laptop has room to name the sales on their bands as well as in the legend
+        assert len(texts) > 2

@@ -387,6 +387,58 @@ def test_cli_through_main_exits_2_with_japanese_message(tmp_path, capsys, monkey
     assert "日付" in capsys.readouterr().err
 
 
+def _bands(*rows: tuple[str, str, str, str, str]) -> pd.DataFrame:
+    """(kind, lane, name, first day, last day) -> the rows band_labels reads."""
+    return pd.DataFrame({"kind": [r[0] for r in rows], "lane": [r[1] for r in rows], "名前": [r[2] for r in rows],
+                         "starts_at": [pd.Timestamp(r[3]) for r in rows],
+                         "end_x": [pd.Timestamp(r[4]) + pd.Timedelta(days=1) for r in rows]})
+
+
+def test_band_labels_by_hand_wide_and_phone():
+    # 90 days from June 1 (the plot ends on Aug 30); on 900 px a day is 10 px, on 270 px 3 px; a character 11 px
+    bands = _bands(("super_sale", views.LANE_SALE, "楽天スーパーSALE", "2026-06-04", "2026-06-13"),  # 10 days
+                   ("marathon", views.LANE_SALE, "お買い物マラソン", "2026-06-16", "2026-06-18"),  # 3 days
+                   ("marathon", views.LANE_SALE, "お買い物マラソン", "2026-08-20", "2026-08-23"))  # 4 days
+    first, span = dt.date(2026, 6, 1), 90
+    # wide: 100 px hold 9 characters: スーパーSALE (8), not 楽天スーパーSALE (10); 30 and 40 px hold none of
+    # マラソン (4), which then runs on: 65 days to the next band, 10 days (100 px) to the plot's end
+    assert views.band_labels(bands, first, span, 900) == ["スーパーSALE", "マラソン", "マラソン"]
+    # phone: 30 px hold 2 characters and the next band starts 36 px on: no label; the first marathon has
+    # 195 px to the next band: マラソン; the last has 30 px to the plot's end: no label
+    assert views.band_labels(bands, first, span, 270) == ["", "マラソン", ""]
+
+
+def test_overlapping_own_events_are_named_only_where_there_is_room():
+    # 30 days on 900 px: 30 px a day.  夏の感謝祭 (5 characters, 55 px) lasts 20 days but 新作発表会 starts
+    # 1 day later: 30 px leave room for 2 characters, so it is not named; 新作発表会 (3 days, 90 px) is
+    bands = _bands(("own_campaign", views.LANE_OWN, "夏の感謝祭", "2026-06-01", "2026-06-20"),
+                   ("product_launch", views.LANE_OWN, "新作発表会", "2026-06-02", "2026-06-04"))
+    assert views.band_labels(bands, dt.date(2026, 6, 1), 30, 900) == ["", "新作発表会"]
+
+
+@pytest.mark.parametrize("months", [1, 2, 3, 6, 12])
+@pytest.mark.parametrize("plot_px", [views.WIDE_PX, views.NARROW_PX])
+def test_band_labels_never_run_into_the_next_band_or_off_the_plot(months, plot_px):
+    """The phone's 3-month calendar wrote 「スーパーSALE」 over 「マラソン」 (labels sized for 900 px)."""
+    start = dt.date(2026, 4, 1)
+    end = (pd.Timestamp(start) + pd.DateOffset(months=months) - pd.Timedelta(days=1)).date()
+    span = (end - start).days + 1
+    bands = views._event_frame(cal.list_events(None, start, end))
+    bands = bands[bands.kind.isin(cal.BAND_KINDS)]
+    labels = views.band_labels(bands, start, span, plot_px)
+    per_day = plot_px / span
+    shown = bands.assign(label=labels)
+    shown = shown[shown.label != ""]
+    if plot_px == views.WIDE_PX and months <= 3:
+        assert len(shown)  # on a laptop the sales are named (a phone may have room for none: legend and tooltip)
+    for _lane, group in shown.sort_values("starts_at").groupby("lane"):
+        ends = [s + pd.Timedelta(days=len(t) * views.CHAR_PX / per_day) for s, t in zip(group.starts_at, group.label)]
+        for (_, row), label_end in zip(group.iterrows(), ends):
+            later = bands[(bands.lane == row.lane) & (bands.starts_at > row.starts_at)]
+            limit = later.starts_at.min() if len(later) else pd.Timestamp(start) + pd.Timedelta(days=span)
+            assert label_end <= max(limit, row.end_x), (row.名前, row.label, label_end, limit)
+
+
 @pytest.mark.parametrize("months", [1, 2, 3, 6, 12])
 def test_band_labels_are_never_cut_mid_word_and_holiday_names_do_not_overlap(months):
     """Issue 11, items 15 and 19: no 「スーパ…」「マラ…」; holiday names are marks with tooltips, not text that collides."""
