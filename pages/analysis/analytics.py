@@ -191,14 +191,24 @@ def tab_rfm() -> None:
             "RFMスコアのある顧客がいません。",
         )
 
+    rank_movement()
+
+
+@ui.fragment
+def rank_movement() -> None:
+    """Rank movement between two days: its days and thresholds rerun only this part, not the RFM charts above.
+
+    A fragment (:func:`pages.ui.fragment`): the store comes from :func:`pages.ui.store` inside, never ``STORE``.
+    """
+    store = ui.store()
     st.subheader("ランクの移動")
     c1, c2 = st.columns(2)
     date_from = c1.date_input(
         "比較元の日付", value=months_before(AS_OF, 3), max_value=AS_OF, key="ana_rank_from", format="YYYY/MM/DD"
     )
     date_to = c2.date_input("比較先の日付", value=AS_OF, max_value=AS_OF, key="ana_rank_to", format="YYYY/MM/DD")
-    ranks = analytics.shop_rank_thresholds(STORE)
-    basis = analytics.shop_rank_basis(STORE)
+    ranks = analytics.shop_rank_thresholds(store)
+    basis = analytics.shop_rank_basis(store)
     by_orders = basis == "orders_12m"
     with st.expander("ランクの基準（直近365日の" + ("購入回数" if by_orders else "購入金額") + "）"):
         cols = st.columns(max(len(ranks) - 1, 1))

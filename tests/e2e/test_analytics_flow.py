@@ -46,3 +46,45 @@ def test_analytics_charts_tabs_and_download(shop, page):
     page.wait_for_selector(".vega-embed canvas, .vega-embed svg", timeout=120_000)
     assert page.get_by_text("Traceback").count() == 0
     shot(page, "analytics_cohorts")
+
+
+def test_rank_thresholds_rerun_only_the_rank_movement_and_give_the_store_back(shop, page):
+    """The rank movement's days and thresholds rerun only that part (a fragment): the RFM charts above are not
+    sent again, and the fragment's own run closes the store as a page run does (the worker's turn)."""
+    from streamlit.proto.BackMsg_pb2 import BackMsg
+
+    server, _segments = shop
+    reruns: list[str] = []  # the fragment each rerun the browser asked for ran ("" = the whole page)
+
+    def sent(payload) -> None:
+        if isinstance(payload, bytes):
+            msg = BackMsg.FromString(payload)
+            if msg.WhichOneof("type") == "rerun_script":
+                reruns.append(msg.rerun_script.fragment_id)
+
+    page.on("websocket", lambda ws: ws.on("framesent", sent))
+    goto(page, server, "/analytics")
+    main = page.locator("[data-testid='stMain']")
+    main.get_by_role("heading", name="ランクの移動").wait_for()
+    page.wait_for_selector(".vega-embed svg, .vega-embed canvas", timeout=120_000)
+    charts_before = page.locator(".vega-embed").count()
+    metrics = main.locator("[data-testid='stMetric']")
+    metrics.filter(has_text="昇格").first.wait_for()
+    before = metrics.all_inner_texts()
+
+    main.get_by_text("ランクの基準").click()  # the expander with the thresholds
+    box = main.locator("[data-testid='stNumberInput'] input").first
+    reruns.clear()
+    box.fill("99999999")  # the top rank's threshold: nobody reaches it now
+    box.press("Enter")
+    for _ in range(600):  # until the moves into and within the top rank are gone (the rerun may not have begun)
+        if reruns and metrics.count() == 4 and metrics.all_inner_texts() != before:
+            break
+        page.wait_for_timeout(100)
+    wait_idle(page)
+    assert metrics.all_inner_texts() != before
+    assert len(reruns) == 1 and reruns[0] != "", reruns  # the rank movement alone ran again
+    assert page.locator(".vega-embed").count() == charts_before
+
+    writer = Store(server.db, wait=5)  # StoreBusy if the fragment's run had kept the file open
+    writer.close()
