@@ -1045,7 +1045,11 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def _stopped() -> int:
-    """Ctrl-C: say so, without a traceback (an import is one transaction: it is rolled back whole)."""
+    """Ctrl-C: say so, without a traceback.
+
+    An import stopped before its commit is rolled back whole; stopped during the refresh after it, the orders
+    are in and the next command finishes the refresh (``_finish_pending``).
+    """
     sys.stderr.write("中断しました（Ctrl-C）。\n")
     return EXIT_INTERRUPTED
 

@@ -180,12 +180,14 @@ def heartbeat(con: sqlite3.Connection, job: Job, *, lease: float | None = None) 
 
 
 def finish(con: sqlite3.Connection, job: Job, *, result: dict[str, Any] | None = None, summary: str | None = None,
-           error: str | None = None, retry: bool = False, retry_after: float = 60.0) -> str:
+           error: str | None = None, retry: bool = False, retry_after: float = 60.0, stopped: bool = False) -> str:
     """Record the end of an attempt; return the job's new status.
 
     ``error`` None means success (``done``).  With an error and ``retry`` the
     job is queued again after ``retry_after`` × attempts seconds while attempts
-    remain; otherwise it is ``failed``.
+    remain; otherwise it is ``failed``.  ``stopped`` (the worker was stopped
+    mid-job: a restart, a deploy) queues it again after ``retry_after`` seconds
+    without counting the attempt, so restarts never use up a job's attempts.
     """
     t = now()
     with opsdb.transaction(con):
@@ -194,15 +196,17 @@ def finish(con: sqlite3.Connection, job: Job, *, result: dict[str, Any] | None =
             "UPDATE job_runs SET outcome = ?, finished_at = ?, summary = ?, error = ? WHERE run_id = ? AND outcome = 'running'",
             [outcome, _iso(t), summary, error, job.run_id],
         )
-        if error is not None and retry and job.attempts < job.max_attempts:
+        if error is not None and stopped:
+            status, run_at, finished = "queued", _iso(t + dt.timedelta(seconds=retry_after)), None
+        elif error is not None and retry and job.attempts < job.max_attempts:
             status, run_at, finished = "queued", _iso(t + dt.timedelta(seconds=retry_after * job.attempts)), None
         else:
             status, run_at, finished = outcome, None, _iso(t)
         con.execute(
             "UPDATE jobs SET status = ?, run_at = coalesce(?, run_at), worker = NULL, lease_until = NULL,"
-            " finished_at = ?, result = ?, error = ? WHERE job_id = ? AND worker = ?",
+            " finished_at = ?, result = ?, error = ?, attempts = attempts - ? WHERE job_id = ? AND worker = ?",
             [status, run_at, finished, None if result is None else json.dumps(result, ensure_ascii=False, default=str),
-             error, job.job_id, job.worker],
+             error, 1 if error is not None and stopped else 0, job.job_id, job.worker],
         )
         return status
 

@@ -52,6 +52,21 @@ def test_a_failed_attempt_is_retried_until_max_attempts(tmp_path):
     assert jobs.job(ops, jid)["error"] == "boom again"
 
 
+def test_a_stopped_attempt_is_not_counted_even_the_last_one(tmp_path):
+    # three restarts of the worker during one long import must not use up its attempts (review finding)
+    ops = tmp_path / "x.ops.sqlite"
+    jid = jobs.enqueue(ops, "k", max_attempts=1)
+    with closing(opsdb.connect(ops)) as con:
+        for _ in range(3):
+            job = jobs.claim(con, "w")
+            assert job is not None and job.attempts == 1
+            assert jobs.finish(con, job, error="stopped", stopped=True, retry_after=0) == "queued"
+        job = jobs.claim(con, "w")
+        assert jobs.finish(con, job, result={}) == "done"
+    assert [r["outcome"] for r in jobs.history(ops)] == ["done", "failed", "failed", "failed"]  # newest first
+    assert jobs.job(ops, jid)["status"] == "done"
+
+
 def test_a_dead_workers_job_is_recovered_after_its_lease(tmp_path):
     ops = tmp_path / "x.ops.sqlite"
     jid = jobs.enqueue(ops, "k")

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -186,3 +187,40 @@ def test_sigterm_mid_import_stops_the_worker_and_the_import_runs_again(tmp_path,
     finally:
         log = stop(worker)
     assert "Traceback" not in log, log
+
+
+def test_a_stop_during_the_last_attempt_of_an_import_queues_it_again_and_files_nothing(tmp_path, sample, monkeypatch):
+    """Deterministic: the worker is being stopped and DuckDB answers the interrupted statement with
+    RuntimeError("Query interrupted") during the job's last attempt.  The file was moved to failed/ with
+    「予期しないエラー」 and the job failed for good (review finding); now the job is queued again, the attempt not
+    counted, and the file stays for the next worker."""
+    from crm_core.service.worker import STOPPED, Worker
+
+    db, inbox = tmp_path / "crm.duckdb", tmp_path / "inbox"
+    inbox.mkdir()
+    drop(sample["shopify_orders"], inbox, "shop.csv")
+    worker = Worker(db, inbox=inbox, settle=0)
+    with closing(opsdb.connect(worker.ops_path)) as con:
+        from crm_core.service import inbox as inbox_mod
+
+        inbox_mod.scan(con, inbox, 0)
+        con.execute("UPDATE jobs SET max_attempts = 1")
+        job = jobs.claim(con, worker.name, lease=30)
+    assert job is not None and job.attempts == job.max_attempts == 1
+
+    def interrupted(*_a, **_k):  # the fault injected: SIGTERM arrives, DuckDB answers its statement with this
+        worker.stop.set()
+        raise RuntimeError("Query interrupted")
+
+    monkeypatch.setattr("crm_core.pipeline.import_files", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        worker.run(job)
+    (row,) = jobs.pending(opsdb.ops_path(db))
+    assert row["job_id"] == job.job_id
+    assert jobs.job(opsdb.ops_path(db), job.job_id)["error"] == STOPPED
+    assert not (inbox / "failed").exists() or not any((inbox / "failed").iterdir())
+    assert (inbox / "processing" / "shop.csv").exists()
+    # the next worker imports it
+    monkeypatch.undo()
+    assert Worker(db, inbox=inbox, settle=0).tick() is not None
+    assert (inbox / "done" / "shop.csv.report.json").exists()

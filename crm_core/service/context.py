@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,8 @@ class JobContext:
     inbox: Path
     wait: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    stopping: threading.Event = field(default_factory=threading.Event)
+    """Set when the worker is being stopped (SIGTERM, Ctrl-C): an error then is the stop, not the job's failure."""
 
     def store(self) -> Store:
         """The DuckDB store, opened at its first query (use ``with ctx.store() as store:``).

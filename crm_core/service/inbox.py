@@ -106,7 +106,7 @@ def import_inbox_file(ctx: JobContext) -> dict[str, Any] | None:
         _settle(work, inbox / "failed", name, {"file": name, "started_at": started, "errors": [exc.message]})
         raise
     except Exception as exc:
-        if ctx.job.attempts >= ctx.job.max_attempts:
+        if ctx.job.attempts >= ctx.job.max_attempts and not ctx.stopping.is_set():  # a stop runs it again
             _settle(work, inbox / "failed", name, {"file": name, "started_at": started,
                                                     "errors": ["予期しないエラーで取り込めませんでした。管理者にお問い合わせください。"],
                                                     "detail": type(exc).__name__})

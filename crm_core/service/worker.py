@@ -58,7 +58,7 @@ class Worker:
 
     def run(self, job: jobs.Job) -> str:
         kind = KINDS[job.kind]
-        ctx = JobContext(job, self.db_path, self.ops_path, self.inbox, self.wait)
+        ctx = JobContext(job, self.db_path, self.ops_path, self.inbox, self.wait, stopping=self.stop)
         done = threading.Event()
         beat = threading.Thread(target=self._heartbeat, args=(job, done), daemon=True)
         beat.start()
@@ -71,14 +71,14 @@ class Worker:
         except InputError as exc:
             error = exc.message
         except KeyboardInterrupt:
-            # stopped (Ctrl-C / SIGTERM): the attempt failed, the job runs again at once
-            self._finish(job, done, beat, error=STOPPED, retry=True, retry_after=0)
+            # stopped (Ctrl-C / SIGTERM): the job runs again at once, the attempt not counted
+            self._finish(job, done, beat, error=STOPPED, stopped=True, retry_after=0)
             raise
         except Exception as exc:  # noqa: BLE001 - recorded in the history, the worker goes on
             if self.stop.is_set():
                 # stopped while DuckDB ran a statement: DuckDB turns the KeyboardInterrupt into its own
                 # RuntimeError("Query interrupted"); still a stop, not a failure of the job
-                self._finish(job, done, beat, error=STOPPED, retry=True, retry_after=0)
+                self._finish(job, done, beat, error=STOPPED, stopped=True, retry_after=0)
                 raise KeyboardInterrupt from exc
             log.error("job %s failed\n%s", job.job_id, "".join(traceback.format_tb(exc.__traceback__)))
             error = f"予期しないエラー（{type(exc).__name__}）"

@@ -65,9 +65,20 @@ def _latest_order_date(db: str, version: tuple) -> dt.date | None:
     return analytics.latest_order_date(ui.store())
 
 
-def compute(name: str, **kwargs: Any) -> Any:
-    """Run an analysis through the cache; errors become a Japanese message."""
-    return ui.run(_cached, name, str(STORE.path), VERSION, tuple(sorted(kwargs.items())))
+def compute(name: str, _store: Any = None, **kwargs: Any) -> Any:
+    """Run an analysis through the cache; errors become a Japanese message.
+
+    A fragment passes its own run's store (``_store``): the cache key is then that store's file and versions,
+    not the page run's, so an import between the page run and the fragment's rerun is not cached under the old key.
+    """
+    if _store is None:
+        return ui.run(_cached, name, str(STORE.path), VERSION, tuple(sorted(kwargs.items())))
+    return ui.run(_cached, name, str(_store.path), data_versions(_store), tuple(sorted(kwargs.items())))
+
+
+def data_versions(store: Any) -> tuple:
+    """What the cached analyses are kept per: the data version, the orders, the customer model's day."""
+    return (ui.data_version(), store.table_count("orders"), str(analytics.customer_model_as_of(store)))
 
 
 def table(df: pd.DataFrame, columns: dict[str, tuple[str, str]], file_name: str, key: str) -> None:
@@ -224,7 +235,7 @@ def rank_movement() -> None:
             "基準は上位のランクほど高くしてください。"
         )
     # The orders are read once per pair of days; other thresholds only re-bucket the cached grid.
-    grid = compute("rank_spend_grid", date_from=date_from, date_to=date_to, basis=basis)
+    grid = compute("rank_spend_grid", store, date_from=date_from, date_to=date_to, basis=basis)
     moves = ui.run(analytics.rank_movement_from_grid, grid, tuple(thresholds))
     summary = analytics.rank_movement_summary(moves)
     for col, row in zip(st.columns(4), summary.itertuples(index=False), strict=True):
@@ -762,11 +773,7 @@ st.title("顧客分析")
 STORE = ui.require_data()
 LATEST = ui.run(_latest_order_date, str(STORE.path), ui.data_version()) or clock.today()
 HAS_MODEL = analytics.has_customer_model(STORE)
-VERSION = (
-    ui.data_version(),
-    STORE.table_count("orders"),
-    str(analytics.customer_model_as_of(STORE)),
-)
+VERSION = data_versions(STORE)
 default_as_of = st.session_state.get("as_of") or LATEST
 AS_OF: dt.date = st.date_input(
     "基準日",

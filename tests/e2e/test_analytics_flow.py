@@ -88,3 +88,39 @@ def test_rank_thresholds_rerun_only_the_rank_movement_and_give_the_store_back(sh
 
     writer = Store(server.db, wait=5)  # StoreBusy if the fragment's run had kept the file open
     writer.close()
+
+
+def test_the_rank_movement_follows_data_imported_while_the_page_is_open(shop, page):
+    """The fragment's rerun keyed its cached grid with the page run's data version: after an import (the worker,
+    another tab) it showed the old moves under a new threshold, and cached new data under the old key (review)."""
+    from crm_core import pipeline
+    from tests.analytics_shop import add_order
+
+    server, _segments = shop
+    goto(page, server, "/analytics")
+    main = page.locator("[data-testid='stMain']")
+    main.get_by_role("heading", name="ランクの移動").wait_for()
+    promoted = main.locator("[data-testid='stMetric']").filter(has_text="昇格").first
+    promoted.wait_for()
+    before = int(promoted.inner_text().split("\n")[-1].replace(",", "").rstrip("人"))
+    s = Store(server.db, wait=30)  # another process imports: 40 customers spend big the day before the last order
+    try:
+        to_day = str(s.scalar("SELECT (max(ordered_at) FILTER (WHERE NOT cancelled))::DATE - 1 FROM orders"))
+        low = s.fetchall("SELECT customer_id FROM customers ORDER BY customer_id LIMIT 400")
+        for i, (cid,) in enumerate(low[:40]):
+            add_order(s, f"late-{i}", cid, to_day, 900_000)
+        pipeline.after_settings_change(s)
+    finally:
+        s.close()
+
+    main.get_by_text("ランクの基準").click()
+    box = main.locator("[data-testid='stNumberInput'] input").last  # the lowest rank's threshold, one yen up
+    box.fill(str(int(box.input_value()) + 1))
+    box.press("Enter")
+    for _ in range(600):
+        after = int(promoted.inner_text().split("\n")[-1].replace(",", "").rstrip("人"))
+        if after != before:
+            break
+        page.wait_for_timeout(100)
+    wait_idle(page)
+    assert after > before  # customers the new orders lifted into a higher rank

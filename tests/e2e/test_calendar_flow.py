@@ -125,11 +125,17 @@ def _chart_texts(page) -> tuple[list[dict], dict]:
     """The first chart's SVG texts naming a sale (band labels and legend entries) with their boxes, and the chart's box."""
     chart = page.locator(CHART).first
     chart.locator("svg text").first.wait_for()
-    page.wait_for_timeout(500)  # the width is known after the first layout
-    texts = chart.evaluate("""el => [...el.querySelectorAll('svg text')].map(t => {
+    read = """el => [...el.querySelectorAll('svg text')].map(t => {
         const r = t.getBoundingClientRect();
         return {text: t.textContent, left: r.left, right: r.right, top: r.top, bottom: r.bottom};
-    })""")
+    })"""
+    texts = chart.evaluate(read)
+    for _ in range(50):  # the width is known after the first layout: read until two readings agree
+        page.wait_for_timeout(300)
+        again = chart.evaluate(read)
+        if again == texts:
+            break
+        texts = again
     return [t for t in texts if t["text"] in BAND_WORDS], chart.bounding_box()
 
 
