@@ -113,3 +113,17 @@ def write_shopify(path: Path, template: Path, copies: int, tag: str = "x") -> in
                 f.write(f"#{tag}{k}-{name.lstrip('#')},{rest}")
                 n += 1
     return n
+
+
+def stop_with(proc: subprocess.Popen, sig: int, timeout: float = 30) -> str:
+    """Send ``sig`` and return the process's output; fail the test if it has not ended within ``timeout`` s."""
+    import pytest
+
+    proc.send_signal(sig)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+        pytest.fail(f"the process did not stop on signal {sig}:\n{out}")
+    return out

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from crm_core.db import store_is_busy
-from tests.procs import ROOT, counts, env, sample_files, wait_until, write_shopify
+from tests.procs import ROOT, counts, env, sample_files, stop_with, wait_until, write_shopify
 
 
 @pytest.fixture(scope="module")
@@ -53,13 +53,7 @@ def test_ctrl_c_stops_a_worker_in_a_terminal_and_its_import_runs_again(tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     wait_until(lambda: (inbox / "processing" / "big.csv").exists() and store_is_busy(db), timeout=120)
     time.sleep(0.3)
-    proc.send_signal(signal.SIGINT)
-    try:
-        out, _ = proc.communicate(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, _ = proc.communicate()
-        pytest.fail("the worker did not stop on Ctrl-C:\n" + out)
+    out = stop_with(proc, signal.SIGINT)
     assert proc.returncode == 0 and "worker stopped" in out and "Traceback" not in out, out
     from crm_core import jobs, opsdb
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from crm_core import jobs, opsdb
-from tests.procs import ROOT, counts, env, sample_files, wait_until, write_shopify
+from tests.procs import ROOT, counts, env, sample_files, stop_with, wait_until, write_shopify
 
 
 @pytest.fixture(scope="module")
@@ -169,13 +169,7 @@ def test_sigterm_mid_import_stops_the_worker_and_the_import_runs_again(tmp_path,
 
     wait_until(lambda: (inbox / "processing" / "big.csv").exists() and store_is_busy(db), timeout=120)
     time.sleep(0.3)
-    worker.send_signal(signal.SIGTERM)
-    try:
-        out, _ = worker.communicate(timeout=30)
-    except subprocess.TimeoutExpired:
-        worker.kill()
-        out, _ = worker.communicate()
-        pytest.fail("the worker did not stop on SIGTERM:\n" + out)
+    out = stop_with(worker, signal.SIGTERM)
     assert worker.returncode == 0 and "worker stopped" in out and "Traceback" not in out, out
     assert not store_is_busy(db)
     (run,) = [r for r in jobs.history(opsdb.ops_path(db)) if r["kind"] == "inbox_import"]
