@@ -159,6 +159,7 @@ def test_create_test_send_approve_send_and_see_the_results(shop, page):
     recipients = main.locator("[data-testid='stMetric']").filter(has_text="配信した人数")
     assert f"{n:,}人" in recipients.inner_text()
     groups = main.locator("[data-testid='stDataFrame']").filter(has_text="送らない")
+    groups.first.wait_for()  # count() does not wait: on a loaded machine the table drew after the metric (CI, 2026-12-04)
     assert groups.count() >= 1
     stats = main.locator("[data-testid='stDataFrame']").filter(has_text="LINE（API）")
     stats.first.wait_for()

@@ -42,6 +42,7 @@ def test_results_page_with_sample_campaigns(sample_server, page, tmp_path):
     main.get_by_text("📈 施策の効果").wait_for()
     main.get_by_text("施策一覧").first.wait_for()
     page.locator(f"{CHART} canvas, {CHART} svg").first.wait_for()
+    main.get_by_text("ラストタッチ").first.wait_for()  # count() alone does not wait for the page to draw it
     assert main.get_by_text("ラストタッチ").count() >= 1
     page.wait_for_timeout(800)
     shot(page, "results_overview")
