@@ -21,6 +21,7 @@ import duckdb
 
 from crm_core.analytics import overview, profit
 from crm_core.db import Store, quote_ident
+from crm_core.events import calendar
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,7 @@ SUMMARIES: dict[str, Callable[[Store], Any]] = {
     "sidebar_counts": overview.sidebar_counts,
     "shop_overview": overview.shop_overview,
     "profit_overview": profit.profit_overview,
+    "sales_by_day": calendar.sales_by_day,  # 販促カレンダー: last year's sales of any range without a scan per range
 }
 # Per-customer tables written at refresh: name -> (table, writer(connection, touched table or None) returning the
 # customers it computed).  Read only while current (:func:`table_current`); a reader falls back to the same SQL over

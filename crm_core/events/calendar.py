@@ -31,7 +31,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -541,6 +541,11 @@ def is_day_off(day: dt.date) -> bool:
     return day.weekday() >= 5 or jpholiday.is_holiday(day)
 
 
+# non-cancelled orders per JST day (``ordered_at`` is JST wall time)
+_SALES_BY_DAY = ("SELECT CAST(ordered_at AS DATE) AS date, CAST(sum(" + revenue() + ") AS DOUBLE) AS revenue, count(*) AS orders "
+                 "FROM orders WHERE " + is_purchase() + " {where} GROUP BY 1 ORDER BY 1")
+
+
 def daily_sales(store: Store, start: dt.date, end: dt.date) -> pd.DataFrame:
     """Daily revenue of non-cancelled orders, JST days ``start .. end``.
 
@@ -551,15 +556,26 @@ def daily_sales(store: Store, start: dt.date, end: dt.date) -> pd.DataFrame:
         ``revenue`` (sum of ``orders.total_amount``, once per order),
         ``orders``.
     """
-    days = pd.DataFrame({"date": pd.date_range(start, end, freq="D")})
     if start > end:
-        return days.assign(revenue=0.0, orders=0)
-    got = store.df(
-        "SELECT CAST(ordered_at AS DATE) AS date, CAST(sum(" + revenue() + ") AS DOUBLE) AS revenue, count(*) AS orders "
-        "FROM orders WHERE " + is_purchase() + " AND ordered_at >= ? AND ordered_at < ? GROUP BY 1",  # noqa: S608 - constant fragments
-        [start, end + dt.timedelta(days=1)],
-    )
-    got["date"] = pd.to_datetime(got["date"])
+        return days_of(start, end, [])
+    return days_of(start, end, store.fetchall(_SALES_BY_DAY.format(where="AND ordered_at >= ? AND ordered_at < ?"),
+                                              [start, end + dt.timedelta(days=1)]))
+
+
+def sales_by_day(store: Store) -> list[list[Any]]:
+    """``[day, revenue, orders]`` of every day with a non-cancelled order, the whole history, in day order.
+
+    Stored at refresh as a page summary (:mod:`crm_core.analytics.summaries`), so the calendar shows
+    any range of last year's sales with :func:`days_of` instead of scanning the orders for each range.
+    """
+    return [list(r) for r in store.fetchall(_SALES_BY_DAY.format(where=""))]
+
+
+def days_of(start: dt.date, end: dt.date, by_day: Iterable[Sequence[Any]]) -> pd.DataFrame:
+    """The :func:`daily_sales` frame of ``start .. end`` from ``[day, revenue, orders]`` rows (any range; others ignored)."""
+    days = pd.DataFrame({"date": pd.date_range(start, end, freq="D")})
+    got = pd.DataFrame([r for r in by_day if start <= r[0] <= end], columns=["date", "revenue", "orders"])
+    got["date"] = pd.to_datetime(got["date"]).astype("datetime64[us]")  # as DuckDB gives dates
     out = days.merge(got, on="date", how="left")
     out["revenue"] = out["revenue"].fillna(0.0).astype(float)
     out["orders"] = out["orders"].fillna(0).astype(int)

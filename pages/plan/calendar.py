@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from crm_core import clock, pipeline
+from crm_core.analytics import summaries
 from crm_core.events import calendar as cal
 from crm_core.events import rakuten as sale_events
 from crm_core.planning import calendar_views as views
@@ -58,10 +59,10 @@ shown_events = events if show_points else events[~events.kind.isin(cal.POINT_KIN
 
 
 
-@st.cache_data(ttl=600, max_entries=8, show_spinner=False)
-def _daily_sales(db: str, version: tuple, start, end) -> pd.DataFrame:
-    """Last year's daily sales (a scan of the orders), kept per data version and range: reruns reuse it."""
-    return cal.daily_sales(ui.store(), start, end)
+@st.cache_data(ttl=600, max_entries=4, show_spinner=False)
+def _sales_by_day(db: str, version: tuple) -> list:
+    """Sales of every day of the history, stored at refresh (else one scan), kept per data version: a new month is a slice."""
+    return summaries.get(ui.store(), "sales_by_day", version[1:])
 
 
 @st.cache_data(ttl=600, max_entries=8, show_spinner=False)
@@ -123,7 +124,7 @@ with tab_view:
     if store.is_empty():
         ui.empty_state("注文データを取り込むと、昨年の同じ時期の日別売上をイベントと重ねて表示します。")
     else:
-        daily = ui.run(_daily_sales, str(store.path), ui.data_version(), ly_start, ly_end)
+        daily = cal.days_of(ly_start, ly_end, ui.run(_sales_by_day, str(store.path), ui.data_version()))
         ly_events = cal.within(all_events, ly_start, ly_end)
         if not ui.altair_chart(views.sales_overlay_chart, daily, ly_events):
             ui.empty_state(f"{ui.jdate(ly_start)}〜{ui.jdate(ly_end)}の注文はありません（キャンセルを除く）。")

@@ -262,6 +262,20 @@ def test_daily_sales_excludes_cancelled_orders(store):
     assert by_day[5] == 8000 and by_day[1] == 1000 and by_day[3] == 0 and by_day[11] == 2000
 
 
+@pytest.mark.parametrize("start, end", [
+    (dt.date(2025, 6, 1), dt.date(2025, 6, 12)), (dt.date(2025, 5, 20), dt.date(2025, 6, 2)),
+    (dt.date(2025, 6, 5), dt.date(2025, 6, 5)), (dt.date(2025, 6, 11), dt.date(2025, 7, 31)),
+    (dt.date(2024, 1, 1), dt.date(2024, 3, 31)), (dt.date(2025, 6, 3), dt.date(2025, 6, 2)),
+])
+def test_the_stored_sales_by_day_give_every_range_as_the_range_query_does(store, start, end):
+    """The calendar slices the whole history's per-day sales (stored at refresh) instead of a query per range."""
+    by_day = cal.sales_by_day(_orders_store(store))
+    assert [(d.day, r, n) for d, r, n in by_day] == [(1, 1000.0, 1), (2, 1000.0, 1), (5, 8000.0, 2), (11, 2000.0, 1)]
+    sliced, direct = cal.days_of(start, end, by_day), cal.daily_sales(store, start, end)
+    pd.testing.assert_frame_equal(sliced, direct)
+    assert len(sliced) == max((end - start).days + 1, 0)
+
+
 def test_event_sales_compares_sale_days_with_ordinary_days(store):
     start, end = dt.date(2025, 6, 1), dt.date(2025, 6, 12)
     daily = cal.daily_sales(_orders_store(store), start, end)
