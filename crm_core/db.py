@@ -765,12 +765,17 @@ def _migrate(con: duckdb.DuckDBPyConnection) -> None:
     """Apply the migrations the file has not seen yet, each in its own transaction.
 
     The parsing macros are not stored in the file: :func:`_define_macros`
-    defines them as temporary macros on every connection, so a read-only file
-    works as well and opening a store writes nothing when nothing changed.
+    defines them as temporary macros on every cursor (and here, for the
+    migrations, only when one is due: 10 ms of every page run otherwise), so a
+    read-only file works as well and opening a store writes nothing when
+    nothing changed.
     """
     con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER)")
     row = con.execute("SELECT max(version) FROM schema_version").fetchone()
     current = row[0] or 0
+    if current >= len(MIGRATIONS):
+        return
+    _define_macros(con)  # some migrations use them (the queries' cursors define their own: see Store.cursor)
     applied = False
     for number, script in enumerate(MIGRATIONS, start=1):
         if number <= current:
@@ -915,7 +920,6 @@ class Store:
                 except (duckdb.Error, OSError) as exc:
                     raise self._failure(exc) from exc
                 try:
-                    _define_macros(con)  # first: migrations may use them
                     if not self.read_only:
                         self._guard(_migrate, con)
                     if self.snapshot and fresh:

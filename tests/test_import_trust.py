@@ -233,6 +233,23 @@ def test_old_truncated_ids_are_migrated_with_campaigns(tmp_path):
     s.close()
 
 
+
+def test_opening_a_current_store_defines_the_parsing_macros_only_where_they_are_used(tmp_path):
+    """Every page run opens the store: the macros are defined on the cursors that run queries (imports use them),
+    on the connection itself only while a migration is due (10 ms of each page run otherwise)."""
+    db = tmp_path / "crm.duckdb"
+    Store(db).close()  # created and migrated
+    s = Store(db)
+    try:
+        macros = "SELECT count(*) FROM duckdb_functions() WHERE function_name = 'crm_customer_id'"
+        assert s._con.execute(macros).fetchone()[0] == 0
+        assert s.scalar(macros) == 1  # this thread's cursor has them
+        import_files(s, [fx.rakuten_current(tmp_path / "r.csv")], rebuild_model=False)
+        assert s.table_count("orders") > 0
+    finally:
+        s.close()
+
+
 # ---------------------------------------------------------------- item 4: as-of exports
 
 
