@@ -38,12 +38,24 @@ sys.path.insert(0, str(ROOT))
 
 RERUN_TARGET = 0.3
 
+# Installed before the console loads: when the page sends a message to the server (the rerun request), and the
+# browser's long tasks (its main thread busy for 50 ms or more: drawing charts and tables), for the breakdown.
+_TRACE = """
+(() => {
+  window.__sent = []; window.__long = [];
+  const send = WebSocket.prototype.send;
+  WebSocket.prototype.send = function (data) { window.__sent.push(performance.now()); return send.call(this, data); };
+  new PerformanceObserver((list) => { for (const e of list.getEntries()) window.__long.push([e.startTime, e.duration]); })
+    .observe({type: 'longtask', buffered: true});
+})();
+"""
 # Records, in the page, when the script state changes and when the marketer last pressed or typed.
 _OBSERVE = """
 () => {
   const app = document.querySelector("[data-testid='stApp']");
   window.__states = [];
   window.__input = null;
+  window.__sent = []; window.__long = [];
   new MutationObserver(() => window.__states.push([performance.now(), app.getAttribute('data-test-script-state')]))
     .observe(app, {attributes: true, attributeFilter: ['data-test-script-state']});
   for (const ev of ['pointerdown', 'keydown']) {
@@ -65,6 +77,19 @@ _ELAPSED = """
   const ran = after.findIndex(([, s]) => s === 'running');
   const done = after.slice(ran).find(([, s]) => s === 'notRunning');
   return (done[0] - window.__input) / 1000;
+}
+"""
+# Where the browser's part of that time went: the request sent after the click, and the main thread's long tasks
+# (each ≥ 50 ms: Vega drawing a chart, a table laid out) between the click and the script finished in the browser.
+_BREAKDOWN = """
+() => {
+  const t0 = window.__input;
+  const after = window.__states.filter(([t]) => t > t0);
+  const ran = after.findIndex(([, s]) => s === 'running');
+  const done = after.slice(ran).find(([, s]) => s === 'notRunning')[0];
+  const sent = window.__sent.find((t) => t > t0);
+  const busy = window.__long.filter(([s]) => s >= t0 && s < done).reduce((a, [, d]) => a + d, 0);
+  return {sent: sent === undefined ? null : (sent - t0) / 1000, long_tasks: busy / 1000};
 }
 """
 # Widgets AppTest cannot set (formatted select boxes) that a marketer changes most on a page: each is timed
@@ -174,7 +199,17 @@ def _time_change(page, row: str, kind: str, label: str) -> float | None:
     if not found:
         return None
     page.wait_for_function(_FINISHED, timeout=600_000)
-    return page.evaluate(_ELAPSED)
+    elapsed = page.evaluate(_ELAPSED)
+    _breakdowns.setdefault(row, []).append(page.evaluate(_BREAKDOWN))
+    return elapsed
+
+
+_breakdowns: dict[str, list[dict]] = {}
+
+
+def _median_of(row: str, key: str) -> float | None:
+    values = [b[key] for b in _breakdowns.get(row, []) if b.get(key) is not None]
+    return statistics.median(values) if values else None
 
 
 def _wait_idle(page) -> None:
@@ -211,6 +246,7 @@ def run(db: str | Path, runs: int = 3, only: str | None = None, printer=print) -
                 server = Server(Path(tmp), env=env)
                 try:
                     page = browser.new_page(viewport={"width": 1280, "height": 900})
+                    page.add_init_script(_TRACE)
                     page.goto(server.url + "/")  # the first script of a fresh server (see tests/e2e/browser.goto)
                     _wait_idle(page)
                     for name, path in targets:
@@ -234,7 +270,8 @@ def run(db: str | Path, runs: int = 3, only: str | None = None, printer=print) -
                     server.stop()
         browser.close()
     rows = []
-    printer(f"{'page (Chromium)':32s} {'visit':>8s} {'rerun':>8s}  rerun≤{RERUN_TARGET * 1000:.0f}ms  widget changed; load")
+    printer(f"{'page (Chromium)':32s} {'visit':>8s} {'rerun':>8s}  rerun≤{RERUN_TARGET * 1000:.0f}ms  "
+            "widget changed; in the browser: request sent after the click, long tasks (drawing); load")
     for name in [row for n, _ in targets for row in (n, *(f"{n} ·{lb}" for _, lb in ALSO.get(n, [])))]:
         first = statistics.median(firsts[name]) if firsts.get(name) else None
         rerun = statistics.median(reruns[name]) if reruns.get(name) else None
@@ -244,7 +281,10 @@ def run(db: str | Path, runs: int = 3, only: str | None = None, printer=print) -
         shown_first = f"{first:7.2f}s" if first is not None else "      —"
         shown_rerun = f"{rerun * 1000:6.0f}ms" if rerun is not None else "      —"
         ok = "—" if rerun is None else "ok" if rerun <= RERUN_TARGET else "NG"
-        printer(f"{name:32s} {shown_first} {shown_rerun}  {ok:13s} {row['changed']}; load {row['load']:.1f}")
+        row["sent"], row["long_tasks"] = _median_of(name, "sent"), _median_of(name, "long_tasks")
+        browser_part = ("" if row["sent"] is None else
+                        f"; sent +{row['sent'] * 1000:.0f} ms, long tasks {row['long_tasks'] * 1000:.0f} ms")
+        printer(f"{name:32s} {shown_first} {shown_rerun}  {ok:13s} {row['changed']}{browser_part}; load {row['load']:.1f}")
     printer(f"peak memory of the console's server process (every page above): {max(peaks, default=0):,.0f} MB (target < 2,048 MB)")
     return rows
 
