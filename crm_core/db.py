@@ -76,6 +76,11 @@ def default_wait() -> float:
         return 600.0
 
 
+QUIET_WAIT = 0.5
+"""Seconds a process waits for the store's turn before it says so (``on_wait``): a console keeping the store
+between page runs gives it back within 50 ms of the signal (:func:`signal_want`), which needs no message."""
+
+
 class _ReadersGate:
     """Readers against the writer of one store file: ``<db>.readers``, ``flock`` shared or exclusive.
 
@@ -106,7 +111,8 @@ class _ReadersGate:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError:
             return None
-        deadline = time.monotonic() + max(wait, 0)
+        started = time.monotonic()
+        deadline = started + max(wait, 0)
         pause = 0.02
         while True:
             try:
@@ -116,9 +122,10 @@ class _ReadersGate:
                 if time.monotonic() >= deadline:
                     os.close(fd)
                     raise StoreBusy(wait) from None
-                if not told and on_wait is not None:
+                if not told and on_wait is not None and time.monotonic() - started >= QUIET_WAIT:
                     on_wait()
-                told = True
+                    told = True
+                signal_want(self.path.removesuffix(".readers"))  # wait > 0 here (else the deadline has passed)
                 time.sleep(pause)
                 pause = min(pause * 2, 0.25)
             except OSError:  # a file system without flock: no gate
@@ -136,6 +143,34 @@ class _ReadersGate:
 def readers_path(db_path: str | Path) -> str:
     """The readers' gate beside the store file (``crm.duckdb.readers``)."""
     return str(db_path) + ".readers"
+
+
+WANT_FRESH = 1.0
+"""Seconds a waiting process's signal (:func:`someone_waits`) counts; a waiter renews it every 0.25 s."""
+
+
+def want_path(db_path: str | Path) -> str:
+    """The file whose time a process waiting for the store's turn renews (``crm.duckdb.want``)."""
+    return str(db_path) + ".want"
+
+
+def signal_want(db_path: str | Path) -> None:
+    """Tell whoever holds the store that this process waits for its turn (the console then gives it back at once)."""
+    path = want_path(db_path)
+    try:
+        with open(path, "a"):
+            pass
+        os.utime(path)
+    except OSError:  # a read-only folder: nobody can keep a turn there for long either
+        pass
+
+
+def someone_waits(db_path: str | Path) -> bool:
+    """True when another process waits for the store's turn right now (its signal is under :data:`WANT_FRESH` s old)."""
+    try:
+        return time.time() - os.stat(want_path(db_path)).st_mtime < WANT_FRESH
+    except OSError:
+        return False
 
 
 _reader_gates: dict[str, _ReadersGate] = {}
@@ -162,6 +197,7 @@ class _WriterLock:
     """
 
     def __init__(self, lock_path: str) -> None:
+        self.db_path = lock_path.removesuffix(".lock")
         self.file = FileLock(lock_path, thread_local=False, is_singleton=False)
         self.readers = _ReadersGate(readers_path(lock_path.removesuffix(".lock")), exclusive=True)
         self.mutex = threading.Lock()
@@ -177,13 +213,20 @@ class _WriterLock:
                 try:
                     self.file.acquire(timeout=0)
                 except Timeout:
-                    if on_wait is not None:
-                        on_wait()
-                    told = True
-                    try:
-                        self.file.acquire(timeout=max(wait, 0), poll_interval=0.05)
-                    except Timeout:
+                    if wait <= 0:  # not waiting: no signal either (the holder need not give the store back for us)
                         raise StoreBusy(wait) from None
+                    deadline = start + wait
+                    while True:  # the signal renewed every 0.25 s while waiting (see signal_want)
+                        signal_want(self.db_path)
+                        if not told and on_wait is not None and time.monotonic() - start >= QUIET_WAIT:
+                            on_wait()
+                            told = True
+                        try:
+                            self.file.acquire(timeout=min(0.25, max(deadline - time.monotonic(), 0)), poll_interval=0.05)
+                            break
+                        except Timeout:
+                            if time.monotonic() >= deadline:
+                                raise StoreBusy(wait) from None
                 try:
                     self.readers.acquire(max(wait, 0) - (time.monotonic() - start), on_wait, told=told)
                 except StoreBusy:

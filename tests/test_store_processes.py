@@ -74,14 +74,15 @@ def test_the_wait_limit_runs_out_with_exit_status_75_and_changes_nothing(tmp_pat
 def test_two_imports_at_once_both_land(tmp_path):
     db = tmp_path / "crm.duckdb"
     a, b = tmp_path / "a.csv", tmp_path / "b.csv"
-    na = write_orders(a, 5_000, seed=1)
-    nb = write_orders(b, 5_000, seed=2)
+    # big enough that the second waits longer than QUIET_WAIT (shorter waits print no message)
+    na = write_orders(a, 60_000, seed=1)
+    nb = write_orders(b, 60_000, seed=2)
     procs = [start_import(db, a), start_import(db, b)]
     results = [p.communicate(timeout=300) for p in procs]
     for p, (_out, err) in zip(procs, results):
         assert p.returncode == 0, err
     assert sum(WAIT_MESSAGE in err for _out, err in results) >= 1  # one took its turn after the other
-    assert counts(db) == (na + nb, 10_000, 2)
+    assert counts(db) == (na + nb, 120_000, 2)
 
 
 def test_kill_9_of_an_import_during_its_write_loses_nothing_committed_and_blocks_nobody(tmp_path):

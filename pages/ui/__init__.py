@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import re
 import threading
 import time
@@ -21,7 +22,7 @@ import pandas as pd
 import streamlit as st
 
 from crm_core import access, jp, shops
-from crm_core.db import WAIT_MESSAGE, Store, StoreBusy, default_wait, snapshot_path
+from crm_core.db import WAIT_MESSAGE, Store, StoreBusy, default_wait, snapshot_path, someone_waits
 from crm_core.errors import InputError
 
 log = logging.getLogger("crm_console")
@@ -71,9 +72,103 @@ def _swept() -> bool:
     return True
 
 
+KEEP_OPEN_ENV = "CRM_CONSOLE_KEEP_OPEN"
+"""Seconds the console keeps a store open after a page run while nobody else waits for it (default 30; 0: never)."""
+
+
+def keep_open_seconds() -> float:
+    try:
+        return max(float(os.environ.get(KEEP_OPEN_ENV, "30")), 0.0)
+    except ValueError:
+        return 30.0
+
+
+class _Kept:
+    """A store kept open between page runs: how many runs use it now, since when nobody does."""
+
+    def __init__(self, path: str, store: Store) -> None:
+        self.path, self.store, self.users, self.idle_since = path, store, 1, 0.0
+
+
+_kept: dict[str, _Kept] = {}
+_kept_lock = threading.Lock()
+_closer: threading.Thread | None = None
+
+
+def _take_kept(path: str) -> Store | None:
+    """The store of ``path`` kept open by an earlier run, now this run's too; None when there is none to take."""
+    with _kept_lock:
+        kept = _kept.get(path)
+        if kept is None:
+            return None
+        if kept.users == 0 and someone_waits(path):  # a writer (an import, the worker) waits: its turn first
+            _give_back(kept)
+            return None
+        kept.users += 1
+        return kept.store
+
+
+def _keep(path: str, store: Store) -> None:
+    """Keep ``store`` (just opened for this run) open for later runs, until another process waits or it idles."""
+    global _closer
+    if store.read_only or keep_open_seconds() <= 0:
+        return
+    with _kept_lock:
+        _kept[path] = _Kept(path, store)
+        if _closer is None or not _closer.is_alive():
+            _closer = threading.Thread(target=_close_when_wanted, name="crm-store-closer", daemon=True)
+            _closer.start()
+
+
+def _put_back(store: Store) -> bool:
+    """At the end of a run: True when ``store`` is a kept one (closed now if another process waits); else False."""
+    with _kept_lock:
+        kept = next((k for k in _kept.values() if k.store is store), None)
+        if kept is None:
+            return False
+        kept.users -= 1
+        if kept.users == 0:
+            kept.idle_since = time.monotonic()
+            if someone_waits(kept.path) or keep_open_seconds() <= 0:
+                _give_back(kept)
+        return True
+
+
+def _give_back(kept: _Kept) -> None:
+    """Close a kept store nobody uses (with ``_kept_lock`` held): the file and the writers' turn are free again."""
+    _kept.pop(kept.path, None)
+    try:
+        kept.store.close()
+    except Exception:  # noqa: BLE001 - closing must not stop the closer; the next run opens the file again
+        log.exception("closing a kept store failed")
+
+
+def _close_when_wanted() -> None:
+    """The closer: every 50 ms, give back each kept store nobody uses when another process waits or it idled."""
+    while True:
+        time.sleep(0.05)
+        with _kept_lock:
+            now, limit = time.monotonic(), keep_open_seconds()
+            for kept in list(_kept.values()):
+                if kept.users == 0 and (someone_waits(kept.path) or now - kept.idle_since >= limit):
+                    _give_back(kept)
+
+
+def release_kept_stores() -> None:
+    """Close every kept store nobody uses now (tests; a process about to hand the files to another)."""
+    with _kept_lock:
+        for kept in list(_kept.values()):
+            if kept.users == 0:
+                _give_back(kept)
+
+
 def _open_for_run(path: str) -> Store:
     """Open the store file ``path`` for this page run.
 
+    The store a run opens stays open after it (:data:`KEEP_OPEN_ENV` seconds, 30) for the next runs, which
+    then skip opening the file and read DuckDB's warm cache; it is closed within 50 ms of another process
+    (a command-line import, the worker, the endpoint service) starting to wait for the turn
+    (:func:`crm_core.db.someone_waits`), and after a run that ends while one waits.
     While another process writes: if it is a long write (an import) that
     published a snapshot, read the snapshot (read-only, with a notice);
     otherwise wait for the turn with a spinner.  When the file cannot be
@@ -81,6 +176,16 @@ def _open_for_run(path: str) -> Store:
     the page says why in Japanese and stops; the next rerun tries again.
     """
     _swept()
+    kept = _take_kept(path)
+    if kept is not None:
+        return kept
+    opened = _open_store(path)
+    if not opened.path.endswith(".snapshot"):
+        _keep(path, opened)
+    return opened
+
+
+def _open_store(path: str) -> Store:
     try:
         try:
             return Store(path, wait=0)
@@ -163,9 +268,9 @@ def allowed(action: str) -> bool:
 def store() -> Store:
     """The store the console shows: the shop's own, or the sample shop's own file while it is shown.
 
-    Opened at first use in a page run and closed by :func:`store_session` at
-    its end: the console never keeps the DuckDB file between runs, so a
-    command-line import or the worker can take its turn while nobody clicks.
+    Taken at first use in a page run and given back by :func:`store_session` at its end: kept open for
+    the next runs only while no other process waits for it (see :func:`_open_for_run`), so a command-line
+    import or the worker takes its turn between runs, within 50 ms of asking while nobody clicks.
     """
     from crm_core.sample import store as sample_store
 
@@ -194,7 +299,8 @@ def store_session() -> Iterator[None]:
         opened = getattr(_run, "stores", None) or {}
         _run.stores = None
         for s in opened.values():
-            s.close()
+            if not _put_back(s):
+                s.close()
 
 
 F = TypeVar("F", bound=Callable[..., None])

@@ -1,32 +1,67 @@
-"""A page run and a fragment's own run each close the stores they opened; a fragment drawn by its page run leaves
-them to the page run (pages/ui.store_session, ui.fragment)."""
+"""A page run and a fragment's own run each give back the stores they took; a fragment drawn by its page run leaves
+them to the page run (pages/ui.store_session, ui.fragment).  The console keeps a store open between runs only while
+no other process waits for it: a writer that waits gets the turn within moments, a run never shares it with one."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
-from crm_core.db import Store
+from crm_core.db import WAIT_MESSAGE, Store
 from pages import ui
 
 ROOT = Path(__file__).resolve().parents[2]
 
+WRITER = """
+import sys, time
+from crm_core.db import Store, StoreBusy
+t = time.monotonic()
+try:
+    store = Store(sys.argv[1], wait=float(sys.argv[2]), on_wait=lambda: print("waiting", flush=True))
+except StoreBusy:
+    sys.exit(3)
+print(f"in after {time.monotonic() - t:.3f}", flush=True)
+store.execute("CREATE TABLE IF NOT EXISTS writer_was_here (x INTEGER)")
+store.close()
+"""
 
-def _writer_can_start(path) -> bool:
-    """Whether another process (the worker, a command-line import) gets the writers' turn right now."""
-    code = ("import sys\nfrom crm_core.db import Store, StoreBusy\n"
-            "try:\n    Store(sys.argv[1], wait=0).close()\nexcept StoreBusy:\n    sys.exit(3)\n")
-    done = subprocess.run([sys.executable, "-c", code, str(path)], cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert done.returncode in (0, 3), done.stderr[-2000:]
-    return done.returncode == 0
+
+@pytest.fixture(autouse=True)
+def _no_store_kept_from_another_test():
+    ui.release_kept_stores()
+    yield
+    ui.release_kept_stores()
 
 
-def test_a_session_closes_what_it_opened_and_an_inner_one_leaves_it_to_the_outer(tmp_path):
+def _writer(path, wait: float) -> subprocess.Popen:
+    """Another process (the worker, a command-line import) asking for the writers' turn, waiting up to ``wait`` s."""
+    return subprocess.Popen([sys.executable, "-c", WRITER, str(path), str(wait)], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _writer_result(proc: subprocess.Popen) -> tuple[bool, str]:
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode in (0, 3), err[-2000:]
+    return proc.returncode == 0, out
+
+
+def _writer_can_start(path, wait: float = 0) -> bool:
+    return _writer_result(_writer(path, wait))[0]
+
+
+def _new_store(tmp_path) -> Path:
     path = tmp_path / "crm.duckdb"
     Store(path).close()
+    return path
+
+
+def test_a_session_gives_back_what_it_took_and_an_inner_one_leaves_it_to_the_outer(tmp_path):
+    path = _new_store(tmp_path)
     with ui.store_session():
         outer = ui._run_store(str(path))
         outer.scalar("SELECT 1")
@@ -34,25 +69,119 @@ def test_a_session_closes_what_it_opened_and_an_inner_one_leaves_it_to_the_outer
             assert ui._run_store(str(path)) is outer
         assert outer.is_open  # the page goes on using it after the fragment
         assert outer.scalar("SELECT 1") == 1
-        assert not _writer_can_start(path)
+        assert not _writer_can_start(path)  # never during a run
+    # kept for the next run while nobody waits: the next run reads it without opening the file
+    with ui.store_session():
+        assert ui._run_store(str(path)) is outer
+    assert outer.is_open
+    t = time.monotonic()
+    assert _writer_can_start(path, wait=10)  # the worker's turn as soon as it asks
+    assert time.monotonic() - t < 5
     assert not outer.is_open
-    assert _writer_can_start(path)  # the worker's turn once the run ended
 
-    with ui.store_session():  # a fragment's own run, outside any page run
+    with ui.store_session():  # a fragment's own run, outside any page run: a store of its own again
         own = ui._run_store(str(path))
         own.scalar("SELECT 1")
         assert own is not outer
-    assert not own.is_open and _writer_can_start(path)
+    assert _writer_can_start(path, wait=10) and not own.is_open
 
 
-def test_a_session_closes_its_stores_when_the_run_fails(tmp_path):
-    path = tmp_path / "crm.duckdb"
-    Store(path).close()
+def test_a_session_gives_its_stores_back_when_the_run_fails(tmp_path):
+    path = _new_store(tmp_path)
     with pytest.raises(RuntimeError), ui.store_session():
         ui._run_store(str(path)).scalar("SELECT 1")
         raise RuntimeError("the page stopped")
-    assert _writer_can_start(path)
+    assert _writer_can_start(path, wait=10)
     with ui.store_session():  # and the next run is a session of its own again
         s = ui._run_store(str(path))
         s.scalar("SELECT 1")
-    assert not s.is_open
+    assert s.scalar("SELECT count(*) FROM writer_was_here") == 0  # it sees what the writer did
+
+
+def test_a_writer_waiting_during_a_run_gets_the_turn_when_the_run_ends_and_says_nothing(tmp_path):
+    """The run keeps the store to its end; then the store is given back at once (not kept for the next run), and a
+    wait this short prints no 「待っています」 (a command-line import would otherwise say so on every command)."""
+    path = _new_store(tmp_path)
+    with ui.store_session():
+        s = ui._run_store(str(path))
+        writer = _writer(path, wait=20)
+        time.sleep(1.5)  # the rest of the page run
+        assert writer.poll() is None  # still waiting: the run holds the store
+        s.scalar("SELECT 1")
+        ended = time.monotonic()
+    got_in, out = _writer_result(writer)
+    assert got_in, out
+    assert not s.is_open  # given back at the end of the run, not kept
+    assert time.monotonic() - ended < 10
+    assert "waiting" in out  # it waited 1.5 s: long enough to say so
+
+    with ui.store_session():
+        kept = ui._run_store(str(path))
+        kept.scalar("SELECT 1")
+    quick = _writer(path, wait=20)
+    got_in, out = _writer_result(quick)
+    assert got_in and "waiting" not in out, out  # a store only kept between runs is given back without a message
+    waited = float(out.split("in after ")[1])
+    assert waited < 1.0, out
+
+
+def test_the_store_is_closed_after_the_idle_time_and_never_kept_with_zero(tmp_path, monkeypatch):
+    path = _new_store(tmp_path)
+    monkeypatch.setenv(ui.KEEP_OPEN_ENV, "0.3")
+    with ui.store_session():
+        s = ui._run_store(str(path))
+        s.scalar("SELECT 1")
+    assert s.is_open
+    deadline = time.monotonic() + 10
+    while s.is_open and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not s.is_open  # nobody asked: closed after its idle time (a DuckDB shell may open the file then)
+    assert _writer_can_start(path)
+
+    monkeypatch.setenv(ui.KEEP_OPEN_ENV, "0")  # as before: closed at the end of every run
+    with ui.store_session():
+        s = ui._run_store(str(path))
+        s.scalar("SELECT 1")
+    assert not s.is_open and _writer_can_start(path)
+
+
+def test_concurrent_runs_share_the_kept_store_and_give_it_back_only_when_both_ended(tmp_path):
+    path = _new_store(tmp_path)
+    with ui.store_session():
+        first = ui._run_store(str(path))
+        first.scalar("SELECT 1")
+    inside, release = threading.Event(), threading.Event()
+    seen: list[Store] = []
+
+    def other_session() -> None:  # another browser tab's run, on its own thread
+        with ui.store_session():
+            s = ui._run_store(str(path))
+            seen.append(s)
+            assert s.scalar("SELECT 2") == 2
+            inside.set()
+            release.wait(30)
+
+    t = threading.Thread(target=other_session)
+    t.start()
+    assert inside.wait(30)
+    with ui.store_session():
+        mine = ui._run_store(str(path))
+        assert mine is first and seen == [first]
+        assert mine.scalar("SELECT 3") == 3
+    writer = _writer(path, wait=20)
+    time.sleep(1.0)
+    assert writer.poll() is None and first.is_open  # the other tab's run still uses it
+    release.set()
+    t.join(30)
+    assert _writer_result(writer)[0]
+    assert not first.is_open
+
+
+def test_the_command_line_says_nothing_about_waiting_for_a_store_the_console_only_keeps(tmp_path):
+    path = _new_store(tmp_path)
+    with ui.store_session():
+        ui._run_store(str(path)).scalar("SELECT 1")
+    done = subprocess.run([sys.executable, "-m", "crm_core", "templates", "--db", str(path)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert WAIT_MESSAGE not in done.stdout + done.stderr
