@@ -150,8 +150,9 @@ WANT_FRESH = 1.0
 
 
 def want_path(db_path: str | Path) -> str:
-    """The file whose time a process waiting for the store's turn renews (``crm.duckdb.want``)."""
-    return str(db_path) + ".want"
+    """The file whose time a process waiting for the store's turn renews (``crm.duckdb.want``; beside the real file,
+    as the locks are: a store reached through a symbolic link has one signal)."""
+    return os.path.realpath(db_path) + ".want"
 
 
 def signal_want(db_path: str | Path) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import os
 import re
 import threading
@@ -22,7 +23,7 @@ import pandas as pd
 import streamlit as st
 
 from crm_core import access, jp, shops
-from crm_core.db import WAIT_MESSAGE, Store, StoreBusy, default_wait, snapshot_path, someone_waits
+from crm_core.db import WAIT_MESSAGE, Store, StoreBusy, default_wait, snapshot_path, someone_waits, store_is_busy
 from crm_core.errors import InputError
 
 log = logging.getLogger("crm_console")
@@ -78,9 +79,10 @@ KEEP_OPEN_ENV = "CRM_CONSOLE_KEEP_OPEN"
 
 def keep_open_seconds() -> float:
     try:
-        return max(float(os.environ.get(KEEP_OPEN_ENV, "30")), 0.0)
+        seconds = float(os.environ.get(KEEP_OPEN_ENV, "30"))
     except ValueError:
         return 30.0
+    return max(seconds, 0.0) if math.isfinite(seconds) else 30.0
 
 
 class _Kept:
@@ -114,6 +116,8 @@ def _keep(path: str, store: Store) -> None:
     if store.read_only or keep_open_seconds() <= 0:
         return
     with _kept_lock:
+        if path in _kept:  # another run kept its own meanwhile: this one is closed at this run's end
+            return
         _kept[path] = _Kept(path, store)
         if _closer is None or not _closer.is_alive():
             _closer = threading.Thread(target=_close_when_wanted, name="crm-store-closer", daemon=True)
@@ -144,7 +148,9 @@ def _give_back(kept: _Kept) -> None:
 
 
 def _close_when_wanted() -> None:
-    """The closer: every 50 ms, give back each kept store nobody uses when another process waits or it idled."""
+    """The closer: every 50 ms, give back each kept store nobody uses when another process waits or it idled;
+    it ends when nothing is kept (:func:`_keep` starts it again)."""
+    global _closer
     while True:
         time.sleep(0.05)
         with _kept_lock:
@@ -152,6 +158,9 @@ def _close_when_wanted() -> None:
             for kept in list(_kept.values()):
                 if kept.users == 0 and (someone_waits(kept.path) or now - kept.idle_since >= limit):
                     _give_back(kept)
+            if not _kept:
+                _closer = None
+                return
 
 
 def release_kept_stores() -> None:
@@ -179,10 +188,21 @@ def _open_for_run(path: str) -> Store:
     kept = _take_kept(path)
     if kept is not None:
         return kept
+    _let_the_waiting_go_first(path)
     opened = _open_store(path)
     if not opened.path.endswith(".snapshot"):
         _keep(path, opened)
     return opened
+
+
+def _let_the_waiting_go_first(path: str, limit: float = 0.5) -> None:
+    """When another process waits for the store (the console has just given it back), let it take the turn before
+    this run asks: it polls every 50 ms, and a run opening the file at once would win and make it wait a whole run.
+    Returns once it holds the turn (this run then reads the snapshot or waits with the spinner), its signal went
+    stale, or after ``limit`` seconds (a reader waiting for the readers' gate holds no writer's turn)."""
+    deadline = time.monotonic() + limit
+    while someone_waits(path) and not store_is_busy(path) and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 def _open_store(path: str) -> Store:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from crm_core.db import WAIT_MESSAGE, Store
+from crm_core.db import WAIT_MESSAGE, WANT_FRESH, Store, someone_waits
 from pages import ui
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -185,3 +185,55 @@ def test_the_command_line_says_nothing_about_waiting_for_a_store_the_console_onl
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert WAIT_MESSAGE not in done.stdout + done.stderr
+
+
+def test_a_run_that_opened_meanwhile_never_replaces_the_kept_store(tmp_path):
+    """Two runs that both found nothing kept open two stores: the first is kept, the second is closed at its end.
+    (Replacing the kept entry lost the first store, still open: the worker and command-line imports waited for good.)"""
+    path = _new_store(tmp_path)
+    first = Store(path)
+    ui._keep(str(path), first)
+    second = Store(path)  # the other run, opened before the first was kept
+    ui._keep(str(path), second)
+    assert ui._put_back(first)  # kept, idle
+    assert not ui._put_back(second)  # not kept: store_session closes it
+    second.close()
+    assert first.is_open
+    assert _writer_can_start(path, wait=10)
+    assert not first.is_open
+
+
+def test_a_store_reached_through_a_symbolic_link_is_given_back_too(tmp_path):
+    """The locks are those of the real file; so is the signal of a process that waits (one signal per store)."""
+    real = _new_store(tmp_path)
+    (tmp_path / "link").mkdir()
+    link = tmp_path / "link" / "crm.duckdb"
+    link.symlink_to(real)
+    with ui.store_session():
+        kept = ui._run_store(str(link))
+        kept.scalar("SELECT 1")
+    assert kept.is_open
+    got_in, out = _writer_result(_writer(link, wait=10))
+    assert got_in and float(out.split("in after ")[1]) < 2.0, out
+    assert not kept.is_open
+
+
+def test_a_run_starting_while_a_writer_waits_lets_it_go_first(tmp_path):
+    """The kept store is given back to a writer that asks; a page run starting in that moment must not take the file
+    before the writer (which polls every 50 ms) and make it wait for the whole run."""
+    path = _new_store(tmp_path)
+    for _ in range(3):
+        with ui.store_session():
+            ui._run_store(str(path)).scalar("SELECT 1")  # kept, idle
+        writer = _writer(path, wait=30)
+        deadline = time.monotonic() + 30
+        while not someone_waits(path) and time.monotonic() < deadline:
+            time.sleep(0.002)
+        with ui.store_session():  # a click in that moment
+            s = ui._run_store(str(path))
+            assert s.scalar("SELECT count(*) FROM writer_was_here") == 0  # it sees what the writer did
+            time.sleep(1.5)  # the rest of the page run
+            assert writer.poll() == 0  # the writer was in and out before
+        got_in, out = _writer_result(writer)
+        assert got_in and "waiting" not in out, out
+        time.sleep(WANT_FRESH + 0.1)  # the writer's signal goes stale
