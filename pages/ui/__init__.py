@@ -176,7 +176,7 @@ def _open_for_run(path: str) -> Store:
 
     The store a run opens stays open after it (:data:`KEEP_OPEN_ENV` seconds, 30) for the next runs, which
     then skip opening the file and read DuckDB's warm cache; it is closed within 50 ms of another process
-    (a command-line import, the worker, the endpoint service) starting to wait for the turn
+    (a command-line import or command, the worker) starting to wait for the turn
     (:func:`crm_core.db.someone_waits`), and after a run that ends while one waits.
     While another process writes: if it is a long write (an import) that
     published a snapshot, read the snapshot (read-only, with a notice);
