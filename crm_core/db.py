@@ -200,7 +200,7 @@ class _WriterLock:
     def __init__(self, lock_path: str) -> None:
         self.db_path = lock_path.removesuffix(".lock")
         self.file = FileLock(lock_path, thread_local=False, is_singleton=False)
-        self.readers = _ReadersGate(readers_path(lock_path.removesuffix(".lock")), exclusive=True)
+        self.readers = _ReadersGate(readers_path(self.db_path), exclusive=True)
         self.mutex = threading.Lock()
         self.count = 0
 
