@@ -98,6 +98,17 @@ def shot(page, name: str) -> Path:
     return path
 
 
+def wait_charts(page, at_least: int, timeout: int = 120_000) -> int:
+    """Wait until at least ``at_least`` Altair charts are drawn (vega-embed puts an SVG or canvas into each; they
+    appear one after another, so the first one drawn says nothing about the others). Returns how many are drawn."""
+    page.wait_for_function(
+        "n => [...document.querySelectorAll('.vega-embed')].filter(e => e.querySelector('svg, canvas')).length >= n",
+        arg=at_least,
+        timeout=timeout,
+    )
+    return page.locator(".vega-embed").count()
+
+
 def wait_idle(page) -> None:
     """Wait until Streamlit has rendered the page and finished running the script."""
     page.wait_for_selector("[data-testid='stApp'][data-test-connection-state='CONNECTED']", timeout=120_000)

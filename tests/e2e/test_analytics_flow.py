@@ -10,7 +10,7 @@ import pytest
 
 from crm_core.db import Store
 from crm_core.sample.load import load_sample
-from tests.e2e.browser import Server, goto, shot, wait_idle
+from tests.e2e.browser import Server, goto, shot, wait_charts, wait_idle
 
 
 @pytest.fixture()
@@ -28,9 +28,9 @@ def test_analytics_charts_tabs_and_download(shop, page):
     server, segments = shop
     goto(page, server, "/analytics")
     page.get_by_role("heading", name="RFMセグメント").wait_for()
-    # Altair charts are drawn by vega-embed into canvas or SVG
-    page.wait_for_selector(".vega-embed canvas, .vega-embed svg", timeout=120_000)
-    assert page.locator(".vega-embed").count() >= 2
+    # Altair charts are drawn by vega-embed into canvas or SVG, one after another: wait for the second too (a count
+    # taken when the first was drawn found only it on a busy machine)
+    assert wait_charts(page, 2) >= 2
     shot(page, "analytics_rfm")
 
     with page.expect_download() as info:
@@ -66,8 +66,8 @@ def test_rank_thresholds_rerun_only_the_rank_movement_and_give_the_store_back(sh
     goto(page, server, "/analytics")
     main = page.locator("[data-testid='stMain']")
     main.get_by_role("heading", name="ランクの移動").wait_for()
-    page.wait_for_selector(".vega-embed svg, .vega-embed canvas", timeout=120_000)
-    charts_before = page.locator(".vega-embed").count()
+    wait_idle(page)
+    charts_before = wait_charts(page, 2)
     metrics = main.locator("[data-testid='stMetric']")
     metrics.filter(has_text="昇格").first.wait_for()
     before = metrics.all_inner_texts()

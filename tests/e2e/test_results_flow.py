@@ -51,6 +51,7 @@ def test_results_page_with_sample_campaigns(sample_server, page, tmp_path):
     main.get_by_text("詳しく見る施策").wait_for()
     pick_campaign(page, "休眠")
     main.locator("[data-testid='stAlert']").filter(has_text="効果あり").first.wait_for()
+    main.locator(CHART).nth(3).wait_for()  # the charts appear one after another; the alert says nothing about the 4th
     assert main.locator(CHART).count() >= 4
     page.wait_for_timeout(800)
     shot(page, "results_effect")
