@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import json
 from typing import Any
 
 import altair as alt
@@ -38,16 +40,52 @@ CHANNEL_COLORS = {"LINE": "#06C755", "R-Mail": "#BF0000", "Shopify Email": "#5E8
 _DAY_AXIS = "['日','月','火','水','木','金','土'][day(datum.value)]"
 
 
-def _x_scale(start: dt.date, end: dt.date) -> alt.Scale:
-    return alt.Scale(domain=[pd.Timestamp(start).isoformat(), (pd.Timestamp(end) + pd.Timedelta(days=1)).isoformat()])
+# The two charts' Vega-Lite specs are the same for every range of the same length: what changes with the month
+# (the days shown, the title, which kinds are in the legend) is in their named datasets.  A browser that gets the
+# same spec again only swaps the data of the chart it already drew (Streamlit's Vega-Lite element); a new spec is
+# parsed, compiled and drawn from scratch (50–120 ms per chart on a laptop-class CPU).  The specs are built with
+# Altair once per process and length of range; each month costs only its rows.
+RANGE_DATA = "cal_range"
+"""One row per end of the range (``x``: the first day and the day after the last), which spans the x axis; the
+first row also carries the ``title`` and the ``|``-joined labels of the kinds and channels drawn (the legends)."""
+_FIRST = f"data('{RANGE_DATA}')[0]"
+_TITLE = alt.TitleParams(text=alt.ExprRef(expr=f"{_FIRST}.title"))
 
 
-def _x_axis(start: dt.date, end: dt.date) -> alt.Axis:
+def _legend(column: str, **kwargs: Any) -> alt.Legend:
+    """A legend of the labels the range row lists in ``column``; with none, no title either (the title alone would
+    stand there)."""
+    return alt.Legend(values=alt.ExprRef(expr=f"{_FIRST}.{column} ? split({_FIRST}.{column}, '|') : []"),
+                      titleOpacity=alt.ExprRef(expr=f"{_FIRST}.{column} ? 1 : 0"), **kwargs)
+
+
+def _axis_kind(start: dt.date, end: dt.date) -> str:
     span = (end - start).days
-    if span <= 45:
+    return "days" if span <= 20 else ("every_other_day" if span <= 45 else "dates")
+
+
+def _x_axis(kind: str) -> alt.Axis:
+    if kind != "dates":
         return alt.Axis(title=None, format="%-m/%-d", labelExpr=f"timeFormat(datum.value, '%-m/%-d') + '(' + {_DAY_AXIS} + ')'",
-                        tickCount={"interval": "day", "step": 1 if span <= 20 else 2}, labelAngle=-45, grid=True)
+                        tickCount={"interval": "day", "step": 1 if kind == "days" else 2}, labelAngle=-45, grid=True)
     return alt.Axis(title=None, labelExpr="timeFormat(datum.value, '%-m/%-d')", grid=True, labelAngle=0)
+
+
+def _range_layer(axis_kind: str) -> alt.Chart:
+    """The invisible layer whose two rows make the x axis span exactly the range (every other layer's rows lie within)."""
+    return alt.Chart(alt.NamedData(RANGE_DATA)).mark_rule(opacity=0).encode(x=alt.X("x:T", axis=_x_axis(axis_kind)))
+
+
+def _range_frame(start: dt.date, end: dt.date, title: str, **legends: list[str]) -> pd.DataFrame:
+    first, after = pd.Timestamp(start), pd.Timestamp(end) + pd.Timedelta(days=1)
+    extra = {k: ["|".join(v), ""] for k, v in legends.items()}
+    return pd.DataFrame({"x": [first, after], "title": [title, ""], **extra})
+
+
+def _clamped(frame: pd.DataFrame, start: dt.date, end: dt.date, lo: str = "starts_at", hi: str = "end_x") -> pd.DataFrame:
+    """Bands cut to the range shown (the axis spans the rows' extent, so a sale that began earlier would widen it)."""
+    first, after = pd.Timestamp(start), pd.Timestamp(end) + pd.Timedelta(days=1)
+    return frame.assign(**{lo: frame[lo].clip(lower=first), hi: frame[hi].clip(upper=after)})
 
 
 def _day_off_frame(start: dt.date, end: dt.date, hol: pd.DataFrame) -> pd.DataFrame:
@@ -58,10 +96,16 @@ def _day_off_frame(start: dt.date, end: dt.date, hol: pd.DataFrame) -> pd.DataFr
         if d.weekday() >= 5 or d in hol_days:
             rows.append({"from": pd.Timestamp(d), "to": pd.Timestamp(d) + pd.Timedelta(days=1)})
         d += dt.timedelta(days=1)
-    return pd.DataFrame(rows, columns=["from", "to"])
+    return pd.DataFrame(rows, columns=["from", "to"]).astype("datetime64[ns]")
+
+
+_EVENT_COLUMNS = ["kind", "lane", "種類", "状態", "期間", "エントリー", "出典", "名前", "starts_at", "end_x", "day_mid", "pattern"]
 
 
 def _event_frame(evts: pd.DataFrame) -> pd.DataFrame:
+    if evts.empty:
+        return pd.DataFrame({c: pd.Series(dtype="datetime64[ns]" if c in ("starts_at", "end_x", "day_mid") else
+                                          (bool if c == "pattern" else object)) for c in _EVENT_COLUMNS})
     df = evts.copy()
     df["lane"] = [LANE_SALE if k in events.KIND_LABELS and k not in POINT_KINDS else (LANE_POINT if k in POINT_KINDS else LANE_OWN)
                   for k in df.kind]
@@ -74,12 +118,69 @@ def _event_frame(evts: pd.DataFrame) -> pd.DataFrame:
     df["end_x"] = df.ends_at + pd.Timedelta(seconds=1)
     df["day_mid"] = df.starts_at.dt.normalize() + pd.Timedelta(hours=12)
     df["pattern"] = df.status == "pattern"
-    keep = ["kind", "lane", "種類", "状態", "期間", "エントリー", "出典", "名前", "starts_at", "end_x", "day_mid", "pattern"]
-    return df[keep]
+    return df[_EVENT_COLUMNS]
+
+
+def _kind_color(legend: alt.Legend) -> alt.Color:
+    """Every kind's colour, always the same (a fixed domain); the legend lists the kinds drawn (from the range row)."""
+    return alt.Color("種類:N", title="イベント", scale=alt.Scale(domain=list(KIND_LABELS.values()), range=list(KIND_COLORS.values())),
+                     legend=legend)
+
+
+def _kinds_drawn(*frames: pd.DataFrame) -> list[str]:
+    present = set().union(*(set(f.kind) for f in frames))
+    return [label for k, label in KIND_LABELS.items() if k in present]
+
+
+@functools.lru_cache(maxsize=8)
+def _calendar_spec(axis_kind: str, width: int | str, channels: tuple[str, ...]) -> str:
+    """The lane chart's spec without data (see :data:`RANGE_DATA`), validated once; JSON, so that no caller can
+    change the kept one."""
+    y = alt.Y("lane:N", title=None, scale=alt.Scale(domain=list(LANES)), axis=alt.Axis(labelFontSize=12, labelLimit=120))
+    color = _kind_color(_legend("kinds", orient="bottom", columns={"expr": f"width >= {WIDE_FROM_PX} ? 5 : 1"}))
+    tooltip = [alt.Tooltip("名前:N"), alt.Tooltip("種類:N"), alt.Tooltip("期間:N"), alt.Tooltip("エントリー:N"),
+               alt.Tooltip("状態:N"), alt.Tooltip("出典:N")]
+    bands, points = alt.NamedData("cal_bands"), alt.NamedData("cal_points")
+    events_layer = alt.LayerChart(layer=[
+        alt.Chart(bands).mark_bar(height=24, cornerRadius=3, clip=True).encode(
+            x=alt.X("starts_at:T"), x2=alt.X2("end_x:T"), y=y, color=color,
+            opacity=alt.OpacityValue(0.95, condition={"test": "datum.pattern", "value": 0.55}),
+            strokeDash=alt.StrokeDashValue([1, 0], condition={"test": "datum.pattern", "value": [4, 3]}),
+            stroke=alt.StrokeValue("#333333"),
+            strokeWidth=alt.StrokeWidthValue(0, condition={"test": "datum.pattern", "value": 1}),
+            tooltip=tooltip),
+        # the label set is chosen where the real width is known: in the browser (a phone draws the plot ≈ 270 px wide)
+        alt.Chart(bands).transform_calculate(
+            ラベル=f"width >= {WIDE_FROM_PX} ? datum['短縮'] : datum['短縮_狭']",
+        ).mark_text(align="left", dx=3, fontSize=10, color="#222222", clip=True).encode(
+            x=alt.X("starts_at:T"), y=y, text=alt.Text("ラベル:N"), tooltip=tooltip),
+        alt.Chart(points).mark_circle(size=60, opacity=0.9).encode(x=alt.X("day_mid:T"), y=y, color=color, tooltip=tooltip),
+    ])
+    hol = alt.NamedData("cal_holidays")
+    layers = [
+        _range_layer(axis_kind),
+        alt.Chart(alt.NamedData("cal_days_off")).mark_rect(color="#F4F4F4").encode(x=alt.X("from:T"), x2=alt.X2("to:T")),
+        events_layer,
+        # A mark per holiday, the name in the tooltip and in the list under the chart: names written on
+        # the chart overlap (Golden Week; any range on a phone).
+        alt.Chart(hol).mark_tick(color="#C8463D", thickness=2, size=14).encode(
+            x=alt.X("day_mid:T"), y=y, tooltip=[alt.Tooltip("祝日:N"), alt.Tooltip("日付:N")]),
+        alt.Chart(hol).mark_rule(color="#C8463D", opacity=0.25).encode(x=alt.X("date:T")),
+        alt.Chart(alt.NamedData("cal_sends")).mark_point(filled=True, size=160, shape="diamond", stroke="white", strokeWidth=1).encode(
+            x=alt.X("send_at:T"), y=y,
+            color=alt.Color("チャネル:N", title="配信チャネル",
+                            scale=alt.Scale(domain=list(channels), range=[CHANNEL_COLORS.get(c, "#555555") for c in channels]),
+                            legend=_legend("channels", orient="bottom", symbolType="diamond", symbolSize=120)),
+            tooltip=[alt.Tooltip(f) for f in ("配信:N", "日時:N", "チャネル:N", "テンプレート:N", "対象:N")]),
+    ]
+    chart = alt.LayerChart(layer=layers, resolve=alt.Resolve(scale=alt.ScaleResolveMap(color="independent")),
+                           width=width, height=alt.Step(36), title=_TITLE,
+                           description="販促カレンダー（楽天イベント・ポイントデー・自社企画・祝日・配信予定）")
+    return chart.to_json(indent=None)
 
 
 def calendar_chart(evts: pd.DataFrame, hol: pd.DataFrame, sends: pd.DataFrame | None, start: dt.date, end: dt.date,
-                   width: int | str = "container") -> alt.LayerChart | None:
+                   width: int | str = "container") -> dict[str, Any] | None:
     """The calendar as a timeline: one lane per kind of entry, days on the x axis.
 
     Parameters
@@ -96,80 +197,45 @@ def calendar_chart(evts: pd.DataFrame, hol: pd.DataFrame, sends: pd.DataFrame | 
 
     Returns
     -------
-    alt.LayerChart or None
-        None when there is nothing at all to draw.
+    dict or None
+        The Vega-Lite spec with its ``datasets`` (frames; ``st.vega_lite_chart`` sends them as Arrow), the same spec
+        for every range of the same length; None when there is nothing at all to draw.
     """
     sends = sends if sends is not None else pd.DataFrame()
     if evts.empty and hol.empty and sends.empty:
         return None
-    x_scale, x_axis = _x_scale(start, end), _x_axis(start, end)
-    y = alt.Y("lane:N", title=None, scale=alt.Scale(domain=list(LANES)), axis=alt.Axis(labelFontSize=12, labelLimit=120))
-    layers: list[alt.Chart] = []
-
+    first, after = pd.Timestamp(start), pd.Timestamp(end) + pd.Timedelta(days=1)
     long_range = (end - start).days > 100
-    off = _day_off_frame(start, end, hol) if not long_range else pd.DataFrame()
-    if not off.empty:
-        layers.append(alt.Chart(off).mark_rect(color="#F4F4F4").encode(
-            x=alt.X("from:T", scale=x_scale, axis=x_axis), x2=alt.X2("to:T")))
+    off = _day_off_frame(start, end, hol)
+    if long_range:  # grey days are left out from four months on (a bar per weekend blurs into stripes)
+        off = off.iloc[:0]
 
-    df = _event_frame(evts) if not evts.empty else pd.DataFrame()
-    if not df.empty:
-        kinds = [k for k in KIND_LABELS if k in set(df.kind)]
-        color = alt.Color("種類:N", title="イベント", scale=alt.Scale(domain=[KIND_LABELS[k] for k in kinds],
-                                                                   range=[KIND_COLORS[k] for k in kinds]),
-                          legend=alt.Legend(orient="bottom", columns={"expr": f"width >= {WIDE_FROM_PX} ? 5 : 1"}))
-        tooltip = [alt.Tooltip("名前:N"), alt.Tooltip("種類:N"), alt.Tooltip("期間:N"), alt.Tooltip("エントリー:N"),
-                   alt.Tooltip("状態:N"), alt.Tooltip("出典:N")]
-        event_layers: list[alt.Chart] = []
-        bands = df[df.kind.isin(BAND_KINDS)].drop(columns=["day_mid"])
-        span_days = (end - start).days + 1
-        bands = bands.assign(短縮=band_labels(bands, start, span_days, WIDE_PX),
-                             短縮_狭=band_labels(bands, start, span_days, NARROW_PX))
-        if not bands.empty:
-            event_layers.append(alt.Chart(bands).mark_bar(height=24, cornerRadius=3, clip=True).encode(
-                x=alt.X("starts_at:T", scale=x_scale, axis=x_axis), x2=alt.X2("end_x:T"), y=y, color=color,
-                opacity=alt.OpacityValue(0.95, condition={"test": "datum.pattern", "value": 0.55}),
-                strokeDash=alt.StrokeDashValue([1, 0], condition={"test": "datum.pattern", "value": [4, 3]}),
-                stroke=alt.StrokeValue("#333333"),
-                strokeWidth=alt.StrokeWidthValue(0, condition={"test": "datum.pattern", "value": 1}),
-                tooltip=tooltip))
-            # the label set is chosen where the real width is known: in the browser (a phone draws the plot ≈ 270 px wide)
-            event_layers.append(alt.Chart(bands).transform_calculate(
-                ラベル=f"width >= {WIDE_FROM_PX} ? datum['短縮'] : datum['短縮_狭']",
-            ).mark_text(align="left", dx=3, fontSize=10, color="#222222", clip=True).encode(
-                x=alt.X("starts_at:T", scale=x_scale), y=y, text=alt.Text("ラベル:N"), tooltip=tooltip))
-        points = df[df.kind.isin(POINT_KINDS)].drop(columns=["starts_at", "end_x"])
-        if not points.empty:
-            event_layers.append(alt.Chart(points).mark_circle(size=60, opacity=0.9).encode(
-                x=alt.X("day_mid:T", scale=x_scale), y=y, color=color, tooltip=tooltip))
-        if event_layers:
-            layers.append(alt.LayerChart(layer=event_layers))
+    df = _clamped(_event_frame(evts), start, end)
+    span_days = (end - start).days + 1
+    bands = df[df.kind.isin(BAND_KINDS)].drop(columns=["day_mid"]).reset_index(drop=True)
+    bands = bands.assign(短縮=band_labels(bands, start, span_days, WIDE_PX),
+                         短縮_狭=band_labels(bands, start, span_days, NARROW_PX))
+    points = df[df.kind.isin(POINT_KINDS)].drop(columns=["starts_at", "end_x"]).reset_index(drop=True)
 
-    if not hol.empty:
-        h = hol.assign(day_mid=hol.date + pd.Timedelta(hours=12), lane=LANE_HOLIDAY,
-                       日付=[format_date(d) for d in hol.date], 祝日=hol.name).drop(columns=["name"])
-        # A mark per holiday, the name in the tooltip and in the list under the chart: names written on
-        # the chart overlap (Golden Week; any range on a phone).
-        layers.append(alt.Chart(h).mark_tick(color="#C8463D", thickness=2, size=14).encode(
-            x=alt.X("day_mid:T", scale=x_scale), y=y, tooltip=[alt.Tooltip("祝日:N"), alt.Tooltip("日付:N")]))
-        layers.append(alt.Chart(h).mark_rule(color="#C8463D", opacity=0.25).encode(x=alt.X("date:T", scale=x_scale)))
+    h = hol.assign(day_mid=hol.date + pd.Timedelta(hours=12), lane=LANE_HOLIDAY,
+                   日付=[format_date(d) for d in hol.date], 祝日=hol.name).drop(columns=["name"])
 
     if not sends.empty:
-        s = pd.DataFrame({"send_at": sends.send_at, "lane": LANE_SENDS, "日時": [format_datetime(t) for t in sends.send_at],
-                          "チャネル": sends.channel_label, "配信": sends.label, "テンプレート": sends.template,
-                          "対象": sends.get("recipients_text", pd.Series("—", index=sends.index))})
-        domain = [c for c in CHANNEL_COLORS if c in set(s.チャネル)] + sorted(set(s.チャネル) - set(CHANNEL_COLORS))
-        layers.append(alt.Chart(s).mark_point(filled=True, size=160, shape="diamond", stroke="white", strokeWidth=1).encode(
-            x=alt.X("send_at:T", scale=x_scale), y=y,
-            color=alt.Color("チャネル:N", title="配信チャネル",
-                            scale=alt.Scale(domain=domain, range=[CHANNEL_COLORS.get(c, "#555555") for c in domain]),
-                            legend=alt.Legend(orient="bottom", symbolType="diamond", symbolSize=120)),
-            tooltip=[alt.Tooltip(f) for f in ("配信:N", "日時:N", "チャネル:N", "テンプレート:N", "対象:N")]))
-
-    return alt.LayerChart(layer=layers, resolve=alt.Resolve(scale=alt.ScaleResolveMap(color="independent")),
-                          width=width, height=alt.Step(36), title=f"{format_date(start)} 〜 {format_date(end)}")
-
-
+        sends = sends[(sends.send_at >= first) & (sends.send_at < after)]
+    s = pd.DataFrame({"send_at": sends.get("send_at", pd.Series(dtype="datetime64[ns]")), "lane": LANE_SENDS,
+                      "日時": [format_datetime(t) for t in sends.get("send_at", [])],
+                      "チャネル": sends.get("channel_label", pd.Series(dtype=object)), "配信": sends.get("label", pd.Series(dtype=object)),
+                      "テンプレート": sends.get("template", pd.Series(dtype=object)),
+                      "対象": sends.get("recipients_text", pd.Series("—", index=sends.index, dtype=object))})
+    drawn_channels = [c for c in CHANNEL_COLORS if c in set(s.チャネル)] + sorted(set(s.チャネル) - set(CHANNEL_COLORS))
+    channels = tuple(CHANNEL_COLORS) + tuple(sorted(set(s.チャネル) - set(CHANNEL_COLORS)))
+    spec = json.loads(_calendar_spec(_axis_kind(start, end), width, channels))
+    spec["datasets"] = {
+        RANGE_DATA: _range_frame(start, end, f"{format_date(start)} 〜 {format_date(end)}",
+                                 kinds=_kinds_drawn(bands, points), channels=drawn_channels),
+        "cal_days_off": off, "cal_bands": bands, "cal_points": points, "cal_holidays": h, "cal_sends": s,
+    }
+    return spec
 _SHORT = {"super_sale": "スーパーSALE", "marathon": "マラソン"}
 WIDE_PX = 900  # the plot's width on a laptop, roughly
 NARROW_PX = 270  # on a phone (390 px screen, lane names beside the plot)
@@ -218,37 +284,46 @@ def band_labels(bands: pd.DataFrame, first_day: dt.date, span_days: int, plot_px
     return out
 
 
-def sales_overlay_chart(daily: pd.DataFrame, evts: pd.DataFrame, width: int | str = "container") -> alt.LayerChart | None:
+@functools.lru_cache(maxsize=8)
+def _sales_spec(axis_kind: str, width: int | str) -> str:
+    """Last year's sales chart's spec without data (see :data:`RANGE_DATA`), validated once (JSON, as above)."""
+    bands = alt.Chart(alt.NamedData("sales_events")).mark_rect(opacity=0.18, clip=True).encode(
+        x=alt.X("starts_at:T"), x2=alt.X2("end_x:T"),
+        color=_kind_color(_legend("kinds", orient="bottom")),
+        tooltip=[alt.Tooltip("名前:N"), alt.Tooltip("期間:N"), alt.Tooltip("状態:N")])
+    days = alt.Chart(alt.NamedData("sales_days")).mark_bar(color="#3B6FB6", opacity=0.85).encode(
+        x=alt.X("date:T"),
+        x2=alt.X2("date_end:T"),
+        y=alt.Y("revenue:Q", title="売上（円）", axis=alt.Axis(labelExpr="'¥' + format(datum.value, ',.0f')")),
+        y2=alt.Y2Datum(0),
+        tooltip=[alt.Tooltip("日付:N"), alt.Tooltip("売上:N"), alt.Tooltip("注文数:N")]).transform_calculate(
+        date_end="datum.date + 86400000 * 0.85")
+    chart = alt.LayerChart(layer=[_range_layer(axis_kind), bands, days], width=width, height=360, title=_TITLE,
+                           description="日別売上と楽天・自社イベント")
+    return chart.to_json(indent=None)
+
+
+def sales_overlay_chart(daily: pd.DataFrame, evts: pd.DataFrame, width: int | str = "container") -> dict[str, Any] | None:
     """Daily revenue of a past range with that range's sale periods drawn behind it.
 
-    Returns None when the range has no revenue at all.  (Streamlit fits the whole
+    Returns the Vega-Lite spec with its ``datasets`` (the same spec for every range of the same length; see
+    :func:`calendar_chart`), or None when the range has no revenue at all.  (Streamlit fits the whole
     chart, title and legend included, into the given height.)
     """
     if daily.empty or float(daily.revenue.sum()) == 0:
         return None
     start, end = daily.date.min().date(), daily.date.max().date()
-    x_scale, x_axis = _x_scale(start, end), _x_axis(start, end)
     d = daily.assign(日付=[format_date(x) for x in daily.date], 売上=[jp.yen(v) for v in daily.revenue],
-                     注文数=[f"{n:,}件" for n in daily.orders], mid=daily.date + pd.Timedelta(hours=12))
-    layers: list[alt.Chart] = []
-    bands = evts[evts.kind.isin(BAND_KINDS)] if not evts.empty else evts
-    if not bands.empty:
-        b = _event_frame(bands)
-        kinds = [k for k in KIND_LABELS if k in set(b.kind)]
-        layers.append(alt.Chart(b).mark_rect(opacity=0.18, clip=True).encode(
-            x=alt.X("starts_at:T", scale=x_scale, axis=x_axis), x2=alt.X2("end_x:T"),
-            color=alt.Color("種類:N", title="イベント", scale=alt.Scale(domain=[KIND_LABELS[k] for k in kinds],
-                                                                     range=[KIND_COLORS[k] for k in kinds]),
-                            legend=alt.Legend(orient="bottom")),
-            tooltip=[alt.Tooltip("名前:N"), alt.Tooltip("期間:N"), alt.Tooltip("状態:N")]))
-    layers.append(alt.Chart(d).mark_bar(color="#3B6FB6", opacity=0.85).encode(
-        x=alt.X("date:T", scale=x_scale, axis=x_axis),
-        x2=alt.X2("date_end:T"),
-        y=alt.Y("revenue:Q", title="売上（円）", axis=alt.Axis(labelExpr="'¥' + format(datum.value, ',.0f')")),
-        y2=alt.Y2Datum(0),
-        tooltip=[alt.Tooltip("日付:N"), alt.Tooltip("売上:N"), alt.Tooltip("注文数:N")]).transform_calculate(date_end="datum.date + 86400000 * 0.85"))
-    return alt.LayerChart(layer=layers, width=width, height=360,
-                          title=f"日別売上（{format_date(start)} 〜 {format_date(end)}）と楽天・自社イベント")
+                     注文数=[f"{n:,}件" for n in daily.orders])
+    bands = evts[evts.kind.isin(BAND_KINDS)] if not evts.empty else evts.iloc[:0]
+    b = _clamped(_event_frame(bands), start, end)[["kind", "種類", "名前", "期間", "状態", "starts_at", "end_x"]]
+    spec = json.loads(_sales_spec(_axis_kind(start, end), width))
+    spec["datasets"] = {
+        RANGE_DATA: _range_frame(start, end, f"日別売上（{format_date(start)} 〜 {format_date(end)}）と楽天・自社イベント",
+                                 kinds=_kinds_drawn(b)),
+        "sales_events": b.drop(columns=["kind"]), "sales_days": d,
+    }
+    return spec
 
 
 # --------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import argparse
 import datetime as dt
 import json
 
+import altair as alt
 import pandas as pd
 import pytest
 from icalendar import Calendar
@@ -288,23 +289,82 @@ def test_event_sales_compares_sale_days_with_ordinary_days(store):
     assert ss.ratio == pytest.approx((8000 / 7) / 800)
 
 
+def _as_json(spec: dict) -> dict:
+    """A chart's spec with its datasets as rows (dates ISO), checked against Vega-Lite's schema (Altair raises)."""
+    out = {**spec, "datasets": {k: json.loads(v.to_json(orient="records", date_format="iso", force_ascii=False))
+                                for k, v in spec["datasets"].items()}}
+    alt.LayerChart.from_dict(out)
+    return out
+
+
 def test_calendar_chart_has_lanes_events_holidays_and_sends():
     start, end = dt.date(2026, 5, 1), dt.date(2026, 6, 30)
     sends = pd.DataFrame({"send_at": [pd.Timestamp("2026-05-21 18:00")], "channel_label": ["LINE"], "label": ["予告"],
                           "template": ["sale_notice"], "recipients_text": ["95通"]})
-    chart = views.calendar_chart(cal.list_events(None, start, end), cal.holidays(start, end), sends, start, end)
-    spec = chart.to_dict()
+    spec = _as_json(views.calendar_chart(cal.list_events(None, start, end), cal.holidays(start, end), sends, start, end))
     text = json.dumps(spec, ensure_ascii=False)
-    for needle in ("楽天スーパーSALE 2026年6月", "こどもの日", "配信予定", "予告", "2026年5月21日(木) 18:00", "#06C755"):
+    for needle in ("楽天スーパーSALE 2026年6月", "こどもの日", "配信予定", "予告", "2026年5月21日(木) 18:00", "#06C755",
+                   "2026年5月1日(金) 〜 2026年6月30日(火)"):
         assert needle in text
     assert views.calendar_chart(pd.DataFrame(columns=list(cal.COLUMNS)), cal.holidays(start, start), None, start, start) is None
+
+
+def _range(first: dt.date, months: int) -> tuple[dt.date, dt.date]:
+    return first, (pd.Timestamp(first) + pd.DateOffset(months=months) - pd.Timedelta(days=1)).date()
+
+
+def _charts(start: dt.date, end: dt.date, with_sends: bool, store: Store | None = None) -> tuple[dict, dict]:
+    evts = cal.list_events(store, start, end)
+    sends = pd.DataFrame({"send_at": [pd.Timestamp(start) + pd.Timedelta(days=3, hours=12)], "channel_label": ["LINE"],
+                          "label": ["予告"], "template": ["sale_notice"], "recipients_text": ["95通"]}) if with_sends else None
+    days = pd.date_range(start, end, freq="D")
+    daily = pd.DataFrame({"date": days, "revenue": [1000.0 * (i % 5) for i in range(len(days))], "orders": 2})
+    return (views.calendar_chart(evts, cal.holidays(start, end), sends, start, end),
+            views.sales_overlay_chart(daily, evts))
+
+
+@pytest.mark.parametrize("months", [1, 2, 3, 6, 12])
+def test_every_month_of_a_range_length_draws_with_the_same_spec(months):
+    """What changes with the month is in the datasets: the browser then swaps the data of the chart it drew
+    instead of building a new one (Streamlit rebuilds a Vega-Lite chart only when its spec changes)."""
+    seen_calendar, seen_sales = set(), set()
+    for i, first in enumerate([dt.date(2026, m, 1) for m in range(1, 13)] + [dt.date(2027, 2, 1)]):
+        calendar, sales = _charts(*_range(first, months), with_sends=i % 2 == 0)
+        seen_calendar.add(json.dumps({k: v for k, v in calendar.items() if k != "datasets"}, sort_keys=True))
+        seen_sales.add(json.dumps({k: v for k, v in sales.items() if k != "datasets"}, sort_keys=True))
+    assert len(seen_calendar) == 1 and len(seen_sales) == 1
+
+
+@pytest.mark.parametrize("months", [1, 3, 12])
+def test_the_x_axis_spans_exactly_the_range_and_the_legends_name_what_is_drawn(months, store):
+    """The axis covers the rows of every layer, so the range's two rows must be the extent: an event that began
+    before the first day is cut at it (its label sized for what is shown), nothing lies after the last day."""
+    cal.add_event(store, "own_campaign", "夏の感謝祭", dt.datetime(2026, 6, 25), dt.datetime(2027, 9, 1, 23, 59, 59))
+    start, end = _range(dt.date(2026, 7, 1), months)
+    first, after = pd.Timestamp(start), pd.Timestamp(end) + pd.Timedelta(days=1)
+    for spec in _charts(start, end, with_sends=True, store=store):
+        data = spec["datasets"]
+        assert list(data[views.RANGE_DATA].x) == [first, after]
+        for name, frame in data.items():
+            for column in frame.select_dtypes("datetime").columns:
+                assert frame[column].between(first, after).all(), (name, column)
+        events = data.get("cal_bands", data.get("sales_events"))
+        carried = events[events.名前 == "夏の感謝祭"]  # from June 25 to past the last day
+        assert list(carried.starts_at) == [first] and list(carried.end_x) == [after]
+        kinds = data[views.RANGE_DATA].kinds[0].split("|")
+        drawn = set(events.種類) | set(data.get("cal_points", pd.DataFrame({"種類": []})).種類)
+        assert set(kinds) == drawn and kinds == [k for k in cal.KIND_LABELS.values() if k in drawn]
+    assert data[views.RANGE_DATA].title[0].startswith("日別売上（2026年7月1日")
+    assert "夏の感謝祭" in set(spec["datasets"]["sales_events"].名前)
+    calendar = _charts(start, end, with_sends=False, store=store)[0]
+    assert calendar["datasets"][views.RANGE_DATA].channels[0] == ""  # no sends: no channel legend (nor its title)
 
 
 def test_sales_overlay_chart_and_empty_state(store):
     start, end = dt.date(2025, 6, 1), dt.date(2025, 6, 12)
     daily = cal.daily_sales(_orders_store(store), start, end)
     chart = views.sales_overlay_chart(daily, cal.list_events(None, start, end))
-    assert "楽天スーパーSALE 2025年6月" in json.dumps(chart.to_dict(), ensure_ascii=False)
+    assert "楽天スーパーSALE 2025年6月" in json.dumps(_as_json(chart), ensure_ascii=False)
     assert views.sales_overlay_chart(cal.daily_sales(store, dt.date(2020, 1, 1), dt.date(2020, 1, 5)), pd.DataFrame()) is None
 
 
@@ -458,7 +518,7 @@ def test_band_labels_are_never_cut_mid_word_and_holiday_names_do_not_overlap(mon
     """Issue 11, items 15 and 19: no 「スーパ…」「マラ…」; holiday names are marks with tooltips, not text that collides."""
     start = dt.date(2026, 4, 1)
     end = (pd.Timestamp(start) + pd.DateOffset(months=months) - pd.Timedelta(days=1)).date()
-    spec = views.calendar_chart(cal.list_events(None, start, end), cal.holidays(start, end), None, start, end).to_dict()
+    spec = _as_json(views.calendar_chart(cal.list_events(None, start, end), cal.holidays(start, end), None, start, end))
     labels = [row["短縮"] for data in spec["datasets"].values() for row in data if "短縮" in row]
     assert labels and not [x for x in labels if "…" in x]
     full = {"楽天スーパーSALE", "スーパーSALE", "お買い物マラソン", "マラソン"}

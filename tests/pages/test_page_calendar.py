@@ -325,10 +325,10 @@ def test_a_plan_for_a_preset_shows_its_reach(db):
 
 
 def _chart_with(at: AppTest, column: str, sales: bool = False):
-    """The datasets holding ``column`` of the calendar chart (or of last year's sales chart, titled 日別売上…)."""
+    """The datasets holding ``column`` of the calendar chart (or of last year's sales chart, described as 日別売上…)."""
     from tests.pages.charts import drawn
 
-    found = [c for c in drawn(at) if str(c["spec"].get("title", "")).startswith("日別売上") == sales
+    found = [c for c in drawn(at) if str(c["spec"].get("description", "")).startswith("日別売上") == sales
              and any(column in df.columns for df in c["data"].values())]
     assert len(found) == 1, f"{len(found)} charts hold {column!r}"
     return pd.concat([df for df in found[0]["data"].values() if column in df.columns], ignore_index=True)
