@@ -42,7 +42,7 @@ def pages(only: str | None = None) -> list[Path]:
 
 
 def _candidates(at) -> list[tuple[str, int]]:
-    """Widgets that can change, in the order tried: select boxes, radios, checkboxes, numbers, texts.
+    """Widgets that can change, in the order tried: select boxes, radios, checkboxes, numbers, toggles, texts.
 
     Widgets inside a form are left out: in a browser changing one does not rerun the page (only the
     form's submit button does), so it is no rerun a marketer waits for.
@@ -56,6 +56,7 @@ def _candidates(at) -> list[tuple[str, int]]:
     out += [("radio", i) for i, w in enumerate(at.radio) if len(w.options) >= 2 and changeable(w)]
     out += [("checkbox", i) for i, w in enumerate(at.checkbox) if changeable(w)]
     out += [("number_input", i) for i, w in enumerate(at.number_input) if changeable(w)]
+    out += [("toggle", i) for i, w in enumerate(at.toggle) if changeable(w)]
     out += [("text_input", i) for i, w in enumerate(at.text_input) if changeable(w)]
     return out
 
@@ -66,7 +67,7 @@ def _change(at, kind: str, i: int) -> str:
         w.select_index(1 if w.index in (0, None) else 0)
     elif kind == "radio":
         w.set_value(w.options[1] if w.index in (0, None) else w.options[0])
-    elif kind == "checkbox":
+    elif kind in ("checkbox", "toggle"):
         w.set_value(not w.value)
     elif kind == "number_input":
         w.increment()

@@ -9,7 +9,7 @@ another tab, which reruns nothing) and times, in the browser, from that click
 (``pointerdown``) to the moment Streamlit reports the script finished
 (``data-test-script-state`` back to ``notRunning``): the round trip over the WebSocket, the script,
 and every element's delta received by the browser.  Widgets AppTest cannot set but a marketer changes
-most (``ALSO``: the month shown on 販促カレンダー) are timed as rows of their own.
+most (``ALSO``: the month shown on 販促カレンダー and its proposal's audience) are timed as rows of their own.
 
 First visits are timed too (from the navigation to the script finished), but the server's caches
 are shared between pages (the sidebar's counts and the data version are cached by the first page);
@@ -25,6 +25,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import sys
@@ -92,10 +93,11 @@ _BREAKDOWN = """
   return {sent: sent === undefined ? null : (sent - t0) / 1000, long_tasks: busy / 1000};
 }
 """
-# Widgets AppTest cannot set (formatted select boxes) that a marketer changes most on a page: each is timed
-# as a row of its own after the page's AppTest widget.  On 販促カレンダー the month shown is the calendar's
-# first control; each run's server is fresh, so it is a month the server has not drawn yet (its charts built).
-ALSO = {"plan/calendar": [("selectbox", "表示する最初の月")]}
+# Widgets a marketer changes most on a page that AppTest cannot set (formatted select boxes) or that are not on the
+# page's first tab: each is timed as a row of its own after the page's AppTest widget.  On 販促カレンダー the month
+# shown is the calendar's first control (each run's server is fresh, so it is a month the server has not drawn yet)
+# and the proposal's audience reruns the proposal alone (a fragment, on the キャンペーン計画 tab).
+ALSO = {"plan/calendar": [("selectbox", "表示する最初の月"), ("selectbox", "配信対象（セグメント）")]}
 
 
 def apptest_widget(page_file: str) -> tuple[str, str] | None:
@@ -132,13 +134,19 @@ def apptest_widget(page_file: str) -> tuple[str, str] | None:
 
 
 def _visible(page, locator) -> bool:
-    """Make ``locator`` visible, opening the page's tabs one by one and their closed expanders (neither reruns)."""
+    """Make ``locator`` visible, opening the page's tabs one by one and their closed expanders."""
+    from playwright.sync_api import Error as PlaywrightError
+
     if locator.count() and locator.first.is_visible():
         return True
     tabs = page.locator("[data-testid='stMain'] [role='tab']")
     for i in range(max(tabs.count(), 1)):
         if tabs.count():
             tabs.nth(i).click()
+            with contextlib.suppress(PlaywrightError):  # a tab that runs only when open draws its widgets after its rerun
+                locator.first.wait_for(state="visible", timeout=3_000)
+                page.wait_for_timeout(500)  # that rerun ends before the change is timed
+                _wait_idle(page)
         if locator.count() and locator.first.is_visible():
             return True
         closed = page.locator("[data-testid='stMain'] [data-testid='stExpander'] details:not([open]) > summary")
@@ -168,7 +176,7 @@ def _change(page, kind: str, label: str) -> bool:
             return False
         options.nth(others[0]).click()
         return True
-    testid = {"radio": "stRadio", "checkbox": "stCheckbox", "number_input": "stNumberInput"}[kind]
+    testid = {"radio": "stRadio", "checkbox": "stCheckbox", "toggle": "stCheckbox", "number_input": "stNumberInput"}[kind]
     widget = main.locator(f"[data-testid='{testid}']").filter(has_text=label)
     if not _visible(page, widget):
         return False
@@ -177,7 +185,7 @@ def _change(page, kind: str, label: str) -> bool:
         choices = widget.locator("label:has(input[type='radio'])")
         unchecked = [i for i in range(choices.count()) if not choices.nth(i).locator("input").is_checked()]
         choices.nth(unchecked[0]).click()
-    elif kind == "checkbox":
+    elif kind in ("checkbox", "toggle"):
         widget.locator("label").first.click()
     else:
         widget.locator("[data-testid='stNumberInputStepUp']").click()

@@ -32,3 +32,21 @@ def remember(*keys: str) -> None:
     for key in keys:
         if key in st.session_state:
             st.session_state[PREFIX + key] = st.session_state[key]
+
+
+def editor(key: str, rows: Any, **kwargs: Any) -> Any:
+    """``st.data_editor(rows, key=...)`` whose unsaved edits survive runs that do not draw it (another tab open).
+
+    Streamlit forgets an editor's edits when a run does not draw it; the edited rows are remembered here and, when
+    the editor is drawn again after such a run, become its rows under a fresh widget key (and stay its rows: the
+    widget's own edits are relative to them).  Give a new ``key`` when ``rows`` are replaced on purpose (another
+    proposal, another plan): edits are kept per key.
+    """
+    generation, kept, base = f"{PREFIX}{key}:generation", f"{PREFIX}{key}:rows", f"{PREFIX}{key}:base"
+    n = st.session_state.get(generation, 0)
+    if f"{key}:{n}" not in st.session_state and kept in st.session_state:  # drawn before, not in the last run
+        n = st.session_state[generation] = n + 1
+        st.session_state[base] = st.session_state[kept]
+    edited = st.data_editor(st.session_state[base] if n else rows, key=f"{key}:{n}", **kwargs)
+    st.session_state[kept] = edited
+    return edited

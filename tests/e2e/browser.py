@@ -11,7 +11,9 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("CRM_CHROMIUM", "/usr/bin/chromium")
@@ -107,6 +109,24 @@ def wait_charts(page, at_least: int, timeout: int = 120_000) -> int:
         timeout=timeout,
     )
     return page.locator(".vega-embed").count()
+
+
+_WATCH = """() => {
+  const app = document.querySelector("[data-testid='stApp']");
+  window.__ran = [];
+  new MutationObserver(() => window.__ran.push(app.getAttribute('data-test-script-state')))
+    .observe(app, {attributes: true, attributeFilter: ['data-test-script-state']});
+}"""
+_RAN = """() => { const i = window.__ran.indexOf('running'); return i >= 0 && window.__ran.slice(i).includes('notRunning'); }"""
+
+
+def rerun(page, action: Callable[[], Any], timeout: int = 120_000) -> None:
+    """Do ``action`` (a click that reruns the page) and wait until that rerun has finished: :func:`wait_idle` right
+    after a click can see the previous run's end, before the new one started."""
+    page.evaluate(_WATCH)
+    action()
+    page.wait_for_function(_RAN, timeout=timeout)
+    wait_idle(page)
 
 
 def wait_idle(page) -> None:

@@ -9,7 +9,7 @@ from playwright.sync_api import expect
 
 from crm_core.db import Store
 from crm_core.sample.load import load_sample
-from tests.e2e.browser import Server, goto, shot, wait_idle
+from tests.e2e.browser import Server, goto, rerun, shot, wait_idle
 
 CHART = "[data-testid='stVegaLiteChart']"
 
@@ -190,8 +190,7 @@ def _kept(page, n: int = 2) -> list[bool]:
 def _choose(page, box: str, option: str) -> None:
     main = page.locator("[data-testid='stMain']")
     main.get_by_role("combobox", name=box, exact=True).click()
-    page.get_by_role("option", name=option, exact=True).click()
-    wait_idle(page)
+    rerun(page, page.get_by_role("option", name=option, exact=True).click)
 
 
 def test_another_month_swaps_the_charts_data_and_reads_as_a_fresh_drawing(sample_server, page):
@@ -219,3 +218,35 @@ def test_another_month_swaps_the_charts_data_and_reads_as_a_fresh_drawing(sample
     fresh = _texts(page)
     assert _kept(page) == [False, False]
     assert swapped == fresh
+
+
+def test_an_edit_of_the_proposal_survives_a_look_at_the_calendar(sample_server, page):
+    """Only the open tab runs, and Streamlit forgets an editor's edits when a run does not draw it: a coupon typed
+    into a proposed send is still there after the marketer looked at the calendar, and it is what gets saved."""
+    goto(page, sample_server, "/calendar")
+    main = page.locator("[data-testid='stMain']")
+    rerun(page, main.get_by_role("tab", name="キャンペーン計画").click)
+    grid = main.locator("[data-testid='stDataFrame'] >> visible=true").first  # the proposal's editor
+    grid.wait_for()
+    box = grid.bounding_box()
+    cell_editor = page.locator("textarea.gdg-input")
+    for _ in range(10):  # the grid takes clicks once it has laid out
+        page.mouse.dblclick(box["x"] + box["width"] - 60, box["y"] + 35 + 17)  # the first send's クーポン (last column)
+        page.wait_for_timeout(300)
+        if cell_editor.count():
+            break
+    cell_editor.wait_for()
+    page.keyboard.type("TABTEST")
+    rerun(page, lambda: page.keyboard.press("Enter"))  # the edit reruns the proposal
+
+    rerun(page, main.get_by_role("tab", name="カレンダー").click)  # only the open tab runs: the proposal is not drawn
+    assert main.get_by_text("提案された配信").count() == 0
+    rerun(page, main.get_by_role("tab", name="キャンペーン計画").click)
+    rerun(page, main.get_by_role("button", name="この計画を保存").click)
+    main.get_by_text("を保存しました。").first.wait_for()
+    store = Store(sample_server.db, wait=5)
+    try:
+        coupons = [r[0] for r in store.fetchall("SELECT coupon FROM planned_sends ORDER BY send_at")]
+    finally:
+        store.close()
+    assert "TABTEST" in coupons, coupons

@@ -47,10 +47,21 @@ def db(sample_db, tmp_path, monkeypatch):
     return path
 
 
-def _page() -> AppTest:
+PLAN, COST, FREQ, EVENTS = "キャンペーン計画", "配信数と費用", "配信頻度", "イベント"
+
+
+def _page(tab: str | None = None) -> AppTest:
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     at.run()
     at.switch_page(PAGE).run()
+    assert not at.exception, at.exception
+    return _tab(at, tab) if tab else at
+
+
+def _tab(at: AppTest, tab: str) -> AppTest:
+    """Open another tab, as a click on it does (only the open tab runs)."""
+    at.session_state["cal_tab"] = tab
+    at.run()
     assert not at.exception, at.exception
     return at
 
@@ -70,15 +81,17 @@ def test_empty_store_explains_and_still_shows_the_calendar(empty_db):
     assert [t.label for t in at.tabs] == ["カレンダー", "イベント", "キャンペーン計画", "配信数と費用", "配信頻度", "書き出し"]
     text = _texts(at)
     assert "注文データを取り込むと、昨年の同じ時期の日別売上" in text
-    assert "この期間に保存された配信予定はありません。" in text
+    assert "この期間に保存された配信予定はありません。" not in text  # only the open tab runs
+    assert "この期間に保存された配信予定はありません。" in _texts(_tab(at, PLAN))
+    assert "注文データを取り込むと" not in _texts(at)
     # the events table lists Rakuten events even without shop data
-    events = next(d.value for d in at.dataframe if "イベント名" in d.value.columns)
+    events = next(d.value for d in _tab(at, EVENTS).dataframe if "イベント名" in d.value.columns)
     assert {"種類", "イベント名", "開始", "終了", "状態", "出典"} <= set(events.columns)
     assert events["開始"].str.match(r"^\d{4}年\d{1,2}月\d{1,2}日\([月火水木金土日]\) \d\d:\d\d$").all()
 
 
 def test_propose_and_save_a_plan_with_recipient_counts(db):
-    at = _page()
+    at = _page(PLAN)
     assert at.selectbox(key="cal_plan_event").value.startswith(("super_sale-", "marathon-", "user-"))
     _button(at, "この計画を保存").click().run()
     assert not at.exception
@@ -93,7 +106,7 @@ def test_propose_and_save_a_plan_with_recipient_counts(db):
 
 
 def test_line_presale_one_click(db):
-    at = _page()
+    at = _page(PLAN)
     at.slider(key="cal_presale_days").set_value(10).run()
     _button(at, "LINE友だち先行セールを作成").click().run()
     assert not at.exception
@@ -101,7 +114,7 @@ def test_line_presale_one_click(db):
 
 
 def test_add_confirm_and_hide_events(db):
-    at = _page()
+    at = _page(EVENTS)
     at.text_input(key="cal_add_name").input("秋の新作発売")
     _button(at, "イベントを追加").click().run()
     assert not at.exception
@@ -120,9 +133,9 @@ def test_add_confirm_and_hide_events(db):
 
 
 def test_cost_tab_warns_when_the_plan_cannot_send(db):
-    at = _page()
+    at = _page(PLAN)
     _button(at, "この計画を保存").click().run()
-    at.selectbox(key="cal_line_plan").set_value("communication").run()
+    _tab(at, COST).selectbox(key="cal_line_plan").set_value("communication").run()
     assert not at.exception
     warnings = [w.value for w in at.warning]
     assert any("コミュニケーションプランは月200通までで、追加メッセージは送れません" in w for w in warnings), warnings
@@ -143,24 +156,24 @@ def test_the_cost_chart_follows_the_line_plan_and_the_saved_plans(db):
         assert len(found) == 1, [c["spec"].get("title") for c in drawn(at)]
         return found[0]["spec"]
 
-    at = _page()
+    at = _page(PLAN)
     _button(at, "この計画を保存").click().run()
-    first = load_chart(at)
+    first = load_chart(_tab(at, COST))
     at.selectbox(key="cal_line_plan").set_value("communication").run()
     assert not at.exception
     second = load_chart(at)
     assert second != first
     st.cache_data.clear()
-    fresh = _page()
+    fresh = _page(COST)
     assert load_chart(fresh) == second
 
 
 def test_frequency_limit_and_counts(db):
-    at = _page()
+    at = _page(PLAN)
     _button(at, "この計画を保存").click().run()
     at.radio(key="cal_plan_channel").set_value("rmail").run()
     _button(at, "この計画を保存").click().run()
-    at.number_input(key="cal_limit").set_value(1).run()
+    _tab(at, FREQ).number_input(key="cal_limit").set_value(1).run()
     assert not at.exception
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["7日間で上限を超えるお客様"] != "0人"
@@ -169,7 +182,7 @@ def test_frequency_limit_and_counts(db):
 
 
 def test_edit_and_delete_a_stored_plan(db):
-    at = _page()
+    at = _page(PLAN)
     _button(at, "この計画を保存").click().run()
     before = next(d.value for d in at.dataframe if "配信数" in d.value.columns)
     _button(at, "この計画の変更を保存").click().run()
@@ -197,7 +210,7 @@ def _shown_event(at: AppTest, db: Path, kinds: tuple[str, ...]) -> str:
 
 
 def test_changing_a_sale_window_rebuilds_the_customer_model(db):
-    at = _page()
+    at = _page(EVENTS)
     box = at.selectbox(key="cal_edit_event")
     box.set_value(_shown_event(at, db, ("super_sale", "marathon"))).run()
     store = Store(db)
@@ -212,7 +225,7 @@ def test_changing_a_sale_window_rebuilds_the_customer_model(db):
 
 
 def test_a_point_day_change_does_not_rebuild(db):
-    at = _page()
+    at = _page(EVENTS)
     at.toggle(key="cal_show_points").set_value(True).run()
     box = at.selectbox(key="cal_edit_event")
     box.set_value(_shown_event(at, db, ("wonderful_day", "five_zero_day"))).run()
@@ -238,7 +251,7 @@ def rakuten_db(tmp_path, monkeypatch):
 
 
 def test_zero_recipients_are_explained_and_saved_sends_counted(rakuten_db):
-    at = _page()
+    at = _page(PLAN)
     # the draft already says why nobody is reached, with the link to the import page
     warnings = [w.value for w in at.warning]
     assert any("この計画の対象者数は0人です" in w and "LINE友だちの一覧" in w for w in warnings), warnings
@@ -251,7 +264,7 @@ def test_zero_recipients_are_explained_and_saved_sends_counted(rakuten_db):
     shown = planner.planned_sends(store, today.replace(day=1), today + dt.timedelta(days=92))  # the page's 3 months
     store.close()
     assert len(shown) >= 1
-    text = _texts(at)
+    text = _texts(_tab(at, COST))
     # the cost tab counts the saved sends instead of saying there are none
     assert "この期間に配信予定がありません" not in text
     assert f"この期間の配信予定は{len(shown)}件ありますが、どの配信も対象者が0人" in text
@@ -264,11 +277,11 @@ def test_counts_in_the_plan_and_cost_tables_have_separators(db):
     """Issue 11, item 16: counts with separators everywhere (Streamlit shows a plain 12345 without a format)."""
     import json
 
-    at = _page()
+    at = _page(PLAN)
     _button(at, "この計画を保存").click().run()
     assert not at.exception
-    for column in ("対象者数", "メッセージ数"):
-        frame = next(d for d in at.dataframe if column in d.value.columns)
+    for column, tab in (("対象者数", PLAN), ("メッセージ数", COST)):
+        frame = next(d for d in _tab(at, tab).dataframe if column in d.value.columns)
         assert json.loads(frame.proto.columns)[column]["type_config"]["format"] == "localized", column
 
 
@@ -286,7 +299,7 @@ def test_the_plans_reach_is_kept_per_data_version_and_equals_the_direct_count(db
         finally:
             s.close()
 
-    at = _page()
+    at = _page(PLAN)
     assert at.selectbox(key="cal_plan_segment").value == "全員（チャネルで届くお客様すべて）"
 
     def shown() -> str:
@@ -311,7 +324,7 @@ def test_a_plan_for_a_preset_shows_its_reach(db):
     from crm_core.audience.reach import explain_reach
     from crm_core.planning import plan_editor
 
-    at = _page()
+    at = _page(PLAN)
     label = next(o for o in at.selectbox(key="cal_plan_segment").options if o.startswith("プリセット: 休眠（90日"))
     at.selectbox(key="cal_plan_segment").set_value(label).run()
     assert not at.exception and not at.error, [e.value for e in at.error]
@@ -396,10 +409,56 @@ def test_the_exchange_rate_appears_once_shopify_orders_arrive(rakuten_db, tmp_pa
     from crm_core.pipeline import import_files
     from tests import fixtures as fx
 
-    at = _page()
+    at = _page(COST)
     assert not [x for x in at.number_input if x.key == "cal_usd_jpy"]  # a Rakuten-only shop: no dollar charges
     store = Store(rakuten_db)
     import_files(store, [fx.shopify_orders(tmp_path / "shopify.csv")])
     store.close()
-    at = _page()
+    at = _page(COST)
     assert [x for x in at.number_input if x.key == "cal_usd_jpy"]
+
+
+def test_choices_in_a_tab_survive_a_look_at_another_tab(db):
+    """Only the open tab runs, and Streamlit forgets the widgets a run does not draw: the proposal's event, channel,
+    audience, coupon and pre-sale days, the event being edited and the plan picked are restored when the marketer
+    comes back from the calendar."""
+    at = _page(PLAN)
+    box = at.selectbox(key="cal_plan_event")
+    chosen_event = _offered(at, db, "cal_plan_event")[-1]
+    assert chosen_event != box.value
+    box.set_value(chosen_event).run()
+    at.radio(key="cal_plan_channel").set_value("rmail").run()
+    label = next(o for o in at.selectbox(key="cal_plan_segment").options if o.startswith("プリセット: 休眠（90日"))
+    at.selectbox(key="cal_plan_segment").set_value(label).run()
+    at.text_input(key="cal_plan_coupon").input("SS10OFF").run()
+    at.slider(key="cal_presale_days").set_value(10).run()
+    assert not at.exception
+    _tab(at, "カレンダー")
+    assert not [w for w in at.selectbox if w.key == "cal_plan_event"]  # the proposal did not run
+    _tab(at, PLAN)
+    assert at.selectbox(key="cal_plan_event").value == chosen_event
+    assert at.radio(key="cal_plan_channel").value == "rmail"
+    assert at.selectbox(key="cal_plan_segment").value == label
+    assert at.text_input(key="cal_plan_coupon").value == "SS10OFF"
+    assert at.slider(key="cal_presale_days").value == 10
+
+    _tab(at, EVENTS)
+    box = at.selectbox(key="cal_edit_event")
+    other = _offered(at, db, "cal_edit_event")[-1]
+    assert other != box.value
+    box.set_value(other).run()
+    _tab(_tab(at, "カレンダー"), EVENTS)
+    assert at.selectbox(key="cal_edit_event").value == other
+
+
+def _offered(at: AppTest, db: Path, key: str) -> list[str]:
+    """The event ids a formatted select box offers (its options are their labels), in its order."""
+    from crm_core.events import calendar as cal
+
+    box = at.selectbox(key=key)
+    store = Store(db)
+    today = dt.date.today()
+    evts = cal.list_events(store, today - dt.timedelta(days=400), today + dt.timedelta(days=400))
+    store.close()
+    by_label = {box.format_func(e): e for e in evts.event_id}
+    return [by_label[o] for o in box.options if o in by_label]
