@@ -52,7 +52,9 @@ def test_the_page_shows_runs_waiting_jobs_and_schedules(tmp_path, monkeypatch):
     assert list(history["結果"]) == ["失敗", "完了"]
     assert list(history["種類"]) == ["受信フォルダの取込", "受信フォルダの取込"]
     assert list(history["対象"]) == ["broken.csv", "rakuten_2026-12.csv"]
-    assert "認識できませんでした" in history["エラー"].iloc[0]
+    assert "認識できませんでした" in history["内容"].iloc[0]  # a failure's reason is its content (no column off-screen)
+    assert history["内容"].iloc[1].startswith("「rakuten_2026-12.csv」を取り込みました")
+    assert list(history.columns) == ["開始", "終了", "種類", "対象", "結果", "内容", "試行"]
     assert history["開始"].iloc[0] != "—" and history["終了"].iloc[0] != "—"
     waiting = at.dataframe[0].value
     assert list(waiting["種類"]) == ["予約配信の送信"] and list(waiting["状態"]) == ["待機中"]

@@ -69,8 +69,8 @@ else:
                 "種類": [label(r["kind"]) for r in runs],
                 "対象": [_target(r["args"]) for r in runs],
                 "結果": [r["outcome_label"] for r in runs],
-                "内容": [r["summary"] or "" for r in runs],
-                "エラー": [r["error"] or "" for r in runs],
+                # a failed run's reason is its content: the first thing read (a column of its own sat off-screen)
+                "内容": [r["error"] or r["summary"] or "" for r in runs],
                 "試行": [r["attempts"] for r in runs],
             }
         ),
