@@ -227,17 +227,7 @@ def test_an_edit_of_the_proposal_survives_a_look_at_the_calendar(sample_server, 
     main = page.locator("[data-testid='stMain']")
     rerun(page, main.get_by_role("tab", name="キャンペーン計画").click)
     grid = main.locator("[data-testid='stDataFrame'] >> visible=true").first  # the proposal's editor
-    grid.wait_for()
-    box = grid.bounding_box()
-    cell_editor = page.locator("textarea.gdg-input")
-    for _ in range(10):  # the grid takes clicks once it has laid out
-        page.mouse.dblclick(box["x"] + box["width"] - 60, box["y"] + 35 + 17)  # the first send's クーポン (last column)
-        page.wait_for_timeout(300)
-        if cell_editor.count():
-            break
-    cell_editor.wait_for()
-    page.keyboard.type("TABTEST")
-    rerun(page, lambda: page.keyboard.press("Enter"))  # the edit reruns the proposal
+    _type_into_first_coupon(page, grid, "TABTEST")
 
     rerun(page, main.get_by_role("tab", name="カレンダー").click)  # only the open tab runs: the proposal is not drawn
     assert main.get_by_text("提案された配信").count() == 0
@@ -250,3 +240,36 @@ def test_an_edit_of_the_proposal_survives_a_look_at_the_calendar(sample_server, 
     finally:
         store.close()
     assert "TABTEST" in coupons, coupons
+
+
+def _type_into_first_coupon(page, grid, text: str) -> None:
+    """Type ``text`` into the first proposed send's クーポン (the grid's last column) and wait for the proposal's rerun.
+
+    The grid is a canvas: a double click opens a cell's editor.  On a busy machine the grid may still be laying out
+    when it is first seen, so the click is placed once its box is steady, and the edit is tried again if no rerun
+    followed (the click opened no editor, or another cell's)."""
+    from playwright.sync_api import Error as PlaywrightError
+
+    grid.wait_for()
+    cell_editor = page.locator("textarea.gdg-input")
+    for _attempt in range(4):
+        box = grid.bounding_box()
+        for _ in range(20):
+            page.wait_for_timeout(200)
+            again = grid.bounding_box()
+            if again == box:
+                break
+            box = again
+        page.mouse.dblclick(box["x"] + box["width"] - 60, box["y"] + 35 + 17)
+        try:
+            cell_editor.wait_for(timeout=5_000)
+        except PlaywrightError:
+            continue
+        page.keyboard.type(text)
+        try:
+            rerun(page, lambda: page.keyboard.press("Enter"), timeout=20_000)  # the edit reruns the proposal
+            return
+        except PlaywrightError:
+            page.keyboard.press("Escape")
+    shot(page, "calendar_proposal_edit_failed")
+    raise AssertionError("the proposal's coupon cell took no edit")
