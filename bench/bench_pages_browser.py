@@ -145,8 +145,8 @@ def _visible(page, locator) -> bool:
             tabs.nth(i).click()
             with contextlib.suppress(PlaywrightError):  # a tab that runs only when open draws its widgets after its rerun
                 locator.first.wait_for(state="visible", timeout=3_000)
-                page.wait_for_timeout(500)  # that rerun ends before the change is timed
-                _wait_idle(page)
+            page.wait_for_timeout(500)  # that rerun (if any) ends before anything else is clicked or timed
+            _wait_idle(page)
         if locator.count() and locator.first.is_visible():
             return True
         closed = page.locator("[data-testid='stMain'] [data-testid='stExpander'] details:not([open]) > summary")

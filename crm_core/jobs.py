@@ -153,6 +153,10 @@ def claim(con: sqlite3.Connection, worker: str, *, kinds: Sequence[str] | None =
                    int(run.lastrowid), worker)
 
 
+LOST_RUN = "処理の途中でワーカーが止まりました（停止・再起動など）。回数の上限までは自動でやり直します。"
+"""What ジョブ履歴 shows for a run whose worker stopped (its lease expired): marketers read it there."""
+
+
 def _recover_expired(con: sqlite3.Connection, t: dt.datetime) -> None:
     expired = con.execute(
         "SELECT job_id, attempts, max_attempts FROM jobs WHERE status = 'running' AND lease_until < ?", [_iso(t)]
@@ -160,12 +164,12 @@ def _recover_expired(con: sqlite3.Connection, t: dt.datetime) -> None:
     for row in expired:
         con.execute(
             "UPDATE job_runs SET outcome = 'lost', finished_at = ?, error = ? WHERE job_id = ? AND outcome = 'running'",
-            [_iso(t), "worker stopped during the job (lease expired)", row["job_id"]],
+            [_iso(t), LOST_RUN, row["job_id"]],
         )
         last = int(row["attempts"]) >= int(row["max_attempts"])
         con.execute(
             "UPDATE jobs SET status = ?, worker = NULL, lease_until = NULL, error = ?, finished_at = ? WHERE job_id = ?",
-            ["failed" if last else "queued", "worker stopped during the job", _iso(t) if last else None, row["job_id"]],
+            ["failed" if last else "queued", LOST_RUN, _iso(t) if last else None, row["job_id"]],
         )
 
 

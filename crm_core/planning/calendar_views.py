@@ -48,7 +48,7 @@ _DAY_AXIS = "['日','月','火','水','木','金','土'][day(datum.value)]"
 RANGE_DATA = "cal_range"
 """One row per end of the range (``x``: the first day and the day after the last), which spans the x axis; the
 first row also carries the ``title`` and the ``|``-joined labels of the kinds and channels drawn (the legends)."""
-_FIRST = f"data('{RANGE_DATA}')[0]"
+_FIRST = f"(data('{RANGE_DATA}')[0] || {{}})"  # (an empty object before the data arrive)
 _TITLE = alt.TitleParams(text=alt.ExprRef(expr=f"{_FIRST}.title"))
 
 
@@ -123,7 +123,7 @@ def _event_frame(evts: pd.DataFrame) -> pd.DataFrame:
 
 def _kind_color(legend: alt.Legend) -> alt.Color:
     """Every kind's colour, always the same (a fixed domain); the legend lists the kinds drawn (from the range row)."""
-    return alt.Color("種類:N", title="イベント", scale=alt.Scale(domain=list(KIND_LABELS.values()), range=list(KIND_COLORS.values())),
+    return alt.Color("種類:N", title="イベント", scale=alt.Scale(domain=list(KIND_LABELS.values()), range=[KIND_COLORS[k] for k in KIND_LABELS]),
                      legend=legend)
 
 

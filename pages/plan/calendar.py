@@ -278,7 +278,9 @@ def proposal_form(upcoming: pd.DataFrame) -> None:
         proposal = ui.run(planner.propose_phases, event, channel, segment, coupon, store, now)
         st.session_state["cal_proposal_sig"] = signature
         st.session_state["cal_proposal"] = plan_editor.to_editor(proposal)
-        st.session_state["cal_proposal_rev"] = st.session_state.get("cal_proposal_rev", 0) + 1
+        rev = st.session_state.get("cal_proposal_rev", 0)
+        session.forget(f"cal_proposal_editor_{rev}")  # the former proposal's editor is not drawn again
+        st.session_state["cal_proposal_rev"] = rev + 1
     st.markdown("**提案された配信**（日時・テンプレート・クーポンは自由に変更できます。行の追加・削除もできます）")
     edited = session.editor(
         f"cal_proposal_editor_{st.session_state['cal_proposal_rev']}", st.session_state["cal_proposal"],
@@ -293,8 +295,9 @@ def proposal_form(upcoming: pd.DataFrame) -> None:
     if not ui.reach_note(reach, f"この計画の対象者数は0人です（{planner.CHANNELS[channel]}で届くお客様がいません）。"):
         st.caption(f"対象者数: {ui.count(reach.reachable, '人')}（{ui.md(planner.segment_text(segment, channel, store))}）")
     st.caption("推奨の時間帯: 平日 12:00〜13:00・18:00〜19:00、土日祝 14:00〜16:00。")
-    plan_name = st.text_input("キャンペーン名", value=f"{event['name']}（{planner.CHANNELS[channel]}）",
-                              key=f"cal_plan_name_{event_id}_{channel}")
+    name_key = f"cal_plan_name_{event_id}_{channel}"
+    session.restore(name_key)
+    plan_name = st.text_input("キャンペーン名", value=f"{event['name']}（{planner.CHANNELS[channel]}）", key=name_key)
     if st.button("この計画を保存", type="primary", key="cal_plan_save"):
         ui.run(planner.save_plan, store, plan_name, draft, event_id=event_id, channel=channel, segment=segment, coupon=coupon)
         st.session_state["cal_flash"] = f"キャンペーン「{plan_name}」を保存しました。"
@@ -311,7 +314,7 @@ def proposal_form(upcoming: pd.DataFrame) -> None:
             st.session_state["cal_flash"] = f"LINE友だち先行セール（{days}日前から）をカレンダーと計画に追加しました。"
             st.rerun()
         st.caption("先行セールの期間をカレンダーに追加し、LINE友だち全員（または選んだセグメント）への案内配信を計画に入れます。")
-    session.remember(*PROPOSAL_KEPT)
+    session.remember(*PROPOSAL_KEPT, name_key)
 
 
 with tab_plan:

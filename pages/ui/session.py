@@ -37,16 +37,35 @@ def remember(*keys: str) -> None:
 def editor(key: str, rows: Any, **kwargs: Any) -> Any:
     """``st.data_editor(rows, key=...)`` whose unsaved edits survive runs that do not draw it (another tab open).
 
-    Streamlit forgets an editor's edits when a run does not draw it; the edited rows are remembered here and, when
-    the editor is drawn again after such a run, become its rows under a fresh widget key (and stay its rows: the
-    widget's own edits are relative to them).  Give a new ``key`` when ``rows`` are replaced on purpose (another
-    proposal, another plan): edits are kept per key.
+    Streamlit forgets an editor's edits when a run does not draw it.  The edited rows are remembered here with the
+    ``rows`` they were made on; when the editor is drawn again after such a run and ``rows`` are still those, the
+    remembered rows become the editor's rows under a fresh widget key (and stay so while ``rows`` do not change: the
+    widget's own edits are relative to them).  When ``rows`` changed meanwhile (saved, changed on another tab or by
+    someone else) the editor starts from them: edits on rows that are no longer there are not replayed.
     """
-    generation, kept, base = f"{PREFIX}{key}:generation", f"{PREFIX}{key}:rows", f"{PREFIX}{key}:base"
+    generation, kept = f"{PREFIX}{key}:generation", f"{PREFIX}{key}:kept"
     n = st.session_state.get(generation, 0)
-    if f"{key}:{n}" not in st.session_state and kept in st.session_state:  # drawn before, not in the last run
+    drawn_on, base, last_edited = st.session_state.get(kept, (None, None, None))
+    same_rows = drawn_on is not None and _same(rows, drawn_on)
+    if f"{key}:{n}" not in st.session_state and drawn_on is not None:  # drawn before, not in the last run
         n = st.session_state[generation] = n + 1
-        st.session_state[base] = st.session_state[kept]
-    edited = st.data_editor(st.session_state[base] if n else rows, key=f"{key}:{n}", **kwargs)
-    st.session_state[kept] = edited
+        base = last_edited if same_rows and not _same(last_edited, rows) else None  # unsaved edits on the same rows
+    elif drawn_on is not None and not same_rows:  # the rows changed under a drawn editor: start from them
+        n = st.session_state[generation] = n + 1
+        base = None
+    edited = st.data_editor(rows if base is None else base, key=f"{key}:{n}", **kwargs)
+    st.session_state[kept] = (rows, base, edited)
     return edited
+
+
+def forget(key: str) -> None:
+    """Drop what :func:`editor` remembers for ``key`` (an editor that will not be drawn again)."""
+    for suffix in (":generation", ":kept"):
+        st.session_state.pop(f"{PREFIX}{key}{suffix}", None)
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return bool(a.equals(b))
+    except (AttributeError, TypeError, ValueError):
+        return False

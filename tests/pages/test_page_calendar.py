@@ -420,7 +420,7 @@ def test_the_exchange_rate_appears_once_shopify_orders_arrive(rakuten_db, tmp_pa
 
 def test_choices_in_a_tab_survive_a_look_at_another_tab(db):
     """Only the open tab runs, and Streamlit forgets the widgets a run does not draw: the proposal's event, channel,
-    audience, coupon and pre-sale days, the event being edited and the plan picked are restored when the marketer
+    audience, coupon, pre-sale days and campaign name, and the event being edited are restored when the marketer
     comes back from the calendar."""
     at = _page(PLAN)
     box = at.selectbox(key="cal_plan_event")
@@ -432,6 +432,8 @@ def test_choices_in_a_tab_survive_a_look_at_another_tab(db):
     at.selectbox(key="cal_plan_segment").set_value(label).run()
     at.text_input(key="cal_plan_coupon").input("SS10OFF").run()
     at.slider(key="cal_presale_days").set_value(10).run()
+    name_key = f"cal_plan_name_{chosen_event}_rmail"
+    at.text_input(key=name_key).input("年末の感謝セール（R-Mail）").run()
     assert not at.exception
     _tab(at, "カレンダー")
     assert not [w for w in at.selectbox if w.key == "cal_plan_event"]  # the proposal did not run
@@ -441,6 +443,7 @@ def test_choices_in_a_tab_survive_a_look_at_another_tab(db):
     assert at.selectbox(key="cal_plan_segment").value == label
     assert at.text_input(key="cal_plan_coupon").value == "SS10OFF"
     assert at.slider(key="cal_presale_days").value == 10
+    assert at.text_input(key=name_key).value == "年末の感謝セール（R-Mail）"
 
     _tab(at, EVENTS)
     box = at.selectbox(key="cal_edit_event")
