@@ -227,9 +227,10 @@ def calendar_chart(evts: pd.DataFrame, hol: pd.DataFrame, sends: pd.DataFrame | 
                       "チャネル": sends.get("channel_label", pd.Series(dtype=object)), "配信": sends.get("label", pd.Series(dtype=object)),
                       "テンプレート": sends.get("template", pd.Series(dtype=object)),
                       "対象": sends.get("recipients_text", pd.Series("—", index=sends.index, dtype=object))})
-    drawn_channels = [c for c in CHANNEL_COLORS if c in set(s.チャネル)] + sorted(set(s.チャネル) - set(CHANNEL_COLORS))
-    channels = tuple(CHANNEL_COLORS) + tuple(sorted(set(s.チャネル) - set(CHANNEL_COLORS)))
-    spec = json.loads(_calendar_spec(_axis_kind(start, end), width, channels))
+    present = set(s.チャネル)
+    unknown = sorted(present - set(CHANNEL_COLORS))  # (in the spec's colour domain: a rare label changes the spec)
+    drawn_channels = [c for c in CHANNEL_COLORS if c in present] + unknown
+    spec = json.loads(_calendar_spec(_axis_kind(start, end), width, (*CHANNEL_COLORS, *unknown)))
     spec["datasets"] = {
         RANGE_DATA: _range_frame(start, end, f"{format_date(start)} 〜 {format_date(end)}",
                                  kinds=_kinds_drawn(bands, points), channels=drawn_channels),
