@@ -194,8 +194,23 @@ def import_files(
     Raises
     ------
     InputError
-        When a file cannot be imported; the store is then unchanged.
+        When a file cannot be imported; the store is then unchanged (with several files, the message says that
+        the others were not imported either).
     """
+    try:
+        return _import_files(store, paths, fmt, mapping, kind, identity_key, display_names, progress)
+    except InputError as exc:
+        if len(paths) < 2:
+            raise
+        others = len(paths) - 1
+        raise InputError(exc.message + f"この取込のほかの{others:,}件のファイルも取り込んでいません（1件でも取り込めないと、"
+                         "まとめて取り消します）。そのファイルを外すか直してから、もう一度取り込んでください。",
+                         exc.detail) from None
+
+
+def _import_files(store: Store, paths: Sequence[str | Path | FileSpec], fmt: str, mapping: dict[str, str] | None,
+                  kind: str | None, identity_key: str | None, display_names: Sequence[str] | None,
+                  progress: Progress | None) -> ImportReport:
     if not paths:
         raise InputError("取り込むファイルを選んでください。", "no files")
     if identity_key is not None and identity_key not in IDENTITY_KEYS:
@@ -216,8 +231,9 @@ def import_files(
             say(i / n * 0.3, f"「{name}」を読み込んでいます…")
             try:
                 raw = prepare(spec.path, workdir, lambda f, i=i, name=name: say((i + f) / n * 0.3, f"「{name}」を読み込んでいます…"))
-            except InputError as exc:
-                raise InputError(_named(name, exc.message), exc.detail) from None
+            except InputError as exc:  # the reader names the file it read: an upload's is a temporary one
+                raise InputError(_named(name, exc.message.replace(f"「{Path(spec.path).name}」", f"「{name}」")),
+                                 exc.detail) from None
             plans.append(_plan(raw, name, spec.fmt, spec.mapping, spec.kind))
 
         # Decoding and checking the files above needs no store; a lazily opened

@@ -227,6 +227,23 @@ def test_batch_is_atomic_when_second_file_fails(store, tmp_path):
     assert store.table_count("imports") == 0
 
 
+def test_an_uploaded_batch_names_the_marketers_file_and_says_the_others_wait(store, tmp_path):
+    """The console stores uploads under temporary names (upload-N.csv) and passes the marketer's file names: the
+    message said 「broken_rms.csv」: 「upload-1.csv」の2行目付近に… and nothing about the batch's other file."""
+    from crm_core.ingest.importer import FileSpec
+
+    good = fx.rakuten_current(tmp_path / "upload-0.csv")
+    broken = tmp_path / "upload-1.csv"
+    broken.write_bytes("受注番号,注文日時\n".encode("cp932") + b"\x81\xff\xfe\x80garbage\n")
+    with pytest.raises(InputError) as info:
+        import_files(store, [FileSpec(good, "rakuten_orders.csv"), FileSpec(broken, "broken_rms.csv")])
+    message = info.value.message
+    assert message.startswith("「broken_rms.csv」の2行目付近に、Shift_JIS（cp932）として読めない文字があります。"), message
+    assert "upload-" not in message
+    assert "ほかの1件のファイルも取り込んでいません" in message
+    assert store.is_empty()
+
+
 def test_structurally_broken_csv_is_explained(store, tmp_path):
     path = tmp_path / "r.csv"
     fx.rakuten_current(path, full_header=False)
