@@ -515,7 +515,11 @@ def _orders_parse_select(plan: _Plan) -> tuple[str, str]:
     """
     present = [f for f in _ORDER_STAGE_FIELDS if f in plan.columns]
     typed = [f for f in present if f in F.AMOUNT_FIELDS + F.INT_FIELDS + ("ordered_at", "birthday")]
-    cleaned = [f"{_clean(f)} AS {quote_ident(f + '_raw' if f in typed else f)}" for f in present]
+    # Trimmed in one layer, emptied in the next: ``NULLIF(trim(x), '')`` is ``CASE WHEN trim(x) = ''
+    # THEN NULL ELSE trim(x) END``, which trims every value twice while common subexpressions are off
+    # (see _lazy_fallbacks); that second trim was a third of the read on a narrow file.
+    trimmed = [f"trim({quote_ident(f)}) AS {quote_ident(f)}" for f in present]
+    cleaned = [f"NULLIF({quote_ident(f)}, '') AS {quote_ident(f + '_raw' if f in typed else f)}" for f in present]
     parsed = []
     for f in typed:
         raw = quote_ident(f + "_raw")
@@ -548,8 +552,9 @@ def _orders_parse_select(plan: _Plan) -> tuple[str, str]:
         "SELECT *" + exclude + ", NULLIF(concat_ws('; ', " + ", ".join(checks) + "), '') AS reason FROM ("  # noqa: S608 - quote_ident() identifiers, our own labels
         "SELECT *" + "".join(", " + e for e in parsed) + " FROM ("
         "SELECT " + ", ".join(cleaned) + " FROM ("
+        "SELECT " + ", ".join(trimmed) + " FROM ("
     )
-    return head, ")))"
+    return head, "))))"
 
 
 _CSV_FAST = "parallel = true, null_padding = false"

@@ -126,3 +126,21 @@ def test_empty_product_status_and_prefecture_columns_change_nothing(store, tmp_p
     d = again.to_dict()
     assert (d["orders_added"], d["orders_updated"], d["orders_unchanged"]) == (0, 0, 4)
     assert _orders(store) == before
+
+
+def test_padded_and_blank_fields_are_trimmed_and_blank_is_empty(store, tmp_path):
+    """Spaces around a field (ASCII or full-width) are not part of it; a field of spaces is empty."""
+    rows = [
+        {"order": " n-1 ", "member": "\u3000M1\u3000", "day": " 2025-06-01 ", "amount": "\u30001,100 "},
+        {"order": "n-2", "member": "  ", "day": "2025-06-02", "amount": "\u3000"},
+    ]
+    report = _imp(store, fx.write_csv(tmp_path / "n.csv", HEADER, rows, "utf-8"))
+    assert report.to_dict()["rows_rejected"] == 0
+    assert store.fetchall(
+        "SELECT order_id, customer_key, ordered_at::VARCHAR, total_amount FROM orders ORDER BY order_id"
+    ) == [("n-1", "M1", "2025-06-01 00:00:00", Decimal("1100")), ("n-2", None, "2025-06-02 00:00:00", None)]
+    # the blank key is no key: n-2 is its own customer, M1 is keyed by the trimmed member id
+    assert store.scalar("SELECT count(DISTINCT customer_id) FROM orders") == 2
+    assert store.scalar("SELECT customer_id FROM orders WHERE order_id = 'n-1'") == store.scalar(
+        "SELECT 'C' || md5('K:' || source || ':M1') FROM orders WHERE order_id = 'n-1'"
+    )
