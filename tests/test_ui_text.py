@@ -86,3 +86,14 @@ def test_pages_use_no_width_argument_streamlit_has_retired():
     found = [str(p.relative_to(ROOT)) for p in sorted((ROOT / "pages").rglob("*.py")) + [ROOT / "app.py"]
              if "use_container_width" in p.read_text(encoding="utf-8")]
     assert found == []
+
+
+@pytest.mark.parametrize("path", sorted(p for p in ROOT.glob("pages/**/*.py") if p.parent.name != "ui"),
+                         ids=lambda p: str(p.relative_to(ROOT)))
+def test_pages_draw_tables_through_ui_so_gaps_read_a_dash(path):
+    """``st.dataframe``/``st.data_editor`` write a grey 「None」 in an empty cell; ``ui.dataframe``/``ui.data_editor`` write —."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    direct = [n.lineno for n in ast.walk(tree)
+              if isinstance(n, ast.Attribute) and n.attr in ("dataframe", "data_editor")
+              and isinstance(n.value, ast.Name) and n.value.id == "st"]
+    assert not direct, f"st.dataframe/st.data_editor on lines {direct}: use ui.dataframe/ui.data_editor"

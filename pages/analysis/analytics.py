@@ -122,7 +122,7 @@ def table(df: pd.DataFrame, columns: dict[str, tuple[str, str]], file_name: str,
         else:
             out[label] = values
             screen[label] = values.astype(object).where(values.notna(), "—")
-    st.dataframe(screen.reset_index(drop=True), column_config=config, hide_index=True, width="stretch")
+    ui.dataframe(screen.reset_index(drop=True), column_config=config, hide_index=True, width="stretch")
     st.download_button(
         "CSVをダウンロード",
         partial(ui.csv_bytes, out.reset_index(drop=True)),

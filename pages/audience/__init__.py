@@ -420,7 +420,7 @@ def result_panel(store: Store, rule: dict[str, Any]) -> dict[str, Any] | None:
     table = ui.run(_sample, str(store.path), rule_version(store), rule)
     table = table.rename(columns=S.labels(table.columns))
     st.caption(f"該当するお客様の例（累計購入金額の多い順に最大20人）　基準日: {ui.jdate(result['as_of'])}")
-    st.dataframe(table, hide_index=True, width="stretch", key="seg_sample",
+    ui.dataframe(table, hide_index=True, width="stretch", key="seg_sample",
                  column_config={"累計購入金額": ui.yen_column("累計購入金額"),
                                 "平均購入単価": ui.yen_column("平均購入単価"),
                                 "最終購入日時": st.column_config.DatetimeColumn(format="YYYY/MM/DD HH:mm")})
@@ -466,7 +466,7 @@ def saved_panel(store: Store, saved: list[dict[str, Any]]) -> None:
         [{"名前": s["name"], "人数（最新）": s["customers"], "計測日時": s["measured_at"], "更新日時": s["updated_at"],
           "条件": describe_saved(store, s["rule"])} for s in saved]
     )
-    st.dataframe(overview, hide_index=True, width="stretch", key="seg_saved_table",
+    ui.dataframe(overview, hide_index=True, width="stretch", key="seg_saved_table",
                  column_config=ui.count_columns(overview, "人数（最新）"))
     by_id = {s["segment_id"]: s for s in saved}
     pick = st.selectbox("セグメント", list(by_id), format_func=lambda i: by_id[i]["name"], key="seg_manage_pick")
@@ -495,7 +495,7 @@ def saved_panel(store: Store, saved: list[dict[str, Any]]) -> None:
     if len(history):
         history.columns = ["計測日時", "人数"]
         st.caption("人数の推移（保存・上書きのたびに記録）")
-        st.dataframe(history, hide_index=True, width="content", key="seg_history",
+        ui.dataframe(history, hide_index=True, width="content", key="seg_history",
                      column_config=ui.count_columns(history, "人数"))
 
 

@@ -145,7 +145,7 @@ with closing(ui.run(opsdb.connect, opsdb.ops_path(store.path))) as ops:
                                "比較用に送らない": c["held_out"], "上限・優先で見送り": c["daily_cap"] + c["capped"],
                                "購入済みで終了": c["exited"], "配信停止・宛先なし": c["suppressed"] + c["global_holdout"]}
                               for c in dry["steps"]])
-        st.dataframe(table, hide_index=True, width="stretch")
+        ui.dataframe(table, hide_index=True, width="stretch")
         for c in dry["steps"]:
             if c["samples"]:
                 with st.expander(f"{c['title']} ステップ{c['step']} の例（{len(c['samples'])}人）"):
@@ -161,6 +161,6 @@ with closing(ui.run(opsdb.connect, opsdb.ops_path(store.path))) as ops:
     if results.empty:
         ui.empty_state("まだシナリオで送ったメッセージがありません。")
     else:
-        st.dataframe(results, hide_index=True, width="stretch")
+        ui.dataframe(results, hide_index=True, width="stretch")
         st.caption(f"購入率は送信時刻から{report.ATTRIBUTION_DAYS}日以内に購入したお客様の割合です。すべてのシナリオの効果は"
                    "「施策の効果」ページにもあります。")

@@ -99,7 +99,7 @@ def _mapping_editor(i: int, up, p) -> tuple[dict[str, str], str]:
             "項目": [start_map.get(h, "") if start_map.get(h, "") in fields else "" for h in p.headers],
         }
     )
-    edited = st.data_editor(
+    edited = ui.data_editor(
         editor,
         hide_index=True,
         width="stretch",
@@ -112,7 +112,7 @@ def _mapping_editor(i: int, up, p) -> tuple[dict[str, str], str]:
     # an emptied cell comes back as None: only chosen fields form the mapping
     mapping = {row["CSVの列"]: row["項目"] for _, row in edited.iterrows() if isinstance(row["項目"], str) and row["項目"]}
     st.caption("先頭の数行（プレビュー）")
-    st.dataframe(p.rows, hide_index=True, width="stretch")
+    ui.dataframe(p.rows, hide_index=True, width="stretch")
     col1, col2 = st.columns([3, 1])
     name = col1.text_input(
         "この対応に名前を付けて保存（次回から選べます）", key=f"{prefix}_mapping_name", placeholder="例: Yahoo!ショッピング注文"
@@ -145,7 +145,7 @@ if uploads:
             for up, p in previews
         ]
     )
-    st.dataframe(summary, hide_index=True, width="stretch")
+    ui.dataframe(summary, hide_index=True, width="stretch")
     for _up, p in previews:
         if p is not None and p.problem:
             st.error(p.problem, icon="⚠️")
@@ -220,7 +220,7 @@ if report:
     if not files.empty:
         view = files[["file_name", "format_label", "encoding", "rows_read", "orders_added", "orders_updated", "orders_unchanged", "rows_rejected", "contacts", "products"]]
         view.columns = ["ファイル", "形式", "文字コード", "読んだ行", "追加", "更新", "変更なし", "取込不可", "連絡先・LINE連携・配信レポート", "商品"]
-        st.dataframe(view, hide_index=True, width="stretch",
+        ui.dataframe(view, hide_index=True, width="stretch",
                      column_config={c: st.column_config.NumberColumn(c, format="localized") for c in view.columns[3:]})
     for w in report["warnings"]:
         st.warning(w, icon="⚠️")
@@ -228,7 +228,7 @@ if report:
     if rejects:
         st.markdown("**取り込めなかった行**（行番号は見出し行を1行目として数えています）")
         rej = pd.DataFrame(rejects).rename(columns={"file": "ファイル", "row": "行番号", "order_id": "注文番号", "reason": "理由"})
-        st.dataframe(rej, hide_index=True, width="stretch", height=min(400, 38 + 35 * len(rej)))
+        ui.dataframe(rej, hide_index=True, width="stretch", height=min(400, 38 + 35 * len(rej)))
         st.download_button(
             "取り込めなかった行をダウンロード（CSV）",
             partial(ui.csv_bytes, rej),
@@ -249,7 +249,7 @@ else:
     history["encoding"] = history["encoding"].map(ui.encoding_label)
     history.columns = ["No.", "取込日時", "ファイル", "形式", "文字コード", "読んだ行", "追加", "更新", "変更なし", "取込不可"]
     counts = ["読んだ行", "追加", "更新", "変更なし", "取込不可"]  # 1,234 with separators
-    st.dataframe(history, hide_index=True, width="stretch",
+    ui.dataframe(history, hide_index=True, width="stretch",
                  column_config={c: st.column_config.NumberColumn(c, format="localized") for c in counts})
     all_rejects = rejects_table(store)
     if all_rejects:
@@ -287,7 +287,7 @@ else:
     ov = ui.shop_profit(store)
     st.caption(f"原価が分かる売上の割合: {ui.pct(ov['coverage'])}（原価を登録した商品 {ov['products_costed']:,} / {ov['products']:,}品）")
     view = costs.assign(margin_rate=costs["margin_rate"] * 100)
-    edited = st.data_editor(
+    edited = ui.data_editor(
         view, hide_index=True, width="stretch", key="imp_costs_editor", num_rows="fixed",
         disabled=["product_id", "product_name", "category", "sku", "jan", "cost_source", "revenue"],
         column_config={
@@ -319,7 +319,7 @@ if not cats.empty:
                                                else f"カテゴリ「{cat}」の粗利率を未設定に戻しました。")
         st.rerun()
     shown = cats.assign(margin_rate=cats["margin_rate"].map(lambda v: "未設定" if pd.isna(v) else f"{v * 100:.1f}%"))
-    st.dataframe(shown.rename(columns={"category": "カテゴリ", "margin_rate": "粗利率"}), hide_index=True, key="imp_cat_table")
+    ui.dataframe(shown.rename(columns={"category": "カテゴリ", "margin_rate": "粗利率"}), hide_index=True, key="imp_cat_table")
 
 st.divider()
 st.subheader("サンプルデータとリセット")

@@ -42,7 +42,7 @@ st.subheader("待機中・実行中")
 if not waiting:
     st.caption("待機中・実行中のジョブはありません。")
 else:
-    st.dataframe(
+    ui.dataframe(
         pd.DataFrame(
             {
                 "状態": [j["status_label"] for j in waiting],
@@ -61,7 +61,7 @@ st.subheader("履歴（新しい順）")
 if not runs:
     ui.empty_state("まだ実行されたジョブはありません。受信フォルダにファイルを置くと、ここに取込の記録が表示されます。")
 else:
-    st.dataframe(
+    ui.dataframe(
         pd.DataFrame(
             {
                 "開始": [_jst(r["started_at"]) for r in runs],
@@ -81,7 +81,7 @@ else:
 plans = ui.run(jobs.schedules, ops)
 if plans:
     st.subheader("定期実行")
-    st.dataframe(
+    ui.dataframe(
         pd.DataFrame(
             {
                 "名前": [p["name"] for p in plans],

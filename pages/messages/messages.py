@@ -279,7 +279,7 @@ with tab_message:
                         st.session_state.pop(f"msg_edit_{tpl.key}_{name}", None)
                     st.rerun()
                 with st.popover("使える差し込み項目"):
-                    st.dataframe(
+                    ui.dataframe(
                         [{"項目": "{{ " + p.key + " }}", "内容": p.label, "例": p.example, "空のとき": p.fallback or "（空欄）"} for p in T.PLACEHOLDERS.values()],
                         hide_index=True,
                     )
@@ -323,7 +323,7 @@ with tab_coupon:
         if not all_coupons:
             ui.empty_state("まだクーポンはありません。上のフォームから作成してください。")
             st.stop()
-        st.dataframe(
+        ui.dataframe(
             [{"クーポン名": c.name, "割引": c.discount_label(), "利用条件": c.condition_label() or "なし", "有効期限": c.expiry_label(),
               "コード": c.shared_code if c.code_mode == "shared" else "お客様ごと", "対象": choices.get(c.segment or "all", "（削除されたセグメント）"),
               "チャネル": T.CHANNEL_LABELS.get(c.channel, c.channel)} for c in all_coupons],

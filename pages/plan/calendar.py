@@ -139,7 +139,7 @@ with tab_view:
             else:
                 perf = cal.event_sales(daily, ly_events)
                 if not perf.empty:
-                    st.dataframe(pd.DataFrame({
+                    ui.dataframe(pd.DataFrame({
                         "イベント": perf.name,
                         "期間": [cal.format_period(s, e) for s, e in zip(perf.starts_at, perf.ends_at)],
                         "日数": perf.days,
@@ -173,7 +173,7 @@ with tab_events:
         if table.empty:
             ui.empty_state("この期間のイベントはありません。")
         else:
-            st.dataframe(table.drop(columns=["イベントID"]), hide_index=True, width="stretch",
+            ui.dataframe(table.drop(columns=["イベントID"]), hide_index=True, width="stretch",
                          height=min(420, 38 + 35 * len(table)))
 
         st.markdown("#### 自社のイベントを追加")
@@ -338,7 +338,7 @@ with tab_plan:
             else:
                 zero_audience(sends)
             plan_view = frequency.plan_table(sends, store)
-            st.dataframe(plan_view, hide_index=True, width="stretch",
+            ui.dataframe(plan_view, hide_index=True, width="stretch",
                          column_config=ui.count_columns(plan_view, "対象者数", "頻度上限超え", "除外", "配信数"))
             plans = ui.run(planner.list_plans, store)
             plans = plans[plans.plan_id.isin(set(sends.plan_id))]
@@ -412,7 +412,7 @@ with tab_cost:
                        "R-Mailは1通¥1、Shopify Emailは月10,000通まで無料でその後1,000通ごとに$1です。"
                        "コミュニケーションプランとライトプランは無料枠を超えて送ることができません。")
             load_view = costs.load_table(monthly)
-            st.dataframe(load_view, hide_index=True, width="stretch",
+            ui.dataframe(load_view, hide_index=True, width="stretch",
                          column_config=ui.count_columns(load_view, "配信回数", "メッセージ数", "無料枠", "超過", "送信不可"))
 
 # -- frequency -----------------------------------------------------------------
@@ -431,7 +431,7 @@ with tab_freq:
                 st.success(f"どのお客様も、7日間で{limit}通を超えて受け取ることはありません。", icon="✅")
             else:
                 weeks = report.weeks
-                st.dataframe(pd.DataFrame({
+                ui.dataframe(pd.DataFrame({
                     "週（月曜から）": [cal.format_date(w) for w in weeks.week_start],
                     "上限を超えるお客様": [ui.count(c, "人") for c in weeks.customers],
                     "該当する配信": [ui.count(c, "回") for c in weeks.sends],
@@ -444,7 +444,7 @@ with tab_freq:
                 "対象者数": view.audience, "上限超え": view.over_limit, "除外": view.excluded, "配信数": view.recipients,
                 "上限を超える人を除外": view.exclude_conflicts.astype(bool),
             })
-            edited = st.data_editor(
+            edited = ui.data_editor(
                 table, hide_index=True, width="stretch",
                 disabled=[c for c in table.columns if c != "上限を超える人を除外"], key="cal_freq_editor",
                 column_config=ui.count_columns(table, "対象者数", "上限超え", "除外", "配信数"),

@@ -89,7 +89,7 @@ else:
         "チャネル": summaries["channel"],
         "売上の推移": summaries["trend"],
     })
-    st.dataframe(
+    ui.dataframe(
         view, hide_index=True, width="stretch",
         column_config={
             "購入率": st.column_config.NumberColumn(format="%.1f%%"),
@@ -183,7 +183,7 @@ if not summaries.empty:
         by_channel = ui.run(_by_channel, version, cid)
         if by_channel:
             st.markdown("**チャネル別（LINEで送った人・メールで送った人）**")
-            st.dataframe(pd.DataFrame([{
+            ui.dataframe(pd.DataFrame([{
                 "チャネル": r["label"], "配信した人数": r["recipients"], "購入率": ui.pct(r["conversion"]),
                 "送らないグループ": r["holdout"], "送らないグループの購入率": ui.pct(r["holdout_conversion"]),
                 "購入率の差": "—" if r["diff"] is None else ui.points(r["diff"]), "判定": r["verdict"]} for r in by_channel]),
@@ -221,7 +221,7 @@ if not summaries.empty:
             rows[1]["95%信頼区間（CUPED）"] = (f"{_num(cu.get('rpr_low'), '{:+,.1f}')}〜{_num(cu.get('rpr_high'), '{:+,.1f}')}円"
                                            if cu else "—")
             rows[1]["幅の比"] = _num(cu.get("width_ratio"), "{:.2f}")
-        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+        ui.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
         st.caption(RC.CAPTIONS["chance"])
         if show_cuped:
             st.caption(RC.CAPTIONS["cuped"] + (f"（補正の強さ θ={cu['theta']:.2f}、送信前と後の購入額の相関 {cu['corr']:.2f}）" if cu else ""))
@@ -287,7 +287,7 @@ if not summaries.empty:
         st.caption(RC.CAPTIONS["variants"])
     if report["variant_lifts"]:
         st.markdown("**パターンごとの効果（送らないグループと比べて）**")
-        st.dataframe(pd.DataFrame([
+        ui.dataframe(pd.DataFrame([
             {"パターン": f"パターン{v['variant']}",
              "判定": v["verdict"],
              "購入率": ui.pct(v["conversion_treatment"]),
@@ -310,7 +310,7 @@ if not summaries.empty:
         view[col] = view[col].map(lambda v, u=unit: ui.count(v, u))
     for col in ("売上（円）", "1人あたり売上（円）", "粗利（円、原価が分かる商品）"):
         view[col] = view[col].map(ui.yen)
-    st.dataframe(view.rename(columns={"売上（円）": "売上", "1人あたり売上（円）": "1人あたり売上", "粗利（円、原価が分かる商品）": "粗利（原価が分かる商品）"}),
+    ui.dataframe(view.rename(columns={"売上（円）": "売上", "1人あたり売上（円）": "1人あたり売上", "粗利（円、原価が分かる商品）": "粗利（原価が分かる商品）"}),
                  hide_index=True, width="stretch")
     d1, d2 = st.columns(2)
     d1.download_button("グループ別の集計をダウンロード（CSV）", partial(ui.csv_bytes, groups), file_name=f"施策{cid}_集計.csv",
@@ -331,7 +331,7 @@ if not summaries.empty:
         ui.empty_state("この施策の配信レポートはまだありません。LINE公式アカウントやR-Mailの配信レポート（メッセージごとの開封・クリック数）を"
                        "「データ取込」で取り込み（種類「配信レポート」）、下でこの施策につなげてください。")
     else:
-        st.dataframe(eng, hide_index=True, width="stretch", key="res_engagement")
+        ui.dataframe(eng, hide_index=True, width="stretch", key="res_engagement")
     st.caption(EN.APPROX_NOTE)
     unlinked = ui.run(EN.message_stats, store, None, True)
     if not unlinked.empty:
@@ -360,7 +360,7 @@ if not summaries.empty:
                     f"列「{col}」", options, index=options.index(guess.get(col, "")),
                     format_func=lambda k: C.RESULT_FIELDS.get(k, "（使わない）"), key=f"res_map_{cid}_{i}")
                 mapping[col] = pick
-            st.dataframe(frame.head(5), hide_index=True, width="stretch")
+            ui.dataframe(frame.head(5), hide_index=True, width="stretch")
             if st.button("取り込む", type="primary", key="res_import"):
                 out = ui.run(C.import_results, store, cid, up.getvalue(), mapping, file_name=up.name)
                 st.success(f"{out['rows']:,}行を読み、{out['matched']:,}人の配信結果を保存しました"
@@ -387,7 +387,7 @@ with contextlib.closing(ui.run(opsdb.connect, opsdb.ops_path(store.path))) as _o
 if scenario_table.empty:
     ui.empty_state("シナリオがありません。")
 else:
-    st.dataframe(scenario_table, hide_index=True, width="stretch", key="res_scenarios")
+    ui.dataframe(scenario_table, hide_index=True, width="stretch", key="res_scenarios")
     st.page_link("pages/automation/scenarios.py", label="シナリオのオン・オフと編集へ", icon="🔁")
 
 
@@ -445,7 +445,7 @@ else:
             "差（95%信頼区間）": [f"{ui.yen(d)}（{ui.yen(lo)}〜{ui.yen(hi)}）" for d, lo, hi in zip(months["diff"], months["low"], months["high"])],
             "上乗せ売上": months["incremental_revenue"].map(ui.yen),
         })
-        st.dataframe(view, hide_index=True, width="stretch")
+        ui.dataframe(view, hide_index=True, width="stretch")
         st.download_button("月別の比較をダウンロード（CSV）", partial(ui.csv_bytes, months), file_name="CRM全体の効果.csv",
                            mime="text/csv", key="res_programme_download", on_click="ignore")
 

@@ -117,7 +117,7 @@ with closing(ui.run(live.open_ops, store)) as ops:
 
     # -- funnel, cost, lint, previews -------------------------------------------------------------
     st.subheader("届く人数")
-    st.dataframe(pd.DataFrame(live.funnel_table(state["funnel"])), hide_index=True, width="content")
+    ui.dataframe(pd.DataFrame(live.funnel_table(state["funnel"])), hide_index=True, width="content")
     n = int(state["funnel"].get("will_receive", 0))
     used = state["channels"]  # the channels this send goes out on (both for LINE（なければメール）)
     if c["channel"] == "line_or_email":
@@ -263,5 +263,5 @@ with closing(ui.run(live.open_ops, store)) as ops:
 
     with st.expander("操作の記録"):
         log = audit.entries(ops, cid)
-        st.dataframe(pd.DataFrame([{"日時": _jst(e["at"]), "操作": e["label"], "実行者": e["actor"]} for e in log]),
+        ui.dataframe(pd.DataFrame([{"日時": _jst(e["at"]), "操作": e["label"], "実行者": e["actor"]} for e in log]),
                      hide_index=True)

@@ -54,7 +54,7 @@ st.caption(
 )
 segments = pd.DataFrame(model.rfm_segments(store))
 segments = segments[[c for c in ["name", "r_min", "r_max", "f_min", "f_max", "m_min", "m_max", "description"] if c in segments]]
-edited_segments = st.data_editor(
+edited_segments = ui.data_editor(
     segments,
     num_rows="dynamic",
     hide_index=True,
@@ -87,7 +87,7 @@ st.caption(
     + ("回" if by_orders else "円") + "」はメッセージの差し込みとセグメントの条件に使えます。"
 )
 rank_key = model.RANK_KEYS[basis]
-edited_ranks = st.data_editor(
+edited_ranks = ui.data_editor(
     pd.DataFrame(stored_ranks),
     num_rows="dynamic",
     hide_index=True,

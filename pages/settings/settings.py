@@ -121,7 +121,7 @@ st.subheader("テスト送信先")
 st.write("テスト送信は、ここに登録した宛先（ご自身のLINEユーザーIDやメールアドレス）にだけ送られます。お客様に送られることはありません。")
 recipients = sends.test_recipients(store, settings)
 if recipients:
-    st.dataframe(
+    ui.dataframe(
         [{"種類": "LINE" if r["channel"] == "line" else "メール", "宛先": r["address"], "メモ": r["label"], "登録元": r["source"]} for r in recipients],
         hide_index=True, width="stretch",
     )
@@ -152,5 +152,5 @@ if log.empty:
     ui.empty_state("まだ送信履歴はありません。")
 else:
     log["日時"] = log["日時"].dt.strftime("%Y/%m/%d %H:%M:%S")
-    st.dataframe(log, hide_index=True, width="stretch")
+    ui.dataframe(log, hide_index=True, width="stretch")
 st.caption("送信履歴には、宛先・結果・リクエストIDだけを記録します。アクセストークンやメッセージの本文は記録しません。")

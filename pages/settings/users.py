@@ -23,7 +23,7 @@ if flash := st.session_state.pop("usr_flash", None):
 
 users = ui.run(access.list_users, store)
 if users:
-    st.dataframe(
+    ui.dataframe(
         pd.DataFrame(users).rename(columns={"email": "メールアドレス", "name": "名前", "role": "役割",
                                             "added_at": "登録日時", "added_by": "登録した人"}),
         hide_index=True, width="stretch",
@@ -61,7 +61,7 @@ st.subheader("操作の記録")
 st.caption("だれが・いつ・何をしたかの記録です（新しい順に200件）。")
 log = ui.run(access.audit_log, store)
 if log:
-    st.dataframe(
+    ui.dataframe(
         pd.DataFrame(log).rename(columns={"logged_at": "日時", "user_email": "ユーザー", "role": "役割",
                                           "action": "操作", "detail": "詳細"}),
         hide_index=True, width="stretch",

@@ -46,7 +46,7 @@ c[2].metric("LINE連携ファイルでつながった人", ui.count(reach["linke
             help="楽天はLINE IDを渡さないため、お客様が注文番号や電話番号を入力する連携ツールのファイルを取り込んで、LINE IDをつなぎます。")
 grown = [h for h in reach["history"] if h["added"]]
 if grown:
-    st.dataframe(
+    ui.dataframe(
         pd.DataFrame([{"取込日時": f"{h['recorded_at']:%Y/%m/%d %H:%M}", "ファイル": h["file_names"],
                        "LINEで届くお客様": h["line_customers"], "増えた人数": h["added"]} for h in reversed(grown[-10:])]),
         hide_index=True, width="stretch", key="home_line_reach",

@@ -478,6 +478,18 @@ def yen_column(label: str, **kwargs: Any) -> Any:
     return st.column_config.NumberColumn(label if "円" in label else f"{label}（円）", format="localized", **kwargs)
 
 
+def dataframe(data: Any = None, **kwargs: Any) -> Any:
+    """``st.dataframe`` whose empty cells read ``—`` (Streamlit writes a grey 「None」, which reads as a fault)."""
+    kwargs.setdefault("placeholder", jp.DASH)
+    return st.dataframe(data, **kwargs)
+
+
+def data_editor(data: Any, **kwargs: Any) -> Any:
+    """``st.data_editor`` whose empty cells read ``—``, as in :func:`dataframe` (an edited cell shows its value)."""
+    kwargs.setdefault("placeholder", jp.DASH)
+    return st.data_editor(data, **kwargs)
+
+
 def csv_bytes(df: pd.DataFrame, encoding: str = "utf-8-sig") -> bytes:
     """A DataFrame as CSV that Excel opens (UTF-8 with BOM by default)."""
     from crm_core.export import to_csv_bytes

@@ -59,6 +59,19 @@ def test_home_and_import_history_with_data(db, tmp_path):
     assert int(history["追加"].iloc[0]) == 3
 
 
+def test_empty_cells_read_a_dash_not_none(db, tmp_path):
+    """Products without a cost yet: the cost table's empty cells, and every other table's, show — (not 「None」)."""
+    store = Store(db)
+    import_files(store, [fx.rakuten_current(tmp_path / "r.csv")], rebuild_model=False)
+    store.close()
+    at = _app().run()
+    at.switch_page("pages/data/import_data.py").run()
+    assert not at.exception
+    costs = next(d for d in at.dataframe if "unit_cost" in d.value.columns)
+    assert costs.value["unit_cost"].isna().all()  # nothing costed yet: every cell is empty
+    assert [d.proto.placeholder for d in at.dataframe] == ["—"] * len(at.dataframe)
+
+
 def test_clear_data_needs_confirmation(db, tmp_path):
     store = Store(db)
     import_files(store, [fx.rakuten_current(tmp_path / "r.csv")], rebuild_model=False)
