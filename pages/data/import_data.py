@@ -290,8 +290,11 @@ else:
     edited = ui.data_editor(
         view, hide_index=True, width="stretch", key="imp_costs_editor", num_rows="fixed",
         disabled=["product_id", "product_name", "category", "sku", "jan", "cost_source", "revenue"],
+        # the two columns a marketer types into come right after the name (on a phone they were off screen)
+        column_order=["product_name", "unit_cost", "margin_rate", "revenue", "category", "product_id", "sku", "jan", "cost_source"],
         column_config={
-            "product_id": "商品管理番号", "product_name": "商品名", "category": "カテゴリ", "sku": "SKU・商品番号", "jan": "JANコード",
+            "product_id": "商品管理番号", "product_name": st.column_config.TextColumn("商品名", pinned=True),
+            "category": "カテゴリ", "sku": "SKU・商品番号", "jan": "JANコード",
             "unit_cost": st.column_config.NumberColumn("原価（円／個）", min_value=0, format="localized"),
             "margin_rate": st.column_config.NumberColumn("粗利率（%）", min_value=0, max_value=100, format="%.1f"),
             "cost_source": "原価の出どころ", "revenue": st.column_config.NumberColumn("売上（商品代金・円）", format="localized"),

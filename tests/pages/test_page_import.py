@@ -70,6 +70,8 @@ def test_empty_cells_read_a_dash_not_none(db, tmp_path):
     costs = next(d for d in at.dataframe if "unit_cost" in d.value.columns)
     assert costs.value["unit_cost"].isna().all()  # nothing costed yet: every cell is empty
     assert [d.proto.placeholder for d in at.dataframe] == ["—"] * len(at.dataframe)
+    # what the marketer types (cost, margin) sits next to the product's name, not past five columns of codes
+    assert list(costs.proto.column_order)[:3] == ["product_name", "unit_cost", "margin_rate"]
 
 
 def test_clear_data_needs_confirmation(db, tmp_path):
