@@ -11,7 +11,14 @@ from __future__ import annotations
 
 import streamlit as st
 from starlette.middleware import Middleware
+from streamlit.runtime.pages_manager import PagesManager
 
 from pages.ui.gate import SignInGate
+
+# The console's pages are registered by app.py's st.navigation.  With a pages/ folder beside app.py, Streamlit runs
+# the server's very first script in its legacy "pages/ folder" mode until st.navigation is first called (which sets
+# this flag to False itself), so a page's address opened first after a start showed an English "Page not found"
+# notice over the page.  Set at start-up what the first st.navigation call sets (tests/e2e/test_deep_link_flow.py).
+PagesManager.uses_pages_directory = False
 
 app = st.App("app.py", middleware=[Middleware(SignInGate)])

@@ -80,9 +80,10 @@ class Server:
 def goto(page, server: Server, path: str = "/") -> None:
     """Open a page of the console the way a marketer does: the start page first.
 
-    Streamlit runs the very first script of a fresh server in its legacy
-    ``pages/`` mode, so a deep link as the first request of a new server shows
-    a one-off "page not found" notice (see README, known limitations).
+    Streamlit runs the very first script of a fresh ``streamlit run app.py``
+    server in its legacy ``pages/`` mode, so a deep link as its first request
+    shows a one-off "page not found" notice (``console.py`` avoids it:
+    ``test_deep_link_flow.py``).
     """
     if not getattr(server, "warm", False):
         page.goto(server.url + "/")
