@@ -31,8 +31,32 @@ def segment_choices(store: Store | None) -> dict[str, str]:
     return out
 
 
+FIT_PREFIX = "fit:"
+"""``fit:<template key>``: the customers a template is written for (its ``fit`` conditions)."""
+
+
+def fit_choice(template: Any) -> tuple[str, str] | None:
+    """``(choice, Japanese name)`` of the customers ``template`` is written for; None when it declares nobody."""
+    if not getattr(template, "fit", None):
+        return None
+    label = template.fit_label or "このテンプレートが想定するお客様"
+    return FIT_PREFIX + template.key, f"このテンプレートの対象: {label}"
+
+
+def fit_rule(fit: list[dict[str, Any]]) -> dict[str, Any]:
+    """A template's ``fit`` conditions as a segment rule (the same fields and operators; ``is_set`` is 登録あり)."""
+    conds = []
+    for cond in fit:
+        rule_cond = {"field": cond.get("field"), "op": {"is_set": "is_not_empty"}.get(cond.get("op"), cond.get("op"))}
+        if "value" in cond:
+            rule_cond["value"] = cond["value"]
+        conds.append(rule_cond)
+    return {"all": conds}
+
+
 def segment_rule(store: Store, choice: str) -> dict[str, Any]:
-    """The segment rule (JSON) of a choice from :func:`segment_choices`.
+    """The segment rule (JSON) of a choice from :func:`segment_choices` (a :func:`fit_choice` resolves in
+    :func:`crm_core.messaging.templates.preview_rule`, where templates are read).
 
     Presets and saved segments resolve through :func:`crm_core.audience.references.resolve`
     (a deleted saved segment is a Japanese :class:`InputError`, never "everyone").
@@ -47,16 +71,18 @@ def segment_rule(store: Store, choice: str) -> dict[str, Any]:
     return references.resolve(store, choice)
 
 
-def preview_customers(store: Store, segment: str = "all", limit: int = 50) -> list[dict[str, Any]]:
+def preview_customers(store: Store, segment: str = "all", limit: int = 50,
+                      rule: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Customers of a segment to step through in the preview: ``customer_id, customer_key, name, rank, orders``.
 
     Uses :func:`crm_core.audience.segments.sample` (highest lifetime revenue first);
     ``customer_key`` is the shop's own customer number (None when the export had
-    none); an empty list when there is no customer model yet.
+    none); an empty list when there is no customer model yet.  ``rule``, when
+    given, is the segment's rule already resolved (a template's own audience).
     """
     from crm_core.audience import segments
 
-    rule = segment_rule(store, segment)
+    rule = segment_rule(store, segment) if rule is None else rule
     if not store.has_table("customer_model"):
         return []
     df = segments.sample(store, rule, limit=limit, columns=("customer_id", "name", "rank", "orders"))

@@ -75,7 +75,10 @@ from crm_core.messaging.placeholders import (
     utf16_len,
 )
 from crm_core.messaging.preview import (
+    FIT_PREFIX,
     PREVIEW_FILTERS,
+    fit_choice,
+    fit_rule,
     preview_customers,
     segment_choices,
     segment_customer_ids,
@@ -85,14 +88,14 @@ from crm_core.messaging.preview import (
 __all__ = [
     # re-exported: placeholders and links (messaging.placeholders), context (messaging.context),
     # preview audiences (messaging.preview) — the template API in one place
-    "PLACEHOLDERS", "PREVIEW_FILTERS", "SETTING_SHOP", "URL_FIELDS", "Campaign", "Placeholder", "ShopProfile",
+    "FIT_PREFIX", "PLACEHOLDERS", "PREVIEW_FILTERS", "fit_choice", "fit_rule", "SETTING_SHOP", "URL_FIELDS", "Campaign", "Placeholder", "ShopProfile",
     "add_utm", "build_context", "customer_fields", "find_urls", "is_carrier_url", "preview_customers",
     "save_shop_profile", "segment_choices", "segment_customer_ids", "segment_rule", "shop_profile", "tag_links",
     "utf16_len", "IDENTITY_FIELDS", "SAMPLE", "SETTING_SAMPLE_IDENTITY", "Context", "forget_sample_identity",
     "MAX_VALUE_CHARS", "one_line",
     # this module: the sandbox, templates as data, rendering per channel
     "CHANNELS", "CHANNEL_LABELS", "Card", "Rendered", "Template", "TemplateCheck", "analyse", "flex_bubble",
-    "get_template", "list_templates", "load_presets", "render", "render_for_customer", "render_string",
+    "get_template", "list_templates", "preview_rule", "load_presets", "render", "render_for_customer", "render_string",
     "reset_template", "save_template", "template_names", "text_to_html",
 ]
 
@@ -363,6 +366,14 @@ def list_templates(store: Store | None = None) -> list[Template]:
         out.append(tpl)
     out.extend(Template.from_dict(d, builtin=False) for d in saved.values())
     return out
+
+
+def preview_rule(store: Store, choice: str) -> dict[str, Any]:
+    """The segment rule of a preview choice: :func:`segment_rule`'s, or a template's own audience
+    (``fit:<key>``, :func:`fit_choice`) from that template's ``fit`` as it is now (edits included)."""
+    if choice.startswith(FIT_PREFIX):
+        return fit_rule(get_template(store, choice[len(FIT_PREFIX):]).fit)
+    return segment_rule(store, choice)
 
 
 def get_template(store: Store | None, key: str) -> Template:

@@ -420,8 +420,11 @@ def result_panel(store: Store, rule: dict[str, Any]) -> dict[str, Any] | None:
     table = ui.run(_sample, str(store.path), rule_version(store), rule)
     table = table.rename(columns=S.labels(table.columns))
     st.caption(f"該当するお客様の例（累計購入金額の多い順に最大20人）　基準日: {ui.jdate(result['as_of'])}")
-    ui.dataframe(table, hide_index=True, width="stretch", key="seg_sample",
-                 column_config={"累計購入金額": ui.yen_column("累計購入金額"),
+    # the name first (pinned), the 33-character customer ID last: on a phone it filled the screen
+    order = [c for c in table.columns if c != "顧客ID"] + [c for c in table.columns if c == "顧客ID"]
+    ui.dataframe(table, hide_index=True, width="stretch", key="seg_sample", column_order=order,
+                 column_config={"氏名": st.column_config.TextColumn("氏名", pinned=True),
+                                "累計購入金額": ui.yen_column("累計購入金額"),
                                 "平均購入単価": ui.yen_column("平均購入単価"),
                                 "最終購入日時": st.column_config.DatetimeColumn(format="YYYY/MM/DD HH:mm")})
     return result

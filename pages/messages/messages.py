@@ -32,7 +32,7 @@ tab_message, tab_coupon = st.tabs(["メッセージ", "クーポン"], key="msg_
 
 @st.cache_data(ttl=600, max_entries=32, show_spinner=False)
 def _preview_people(db: str, version: tuple, segment: str, rule: object, limit: int) -> list[dict]:
-    return T.preview_customers(ui.store(), segment, limit)
+    return T.preview_customers(ui.store(), segment, limit, rule=rule)
 
 
 def preview_people(segment: str, limit: int = 200) -> list[dict]:
@@ -41,7 +41,7 @@ def preview_people(segment: str, limit: int = 200) -> list[dict]:
     template, channel or campaign values does not pick them again; an edited saved segment is another key."""
     from crm_core.results import campaigns
 
-    rule = ui.run(T.segment_rule, store, segment)
+    rule = ui.run(T.preview_rule, store, segment)
     version = (ui.data_version(), *ui.run(campaigns.results_version, store))  # a rule may refer to campaigns
     return ui.run(_preview_people, str(store.path), version, segment, rule, limit)
 
@@ -193,15 +193,28 @@ with tab_message:
                 st.success(flash, icon="✅")
             # the page's choices survive a visit to 送信設定 / ショップ情報 and back (issue 11 item 14)
             session.restore("msg_template", by_key)
+
+            def _preview_its_audience(by_key: dict = by_key) -> None:
+                """A template chosen: preview the customers it is written for (a thank-you to a first-time buyer,
+                not to the best customer of the shop, whom the check would then flag) — unless the marketer
+                picked a segment of their own, which stays."""
+                current = st.session_state.get("msg_filter")
+                if current is None or current == "all" or str(current).startswith(T.FIT_PREFIX):
+                    fit = T.fit_choice(by_key[st.session_state["msg_template"]])
+                    st.session_state["msg_filter"] = fit[0] if fit else "all"
+
             key = st.selectbox("テンプレート", list(by_key), format_func=lambda k: by_key[k].label + ("（編集済み）" if by_key[k].edited else ""),
-                               key="msg_template")
+                               key="msg_template", on_change=_preview_its_audience)
             tpl = by_key[key]
             if tpl.description:
                 st.caption(tpl.description)
             session.restore("msg_channel", T.CHANNEL_LABELS)
             channel = st.radio("チャネル", list(T.CHANNEL_LABELS), format_func=T.CHANNEL_LABELS.get, horizontal=True, key="msg_channel")
-            choices = ui.run(T.segment_choices, store)
+            fit = T.fit_choice(tpl)
+            choices = ({fit[0]: fit[1]} if fit else {}) | ui.run(T.segment_choices, store)  # its own audience first
             session.restore("msg_filter", choices)
+            if st.session_state.get("msg_filter") not in choices:  # another template's audience: this one's, or everyone
+                st.session_state["msg_filter"] = next(iter(choices))
             segment = st.selectbox("プレビューするお客様（セグメント）", list(choices), format_func=choices.get, key="msg_filter",
                                    help="「セグメント」ページで保存したセグメントも選べます。購入金額の多い順に表示します。")
             people = preview_people(segment)
@@ -210,8 +223,10 @@ with tab_message:
                 ids = [p["customer_id"] for p in people]
                 session.restore("msg_customer", ids)
                 names = {p["customer_id"]: customer_label(p) for p in people}
-                if st.session_state.get("msg_customer") not in ids:
+                # another segment (chosen, or a template's own audience) starts at its first customer
+                if st.session_state.get("msg_customer") not in ids or st.session_state.get("msg_customer_of") != segment:
                     st.session_state["msg_customer"] = ids[0]
+                st.session_state["msg_customer_of"] = segment
 
                 def _step(delta: int, ids: list[str] = ids) -> None:
                     i = ids.index(st.session_state["msg_customer"])

@@ -277,6 +277,30 @@ def test_preview_customers_from_segments(store):
         T.preview_customers(store, "'; DROP TABLE customer_model; --")
 
 
+def test_a_templates_own_audience_is_the_segment_its_fit_check_passes(store):
+    """fit:<key> previews exactly the customers the template's fit check would not flag, for every preset with a fit."""
+    from crm_core.audience import rules
+    from crm_core.messaging import compliance
+
+    with_fit = [t for t in T.list_templates(store) if t.fit]
+    assert {t.key for t in with_fit} >= {"thanks_first", "thanks_repeat", "winback", "birthday", "rank_up"}
+    everyone = T.preview_customers(store, "all")
+    for tpl in with_fit:
+        choice, label = T.fit_choice(tpl)
+        assert choice == "fit:" + tpl.key and tpl.fit_label in label
+        rule = T.preview_rule(store, choice)
+        assert rules.check(rule) is None, (tpl.key, rule)
+        model = {r[0]: dict(zip(("orders", "recency_days", "birthday", "next_rank", "rank"), r[1:], strict=True))
+                 for r in store.fetchall("SELECT customer_id, orders, recency_days, birthday, next_rank, rank FROM customer_model")}
+        fitting = [c["customer_id"] for c in everyone if not compliance.fit_problems(tpl.fit, model[c["customer_id"]])]
+        shown = [c["customer_id"] for c in T.preview_customers(store, choice, rule=rule)]
+        assert shown == fitting, tpl.key
+    assert [c["customer_id"] for c in T.preview_customers(store, "fit:thanks_first", rule=T.preview_rule(store, "fit:thanks_first"))] == ["C002", "C003"]
+    assert T.fit_choice(T.get_template(store, "new_product")) is None  # written for anyone
+    with pytest.raises(InputError):
+        T.preview_rule(store, "fit:no_such_template")
+
+
 # -- command line -------------------------------------------------------------------------
 def _cli(argv, tmp_path, capsys):
     import argparse

@@ -75,6 +75,7 @@ def test_line_preview_escapes_customer_text(db):
 
 def test_step_through_customers(db):
     at = _messages()
+    at.selectbox(key="msg_filter").set_value("all").run()  # the first template previews its own audience
     assert at.selectbox(key="msg_customer").value == "C001"
     at.button(key="msg_next").click().run()
     assert at.selectbox(key="msg_customer").value == "C002"
@@ -101,6 +102,7 @@ def test_email_preview_counters_and_lint(db):
 
 def test_iso2022jp_lint_and_insert_channel(db):
     at = _messages()
+    at.selectbox(key="msg_filter").set_value("all").run()  # previews 髙橋 ①子 (C001), the shop's top customer
     at.radio(key="msg_channel").set_value("email").run()
     at.radio(key="msg_encoding").set_value("iso-2022-jp").run()
     assert any("ISO-2022-JPで送れない文字" in e.value and "「髙」→「高」" in e.value for e in at.error)
@@ -144,6 +146,7 @@ def test_one_click_line_test_send(db, monkeypatch):
         monkeypatch.setenv("LINE_API_BASE_URL", line.url)
         at = _messages()
         at.selectbox(key="msg_template").set_value("winback").run()
+        at.selectbox(key="msg_filter").set_value("all").run()  # 髙橋 ①子 (C001) rather than win-back's lapsed C002
         at.button(key="msg_send").click().run()
     assert not at.exception
     assert any("LINEでテスト送信しました" in s.value for s in at.success), [e.value for e in at.error]
@@ -181,7 +184,7 @@ def test_coupon_tab_create_estimate_issue(db):
     s = Store(db)
     assert s.scalar("SELECT count(DISTINCT code) FROM coupon_codes") == 3
     # the coupon then fills the message placeholders with each customer's own code
-    code = s.scalar("SELECT code FROM coupon_codes WHERE customer_id = 'C001'")
+    code = s.scalar("SELECT code FROM coupon_codes WHERE customer_id = 'C002'")  # win-back previews its lapsed C002
     s.close()
     at.session_state["msg_tab"] = "メッセージ"  # back to the message tab
     at.run()
@@ -360,7 +363,9 @@ def test_coupon_of_a_deleted_segment_cannot_issue_codes(db):
 
 def test_preview_warns_when_the_template_does_not_fit_the_customer(db):
     at = _messages()
-    at.selectbox(key="msg_template").set_value("thanks_first").run()  # C001 has 3 orders
+    at.selectbox(key="msg_template").set_value("thanks_first").run()
+    at.selectbox(key="msg_filter").set_value("all").run()  # everyone, then a customer it is not written for
+    at.selectbox(key="msg_customer").set_value("C001").run()  # C001 has 3 orders
     warnings = " ".join(w.value for w in at.warning)
     assert "はじめてご購入いただいたお客様" in warnings and "購入回数が3回" in warnings
     errors = " ".join(e.value for e in at.error)
@@ -368,6 +373,28 @@ def test_preview_warns_when_the_template_does_not_fit_the_customer(db):
     at.text_input(key="msg_coupon_code").set_value("K7MPQRTW").run()
     at.text_input(key="msg_coupon_expiry").set_value("12月31日 23:59まで").run()
     assert "クーポンコード" not in " ".join(e.value for e in at.error)
+
+
+def test_a_template_previews_the_customers_it_is_written_for(db):
+    """サンクス（初回購入） is previewed with first-time buyers, not with the shop's best customer (whom the check
+    would flag); a template for nobody in particular shows everyone; a segment the marketer picked stays."""
+    at = _messages()
+    assert at.selectbox(key="msg_template").value == "thanks_first"
+    assert at.selectbox(key="msg_filter").value == "fit:thanks_first"
+    assert at.selectbox(key="msg_filter").options[0].startswith("このテンプレートの対象: はじめてご購入")
+    assert [o.endswith("1回購入）") for o in at.selectbox(key="msg_customer").options] == [True, True]  # C001 has 3
+    assert not any("内容が合わない可能性" in w.value for w in at.warning)
+    at.selectbox(key="msg_template").set_value("rank_up").run()
+    assert at.selectbox(key="msg_filter").value == "fit:rank_up"
+    assert at.selectbox(key="msg_customer").value == "C001"  # the segment's first: those with a next rank
+    assert len(at.selectbox(key="msg_customer").options) == 2  # C001 and C003 (C002 has no rank)
+    at.selectbox(key="msg_template").set_value("new_product").run()  # written for anyone
+    assert at.selectbox(key="msg_filter").value == "all"
+    assert len(at.selectbox(key="msg_customer").options) == 3
+    at.selectbox(key="msg_filter").set_value("line").run()
+    at.selectbox(key="msg_template").set_value("thanks_first").run()
+    assert at.selectbox(key="msg_filter").value == "line"  # the marketer's own pick is kept
+    assert not at.exception
 
 
 def test_choices_survive_a_visit_to_the_settings_page(db):

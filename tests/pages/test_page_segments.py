@@ -65,6 +65,9 @@ def test_starts_with_every_customer(db):
     assert metric(at, "メールで届く") == "5人"
     assert metric(at, "LINEで届く") == "5人"
     assert sentence(at) == "**条件：** すべての顧客"
+    sample = next(d for d in at.dataframe if "顧客ID" in d.value.columns)
+    # a person's name first, the long customer ID last (it filled a phone's screen)
+    assert list(sample.proto.column_order)[0] == "氏名" and list(sample.proto.column_order)[-1] == "顧客ID"
 
 
 def test_conditions_update_the_count_live(db):
