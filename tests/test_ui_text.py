@@ -93,7 +93,7 @@ def test_pages_use_no_width_argument_streamlit_has_retired():
 def test_pages_draw_tables_through_ui_so_gaps_read_a_dash(path):
     """``st.dataframe``/``st.data_editor`` write a grey 「None」 in an empty cell; ``ui.dataframe``/``ui.data_editor`` write —."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
-    direct = [n.lineno for n in ast.walk(tree)
-              if isinstance(n, ast.Attribute) and n.attr in ("dataframe", "data_editor")
-              and isinstance(n.value, ast.Name) and n.value.id == "st"]
-    assert not direct, f"st.dataframe/st.data_editor on lines {direct}: use ui.dataframe/ui.data_editor"
+    direct = [n.lineno for n in ast.walk(tree)  # st.dataframe, a column's c1.dataframe, st.sidebar.data_editor …
+              if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr in ("dataframe", "data_editor")
+              and not (isinstance(n.func.value, ast.Name) and n.func.value.id == "ui")]
+    assert not direct, f"dataframe/data_editor drawn directly on lines {direct}: use ui.dataframe/ui.data_editor"

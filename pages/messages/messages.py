@@ -197,11 +197,13 @@ with tab_message:
             def _preview_its_audience(by_key: dict = by_key) -> None:
                 """A template chosen: preview the customers it is written for (a thank-you to a first-time buyer,
                 not to the best customer of the shop, whom the check would then flag) — unless the marketer
-                picked a segment of their own, which stays."""
-                current = st.session_state.get("msg_filter")
-                if current is None or current == "all" or str(current).startswith(T.FIT_PREFIX):
+                picked a segment of their own (「すべてのお客様」 included), which stays."""
+                if not st.session_state.get("msg_filter_picked"):
                     fit = T.fit_choice(by_key[st.session_state["msg_template"]])
                     st.session_state["msg_filter"] = fit[0] if fit else "all"
+
+            def _segment_picked() -> None:
+                st.session_state["msg_filter_picked"] = not str(st.session_state.get("msg_filter")).startswith(T.FIT_PREFIX)
 
             key = st.selectbox("テンプレート", list(by_key), format_func=lambda k: by_key[k].label + ("（編集済み）" if by_key[k].edited else ""),
                                key="msg_template", on_change=_preview_its_audience)
@@ -216,8 +218,13 @@ with tab_message:
             if st.session_state.get("msg_filter") not in choices:  # another template's audience: this one's, or everyone
                 st.session_state["msg_filter"] = next(iter(choices))
             segment = st.selectbox("プレビューするお客様（セグメント）", list(choices), format_func=choices.get, key="msg_filter",
+                                   on_change=_segment_picked,
                                    help="「セグメント」ページで保存したセグメントも選べます。購入金額の多い順に表示します。")
             people = preview_people(segment)
+            if not people and fit and segment == fit[0]:  # e.g. no birthdays in the shop's data: show everyone, and say so
+                people = preview_people("all")
+                if people:
+                    st.caption(f"「{tpl.fit_label or 'このテンプレートの対象'}」に当てはまるお客様がいないため、すべてのお客様で表示しています。")
             customer_id = None
             if people:
                 ids = [p["customer_id"] for p in people]

@@ -133,5 +133,7 @@ if not store.has_table("customer_model"):
     st.stop()
 sizes, ranks_now = model.current_sizes(store)
 c1, c2 = st.columns(2)
-c1.dataframe(sizes, hide_index=True, width="stretch", column_config={"累計売上": ui.yen_column("累計売上")})
-c2.dataframe(ranks_now, hide_index=True, width="stretch")
+with c1:
+    ui.dataframe(sizes, hide_index=True, width="stretch", column_config={"累計売上": ui.yen_column("累計売上")})
+with c2:
+    ui.dataframe(ranks_now, hide_index=True, width="stretch")

@@ -394,6 +394,21 @@ def test_a_template_previews_the_customers_it_is_written_for(db):
     at.selectbox(key="msg_filter").set_value("line").run()
     at.selectbox(key="msg_template").set_value("thanks_first").run()
     assert at.selectbox(key="msg_filter").value == "line"  # the marketer's own pick is kept
+    at.selectbox(key="msg_filter").set_value("all").run()
+    at.selectbox(key="msg_template").set_value("rank_up").run()
+    assert at.selectbox(key="msg_filter").value == "all"  # 「すべてのお客様」 picked is a pick too
+    assert not at.exception
+
+
+def test_a_template_whose_audience_is_empty_previews_everyone_and_says_so(db):
+    """No birthdays in the data: 誕生日 is previewed with every customer (not with nobody), the page says why,
+    and the fit check still flags the customer shown."""
+    at = _messages()
+    at.selectbox(key="msg_template").set_value("birthday").run()
+    assert at.selectbox(key="msg_filter").value == "fit:birthday"
+    assert len(at.selectbox(key="msg_customer").options) == 3
+    assert any("に当てはまるお客様がいないため、すべてのお客様で表示しています" in c.value for c in at.caption)
+    assert any("誕生日が分かりません" in w.value for w in at.warning)
     assert not at.exception
 
 
