@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import signal
 import subprocess
 import sys
 import time
@@ -29,6 +30,12 @@ def write_orders(path: Path, lines: int, seed: int = 1, customers: int = 50_000)
                 f.write(f"S{seed}-{orders},{day},c{c}@example.jp,{3000 * k},P{r.randrange(50)},1,3000\n")
             line += k
     return orders
+
+
+def like_a_terminal() -> None:
+    """``preexec_fn`` of a child a test stops with Ctrl-C: SIGINT reaches it as in a terminal, however the test run
+    was started (a shell's background job, ``cmd &``, starts with SIGINT ignored, and children inherit that)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def env(db: Path, **extra: str) -> dict[str, str]:

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from crm_core.db import store_is_busy
-from tests.procs import ROOT, counts, env, sample_files, stop_with, wait_until, write_shopify
+from tests.procs import ROOT, counts, env, like_a_terminal, sample_files, stop_with, wait_until, write_shopify
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,8 @@ def test_ctrl_c_during_an_import_stops_with_a_message_and_imports_nothing(tmp_pa
     before = counts(db)
     write_shopify(tmp_path / "big.csv", sample["shopify_orders"], 1000, tag="big")
     proc = subprocess.Popen([sys.executable, "-m", "crm_core", "import", str(tmp_path / "big.csv"), "--db", str(db)],
-                            cwd=ROOT, env=env(db), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=ROOT, env=env(db), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=like_a_terminal)
     wait_until(lambda: store_is_busy(db), timeout=60)
     time.sleep(0.3)
     proc.send_signal(signal.SIGINT)
@@ -50,7 +51,7 @@ def test_ctrl_c_stops_a_worker_in_a_terminal_and_its_import_runs_again(tmp_path,
     (tmp_path / "big.csv").rename(inbox / "big.csv")
     proc = subprocess.Popen([sys.executable, "-m", "crm_core", "worker", "--db", str(db), "--inbox", str(inbox),
                              "--poll", "0.2"], cwd=ROOT, env=env(db),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=like_a_terminal)
     wait_until(lambda: (inbox / "processing" / "big.csv").exists() and store_is_busy(db), timeout=120)
     time.sleep(0.3)
     out = stop_with(proc, signal.SIGINT)
