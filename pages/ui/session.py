@@ -14,7 +14,7 @@ from typing import Any
 
 import streamlit as st
 
-from crm_core.jp import DASH
+from pages.ui import data_editor
 
 PREFIX = "keep:"
 
@@ -55,8 +55,7 @@ def editor(key: str, rows: Any, **kwargs: Any) -> Any:
     elif drawn_on is not None and not same_rows:  # the rows changed under a drawn editor: start from them
         n = st.session_state[generation] = n + 1
         base = None
-    kwargs.setdefault("placeholder", DASH)  # as pages.ui.data_editor
-    edited = st.data_editor(rows if base is None else base, key=f"{key}:{n}", **kwargs)
+    edited = data_editor(rows if base is None else base, key=f"{key}:{n}", **kwargs)
     st.session_state[kept] = (rows, base, edited)
     return edited
 
