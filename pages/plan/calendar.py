@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 
 import pandas as pd
 import streamlit as st
@@ -167,6 +168,16 @@ def _reflect_in_model(kind: str) -> str:
     return "顧客分析（初回購入のきっかけ・セール時だけ購入するお客様）にも反映しました。"
 
 
+ADD_FIELDS = ("cal_add_kind", "cal_add_name", "cal_add_sday", "cal_add_stime", "cal_add_eday", "cal_add_etime", "cal_add_note")
+
+
+def _edit_keys(ev: pd.Series) -> dict[str, str]:
+    """Widget keys of the edit fields of event ``ev``: its id and a digest of its stored values."""
+    stored = "|".join(str(ev[c]) for c in ("name", "starts_at", "ends_at", "status"))
+    tag = f"{ev.event_id}_{hashlib.blake2b(stored.encode(), digest_size=6).hexdigest()}"
+    return {f: f"cal_edit_{f}_{tag}" for f in ("name", "sday", "stime", "eday", "etime", "status")}
+
+
 with tab_events:
     if tab_events.open is not False:
         table = views.events_table(shown_events)
@@ -177,7 +188,13 @@ with tab_events:
                          height=min(420, 38 + 35 * len(table)))
 
         st.markdown("#### 自社のイベントを追加")
-        with st.form("cal_add_form", clear_on_submit=True):
+        # Not an st.form: a form's typing lives in the browser until it is sent, and opening another tab (which does
+        # not draw this one) threw it away.  These fields are kept like the other tabs' choices (pages.ui.session).
+        if st.session_state.pop("cal_add_done", False):
+            session.forget_values(*ADD_FIELDS)  # added: the next event starts from an empty form
+        for key in ADD_FIELDS:
+            session.restore(key)
+        with st.container(border=True):
             kinds = list(cal.USER_KINDS)
             f1, f2 = st.columns([1, 2])
             kind = f1.selectbox("種類", kinds, format_func=cal.USER_KINDS.get, key="cal_add_kind")
@@ -188,10 +205,12 @@ with tab_events:
             e_day = d3.date_input("終了日", value=today + dt.timedelta(days=17), format="YYYY/MM/DD", key="cal_add_eday")
             e_time = d4.time_input("終了時刻", value=dt.time(23, 59), key="cal_add_etime")
             note = st.text_input("メモ（任意）", key="cal_add_note")
-            if st.form_submit_button("イベントを追加", type="primary"):
+            session.remember(*ADD_FIELDS)
+            if st.button("イベントを追加", type="primary", key="cal_add_submit"):
                 ends = dt.datetime.combine(e_day, e_time) + dt.timedelta(seconds=59)
                 ui.run(cal.add_event, store, kind, name, dt.datetime.combine(s_day, s_time), ends, note=note)
                 st.session_state["cal_flash"] = f"「{name.strip()}」を追加しました。"
+                st.session_state["cal_add_done"] = True
                 st.rerun()
 
         st.markdown("#### イベントの確定・編集・削除")
@@ -206,19 +225,26 @@ with tab_events:
             chosen = st.selectbox("イベント", options, format_func=labels.get, key="cal_edit_event")
             ev = editable[editable.event_id == chosen].iloc[0]
             st.caption(f"出典: {ev.source or '—'}" + ("（同梱カレンダーの値を修正済み）" if ev.overridden else ""))
-            with st.form(f"cal_edit_form_{chosen}"):
-                name = st.text_input("イベント名", value=ev["name"], key=f"cal_edit_name_{chosen}")
+            # The fields are keyed by the event's stored values: after 確定, 戻す or a save they show what is stored
+            # (a keyed widget keeps its value when its default changes), and an unsaved edit is kept across tabs.
+            fields = _edit_keys(ev)
+            for key in fields.values():
+                session.restore(key)
+            with st.container(border=True):
+                name = st.text_input("イベント名", value=ev["name"], key=fields["name"])
                 d1, d2, d3, d4 = st.columns(4)
-                s_day = d1.date_input("開始日", value=ev.starts_at.date(), format="YYYY/MM/DD", key=f"cal_edit_sday_{chosen}")
-                s_time = d2.time_input("開始時刻", value=ev.starts_at.time(), key=f"cal_edit_stime_{chosen}")
-                e_day = d3.date_input("終了日", value=ev.ends_at.date(), format="YYYY/MM/DD", key=f"cal_edit_eday_{chosen}")
-                e_time = d4.time_input("終了時刻", value=ev.ends_at.time().replace(second=0), key=f"cal_edit_etime_{chosen}")
+                s_day = d1.date_input("開始日", value=ev.starts_at.date(), format="YYYY/MM/DD", key=fields["sday"])
+                s_time = d2.time_input("開始時刻", value=ev.starts_at.time(), key=fields["stime"])
+                e_day = d3.date_input("終了日", value=ev.ends_at.date(), format="YYYY/MM/DD", key=fields["eday"])
+                e_time = d4.time_input("終了時刻", value=ev.ends_at.time().replace(second=0), key=fields["etime"])
                 status = st.radio("状態", list(cal.STATUSES), index=list(cal.STATUSES).index(ev.status), horizontal=True,
-                                  format_func=cal.STATUS_LABELS.get, key=f"cal_edit_status_{chosen}")
-                if st.form_submit_button("変更を保存"):
+                                  format_func=cal.STATUS_LABELS.get, key=fields["status"])
+                session.remember(*fields.values())
+                if st.button("変更を保存", key="cal_edit_submit"):
                     ui.run(cal.update_event, store, chosen, name=name, status=status,
                            starts_at=dt.datetime.combine(s_day, s_time),
                            ends_at=dt.datetime.combine(e_day, e_time) + dt.timedelta(seconds=59))
+                    session.forget_values(*fields.values())
                     st.session_state["cal_flash"] = f"「{name.strip()}」を保存しました。" + _reflect_in_model(ev.kind)
                     st.rerun()
             b1, b2, b3 = st.columns(3)

@@ -36,6 +36,13 @@ def remember(*keys: str) -> None:
             st.session_state[PREFIX + key] = st.session_state[key]
 
 
+def forget_values(*keys: str) -> None:
+    """Drop widgets' values and what :func:`remember` kept of them: they are drawn from their defaults next time."""
+    for key in keys:
+        st.session_state.pop(key, None)
+        st.session_state.pop(PREFIX + key, None)
+
+
 def editor(key: str, rows: Any, **kwargs: Any) -> Any:
     """``st.data_editor(rows, key=...)`` whose unsaved edits survive runs that do not draw it (another tab open).
 

@@ -465,3 +465,68 @@ def _offered(at: AppTest, db: Path, key: str) -> list[str]:
     store.close()
     by_label = {box.format_func(e): e for e in evts.event_id}
     return [by_label[o] for o in box.options if o in by_label]
+
+
+def _edit_field(at: AppTest, kind: str, prefix: str):
+    """The edit field of the chosen event (its key carries the event's stored values)."""
+    return next(w for w in getattr(at, kind) if w.key and w.key.startswith(prefix))
+
+
+def test_a_new_event_being_typed_survives_a_look_at_the_calendar(db):
+    """The add-event fields were a form: what was typed lived in the browser and was lost when the marketer opened
+    カレンダー to check the dates.  Kept now; and after adding, the fields start empty again."""
+    at = _page(EVENTS)
+    start = dt.date.today() + dt.timedelta(days=30)
+    at.text_input(key="cal_add_name").input("冬の福袋予約").run()
+    at.date_input(key="cal_add_sday").set_value(start).run()
+    at.date_input(key="cal_add_eday").set_value(start + dt.timedelta(days=2)).run()
+    at.text_input(key="cal_add_note").input("メルマガで告知").run()
+    _tab(_tab(at, "カレンダー"), EVENTS)
+    assert at.text_input(key="cal_add_name").value == "冬の福袋予約"
+    assert at.date_input(key="cal_add_sday").value == start
+    assert at.text_input(key="cal_add_note").value == "メルマガで告知"
+
+    _button(at, "イベントを追加").click().run()
+    assert not at.exception, at.exception
+    assert any("「冬の福袋予約」を追加しました。" in s.value for s in at.success)
+    store = Store(db)
+    added = store.df("SELECT name, starts_at, note FROM calendar_events WHERE name = '冬の福袋予約'")
+    store.close()
+    assert len(added) == 1 and added.starts_at[0].date() == start and added.note[0] == "メルマガで告知"
+    assert at.text_input(key="cal_add_name").value == ""  # the next event starts from an empty form
+    assert at.date_input(key="cal_add_sday").value == dt.date.today() + dt.timedelta(days=14)
+    _tab(_tab(at, "カレンダー"), EVENTS)
+    assert at.text_input(key="cal_add_name").value == ""
+
+
+def test_the_edit_fields_show_what_is_stored_and_keep_an_unsaved_edit(db):
+    """After 確定 the status field still said 予測 (a keyed field keeps its value when its default changes), so
+    saving a later name change put the event back to 予測.  The fields now follow the stored event; an unsaved edit
+    survives a look at another tab."""
+    from crm_core.events import calendar as cal
+
+    at = _page(EVENTS)
+    box = at.selectbox(key="cal_edit_event")
+    store = Store(db)
+    evts = cal.list_events(store, dt.date.today() - dt.timedelta(days=400), dt.date.today() + dt.timedelta(days=400))
+    store.close()
+    pattern = [e for e, s in zip(evts.event_id, evts.status) if s == "pattern" and box.format_func(e) in box.options]
+    assert pattern, "the sample calendar shows a predicted sale"
+    box.set_value(pattern[0]).run()
+    assert _edit_field(at, "radio", "cal_edit_status_").value == "pattern"
+    _button(at, "RMSで確認した日程として確定").click().run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="cal_edit_event").value == pattern[0]
+    assert _edit_field(at, "radio", "cal_edit_status_").value == "confirmed"
+
+    _edit_field(at, "text_input", "cal_edit_name_").input("スーパーSALE（確認済み）").run()
+    _tab(_tab(at, "カレンダー"), EVENTS)
+    assert _edit_field(at, "text_input", "cal_edit_name_").value == "スーパーSALE（確認済み）"
+    _button(at, "変更を保存").click().run()
+    assert not at.exception, at.exception
+    store = Store(db)
+    saved = cal.list_events(store, dt.date.today() - dt.timedelta(days=400), dt.date.today() + dt.timedelta(days=400))
+    store.close()
+    row = saved[saved.event_id == pattern[0]].iloc[0]
+    assert row["name"] == "スーパーSALE（確認済み）" and row["status"] == "confirmed"
+    assert _edit_field(at, "text_input", "cal_edit_name_").value == "スーパーSALE（確認済み）"
