@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 import html
 from dataclasses import fields, replace
 
@@ -27,7 +28,25 @@ st.write(
     "法令や楽天の規約に触れる表現はチェック結果に表示されます。「テスト送信」で自分のLINEやメールに送って確かめられます。"
 )
 
+# Typing kept across tabs and pages (pages.ui.session): restored before a field is drawn, remembered after drawing
+# and here, before a tab is drawn (a field left by clicking the other tab sends its text with that click's run,
+# which does not draw it again).  The template's fields are keyed by its stored text (see _edit_key).
+CAMPAIGN_FIELDS = ("msg_coupon", "msg_utm", "msg_sale_name", "msg_sale_start", "msg_sale_end", "msg_coupon_value",
+                   "msg_coupon_expiry", "msg_coupon_code", "msg_coupon_url", "msg_points", "msg_points_expire",
+                   "msg_tracking", "msg_review", "msg_image", "msg_encoding")
+COUPON_FIELDS = ("cpn_name", "cpn_kind", "cpn_value", "cpn_min", "cpn_from", "cpn_to", "cpn_mode", "cpn_shared",
+                 "cpn_segment", "cpn_channel")
+EXPANDERS = ("msg_campaign_open", "msg_editor_open")
+session.remember(*CAMPAIGN_FIELDS, *COUPON_FIELDS, *EXPANDERS, *st.session_state.get("msg_edit_fields", ()))
+
 tab_message, tab_coupon = st.tabs(["メッセージ", "クーポン"], key="msg_tab", on_change="rerun")  # the open tab survives reruns
+
+
+def _edit_key(tpl: T.Template, name: str) -> str:
+    """The widget key of one field of ``tpl``'s editor: after a save or 「最初の内容に戻す」 the field shows the stored
+    text (a keyed field keeps its text when its default changes, in the browser too)."""
+    stored = repr((getattr(tpl, name, None), tpl.card))
+    return f"msg_edit_{tpl.key}_{hashlib.blake2b(stored.encode(), digest_size=6).hexdigest()}_{name}"
 
 
 @st.cache_data(ttl=600, max_entries=32, show_spinner=False)
@@ -198,8 +217,11 @@ with tab_message:
                 """A template chosen: preview the customers it is written for (a thank-you to a first-time buyer,
                 not to the best customer of the shop, whom the check would then flag) — unless the marketer
                 picked a segment of their own (「すべてのお客様」 included), which stays."""
+                chosen = by_key.get(st.session_state.get("msg_template"))
+                if chosen is None:  # the browser sent the former label (「（編集済み）」 came or went): no other template
+                    return
                 if not st.session_state.get("msg_filter_picked"):
-                    fit = T.fit_choice(by_key[st.session_state["msg_template"]])
+                    fit = T.fit_choice(chosen)
                     st.session_state["msg_filter"] = fit[0] if fit else "all"
 
             def _segment_picked() -> None:
@@ -248,30 +270,40 @@ with tab_message:
                 ui.empty_state("この条件に当てはまるお客様がいません（または顧客モデルがまだありません）。")
             session.remember("msg_template", "msg_channel", "msg_filter", "msg_customer")
 
-            with st.expander("キャンペーンの設定（クーポン・セール・リンク）", expanded=False):
+            # keyed and tracked: an open part stays open after a save and when the marketer comes back
+            session.restore("msg_campaign_open")
+            session.restore("msg_editor_open")
+            with st.expander("キャンペーンの設定（クーポン・セール・リンク）", expanded=False, key="msg_campaign_open", on_change="rerun"):
                 all_coupons = ui.run(coupons.list_coupons, store)
                 coupon_labels = {c.coupon_id: f"{c.name}（{c.discount_label()}）" for c in all_coupons}
-                picked = st.selectbox("クーポン", ["", *coupon_labels], format_func=lambda c: coupon_labels.get(c, "（使わない・手入力）"), key="msg_coupon")
+                coupon_options = ["", *coupon_labels]
+                was = session.kept("msg_coupon", "")
+                picked = st.selectbox("クーポン", coupon_options, format_func=lambda c: coupon_labels.get(c, "（使わない・手入力）"), key="msg_coupon",
+                                      index=coupon_options.index(was) if was in coupon_options else 0)
                 values: dict[str, str] = {}
                 c1, c2 = st.columns(2)
-                values["utm_campaign"] = c1.text_input("キャンペーン名（utm_campaign）", key="msg_utm", placeholder=tpl.key)
-                values["sale_name"] = c2.text_input("セール名", key="msg_sale_name", placeholder="楽天スーパーSALE")
-                values["sale_start"] = c1.text_input("セール開始", key="msg_sale_start", placeholder="12月4日 20:00")
-                values["sale_end"] = c2.text_input("セール終了", key="msg_sale_end", placeholder="12月11日 01:59")
+                values["utm_campaign"] = c1.text_input("キャンペーン名（utm_campaign）", key="msg_utm", placeholder=tpl.key,
+                                                      value=session.kept("msg_utm", ""))
+                values["sale_name"] = c2.text_input("セール名", key="msg_sale_name", placeholder="楽天スーパーSALE", value=session.kept("msg_sale_name", ""))
+                values["sale_start"] = c1.text_input("セール開始", key="msg_sale_start", placeholder="12月4日 20:00", value=session.kept("msg_sale_start", ""))
+                values["sale_end"] = c2.text_input("セール終了", key="msg_sale_end", placeholder="12月11日 01:59", value=session.kept("msg_sale_end", ""))
                 if not picked:
-                    values["coupon_value"] = c1.text_input("クーポンの割引", key="msg_coupon_value", placeholder="10%OFF")
-                    values["coupon_expiry"] = c2.text_input("クーポンの有効期限", key="msg_coupon_expiry", placeholder="12月31日 23:59まで")
-                    values["coupon_code"] = c1.text_input("クーポンコード", key="msg_coupon_code")
-                values["coupon_url"] = c2.text_input("クーポン取得URL", key="msg_coupon_url", placeholder="https://coupon.rakuten.co.jp/...")
-                values["points"] = c1.text_input("失効予定ポイント", key="msg_points")
-                values["points_expire_on"] = c2.text_input("ポイントの有効期限", key="msg_points_expire")
-                values["tracking_url"] = c1.text_input("配送状況の確認URL", key="msg_tracking")
-                values["review_url"] = c2.text_input("レビュー投稿URL", key="msg_review")
-                values["image_url"] = st.text_input("カード画像のURL（https）", key="msg_image")
-                encoding = st.radio("メールの文字コード", list(compliance.EMAIL_ENCODINGS), horizontal=True, key="msg_encoding",
+                    values["coupon_value"] = c1.text_input("クーポンの割引", key="msg_coupon_value", placeholder="10%OFF", value=session.kept("msg_coupon_value", ""))
+                    values["coupon_expiry"] = c2.text_input("クーポンの有効期限", key="msg_coupon_expiry", placeholder="12月31日 23:59まで", value=session.kept("msg_coupon_expiry", ""))
+                    values["coupon_code"] = c1.text_input("クーポンコード", key="msg_coupon_code", value=session.kept("msg_coupon_code", ""))
+                values["coupon_url"] = c2.text_input("クーポン取得URL", key="msg_coupon_url", placeholder="https://coupon.rakuten.co.jp/...", value=session.kept("msg_coupon_url", ""))
+                values["points"] = c1.text_input("失効予定ポイント", key="msg_points", value=session.kept("msg_points", ""))
+                values["points_expire_on"] = c2.text_input("ポイントの有効期限", key="msg_points_expire", value=session.kept("msg_points_expire", ""))
+                values["tracking_url"] = c1.text_input("配送状況の確認URL", key="msg_tracking", value=session.kept("msg_tracking", ""))
+                values["review_url"] = c2.text_input("レビュー投稿URL", key="msg_review", value=session.kept("msg_review", ""))
+                values["image_url"] = st.text_input("カード画像のURL（https）", key="msg_image", value=session.kept("msg_image", ""))
+                encodings = list(compliance.EMAIL_ENCODINGS)
+                encoding = st.radio("メールの文字コード", encodings, horizontal=True, key="msg_encoding",
+                                    index=encodings.index(session.kept("msg_encoding", encodings[0])),
                                     format_func=lambda e: {"utf-8": "UTF-8（推奨）", "iso-2022-jp": "ISO-2022-JP（古い携帯向け）"}[e])
+                session.remember(*CAMPAIGN_FIELDS)
 
-            with st.expander("テンプレートを編集", expanded=False):
+            with st.expander("テンプレートを編集", expanded=False, key="msg_editor_open", on_change="rerun"):
                 st.caption("差し込み項目は {{ name }} のように書きます。LINEは「---」だけの行で吹き出しを分けられます。")
                 parts = {
                     "line": [("line_text", "LINE本文")],
@@ -281,24 +313,31 @@ with tab_message:
                     "insert": [("insert_text", "同梱物の文面")],
                 }[channel]
                 edits: dict[str, str] = {}
+                keys = {name: _edit_key(tpl, name) for name, _ in parts}
+                if channel == "line" and tpl.card is not None:
+                    keys |= {f"card_{f.name}": _edit_key(tpl, f"card_{f.name}") for f in fields(T.Card)}
+                st.session_state["msg_edit_fields"] = list(keys.values())
                 for name, label in parts:
-                    edits[name] = st.text_area(label, getattr(tpl, name), key=f"msg_edit_{tpl.key}_{name}",
+                    edits[name] = st.text_area(label, session.kept(keys[name], getattr(tpl, name)), key=keys[name],
                                                height=68 if name in ("email_subject", "email_preheader") else 220)
                 card_edits = {}
                 if channel == "line" and tpl.card is not None:
                     st.markdown("**カード**")
                     for f in fields(T.Card):
-                        card_edits[f.name] = st.text_input(f"カード: {f.name}", getattr(tpl.card, f.name), key=f"msg_edit_{tpl.key}_card_{f.name}")
+                        card_edits[f.name] = st.text_input(f"カード: {f.name}", session.kept(keys[f"card_{f.name}"], getattr(tpl.card, f.name)),
+                                                                key=keys[f"card_{f.name}"])
+                session.remember(*keys.values(), *EXPANDERS)
                 edited = replace(tpl, **edits, card=replace(tpl.card, **card_edits) if tpl.card and card_edits else tpl.card)
-                s1, s2 = st.columns(2)
-                if s1.button("テンプレートを保存", key="msg_save_template", type="primary"):
+                if st.button("テンプレートを保存", key="msg_save_template", type="primary"):
                     ui.run(T.save_template, store, edited)
+                    session.reselect("msg_template")  # 「（編集済み）」 comes or goes in its label
+                    session.forget_values(*keys.values())
                     st.session_state["msg_flash"] = "テンプレートを保存しました。"
                     st.rerun()
-                if tpl.edited and s2.button("最初の内容に戻す", key="msg_reset_template"):
+                if tpl.edited and st.button("最初の内容に戻す", key="msg_reset_template"):
                     ui.run(T.reset_template, store, tpl.key)
-                    for name, _ in parts:
-                        st.session_state.pop(f"msg_edit_{tpl.key}_{name}", None)
+                    session.reselect("msg_template")  # 「（編集済み）」 comes or goes in its label
+                    session.forget_values(*keys.values())
                     st.rerun()
                 with st.popover("使える差し込み項目"):
                     ui.dataframe(
@@ -314,31 +353,46 @@ with tab_message:
 
 
 # -- coupon tab ------------------------------------------------------------------------------------
+@ui.fragment
+def new_coupon_form() -> None:
+    """The new coupon's fields: a change reruns only them (the list and the estimate below stay); what was typed is
+    kept when the marketer looks at the other tab or page (it was a form, whose typing the browser dropped)."""
+    store = ui.store()  # this run's (see ui.fragment)
+    for field_key in COUPON_FIELDS:
+        session.restore(field_key)
+    with st.container(border=True):
+        c1, c2, c3 = st.columns(3)
+        name = c1.text_input("クーポン名", key="cpn_name", placeholder="誕生日クーポン")
+        kind = c2.selectbox("割引の種類", list(coupons.KINDS), format_func=coupons.KINDS.get, key="cpn_kind")
+        value = c3.number_input("割引（%または円。送料無料は0）", min_value=0.0, value=10.0, step=1.0, key="cpn_value")
+        min_purchase = c1.number_input("利用条件（最低購入金額・円）", min_value=0, value=0, step=500, key="cpn_min")
+        today = clock.today()
+        valid_from = c2.date_input("開始日", today, key="cpn_from")
+        valid_to = c3.date_input("終了日（23:59まで）", today + dt.timedelta(days=30), key="cpn_to")
+        mode = c1.radio("コード", list(coupons.CODE_MODES), format_func=coupons.CODE_MODES.get, key="cpn_mode", horizontal=True)
+        shared_code = c2.text_input("共通コード（全員共通のとき）", key="cpn_shared")
+        choices = ui.run(T.segment_choices, store)
+        target = c3.selectbox("対象（セグメント）", list(choices), format_func=choices.get, key="cpn_segment")
+        channel_for = c1.selectbox("配信チャネル", ["line", "email", "rmail"], format_func=T.CHANNEL_LABELS.get, key="cpn_channel")
+        session.remember(*COUPON_FIELDS)
+        if st.button("クーポンを作成", type="primary", key="cpn_create"):
+            new = coupons.Coupon(
+                name=name, kind=kind, value=value, min_purchase=min_purchase,
+                valid_from=dt.datetime.combine(valid_from, dt.time(0, 0)), valid_to=dt.datetime.combine(valid_to, dt.time(23, 59)),
+                code_mode=mode, shared_code=shared_code, segment=target, channel=channel_for,
+            )
+            ui.run(coupons.create_coupon, store, new)
+            st.session_state["cpn_flash"] = f"クーポン「{new.name}」を作成しました。"
+            st.rerun()  # the whole page: the list below shows the new coupon
+
+
 with tab_coupon:
     if tab_coupon.open is not False:  # only the open tab runs
         st.subheader("新しいクーポン")
-        with st.form("cpn_new"):
-            c1, c2, c3 = st.columns(3)
-            name = c1.text_input("クーポン名", key="cpn_name", placeholder="誕生日クーポン")
-            kind = c2.selectbox("割引の種類", list(coupons.KINDS), format_func=coupons.KINDS.get, key="cpn_kind")
-            value = c3.number_input("割引（%または円。送料無料は0）", min_value=0.0, value=10.0, step=1.0, key="cpn_value")
-            min_purchase = c1.number_input("利用条件（最低購入金額・円）", min_value=0, value=0, step=500, key="cpn_min")
-            today = clock.today()
-            valid_from = c2.date_input("開始日", today, key="cpn_from")
-            valid_to = c3.date_input("終了日（23:59まで）", today + dt.timedelta(days=30), key="cpn_to")
-            mode = c1.radio("コード", list(coupons.CODE_MODES), format_func=coupons.CODE_MODES.get, key="cpn_mode", horizontal=True)
-            shared_code = c2.text_input("共通コード（全員共通のとき）", key="cpn_shared")
-            choices = ui.run(T.segment_choices, store)
-            target = c3.selectbox("対象（セグメント）", list(choices), format_func=choices.get, key="cpn_segment")
-            channel_for = c1.selectbox("配信チャネル", ["line", "email", "rmail"], format_func=T.CHANNEL_LABELS.get, key="cpn_channel")
-            if st.form_submit_button("クーポンを作成", type="primary"):
-                new = coupons.Coupon(
-                    name=name, kind=kind, value=value, min_purchase=min_purchase,
-                    valid_from=dt.datetime.combine(valid_from, dt.time(0, 0)), valid_to=dt.datetime.combine(valid_to, dt.time(23, 59)),
-                    code_mode=mode, shared_code=shared_code, segment=target, channel=channel_for,
-                )
-                ui.run(coupons.create_coupon, store, new)
-                st.success(f"クーポン「{new.name}」を作成しました。")
+        if flash := st.session_state.pop("cpn_flash", None):
+            st.success(flash, icon="✅")
+        new_coupon_form()
+        choices = ui.run(T.segment_choices, store)
 
         all_coupons = ui.run(coupons.list_coupons, store)
         st.subheader("クーポン一覧")

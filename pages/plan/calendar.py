@@ -99,16 +99,21 @@ def zero_audience(sends: pd.DataFrame) -> None:
                                 f"（{ui.md(planner.segment_text(segment, channel, store))}）。")
 
 
+# Choices and typing in tabs that are not drawn while another is open: restored before drawing, remembered after
+# drawing (the proposal's at its own end: its reruns do not reach the page's) and here, before any tab is drawn: a
+# field left by clicking another tab sends its text with that click's run, which does not draw the field again.
+KEPT = ("cal_edit_event", "cal_plan_pick", "cal_ics_points")
+PROPOSAL_KEPT = ("cal_plan_event", "cal_plan_channel", "cal_plan_segment", "cal_plan_coupon", "cal_presale_days")
+ADD_FIELDS = ("cal_add_kind", "cal_add_name", "cal_add_sday", "cal_add_stime", "cal_add_eday", "cal_add_etime", "cal_add_note")
+session.remember(*KEPT, *PROPOSAL_KEPT, *ADD_FIELDS, *st.session_state.get("cal_edit_fields", ()),
+                 *st.session_state.get("cal_plan_name_key", ()))
+
 # Only the open tab runs (choosing another month redraws the calendar alone, not the proposal, the plan editors,
 # costs and frequency tables); the choices and unsaved edits of the others are kept (pages.ui.session).
 tab_view, tab_events, tab_plan, tab_cost, tab_freq, tab_export = st.tabs(
     ["カレンダー", "イベント", "キャンペーン計画", "配信数と費用", "配信頻度", "書き出し"],
     key="cal_tab", on_change="rerun",  # the open tab stays open when the page reruns (a saved plan, a changed setting)
 )
-# Choices in tabs that are not drawn while another is open: restored before drawing, remembered at the page's end
-# (the proposal's own at the proposal's end: its own reruns do not reach the page's).
-KEPT = ("cal_edit_event", "cal_plan_pick", "cal_ics_points")
-PROPOSAL_KEPT = ("cal_plan_event", "cal_plan_channel", "cal_plan_segment", "cal_plan_coupon", "cal_presale_days")
 
 # -- calendar ------------------------------------------------------------------
 with tab_view:
@@ -168,7 +173,11 @@ def _reflect_in_model(kind: str) -> str:
     return "顧客分析（初回購入のきっかけ・セール時だけ購入するお客様）にも反映しました。"
 
 
-ADD_FIELDS = ("cal_add_kind", "cal_add_name", "cal_add_sday", "cal_add_stime", "cal_add_eday", "cal_add_etime", "cal_add_note")
+def _add_defaults() -> dict:
+    """The add-event fields' starting values (an event two weeks ahead, three days long)."""
+    return {"cal_add_kind": next(iter(cal.USER_KINDS)), "cal_add_name": "", "cal_add_sday": today + dt.timedelta(days=14),
+            "cal_add_stime": dt.time(0, 0), "cal_add_eday": today + dt.timedelta(days=17), "cal_add_etime": dt.time(23, 59),
+            "cal_add_note": ""}
 
 
 def _edit_keys(ev: pd.Series) -> dict[str, str]:
@@ -190,8 +199,10 @@ with tab_events:
         st.markdown("#### 自社のイベントを追加")
         # Not an st.form: a form's typing lives in the browser until it is sent, and opening another tab (which does
         # not draw this one) threw it away.  These fields are kept like the other tabs' choices (pages.ui.session).
-        if st.session_state.pop("cal_add_done", False):
-            session.forget_values(*ADD_FIELDS)  # added: the next event starts from an empty form
+        start_from = _add_defaults()
+        if st.session_state.pop("cal_add_done", False):  # added: the next event starts from an empty form
+            session.forget_values(*ADD_FIELDS)
+            st.session_state.update(start_from)  # set, not dropped: the browser keeps a field's text otherwise
         for key in ADD_FIELDS:
             session.restore(key)
         with st.container(border=True):
@@ -200,10 +211,10 @@ with tab_events:
             kind = f1.selectbox("種類", kinds, format_func=cal.USER_KINDS.get, key="cal_add_kind")
             name = f2.text_input("イベント名", placeholder="例: 秋の新作発売 / BLACK FRIDAY", key="cal_add_name")
             d1, d2, d3, d4 = st.columns(4)
-            s_day = d1.date_input("開始日", value=today + dt.timedelta(days=14), format="YYYY/MM/DD", key="cal_add_sday")
-            s_time = d2.time_input("開始時刻", value=dt.time(0, 0), key="cal_add_stime")
-            e_day = d3.date_input("終了日", value=today + dt.timedelta(days=17), format="YYYY/MM/DD", key="cal_add_eday")
-            e_time = d4.time_input("終了時刻", value=dt.time(23, 59), key="cal_add_etime")
+            s_day = d1.date_input("開始日", value=start_from["cal_add_sday"], format="YYYY/MM/DD", key="cal_add_sday")
+            s_time = d2.time_input("開始時刻", value=start_from["cal_add_stime"], key="cal_add_stime")
+            e_day = d3.date_input("終了日", value=start_from["cal_add_eday"], format="YYYY/MM/DD", key="cal_add_eday")
+            e_time = d4.time_input("終了時刻", value=start_from["cal_add_etime"], key="cal_add_etime")
             note = st.text_input("メモ（任意）", key="cal_add_note")
             session.remember(*ADD_FIELDS)
             if st.button("イベントを追加", type="primary", key="cal_add_submit"):
@@ -228,6 +239,7 @@ with tab_events:
             # The fields are keyed by the event's stored values: after 確定, 戻す or a save they show what is stored
             # (a keyed widget keeps its value when its default changes), and an unsaved edit is kept across tabs.
             fields = _edit_keys(ev)
+            st.session_state["cal_edit_fields"] = list(fields.values())
             for key in fields.values():
                 session.restore(key)
             with st.container(border=True):
@@ -245,11 +257,13 @@ with tab_events:
                            starts_at=dt.datetime.combine(s_day, s_time),
                            ends_at=dt.datetime.combine(e_day, e_time) + dt.timedelta(seconds=59))
                     session.forget_values(*fields.values())
+                    session.reselect("cal_edit_event")  # its label shows the name, dates and status
                     st.session_state["cal_flash"] = f"「{name.strip()}」を保存しました。" + _reflect_in_model(ev.kind)
                     st.rerun()
             b1, b2, b3 = st.columns(3)
             if b1.button("RMSで確認した日程として確定", disabled=ev.status == "confirmed", key="cal_confirm"):
                 ui.run(cal.confirm_event, store, chosen)
+                session.reselect("cal_edit_event")  # its label shows the name, dates and status
                 st.session_state["cal_flash"] = f"「{ev['name']}」を確定にしました。"
                 st.rerun()
             if b2.button("削除" if cal.is_user_event(chosen) else "カレンダーから外す", key="cal_delete"):
@@ -259,6 +273,7 @@ with tab_events:
                 st.rerun()
             if ev.overridden and b3.button("同梱カレンダーの値に戻す", key="cal_restore"):
                 ui.run(cal.restore_event, store, chosen)
+                session.reselect("cal_edit_event")  # its label shows the name, dates and status
                 st.session_state["cal_flash"] = "同梱カレンダーの値に戻しました。" + _reflect_in_model(ev.kind)
                 st.rerun()
         hidden = cal.within(all_events, start, end, include_hidden=True)
@@ -322,6 +337,7 @@ def proposal_form(upcoming: pd.DataFrame) -> None:
         st.caption(f"対象者数: {ui.count(reach.reachable, '人')}（{ui.md(planner.segment_text(segment, channel, store))}）")
     st.caption("推奨の時間帯: 平日 12:00〜13:00・18:00〜19:00、土日祝 14:00〜16:00。")
     name_key = f"cal_plan_name_{event_id}_{channel}"
+    st.session_state["cal_plan_name_key"] = (name_key,)
     session.restore(name_key)
     plan_name = st.text_input("キャンペーン名", value=f"{event['name']}（{planner.CHANNELS[channel]}）", key=name_key)
     if st.button("この計画を保存", type="primary", key="cal_plan_save"):

@@ -20,13 +20,39 @@ PREFIX = "keep:"
 
 
 def restore(key: str, valid: Collection[Any] | None = None) -> None:
-    """Before drawing widget ``key``: bring back its remembered value (if still one of ``valid``)."""
+    """Before drawing widget ``key``: bring back its remembered value (if still one of ``valid``), or the choice
+    :func:`reselect` asked for."""
+    pending = st.session_state.pop(f"{PREFIX}{key}:reselect", None)
+    if pending is not None and (valid is None or pending in valid):
+        st.session_state[key] = pending
+        return
     shadow = PREFIX + key
     if key in st.session_state or shadow not in st.session_state:
         return
     value = st.session_state[shadow]
     if valid is None or value in valid:
         st.session_state[key] = value
+
+
+def reselect(key: str) -> None:
+    """After an action that changes the label of select box ``key``'s choice (a status, 「（編集済み）」): set the same
+    choice again when it is next drawn (via :func:`restore`).  The browser keeps showing a choice's former label
+    otherwise, and sends it back as the value (Streamlit maps a choice by its label)."""
+    if key in st.session_state:
+        st.session_state[f"{PREFIX}{key}:reselect"] = st.session_state[key]
+
+
+def kept(key: str, default: Any) -> Any:
+    """The default to draw widget ``key`` with: its current value, else what :func:`remember` kept of it, else ``default``.
+
+    For a field inside an expander, instead of :func:`restore`: the browser shows such a field, when the tab or page
+    holding it is drawn again, with the default it is drawn with, not with a value set through the Session State API
+    or kept by the server (the preview used the kept text while the field showed the template's).  A default that
+    is the field's value shows right in both cases.
+    """
+    if key in st.session_state:
+        return st.session_state[key]
+    return st.session_state.get(PREFIX + key, default)
 
 
 def remember(*keys: str) -> None:

@@ -273,3 +273,63 @@ def _type_into_first_coupon(page, grid, text: str) -> None:
             page.keyboard.press("Escape")
     shot(page, "calendar_proposal_edit_failed")
     raise AssertionError("the proposal's coupon cell took no edit")
+
+
+def test_a_new_event_being_typed_survives_a_look_at_the_calendar(sample_server, page):
+    """The add-event fields were a form, whose typing lived in the browser and was dropped when another tab opened.
+    The field typed last is left by clicking the tab itself (its text arrives with the run that opens the other tab).
+    After adding, the fields are empty again in the browser too, not only on the server."""
+    goto(page, sample_server, "/calendar")
+    main = page.locator("[data-testid='stMain']")
+    rerun(page, main.get_by_role("tab", name="イベント").click)
+    name, note = main.get_by_placeholder("例: 秋の新作発売"), main.get_by_label("メモ（任意）")
+    name.fill("冬の福袋予約")
+    rerun(page, lambda: name.press("Tab"))
+    note.fill("メルマガで告知")
+    rerun(page, main.get_by_role("tab", name="カレンダー").click)  # leaves the note field and opens another tab
+    assert main.get_by_placeholder("例: 秋の新作発売").count() == 0  # the events tab is not drawn
+    rerun(page, main.get_by_role("tab", name="イベント").click)
+    expect(name).to_have_value("冬の福袋予約")
+    expect(note).to_have_value("メルマガで告知")
+
+    rerun(page, main.get_by_role("button", name="イベントを追加").click)
+    main.get_by_text("「冬の福袋予約」を追加しました。").wait_for()
+    expect(name).to_have_value("")
+    expect(note).to_have_value("")
+    store = Store(sample_server.db, wait=5)
+    try:
+        assert store.fetchall("SELECT note FROM calendar_events WHERE name = '冬の福袋予約'") == [("メルマガで告知",)]
+    finally:
+        store.close()
+
+
+def test_a_coupon_typed_into_the_proposal_survives_clicking_another_tab(sample_server, page):
+    """The proposal's coupon field left by clicking another tab: its text arrives with the run that opens that tab
+    (which does not draw the proposal), and is there when the marketer comes back."""
+    goto(page, sample_server, "/calendar")
+    main = page.locator("[data-testid='stMain']")
+    rerun(page, main.get_by_role("tab", name="キャンペーン計画").click)
+    coupon = main.get_by_label("クーポン（コードまたは名前）")
+    coupon.fill("WINTER10")
+    rerun(page, main.get_by_role("tab", name="配信頻度").click)
+    rerun(page, main.get_by_role("tab", name="キャンペーン計画").click)
+    expect(coupon).to_have_value("WINTER10")
+
+
+def test_confirming_a_predicted_sale_shows_it_confirmed_in_the_choice_and_the_fields(sample_server, page):
+    """After 「RMSで確認した日程として確定」 the browser kept showing the sale's former label (…・予測）) in the event
+    choice, and the status field said 予測, so a later 「変更を保存」 undid the confirmation."""
+    goto(page, sample_server, "/calendar")
+    main = page.locator("[data-testid='stMain']")
+    rerun(page, main.get_by_role("tab", name="イベント").click)
+    choice = main.get_by_role("combobox", name="イベント")
+    choice.click()
+    option = page.get_by_role("option").filter(has_text="予測").filter(has_text="マラソン").first
+    label = option.inner_text()
+    rerun(page, option.click)
+    expect(choice).to_have_value(label)
+    rerun(page, main.get_by_role("button", name="RMSで確認した日程として確定").click)
+    main.get_by_text("を確定にしました。").wait_for()
+    expect(choice).to_have_value(label.replace("・予測）", "・確定）"))
+    expect(main.locator("[class*='st-key-cal_edit_status'] input:checked")).to_have_count(1)
+    assert main.locator("[class*='st-key-cal_edit_status'] label:has(input:checked)").inner_text().strip() == "確定"

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from playwright.sync_api import expect
 
 from crm_core.db import Store
-from tests.e2e.browser import Server, goto, shot, wait_idle
+from tests.e2e.browser import Server, goto, rerun, shot, wait_idle
 from tests.servers.customers import LINE_USER, seed_customers
 from tests.servers.line_mock import LineMock
 from tests.servers.smtp_sink import SmtpSink
@@ -119,3 +120,38 @@ def test_the_coupon_tab_runs_when_opened_and_the_message_tab_keeps_its_choice(se
     page.locator("[data-testid='msg-phone']").wait_for()
     wait_idle(page)
     assert "おすすめのご案内です" in page.locator("[data-testid='msg-phone']").inner_text()
+
+
+def test_a_message_being_written_survives_clicking_the_coupon_tab_and_a_reset_shows_the_preset(servers, page):
+    """The LINE text left by clicking 「クーポン」 arrives with the run that opens that tab (which does not draw the editor)
+    and is there on the way back.  Saved, then 「最初の内容に戻す」: the field shows the preset text again in the
+    browser (a keyed field kept the typed text there while the preview already showed the preset), and the page no
+    longer fails: the template choice's label lost 「（編集済み）」 and the browser sent the former label back, which the
+    choice's callback looked up as a template (Streamlit maps a choice by its label)."""
+    server, _, _ = servers
+    goto(page, server, "/messages")
+    page.locator("[data-testid='msg-phone']").wait_for()
+    main = page.locator("[data-testid='stMain']")
+    main.get_by_text("テンプレートを編集").click()
+    body = main.get_by_label("LINE本文")
+    preset = body.input_value()
+    body.fill("{{ name }}、下書きの文面です")
+    rerun(page, main.get_by_role("tab", name="クーポン").click)  # leaves the field and opens the other tab
+    rerun(page, main.get_by_role("tab", name="メッセージ").click)
+    if not body.is_visible():
+        main.get_by_text("テンプレートを編集").click()
+    expect(body).to_have_value("{{ name }}、下書きの文面です")
+
+    template = main.get_by_role("combobox", name="テンプレート")
+    label = template.input_value()
+    rerun(page, main.get_by_role("button", name="テンプレートを保存").click)
+    main.get_by_text("テンプレートを保存しました。").wait_for()
+    expect(template).to_have_value(label + "（編集済み）")
+    if not body.is_visible():
+        main.get_by_text("テンプレートを編集").click()
+    rerun(page, main.get_by_role("button", name="最初の内容に戻す").click)
+    if not body.is_visible():
+        main.get_by_text("テンプレートを編集").click()
+    expect(body).to_have_value(preset)
+    expect(template).to_have_value(label)  # the same template, no longer marked edited (the page did not fail)
+    expect(page.locator("[data-testid='msg-phone']")).not_to_contain_text("下書きの文面です")

@@ -55,6 +55,14 @@ def _coupons() -> AppTest:
     return at
 
 
+def _editor(at: AppTest, template: str, name: str):
+    """A field of the template editor (its key carries a digest of the stored text: msg_edit_<template>_<digest>_<name>)."""
+    found = [w for w in (*at.text_area, *at.text_input)
+             if w.key and w.key.startswith(f"msg_edit_{template}_") and w.key.endswith(f"_{name}")]
+    assert len(found) == 1, [w.key for w in found]
+    return found[0]
+
+
 def _htmls(at: AppTest) -> str:
     return "\n".join(e.proto.body for e in at.get("html"))
 
@@ -94,7 +102,7 @@ def test_email_preview_counters_and_lint(db):
     assert any(c.value.startswith("件名 ") for c in at.caption)
     assert any("問題は見つかりませんでした" in s.value for s in at.success)
     # an outside link in a Rakuten shop's mail is flagged with a fix
-    at.text_area(key="msg_edit_rank_up_email_body").set_value("{{ name }}\nhttps://myshop.example.jp/ {{ foo }}").run()
+    _editor(at, "rank_up", "email_body").set_value("{{ name }}\nhttps://myshop.example.jp/ {{ foo }}").run()
     errors = " ".join(e.value for e in at.error)
     assert "楽天以外へのリンク" in errors and "link.rakuten.co.jp" in errors
     assert "{{ foo }}" in errors
@@ -114,7 +122,7 @@ def test_iso2022jp_lint_and_insert_channel(db):
 def test_save_and_reset_template(db):
     at = _messages()
     at.selectbox(key="msg_template").set_value("birthday").run()
-    at.text_area(key="msg_edit_birthday_line_text").set_value("{{ name }}、おめでとう！").run()
+    _editor(at, "birthday", "line_text").set_value("{{ name }}、おめでとう！").run()
     at.button(key="msg_save_template").click().run()
     assert any("保存しました" in s.value for s in at.success)
     assert "（編集済み）" in at.selectbox(key="msg_template").format_func("birthday")
@@ -125,7 +133,7 @@ def test_save_and_reset_template(db):
 
 def test_broken_template_shows_japanese_error(db):
     at = _messages()
-    at.text_area(key="msg_edit_thanks_first_line_text").set_value("{{ name.__class__ }}").run()
+    _editor(at, "thanks_first", "line_text").set_value("{{ name.__class__ }}").run()
     assert any("使えない書き方" in e.value for e in at.error)
 
 
@@ -245,7 +253,7 @@ def test_test_send_sends_the_unsaved_edit_shown(db, monkeypatch):
         monkeypatch.setenv("LINE_API_BASE_URL", line.url)
         at = _messages()
         at.selectbox(key="msg_template").set_value("review").run()
-        at.text_area(key="msg_edit_review_line_text").set_value("{{ name }}、編集中の文面です").run()
+        _editor(at, "review", "line_text").set_value("{{ name }}、編集中の文面です").run()
         at.button(key="msg_send").click().run()
     assert line.pushes[0]["body"]["messages"][0]["text"] == "髙橋 ①子様、編集中の文面です"
 
@@ -543,3 +551,44 @@ def test_the_code_list_file_is_made_on_request_and_matches_the_export(db):
     expected = to_csv_bytes(K.export_codes(s, cid))
     s.close()
     assert key == (cid, 3) and data == expected
+
+
+def test_typing_survives_a_look_at_the_other_tab_and_another_page(db):
+    """Only the open tab runs, and Streamlit forgets the fields a run does not draw: a message being written, the
+    campaign's values and a new coupon's name were lost when the marketer looked at クーポン or 送信設定."""
+    at = _messages()
+    at.selectbox(key="msg_template").set_value("review").run()
+    _editor(at, "review", "line_text").set_value("{{ name }}、下書きの文面です").run()
+    at.text_input(key="msg_sale_name").set_value("年末感謝祭").run()
+    at.session_state["msg_tab"] = "クーポン"
+    at.run()
+    at.text_input(key="cpn_name").set_value("年末10%").run()
+    at.session_state["msg_tab"] = "メッセージ"
+    at.run()
+    assert not at.exception, at.exception
+    assert _editor(at, "review", "line_text").value == "{{ name }}、下書きの文面です"
+    assert at.text_input(key="msg_sale_name").value == "年末感謝祭"
+    at.switch_page("pages/settings/settings.py").run()
+    at.switch_page("pages/messages/messages.py").run()
+    assert not at.exception, at.exception
+    assert _editor(at, "review", "line_text").value == "{{ name }}、下書きの文面です"
+    at.session_state["msg_tab"] = "クーポン"
+    at.run()
+    assert at.text_input(key="cpn_name").value == "年末10%"
+
+
+def test_after_a_save_and_a_reset_the_editor_shows_the_stored_text(db):
+    from crm_core.messaging import templates as T
+
+    at = _messages()
+    at.selectbox(key="msg_template").set_value("birthday").run()
+    preset = _editor(at, "birthday", "line_text").value
+    _editor(at, "birthday", "line_text").set_value("{{ name }}、おめでとう！").run()
+    at.button(key="msg_save_template").click().run()
+    assert _editor(at, "birthday", "line_text").value == "{{ name }}、おめでとう！"
+    at.button(key="msg_reset_template").click().run()
+    assert not at.exception, at.exception
+    assert _editor(at, "birthday", "line_text").value == preset
+    store = Store(db)
+    assert next(t for t in T.list_templates(store) if t.key == "birthday").line_text == preset
+    store.close()
