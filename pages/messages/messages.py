@@ -43,10 +43,22 @@ tab_message, tab_coupon = st.tabs(["メッセージ", "クーポン"], key="msg_
 
 
 def _edit_key(tpl: T.Template, name: str) -> str:
-    """The widget key of one field of ``tpl``'s editor: after a save or 「最初の内容に戻す」 the field shows the stored
-    text (a keyed field keeps its text when its default changes, in the browser too)."""
+    """The widget key of one field of ``tpl``'s editor: after a save the field shows the stored text (a keyed field
+    keeps its text when its default changes, in the browser too), and after 「最初の内容に戻す」 every field of every
+    channel does (the reset starts a new generation of keys: a field the reset did not change had the same key)."""
     stored = repr((getattr(tpl, name, None), tpl.card))
-    return f"msg_edit_{tpl.key}_{hashlib.blake2b(stored.encode(), digest_size=6).hexdigest()}_{name}"
+    generation = st.session_state.get(f"msg_edit_generation:{tpl.key}", 0)
+    return f"msg_edit_{tpl.key}_{generation}_{hashlib.blake2b(stored.encode(), digest_size=6).hexdigest()}_{name}"
+
+
+def _discard_drafts(template_key: str) -> None:
+    """「最初の内容に戻す」: forget the template's unsaved text on every channel, and key its fields afresh."""
+    prefix = f"msg_edit_{template_key}_"
+    session.forget_values(*[k for k in list(st.session_state) if isinstance(k, str) and k.startswith(prefix)],
+                          *[k[len(session.PREFIX):] for k in list(st.session_state)
+                            if isinstance(k, str) and k.startswith(session.PREFIX + prefix)])
+    counter = f"msg_edit_generation:{template_key}"
+    st.session_state[counter] = st.session_state.get(counter, 0) + 1
 
 
 @st.cache_data(ttl=600, max_entries=32, show_spinner=False)
@@ -337,7 +349,7 @@ with tab_message:
                 if tpl.edited and st.button("最初の内容に戻す", key="msg_reset_template"):
                     ui.run(T.reset_template, store, tpl.key)
                     session.reselect("msg_template")  # 「（編集済み）」 comes or goes in its label
-                    session.forget_values(*keys.values())
+                    _discard_drafts(tpl.key)
                     st.rerun()
                 with st.popover("使える差し込み項目"):
                     ui.dataframe(

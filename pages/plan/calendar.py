@@ -263,16 +263,19 @@ with tab_events:
             b1, b2, b3 = st.columns(3)
             if b1.button("RMSで確認した日程として確定", disabled=ev.status == "confirmed", key="cal_confirm"):
                 ui.run(cal.confirm_event, store, chosen)
+                session.forget_values(*fields.values())  # an unsaved edit is dropped (not shown again if the event gets these values back)
                 session.reselect("cal_edit_event")  # its label shows the name, dates and status
                 st.session_state["cal_flash"] = f"「{ev['name']}」を確定にしました。"
                 st.rerun()
             if b2.button("削除" if cal.is_user_event(chosen) else "カレンダーから外す", key="cal_delete"):
                 done = ui.run(cal.delete_event, store, chosen)
+                session.forget_values(*fields.values())  # an unsaved edit is dropped (not shown again if the event gets these values back)
                 st.session_state["cal_flash"] = (f"「{ev['name']}」を" + ("削除しました。" if done == "deleted" else "非表示にしました（元に戻せます）。")
                                                  + _reflect_in_model(ev.kind))
                 st.rerun()
             if ev.overridden and b3.button("同梱カレンダーの値に戻す", key="cal_restore"):
                 ui.run(cal.restore_event, store, chosen)
+                session.forget_values(*fields.values())  # an unsaved edit is dropped (not shown again if the event gets these values back)
                 session.reselect("cal_edit_event")  # its label shows the name, dates and status
                 st.session_state["cal_flash"] = "同梱カレンダーの値に戻しました。" + _reflect_in_model(ev.kind)
                 st.rerun()

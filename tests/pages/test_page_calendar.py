@@ -530,3 +530,25 @@ def test_the_edit_fields_show_what_is_stored_and_keep_an_unsaved_edit(db):
     row = saved[saved.event_id == pattern[0]].iloc[0]
     assert row["name"] == "スーパーSALE（確認済み）" and row["status"] == "confirmed"
     assert _edit_field(at, "text_input", "cal_edit_name_").value == "スーパーSALE（確認済み）"
+
+
+def test_an_edit_left_unsaved_does_not_come_back_after_confirm_and_restore(db):
+    """An unsaved name, then 確定, then 同梱カレンダーの値に戻す: the event has its former values again, and the name
+    field showed the discarded draft (kept under the keys of those values)."""
+    from crm_core.events import calendar as cal
+
+    at = _page(EVENTS)
+    box = at.selectbox(key="cal_edit_event")
+    store = Store(db)
+    evts = cal.list_events(store, dt.date.today() - dt.timedelta(days=400), dt.date.today() + dt.timedelta(days=400))
+    store.close()
+    pattern = [e for e, s in zip(evts.event_id, evts.status) if s == "pattern" and box.format_func(e) in box.options]
+    box.set_value(pattern[0]).run()
+    stored_name = _edit_field(at, "text_input", "cal_edit_name_").value
+    _edit_field(at, "text_input", "cal_edit_name_").input("捨てた下書き").run()
+    _button(at, "RMSで確認した日程として確定").click().run()
+    assert _edit_field(at, "text_input", "cal_edit_name_").value == stored_name
+    _button(at, "同梱カレンダーの値に戻す").click().run()
+    assert not at.exception, at.exception
+    assert _edit_field(at, "radio", "cal_edit_status_").value == "pattern"
+    assert _edit_field(at, "text_input", "cal_edit_name_").value == stored_name

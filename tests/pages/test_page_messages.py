@@ -592,3 +592,25 @@ def test_after_a_save_and_a_reset_the_editor_shows_the_stored_text(db):
     store = Store(db)
     assert next(t for t in T.list_templates(store) if t.key == "birthday").line_text == preset
     store.close()
+
+
+def test_a_reset_discards_the_drafts_of_every_channel(db):
+    """「最初の内容に戻す」 forgot only the drafts of the channel shown: a subject typed on メール came back after a reset
+    made on LINE."""
+    from crm_core.messaging import templates as T
+
+    at = _messages()
+    at.selectbox(key="msg_template").set_value("birthday").run()
+    _editor(at, "birthday", "line_text").set_value("{{ name }}、おめでとう！").run()
+    at.button(key="msg_save_template").click().run()
+    at.radio(key="msg_channel").set_value("email").run()
+    preset_subject = _editor(at, "birthday", "email_subject").value
+    _editor(at, "birthday", "email_subject").set_value("下書きの件名").run()
+    at.radio(key="msg_channel").set_value("line").run()
+    at.button(key="msg_reset_template").click().run()
+    assert not at.exception, at.exception
+    at.radio(key="msg_channel").set_value("email").run()
+    assert _editor(at, "birthday", "email_subject").value == preset_subject
+    store = Store(db)
+    assert next(t for t in T.list_templates(store) if t.key == "birthday").email_subject == preset_subject
+    store.close()
