@@ -25,7 +25,7 @@ import streamlit as st
 from crm_core import access, shops
 from crm_core.analytics import summaries
 from pages import ui
-from pages.ui import gate
+from pages.ui import gate, session
 
 ui.freeze_startup_objects()  # once per process: the per-run garbage collection then skips the libraries' objects
 
@@ -42,6 +42,7 @@ SESSION_DEFAULTS: dict[str, object] = {
 SHOP_INDEPENDENT = ("signed_in", "shop", "shop_select", "auth_user")
 for key, value in SESSION_DEFAULTS.items():
     st.session_state.setdefault(key, value)
+session.remember_arrived()  # a field left by a click on another tab or page: its text arrives with this run
 
 
 def _secret(name: str) -> str | None:

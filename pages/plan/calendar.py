@@ -209,13 +209,13 @@ with tab_events:
             kinds = list(cal.USER_KINDS)
             f1, f2 = st.columns([1, 2])
             kind = f1.selectbox("種類", kinds, format_func=cal.USER_KINDS.get, key="cal_add_kind")
-            name = f2.text_input("イベント名", placeholder="例: 秋の新作発売 / BLACK FRIDAY", key="cal_add_name")
+            name = f2.text_input("イベント名", session.kept("cal_add_name", ""), placeholder="例: 秋の新作発売 / BLACK FRIDAY", key="cal_add_name")
             d1, d2, d3, d4 = st.columns(4)
             s_day = d1.date_input("開始日", value=start_from["cal_add_sday"], format="YYYY/MM/DD", key="cal_add_sday")
             s_time = d2.time_input("開始時刻", value=start_from["cal_add_stime"], key="cal_add_stime")
             e_day = d3.date_input("終了日", value=start_from["cal_add_eday"], format="YYYY/MM/DD", key="cal_add_eday")
             e_time = d4.time_input("終了時刻", value=start_from["cal_add_etime"], key="cal_add_etime")
-            note = st.text_input("メモ（任意）", key="cal_add_note")
+            note = st.text_input("メモ（任意）", session.kept("cal_add_note", ""), key="cal_add_note")
             session.remember(*ADD_FIELDS)
             if st.button("イベントを追加", type="primary", key="cal_add_submit"):
                 ends = dt.datetime.combine(e_day, e_time) + dt.timedelta(seconds=59)
@@ -243,7 +243,7 @@ with tab_events:
             for key in fields.values():
                 session.restore(key)
             with st.container(border=True):
-                name = st.text_input("イベント名", value=ev["name"], key=fields["name"])
+                name = st.text_input("イベント名", value=session.kept(fields["name"], ev["name"]), key=fields["name"])
                 d1, d2, d3, d4 = st.columns(4)
                 s_day = d1.date_input("開始日", value=ev.starts_at.date(), format="YYYY/MM/DD", key=fields["sday"])
                 s_time = d2.time_input("開始時刻", value=ev.starts_at.time(), key=fields["stime"])
@@ -314,7 +314,7 @@ def proposal_form(upcoming: pd.DataFrame) -> None:
                              help="「セグメント」ページで保存したセグメントと、そのプリセットから選べます。保存済みセグメントは、"
                                   "あとで条件を変えると計画の対象者数にも反映されます。")
     segment = dict(seg_options)[seg_label]
-    coupon = p4.text_input("クーポン（コードまたは名前）", key="cal_plan_coupon", placeholder="例: SS10OFF")
+    coupon = p4.text_input("クーポン（コードまたは名前）", session.kept("cal_plan_coupon", ""), key="cal_plan_coupon", placeholder="例: SS10OFF")
     event = upcoming[upcoming.event_id == event_id].iloc[0].to_dict()
 
     signature = (event_id, channel, segment, coupon)
@@ -342,7 +342,7 @@ def proposal_form(upcoming: pd.DataFrame) -> None:
     name_key = f"cal_plan_name_{event_id}_{channel}"
     st.session_state["cal_plan_name_key"] = (name_key,)
     session.restore(name_key)
-    plan_name = st.text_input("キャンペーン名", value=f"{event['name']}（{planner.CHANNELS[channel]}）", key=name_key)
+    plan_name = st.text_input("キャンペーン名", value=session.kept(name_key, f"{event['name']}（{planner.CHANNELS[channel]}）"), key=name_key)
     if st.button("この計画を保存", type="primary", key="cal_plan_save"):
         ui.run(planner.save_plan, store, plan_name, draft, event_id=event_id, channel=channel, segment=segment, coupon=coupon)
         st.session_state["cal_flash"] = f"キャンペーン「{plan_name}」を保存しました。"

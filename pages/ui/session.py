@@ -45,14 +45,27 @@ def reselect(key: str) -> None:
 def kept(key: str, default: Any) -> Any:
     """The default to draw widget ``key`` with: its current value, else what :func:`remember` kept of it, else ``default``.
 
-    For a field inside an expander, instead of :func:`restore`: the browser shows such a field, when the tab or page
-    holding it is drawn again, with the default it is drawn with, not with a value set through the Session State API
-    or kept by the server (the preview used the kept text while the field showed the template's).  A default that
-    is the field's value shows right in both cases.
+    For a field typed into (text, numbers), with or instead of :func:`restore`: when the tab or page holding it is
+    drawn again, the browser shows the default it is drawn with whenever the server did not set the value in this
+    run — a field inside an expander, or a field left by a click on a page in the menu, whose text reaches the server
+    only with the page's next run (the preview used the kept text while the field showed the template's; a coupon's
+    name came back empty).  A default that is the field's value shows right in every case.
     """
     if key in st.session_state:
         return st.session_state[key]
     return st.session_state.get(PREFIX + key, default)
+
+
+def remember_arrived() -> None:
+    """At the start of every page run (``app.py``): update what is remembered with the values this run arrived with.
+
+    A field left by clicking another tab or a page in the menu sends its text with the run that click starts, which
+    does not draw the field again; the page's own :func:`remember` then never sees that text.  Only fields remembered
+    before (drawn and remembered by their page) are updated.
+    """
+    for key in list(st.session_state):
+        if isinstance(key, str) and not key.startswith(PREFIX) and PREFIX + key in st.session_state:
+            st.session_state[PREFIX + key] = st.session_state[key]
 
 
 def remember(*keys: str) -> None:

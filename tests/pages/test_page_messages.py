@@ -614,3 +614,15 @@ def test_a_reset_discards_the_drafts_of_every_channel(db):
     store = Store(db)
     assert next(t for t in T.list_templates(store) if t.key == "birthday").email_subject == preset_subject
     store.close()
+
+
+def test_text_left_by_a_click_on_another_page_is_kept(db):
+    """The text arrives with the run that opens the other page (the field is left by that click), which does not draw
+    the field: app.py remembers it at the start of every run (session.remember_arrived)."""
+    at = _messages()
+    at.selectbox(key="msg_template").set_value("review").run()
+    _editor(at, "review", "line_text").set_value("{{ name }}、ページ移動の直前に書いた文面です")  # no run: sent with the switch
+    at.switch_page("pages/settings/settings.py").run()
+    at.switch_page("pages/messages/messages.py").run()
+    assert not at.exception, at.exception
+    assert _editor(at, "review", "line_text").value == "{{ name }}、ページ移動の直前に書いた文面です"
