@@ -46,10 +46,9 @@ def kept(key: str, default: Any) -> Any:
     """The default to draw widget ``key`` with: its current value, else what :func:`remember` kept of it, else ``default``.
 
     For a field typed into (text, numbers), with or instead of :func:`restore`: when the tab or page holding it is
-    drawn again, the browser shows the default it is drawn with whenever the server did not set the value in this
-    run — a field inside an expander, or a field left by a click on a page in the menu, whose text reaches the server
-    only with the page's next run (the preview used the kept text while the field showed the template's; a coupon's
-    name came back empty).  A default that is the field's value shows right in every case.
+    drawn again, the browser can show the default it is drawn with instead of a value the server holds but did not
+    set in this run (seen for a field inside an expander: the preview used the kept text while the field showed the
+    template's).  A default that is the field's value shows right either way.
     """
     if key in st.session_state:
         return st.session_state[key]
