@@ -157,17 +157,3 @@ def test_a_message_being_written_survives_clicking_the_coupon_tab_and_a_reset_sh
     expect(template).to_have_value(label)  # the same template, no longer marked edited (the page did not fail)
     expect(page.locator("[data-testid='msg-phone']")).not_to_contain_text("下書きの文面です")
 
-
-def test_a_coupon_name_left_by_a_click_in_the_menu_is_there_on_the_way_back(servers, page):
-    """Typed, then 送信設定 clicked at once: the name reaches the server only with a later run, and the field was drawn
-    empty when the marketer came back (the new-coupon fields were a fragment)."""
-    server, _, _ = servers
-    goto(page, server, "/messages")
-    main = page.locator("[data-testid='stMain']")
-    rerun(page, main.get_by_role("tab", name="クーポン").click)
-    main.get_by_label("クーポン名").fill("年末10%")
-    sidebar = page.locator("[data-testid='stSidebar']")
-    rerun(page, sidebar.get_by_role("link", name="送信設定").click)
-    rerun(page, sidebar.get_by_role("link", name="メッセージ・クーポン").click)
-    expect(main.get_by_role("tab", name="クーポン")).to_have_attribute("aria-selected", "true")
-    expect(main.get_by_label("クーポン名")).to_have_value("年末10%")
