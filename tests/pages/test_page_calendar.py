@@ -467,6 +467,17 @@ def _offered(at: AppTest, db: Path, key: str) -> list[str]:
     return [by_label[o] for o in box.options if o in by_label]
 
 
+def _predicted_shown(at: AppTest, db: Path) -> list[str]:
+    """The predicted (予測) events the edit choice offers, in the store's order."""
+    from crm_core.events import calendar as cal
+
+    box = at.selectbox(key="cal_edit_event")
+    store = Store(db)
+    evts = cal.list_events(store, dt.date.today() - dt.timedelta(days=400), dt.date.today() + dt.timedelta(days=400))
+    store.close()
+    return [e for e, s in zip(evts.event_id, evts.status) if s == "pattern" and box.format_func(e) in box.options]
+
+
 def _edit_field(at: AppTest, kind: str, prefix: str):
     """The edit field of the chosen event (its key carries the event's stored values)."""
     return next(w for w in getattr(at, kind) if w.key and w.key.startswith(prefix))
@@ -506,13 +517,9 @@ def test_the_edit_fields_show_what_is_stored_and_keep_an_unsaved_edit(db):
     from crm_core.events import calendar as cal
 
     at = _page(EVENTS)
-    box = at.selectbox(key="cal_edit_event")
-    store = Store(db)
-    evts = cal.list_events(store, dt.date.today() - dt.timedelta(days=400), dt.date.today() + dt.timedelta(days=400))
-    store.close()
-    pattern = [e for e, s in zip(evts.event_id, evts.status) if s == "pattern" and box.format_func(e) in box.options]
+    pattern = _predicted_shown(at, db)
     assert pattern, "the sample calendar shows a predicted sale"
-    box.set_value(pattern[0]).run()
+    at.selectbox(key="cal_edit_event").set_value(pattern[0]).run()
     assert _edit_field(at, "radio", "cal_edit_status_").value == "pattern"
     _button(at, "RMSで確認した日程として確定").click().run()
     assert not at.exception, at.exception
@@ -535,15 +542,9 @@ def test_the_edit_fields_show_what_is_stored_and_keep_an_unsaved_edit(db):
 def test_an_edit_left_unsaved_does_not_come_back_after_confirm_and_restore(db):
     """An unsaved name, then 確定, then 同梱カレンダーの値に戻す: the event has its former values again, and the name
     field showed the discarded draft (kept under the keys of those values)."""
-    from crm_core.events import calendar as cal
-
     at = _page(EVENTS)
-    box = at.selectbox(key="cal_edit_event")
-    store = Store(db)
-    evts = cal.list_events(store, dt.date.today() - dt.timedelta(days=400), dt.date.today() + dt.timedelta(days=400))
-    store.close()
-    pattern = [e for e, s in zip(evts.event_id, evts.status) if s == "pattern" and box.format_func(e) in box.options]
-    box.set_value(pattern[0]).run()
+    pattern = _predicted_shown(at, db)
+    at.selectbox(key="cal_edit_event").set_value(pattern[0]).run()
     stored_name = _edit_field(at, "text_input", "cal_edit_name_").value
     _edit_field(at, "text_input", "cal_edit_name_").input("捨てた下書き").run()
     _button(at, "RMSで確認した日程として確定").click().run()
